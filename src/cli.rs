@@ -1,0 +1,210 @@
+//! Command line: tcpdump's flags with tcpdump's meaning, plus flowtrail's own long options.
+//!
+//! The contract lives in DESIGN.md ("Command-line contract"): other tools and the tests
+//! depend on it. Parsing is clap's; [`Args`] is the parsed form, turned into print
+//! [`Options`](crate::print::Options) and input/output settings by the pipeline.
+
+use clap::{ArgAction, Parser};
+
+/// flowtrail: capture on many interfaces at once, print like tcpdump, reassemble and join
+/// flows across NAT and forwarders.
+#[derive(Parser, Debug, Clone, Default)]
+#[command(name = "flowtrail", version, disable_help_flag = true, disable_version_flag = true)]
+pub struct Args {
+    /// Print help.
+    #[arg(short = 'h', long = "help", action = ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// Print the version.
+    #[arg(long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+
+    /// Read packets from FILE (pcap or pcapng; `-` is stdin). Repeatable: inputs merge by
+    /// timestamp. `LABEL=FILE` names the capture point.
+    #[arg(short = 'r', value_name = "[LABEL=]FILE")]
+    pub read: Vec<String>,
+
+    /// Write packets to FILE (`.pcapng`, or several capture points: pcapng; else pcap).
+    #[arg(short = 'w', value_name = "FILE")]
+    pub write: Option<String>,
+
+    /// Exit after COUNT packets.
+    #[arg(short = 'c', value_name = "COUNT")]
+    pub count: Option<u64>,
+
+    /// Capture point (interface) to listen on. Repeatable.
+    #[arg(short = 'i', value_name = "POINT")]
+    pub interface: Vec<String>,
+
+    /// Don't convert addresses to names (`-nn`: ports and protocols neither).
+    #[arg(short = 'n', action = ArgAction::Count)]
+    pub numeric: u8,
+
+    /// Print the link-level header.
+    #[arg(short = 'e')]
+    pub link_header: bool,
+
+    /// Verbose output; repeat for more.
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Hex dump from the network header (`-xx`: from the link header).
+    #[arg(short = 'x', action = ArgAction::Count)]
+    pub hex: u8,
+
+    /// Hex and ASCII dump from the network header (`-XX`: from the link header).
+    #[arg(short = 'X', action = ArgAction::Count)]
+    pub hex_ascii: u8,
+
+    /// ASCII dump of each packet (minus the link header).
+    #[arg(short = 'A', action = ArgAction::Count)]
+    pub ascii: u8,
+
+    /// Timestamp format: -t none, -tt epoch, -ttt delta, -tttt date, -ttttt since first.
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub timestamp: u8,
+
+    /// Quick output: less protocol information.
+    #[arg(short = 'q')]
+    pub quick: bool,
+
+    /// Absolute TCP sequence numbers.
+    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
+    pub absolute_seq: bool,
+
+    /// Number each packet line.
+    #[arg(short = '#', long = "number")]
+    pub number: bool,
+
+    /// Snapshot length in bytes.
+    #[arg(short = 's', long = "snapshot-length", value_name = "SNAPLEN")]
+    pub snaplen: Option<u32>,
+
+    /// Line-buffered output.
+    #[arg(short = 'l')]
+    pub line_buffered: bool,
+
+    /// Packet-buffered output (and `-w` writes packet by packet).
+    #[arg(short = 'U', long = "packet-buffered")]
+    pub packet_buffered: bool,
+
+    /// Don't put the interface into promiscuous mode.
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    pub no_promisc: bool,
+
+    /// Direction to capture: in, out or inout.
+    #[arg(short = 'Q', long = "direction", value_name = "DIRECTION")]
+    pub direction: Option<String>,
+
+    /// List interfaces (of this namespace and every named one) and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Drop privileges to USER once capture handles are open.
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Capture buffer size in KiB.
+    #[arg(short = 'B', long = "buffer-size", value_name = "KIB")]
+    pub buffer_size: Option<u32>,
+
+    /// Read the filter expression from FILE.
+    #[arg(short = 'F', value_name = "FILE")]
+    pub filter_file: Option<String>,
+
+    /// Deliver packets as they arrive (no kernel batching).
+    #[arg(long = "immediate-mode")]
+    pub immediate: bool,
+
+    /// Timestamp precision: micro or nano.
+    #[arg(long = "time-stamp-precision", value_name = "PRECISION")]
+    pub ts_precision: Option<String>,
+
+    /// Same as --time-stamp-precision=nano.
+    #[arg(long = "nano")]
+    pub nano: bool,
+
+    /// Same as --time-stamp-precision=micro.
+    #[arg(long = "micro")]
+    pub micro: bool,
+
+    /// Print packets even when writing with -w.
+    #[arg(long = "print")]
+    pub print: bool,
+
+    /// Filter expression (pcap-filter syntax).
+    #[arg(value_name = "EXPRESSION", trailing_var_arg = false)]
+    pub expression: Vec<String>,
+}
+
+impl Args {
+    /// Parses `std::env::args`, exiting with clap's message and status 1 on a usage error
+    /// (tcpdump exits 1 on bad usage).
+    pub fn parse_from_env() -> Args {
+        match Args::try_parse() {
+            Ok(a) => a,
+            Err(e) => {
+                let code = match e.kind() {
+                    clap::error::ErrorKind::DisplayHelp
+                    | clap::error::ErrorKind::DisplayVersion => 0,
+                    _ => 1,
+                };
+                let _ = e.print();
+                std::process::exit(code);
+            }
+        }
+    }
+
+    /// The filter expression: `-F FILE`'s contents, else the trailing words joined by spaces.
+    pub fn filter_text(&self) -> std::io::Result<Option<String>> {
+        if let Some(f) = &self.filter_file {
+            let text = std::fs::read_to_string(f)?;
+            // tcpdump strips '#' comments from -F files.
+            let cleaned: Vec<&str> = text.lines().map(|l| l.split('#').next().unwrap_or("")).collect();
+            let joined = cleaned.join(" ");
+            let t = joined.trim();
+            return Ok(if t.is_empty() { None } else { Some(t.to_string()) });
+        }
+        if self.expression.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(self.expression.join(" ")))
+        }
+    }
+
+    /// Nanosecond timestamps requested?
+    pub fn want_nano(&self) -> bool {
+        self.nano || self.ts_precision.as_deref() == Some("nano")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &[&str]) -> Args {
+        let mut a = vec!["flowtrail"];
+        a.extend_from_slice(v);
+        Args::try_parse_from(a).unwrap()
+    }
+
+    #[test]
+    fn tcpdump_style_grouped_flags() {
+        let a = p(&["-#", "-n", "-r", "x.pcap", "-tttt", "-vv", "-XX", "-ev"]);
+        assert!(a.number);
+        assert_eq!(a.numeric, 1);
+        assert_eq!(a.timestamp, 4);
+        assert_eq!(a.verbose, 3);
+        assert_eq!(a.hex_ascii, 2);
+        assert!(a.link_header);
+        assert_eq!(a.read, vec!["x.pcap"]);
+    }
+
+    #[test]
+    fn trailing_expression_and_repeats() {
+        let a = p(&["-r", "a=x.pcap", "-r", "y.pcapng", "-nn", "tcp", "and", "port", "80"]);
+        assert_eq!(a.read.len(), 2);
+        assert_eq!(a.numeric, 2);
+        assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp and port 80"));
+    }
+}

@@ -1,0 +1,1 @@
+//! Lax decoding of frames into the fields the flow table needs (etherparse).

@@ -1,0 +1,1 @@
+//! pcap-filter expressions compiled by libpcap for a link type and applied to frames.
