@@ -371,6 +371,60 @@ fn open_message(spec: &PointSpec, e: pcap::Error) -> String {
     }
 }
 
+/// tcpdump's `-D` list for the current namespace and every named one: `N.LABEL
+/// (description) [flags]`, numbered across namespaces; interfaces of named namespaces are
+/// labelled `NETNS/IFACE`. With no named namespaces the output equals tcpdump's.
+pub fn list_interfaces() -> Result<String, LiveError> {
+    use std::fmt::Write;
+    let mut namespaces = vec![Netns::Current];
+    namespaces.extend(netns::named_namespaces().into_iter().map(Netns::Named));
+    let mut out = String::new();
+    let mut n = 0;
+    for ns in namespaces {
+        let devices = netns::run_in(&ns, pcap::Device::list)?.map_err(|e| LiveError::Open {
+            label: ns.to_string(),
+            msg: e.to_string(),
+        })?;
+        for d in devices {
+            n += 1;
+            let _ = write!(out, "{n}.{}{}", ns.label_prefix(), d.name);
+            if let Some(desc) = &d.desc {
+                let _ = write!(out, " ({desc})");
+            }
+            let f = &d.flags;
+            let status = &f.connection_status;
+            if !f.if_flags.is_empty() || *status != pcap::ConnectionStatus::Unknown {
+                let names: Vec<&str> = [
+                    (pcap::IfFlags::UP, "Up"),
+                    (pcap::IfFlags::RUNNING, "Running"),
+                    (pcap::IfFlags::LOOPBACK, "Loopback"),
+                    (pcap::IfFlags::WIRELESS, "Wireless"),
+                ]
+                .iter()
+                .filter(|(b, _)| f.if_flags.contains(*b))
+                .map(|(_, s)| *s)
+                .collect();
+                out.push_str(" [");
+                out.push_str(if names.is_empty() { "none" } else { "" });
+                out.push_str(&names.join(", "));
+                let wireless = f.if_flags.contains(pcap::IfFlags::WIRELESS);
+                out.push_str(match (status, wireless) {
+                    (pcap::ConnectionStatus::Unknown, true) => ", Association status unknown",
+                    (pcap::ConnectionStatus::Connected, true) => ", Associated",
+                    (pcap::ConnectionStatus::Disconnected, true) => ", Not associated",
+                    (pcap::ConnectionStatus::Unknown, false) => ", Connection status unknown",
+                    (pcap::ConnectionStatus::Connected, false) => ", Connected",
+                    (pcap::ConnectionStatus::Disconnected, false) => ", Disconnected",
+                    (pcap::ConnectionStatus::NotApplicable, _) => "",
+                });
+                out.push(']');
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
 /// Restores time order across points: frames wait up to `window` (measured in capture
 /// time against the newest frame seen) before they are released in timestamp order.
 /// Ties keep arrival order.
@@ -504,6 +558,19 @@ mod tests {
     #[test]
     fn timestamp_subtraction_borrows() {
         assert_eq!(sub(Timestamp { sec: 10, nsec: 50 }, Duration::from_nanos(100)), Timestamp { sec: 9, nsec: 999_999_950 });
+    }
+
+    #[test]
+    fn interface_list_matches_tcpdump_in_this_namespace() {
+        // Only comparable when no named namespaces exist and tcpdump is installed.
+        if !netns::named_namespaces().is_empty() {
+            return;
+        }
+        let Ok(out) = std::process::Command::new("tcpdump").arg("-D").output() else { return };
+        if !out.status.success() {
+            return;
+        }
+        assert_eq!(list_interfaces().unwrap(), String::from_utf8_lossy(&out.stdout));
     }
 
     #[test]
