@@ -1,1 +1,314 @@
-//! Lax decoding of frames into the fields the flow table needs (etherparse).
+//! Lax decoding of frames into the fields the flow table, reassembler and joiner need.
+//!
+//! Built on etherparse's lax slicing: whatever parsed is returned, and truncation is data
+//! (a snaplen-cut TCP segment still yields its header, the captured part of its payload and
+//! the payload length the IP header claims, so the reassembler can account for the missing
+//! bytes as a gap). [`decode`] never panics and never allocates.
+//!
+//! The printers in `print/` do not use this module: tcpdump's output on malformed packets
+//! depends on exactly which bytes each of its dissectors reads, which they reproduce.
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TcpOptionElement, TransportSlice};
+use std::net::IpAddr;
+
+/// Link types we take apart (LINKTYPE_* values).
+pub mod linktype {
+    pub const NULL: u32 = 0;
+    pub const EN10MB: u32 = 1;
+    pub const RAW: u32 = 101;
+    /// DLT_RAW as some systems number it.
+    pub const RAW_12: u32 = 12;
+    pub const RAW_14: u32 = 14;
+    pub const LOOP: u32 = 108;
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    pub const LINUX_SLL2: u32 = 276;
+}
+
+/// TCP flag bits as in the header's 13th byte (plus NS as 0x100).
+pub mod tcp_flags {
+    pub const FIN: u16 = 0x01;
+    pub const SYN: u16 = 0x02;
+    pub const RST: u16 = 0x04;
+    pub const PSH: u16 = 0x08;
+    pub const ACK: u16 = 0x10;
+    pub const URG: u16 = 0x20;
+    pub const ECE: u16 = 0x40;
+    pub const CWR: u16 = 0x80;
+}
+
+/// The network layer of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ip {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// TTL (IPv4) or hop limit (IPv6).
+    pub ttl: u8,
+    /// IPv4 identification (None for IPv6).
+    pub ip_id: Option<u16>,
+    /// Part of a fragmented datagram (no transport header unless it is the first fragment).
+    pub fragmented: bool,
+}
+
+/// A TCP segment's header fields and payload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tcp<'a> {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    /// See [`tcp_flags`].
+    pub flags: u16,
+    pub window: u16,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    /// Timestamp option (value, echo reply).
+    pub ts: Option<(u32, u32)>,
+    /// Up to four SACK blocks (left, right), count in `sack_count`.
+    pub sack: [(u32, u32); 4],
+    pub sack_count: u8,
+    /// Captured payload bytes (may be shorter than `payload_len` when the capture cut it).
+    pub payload: &'a [u8],
+    /// Payload length on the wire, from the IP header's length.
+    pub payload_len: u32,
+}
+
+impl Tcp<'_> {
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// A UDP datagram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Udp<'a> {
+    pub sport: u16,
+    pub dport: u16,
+    pub payload: &'a [u8],
+    pub payload_len: u32,
+}
+
+/// The transport layer of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport<'a> {
+    Tcp(Tcp<'a>),
+    Udp(Udp<'a>),
+    /// ICMP or ICMPv6 (type, code).
+    Icmp { v6: bool, kind: u8, code: u8 },
+    /// Another IP protocol, or a transport header cut short by the capture.
+    Other { proto: u8 },
+    None,
+}
+
+/// What [`decode`] found in a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    pub ip: Option<Ip>,
+    pub transport: Transport<'a>,
+}
+
+impl Decoded<'_> {
+    const EMPTY: Decoded<'static> = Decoded { ip: None, transport: Transport::None };
+}
+
+/// Decodes a frame of the given link type. Unknown link types and non-IP frames give
+/// `ip: None`.
+pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
+    let sliced = match linktype {
+        linktype::EN10MB => LaxSlicedPacket::from_ethernet(data).ok(),
+        linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => {
+            LaxSlicedPacket::from_ip(data).ok()
+        }
+        linktype::LINUX_SLL => ether_at(data, 14, 16),
+        linktype::LINUX_SLL2 => ether_at(data, 0, 20),
+        linktype::NULL | linktype::LOOP => {
+            let Some(fam) = data.get(..4) else { return Decoded::EMPTY };
+            let fam = [fam[0], fam[1], fam[2], fam[3]];
+            // NULL is host byte order of the capturing machine, LOOP network order: accept both.
+            let af = match (u32::from_le_bytes(fam), u32::from_be_bytes(fam)) {
+                (f, _) if f < 0x100 => f,
+                (_, f) => f,
+            };
+            match af {
+                2 | 24 | 28 | 30 => LaxSlicedPacket::from_ip(&data[4..]).ok(),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match sliced {
+        Some(s) => from_sliced(&s),
+        None => Decoded::EMPTY,
+    }
+}
+
+/// Slices from an ethertype found at `at` with the payload starting at `hdr`.
+fn ether_at(data: &[u8], at: usize, hdr: usize) -> Option<LaxSlicedPacket<'_>> {
+    let et = data.get(at..at + 2)?;
+    let payload = data.get(hdr..)?;
+    Some(LaxSlicedPacket::from_ether_type(EtherType(u16::from_be_bytes([et[0], et[1]])), payload))
+}
+
+fn from_sliced<'a>(s: &LaxSlicedPacket<'a>) -> Decoded<'a> {
+    let (ip, ip_payload_len) = match &s.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let p = v4.payload();
+            let claimed = u32::from(h.total_len()).saturating_sub(u32::from(h.ihl()) * 4);
+            (
+                Ip {
+                    src: IpAddr::V4(h.source_addr()),
+                    dst: IpAddr::V4(h.destination_addr()),
+                    ttl: h.ttl(),
+                    ip_id: Some(h.identification()),
+                    fragmented: p.fragmented,
+                },
+                // Segmentation offload captures show total_len 0: fall back to what we have.
+                if claimed == 0 { p.payload.len() as u32 } else { claimed.saturating_sub(v4_exts_len(v4)) },
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let p = v6.payload();
+            let claimed = u32::from(h.payload_length());
+            let exts = v6.extensions().slice().len() as u32;
+            (
+                Ip {
+                    src: IpAddr::V6(h.source_addr()),
+                    dst: IpAddr::V6(h.destination_addr()),
+                    ttl: h.hop_limit(),
+                    ip_id: None,
+                    fragmented: p.fragmented,
+                },
+                // Jumbograms and offload captures show 0: fall back to what we have.
+                if claimed == 0 { p.payload.len() as u32 } else { claimed.saturating_sub(exts) },
+            )
+        }
+        _ => return Decoded::EMPTY,
+    };
+    let transport = match &s.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            let hl = u32::from(t.data_offset()) * 4;
+            let mut tcp = Tcp {
+                sport: t.source_port(),
+                dport: t.destination_port(),
+                seq: t.sequence_number(),
+                ack: t.acknowledgment_number(),
+                flags: u16::from(t.slice()[13]) | if t.ns() { 0x100 } else { 0 },
+                window: t.window_size(),
+                payload: t.payload(),
+                payload_len: ip_payload_len.saturating_sub(hl).max(t.payload().len() as u32),
+                ..Tcp::default()
+            };
+            for opt in t.options_iterator() {
+                match opt {
+                    Ok(TcpOptionElement::MaximumSegmentSize(m)) => tcp.mss = Some(m),
+                    Ok(TcpOptionElement::WindowScale(w)) => tcp.wscale = Some(w),
+                    Ok(TcpOptionElement::SelectiveAcknowledgementPermitted) => tcp.sack_permitted = true,
+                    Ok(TcpOptionElement::Timestamp(v, e)) => tcp.ts = Some((v, e)),
+                    Ok(TcpOptionElement::SelectiveAcknowledgement(first, rest)) => {
+                        tcp.sack[0] = first;
+                        tcp.sack_count = 1;
+                        for (i, b) in rest.iter().flatten().enumerate().take(3) {
+                            tcp.sack[i + 1] = *b;
+                            tcp.sack_count += 1;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            Transport::Tcp(tcp)
+        }
+        Some(TransportSlice::Udp(u)) => Transport::Udp(Udp {
+            sport: u.source_port(),
+            dport: u.destination_port(),
+            payload: u.payload(),
+            payload_len: u32::from(u.length()).saturating_sub(8).max(u.payload().len() as u32),
+        }),
+        Some(TransportSlice::Icmpv4(i)) => Transport::Icmp { v6: false, kind: i.type_u8(), code: i.code_u8() },
+        Some(TransportSlice::Icmpv6(i)) => Transport::Icmp { v6: true, kind: i.type_u8(), code: i.code_u8() },
+        _ => match s.ip_payload() {
+            Some(p) => Transport::Other { proto: p.ip_number.0 },
+            None => Transport::None,
+        },
+    };
+    Decoded { ip: Some(ip), transport }
+}
+
+/// Length of IPv4 extension headers (IPsec AH) etherparse consumed before the payload.
+fn v4_exts_len(v4: &etherparse::LaxIpv4Slice<'_>) -> u32 {
+    v4.extensions().auth.map_or(0, |a| a.slice().len() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn tcp_frame(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 8443, 1000, 4096)
+            .ack(77)
+            .psh();
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    #[test]
+    fn tcp_over_ethernet() {
+        let f = tcp_frame(b"hello");
+        let d = decode(linktype::EN10MB, &f);
+        let ip = d.ip.unwrap();
+        assert_eq!(ip.src, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(ip.ttl, 64);
+        let Transport::Tcp(t) = d.transport else { panic!("{d:?}") };
+        assert_eq!((t.sport, t.dport, t.seq, t.ack), (40000, 8443, 1000, 77));
+        assert!(t.has(tcp_flags::ACK) && t.has(tcp_flags::PSH) && !t.has(tcp_flags::SYN));
+        assert_eq!(t.payload, b"hello");
+        assert_eq!(t.payload_len, 5);
+    }
+
+    #[test]
+    fn snaplen_cut_payload_keeps_the_wire_length() {
+        let f = tcp_frame(&[7u8; 100]);
+        let cut = &f[..14 + 20 + 20 + 10];
+        let Transport::Tcp(t) = decode(linktype::EN10MB, cut).transport else { panic!() };
+        assert_eq!(t.payload.len(), 10);
+        assert_eq!(t.payload_len, 100);
+    }
+
+    #[test]
+    fn cooked_and_raw_link_types() {
+        let f = tcp_frame(b"x");
+        let ip = &f[14..];
+        assert!(matches!(decode(linktype::RAW, ip).transport, Transport::Tcp(_)));
+        let mut sll2 = vec![0x08, 0x00, 0, 0];
+        sll2.extend_from_slice(&[0; 16]);
+        sll2.extend_from_slice(ip);
+        assert!(matches!(decode(linktype::LINUX_SLL2, &sll2).transport, Transport::Tcp(_)));
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(ip);
+        assert!(matches!(decode(linktype::NULL, &null).transport, Transport::Tcp(_)));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u32 = 12345;
+        for len in 0..200usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            for lt in [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 9999] {
+                let _ = decode(lt, &bytes);
+            }
+        }
+    }
+}
