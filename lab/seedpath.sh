@@ -46,6 +46,10 @@ HOST_ADDR6=fd00:65::1 VM_ADDR6=fd00:65::2
 BR_ADDR=192.168.49.1 NODE_ADDR=192.168.49.2
 ENTRY_PORT=49673 VM_PORT=49700 VM_LOCAL_PORT=55001 NODE_PORT=8443
 VM_LO_PORT=55002 UDP_PORT=41000
+# Fixed, locally administered MACs (02:42 like docker, then the IPv4 address) so that
+# recordings repeat byte for byte where the kernel allows.
+HOST_MAC=02:42:c0:a8:41:01 VM_MAC=02:42:c0:a8:41:02
+BR_MAC=02:42:c0:a8:31:01 BRPORT_MAC=02:42:c0:a8:31:fe NODE_MAC=02:42:c0:a8:31:02
 
 log() { echo "seedpath: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -83,6 +87,11 @@ FT_VM_IF=$VM_IF
 FT_VM_BR=$VM_BR
 FT_VM_BRPORT=$VM_BRPORT
 FT_NODE_IF=$NODE_IF
+FT_HOST_MAC=$HOST_MAC
+FT_VM_MAC=$VM_MAC
+FT_BR_MAC=$BR_MAC
+FT_VM_BRPORT_MAC=$BRPORT_MAC
+FT_NODE_MAC=$NODE_MAC
 FT_HOST_ADDR=$HOST_ADDR
 FT_VM_ADDR=$VM_ADDR
 FT_HOST_ADDR6=$HOST_ADDR6
@@ -179,15 +188,17 @@ cmd_up() {
 	done
 
 	# HOST <-> VM link: created in HOST, peer born directly in VM.
-	ip -n "$h" link add "$HOST_IF" type veth peer name "$VM_IF" netns "$v"
+	ip -n "$h" link add name "$HOST_IF" address "$HOST_MAC" type veth \
+		peer name "$VM_IF" address "$VM_MAC" netns "$v"
 	ip -n "$h" addr add "$HOST_ADDR/24" dev "$HOST_IF"
 	ip -n "$h" -6 addr add "$HOST_ADDR6/64" dev "$HOST_IF" nodad
 	ip -n "$v" addr add "$VM_ADDR/24" dev "$VM_IF"
 	ip -n "$v" -6 addr add "$VM_ADDR6/64" dev "$VM_IF" nodad
 
 	# VM bridge with one port whose peer is NODE's eth0. IPv4 only there.
-	ip -n "$v" link add "$VM_BR" type bridge stp_state 0 mcast_snooping 0
-	ip -n "$v" link add "$VM_BRPORT" type veth peer name "$NODE_IF" netns "$n"
+	ip -n "$v" link add name "$VM_BR" address "$BR_MAC" type bridge stp_state 0 mcast_snooping 0
+	ip -n "$v" link add name "$VM_BRPORT" address "$BRPORT_MAC" type veth \
+		peer name "$NODE_IF" address "$NODE_MAC" netns "$n"
 	in_ns "$v" sysctl -q -w "net.ipv6.conf.$VM_BR.disable_ipv6=1" \
 		"net.ipv6.conf.$VM_BRPORT.disable_ipv6=1" >/dev/null
 	in_ns "$n" sysctl -q -w "net.ipv6.conf.$NODE_IF.disable_ipv6=1" >/dev/null
@@ -246,7 +257,8 @@ cmd_up() {
 	wait_listen "$h" tcp "$ENTRY_PORT"
 
 	if ((TTL > 0)); then # watchdog: ends the lab after TTL even if nobody calls down
-		setsid bash -c 'sleep "$1" & wait $!; exec "$2" down "$3"' _ "$TTL" "$SELF" "$id" \
+		# shellcheck disable=SC2016 # expanded by the inner bash
+		setsid bash -c 'trap "exit 0" TERM INT HUP; sleep "$1" & wait $!; exec "$2" down "$3"' _ "$TTL" "$SELF" "$id" \
 			>/dev/null 2>&1 </dev/null &
 		echo "$!" >"$state/watchdog.pid"
 	fi
@@ -285,10 +297,18 @@ teardown() { # id
 	if [[ -f $state/watchdog.pid ]]; then
 		wd=$(<"$state/watchdog.pid")
 		# Only our own watchdog: a session leader whose command line names this lab.
-		if [[ $wd != "$$" && -r /proc/$wd/cmdline ]] &&
-			tr '\0' ' ' <"/proc/$wd/cmdline" | grep -q -- " $id" &&
+		local cmdline=""
+		[[ -r /proc/$wd/cmdline ]] && cmdline=$(tr '\0' ' ' <"/proc/$wd/cmdline" 2>/dev/null || true)
+		if [[ $wd != "$$" && $cmdline == *" $id "* && $cmdline == *seedpath.sh* ]] &&
 			[[ $(ps -o pgid= -p "$wd" | tr -d ' ') == "$wd" ]]; then
 			kill -TERM -- "-$wd" 2>/dev/null || true
+			local i
+			for ((i = 0; i < 20; i++)); do # gone, or a zombie waiting for init to reap it
+				if [[ $(ps -o stat= -p "$wd" 2>/dev/null) == Z* ]] || ! kill -0 "$wd" 2>/dev/null; then
+					break
+				fi
+				sleep 0.05
+			done
 		fi
 	fi
 	for ns in "${id}_host" "${id}_vm" "${id}_node"; do
