@@ -3,7 +3,7 @@
 # libpcap-dev (build), and the oracles and lab tools the tests use (tcpdump, tshark, tcpflow,
 # iproute2, iptables, conntrack, socat, tmux). Only missing packages are installed.
 set -euo pipefail
-pkgs=(libpcap-dev tcpdump tshark tcpflow iproute2 iptables conntrack socat tmux iperf3 procps)
+pkgs=(libpcap-dev tcpdump tshark tcpflow iproute2 iptables conntrack socat tmux iperf3 procps iputils-ping python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
