@@ -219,12 +219,19 @@ fn pcap_message(e: ::pcap::Error) -> String {
 }
 
 /// The filter of one run: the expression and its program per link type.
+///
+/// Strict mode (one capture point, like tcpdump): an expression that libpcap cannot compile
+/// for the point's link type is an error. Lenient mode (several points): such a link type
+/// just matches nothing (e.g. `arp` on a raw-IP point, `ether host ...` on a cooked one); the
+/// pipeline still fails when the expression compiles for none of its points. An empty
+/// expression in lenient mode passes everything without compiling.
 #[derive(Debug, Default)]
 pub struct Filter {
     expr: String,
-    /// Compiled programs by LINKTYPE_ value.
-    programs: HashMap<u32, Program>,
-    /// Program index per capture point (`None`: not prepared yet).
+    lenient: bool,
+    /// Compiled programs by LINKTYPE_ value (`None`: lenient mode, does not compile there).
+    programs: HashMap<u32, Option<Program>>,
+    /// Link type each point was last checked for (`None`: not yet).
     by_point: Vec<Option<u32>>,
 }
 
@@ -239,21 +246,46 @@ impl Filter {
         self.expr.is_empty()
     }
 
+    /// Switches to lenient mode (several capture points).
+    pub fn set_lenient(&mut self, on: bool) {
+        self.lenient = on;
+    }
+
     /// Compiles the expression for `linktype` unless done already (an empty expression is
-    /// compiled too, as tcpdump does, so unsupported link types fail the same way).
+    /// compiled too, as tcpdump does, so unsupported link types fail the same way). In
+    /// lenient mode a failure is remembered (the link type matches nothing) and still returned.
     pub fn prepare(&mut self, linktype: u32) -> Result<(), FilterError> {
-        if !self.programs.contains_key(&linktype) {
-            let p = Program::compile(&self.expr, linktype)?;
-            self.programs.insert(linktype, p);
+        match self.programs.get(&linktype) {
+            Some(Some(_)) => return Ok(()),
+            Some(None) if self.lenient => return Ok(()),
+            _ => {}
         }
-        Ok(())
+        if self.lenient && self.expr.is_empty() {
+            return Ok(());
+        }
+        match Program::compile(&self.expr, linktype) {
+            Ok(p) => {
+                self.programs.insert(linktype, Some(p));
+                Ok(())
+            }
+            Err(e) => {
+                if self.lenient {
+                    self.programs.insert(linktype, None);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Does `frame` pass? Compiles for the frame's link type on first use.
     pub fn matches(&mut self, frame: &Frame) -> Result<bool, FilterError> {
         let point = frame.point;
         if self.by_point.get(point).copied().flatten() != Some(frame.linktype) {
-            self.prepare(frame.linktype)?;
+            if let Err(e) = self.prepare(frame.linktype)
+                && !self.lenient
+            {
+                return Err(e);
+            }
             if self.by_point.len() <= point {
                 self.by_point.resize(point + 1, None);
             }
@@ -262,7 +294,7 @@ impl Filter {
         if self.expr.is_empty() {
             return Ok(true);
         }
-        Ok(self.programs.get(&frame.linktype).is_some_and(|p| p.run(&frame.data, frame.origlen) != 0))
+        Ok(matches!(self.programs.get(&frame.linktype), Some(Some(p)) if p.run(&frame.data, frame.origlen) != 0))
     }
 }
 
@@ -317,6 +349,18 @@ mod tests {
         assert_eq!(e.msg, "illegal port number 99999 > 65535");
         let e = Program::compile("", 4000).unwrap_err();
         assert_eq!(e.msg, "unknown data link type 4000 (min 104, max 289)");
+    }
+
+    #[test]
+    fn lenient_mode_rejects_where_it_cannot_compile() {
+        let arp = hex(ARP);
+        let mut f = Filter::new(Some("arp"));
+        f.set_lenient(true);
+        assert!(f.prepare(101).is_err());
+        let mut raw = frame(&arp, 42);
+        raw.linktype = 101;
+        assert!(!f.matches(&raw).unwrap());
+        assert!(f.matches(&frame(&arp, 42)).unwrap());
     }
 
     #[test]

@@ -108,6 +108,7 @@ pub fn run(args: Args) -> i32 {
     };
 
     // 1. Open inputs.
+    let mut filter = Filter::new(expr.as_deref());
     let mut points = Points::default();
     let mut merger = Merger::new();
     for spec in &args.read {
@@ -117,6 +118,19 @@ pub fn run(args: Args) -> i32 {
                 if r.info().linktype == 276 {
                     eprintln!("Warning: interface names might be incorrect");
                 }
+                // tcpdump compiles its filter (even an empty one) right after opening: a link
+                // type libpcap has no code generator for fails here, naming the file. (With
+                // several inputs, the filter is checked once all points are known.)
+                if args.read.len() == 1
+                    && let Err(e) = filter.prepare(r.info().linktype)
+                {
+                    if e.msg.starts_with("unknown data link type") {
+                        eprintln!("flowtrail: {}: {}", r.path(), e.msg);
+                    } else {
+                        eprintln!("flowtrail: {}", e.msg);
+                    }
+                    return 1;
+                }
                 merger.add(Box::new(r) as Box<dyn FrameSource>);
             }
             Err(e) => {
@@ -125,22 +139,37 @@ pub fn run(args: Args) -> i32 {
             }
         }
     }
-    process(&args, expr.as_deref(), merger, points)
+    process(&args, filter, merger, points)
 }
 
 /// Steps 2-5 over any set of sources (offline readers now, live capture later).
-pub fn process(args: &Args, expr: Option<&str>, mut merger: Merger, mut points: Points) -> i32 {
+pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: Points) -> i32 {
     // 2. Lookahead, then count points.
     merger.prime(&mut points);
     let labels = points.len() > 1;
 
-    // 3. Filter for every point known now; -w.
-    let mut filter = Filter::new(expr);
+    // 3. Filter for every point known now (several points: it must compile for at least one
+    // of them, the others match nothing); -w.
+    filter.set_lenient(labels);
+    let mut first_error = None;
+    let mut compiled = 0usize;
     for p in &points.points {
-        if let Err(e) = filter.prepare(p.linktype) {
-            report_filter_error(&e.msg, &p.label, labels);
-            return 1;
+        match filter.prepare(p.linktype) {
+            Ok(()) => compiled += 1,
+            Err(e) => {
+                if !labels {
+                    report_filter_error(&e.msg, &p.label, false);
+                    return 1;
+                }
+                first_error.get_or_insert((e, p.label.clone()));
+            }
         }
+    }
+    if compiled == 0
+        && let Some((e, label)) = first_error
+    {
+        report_filter_error(&e.msg, &label, labels);
+        return 1;
     }
     let mut writer = match &args.write {
         Some(path) => match SaveWriter::create(path, Format::choose(path, points.len()), &points) {
