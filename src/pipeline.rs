@@ -172,7 +172,7 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
         return 1;
     }
     let mut writer = match &args.write {
-        Some(path) => match SaveWriter::create(path, Format::choose(path, points.len()), &points) {
+        Some(path) => match SaveWriter::create(path, Format::choose(path, points.len()), &points, write_precision(args)) {
             Ok(mut w) => {
                 w.set_packet_buffered(args.packet_buffered);
                 Some(w)
@@ -270,6 +270,18 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
         eprintln!("flowtrail: {e}");
     }
     if errors.is_empty() { 0 } else { 1 }
+}
+
+/// `-w` precision: `--nano`/`--time-stamp-precision=nano` or `--micro`/`=micro` force one;
+/// otherwise each point keeps its own (a nanosecond input is written with nanoseconds).
+fn write_precision(args: &Args) -> Option<bool> {
+    if args.want_nano() {
+        Some(true)
+    } else if args.micro || args.ts_precision.as_deref() == Some("micro") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// tcpdump prints libpcap's compile error alone; with several points we name the point whose

@@ -50,6 +50,8 @@ pub struct SaveWriter {
     next_iface: u32,
     /// pcap: the one point's timestamps are written in ns.
     nano: bool,
+    /// `--nano` / `--micro`: write this precision whatever the points have.
+    precision: Option<bool>,
     packet_buffered: bool,
     scratch: Vec<u8>,
 }
@@ -59,7 +61,10 @@ const WRITE_BUFFER: usize = 1 << 18;
 impl SaveWriter {
     /// Creates `path` (`-`: standard output) and writes the file header (and, for pcapng, the
     /// IDBs of every point known now).
-    pub fn create(path: &str, format: Format, points: &Points) -> Result<SaveWriter, SavefileError> {
+    ///
+    /// `precision`: `Some(true)` writes nanoseconds, `Some(false)` microseconds (tcpdump's
+    /// `--nano`/`--micro`); `None` keeps each point's own precision.
+    pub fn create(path: &str, format: Format, points: &Points, precision: Option<bool>) -> Result<SaveWriter, SavefileError> {
         let sink: Box<dyn Write + Send> = if path == "-" {
             Box::new(io::stdout())
         } else {
@@ -68,7 +73,7 @@ impl SaveWriter {
                     .map_err(|e| SavefileError { path: path.to_string(), source: e })?,
             )
         };
-        Self::from_writer(path, sink, format, points)
+        Self::from_writer(path, sink, format, points, precision)
     }
 
     /// Like [`SaveWriter::create`] over any writer.
@@ -77,8 +82,10 @@ impl SaveWriter {
         sink: Box<dyn Write + Send>,
         format: Format,
         points: &Points,
+        precision: Option<bool>,
     ) -> Result<SaveWriter, SavefileError> {
         let mut w = SaveWriter {
+            precision,
             path: path.to_string(),
             out: BufWriter::with_capacity(WRITE_BUFFER, sink),
             format,
@@ -91,6 +98,7 @@ impl SaveWriter {
         match format {
             Format::Pcap => {
                 let (linktype, snaplen, nano) = points.get(0).map(|p| (p.linktype, p.snaplen, p.nano)).unwrap_or((1, 262_144, false));
+                let nano = precision.unwrap_or(nano);
                 w.nano = nano;
                 let mut h = Vec::with_capacity(24);
                 h.extend((if nano { 0xa1b2_3c4du32 } else { 0xa1b2_c3d4 }).to_le_bytes());
@@ -161,7 +169,7 @@ impl SaveWriter {
         };
         let name = p.label.as_bytes();
         opt(2, &name[..name.len().min(0xfff0)]);
-        if p.nano {
+        if self.precision.unwrap_or(p.nano) {
             opt(9, &[9]);
         }
         opt(0, &[]);
@@ -190,7 +198,7 @@ impl SaveWriter {
             }
             Format::Pcapng => {
                 let id = self.declare(frame.point, points)?;
-                let nano = points.get(frame.point).is_some_and(|p| p.nano);
+                let nano = self.precision.unwrap_or(points.get(frame.point).is_some_and(|p| p.nano));
                 let units = if nano {
                     (frame.ts.sec as u64).wrapping_mul(1_000_000_000).wrapping_add(u64::from(frame.ts.nsec))
                 } else {
@@ -272,7 +280,7 @@ mod tests {
 
     fn round_trip(format: Format, pts: &Points, frames: &[Frame]) -> (Vec<Frame>, Points) {
         let buf = Shared::default();
-        let mut w = SaveWriter::from_writer("x", Box::new(buf.clone()), format, pts).unwrap();
+        let mut w = SaveWriter::from_writer("x", Box::new(buf.clone()), format, pts, None).unwrap();
         for f in frames {
             w.write(f, pts).unwrap();
         }

@@ -45,10 +45,12 @@ pub fn max_snaplen(linktype: u32) -> u32 {
     }
 }
 
-/// libpcap's `pcap_adjust_snapshot`: 0 or more than the maximum means the maximum.
+/// libpcap 1.10.3's `pcap_adjust_snapshot`: a snapshot length that is 0 or negative as a C
+/// `int` means the maximum for the link type; any other value is kept, even above the maximum
+/// (tcpdump then prints e.g. `snapshot length 524288`; records above the maximum are still
+/// rejected by the readers).
 pub fn adjust_snapshot(linktype: u32, snaplen: u32) -> u32 {
-    let max = max_snaplen(linktype);
-    if snaplen == 0 || snaplen > max { max } else { snaplen }
+    if snaplen == 0 || snaplen > i32::MAX as u32 { max_snaplen(linktype) } else { snaplen }
 }
 
 /// libpcap's name (`EN10MB`) of a LINKTYPE_ value, if it has one.
@@ -96,6 +98,8 @@ mod tests {
         assert_eq!(adjust_snapshot(1, 0), 262_144);
         assert_eq!(adjust_snapshot(1, 65_535), 65_535);
         assert_eq!(adjust_snapshot(1, u32::MAX), 262_144);
+        assert_eq!(adjust_snapshot(1, 0x8000_0000), 262_144);
+        assert_eq!(adjust_snapshot(1, 524_288), 524_288);
         assert_eq!(canonical(12), 101);
         assert_eq!(canonical(1), 1);
     }

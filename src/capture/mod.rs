@@ -52,7 +52,9 @@ pub use merge::Merger;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
     pub sec: i64,
-    /// 0..1_000_000_000
+    /// 0..1_000_000_000 for every well-formed source. A corrupt classic pcap record can carry a
+    /// fraction of a second or more; libpcap passes it through (and tcpdump prints it), so the
+    /// readers do too, saturating at `u32::MAX` ns.
     pub nsec: u32,
 }
 
