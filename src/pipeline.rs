@@ -256,6 +256,15 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
             Stop::Fail(e.to_string())
         });
     }
+    if let Some(w) = &writer
+        && w.skipped() > 0
+    {
+        eprintln!(
+            "flowtrail: {}: {} packets of another link type not written (a pcap file holds one; name it .pcapng)",
+            w.path(),
+            w.skipped()
+        );
+    }
     drop(writer);
     match stop {
         Some(Stop::BrokenPipe) => return 0,

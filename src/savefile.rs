@@ -54,6 +54,11 @@ pub struct SaveWriter {
     precision: Option<bool>,
     packet_buffered: bool,
     scratch: Vec<u8>,
+    /// pcap: the link type of the file header.
+    pcap_linktype: u32,
+    /// pcap: frames not written because their link type differs from the header's (a pcapng
+    /// interface that appeared after the file was created).
+    skipped: u64,
 }
 
 const WRITE_BUFFER: usize = 1 << 18;
@@ -94,12 +99,15 @@ impl SaveWriter {
             nano: false,
             packet_buffered: false,
             scratch: Vec::with_capacity(256),
+            pcap_linktype: 0,
+            skipped: 0,
         };
         match format {
             Format::Pcap => {
                 let (linktype, snaplen, nano) = points.get(0).map(|p| (p.linktype, p.snaplen, p.nano)).unwrap_or((1, 262_144, false));
                 let nano = precision.unwrap_or(nano);
                 w.nano = nano;
+                w.pcap_linktype = linktype;
                 let mut h = Vec::with_capacity(24);
                 h.extend((if nano { 0xa1b2_3c4du32 } else { 0xa1b2_c3d4 }).to_le_bytes());
                 h.extend(2u16.to_le_bytes());
@@ -186,6 +194,10 @@ impl SaveWriter {
     /// Writes one frame.
     pub fn write(&mut self, frame: &Frame, points: &Points) -> Result<(), SavefileError> {
         match self.format {
+            Format::Pcap if frame.linktype != self.pcap_linktype => {
+                self.skipped += 1;
+                return Ok(());
+            }
             Format::Pcap => {
                 let frac = if self.nano { frame.ts.nsec } else { frame.ts.nsec / 1000 };
                 let mut h = [0u8; 16];
@@ -233,6 +245,15 @@ impl SaveWriter {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Frames left out of a classic pcap file because their link type differs from the file's.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// Flushes buffered bytes to the file.

@@ -112,7 +112,7 @@ fn idb_options(c: &mut Cursor<'_>) -> Result<IdbOptions, String> {
     while !c.data.is_empty() {
         let code = c.u16()?;
         let len = c.u16()?;
-        let padded = (usize::from(len) + 3) / 4 * 4;
+        let padded = usize::from(len).div_ceil(4) * 4;
         let value = c.take(padded)?;
         let value = &value[..usize::from(len)];
         match code {
@@ -189,7 +189,7 @@ fn packet_direction(mut opts: &[u8], swapped: bool) -> Direction {
             if swapped { v.swap_bytes() } else { v }
         };
         let (code, len) = (rd16(&opts[0..2]), usize::from(rd16(&opts[2..4])));
-        let padded = (len + 3) / 4 * 4;
+        let padded = len.div_ceil(4) * 4;
         let Some(value) = opts.get(4..4 + len) else { break };
         match code {
             0 => break,
