@@ -432,6 +432,52 @@ mod tests {
         assert_eq!(InputSpec::parse("=x").label, None);
     }
 
+    fn drain(bytes: Vec<u8>) {
+        let mut points = Points::default();
+        let spec = InputSpec::parse("fuzz");
+        if let Ok(mut r) = OfflineReader::from_reader(spec, Box::new(io::Cursor::new(bytes)), &mut points) {
+            let mut n = 0;
+            while let Ok(Some(f)) = r.next_frame(&mut points, Vec::new()) {
+                assert!(f.point < points.len());
+                assert!(f.data.len() <= linktype::max_snaplen(f.linktype) as usize);
+                n += 1;
+                assert!(n < 100_000);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_after_a_pcap_header_never_panics(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..400), be in proptest::bool::ANY) {
+            let mut f = if be { vec![0xa1, 0xb2, 0xc3, 0xd4, 0, 2, 0, 4] } else { vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0] };
+            f.extend([0u8; 8]);
+            f.extend(if be { [0, 0, 0, 100, 0, 0, 0, 1] } else { [100, 0, 0, 0, 1, 0, 0, 0] });
+            f.extend(tail);
+            drain(f);
+        }
+
+        #[test]
+        fn garbage_pcapng_blocks_never_panic(blocks in proptest::collection::vec((0u32..8, proptest::collection::vec(proptest::num::u8::ANY, 0..64)), 0..12)) {
+            let mut f = vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+            f.extend([0xff; 8]);
+            f.extend([28, 0, 0, 0]);
+            for (ty, mut body) in blocks {
+                body.resize(body.len().div_ceil(4) * 4, 0);
+                let total = 12 + body.len() as u32;
+                f.extend(ty.to_le_bytes());
+                f.extend(total.to_le_bytes());
+                f.extend(body);
+                f.extend(total.to_le_bytes());
+            }
+            drain(f);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            drain(bytes);
+        }
+    }
+
     #[test]
     fn os_message_strips_code() {
         let e = io::Error::from_raw_os_error(2);
