@@ -18,7 +18,7 @@
 //! 5. at the end, outputs are flushed, then each input that failed reports libpcap's message
 //!    (naming the file and byte offset) and the status is 1, as tcpdump's after a read error.
 
-use crate::capture::{linktype, FrameSource, Merger, OfflineReader, Points};
+use crate::capture::{FrameSource, Merger, OfflineReader, Points};
 use crate::cli::Args;
 use crate::filter::Filter;
 use crate::print::{Options, Printer, TsFormat};
@@ -191,7 +191,8 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
     let mut out = TextOut {
         out: io::stdout(),
         text: String::with_capacity(TEXT_CHUNK * 2),
-        eager: args.line_buffered || args.packet_buffered,
+        // A terminal gets each packet as it comes, as stdio's line buffering gives tcpdump.
+        eager: args.line_buffered || args.packet_buffered || std::io::IsTerminal::is_terminal(&io::stdout()),
     };
 
     // 4. Packets.
@@ -301,10 +302,4 @@ fn report_filter_error(msg: &str, label: &str, labels: bool) {
     } else {
         eprintln!("flowtrail: {msg}");
     }
-}
-
-/// The `reading from file` line of tcpdump for a link type and snapshot (kept for callers that
-/// describe live points the same way).
-pub fn describe_linktype(lt: u32) -> String {
-    linktype::describe(lt)
 }
