@@ -1,9 +1,29 @@
 //! The pipeline: open inputs, merge frames by timestamp, filter, print and write.
+//!
+//! [`run`] is the one place that wires sources -> [`Merger`] -> [`Filter`] -> printer and/or
+//! [`SaveWriter`]. The order of events, and what reaches stderr, follows tcpdump:
+//!
+//! 1. every `-r` input is opened in command-line order; each prints tcpdump's
+//!    `reading from file ...` line to stderr (an input that cannot be opened: its message,
+//!    exit 1);
+//! 2. the merger reads one frame of lookahead from every input, which declares every pcapng
+//!    interface that precedes the first packet; then the capture points are counted: more
+//!    than one means every printed line starts with the point's label and direction;
+//! 3. the filter is compiled for every point's link type (a bad expression: libpcap's message,
+//!    exit 1 before any packet), and `-w` is created;
+//! 4. frames flow in timestamp order; those that pass the filter are counted (`-c`), written
+//!    and/or printed. Text goes through one reused `String` and a large buffer to stdout
+//!    (`-l`: flushed per line, `-U`: per packet). A closed stdout (`| head`) ends the run
+//!    quietly with status 0;
+//! 5. at the end, outputs are flushed, then each input that failed reports libpcap's message
+//!    (naming the file and byte offset) and the status is 1, as tcpdump's after a read error.
 
-use crate::capture::{OfflineReader, Points};
+use crate::capture::{FrameSource, Merger, OfflineReader, Points};
 use crate::cli::Args;
+use crate::filter::Filter;
 use crate::print::{Options, Printer, TsFormat};
-use std::io::Write;
+use crate::savefile::{Format, SaveWriter};
+use std::io::{self, Write};
 
 /// Print options from the command line.
 pub fn print_options(args: &Args) -> Options {
@@ -23,49 +43,263 @@ pub fn print_options(args: &Args) -> Options {
     }
 }
 
+/// Text is handed to stdout in chunks of about this size.
+const TEXT_CHUNK: usize = 1 << 16;
+
+/// Why the packet loop stopped early.
+enum Stop {
+    /// stdout is gone (`| head`): end quietly.
+    BrokenPipe,
+    /// An error to report; exit 1.
+    Fail(String),
+}
+
+/// Standard output for packet text.
+struct TextOut {
+    out: io::Stdout,
+    text: String,
+    /// Flush after every packet (`-l`, `-U`).
+    eager: bool,
+}
+
+impl TextOut {
+    fn flush_text(&mut self, force: bool) -> Result<(), Stop> {
+        if self.text.is_empty() && !force {
+            return Ok(());
+        }
+        let mut lock = self.out.lock();
+        let r = lock.write_all(self.text.as_bytes()).and_then(|_| if force { lock.flush() } else { Ok(()) });
+        self.text.clear();
+        r.map_err(|e| io_stop(e, "standard output"))
+    }
+
+    fn after_packet(&mut self) -> Result<(), Stop> {
+        if self.eager {
+            self.flush_text(true)
+        } else if self.text.len() >= TEXT_CHUNK {
+            self.flush_text(false)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn io_stop(e: io::Error, what: &str) -> Stop {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Stop::BrokenPipe
+    } else {
+        Stop::Fail(format!("{what}: {}", crate::capture::os_message(&e)))
+    }
+}
+
 /// Runs flowtrail with parsed arguments; returns the process exit status.
-/// TEMPORARY: one offline input, no filter, no -w; replaced by the full pipeline.
 pub fn run(args: Args) -> i32 {
-    let mut points = Points::default();
-    let Some(spec) = args.read.first() else {
+    if args.read.is_empty() {
         eprintln!("flowtrail: live capture is not implemented yet; use -r FILE");
         return 1;
-    };
-    let mut reader = match OfflineReader::open(spec, &mut points) {
-        Ok(r) => r,
+    }
+    let expr = match args.filter_text() {
+        Ok(e) => e,
         Err(e) => {
-            eprintln!("flowtrail: {e}");
+            let f = args.filter_file.as_deref().unwrap_or("");
+            eprintln!("flowtrail: {f}: {}", crate::capture::os_message(&e));
             return 1;
         }
     };
-    let mut printer = Printer::new(print_options(&args));
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    let mut text = String::with_capacity(1 << 16);
-    let mut n = 0u64;
-    while let Some(item) = reader.next_frame(&mut points) {
-        match item {
-            Ok(frame) => {
-                let point = &points.points[frame.point];
-                printer.print_frame(&frame, point, &mut text);
-                if text.len() > 1 << 15 {
-                    let _ = lock.write_all(text.as_bytes());
-                    text.clear();
+
+    // 1. Open inputs.
+    let mut filter = Filter::new(expr.as_deref());
+    let mut points = Points::default();
+    let mut merger = Merger::new();
+    for spec in &args.read {
+        match OfflineReader::open(spec, &mut points) {
+            Ok(r) => {
+                eprintln!("{}", r.info().reading_line());
+                if r.info().linktype == 276 {
+                    eprintln!("Warning: interface names might be incorrect");
                 }
-                n += 1;
-                if args.count.is_some_and(|c| n >= c) {
-                    break;
+                // tcpdump compiles its filter (even an empty one) right after opening: a link
+                // type libpcap has no code generator for fails here, naming the file. (With
+                // several inputs, the filter is checked once all points are known.)
+                if args.read.len() == 1
+                    && let Err(e) = filter.prepare(r.info().linktype)
+                {
+                    if e.msg.starts_with("unknown data link type") {
+                        eprintln!("flowtrail: {}: {}", r.path(), e.msg);
+                    } else {
+                        eprintln!("flowtrail: {}", e.msg);
+                    }
+                    return 1;
                 }
+                merger.add(Box::new(r) as Box<dyn FrameSource>);
             }
             Err(e) => {
-                let _ = lock.write_all(text.as_bytes());
-                let _ = lock.flush();
                 eprintln!("flowtrail: {e}");
                 return 1;
             }
         }
     }
-    let _ = lock.write_all(text.as_bytes());
-    let _ = lock.flush();
-    0
+    process(&args, filter, merger, points)
+}
+
+/// Steps 2-5 over any set of sources (offline readers now, live capture later).
+pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: Points) -> i32 {
+    // 2. Lookahead, then count points.
+    merger.prime(&mut points);
+    let labels = points.len() > 1;
+
+    // 3. Filter for every point known now (several points: it must compile for at least one
+    // of them, the others match nothing); -w.
+    filter.set_lenient(labels);
+    let mut first_error = None;
+    let mut compiled = 0usize;
+    for p in &points.points {
+        match filter.prepare(p.linktype) {
+            Ok(()) => compiled += 1,
+            Err(e) => {
+                if !labels {
+                    report_filter_error(&e.msg, &p.label, false);
+                    return 1;
+                }
+                first_error.get_or_insert((e, p.label.clone()));
+            }
+        }
+    }
+    if compiled == 0
+        && let Some((e, label)) = first_error
+    {
+        report_filter_error(&e.msg, &label, labels);
+        return 1;
+    }
+    let mut writer = match &args.write {
+        Some(path) => match SaveWriter::create(path, Format::choose(path, points.len()), &points, write_precision(args)) {
+            Ok(mut w) => {
+                w.set_packet_buffered(args.packet_buffered);
+                Some(w)
+            }
+            Err(e) => {
+                eprintln!("flowtrail: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let print = args.write.is_none() || args.print;
+    let mut opts = print_options(args);
+    opts.labels = labels;
+    let mut printer = Printer::new(opts);
+    let mut out = TextOut {
+        out: io::stdout(),
+        text: String::with_capacity(TEXT_CHUNK * 2),
+        // A terminal gets each packet as it comes, as stdio's line buffering gives tcpdump.
+        eager: args.line_buffered || args.packet_buffered || std::io::IsTerminal::is_terminal(&io::stdout()),
+    };
+
+    // 4. Packets.
+    let mut count = 0u64;
+    let mut stop: Option<Stop> = None;
+    if args.count != Some(0) {
+        while let Some(frame) = merger.next(&mut points) {
+            match filter.matches(&frame) {
+                Ok(true) => {}
+                Ok(false) => {
+                    merger.recycle(frame);
+                    continue;
+                }
+                Err(e) => {
+                    let label = points.get(frame.point).map(|p| p.label.clone()).unwrap_or_default();
+                    let _ = out.flush_text(true);
+                    if let Some(w) = writer.as_mut() {
+                        let _ = w.flush();
+                    }
+                    report_filter_error(&e.msg, &label, labels);
+                    return 1;
+                }
+            }
+            count += 1;
+            if let Some(w) = writer.as_mut()
+                && let Err(e) = w.write(&frame, &points)
+            {
+                stop = Some(if e.source.kind() == io::ErrorKind::BrokenPipe {
+                    Stop::BrokenPipe
+                } else {
+                    Stop::Fail(e.to_string())
+                });
+                break;
+            }
+            if print && let Some(point) = points.get(frame.point) {
+                printer.print_frame(&frame, point, &mut out.text);
+                if let Err(s) = out.after_packet() {
+                    stop = Some(s);
+                    break;
+                }
+            }
+            merger.recycle(frame);
+            if args.count.is_some_and(|c| count >= c) {
+                break;
+            }
+        }
+    }
+
+    // 5. Flush, then report.
+    if stop.is_none()
+        && let Err(s) = out.flush_text(true)
+    {
+        stop = Some(s);
+    }
+    if stop.is_none()
+        && let Some(w) = writer.as_mut()
+        && let Err(e) = w.flush()
+    {
+        stop = Some(if e.source.kind() == io::ErrorKind::BrokenPipe {
+            Stop::BrokenPipe
+        } else {
+            Stop::Fail(e.to_string())
+        });
+    }
+    if let Some(w) = &writer
+        && w.skipped() > 0
+    {
+        eprintln!(
+            "flowtrail: {}: {} packets of another link type not written (a pcap file holds one; name it .pcapng)",
+            w.path(),
+            w.skipped()
+        );
+    }
+    drop(writer);
+    match stop {
+        Some(Stop::BrokenPipe) => return 0,
+        Some(Stop::Fail(msg)) => {
+            eprintln!("flowtrail: {msg}");
+            return 1;
+        }
+        None => {}
+    }
+    let errors = merger.take_errors();
+    for e in &errors {
+        eprintln!("flowtrail: {e}");
+    }
+    if errors.is_empty() { 0 } else { 1 }
+}
+
+/// `-w` precision: `--nano`/`--time-stamp-precision=nano` or `--micro`/`=micro` force one;
+/// otherwise each point keeps its own (a nanosecond input is written with nanoseconds).
+fn write_precision(args: &Args) -> Option<bool> {
+    if args.want_nano() {
+        Some(true)
+    } else if args.micro || args.ts_precision.as_deref() == Some("micro") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// tcpdump prints libpcap's compile error alone; with several points we name the point whose
+/// link type the expression failed for.
+fn report_filter_error(msg: &str, label: &str, labels: bool) {
+    if labels {
+        eprintln!("flowtrail: {label}: {msg}");
+    } else {
+        eprintln!("flowtrail: {msg}");
+    }
 }
