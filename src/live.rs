@@ -21,12 +21,12 @@
 //!   silently.
 //! * [`Reorder`] restores time order across points with a small window.
 
-use crate::capture::{Direction, Frame, Timestamp};
+use crate::capture::{CaptureError, Direction, Frame, FrameSource, Points, Timestamp};
 use crate::netns::{self, Netns, PointSpec};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -149,7 +149,8 @@ struct HandleThread {
 /// Every live point's threads and the receiving end of their frame channel.
 pub struct LiveCapture {
     pub points: Vec<LivePoint>,
-    pub frames: Receiver<Frame>,
+    /// The receiving end, until [`LiveCapture::source`] takes it.
+    pub frames: Option<Receiver<Frame>>,
     threads: Vec<HandleThread>,
     stop: StopFlag,
 }
@@ -222,7 +223,7 @@ impl LiveCapture {
             points.push(LivePoint { spec: spec.clone(), label, linktype, snaplen, index });
         }
         drop(tx);
-        let cap = LiveCapture { points, frames: rx, threads, stop };
+        let cap = LiveCapture { points, frames: Some(rx), threads, stop };
         if let Some(e) = failure {
             cap.stop.stop();
             let _ = cap.finish();
@@ -237,7 +238,11 @@ impl LiveCapture {
         self.stop.stop();
         // Unblock senders stuck on a full channel.
         let LiveCapture { points, frames, threads, .. } = self;
-        let drain = std::thread::spawn(move || while frames.recv().is_ok() {});
+        let drain = std::thread::spawn(move || {
+            if let Some(frames) = frames {
+                while frames.recv().is_ok() {}
+            }
+        });
         let mut stats = vec![PointStats::default(); points.len()];
         for t in threads {
             if let Ok(s) = t.join.join() {
@@ -249,6 +254,104 @@ impl LiveCapture {
         let _ = drain.join();
         stats
     }
+}
+
+impl LiveCapture {
+    /// The frames of every point as one [`FrameSource`] in time order (a reorder window
+    /// when there are several points). It ends once every capture thread has stopped.
+    pub fn source(&mut self) -> LiveSource {
+        let several = self.points.len() > 1;
+        LiveSource {
+            rx: self.frames.take(),
+            reorder: Reorder::new(if several { REORDER_WINDOW } else { Duration::ZERO }, REORDER_MAX_FRAMES),
+            several,
+            ended: false,
+        }
+    }
+}
+
+/// How long frames wait for earlier frames of other points.
+pub const REORDER_WINDOW: Duration = Duration::from_millis(250);
+/// Most frames held for reordering; beyond it the oldest goes out early.
+pub const REORDER_MAX_FRAMES: usize = 64 * 1024;
+
+/// Live frames for the pipeline's merger.
+pub struct LiveSource {
+    rx: Option<Receiver<Frame>>,
+    reorder: Reorder,
+    several: bool,
+    ended: bool,
+}
+
+impl FrameSource for LiveSource {
+    fn next_frame(&mut self, _points: &mut Points, _spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
+        loop {
+            if let Some(f) = self.reorder.pop_ready() {
+                return Ok(Some(f));
+            }
+            let Some(rx) = self.rx.as_ref().filter(|_| !self.ended) else {
+                return Ok(self.reorder.pop_any());
+            };
+            match rx.recv_timeout(Duration::from_millis(POLL_MS as u64)) {
+                Ok(f) if !self.several => return Ok(Some(f)),
+                Ok(f) => {
+                    self.reorder.push(f);
+                    while let Ok(f) = rx.try_recv() {
+                        self.reorder.push(f);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.reorder.advance(now()),
+                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+            }
+        }
+    }
+}
+
+/// tcpdump's end-of-capture statistics. One point: exactly tcpdump's three lines (plus the
+/// interface-drop line when nonzero). Several: one line per point, then the totals in
+/// tcpdump's form.
+pub fn stats_report(labels: &[String], stats: &[PointStats], captured: &[u64]) -> String {
+    use std::fmt::Write;
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut out = String::new();
+    let mut total = PointStats::default();
+    for (i, s) in stats.iter().enumerate() {
+        let mut s = *s;
+        s.captured = captured.get(i).copied().unwrap_or(0);
+        if stats.len() > 1 {
+            let _ = writeln!(
+                out,
+                "{}: {} packet{} captured, {} received by filter, {} dropped by kernel{}",
+                labels.get(i).map_or("?", |l| l.as_str()),
+                s.captured,
+                plural(s.captured),
+                s.received,
+                s.dropped,
+                if s.if_dropped > 0 { format!(", {} dropped by interface", s.if_dropped) } else { String::new() }
+            );
+        }
+        total += s;
+    }
+    let _ = writeln!(out, "{} packet{} captured", total.captured, plural(total.captured));
+    let _ = writeln!(out, "{} packet{} received by filter", total.received, plural(total.received));
+    let _ = writeln!(out, "{} packet{} dropped by kernel", total.dropped, plural(total.dropped));
+    if total.if_dropped > 0 {
+        let _ = writeln!(out, "{} packet{} dropped by interface", total.if_dropped, plural(total.if_dropped));
+    }
+    out
+}
+
+/// `-Z USER`: drop root once every handle is open (supplementary groups, gid, then uid;
+/// glibc applies them to every thread).
+pub fn drop_privileges(user: &str) -> Result<(), String> {
+    use nix::unistd::{setgid, setgroups, setuid, User};
+    let u = User::from_name(user)
+        .map_err(|e| format!("couldn't look up user {user}: {e}"))?
+        .ok_or_else(|| format!("couldn't find user '{user}'"))?;
+    setgroups(&[u.gid]).map_err(|e| format!("-Z {user}: setgroups: {e}"))?;
+    setgid(u.gid).map_err(|e| format!("-Z {user}: setgid: {e}"))?;
+    setuid(u.uid).map_err(|e| format!("-Z {user}: setuid: {e}"))?;
+    Ok(())
 }
 
 struct HandleSetup {

@@ -94,9 +94,20 @@ fn io_stop(e: io::Error, what: &str) -> Stop {
 
 /// Runs flowtrail with parsed arguments; returns the process exit status.
 pub fn run(args: Args) -> i32 {
+    if args.list_interfaces {
+        return match crate::live::list_interfaces() {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("flowtrail: {e}");
+                1
+            }
+        };
+    }
     if args.read.is_empty() {
-        eprintln!("flowtrail: live capture is not implemented yet; use -r FILE");
-        return 1;
+        return run_live(&args);
     }
     let expr = match args.filter_text() {
         Ok(e) => e,
@@ -139,11 +150,135 @@ pub fn run(args: Args) -> i32 {
             }
         }
     }
-    process(&args, filter, merger, points)
+    process(&args, filter, merger, points).status
 }
 
-/// Steps 2-5 over any set of sources (offline readers now, live capture later).
-pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: Points) -> i32 {
+/// What [`process`] reports back.
+pub struct Outcome {
+    /// Exit status.
+    pub status: i32,
+    /// Frames that passed the filter, per point (tcpdump's "packets captured").
+    pub per_point: Vec<u64>,
+    /// Stopped because stdout went away (then nothing more is printed).
+    pub broken_pipe: bool,
+}
+
+/// Live capture: every `-i` point (or the default interface), one timeline.
+fn run_live(args: &Args) -> i32 {
+    use crate::live::{LiveCapture, LiveOptions, StopFlag};
+    let specs: Vec<crate::netns::PointSpec> = if args.interface.is_empty() {
+        match pcap::Device::lookup() {
+            Ok(Some(d)) => vec![crate::netns::PointSpec { netns: crate::netns::Netns::Current, iface: d.name }],
+            _ => {
+                eprintln!("flowtrail: no suitable device found; name one with -i");
+                return 1;
+            }
+        }
+    } else {
+        let mut v = Vec::new();
+        for i in &args.interface {
+            match crate::netns::parse_point(i) {
+                Ok(p) => v.push(p),
+                Err(e) => {
+                    eprintln!("flowtrail: {e}");
+                    return 1;
+                }
+            }
+        }
+        v
+    };
+    let expr = match args.filter_text() {
+        Ok(e) => e,
+        Err(e) => {
+            let f = args.filter_file.as_deref().unwrap_or("");
+            eprintln!("flowtrail: {f}: {}", crate::capture::os_message(&e));
+            return 1;
+        }
+    };
+    let direction = match args.direction.as_deref() {
+        None | Some("inout") => None,
+        Some("in") => Some(crate::capture::Direction::In),
+        Some("out") => Some(crate::capture::Direction::Out),
+        Some(d) => {
+            eprintln!("flowtrail: {d}: invalid direction specified with -Q");
+            return 1;
+        }
+    };
+    let printing = args.write.is_none() || args.print;
+    let to_terminal = std::io::IsTerminal::is_terminal(&io::stdout());
+    let several = specs.len() > 1;
+    let opts = LiveOptions {
+        snaplen: args.snaplen.unwrap_or(262_144),
+        buffer_kib: args.buffer_size,
+        promisc: !args.no_promisc,
+        direction,
+        immediate: args.immediate || args.line_buffered || (printing && to_terminal) || several,
+        nano: args.want_nano(),
+        filter: expr,
+        directions: several,
+    };
+    let stop = StopFlag::new();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while shutting down ends the process at once.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.arc());
+        let _ = signal_hook::flag::register(sig, stop.arc());
+    }
+    let mut live = match LiveCapture::start(&specs, &opts, 0, stop.clone()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("flowtrail: {e}");
+            return 1;
+        }
+    };
+    let mut points = Points::default();
+    for p in &live.points {
+        points.add(crate::capture::Point {
+            label: p.label.clone(),
+            linktype: p.linktype,
+            snaplen: p.snaplen,
+            nano: opts.nano,
+        });
+    }
+    if let Some(user) = &args.user
+        && let Err(e) = crate::live::drop_privileges(user)
+    {
+        eprintln!("flowtrail: {e}");
+        stop.stop();
+        live.finish();
+        return 1;
+    }
+    if printing && args.verbose == 0 {
+        eprintln!("flowtrail: verbose output suppressed, use -v[v]... for full protocol decode");
+    }
+    for p in &live.points {
+        let prefix = if printing && args.verbose == 0 { "" } else { "flowtrail: " };
+        eprintln!(
+            "{prefix}listening on {}, link-type {}, snapshot length {} bytes",
+            p.label,
+            crate::capture::linktype::describe(p.linktype),
+            p.snaplen
+        );
+    }
+    let mut merger = Merger::new();
+    merger.add(Box::new(live.source()));
+    let outcome = process(args, Filter::new(None), merger, points);
+    let interrupted = stop.is_stopped();
+    let stats = live.finish();
+    if outcome.broken_pipe {
+        return 0;
+    }
+    if printing && interrupted {
+        let mut o = io::stdout();
+        let _ = o.write_all(b"\n").and_then(|_| o.flush());
+    }
+    let labels: Vec<String> = specs.iter().map(|s| s.label()).collect();
+    eprint!("{}", crate::live::stats_report(&labels, &stats, &outcome.per_point));
+    outcome.status
+}
+
+/// Steps 2-5 over any set of sources (offline readers or live capture).
+pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: Points) -> Outcome {
+    let fail = || Outcome { status: 1, per_point: Vec::new(), broken_pipe: false };
     // 2. Lookahead, then count points.
     merger.prime(&mut points);
     let labels = points.len() > 1;
@@ -159,7 +294,7 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
             Err(e) => {
                 if !labels {
                     report_filter_error(&e.msg, &p.label, false);
-                    return 1;
+                    return fail();
                 }
                 first_error.get_or_insert((e, p.label.clone()));
             }
@@ -169,7 +304,7 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
         && let Some((e, label)) = first_error
     {
         report_filter_error(&e.msg, &label, labels);
-        return 1;
+        return fail();
     }
     let mut writer = match &args.write {
         Some(path) => match SaveWriter::create(path, Format::choose(path, points.len()), &points, write_precision(args)) {
@@ -179,7 +314,7 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
             }
             Err(e) => {
                 eprintln!("flowtrail: {e}");
-                return 1;
+                return fail();
             }
         },
         None => None,
@@ -197,6 +332,7 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
 
     // 4. Packets.
     let mut count = 0u64;
+    let mut per_point = vec![0u64; points.len()];
     let mut stop: Option<Stop> = None;
     if args.count != Some(0) {
         while let Some(frame) = merger.next(&mut points) {
@@ -213,10 +349,16 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
                         let _ = w.flush();
                     }
                     report_filter_error(&e.msg, &label, labels);
-                    return 1;
+                    return fail();
                 }
             }
             count += 1;
+            if let Some(n) = per_point.get_mut(frame.point) {
+                *n += 1;
+            } else {
+                per_point.resize(frame.point + 1, 0);
+                per_point[frame.point] = 1;
+            }
             if let Some(w) = writer.as_mut()
                 && let Err(e) = w.write(&frame, &points)
             {
@@ -268,10 +410,10 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
     }
     drop(writer);
     match stop {
-        Some(Stop::BrokenPipe) => return 0,
+        Some(Stop::BrokenPipe) => return Outcome { status: 0, per_point, broken_pipe: true },
         Some(Stop::Fail(msg)) => {
             eprintln!("flowtrail: {msg}");
-            return 1;
+            return Outcome { status: 1, per_point, broken_pipe: false };
         }
         None => {}
     }
@@ -279,7 +421,7 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
     for e in &errors {
         eprintln!("flowtrail: {e}");
     }
-    if errors.is_empty() { 0 } else { 1 }
+    Outcome { status: if errors.is_empty() { 0 } else { 1 }, per_point, broken_pipe: false }
 }
 
 /// `-w` precision: `--nano`/`--time-stamp-precision=nano` or `--micro`/`=micro` force one;
