@@ -127,7 +127,7 @@ mod tests {
     fn hex_and_ascii_layout() {
         let mut s = String::new();
         hex_and_ascii(&mut s, "\n\t", MSG);
-        assert_eq!(s, "\n\t0x0000:  4865 6c6c 6f2c 2057 6f72 6c64 210a            Hello,.World!.");
+        assert_eq!(s, "\n\t0x0000:  4865 6c6c 6f2c 2057 6f72 6c64 210a       Hello,.World!.");
         let mut s = String::new();
         hex_and_ascii(&mut s, "\n\t", &[0u8; 17]);
         assert_eq!(

@@ -551,6 +551,7 @@ mod tests {
     fn protocol_names() {
         assert_eq!(netdb_protoname(6), Some("tcp"));
         assert_eq!(ipproto_name(17), Some("UDP"));
-        assert_eq!(netdb_protoname(255), None);
+        assert_eq!(netdb_protoname(255), Some("reserved"));
+        assert_eq!(netdb_protoname(200), None);
     }
 }

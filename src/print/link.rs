@@ -186,6 +186,33 @@ pub fn ether(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult<usize> {
     caplen = caplen.saturating_sub(2);
     off += 2;
     let mut printed_length = false;
+    // The captured bytes still in play (MACsec cuts its trailing ICV off).
+    let mut bp = bp;
+    if length_type == ETHERTYPE_MACSEC {
+        if ctx.eflag() {
+            ether_type_print(ctx, length_type);
+            pr!(ctx, ", length {}: ", orig_length);
+            printed_length = true;
+        }
+        match macsec(ctx, bp, off, &mut length, &mut caplen)? {
+            Macsec::Encrypted(hdr) => {
+                ctx.default_print(bp.get(off + hdr..).unwrap_or(&[]));
+                return Ok(off + hdr);
+            }
+            Macsec::Done(n) => return Ok(n),
+            Macsec::Clear { hdr, end } => {
+                off += hdr;
+                bp = bp.get(..end).unwrap_or(bp);
+                length_type = get_be16(bp, off)?;
+                if caplen < 2 {
+                    return Ok(off);
+                }
+                length -= 2;
+                caplen -= 2;
+                off += 2;
+            }
+        }
+    }
     while matches!(length_type, ETHERTYPE_8021Q | ETHERTYPE_8021Q9100 | ETHERTYPE_8021Q9200 | ETHERTYPE_8021QINQ)
     {
         if caplen < 4 {
@@ -247,6 +274,108 @@ pub fn ether(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult<usize> {
         ctx.default_print(payload);
     }
     Ok(off)
+}
+
+const ETHERTYPE_MACSEC: u16 = 0x88e5;
+/// MACsec integrity check value length at the end of the frame.
+const MACSEC_ICV_LEN: u32 = 16;
+
+/// What `macsec` found.
+enum Macsec {
+    /// Payload encrypted: dump it raw after a SecTAG of this length.
+    Encrypted(usize),
+    /// Printing stops; the link header length to report.
+    Done(usize),
+    /// Clear payload: skip `hdr` SecTAG bytes; the captured data ends at `end` (the ICV is
+    /// cut off).
+    Clear { hdr: usize, end: usize },
+}
+
+/// The SecTAG summary, flags in tcpdump's `bittok2str_nosep` order.
+fn macsec_header(ctx: &mut Ctx<'_>, tag: &[u8], short_length: u8) -> PResult {
+    let tci = get_u8(tag, 0)?;
+    pr!(ctx, "an {}, pn {}, flags ", tci & 3, get_be32(tag, 2)?);
+    let mut any = false;
+    for (bit, c) in [(0x08u8, 'E'), (0x04, 'C'), (0x40, 'S'), (0x10, 'B'), (0x20, 'I')] {
+        if tci & bit != 0 {
+            ctx.out.push(c);
+            any = true;
+        }
+    }
+    if !any {
+        ctx.put("none");
+    }
+    if short_length != 0 {
+        pr!(ctx, ", sl {}", short_length);
+    }
+    if tci & 0x20 != 0 {
+        let sci = get_bytes(tag, 6, 8)?;
+        let v = u64::from_be_bytes([sci[0], sci[1], sci[2], sci[3], sci[4], sci[5], sci[6], sci[7]]);
+        pr!(ctx, ", sci {:016x}", v);
+    }
+    ctx.put(", ");
+    Ok(())
+}
+
+/// tcpdump's `macsec_print` (802.1AE SecTAG at `bp[off..]`); updates `length`/`caplen`.
+fn macsec(ctx: &mut Ctx<'_>, bp: &[u8], off: usize, length: &mut u32, caplen: &mut u32) -> PResult<Macsec> {
+    let save = ctx.protocol;
+    ctx.protocol = "macsec";
+    let trunc = |ctx: &mut Ctx<'_>, caplen: u32| {
+        ctx.print_trunc();
+        ctx.protocol = save;
+        Ok(Macsec::Done(off + caplen as usize))
+    };
+    if *caplen < 6 || *length < 6 {
+        return trunc(ctx, *caplen);
+    }
+    let tag = bp.get(off..).unwrap_or(&[]);
+    let tci = get_u8(tag, 0)?;
+    let tag_len: u32 = if tci & 0x20 != 0 { 14 } else { 6 };
+    if *caplen < tag_len || *length < tag_len {
+        return trunc(ctx, *caplen);
+    }
+    let sl = get_u8(tag, 1)?;
+    if sl & !0x3f != 0 || tci & 0x80 != 0 {
+        ctx.print_invalid();
+        ctx.protocol = save;
+        return Ok(Macsec::Done(off + *caplen as usize));
+    }
+    let short_length = sl & 0x3f;
+    if ctx.eflag() {
+        macsec_header(ctx, tag, short_length)?;
+    }
+    let orig_caplen = *caplen;
+    *length -= tag_len;
+    *caplen -= tag_len;
+    if tci & 0x0c != 0 {
+        if !ctx.eflag() {
+            push_mac(ctx.out, bp.get(6..12).unwrap_or(&[]));
+            ctx.put(" > ");
+            push_mac(ctx.out, bp.get(0..6).unwrap_or(&[]));
+            ctx.put(" 802.1AE MACsec, ");
+            macsec_header(ctx, tag, short_length)?;
+        }
+        ctx.protocol = save;
+        return Ok(Macsec::Encrypted(tag_len as usize));
+    }
+    if *length < MACSEC_ICV_LEN || *caplen < MACSEC_ICV_LEN {
+        return trunc(ctx, orig_caplen);
+    }
+    *length -= MACSEC_ICV_LEN;
+    *caplen -= MACSEC_ICV_LEN;
+    let end = bp.len().saturating_sub(MACSEC_ICV_LEN as usize);
+    if short_length != 0 {
+        let sl = u32::from(short_length);
+        if sl > *length || sl > *caplen {
+            return trunc(ctx, orig_caplen);
+        }
+        *length = (*length).min(sl);
+        // tcpdump shortens only its caplen variable here, not the snapshot end.
+        *caplen = (*caplen).min(sl);
+    }
+    ctx.protocol = save;
+    Ok(Macsec::Clear { hdr: tag_len as usize, end })
 }
 
 /// tcpdump's `llc_print` for the SAPs that carry what we decode (IP, SNAP-encapsulated
