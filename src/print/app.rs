@@ -61,8 +61,10 @@ pub fn tcp_payload(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, sport: u16, dport:
     } else if port(554) || port(8554) {
         ctx.put(": ");
         txtproto(ctx, "rtsp", bp, length, Some(RTSP_CMDS))?;
+    } else if port(53) {
+        super::dns::print(ctx, bp, length, true, false)?;
     }
-    // DNS (53), MSDP, RPKI-RTR, LDP, NFS: not decoded.
+    // MSDP, RPKI-RTR, LDP, NFS: not decoded.
     Ok(())
 }
 

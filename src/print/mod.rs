@@ -20,6 +20,7 @@
 pub mod addr;
 pub mod app;
 pub mod arp;
+pub mod dns;
 pub mod icmp;
 pub mod icmp6;
 pub mod ip;

@@ -1,7 +1,8 @@
 //! UDP: addresses and ports, length checks, `-v`/`-vv` checksum, `UDP, length N`.
 //!
-//! Follows tcpdump 4.99.3's `udp_print`. Application protocols on well-known ports (DNS,
-//! NTP, DHCP, ...) are not decoded: such datagrams print the plain `UDP, length N` form.
+//! Follows tcpdump 4.99.3's `udp_print`. DNS (53) and mDNS (5353) are decoded; other
+//! application protocols on well-known ports (NTP, DHCP, ...) are not: such datagrams print
+//! the plain `UDP, length N` form.
 
 use super::{get_be16, pseudo_cksum, tcp, Ctx, IpHdr, PResult};
 use crate::pr;
@@ -81,6 +82,15 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
         }
     }
 
+    if !ctx.opts.quick {
+        let payload = bp.get(8..).unwrap_or(&[]);
+        if sport == 53 || dport == 53 {
+            return super::dns::print(ctx, payload, length, false, false);
+        }
+        if sport == 5353 || dport == 5353 {
+            return super::dns::print(ctx, payload, length, false, true);
+        }
+    }
     if ulen > length && !ip.fragmented {
         pr!(ctx, "UDP, bad length {} > {}", ulen, length);
     } else {
