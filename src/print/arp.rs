@@ -154,7 +154,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
             paddr(ctx, bp, &l, l.spa())?;
         }
         _ => {
-            ctx.default_print(bp);
+            ctx.raw_print(bp);
             return Ok(());
         }
     }

@@ -388,7 +388,7 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
     let caplen = bp.len() as u32;
     let short = |ctx: &mut Ctx<'_>, ret: u32| {
         ctx.print_trunc();
-        ctx.default_print(bp);
+        ctx.raw_print(bp);
         Ok(ret as usize)
     };
     if caplen < 3 {
@@ -441,13 +441,7 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
         }
         let oui = u32::from_be_bytes([0, p[0], p[1], p[2]]);
         let et = u16::from_be_bytes([p[3], p[4]]);
-        let oui_name = match oui {
-            0x000000 => "Ethernet",
-            0x00000c => "Cisco",
-            0x0000f8 => "Cisco bridged",
-            0x080007 => "Appletalk",
-            _ => "Unknown",
-        };
+        let oui_name = oui_name(oui).unwrap_or("Unknown");
         let pid_name = if oui == 0 { ethertype_name(et).unwrap_or("Unknown") } else { "Unknown" };
         if ctx.eflag() {
             pr!(
@@ -473,9 +467,9 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
                 ctx.put(" ");
             }
             if oui == 0 {
-                pr!(ctx, "SNAP, ethertype {} (0x{:04x}), length {}: ", pid_name, et, length);
+                pr!(ctx, "SNAP, ethertype {} (0x{:04x}), length {}: ", pid_name, et, length - 5);
             } else {
-                pr!(ctx, "SNAP, oui {} (0x{:06x}), pid {} (0x{:04x}), length {}: ", oui_name, oui, pid_name, et, length);
+                pr!(ctx, "SNAP, oui {} (0x{:06x}), pid {} (0x{:04x}), length {}: ", oui_name, oui, pid_name, et, length - 5);
             }
         }
         ctx.default_print(bp);
@@ -541,7 +535,7 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
             if p[0] == 0x81 {
                 if p.len() < 3 || length < 3 {
                     ctx.print_trunc();
-                    ctx.default_print(p);
+                    ctx.raw_print(p);
                 } else {
                     pr!(ctx, ": {:02x} {:02x}", p[1], p[2]);
                 }
@@ -577,6 +571,39 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
     // Unknown LLC payload: tcpdump's caller dumps from the LLC header on.
     ctx.default_print(bp);
     Ok(hdrlen as usize)
+}
+
+/// tcpdump's `oui_values`.
+pub fn oui_name(oui: u32) -> Option<&'static str> {
+    Some(match oui {
+        0x000000 => "Ethernet",
+        0x00000c => "Cisco",
+        0x00005E => "IANA",
+        0x000081 => "Nortel Networks SONMP",
+        0x0000f8 => "Cisco bridged",
+        0x0080c2 => "Ethernet bridged",
+        0x00A03E => "ATM Forum",
+        0x00E02F => "DOCSIS Spanning Tree",
+        0x080007 => "Appletalk",
+        0x009069 => "Juniper",
+        0x080009 => "Hewlett-Packard",
+        0x00120f => "IEEE 802.3 Private",
+        0x0012bb => "ANSI/TIA",
+        0x001B21 => "DCBX",
+        0x002320 => "Nicira Networks",
+        0x5c16c7 => "Big Switch Networks",
+        0xb0d2f5 => "Vello Systems",
+        0x002481 => "HP",
+        0x0004ea => "HP-Labs",
+        0x748771 => "Infoblox Inc",
+        0xa42305 => "Open Networking Lab",
+        0x00049f => "Freescale",
+        0x0015ad => "Netronome",
+        0x001018 => "Broadcom",
+        0x00e004 => "PMC-Sierra",
+        0xd0f0db => "Ericsson",
+        _ => return None,
+    })
 }
 
 fn sap_name(sap: u8) -> Option<&'static str> {

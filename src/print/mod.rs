@@ -199,12 +199,16 @@ impl Ctx<'_> {
             IpAddr::V6(a) => addr::push_ip6(self.out, a.octets()),
         }
     }
-    /// tcpdump's `ND_DEFAULTPRINT`: hex and ASCII dump of a payload nobody decoded, unless
-    /// `-q`/`-x`/`-X` suppress it.
+    /// `if (!ndo_suppress_default_print) ND_DEFAULTPRINT(...)`: hex and ASCII dump of a
+    /// payload nobody decoded, unless `-q`/`-x`/`-X` suppress it.
     pub fn default_print(&mut self, bp: &[u8]) {
         if !self.opts.suppress_default_print() {
-            crate::hexdump::hex_and_ascii(self.out, "\n\t", bp);
+            self.raw_print(bp);
         }
+    }
+    /// tcpdump's bare `ND_DEFAULTPRINT` (some dissectors call it regardless of `-q`/`-x`).
+    pub fn raw_print(&mut self, bp: &[u8]) {
+        crate::hexdump::hex_and_ascii(self.out, "\n\t", bp);
     }
     /// `-e` given.
     #[inline]
