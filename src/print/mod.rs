@@ -498,6 +498,62 @@ mod tests {
         assert_eq!(s, "3M-*^@^A^?M-^?");
     }
 
+    fn udp_frame(direction: Direction) -> Frame {
+        // Ethernet + IPv4 + UDP 10.0.0.1:1234 -> 10.0.0.2:5678, 2 bytes of payload
+        let mut d = vec![1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 8, 0];
+        d.extend_from_slice(&[0x45, 0, 0, 30, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        d.extend_from_slice(&[0x04, 0xd2, 0x16, 0x2e, 0, 10, 0, 0, b'h', b'i']);
+        let origlen = d.len() as u32;
+        Frame {
+            point: 0,
+            ts: crate::capture::Timestamp { sec: 3_600, nsec: 5_000 },
+            linktype: 1,
+            origlen,
+            data: d,
+            direction,
+        }
+    }
+
+    #[test]
+    fn frame_line_with_number_labels_and_direction() {
+        let point = Point { label: "sd_vm/br0".into(), linktype: 1, snaplen: 65535, nano: false };
+        let opts = Options { number: true, labels: true, ts_format: TsFormat::Unix, ..Options::default() };
+        let mut p = Printer::new(opts);
+        let mut out = String::new();
+        p.print_frame(&udp_frame(Direction::Out), &point, &mut out);
+        p.print_frame(&udp_frame(Direction::Unknown), &point, &mut out);
+        assert_eq!(
+            out,
+            concat!(
+                "    1  3600.000005 sd_vm/br0 Out IP 10.0.0.1.1234 > 10.0.0.2.5678: UDP, length 2\n",
+                "    2  3600.000005 sd_vm/br0 IP 10.0.0.1.1234 > 10.0.0.2.5678: UDP, length 2\n"
+            )
+        );
+    }
+
+    #[test]
+    fn truncated_frame_dumps_from_link_header() {
+        let point = Point { label: "x".into(), linktype: 1, snaplen: 65535, nano: false };
+        let opts = Options { hex: 1, ts_format: TsFormat::None, ..Options::default() };
+        let mut p = Printer::new(opts);
+        // ARP truncated inside its fixed header: tcpdump's longjmp, so the marker and a dump
+        // from the link header on (as /usr/bin/tcpdump prints it).
+        let mut f = udp_frame(Direction::Unknown);
+        f.data.truncate(18);
+        f.data[12] = 8;
+        f.data[13] = 6;
+        f.data[14..18].copy_from_slice(&[0, 1, 8, 0]);
+        let mut out = String::new();
+        p.print_frame(&f, &point, &mut out);
+        assert_eq!(out, " [|arp]\n\t0x0000:  0102 0304 0506 0a0b 0c0d 0e0f 0806 0001\n\t0x0010:  0800\n");
+        // IPv4 cut inside its header is a local truncation: the dump starts at the IP header.
+        let mut f = udp_frame(Direction::Unknown);
+        f.data.truncate(16);
+        let mut out = String::new();
+        p.print_frame(&f, &point, &mut out);
+        assert_eq!(out, "IP  [|ip]\n\t0x0000:  4500\n");
+    }
+
     #[test]
     fn invalid_headers() {
         assert_eq!(invalid_header(10, 10), None);
