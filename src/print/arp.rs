@@ -65,7 +65,7 @@ fn linkaddr(ctx: &mut Ctx<'_>, bp: &[u8], off: usize, len: usize) -> PResult {
     if a.is_empty() {
         ctx.put("<empty>");
     } else {
-        link::push_mac(ctx.out, a);
+        link::put_mac(ctx, a);
     }
     Ok(())
 }

@@ -57,8 +57,11 @@ fn summary(ctx: &mut Ctx<'_>, bp: &[u8], icmp_type: u8, code: u8) -> PResult<Sum
                 let proto = get_u8(bp, 8 + 9)?;
                 addr(ctx, bp, IDST)?;
                 match proto {
-                    6 => pr!(ctx, " tcp port {} unreachable", dport),
-                    17 => pr!(ctx, " udp port {} unreachable", dport),
+                    6 | 17 => {
+                        ctx.put(if proto == 6 { " tcp port " } else { " udp port " });
+                        super::tcp::put_port(ctx, proto, dport);
+                        ctx.put(" unreachable");
+                    }
                     _ => pr!(ctx, " protocol {} port {} unreachable", proto, dport),
                 }
             }

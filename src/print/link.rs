@@ -132,6 +132,18 @@ pub fn push_mac(out: &mut String, a: &[u8]) {
     }
 }
 
+/// tcpdump's `etheraddr_string`: the MAC address, and without `-n` the vendor from the
+/// OUI (` (oui Ethernet)`; `/etc/ethers` names are not looked up).
+pub fn put_mac(ctx: &mut Ctx<'_>, a: &[u8]) {
+    push_mac(ctx.out, a);
+    if ctx.opts.numeric == 0 && a.len() == 6 {
+        let oui = u32::from_be_bytes([0, a[0], a[1], a[2]]);
+        ctx.put(" (oui ");
+        ctx.put(oui_name(oui).unwrap_or("Unknown"));
+        ctx.put(")");
+    }
+}
+
 /// tcpdump's `ether_type_print`.
 fn ether_type_print(ctx: &mut Ctx<'_>, t: u16) {
     if !ctx.opts.quick {
@@ -147,9 +159,9 @@ fn ether_type_print(ctx: &mut Ctx<'_>, t: u16) {
 fn ether_addresses_print(ctx: &mut Ctx<'_>, bp: &[u8]) {
     // Only called with at least 12 captured bytes.
     if let (Some(dst), Some(src)) = (bp.get(0..6), bp.get(6..12)) {
-        push_mac(ctx.out, src);
+        put_mac(ctx, src);
         ctx.put(" > ");
-        push_mac(ctx.out, dst);
+        put_mac(ctx, dst);
         ctx.put(", ");
     }
 }
@@ -350,9 +362,9 @@ fn macsec(ctx: &mut Ctx<'_>, bp: &[u8], off: usize, length: &mut u32, caplen: &m
     *caplen -= tag_len;
     if tci & 0x0c != 0 {
         if !ctx.eflag() {
-            push_mac(ctx.out, bp.get(6..12).unwrap_or(&[]));
+            put_mac(ctx, bp.get(6..12).unwrap_or(&[]));
             ctx.put(" > ");
-            push_mac(ctx.out, bp.get(0..6).unwrap_or(&[]));
+            put_mac(ctx, bp.get(0..6).unwrap_or(&[]));
             ctx.put(" 802.1AE MACsec, ");
             macsec_header(ctx, tag, short_length)?;
         }
@@ -461,9 +473,9 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
         }
         if !ctx.eflag() {
             if let Some(m) = macs {
-                push_mac(ctx.out, m.get(6..12).unwrap_or(&[]));
+                put_mac(ctx, m.get(6..12).unwrap_or(&[]));
                 ctx.put(" > ");
-                push_mac(ctx.out, m.get(0..6).unwrap_or(&[]));
+                put_mac(ctx, m.get(0..6).unwrap_or(&[]));
                 ctx.put(" ");
             }
             if oui == 0 {
@@ -487,12 +499,12 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
             None if ssap == dsap => pr!(ctx, "{} ", dname(dsap)),
             None => pr!(ctx, "{} > {} ", sname(ssap), dname(dsap)),
             Some((src, dst)) => {
-                push_mac(ctx.out, src);
+                put_mac(ctx, src);
                 if ssap != dsap {
                     pr!(ctx, " {}", sname(ssap));
                 }
                 ctx.put(" > ");
-                push_mac(ctx.out, dst);
+                put_mac(ctx, dst);
                 pr!(ctx, " {} ", dname(dsap));
             }
         }
@@ -678,7 +690,7 @@ fn sll_print(ctx: &mut Ctx<'_>, hdr: &[u8], length: u32) -> PResult {
     ctx.protocol = "sll";
     pr!(ctx, "{:>3} ", sll_pkttype(u32::from(get_be16(hdr, 0)?)));
     if get_be16(hdr, 4)? == 6 {
-        push_mac(ctx.out, get_bytes(hdr, 6, 6)?);
+        put_mac(ctx, get_bytes(hdr, 6, 6)?);
         ctx.put(" ");
     }
     let et = get_be16(hdr, 14)?;
@@ -690,7 +702,7 @@ fn sll2_print(ctx: &mut Ctx<'_>, hdr: &[u8], length: u32) -> PResult {
     ctx.protocol = "sll2";
     pr!(ctx, "ifindex {} ", get_be32(hdr, 4)?);
     if get_u8(hdr, 11)? == 6 {
-        push_mac(ctx.out, get_bytes(hdr, 12, 6)?);
+        put_mac(ctx, get_bytes(hdr, 12, 6)?);
         ctx.put(" ");
     }
     let et = get_be16(hdr, 0)?;

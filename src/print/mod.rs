@@ -31,6 +31,7 @@ pub mod ts;
 pub mod udp;
 
 use crate::capture::{Direction, Frame, Point};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -305,6 +306,31 @@ pub struct State {
     /// `if_indextoname()` of the header's index, `?` when unknown). Filled by the caller
     /// (printing itself does no I/O); empty means every index prints as `?`.
     pub if_names: Vec<(u32, String)>,
+    /// TCP/UDP port names from `/etc/services` (tcpdump's `getservent` tables), used only
+    /// without `-n`. Empty (numeric ports) until [`State::load_services`] is given the
+    /// file's text by the caller.
+    pub tcp_services: HashMap<u16, Box<str>>,
+    pub udp_services: HashMap<u16, Box<str>>,
+}
+
+impl State {
+    /// Parses `/etc/services` text (`name port/proto [aliases] [# comment]`); like
+    /// tcpdump's `init_servarray`, the first name listed for a port wins.
+    pub fn load_services(&mut self, text: &str) {
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(port_proto)) = (words.next(), words.next()) else { continue };
+            let Some((port, proto)) = port_proto.split_once('/') else { continue };
+            let Ok(port) = port.parse::<u16>() else { continue };
+            let table = match proto {
+                "tcp" => &mut self.tcp_services,
+                "udp" => &mut self.udp_services,
+                _ => continue,
+            };
+            table.entry(port).or_insert_with(|| name.into());
+        }
+    }
 }
 
 /// Internet checksum (RFC 1071) over the concatenation of `parts`; returns the folded,
@@ -552,6 +578,15 @@ mod tests {
         let mut out = String::new();
         p.print_frame(&f, &point, &mut out);
         assert_eq!(out, "IP  [|ip]\n\t0x0000:  4500\n");
+    }
+
+    #[test]
+    fn services_first_name_wins() {
+        let mut st = State::default();
+        st.load_services("# c\nhttp\t80/tcp www # WorldWideWeb\nhttp 80/udp\nwww-alt 80/tcp\nbad\n\ndomain 53/udp\n");
+        assert_eq!(st.tcp_services.get(&80).map(|s| &**s), Some("http"));
+        assert_eq!(st.udp_services.get(&53).map(|s| &**s), Some("domain"));
+        assert!(!st.tcp_services.contains_key(&53));
     }
 
     #[test]

@@ -167,21 +167,34 @@ pub fn ip_next_is(ip: &IpHdr<'_>, proto: u8) -> bool {
     ip.hdr.get(off) == Some(&proto)
 }
 
+/// tcpdump's `tcpport_string`/`udpport_string`: the service name without `-n` when the
+/// caller loaded `/etc/services`, else the number.
+pub fn put_port(ctx: &mut Ctx<'_>, proto: u8, port: u16) {
+    if ctx.opts.numeric == 0 {
+        let table = if proto == 6 { &ctx.state.tcp_services } else { &ctx.state.udp_services };
+        if let Some(name) = table.get(&port) {
+            ctx.out.push_str(name);
+            return;
+        }
+    }
+    ctx.put_u32(u32::from(port));
+}
+
 /// `src.sport > dst.dport: ` (or `sport > dport: `), tcpdump's TCP/UDP address prefix.
 pub fn print_endpoints(ctx: &mut Ctx<'_>, ip: &IpHdr<'_>, proto: u8, sport: u16, dport: u16) {
     if ip_next_is(ip, proto) {
         ctx.put_ip(ip.src);
         ctx.put(".");
-        ctx.put_u32(u32::from(sport));
+        put_port(ctx, proto, sport);
         ctx.put(" > ");
         ctx.put_ip(ip.dst);
         ctx.put(".");
-        ctx.put_u32(u32::from(dport));
+        put_port(ctx, proto, dport);
         ctx.put(": ");
     } else {
-        ctx.put_u32(u32::from(sport));
+        put_port(ctx, proto, sport);
         ctx.put(" > ");
-        ctx.put_u32(u32::from(dport));
+        put_port(ctx, proto, dport);
         ctx.put(": ");
     }
 }
