@@ -4,7 +4,7 @@
 //! other lengths as colon-separated hex, empty ones as `<empty>`. ATM ARP (hardware type
 //! 19) and Frame Relay DLCI formatting are not reproduced (their addresses print as hex).
 
-use super::{get_be16, get_bytes, get_u8, link, Ctx, PResult};
+use super::{Ctx, PResult, get_be16, get_bytes, get_u8, link};
 use crate::pr;
 
 fn hrd_name(h: u16) -> Option<&'static str> {

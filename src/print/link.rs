@@ -5,7 +5,7 @@
 //! `-x`/`-X`/`-A` start); [`print`] turns a truncation (`Err(Trunc)`) into the ` [|proto]`
 //! marker and a header length of 0, as tcpdump's `pretty_print_packet` does.
 
-use super::{get_be16, get_be32, get_bytes, get_u8, ip, Ctx, PResult};
+use super::{Ctx, PResult, get_be16, get_be32, get_bytes, get_u8, ip};
 use crate::pr;
 
 /// DLT/LINKTYPE values we print.
@@ -225,8 +225,7 @@ pub fn ether(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult<usize> {
             }
         }
     }
-    while matches!(length_type, ETHERTYPE_8021Q | ETHERTYPE_8021Q9100 | ETHERTYPE_8021Q9200 | ETHERTYPE_8021QINQ)
-    {
+    while matches!(length_type, ETHERTYPE_8021Q | ETHERTYPE_8021Q9100 | ETHERTYPE_8021Q9200 | ETHERTYPE_8021QINQ) {
         if caplen < 4 {
             ctx.protocol = "vlan";
             ctx.print_trunc();
@@ -481,7 +480,15 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
             if oui == 0 {
                 pr!(ctx, "SNAP, ethertype {} (0x{:04x}), length {}: ", pid_name, et, length - 5);
             } else {
-                pr!(ctx, "SNAP, oui {} (0x{:06x}), pid {} (0x{:04x}), length {}: ", oui_name, oui, pid_name, et, length - 5);
+                pr!(
+                    ctx,
+                    "SNAP, oui {} (0x{:06x}), pid {} (0x{:04x}), length {}: ",
+                    oui_name,
+                    oui,
+                    pid_name,
+                    et,
+                    length - 5
+                );
             }
         }
         ctx.default_print(bp);
