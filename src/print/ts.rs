@@ -38,7 +38,7 @@ impl TsPrinter {
 
     /// The fraction in the printing precision (tcpdump's `tv_usec`).
     fn frac(&self, ts: Timestamp) -> i64 {
-        if self.nano { i64::from(ts.nsec) } else { i64::from(ts.nsec / 1000) }
+        (if self.nano { ts.nsec } else { ts.nsec / 1000 }) as i64
     }
 
     fn push_frac(&self, out: &mut String, frac: i64) {
@@ -155,7 +155,7 @@ mod tests {
     use super::*;
 
     fn ts(sec: i64, nsec: u32) -> Timestamp {
-        Timestamp { sec, nsec }
+        Timestamp { sec, nsec: u64::from(nsec) }
     }
 
     fn run(format: TsFormat, nano: bool, times: &[Timestamp]) -> Vec<String> {
