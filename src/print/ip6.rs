@@ -30,6 +30,9 @@ mod mobility;
 mod opts;
 #[path = "ip6_rt.rs"]
 mod rt;
+#[cfg(test)]
+#[path = "ip6_difftest.rs"]
+mod difftest;
 
 /// Length of the fixed IPv6 header.
 pub const HDR_LEN: usize = 40;
@@ -385,6 +388,11 @@ pub(crate) mod tests {
             ctx.print_trunc();
         }
         out
+    }
+
+    /// The [`IpHdr`] an upper layer gets for the IPv6 packet `p`.
+    pub fn header_of(p: &[u8]) -> IpHdr<'_> {
+        super::header(&p[..HDR_LEN], p, false)
     }
 
     pub fn opts(verbose: u8) -> Options {
