@@ -13,7 +13,7 @@ fn frames(d: &[u8]) -> (u32, Vec<(&[u8], u32)>) {
         if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
     };
     let le = rd(0, true) == 0xa1b2_c3d4 || rd(0, true) == 0xa1b2_3c4d;
-    let lt = rd(20, le);
+    let lt = rd(20, le) & 0xffff;
     let mut out = Vec::new();
     let mut off = 24;
     while off + 16 <= d.len() {
@@ -48,7 +48,13 @@ fn ip6_diff() {
             1 if data.len() >= 14 && data[12..14] == [0x86, 0xdd] => {
                 (&data[14..], orig.saturating_sub(14))
             }
-            101 | 229 => (&data[..], *orig),
+            101 | 229 if data.first().is_some_and(|b| b >> 4 == 6) => (&data[..], *orig),
+            113 if data.len() >= 16 && data[14..16] == [0x86, 0xdd] => {
+                (&data[16..], orig.saturating_sub(16))
+            }
+            0 if data.len() >= 4 && [10, 24, 28, 30].contains(&data[0].max(data[3])) => {
+                (&data[4..], orig.saturating_sub(4))
+            }
             _ => {
                 out.push_str("SKIP\n");
                 continue;
