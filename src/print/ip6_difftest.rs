@@ -14,6 +14,11 @@ fn frames(d: &[u8]) -> (u32, Vec<(&[u8], u32)>) {
     };
     let le = rd(0, true) == 0xa1b2_c3d4 || rd(0, true) == 0xa1b2_3c4d;
     let lt = rd(20, le) & 0xffff;
+    // libpcap cuts records at the file's snapshot length
+    let snap = match rd(16, le) as usize {
+        0 => usize::MAX,
+        s => s,
+    };
     let mut out = Vec::new();
     let mut off = 24;
     while off + 16 <= d.len() {
@@ -21,7 +26,7 @@ fn frames(d: &[u8]) -> (u32, Vec<(&[u8], u32)>) {
         let ol = rd(off + 12, le);
         off += 16;
         let end = (off + cl).min(d.len());
-        out.push((&d[off..end], ol));
+        out.push((&d[off..end.min(off + snap)], ol));
         off = end;
     }
     (lt, out)
