@@ -347,8 +347,9 @@ fn put_addr(ctx: &mut Ctx<'_>, prefix: &str, bp: &[u8], off: usize) -> PResult {
     Ok(())
 }
 
-/// Router advertisement flags (`icmp6_opt_ra_flag_values`, 4.99.3 has no "ipv6 only").
-const RA_FLAGS: [(u32, &str); 3] = [(0x80, "managed"), (0x40, "other stateful"), (0x20, "home agent")];
+/// Router advertisement flags (`icmp6_opt_ra_flag_values`).
+const RA_FLAGS: [(u32, &str); 4] =
+    [(0x80, "managed"), (0x40, "other stateful"), (0x20, "home agent"), (0x02, "ipv6 only")];
 /// Neighbor advertisement flags.
 const NA_FLAGS: [(u32, &str); 3] =
     [(0x8000_0000, "router"), (0x4000_0000, "solicited"), (0x2000_0000, "override")];

@@ -42,6 +42,10 @@ pub(super) fn print(ctx: &mut Ctx<'_>, code: u8, bp: &[u8], length: u32) -> PRes
 }
 
 fn dio(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
+    if length < DIO_LEN {
+        pr!(ctx, " [length {length} < {DIO_LEN}] (invalid)");
+        return Ok(());
+    }
     let dagid = super::super::ip6::get_addr(bp, 8)?;
     let dtsn = get_u8(bp, 5)?;
     let instance = get_u8(bp, 0)?;

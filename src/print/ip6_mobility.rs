@@ -94,8 +94,9 @@ pub(super) fn print(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult {
         }
         7 => {
             pr!(ctx, " status={}", get_u8(bp, 6)?);
+            let a = super::get_addr(bp, MINLEN)?;
             ctx.put(" homeaddr ");
-            super::put_addr(ctx, bp, MINLEN)?;
+            super::super::addr::push_ip6(ctx.out, a);
             MINLEN + 16
         }
         _ => {
