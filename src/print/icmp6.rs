@@ -101,15 +101,15 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
         return Ok(());
     }
     let v = ctx.opts.verbose;
-    if v > 0 && !ip.fragmented {
-        if let Some(msg) = usize::try_from(length).ok().and_then(|l| bp.get(..l)) {
-            let wire = get_be16(msg, 2)?;
-            let sum = pseudo_cksum(ip, IPPROTO_ICMPV6, msg);
-            if sum != 0 {
-                pr!(ctx, "[bad icmp6 cksum 0x{wire:04x} -> 0x{:04x}!] ", cksum_shouldbe(wire, sum));
-            } else {
-                ctx.put("[icmp6 sum ok] ");
-            }
+    // The checksum covers the whole message: only when it is all captured.
+    let whole = usize::try_from(length).ok().and_then(|l| bp.get(..l));
+    if let (true, Some(msg)) = (v > 0 && !ip.fragmented, whole) {
+        let wire = get_be16(msg, 2)?;
+        let sum = pseudo_cksum(ip, IPPROTO_ICMPV6, msg);
+        if sum != 0 {
+            pr!(ctx, "[bad icmp6 cksum 0x{wire:04x} -> 0x{:04x}!] ", cksum_shouldbe(wire, sum));
+        } else {
+            ctx.put("[icmp6 sum ok] ");
         }
     }
     let t = get_u8(bp, 0)?;
@@ -453,8 +453,7 @@ mod tests {
     pub fn icmp(v: u8, msg: &[u8]) -> String {
         let p = ip6(58, msg.len() as u16, msg);
         let hdr = super::super::ip6::tests::header_of(&p);
-        let s = run(&opts(v), |c| print(c, &p[40..], msg.len() as u32, &hdr));
-        s
+        run(&opts(v), |c| print(c, &p[40..], msg.len() as u32, &hdr))
     }
 
     #[test]

@@ -103,11 +103,9 @@ pub(super) fn nodeinfo(ctx: &mut Ctx<'_>, bp: &[u8], icmp6len: u32) -> PResult {
             let code = get_u8(bp, 1)?;
             let mut comma = false;
             match code {
-                0 => {
-                    if v {
-                        ctx.put("success");
-                        comma = true;
-                    }
+                0 if v => {
+                    ctx.put("success");
+                    comma = true;
                 }
                 1 | 2 => {
                     ctx.put(if code == 1 { "refused" } else { "unknown" });

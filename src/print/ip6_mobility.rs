@@ -32,12 +32,10 @@ pub(super) fn print(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult {
     let mhlen = (usize::from(len_byte) + 1) << 3;
     let typ = get_u8(bp, 2)?;
     let known = TYPES.get(usize::from(typ));
-    if let Some(&(_, min)) = known {
-        if mhlen < min {
-            pr!(ctx, "(header length {mhlen} is too small for type {typ})");
-            ctx.print_trunc();
-            return Ok(());
-        }
+    if known.is_some_and(|&(_, min)| mhlen < min) {
+        pr!(ctx, "(header length {mhlen} is too small for type {typ})");
+        ctx.print_trunc();
+        return Ok(());
     }
     ctx.put("mobility: ");
     match known {
