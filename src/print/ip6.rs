@@ -468,6 +468,63 @@ pub(crate) mod tests {
         );
     }
 
+    mod never_panics {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn all_ways(p: &[u8], claimed: u32) {
+            for v in 0..3 {
+                for e in [false, true] {
+                    let o = Options { verbose: v, link_header: e, numeric: 1, ..Options::default() };
+                    let _ = run(&o, |c| print(c, p, claimed));
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+            #[test]
+            fn random_bytes(p in proptest::collection::vec(any::<u8>(), 0..200), extra in 0u32..100) {
+                all_ways(&p, p.len() as u32 + extra);
+            }
+
+            #[test]
+            fn random_chains(
+                nh in prop::sample::select(vec![0u8, 43, 44, 58, 59, 60, 62, 135, 41]),
+                plen in prop::sample::select(vec![0u16, 8, 16, 24, 40, 64, 0xffff]),
+                body in proptest::collection::vec(
+                    prop::sample::select(vec![0u8, 1, 2, 3, 4, 5, 8, 16, 24, 25, 31, 43, 44, 58,
+                        59, 60, 128, 130, 134, 135, 136, 138, 139, 140, 143, 155, 0xc0, 0xc2,
+                        0xc9, 0xff]),
+                    0..160),
+                extra in 0u32..70000,
+            ) {
+                let p = ip6(nh, plen, &body);
+                all_ways(&p, p.len() as u32 + extra);
+            }
+        }
+    }
+
+    /// IPv6 in IPv6 behind jumbo hop-by-hop headers nests about 5,400 deep in a 256 KiB
+    /// frame; tcpdump recurses just as deep. This needs about 6 MiB of stack in a debug build
+    /// and 2 MiB optimized: the thread running the printers must have that much.
+    #[test]
+    fn deep_nesting_fits_the_stack() {
+        const LEVELS: usize = 5400;
+        let mut p = Vec::with_capacity(LEVELS * 48);
+        for i in 0..LEVELS {
+            let rem = (LEVELS * 48 - i * 48 - 40).max(65536) as u32;
+            p.extend_from_slice(&ip6(0, 0, &[])[..40]);
+            p.extend_from_slice(&[if i + 1 < LEVELS { 41 } else { 59 }, 0, 0xc2, 4]);
+            p.extend_from_slice(&rem.to_be_bytes());
+        }
+        let t = std::thread::Builder::new().stack_size(16 << 20).spawn(move || {
+            let s = run(&opts(1), |c| print(c, &p, p.len() as u32));
+            s.matches("HBH (jumbo: ").count()
+        });
+        assert_eq!(t.unwrap().join().unwrap(), LEVELS);
+    }
+
     #[test]
     fn final_dst_follows_routing_headers() {
         let a = hex("20010db8000000000000000000000009");

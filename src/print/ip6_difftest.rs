@@ -73,3 +73,4 @@ fn ip6_diff() {
     }
     std::fs::write(std::env::var("IP6_DIFF_OUT").unwrap(), out).unwrap();
 }
+
