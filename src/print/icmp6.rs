@@ -1,7 +1,7 @@
 //! ICMPv6 as tcpdump 4.99.3 prints it (`icmp6_print`): errors (unreachable, packet too big,
 //! time exceeded, parameter problem), echo, MLD v1/v2, neighbor discovery with its options
-//! ([`nd`]), router renumbering and node information ([`ni`]), home agent discovery, mobile
-//! prefix, RPL ([`rpl`]). Types 4.99.3 does not know (RFC 8335 extended echo among them)
+//! (`icmp6_nd.rs`), router renumbering and node information (`icmp6_ni.rs`), home agent discovery, mobile
+//! prefix, RPL (`icmp6_rpl.rs`). Types 4.99.3 does not know (RFC 8335 extended echo among them)
 //! print as `unknown icmp6 type (N), length N` and a hex dump.
 //!
 //! Contract (see `print/mod.rs`): `bp` is the captured ICMPv6 message (cut at the IPv6
@@ -426,21 +426,7 @@ fn upper_layer(oip: &[u8]) -> Option<(usize, u8)> {
 /// captured), every line starting with `indent`.
 pub(crate) fn print_unknown_data(ctx: &mut Ctx<'_>, bp: &[u8], indent: &str, len: u32) {
     let n = usize::try_from(len).map_or(bp.len(), |l| l.min(bp.len()));
-    hex_print(ctx, indent, &bp[..n]);
-}
-
-/// tcpdump's `hex_print`: `INDENT0x0000:  xxxx xxxx ...`, 16 bytes a line.
-pub(crate) fn hex_print(ctx: &mut Ctx<'_>, indent: &str, data: &[u8]) {
-    for (line, chunk) in data.chunks(16).enumerate() {
-        pr!(ctx, "{indent}0x{:04x}: ", (line * 16) & 0xffff_ffff);
-        let mut pairs = chunk.chunks_exact(2);
-        for p in &mut pairs {
-            pr!(ctx, " {:02x}{:02x}", p[0], p[1]);
-        }
-        if let [b] = pairs.remainder() {
-            pr!(ctx, " {b:02x}");
-        }
-    }
+    crate::hexdump::hex(ctx.out, indent, &bp[..n]);
 }
 
 #[cfg(test)]
@@ -501,7 +487,7 @@ mod tests {
     #[test]
     fn hex_print_odd_lengths() {
         let s = run(&opts(0), |c| {
-            hex_print(c, "\n\t", &hex("0102 0304 0506 0708 090a 0b0c 0d0e 0f10 11"));
+            print_unknown_data(c, &hex("0102 0304 0506 0708 090a 0b0c 0d0e 0f10 11"), "\n\t", 99);
             Ok(())
         });
         assert_eq!(s, "\n\t0x0000:  0102 0304 0506 0708 090a 0b0c 0d0e 0f10\n\t0x0010:  11");

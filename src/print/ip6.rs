@@ -5,8 +5,8 @@
 //! * [`print`] gets the captured bytes from the first byte of the IPv6 header and the length
 //!   the link layer reports. It prints `IP6 ` (not with `-e`), the `-v` header
 //!   `(class 0x.., flowlabel 0x....., hlim N, next-header NAME (N) payload length: N) `,
-//!   the addresses, then walks hop-by-hop options ([`opts`]), destination options, routing
-//!   headers incl. SRH ([`rt`]), fragment headers and the mobility header ([`mobility`]),
+//!   the addresses, then walks hop-by-hop options (`ip6_opts.rs`), destination options, routing
+//!   headers incl. SRH (`ip6_rt.rs`), fragment headers and the mobility header (`ip6_mobility.rs`),
 //!   and hands the first upper-layer header to [`super::ip::demux`].
 //! * The captured bytes are cut at the end the payload length (or a jumbo payload option)
 //!   claims, like tcpdump's `nd_push_snaplen`/`nd_change_snaplen`; the upper layer sees only
@@ -50,41 +50,6 @@ pub mod nh {
     pub const MOBILITY_OLD: u8 = 62;
     pub const SCTP: u8 = 132;
     pub const MOBILITY: u8 = 135;
-}
-
-/// tcpdump 4.99.3's `ipproto_values` (what `-v` prints as the next-header name).
-pub fn proto_name(p: u8) -> Option<&'static str> {
-    Some(match p {
-        0 => "Options",
-        1 => "ICMP",
-        2 => "IGMP",
-        4 => "IPIP",
-        6 => "TCP",
-        8 => "EGP",
-        9 => "IGRP",
-        17 => "UDP",
-        33 => "DCCP",
-        41 => "IPv6",
-        43 => "Routing",
-        44 => "Fragment",
-        46 => "RSVP",
-        47 => "GRE",
-        50 => "ESP",
-        51 => "AH",
-        55 => "Mobile IP",
-        58 => "ICMPv6",
-        62 => "Mobile IP (old)",
-        88 => "EIGRP",
-        89 => "OSPF",
-        103 => "PIM",
-        108 => "Compressed IP",
-        112 => "VRRP",
-        113 => "PGM",
-        132 => "SCTP",
-        135 => "Mobility",
-        143 => "Ethernet",
-        _ => return None,
-    })
 }
 
 /// Reads a 16-byte IPv6 address at `off`.
@@ -161,7 +126,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
             pr!(ctx, "flowlabel 0x{:05x}, ", flow & 0x000f_ffff);
         }
         pr!(ctx, "hlim {}, next-header {} ({nh}) payload length: {}) ", hdr[7],
-            proto_name(nh).unwrap_or("unknown"), w.payload_len);
+            super::ip::ipproto_name(nh).unwrap_or("unknown"), w.payload_len);
     }
     // nd_push_snaplen: nothing past the end the IPv6 header claims.
     let mut data = cut(bp, len);
@@ -190,18 +155,18 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
             nh::HOPOPTS => {
                 if w.found_hbh {
                     ctx.put("[The Hop-by-Hop Options header was already found]");
-                    ctx.put(" (invalid)");
+                    ctx.print_invalid();
                     return Ok(());
                 }
                 if ph != 255 {
                     ctx.put("[The Hop-by-Hop Options header don't follow the IPv6 header]");
-                    ctx.put(" (invalid)");
+                    ctx.print_invalid();
                     return Ok(());
                 }
                 let r = opts::hbh(ctx, cp, &mut w.found_jumbo, &mut w.payload_len)?;
                 if w.payload_len == 0 && !w.found_jumbo {
                     ctx.put("[No valid Jumbo Payload Hop-by-Hop option found]");
-                    ctx.put(" (invalid)");
+                    ctx.print_invalid();
                     return Ok(());
                 }
                 let Some(a) = r else { return Ok(()) };
