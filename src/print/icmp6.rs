@@ -12,7 +12,7 @@
 //!
 //! Truncation inside a sub-printer (ND options, node information, router renumbering) prints
 //! ` [|icmp6]` where it happens and, like tcpdump, lets the caller finish its line; a read
-//! past the captured bytes elsewhere unwinds with [`Trunc`] to the top level.
+//! past the captured bytes elsewhere unwinds with [`super::Trunc`] to the top level.
 
 use super::{Ctx, IpHdr, PResult, get_be16, get_be32, get_u8, pseudo_cksum};
 use crate::pr;
@@ -107,7 +107,11 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
         let wire = get_be16(msg, 2)?;
         let sum = pseudo_cksum(ip, IPPROTO_ICMPV6, msg);
         if sum != 0 {
-            pr!(ctx, "[bad icmp6 cksum 0x{wire:04x} -> 0x{:04x}!] ", cksum_shouldbe(wire, sum));
+            pr!(
+                ctx,
+                "[bad icmp6 cksum 0x{wire:04x} -> 0x{:04x}!] ",
+                cksum_shouldbe(wire, sum)
+            );
         } else {
             ctx.put("[icmp6 sum ok] ");
         }
@@ -233,8 +237,12 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
                 let retrans = get_be32(bp, 12)?;
                 pr!(ctx, "\n\thop limit {hop}, Flags [");
                 bit_names(ctx, u32::from(flags), &RA_FLAGS, ", ", "none");
-                pr!(ctx, "], pref {}, router lifetime {life}s, reachable time {reach}ms, \
-                          retrans timer {retrans}ms", rtpref(flags));
+                pr!(
+                    ctx,
+                    "], pref {}, router lifetime {life}s, reachable time {reach}ms, \
+                          retrans timer {retrans}ms",
+                    rtpref(flags)
+                );
                 if !nd::options(ctx, bp, 16, resid(length, 16))? {
                     ctx.print_trunc();
                     return Ok(());
@@ -306,7 +314,12 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
                 }
             }
         }
-        ty::RPL => rpl::print(ctx, code, bp.get(4..).unwrap_or(&[]), length.wrapping_sub(4))?,
+        ty::RPL => rpl::print(
+            ctx,
+            code,
+            bp.get(4..).unwrap_or(&[]),
+            length.wrapping_sub(4),
+        )?,
         _ => {
             pr!(ctx, ", length {length}");
             if v <= 1 {
@@ -348,11 +361,18 @@ fn put_addr(ctx: &mut Ctx<'_>, prefix: &str, bp: &[u8], off: usize) -> PResult {
 }
 
 /// Router advertisement flags (`icmp6_opt_ra_flag_values`).
-const RA_FLAGS: [(u32, &str); 4] =
-    [(0x80, "managed"), (0x40, "other stateful"), (0x20, "home agent"), (0x02, "ipv6 only")];
+const RA_FLAGS: [(u32, &str); 4] = [
+    (0x80, "managed"),
+    (0x40, "other stateful"),
+    (0x20, "home agent"),
+    (0x02, "ipv6 only"),
+];
 /// Neighbor advertisement flags.
-const NA_FLAGS: [(u32, &str); 3] =
-    [(0x8000_0000, "router"), (0x4000_0000, "solicited"), (0x2000_0000, "override")];
+const NA_FLAGS: [(u32, &str); 3] = [
+    (0x8000_0000, "router"),
+    (0x4000_0000, "solicited"),
+    (0x2000_0000, "override"),
+];
 /// Prefix information flags.
 const PI_FLAGS: [(u32, &str); 3] = [(0x80, "onlink"), (0x40, "auto"), (0x20, "router")];
 
@@ -450,10 +470,20 @@ mod tests {
         let hdr = super::super::ip6::tests::header_of(&p);
         let sum = pseudo_cksum(&hdr, 58, &m);
         m[2..4].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(icmp(1, &m), "[icmp6 sum ok] ICMP6, echo request, id 4660, seq 1");
-        assert_eq!(icmp(0, &m), "ICMP6, echo request, id 4660, seq 1, length 10");
+        assert_eq!(
+            icmp(1, &m),
+            "[icmp6 sum ok] ICMP6, echo request, id 4660, seq 1"
+        );
+        assert_eq!(
+            icmp(0, &m),
+            "ICMP6, echo request, id 4660, seq 1, length 10"
+        );
         m[2] ^= 1;
-        assert!(icmp(1, &m).starts_with("[bad icmp6 cksum 0x"), "{}", icmp(1, &m));
+        assert!(
+            icmp(1, &m).starts_with("[bad icmp6 cksum 0x"),
+            "{}",
+            icmp(1, &m)
+        );
     }
 
     #[test]
@@ -464,7 +494,10 @@ mod tests {
             "ICMP6, unknown icmp6 type (160), length 28\n\t0x0000:  a000 9844 fb61 0001 \
              2000 dcf4 0008 0302\n\t0x0010:  0000 0001 000b ad1e 7fc0 ffee"
         );
-        assert_eq!(icmp(0, &hex("a0")), "ICMP6, unknown icmp6 type (160) [|icmp6]");
+        assert_eq!(
+            icmp(0, &hex("a0")),
+            "ICMP6, unknown icmp6 type (160) [|icmp6]"
+        );
     }
 
     #[test]
@@ -472,25 +505,45 @@ mod tests {
         let mut m = hex("0104 0000 0000 0000");
         let mut inner = ip6(17, 8, &hex("1234 0035 0008 0000"));
         m.append(&mut inner);
-        assert_eq!(icmp(0, &m), "ICMP6, destination unreachable, unreachable port, 2001:db8::2 udp port 53, length 56");
+        assert_eq!(
+            icmp(0, &m),
+            "ICMP6, destination unreachable, unreachable port, 2001:db8::2 udp port 53, length 56"
+        );
         m[1] = 0;
-        assert_eq!(icmp(0, &m), "ICMP6, destination unreachable, unreachable route 2001:db8::2, length 56");
+        assert_eq!(
+            icmp(0, &m),
+            "ICMP6, destination unreachable, unreachable route 2001:db8::2, length 56"
+        );
         m[0] = 3;
-        assert_eq!(icmp(0, &m), "ICMP6, time exceeded in-transit for 2001:db8::2, length 56");
+        assert_eq!(
+            icmp(0, &m),
+            "ICMP6, time exceeded in-transit for 2001:db8::2, length 56"
+        );
         m[0] = 4;
         m[1] = 3;
         m[7] = 48;
-        assert_eq!(icmp(0, &m), "ICMP6, parameter problem, incomplete header chain - octet 48, length 56");
+        assert_eq!(
+            icmp(0, &m),
+            "ICMP6, parameter problem, incomplete header chain - octet 48, length 56"
+        );
         assert_eq!(icmp(0, &m[..20]), "ICMP6, parameter problem [|icmp6]");
     }
 
     #[test]
     fn hex_print_odd_lengths() {
         let s = run(&opts(0), |c| {
-            print_unknown_data(c, &hex("0102 0304 0506 0708 090a 0b0c 0d0e 0f10 11"), "\n\t", 99);
+            print_unknown_data(
+                c,
+                &hex("0102 0304 0506 0708 090a 0b0c 0d0e 0f10 11"),
+                "\n\t",
+                99,
+            );
             Ok(())
         });
-        assert_eq!(s, "\n\t0x0000:  0102 0304 0506 0708 090a 0b0c 0d0e 0f10\n\t0x0010:  11");
+        assert_eq!(
+            s,
+            "\n\t0x0000:  0102 0304 0506 0708 090a 0b0c 0d0e 0f10\n\t0x0010:  11"
+        );
     }
 
     #[test]

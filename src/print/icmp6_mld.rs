@@ -39,7 +39,11 @@ pub(super) fn v2_query(ctx: &mut Ctx<'_>, bp: &[u8], len: u32) -> PResult {
     let v = ctx.opts.verbose;
     let mrc = u32::from(get_be16(bp, 4)?);
     if v > 0 {
-        pr!(ctx, " [max resp delay={}]", mant_exp(mrc, 32768, 0x0fff, 0x7000, 12));
+        pr!(
+            ctx,
+            " [max resp delay={}]",
+            mant_exp(mrc, 32768, 0x0fff, 0x7000, 12)
+        );
     }
     super::put_addr(ctx, " [gaddr ", bp, 8)?;
     if v > 0 {
@@ -121,19 +125,28 @@ pub(super) fn v2_report(ctx: &mut Ctx<'_>, bp: &[u8], len: u32) -> PResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::icmp;
     use super::super::super::ip6::tests::hex;
+    use super::super::tests::icmp;
 
     #[test]
     fn query_and_report() {
         let q = hex("8200 0000 2710 0000 0000 0000 0000 0000 0000 0000 0000 0000 023c 0000");
-        assert_eq!(icmp(2, &q).split("ICMP6").nth(1).unwrap(),
-            ", multicast listener query v2 [max resp delay=10000] [gaddr :: robustness=2 qqi=60]");
+        assert_eq!(
+            icmp(2, &q).split("ICMP6").nth(1).unwrap(),
+            ", multicast listener query v2 [max resp delay=10000] [gaddr :: robustness=2 qqi=60]"
+        );
         let r = hex("8f00 0000 0000 0001 0400 0000 ff02 0000 0000 0000 0000 0db8 1122 3344");
-        assert_eq!(icmp(2, &r).split("ICMP6").nth(1).unwrap(),
-            ", multicast listener report v2, 1 group record(s) [gaddr ff02::db8:1122:3344 to_ex { }]");
-        assert_eq!(icmp(1, &r).split("ICMP6").nth(1).unwrap(),
-            ", multicast listener report v2, 1 group record(s) [gaddr ff02::db8:1122:3344 to_ex, 0 source(s)]");
-        assert_eq!(icmp(0, &r), "ICMP6, multicast listener report v2, 1 group record(s), length 28");
+        assert_eq!(
+            icmp(2, &r).split("ICMP6").nth(1).unwrap(),
+            ", multicast listener report v2, 1 group record(s) [gaddr ff02::db8:1122:3344 to_ex { }]"
+        );
+        assert_eq!(
+            icmp(1, &r).split("ICMP6").nth(1).unwrap(),
+            ", multicast listener report v2, 1 group record(s) [gaddr ff02::db8:1122:3344 to_ex, 0 source(s)]"
+        );
+        assert_eq!(
+            icmp(0, &r),
+            "ICMP6, multicast listener report v2, 1 group record(s), length 28"
+        );
     }
 }

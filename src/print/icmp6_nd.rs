@@ -28,7 +28,12 @@ fn option_name(t: u8) -> &'static str {
 /// Walks the options of the ICMPv6 message `msg` from offset `start`; `resid` is the
 /// message length left after the fixed part (may be negative). `Ok(false)` when an option
 /// is malformed or cut: the caller prints the truncation marker.
-pub(super) fn options(ctx: &mut Ctx<'_>, msg: &[u8], start: usize, mut resid: i64) -> PResult<bool> {
+pub(super) fn options(
+    ctx: &mut Ctx<'_>,
+    msg: &[u8],
+    start: usize,
+    mut resid: i64,
+) -> PResult<bool> {
     let ep = msg.len();
     let mut cp = start;
     while cp < ep {
@@ -44,7 +49,11 @@ pub(super) fn options(ctx: &mut Ctx<'_>, msg: &[u8], start: usize, mut resid: i6
         if units == 0 || cp + olen > ep {
             return Ok(false);
         }
-        pr!(ctx, "\n\t  {} option ({t}), length {olen} ({units}): ", option_name(t));
+        pr!(
+            ctx,
+            "\n\t  {} option ({t}), length {olen} ({units}): ",
+            option_name(t)
+        );
         let body = olen - 2;
         match t {
             1 | 2 => {
@@ -61,7 +70,11 @@ pub(super) fn options(ctx: &mut Ctx<'_>, msg: &[u8], start: usize, mut resid: i6
                 let flags = get_u8(msg, cp + 3)?;
                 let valid = get_be32(msg, cp + 4)?;
                 super::super::addr::push_ip6(ctx.out, prefix);
-                pr!(ctx, "/{plen}{}, Flags [", if units != 4 { "badlen" } else { "" });
+                pr!(
+                    ctx,
+                    "/{plen}{}, Flags [",
+                    if units != 4 { "badlen" } else { "" }
+                );
                 bit_names(ctx, u32::from(flags), &PI_FLAGS, ", ", "none");
                 ctx.put("], valid time ");
                 lifetime(ctx, valid);
@@ -75,7 +88,11 @@ pub(super) fn options(ctx: &mut Ctx<'_>, msg: &[u8], start: usize, mut resid: i6
             }
             5 => {
                 let mtu = get_be32(msg, cp + 4)?;
-                pr!(ctx, " {mtu}{}", if units != 1 { "bad option length" } else { "" });
+                pr!(
+                    ctx,
+                    " {mtu}{}",
+                    if units != 1 { "bad option length" } else { "" }
+                );
             }
             25 => {
                 pr!(ctx, " lifetime {}s,", get_be32(msg, cp + 4)?);
@@ -166,7 +183,9 @@ fn label_len(ctx: &mut Ctx<'_>, msg: &[u8], at: usize) -> Option<usize> {
 /// compression pointers relative to `base` that must point backwards, `<BAD PTR>` etc. on
 /// errors. Returns the offset after the name in place, `None` on error or truncation.
 fn fqdn(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize, base: usize) -> PResult<Option<usize>> {
-    let Some(mut l) = label_len(ctx, msg, cp) else { return Ok(None) };
+    let Some(mut l) = label_len(ctx, msg, cp) else {
+        return Ok(None);
+    };
     let mut max_offset = cp - base;
     let mut i = msg[cp];
     let mut cp = cp + 1;
@@ -184,7 +203,9 @@ fn fqdn(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize, base: usize) -> PResult<Option
                     rp = Some(cp + 1);
                     compress = true;
                 }
-                let Some(&lo) = msg.get(cp) else { return Ok(None) };
+                let Some(&lo) = msg.get(cp) else {
+                    return Ok(None);
+                };
                 let offset = ((usize::from(i) << 8) | usize::from(lo)) & 0x3fff;
                 if offset >= max_offset {
                     ctx.put("<BAD PTR>");
@@ -192,9 +213,13 @@ fn fqdn(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize, base: usize) -> PResult<Option
                 }
                 max_offset = offset;
                 cp = base + offset;
-                let Some(&b) = msg.get(cp) else { return Ok(None) };
+                let Some(&b) = msg.get(cp) else {
+                    return Ok(None);
+                };
                 i = b;
-                let Some(ll) = label_len(ctx, msg, cp) else { return Ok(None) };
+                let Some(ll) = label_len(ctx, msg, cp) else {
+                    return Ok(None);
+                };
                 l = ll;
                 cp += 1;
                 continue;
@@ -226,9 +251,13 @@ fn fqdn(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize, base: usize) -> PResult<Option
             ctx.put(".");
         }
         name_chars += 1;
-        let Some(&b) = msg.get(cp) else { return Ok(None) };
+        let Some(&b) = msg.get(cp) else {
+            return Ok(None);
+        };
         i = b;
-        let Some(ll) = label_len(ctx, msg, cp) else { return Ok(None) };
+        let Some(ll) = label_len(ctx, msg, cp) else {
+            return Ok(None);
+        };
         l = ll;
         cp += 1;
         if !compress {
@@ -267,7 +296,9 @@ pub(super) fn print_char(ctx: &mut Ctx<'_>, c: u8) {
 
 /// A bit-string label (`blabel_print`): `\[xHEX/BITS]`.
 fn blabel(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize) -> PResult<Option<usize>> {
-    let Some(&b) = msg.get(cp) else { return Ok(None) };
+    let Some(&b) = msg.get(cp) else {
+        return Ok(None);
+    };
     let bitlen = if b == 0 { 256 } else { usize::from(b) };
     let slen = bitlen.div_ceil(4);
     let lim = cp + 1 + slen;
@@ -320,14 +351,21 @@ mod tests {
 \n\t  homeagent information option (8), length 8 (1):  preference 50001, lifetime 15\
 \n\t  route info option (24), length 16 (2):  fd8d:4fb3:5b2e::/48, pref=high, lifetime=7200s\
 \n\t  unknown option (14), length 8 (1): \n\t  0x0000:  6069 604c 0aaa";
-        let got = s.split_once("ICMP6").map(|(_, r)| format!("ICMP6{r}")).unwrap();
+        let got = s
+            .split_once("ICMP6")
+            .map(|(_, r)| format!("ICMP6{r}"))
+            .unwrap();
         assert_eq!(got, want);
     }
 
     #[test]
     fn zero_length_option_is_truncation() {
-        let ns = hex("8700 0000 0000 0000 fe80 0000 0000 0000 546f f7ff fee1 000f 0e00 6069 604c 0aaa");
+        let ns =
+            hex("8700 0000 0000 0000 fe80 0000 0000 0000 546f f7ff fee1 000f 0e00 6069 604c 0aaa");
         let s = icmp(1, &ns);
-        assert!(s.ends_with("who has fe80::546f:f7ff:fee1:f [|icmp6]"), "{s}");
+        assert!(
+            s.ends_with("who has fe80::546f:f7ff:fee1:f [|icmp6]"),
+            "{s}"
+        );
     }
 }

@@ -171,7 +171,14 @@ pub(super) fn nodeinfo(ctx: &mut Ctx<'_>, bp: &[u8], icmp6len: u32) -> PResult {
 
 /// Node address flags `aGSLCA` (and `T` in replies).
 fn node_addr_flags(ctx: &mut Ctx<'_>, f: u16, with_truncate: bool) {
-    for (bit, c) in [(0x40, "a"), (0x20, "G"), (0x10, "S"), (0x08, "L"), (0x04, "C"), (0x02, "A")] {
+    for (bit, c) in [
+        (0x40, "a"),
+        (0x20, "G"),
+        (0x10, "S"),
+        (0x08, "L"),
+        (0x04, "C"),
+        (0x02, "A"),
+    ] {
         if f & bit != 0 {
             ctx.put(c);
         }
@@ -246,7 +253,13 @@ pub(super) fn rrenum(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult {
         let flags = bp[9];
         ctx.put("[");
         if flags != 0 {
-            for (bit, c) in [(0x80, "T"), (0x40, "R"), (0x20, "A"), (0x10, "S"), (0x08, "P")] {
+            for (bit, c) in [
+                (0x80, "T"),
+                (0x40, "R"),
+                (0x20, "A"),
+                (0x10, "S"),
+                (0x08, "P"),
+            ] {
                 if flags & bit != 0 {
                     ctx.put(c);
                 }
@@ -279,7 +292,13 @@ pub(super) fn rrenum(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult {
         c => pr!(ctx, "#{c}"),
     }
     if v > 0 {
-        pr!(ctx, ",ord={},min={},max={}", bp[m + 2], bp[m + 4], bp[m + 5]);
+        pr!(
+            ctx,
+            ",ord={},min={},max={}",
+            bp[m + 2],
+            bp[m + 4],
+            bp[m + 5]
+        );
     }
     ctx.put(",");
     super::super::addr::push_ip6(ctx.out, super::super::ip6::get_addr(bp, m + 8)?);
@@ -298,8 +317,12 @@ pub(super) fn rrenum(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult {
         ctx.put(if v > 1 { "\n\t" } else { " " });
         ctx.put("use(");
         if u[12] != 0 {
-            pr!(ctx, "{}{},", if u[12] & 0x80 != 0 { "V" } else { "" },
-                if u[12] & 0x40 != 0 { "P" } else { "" });
+            pr!(
+                ctx,
+                "{}{},",
+                if u[12] & 0x80 != 0 { "V" } else { "" },
+                if u[12] & 0x40 != 0 { "P" } else { "" }
+            );
         }
         if v > 0 {
             pr!(ctx, "mask=0x{:x},raflags=0x{:x},", u[2], u[3]);
@@ -325,20 +348,35 @@ mod tests {
     use super::super::tests::icmp;
 
     fn tail(s: String) -> String {
-        s.split_once("ICMP6").map(|(_, r)| format!("ICMP6{r}")).unwrap()
+        s.split_once("ICMP6")
+            .map(|(_, r)| format!("ICMP6{r}"))
+            .unwrap()
     }
 
     #[test]
     fn node_information() {
-        let q = hex("8b00 0000 0003 0002 0102 0304 0506 0708 2001 0db8 0000 0000 0000 0000 0000 0001");
-        assert_eq!(tail(icmp(1, &q)), "ICMP6, who-are-you request node information query (node addresses [A], subject=2001:db8::1)");
+        let q =
+            hex("8b00 0000 0003 0002 0102 0304 0506 0708 2001 0db8 0000 0000 0000 0000 0000 0001");
+        assert_eq!(
+            tail(icmp(1, &q)),
+            "ICMP6, who-are-you request node information query (node addresses [A], subject=2001:db8::1)"
+        );
         let mut r = hex("8c00 0000 0003 0002 0102 0304 0506 0708");
         r.extend(hex("0000 0000 0000 0000 0000 0000 0000 0000 0000 0001"));
         r.extend(hex("0000 0000 2001 0db8 0000 0000 0000 0000 0000 0001"));
-        assert_eq!(tail(icmp(1, &r)), "ICMP6, who-are-you reply node information reply (success, node addresses ::1(0) 2001:db8::1(0) [A])");
+        assert_eq!(
+            tail(icmp(1, &r)),
+            "ICMP6, who-are-you reply node information reply (success, node addresses ::1(0) 2001:db8::1(0) [A])"
+        );
         let q4 = hex("8b02 0000 0004 0000 0102 0304 0506 0708 c000 0201");
-        assert_eq!(tail(icmp(1, &q4)), "ICMP6, who-are-you request node information query (unknown, subject=192.0.2.1)");
-        assert_eq!(tail(icmp(0, &q4[..8])), "ICMP6, who-are-you request node information query [|icmp6], length 8");
+        assert_eq!(
+            tail(icmp(1, &q4)),
+            "ICMP6, who-are-you request node information query (unknown, subject=192.0.2.1)"
+        );
+        assert_eq!(
+            tail(icmp(0, &q4[..8])),
+            "ICMP6, who-are-you request node information query [|icmp6], length 8"
+        );
     }
 
     #[test]
@@ -346,7 +384,13 @@ mod tests {
         let m = hex("8a00 0000 0000 0000 0010 0000 0000 0000
                      0107 0030 0080 0000 fec0 0000 0000 0000 0000 0000 0000 0000
                      3010 0000 0027 8d00 0009 3a80 0000 0000 3ffe 0501 fffe 0000 0000 0000 0000 0000");
-        assert_eq!(tail(icmp(0, &m)), "ICMP6, router renumbering, command, seq=0 match(add,fec0::/48) use(3ffe:501:fffe::/48/16), length 72");
-        assert_eq!(tail(icmp(1, &m)), "ICMP6, router renumbering, command, seq=0[S,seg=0,maxdelay=0] match(add,ord=0,min=0,max=128,fec0::/48) use(mask=0x0,raflags=0x0,vltime=2592000,pltime=604800,3ffe:501:fffe::/48/16)");
+        assert_eq!(
+            tail(icmp(0, &m)),
+            "ICMP6, router renumbering, command, seq=0 match(add,fec0::/48) use(3ffe:501:fffe::/48/16), length 72"
+        );
+        assert_eq!(
+            tail(icmp(1, &m)),
+            "ICMP6, router renumbering, command, seq=0[S,seg=0,maxdelay=0] match(add,ord=0,min=0,max=128,fec0::/48) use(mask=0x0,raflags=0x0,vltime=2592000,pltime=604800,3ffe:501:fffe::/48/16)"
+        );
     }
 }

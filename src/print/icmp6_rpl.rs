@@ -53,8 +53,11 @@ fn dio(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
     let mopprf = get_u8(bp, 4)?;
     ctx.put(" [dagid:");
     super::super::addr::push_ip6(ctx.out, dagid);
-    pr!(ctx, ",seq:{dtsn},instance:{instance},rank:{rank},{}mop:",
-        if mopprf & 0x80 != 0 { "grounded," } else { "" });
+    pr!(
+        ctx,
+        ",seq:{dtsn},instance:{instance},rank:{rank},{}mop:",
+        if mopprf & 0x80 != 0 { "grounded," } else { "" }
+    );
     match (mopprf >> 3) & 7 {
         0 => ctx.put("nonstoring"),
         1 => ctx.put("storing"),
@@ -64,7 +67,11 @@ fn dio(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
     }
     pr!(ctx, ",prf:{}]", mopprf & 7);
     if ctx.opts.verbose > 1 {
-        options(ctx, bp.get(DIO_LEN as usize..).unwrap_or(&[]), length.wrapping_sub(DIO_LEN))?;
+        options(
+            ctx,
+            bp.get(DIO_LEN as usize..).unwrap_or(&[]),
+            length.wrapping_sub(DIO_LEN),
+        )?;
     }
     Ok(())
 }
@@ -96,9 +103,14 @@ fn dao(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
         Some(a) => super::super::addr::push_ip6(ctx.out, a),
         None => ctx.put("<elided>"),
     }
-    pr!(ctx, ",seq:{},instance:{}{}{},{flags:02x}]", bp[3], bp[0],
+    pr!(
+        ctx,
+        ",seq:{},instance:{}{}{},{flags:02x}]",
+        bp[3],
+        bp[0],
         if flags & 0x80 != 0 { ",acK" } else { "" },
-        if flags & 0x40 != 0 { ",Dagid" } else { "" });
+        if flags & 0x40 != 0 { ",Dagid" } else { "" }
+    );
     if ctx.opts.verbose > 1 {
         options(ctx, bp.get(off..).unwrap_or(&[]), length)?;
     }

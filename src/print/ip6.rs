@@ -2,7 +2,7 @@
 //!
 //! Contract (see `print/mod.rs` for the one shared by all dissectors):
 //!
-//! * [`print`] gets the captured bytes from the first byte of the IPv6 header and the length
+//! * [`print()`] gets the captured bytes from the first byte of the IPv6 header and the length
 //!   the link layer reports. It prints `IP6 ` (not with `-e`), the `-v` header
 //!   `(class 0x.., flowlabel 0x....., hlim N, next-header NAME (N) payload length: N) `,
 //!   the addresses, then walks hop-by-hop options (`ip6_opts.rs`), destination options, routing
@@ -24,15 +24,15 @@ use super::{Ctx, IpHdr, PResult, Trunc, get_be16, get_be32, get_bytes, get_u8};
 use crate::pr;
 use std::net::{IpAddr, Ipv6Addr};
 
+#[cfg(test)]
+#[path = "ip6_difftest.rs"]
+mod difftest;
 #[path = "ip6_mobility.rs"]
 mod mobility;
 #[path = "ip6_opts.rs"]
 mod opts;
 #[path = "ip6_rt.rs"]
 mod rt;
-#[cfg(test)]
-#[path = "ip6_difftest.rs"]
-mod difftest;
 
 /// Length of the fixed IPv6 header.
 pub const HDR_LEN: usize = 40;
@@ -125,8 +125,13 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
         if flow & 0x000f_ffff != 0 {
             pr!(ctx, "flowlabel 0x{:05x}, ", flow & 0x000f_ffff);
         }
-        pr!(ctx, "hlim {}, next-header {} ({nh}) payload length: {}) ", hdr[7],
-            super::ip::ipproto_name(nh).unwrap_or("unknown"), w.payload_len);
+        pr!(
+            ctx,
+            "hlim {}, next-header {} ({nh}) payload length: {}) ",
+            hdr[7],
+            super::ip::ipproto_name(nh).unwrap_or("unknown"),
+            w.payload_len
+        );
     }
     // nd_push_snaplen: nothing past the end the IPv6 header claims.
     let mut data = cut(bp, len);
@@ -176,13 +181,17 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
                 nh = get_u8(cp, 0)?;
             }
             nh::DSTOPTS => {
-                let Some(a) = opts::dstopt(ctx, cp)? else { return Ok(()) };
+                let Some(a) = opts::dstopt(ctx, cp)? else {
+                    return Ok(());
+                };
                 advance = a;
                 w.found_ext = true;
                 nh = get_u8(cp, 0)?;
             }
             nh::FRAGMENT => {
-                let Some(a) = frag(ctx, cp, hdr, off)? else { return Ok(()) };
+                let Some(a) = frag(ctx, cp, hdr, off)? else {
+                    return Ok(());
+                };
                 if data.len() <= off + a {
                     return Ok(());
                 }
@@ -200,7 +209,9 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
                     ctx.print_trunc();
                     return Ok(());
                 }
-                let Some(a) = rt::print(ctx, cp)? else { return Ok(()) };
+                let Some(a) = rt::print(ctx, cp)? else {
+                    return Ok(());
+                };
                 advance = a;
                 w.found_ext = true;
                 nh = get_u8(cp, 0)?;
@@ -254,7 +265,11 @@ fn header<'a>(hdr: &'a [u8], data: &[u8], fragmented: bool) -> IpHdr<'a> {
     src.copy_from_slice(&hdr[8..24]);
     dst.copy_from_slice(&hdr[24..40]);
     let cksum_dst = match hdr[6] {
-        nh::HOPOPTS | nh::DSTOPTS | nh::MOBILITY_OLD | nh::MOBILITY | nh::FRAGMENT
+        nh::HOPOPTS
+        | nh::DSTOPTS
+        | nh::MOBILITY_OLD
+        | nh::MOBILITY
+        | nh::FRAGMENT
         | nh::ROUTING => final_dst(data).unwrap_or(dst),
         _ => dst,
     };
@@ -287,7 +302,9 @@ pub fn final_dst(data: &[u8]) -> PResult<[u8; 16]> {
                 nh = get_u8(data, off)?;
             }
             nh::ROUTING => {
-                let Ok(rh) = get_bytes(data, off, 4) else { break };
+                let Ok(rh) = get_bytes(data, off, 4) else {
+                    break;
+                };
                 let len = usize::from(rh[1]);
                 match rh[2] {
                     0 | 2 if len % 2 == 0 => {
@@ -320,7 +337,9 @@ pub fn final_dst(data: &[u8]) -> PResult<[u8; 16]> {
 fn frag(ctx: &mut Ctx<'_>, bp: &[u8], ip6: &[u8], off: usize) -> PResult<Option<usize>> {
     ctx.protocol = "frag6";
     let plen = u64::from(get_be16(ip6, 4)?);
-    let rest = (HDR_LEN as u64 + plen).wrapping_sub(off as u64).wrapping_sub(8);
+    let rest = (HDR_LEN as u64 + plen)
+        .wrapping_sub(off as u64)
+        .wrapping_sub(8);
     let offset = if ctx.opts.verbose > 0 {
         let ident = get_be32(bp, 4)?;
         let offset = get_be16(bp, 2)? & 0xfff8;
@@ -348,7 +367,12 @@ pub(crate) mod tests {
     pub fn run(opts: &Options, f: impl FnOnce(&mut Ctx<'_>) -> PResult) -> String {
         let mut out = String::new();
         let mut state = State::default();
-        let mut ctx = Ctx { opts, out: &mut out, protocol: "", state: &mut state };
+        let mut ctx = Ctx {
+            opts,
+            out: &mut out,
+            protocol: "",
+            state: &mut state,
+        };
         if f(&mut ctx).is_err() {
             ctx.print_trunc();
         }
@@ -361,12 +385,18 @@ pub(crate) mod tests {
     }
 
     pub fn opts(verbose: u8) -> Options {
-        Options { verbose, numeric: 1, ..Options::default() }
+        Options {
+            verbose,
+            numeric: 1,
+            ..Options::default()
+        }
     }
 
     pub fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-        (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
     }
 
     /// An IPv6 header from 2001:db8::1 to 2001:db8::2 followed by `payload`.
@@ -412,11 +442,26 @@ pub(crate) mod tests {
 
     #[test]
     fn missing_extension_headers() {
-        assert_eq!(pr6(0, &ip6(0, 0, &[])), "IP6 2001:db8::1 > 2001:db8::2:  [|hbhopt]");
-        assert_eq!(pr6(0, &ip6(43, 0, &[])), "IP6 2001:db8::1 > 2001:db8::2:  [|ip6]");
-        assert_eq!(pr6(0, &ip6(44, 0, &[])), "IP6 2001:db8::1 > 2001:db8::2:  [|frag6]");
-        assert_eq!(pr6(0, &ip6(60, 0, &[])), "IP6 2001:db8::1 > 2001:db8::2:  [|dstopt]");
-        assert_eq!(pr6(0, &ip6(135, 0, &[])), "IP6 2001:db8::1 > 2001:db8::2:  [|mobility]");
+        assert_eq!(
+            pr6(0, &ip6(0, 0, &[])),
+            "IP6 2001:db8::1 > 2001:db8::2:  [|hbhopt]"
+        );
+        assert_eq!(
+            pr6(0, &ip6(43, 0, &[])),
+            "IP6 2001:db8::1 > 2001:db8::2:  [|ip6]"
+        );
+        assert_eq!(
+            pr6(0, &ip6(44, 0, &[])),
+            "IP6 2001:db8::1 > 2001:db8::2:  [|frag6]"
+        );
+        assert_eq!(
+            pr6(0, &ip6(60, 0, &[])),
+            "IP6 2001:db8::1 > 2001:db8::2:  [|dstopt]"
+        );
+        assert_eq!(
+            pr6(0, &ip6(135, 0, &[])),
+            "IP6 2001:db8::1 > 2001:db8::2:  [|mobility]"
+        );
     }
 
     #[test]
@@ -440,7 +485,12 @@ pub(crate) mod tests {
         fn all_ways(p: &[u8], claimed: u32) {
             for v in 0..3 {
                 for e in [false, true] {
-                    let o = Options { verbose: v, link_header: e, numeric: 1, ..Options::default() };
+                    let o = Options {
+                        verbose: v,
+                        link_header: e,
+                        numeric: 1,
+                        ..Options::default()
+                    };
                     let _ = run(&o, |c| print(c, p, claimed));
                 }
             }
@@ -483,10 +533,12 @@ pub(crate) mod tests {
             p.extend_from_slice(&[if i + 1 < LEVELS { 41 } else { 59 }, 0, 0xc2, 4]);
             p.extend_from_slice(&rem.to_be_bytes());
         }
-        let t = std::thread::Builder::new().stack_size(16 << 20).spawn(move || {
-            let s = run(&opts(1), |c| print(c, &p, p.len() as u32));
-            s.matches("HBH (jumbo: ").count()
-        });
+        let t = std::thread::Builder::new()
+            .stack_size(16 << 20)
+            .spawn(move || {
+                let s = run(&opts(1), |c| print(c, &p, p.len() as u32));
+                s.matches("HBH (jumbo: ").count()
+            });
         assert_eq!(t.unwrap().join().unwrap(), LEVELS);
     }
 

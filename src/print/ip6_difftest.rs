@@ -10,7 +10,11 @@ use std::fmt::Write as _;
 fn frames(d: &[u8]) -> (u32, Vec<(&[u8], u32)>) {
     let rd = |o: usize, le: bool| -> u32 {
         let b = [d[o], d[o + 1], d[o + 2], d[o + 3]];
-        if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
+        if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
     };
     let le = rd(0, true) == 0xa1b2_c3d4 || rd(0, true) == 0xa1b2_3c4d;
     let lt = rd(20, le) & 0xffff;
@@ -35,7 +39,9 @@ fn frames(d: &[u8]) -> (u32, Vec<(&[u8], u32)>) {
 #[test]
 #[ignore]
 fn ip6_diff() {
-    let Ok(path) = std::env::var("IP6_DIFF_PCAP") else { return };
+    let Ok(path) = std::env::var("IP6_DIFF_PCAP") else {
+        return;
+    };
     let flags = std::env::var("IP6_DIFF_FLAGS").unwrap_or_default();
     let d = std::fs::read(path).unwrap();
     let opts = Options {
@@ -65,7 +71,12 @@ fn ip6_diff() {
                 continue;
             }
         };
-        let mut ctx = Ctx { opts: &opts, out: &mut out, protocol: "", state: &mut state };
+        let mut ctx = Ctx {
+            opts: &opts,
+            out: &mut out,
+            protocol: "",
+            state: &mut state,
+        };
         if super::print(&mut ctx, bp, len).is_err() {
             ctx.print_trunc();
         }
@@ -73,4 +84,3 @@ fn ip6_diff() {
     }
     std::fs::write(std::env::var("IP6_DIFF_OUT").unwrap(), out).unwrap();
 }
-

@@ -78,7 +78,11 @@ pub(super) fn print(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult {
                     }
                 }
             }
-            pr!(ctx, " lifetime={}", u32::from(get_be16(bp, MINLEN + 2)?) << 2);
+            pr!(
+                ctx,
+                " lifetime={}",
+                u32::from(get_be16(bp, MINLEN + 2)?) << 2
+            );
             MINLEN + 4
         }
         6 => {
@@ -87,7 +91,11 @@ pub(super) fn print(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult {
                 ctx.put(" K");
             }
             pr!(ctx, " seq#={}", get_be16(bp, MINLEN)?);
-            pr!(ctx, " lifetime={}", u32::from(get_be16(bp, MINLEN + 2)?) << 2);
+            pr!(
+                ctx,
+                " lifetime={}",
+                u32::from(get_be16(bp, MINLEN + 2)?) << 2
+            );
             MINLEN + 4
         }
         7 => {
@@ -194,18 +202,33 @@ mod tests {
     fn binding_update_and_ack() {
         // BU, options pad to the end of the capture: 4.99.3 reports truncation.
         let h = hex("3b01 0500 0000 03e8 8000 0e10 0102 0000");
-        assert_eq!(mh(1, &h), "mobility: BU seq#=1000 A lifetime=14400 [|mobility]");
+        assert_eq!(
+            mh(1, &h),
+            "mobility: BU seq#=1000 A lifetime=14400 [|mobility]"
+        );
         assert_eq!(mh(0, &h), "mobility: BU seq#=1000 A lifetime=14400");
         let h = hex("3b01 0600 0000 0000 03e8 0e10 0202 0708 00");
-        assert_eq!(mh(1, &h), "mobility: BA status=0 seq#=1000 lifetime=14400(refresh: 7200)");
-        assert_eq!(mh(1, &h[..16]), "mobility: BA status=0 seq#=1000 lifetime=14400 [|mobility]");
+        assert_eq!(
+            mh(1, &h),
+            "mobility: BA status=0 seq#=1000 lifetime=14400(refresh: 7200)"
+        );
+        assert_eq!(
+            mh(1, &h[..16]),
+            "mobility: BA status=0 seq#=1000 lifetime=14400 [|mobility]"
+        );
     }
 
     #[test]
     fn odd_types() {
         assert_eq!(mh(0, &hex("3b00 0000 0000 0000")), "mobility: BRR");
-        assert_eq!(mh(0, &hex("3b00 0100 0000 0000")), "(header length 8 is too small for type 1) [|mobility]");
-        assert_eq!(mh(0, &hex("3b00 0900 0000 0000")), "mobility: type-#9 len=0");
+        assert_eq!(
+            mh(0, &hex("3b00 0100 0000 0000")),
+            "(header length 8 is too small for type 1) [|mobility]"
+        );
+        assert_eq!(
+            mh(0, &hex("3b00 0900 0000 0000")),
+            "mobility: type-#9 len=0"
+        );
         assert_eq!(mh(0, &hex("3b")), " [|mobility]");
         assert_eq!(mh(0, &hex("3b00")), " [|mobility]");
     }

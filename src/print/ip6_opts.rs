@@ -78,7 +78,9 @@ fn options(ctx: &mut Ctx<'_>, b: &[u8], mut hbh: Option<(&mut bool, &mut u32)>) 
     let mut seen_jumbo = false;
     let mut i = 0;
     while i < len {
-        let Some(optlen) = opt_len(b, i) else { return false };
+        let Some(optlen) = opt_len(b, i) else {
+            return false;
+        };
         if i + optlen > len {
             return false;
         }
@@ -105,7 +107,11 @@ fn options(ctx: &mut Ctx<'_>, b: &[u8], mut hbh: Option<(&mut bool, &mut u32)>) 
                     return false;
                 }
                 if v {
-                    pr!(ctx, "(rtalert: 0x{:04x}) ", u16::from_be_bytes([o[2], o[3]]));
+                    pr!(
+                        ctx,
+                        "(rtalert: 0x{:04x}) ",
+                        u16::from_be_bytes([o[2], o[3]])
+                    );
                 }
             }
             JUMBO => {
@@ -180,7 +186,9 @@ fn sub_options(ctx: &mut Ctx<'_>, b: &[u8]) -> bool {
     let len = b.len();
     let mut i = 0;
     while i < len {
-        let Some(optlen) = opt_len(b, i) else { return false };
+        let Some(optlen) = opt_len(b, i) else {
+            return false;
+        };
         if i + optlen > len {
             return false;
         }
@@ -213,19 +221,31 @@ mod tests {
     #[test]
     fn router_alert_and_padn() {
         let h = hex("3a00 0502 0000 0100");
-        assert_eq!(hbh_v(1, &h, 36), ("HBH (rtalert: 0x0000) (padn) ".into(), Some(8), false, 36));
+        assert_eq!(
+            hbh_v(1, &h, 36),
+            ("HBH (rtalert: 0x0000) (padn) ".into(), Some(8), false, 36)
+        );
         assert_eq!(hbh_v(0, &h, 36).0, "HBH ");
     }
 
     #[test]
     fn jumbo_rules() {
         let h = hex("3a00 c204 0001 0000");
-        assert_eq!(hbh_v(1, &h, 0), ("HBH (jumbo: 65536)  ".into(), Some(8), true, 65536));
+        assert_eq!(
+            hbh_v(1, &h, 0),
+            ("HBH (jumbo: 65536)  ".into(), Some(8), true, 65536)
+        );
         assert_eq!(hbh_v(1, &h, 8).0, "HBH (jumbo: 65536 - payload len != 0)  ");
         let h = hex("3a00 c204 0000 ffff");
-        assert_eq!(hbh_v(1, &h, 0), ("HBH (jumbo: 65535 - < 65536)  ".into(), Some(8), false, 0));
+        assert_eq!(
+            hbh_v(1, &h, 0),
+            ("HBH (jumbo: 65535 - < 65536)  ".into(), Some(8), false, 0)
+        );
         let h = hex("3a01 c204 0001 0000 c204 0000 00f8 0000");
-        assert_eq!(hbh_v(1, &h, 0).0, "HBH (jumbo: 65536) (jumbo: 248 - already seen) (pad1)(pad1) ");
+        assert_eq!(
+            hbh_v(1, &h, 0).0,
+            "HBH (jumbo: 65536) (jumbo: 248 - already seen) (pad1)(pad1) "
+        );
     }
 
     #[test]
@@ -247,7 +267,10 @@ mod tests {
         h.extend_from_slice(&hex("20010db8000000000000000000000005"));
         h.extend_from_slice(&hex("1a00 0000"));
         let s = run(&opts(1), |c| dstopt(c, &h).map(|_| ()));
-        assert_eq!(s, "DSTOPT (homeaddr: 2001:db8::5)(opt_type 0x1a: len=0)(pad1)(pad1) ");
+        assert_eq!(
+            s,
+            "DSTOPT (homeaddr: 2001:db8::5)(opt_type 0x1a: len=0)(pad1)(pad1) "
+        );
         assert_eq!(run(&opts(0), |c| dstopt(c, &h).map(|_| ())), "DSTOPT ");
     }
 

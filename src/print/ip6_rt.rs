@@ -69,19 +69,40 @@ mod tests {
     fn type0_and_srh() {
         let mut h = hex("3a02 0001 0000 0000");
         h.extend_from_slice(&hex("22000000000000000210000200000004"));
-        assert_eq!(rt(1, &h), "RT6 (len=2, type=0 [Deprecated], segleft=1, rsv=0x0, [0]2200::210:2:0:4) ");
-        assert_eq!(rt(0, &h), "RT6 (len=2, type=0 [Deprecated], segleft=1, [0]2200::210:2:0:4) ");
+        assert_eq!(
+            rt(1, &h),
+            "RT6 (len=2, type=0 [Deprecated], segleft=1, rsv=0x0, [0]2200::210:2:0:4) "
+        );
+        assert_eq!(
+            rt(0, &h),
+            "RT6 (len=2, type=0 [Deprecated], segleft=1, [0]2200::210:2:0:4) "
+        );
         let mut h = hex("3a02 0401 0000 00ab");
         h.extend_from_slice(&hex("000c0000000000000000000000000002"));
-        assert_eq!(rt(1, &h), "RT6 (len=2, type=4, segleft=1, last-entry=0, flags=0x0, tag=ab, [0]c::2) ");
+        assert_eq!(
+            rt(1, &h),
+            "RT6 (len=2, type=4, segleft=1, last-entry=0, flags=0x0, tag=ab, [0]c::2) "
+        );
     }
 
     #[test]
     fn invalid_and_cut() {
-        assert_eq!(rt(0, &hex("3b05 0400 0000 0000")), "RT6 (len=5, type=4, segleft=0, last-entry=0, tag=0 (invalid length 5) (invalid)");
-        assert_eq!(rt(0, &hex("3b00 0700 0000 0000")), "RT6 (len=0, type=7, segleft=0 (unknown type) (invalid)");
-        assert_eq!(rt(0, &hex("3030 3030 3030")), "RT6 (len=48, type=48, segleft=48 (unknown type) (invalid)");
+        assert_eq!(
+            rt(0, &hex("3b05 0400 0000 0000")),
+            "RT6 (len=5, type=4, segleft=0, last-entry=0, tag=0 (invalid length 5) (invalid)"
+        );
+        assert_eq!(
+            rt(0, &hex("3b00 0700 0000 0000")),
+            "RT6 (len=0, type=7, segleft=0 (unknown type) (invalid)"
+        );
+        assert_eq!(
+            rt(0, &hex("3030 3030 3030")),
+            "RT6 (len=48, type=48, segleft=48 (unknown type) (invalid)"
+        );
         assert_eq!(rt(0, &hex("30")), "RT6 [|rt6]");
-        assert_eq!(rt(0, &hex("3002 0000 0000 0000 2001")), "RT6 (len=2, type=0 [Deprecated], segleft=0 [|rt6]");
+        assert_eq!(
+            rt(0, &hex("3002 0000 0000 0000 2001")),
+            "RT6 (len=2, type=0 [Deprecated], segleft=0 [|rt6]"
+        );
     }
 }
