@@ -7,14 +7,48 @@
 //! a protocol we do not decode (BGP, DNS over TCP, ...) prints nothing after `length N`,
 //! rather than being claimed by a later entry.
 
-use super::{get_u8, Ctx, PResult, Trunc};
+use super::{Ctx, PResult, Trunc, get_u8};
 
 /// HTTP request methods tcpdump recognises (WebDAV included).
 const HTTP_CMDS: &[&str] = &[
-    "GET", "PUT", "COPY", "HEAD", "LOCK", "MOVE", "POLL", "POST", "BCOPY", "BMOVE", "MKCOL", "TRACE", "LABEL", "MERGE",
-    "DELETE", "SEARCH", "UNLOCK", "REPORT", "UPDATE", "NOTIFY", "BDELETE", "CONNECT", "OPTIONS", "CHECKIN", "PROPFIND",
-    "CHECKOUT", "CCM_POST", "SUBSCRIBE", "PROPPATCH", "BPROPFIND", "BPROPPATCH", "UNCHECKOUT", "MKACTIVITY",
-    "MKWORKSPACE", "UNSUBSCRIBE", "RPC_CONNECT", "VERSION-CONTROL", "BASELINE-CONTROL",
+    "GET",
+    "PUT",
+    "COPY",
+    "HEAD",
+    "LOCK",
+    "MOVE",
+    "POLL",
+    "POST",
+    "BCOPY",
+    "BMOVE",
+    "MKCOL",
+    "TRACE",
+    "LABEL",
+    "MERGE",
+    "DELETE",
+    "SEARCH",
+    "UNLOCK",
+    "REPORT",
+    "UPDATE",
+    "NOTIFY",
+    "BDELETE",
+    "CONNECT",
+    "OPTIONS",
+    "CHECKIN",
+    "PROPFIND",
+    "CHECKOUT",
+    "CCM_POST",
+    "SUBSCRIBE",
+    "PROPPATCH",
+    "BPROPFIND",
+    "BPROPPATCH",
+    "UNCHECKOUT",
+    "MKACTIVITY",
+    "MKWORKSPACE",
+    "UNSUBSCRIBE",
+    "RPC_CONNECT",
+    "VERSION-CONTROL",
+    "BASELINE-CONTROL",
 ];
 
 const RTSP_CMDS: &[&str] = &[
@@ -159,10 +193,11 @@ pub fn txtproto(ctx: &mut Ctx<'_>, proto: &'static str, bp: &[u8], length: u32, 
                     yes = true;
                 }
                 // RESP_CODE_SECOND_TOKEN: the response code is the next token.
-                if let Some((_, n2)) = fetch_token(bp, idx, len, &mut tok) {
-                    if n2 == 3 && tok[..3].iter().all(u8::is_ascii_digit) {
-                        yes = true;
-                    }
+                if let Some((_, n2)) = fetch_token(bp, idx, len, &mut tok)
+                    && n2 == 3
+                    && tok[..3].iter().all(u8::is_ascii_digit)
+                {
+                    yes = true;
                 }
             }
             yes

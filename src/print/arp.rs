@@ -4,7 +4,7 @@
 //! other lengths as colon-separated hex, empty ones as `<empty>`. ATM ARP (hardware type
 //! 19) and Frame Relay DLCI formatting are not reproduced (their addresses print as hex).
 
-use super::{get_be16, get_bytes, get_u8, link, Ctx, PResult};
+use super::{Ctx, PResult, get_be16, get_bytes, get_u8, link};
 use crate::pr;
 
 fn hrd_name(h: u16) -> Option<&'static str> {
@@ -65,7 +65,7 @@ fn linkaddr(ctx: &mut Ctx<'_>, bp: &[u8], off: usize, len: usize) -> PResult {
     if a.is_empty() {
         ctx.put("<empty>");
     } else {
-        link::push_mac(ctx.out, a);
+        link::put_mac(ctx, a);
     }
     Ok(())
 }
@@ -154,7 +154,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
             paddr(ctx, bp, &l, l.spa())?;
         }
         _ => {
-            ctx.default_print(bp);
+            ctx.raw_print(bp);
             return Ok(());
         }
     }

@@ -10,7 +10,7 @@
 //! Cursor positions are indices into `msg` (the message from its header on, cut at the
 //! captured data); `None` is tcpdump's NULL return (the caller prints ` [|domain]`).
 
-use super::{get_be16, get_be32, get_u8, Ctx, PResult};
+use super::{Ctx, PResult, get_be16, get_be32, get_u8};
 use crate::pr;
 
 const T_A: u16 = 1;
@@ -116,14 +116,49 @@ fn put_class(ctx: &mut Ctx<'_>, c: u16) {
 }
 
 const NS_OPS: [&str; 16] = [
-    "", " inv_q", " stat", " op3", " notify", " update", " op6", " op7", " op8", " updateA", " updateD", " updateDA",
-    " updateM", " updateMA", " zoneInit", " zoneRef",
+    "",
+    " inv_q",
+    " stat",
+    " op3",
+    " notify",
+    " update",
+    " op6",
+    " op7",
+    " op8",
+    " updateA",
+    " updateD",
+    " updateDA",
+    " updateM",
+    " updateMA",
+    " zoneInit",
+    " zoneRef",
 ];
 
 const NS_RESP: [&str; 24] = [
-    "", " FormErr", " ServFail", " NXDomain", " NotImp", " Refused", " YXDomain", " YXRRSet", " NXRRSet", " NotAuth",
-    " NotZone", " Resp11", " Resp12", " Resp13", " Resp14", " NoChange", " BadVers", "Resp17", " Resp18", " Resp19",
-    " Resp20", "Resp21", " Resp22", " BadCookie",
+    "",
+    " FormErr",
+    " ServFail",
+    " NXDomain",
+    " NotImp",
+    " Refused",
+    " YXDomain",
+    " YXRRSet",
+    " NXRRSet",
+    " NotAuth",
+    " NotZone",
+    " Resp11",
+    " Resp12",
+    " Resp13",
+    " Resp14",
+    " NoChange",
+    " BadVers",
+    "Resp17",
+    " Resp18",
+    " Resp19",
+    " Resp20",
+    "Resp21",
+    " Resp22",
+    " BadCookie",
 ];
 
 /// tcpdump's `nd_printn`: escaped characters, stopping at the captured end; `false` when
@@ -408,13 +443,7 @@ fn rprint(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize, mdns: bool) -> Option<usize>
             ctx.put(" ");
             msg.get(cp..cp + 6)?;
             fqdn(ctx, msg, cp + 6)?;
-            pr!(
-                ctx,
-                ":{} {} {}",
-                get_be16(msg, cp + 4).ok()?,
-                get_be16(msg, cp).ok()?,
-                get_be16(msg, cp + 2).ok()?
-            );
+            pr!(ctx, ":{} {} {}", get_be16(msg, cp + 4).ok()?, get_be16(msg, cp).ok()?, get_be16(msg, cp + 2).ok()?);
         }
         T_AAAA => {
             let a = msg.get(cp..cp + 16)?;
@@ -629,7 +658,11 @@ fn ecs(ctx: &mut Ctx<'_>, data: &[u8]) {
         }
     };
     let alen = data.len() - 4;
-    if alen > addr_bits / 8 || src_len > addr_bits as u32 || scope_len > addr_bits as u32 || src_len.div_ceil(8) as usize != alen {
+    if alen > addr_bits / 8
+        || src_len > addr_bits as u32
+        || scope_len > addr_bits as u32
+        || src_len.div_ceil(8) as usize != alen
+    {
         ctx.print_invalid();
         return;
     }

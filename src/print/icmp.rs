@@ -5,7 +5,7 @@
 //! tcpdump builds the summary in a buffer and prints it only once every field it needs
 //! was read; we write directly and roll back to the line's previous end on truncation.
 
-use super::{get_be16, get_be32, get_u8, in_cksum, ip, Ctx, IpHdr, PResult};
+use super::{Ctx, IpHdr, PResult, get_be16, get_be32, get_u8, in_cksum, ip};
 use crate::pr;
 
 /// Bytes before the RFC 4884 extension structure (tcpdump's `ICMP_EXTD_MINLEN`).
@@ -57,8 +57,11 @@ fn summary(ctx: &mut Ctx<'_>, bp: &[u8], icmp_type: u8, code: u8) -> PResult<Sum
                 let proto = get_u8(bp, 8 + 9)?;
                 addr(ctx, bp, IDST)?;
                 match proto {
-                    6 => pr!(ctx, " tcp port {} unreachable", dport),
-                    17 => pr!(ctx, " udp port {} unreachable", dport),
+                    6 | 17 => {
+                        ctx.put(if proto == 6 { " tcp port " } else { " udp port " });
+                        super::tcp::put_port(ctx, proto, dport);
+                        ctx.put(" unreachable");
+                    }
                     _ => pr!(ctx, " protocol {} port {} unreachable", proto, dport),
                 }
             }
@@ -110,7 +113,7 @@ fn summary(ctx: &mut Ctx<'_>, bp: &[u8], icmp_type: u8, code: u8) -> PResult<Sum
                 0..=3 => {
                     ctx.put(if code < 2 { "redirect " } else { "redirect-tos " });
                     addr(ctx, bp, IDST)?;
-                    ctx.put(if code % 2 == 0 { " to net " } else { " to host " });
+                    ctx.put(if code.is_multiple_of(2) { " to net " } else { " to host " });
                     addr(ctx, bp, 4)?;
                 }
                 _ => {
@@ -217,13 +220,13 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], plen: u32, iph: &IpHdr<'_>) -> PResul
     }
     pr!(ctx, ", length {}", plen);
     let v = ctx.vflag() > 0;
-    if v && !iph.fragmented {
-        if let Some(msg) = bp.get(..plen as usize) {
-            let sum = in_cksum(&[msg]);
-            if sum != 0 {
-                let icmp_sum = get_be16(bp, 2)?;
-                pr!(ctx, " (wrong icmp cksum {:x} (->{:x})!)", icmp_sum, super::in_cksum_shouldbe(icmp_sum, sum));
-            }
+    if v && !iph.fragmented
+        && let Some(msg) = bp.get(..plen as usize)
+    {
+        let sum = in_cksum(&[msg]);
+        if sum != 0 {
+            let icmp_sum = get_be16(bp, 2)?;
+            pr!(ctx, " (wrong icmp cksum {:x} (->{:x})!)", icmp_sum, super::in_cksum_shouldbe(icmp_sum, sum));
         }
     }
     // The quoted datagram of an error message.
@@ -249,12 +252,11 @@ fn extensions(ctx: &mut Ctx<'_>, bp: &[u8], plen: u32) -> PResult {
         return Ok(());
     }
     let ext_len = (plen - ICMP_EXTD_MINLEN) as usize;
-    if get_u8(bp, 5)? == 0 {
-        if let Some(ext) = bp.get(EXT..EXT + ext_len) {
-            if in_cksum(&[ext]) != 0 {
-                return Ok(());
-            }
-        }
+    if get_u8(bp, 5)? == 0
+        && let Some(ext) = bp.get(EXT..EXT + ext_len)
+        && in_cksum(&[ext]) != 0
+    {
+        return Ok(());
     }
     let version = get_u8(bp, EXT)? >> 4;
     pr!(ctx, "\n\tICMP Multi-Part extension v{}", version);

@@ -5,7 +5,7 @@
 //! `-x`/`-X`/`-A` start); [`print`] turns a truncation (`Err(Trunc)`) into the ` [|proto]`
 //! marker and a header length of 0, as tcpdump's `pretty_print_packet` does.
 
-use super::{get_be16, get_be32, get_bytes, get_u8, ip, Ctx, PResult};
+use super::{Ctx, PResult, get_be16, get_be32, get_bytes, get_u8, ip};
 use crate::pr;
 
 /// DLT/LINKTYPE values we print.
@@ -132,6 +132,18 @@ pub fn push_mac(out: &mut String, a: &[u8]) {
     }
 }
 
+/// tcpdump's `etheraddr_string`: the MAC address, and without `-n` the vendor from the
+/// OUI (` (oui Ethernet)`; `/etc/ethers` names are not looked up).
+pub fn put_mac(ctx: &mut Ctx<'_>, a: &[u8]) {
+    push_mac(ctx.out, a);
+    if ctx.opts.numeric == 0 && a.len() == 6 {
+        let oui = u32::from_be_bytes([0, a[0], a[1], a[2]]);
+        ctx.put(" (oui ");
+        ctx.put(oui_name(oui).unwrap_or("Unknown"));
+        ctx.put(")");
+    }
+}
+
 /// tcpdump's `ether_type_print`.
 fn ether_type_print(ctx: &mut Ctx<'_>, t: u16) {
     if !ctx.opts.quick {
@@ -147,9 +159,9 @@ fn ether_type_print(ctx: &mut Ctx<'_>, t: u16) {
 fn ether_addresses_print(ctx: &mut Ctx<'_>, bp: &[u8]) {
     // Only called with at least 12 captured bytes.
     if let (Some(dst), Some(src)) = (bp.get(0..6), bp.get(6..12)) {
-        push_mac(ctx.out, src);
+        put_mac(ctx, src);
         ctx.put(" > ");
-        push_mac(ctx.out, dst);
+        put_mac(ctx, dst);
         ctx.put(", ");
     }
 }
@@ -213,8 +225,7 @@ pub fn ether(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult<usize> {
             }
         }
     }
-    while matches!(length_type, ETHERTYPE_8021Q | ETHERTYPE_8021Q9100 | ETHERTYPE_8021Q9200 | ETHERTYPE_8021QINQ)
-    {
+    while matches!(length_type, ETHERTYPE_8021Q | ETHERTYPE_8021Q9100 | ETHERTYPE_8021Q9200 | ETHERTYPE_8021QINQ) {
         if caplen < 4 {
             ctx.protocol = "vlan";
             ctx.print_trunc();
@@ -350,9 +361,9 @@ fn macsec(ctx: &mut Ctx<'_>, bp: &[u8], off: usize, length: &mut u32, caplen: &m
     *caplen -= tag_len;
     if tci & 0x0c != 0 {
         if !ctx.eflag() {
-            push_mac(ctx.out, bp.get(6..12).unwrap_or(&[]));
+            put_mac(ctx, bp.get(6..12).unwrap_or(&[]));
             ctx.put(" > ");
-            push_mac(ctx.out, bp.get(0..6).unwrap_or(&[]));
+            put_mac(ctx, bp.get(0..6).unwrap_or(&[]));
             ctx.put(" 802.1AE MACsec, ");
             macsec_header(ctx, tag, short_length)?;
         }
@@ -388,7 +399,7 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
     let caplen = bp.len() as u32;
     let short = |ctx: &mut Ctx<'_>, ret: u32| {
         ctx.print_trunc();
-        ctx.default_print(bp);
+        ctx.raw_print(bp);
         Ok(ret as usize)
     };
     if caplen < 3 {
@@ -441,13 +452,7 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
         }
         let oui = u32::from_be_bytes([0, p[0], p[1], p[2]]);
         let et = u16::from_be_bytes([p[3], p[4]]);
-        let oui_name = match oui {
-            0x000000 => "Ethernet",
-            0x00000c => "Cisco",
-            0x0000f8 => "Cisco bridged",
-            0x080007 => "Appletalk",
-            _ => "Unknown",
-        };
+        let oui_name = oui_name(oui).unwrap_or("Unknown");
         let pid_name = if oui == 0 { ethertype_name(et).unwrap_or("Unknown") } else { "Unknown" };
         if ctx.eflag() {
             pr!(
@@ -467,15 +472,23 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
         }
         if !ctx.eflag() {
             if let Some(m) = macs {
-                push_mac(ctx.out, m.get(6..12).unwrap_or(&[]));
+                put_mac(ctx, m.get(6..12).unwrap_or(&[]));
                 ctx.put(" > ");
-                push_mac(ctx.out, m.get(0..6).unwrap_or(&[]));
+                put_mac(ctx, m.get(0..6).unwrap_or(&[]));
                 ctx.put(" ");
             }
             if oui == 0 {
-                pr!(ctx, "SNAP, ethertype {} (0x{:04x}), length {}: ", pid_name, et, length);
+                pr!(ctx, "SNAP, ethertype {} (0x{:04x}), length {}: ", pid_name, et, length - 5);
             } else {
-                pr!(ctx, "SNAP, oui {} (0x{:06x}), pid {} (0x{:04x}), length {}: ", oui_name, oui, pid_name, et, length);
+                pr!(
+                    ctx,
+                    "SNAP, oui {} (0x{:06x}), pid {} (0x{:04x}), length {}: ",
+                    oui_name,
+                    oui,
+                    pid_name,
+                    et,
+                    length - 5
+                );
             }
         }
         ctx.default_print(bp);
@@ -493,12 +506,12 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
             None if ssap == dsap => pr!(ctx, "{} ", dname(dsap)),
             None => pr!(ctx, "{} > {} ", sname(ssap), dname(dsap)),
             Some((src, dst)) => {
-                push_mac(ctx.out, src);
+                put_mac(ctx, src);
                 if ssap != dsap {
                     pr!(ctx, " {}", sname(ssap));
                 }
                 ctx.put(" > ");
-                push_mac(ctx.out, dst);
+                put_mac(ctx, dst);
                 pr!(ctx, " {} ", dname(dsap));
             }
         }
@@ -541,7 +554,7 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
             if p[0] == 0x81 {
                 if p.len() < 3 || length < 3 {
                     ctx.print_trunc();
-                    ctx.default_print(p);
+                    ctx.raw_print(p);
                 } else {
                     pr!(ctx, ": {:02x} {:02x}", p[1], p[2]);
                 }
@@ -577,6 +590,39 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
     // Unknown LLC payload: tcpdump's caller dumps from the LLC header on.
     ctx.default_print(bp);
     Ok(hdrlen as usize)
+}
+
+/// tcpdump's `oui_values`.
+pub fn oui_name(oui: u32) -> Option<&'static str> {
+    Some(match oui {
+        0x000000 => "Ethernet",
+        0x00000c => "Cisco",
+        0x00005E => "IANA",
+        0x000081 => "Nortel Networks SONMP",
+        0x0000f8 => "Cisco bridged",
+        0x0080c2 => "Ethernet bridged",
+        0x00A03E => "ATM Forum",
+        0x00E02F => "DOCSIS Spanning Tree",
+        0x080007 => "Appletalk",
+        0x009069 => "Juniper",
+        0x080009 => "Hewlett-Packard",
+        0x00120f => "IEEE 802.3 Private",
+        0x0012bb => "ANSI/TIA",
+        0x001B21 => "DCBX",
+        0x002320 => "Nicira Networks",
+        0x5c16c7 => "Big Switch Networks",
+        0xb0d2f5 => "Vello Systems",
+        0x002481 => "HP",
+        0x0004ea => "HP-Labs",
+        0x748771 => "Infoblox Inc",
+        0xa42305 => "Open Networking Lab",
+        0x00049f => "Freescale",
+        0x0015ad => "Netronome",
+        0x001018 => "Broadcom",
+        0x00e004 => "PMC-Sierra",
+        0xd0f0db => "Ericsson",
+        _ => return None,
+    })
 }
 
 fn sap_name(sap: u8) -> Option<&'static str> {
@@ -651,7 +697,7 @@ fn sll_print(ctx: &mut Ctx<'_>, hdr: &[u8], length: u32) -> PResult {
     ctx.protocol = "sll";
     pr!(ctx, "{:>3} ", sll_pkttype(u32::from(get_be16(hdr, 0)?)));
     if get_be16(hdr, 4)? == 6 {
-        push_mac(ctx.out, get_bytes(hdr, 6, 6)?);
+        put_mac(ctx, get_bytes(hdr, 6, 6)?);
         ctx.put(" ");
     }
     let et = get_be16(hdr, 14)?;
@@ -663,7 +709,7 @@ fn sll2_print(ctx: &mut Ctx<'_>, hdr: &[u8], length: u32) -> PResult {
     ctx.protocol = "sll2";
     pr!(ctx, "ifindex {} ", get_be32(hdr, 4)?);
     if get_u8(hdr, 11)? == 6 {
-        push_mac(ctx.out, get_bytes(hdr, 12, 6)?);
+        put_mac(ctx, get_bytes(hdr, 12, 6)?);
         ctx.put(" ");
     }
     let et = get_be16(hdr, 0)?;

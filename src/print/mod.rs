@@ -31,6 +31,7 @@ pub mod ts;
 pub mod udp;
 
 use crate::capture::{Direction, Frame, Point};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -199,12 +200,16 @@ impl Ctx<'_> {
             IpAddr::V6(a) => addr::push_ip6(self.out, a.octets()),
         }
     }
-    /// tcpdump's `ND_DEFAULTPRINT`: hex and ASCII dump of a payload nobody decoded, unless
-    /// `-q`/`-x`/`-X` suppress it.
+    /// `if (!ndo_suppress_default_print) ND_DEFAULTPRINT(...)`: hex and ASCII dump of a
+    /// payload nobody decoded, unless `-q`/`-x`/`-X` suppress it.
     pub fn default_print(&mut self, bp: &[u8]) {
         if !self.opts.suppress_default_print() {
-            crate::hexdump::hex_and_ascii(self.out, "\n\t", bp);
+            self.raw_print(bp);
         }
+    }
+    /// tcpdump's bare `ND_DEFAULTPRINT` (some dissectors call it regardless of `-q`/`-x`).
+    pub fn raw_print(&mut self, bp: &[u8]) {
+        crate::hexdump::hex_and_ascii(self.out, "\n\t", bp);
     }
     /// `-e` given.
     #[inline]
@@ -301,6 +306,31 @@ pub struct State {
     /// `if_indextoname()` of the header's index, `?` when unknown). Filled by the caller
     /// (printing itself does no I/O); empty means every index prints as `?`.
     pub if_names: Vec<(u32, String)>,
+    /// TCP/UDP port names from `/etc/services` (tcpdump's `getservent` tables), used only
+    /// without `-n`. Empty (numeric ports) until [`State::load_services`] is given the
+    /// file's text by the caller.
+    pub tcp_services: HashMap<u16, Box<str>>,
+    pub udp_services: HashMap<u16, Box<str>>,
+}
+
+impl State {
+    /// Parses `/etc/services` text (`name port/proto [aliases] [# comment]`); like
+    /// tcpdump's `init_servarray`, the first name listed for a port wins.
+    pub fn load_services(&mut self, text: &str) {
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(port_proto)) = (words.next(), words.next()) else { continue };
+            let Some((port, proto)) = port_proto.split_once('/') else { continue };
+            let Ok(port) = port.parse::<u16>() else { continue };
+            let table = match proto {
+                "tcp" => &mut self.tcp_services,
+                "udp" => &mut self.udp_services,
+                _ => continue,
+            };
+            table.entry(port).or_insert_with(|| name.into());
+        }
+    }
 }
 
 /// Internet checksum (RFC 1071) over the concatenation of `parts`; returns the folded,
@@ -492,6 +522,71 @@ mod tests {
             push_escaped_char(&mut s, c);
         }
         assert_eq!(s, "3M-*^@^A^?M-^?");
+    }
+
+    fn udp_frame(direction: Direction) -> Frame {
+        // Ethernet + IPv4 + UDP 10.0.0.1:1234 -> 10.0.0.2:5678, 2 bytes of payload
+        let mut d = vec![1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 8, 0];
+        d.extend_from_slice(&[0x45, 0, 0, 30, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        d.extend_from_slice(&[0x04, 0xd2, 0x16, 0x2e, 0, 10, 0, 0, b'h', b'i']);
+        let origlen = d.len() as u32;
+        Frame {
+            point: 0,
+            ts: crate::capture::Timestamp { sec: 3_600, nsec: 5_000 },
+            linktype: 1,
+            origlen,
+            data: d,
+            direction,
+        }
+    }
+
+    #[test]
+    fn frame_line_with_number_labels_and_direction() {
+        let point = Point { label: "sd_vm/br0".into(), linktype: 1, snaplen: 65535, nano: false };
+        let opts = Options { number: true, labels: true, ts_format: TsFormat::Unix, ..Options::default() };
+        let mut p = Printer::new(opts);
+        let mut out = String::new();
+        p.print_frame(&udp_frame(Direction::Out), &point, &mut out);
+        p.print_frame(&udp_frame(Direction::Unknown), &point, &mut out);
+        assert_eq!(
+            out,
+            concat!(
+                "    1  3600.000005 sd_vm/br0 Out IP 10.0.0.1.1234 > 10.0.0.2.5678: UDP, length 2\n",
+                "    2  3600.000005 sd_vm/br0 IP 10.0.0.1.1234 > 10.0.0.2.5678: UDP, length 2\n"
+            )
+        );
+    }
+
+    #[test]
+    fn truncated_frame_dumps_from_link_header() {
+        let point = Point { label: "x".into(), linktype: 1, snaplen: 65535, nano: false };
+        let opts = Options { hex: 1, ts_format: TsFormat::None, ..Options::default() };
+        let mut p = Printer::new(opts);
+        // ARP truncated inside its fixed header: tcpdump's longjmp, so the marker and a dump
+        // from the link header on (as /usr/bin/tcpdump prints it).
+        let mut f = udp_frame(Direction::Unknown);
+        f.data.truncate(18);
+        f.data[12] = 8;
+        f.data[13] = 6;
+        f.data[14..18].copy_from_slice(&[0, 1, 8, 0]);
+        let mut out = String::new();
+        p.print_frame(&f, &point, &mut out);
+        assert_eq!(out, " [|arp]\n\t0x0000:  0102 0304 0506 0a0b 0c0d 0e0f 0806 0001\n\t0x0010:  0800\n");
+        // IPv4 cut inside its header is a local truncation: the dump starts at the IP header.
+        let mut f = udp_frame(Direction::Unknown);
+        f.data.truncate(16);
+        let mut out = String::new();
+        p.print_frame(&f, &point, &mut out);
+        assert_eq!(out, "IP  [|ip]\n\t0x0000:  4500\n");
+    }
+
+    #[test]
+    fn services_first_name_wins() {
+        let mut st = State::default();
+        st.load_services("# c\nhttp\t80/tcp www # WorldWideWeb\nhttp 80/udp\nwww-alt 80/tcp\nbad\n\ndomain 53/udp\n");
+        assert_eq!(st.tcp_services.get(&80).map(|s| &**s), Some("http"));
+        assert_eq!(st.udp_services.get(&53).map(|s| &**s), Some("domain"));
+        assert!(!st.tcp_services.contains_key(&53));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! ` [|tcp]` (tcpdump's `goto trunc`) and which unwind to the top level (its longjmp), and
 //! the per-connection relative sequence numbers of its `tcp_seq_hash` tables ([`SeqTable`]).
 
-use super::{app, get_be16, get_be32, get_bytes, get_u8, pseudo_cksum, Ctx, IpHdr, PResult, Trunc};
+use super::{Ctx, IpHdr, PResult, Trunc, app, get_be16, get_be32, get_bytes, get_u8, pseudo_cksum};
 use crate::pr;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -167,21 +167,34 @@ pub fn ip_next_is(ip: &IpHdr<'_>, proto: u8) -> bool {
     ip.hdr.get(off) == Some(&proto)
 }
 
+/// tcpdump's `tcpport_string`/`udpport_string`: the service name without `-n` when the
+/// caller loaded `/etc/services`, else the number.
+pub fn put_port(ctx: &mut Ctx<'_>, proto: u8, port: u16) {
+    if ctx.opts.numeric == 0 {
+        let table = if proto == 6 { &ctx.state.tcp_services } else { &ctx.state.udp_services };
+        if let Some(name) = table.get(&port) {
+            ctx.out.push_str(name);
+            return;
+        }
+    }
+    ctx.put_u32(u32::from(port));
+}
+
 /// `src.sport > dst.dport: ` (or `sport > dport: `), tcpdump's TCP/UDP address prefix.
 pub fn print_endpoints(ctx: &mut Ctx<'_>, ip: &IpHdr<'_>, proto: u8, sport: u16, dport: u16) {
     if ip_next_is(ip, proto) {
         ctx.put_ip(ip.src);
         ctx.put(".");
-        ctx.put_u32(u32::from(sport));
+        put_port(ctx, proto, sport);
         ctx.put(" > ");
         ctx.put_ip(ip.dst);
         ctx.put(".");
-        ctx.put_u32(u32::from(dport));
+        put_port(ctx, proto, dport);
         ctx.put(": ");
     } else {
-        ctx.put_u32(u32::from(sport));
+        put_port(ctx, proto, sport);
         ctx.put(" > ");
-        ctx.put_u32(u32::from(dport));
+        put_port(ctx, proto, dport);
         ctx.put(": ");
     }
 }
@@ -253,16 +266,17 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
         pr!(ctx, " [bad hdr length {} - too long, > {}]", hlen, length);
         return Ok(());
     }
-    if ctx.vflag() > 0 && !ip.fragmented {
-        if let Some(seg) = bp.get(..length as usize) {
-            let sum = pseudo_cksum(ip, 6, seg);
-            let tcp_sum = get_be16(bp, 16)?;
-            pr!(ctx, ", cksum 0x{:04x}", tcp_sum);
-            if sum != 0 {
-                pr!(ctx, " (incorrect -> 0x{:04x})", super::in_cksum_shouldbe(tcp_sum, sum));
-            } else {
-                ctx.put(" (correct)");
-            }
+    if ctx.vflag() > 0
+        && !ip.fragmented
+        && let Some(seg) = bp.get(..length as usize)
+    {
+        let sum = pseudo_cksum(ip, 6, seg);
+        let tcp_sum = get_be16(bp, 16)?;
+        pr!(ctx, ", cksum 0x{:04x}", tcp_sum);
+        if sum != 0 {
+            pr!(ctx, " (incorrect -> 0x{:04x})", super::in_cksum_shouldbe(tcp_sum, sum));
+        } else {
+            ctx.put(" (correct)");
         }
     }
     let length = length - hlen;
@@ -326,13 +340,24 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
 enum OptEnd {
     Done,
     /// `[bad opt]`; `ch`: an option was already printed (tcpdump then closes the bracket).
-    Bad { ch: bool },
+    Bad {
+        ch: bool,
+    },
     /// Local truncation (` [|tcp]`, then `>` when an option was already printed).
-    Trunc { ch: bool },
+    Trunc {
+        ch: bool,
+    },
 }
 
 /// The options loop of `tcp_print`; `hlen` is the option bytes' length.
-fn options(ctx: &mut Ctx<'_>, bp: &[u8], mut hlen: u32, datalen_payload: u32, sack_base: u32, flags: u8) -> PResult<OptEnd> {
+fn options(
+    ctx: &mut Ctx<'_>,
+    bp: &[u8],
+    mut hlen: u32,
+    datalen_payload: u32,
+    sack_base: u32,
+    flags: u8,
+) -> PResult<OptEnd> {
     let _ = flags;
     let mut cp = 20usize;
     let mut ch = false;
@@ -402,7 +427,7 @@ fn options(ctx: &mut Ctx<'_>, bp: &[u8], mut hlen: u32, datalen_payload: u32, sa
             }
             5 => {
                 datalen = len - 2;
-                if datalen % 8 != 0 {
+                if !datalen.is_multiple_of(8) {
                     ctx.put(" invalid sack");
                 } else {
                     pr!(ctx, " {} ", datalen / 8);
@@ -540,7 +565,7 @@ fn fastopen(ctx: &mut Ctx<'_>, data: &[u8], exp: bool) {
     }
     if data.is_empty() {
         ctx.put(" cookiereq");
-    } else if data.len() % 2 != 0 || data.len() < 4 || data.len() > 16 {
+    } else if !data.len().is_multiple_of(2) || data.len() < 4 || data.len() > 16 {
         ctx.print_invalid();
     } else {
         ctx.put(" cookie ");

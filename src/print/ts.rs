@@ -12,7 +12,7 @@
 //! * Performance: the `YYYY-MM-DD HH:MM:SS` / `HH:MM:SS` part is cached per second, so the
 //!   time-zone conversion runs once per distinct second, not once per packet.
 
-use super::{push_u32, push_u64_padded, TsFormat};
+use super::{TsFormat, push_u32, push_u64_padded};
 use crate::capture::Timestamp;
 use chrono::{Datelike, Local, TimeZone, Timelike};
 

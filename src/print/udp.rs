@@ -4,7 +4,7 @@
 //! application protocols on well-known ports (NTP, DHCP, ...) are not: such datagrams print
 //! the plain `UDP, length N` form.
 
-use super::{get_be16, pseudo_cksum, tcp, Ctx, IpHdr, PResult};
+use super::{Ctx, IpHdr, PResult, get_be16, pseudo_cksum, tcp};
 use crate::pr;
 
 /// tcpdump's `udpipaddr_print`; `ports: None` is its `sport == -1` case.
@@ -74,11 +74,9 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
             } else if let Some(d) = dgram {
                 cksum_verdict(ctx, udp_sum, pseudo_cksum(ip, 17, d));
             }
-        } else if v6 {
-            if let Some(d) = dgram {
-                let udp_sum = get_be16(bp, 6)?;
-                cksum_verdict(ctx, udp_sum, pseudo_cksum(ip, 17, d));
-            }
+        } else if v6 && let Some(d) = dgram {
+            let udp_sum = get_be16(bp, 6)?;
+            cksum_verdict(ctx, udp_sum, pseudo_cksum(ip, 17, d));
         }
     }
 
