@@ -19,4 +19,6 @@ pub mod filter;
 pub mod hexdump;
 pub mod pipeline;
 pub mod print;
+pub mod reassembly;
 pub mod savefile;
+pub mod seq;
