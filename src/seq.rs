@@ -152,8 +152,14 @@ mod tests {
         assert_eq!(SeqNum(u32::MAX - 10).offset_from(base, 0), -1);
         // Several GiB into the stream, the same sequence number maps near the reference.
         let four_gib = 1u64 << 32;
-        assert_eq!(SeqNum(0).offset_from(base, four_gib), (four_gib + 10) as i64);
-        assert_eq!(SeqNum(0).offset_from(base, 3 * four_gib + 100), (3 * four_gib + 10) as i64);
+        assert_eq!(
+            SeqNum(0).offset_from(base, four_gib),
+            (four_gib + 10) as i64
+        );
+        assert_eq!(
+            SeqNum(0).offset_from(base, 3 * four_gib + 100),
+            (3 * four_gib + 10) as i64
+        );
     }
 
     #[test]

@@ -108,16 +108,43 @@ mod tests {
         let (a, b) = (1000u32, 5000u32);
         conversation.segment(C2S, seg(a, None, TcpFlags::SYN, b""), &mut events);
         conversation.segment(S2C, seg(b, Some(a + 1), TcpFlags::SYN, b""), &mut events);
-        conversation.segment(C2S, seg(a + 1, Some(b + 1), TcpFlags::ACK, b""), &mut events);
-        conversation.segment(C2S, seg(a + 1, Some(b + 1), TcpFlags::PSH, b"GET /"), &mut events);
-        conversation.segment(S2C, seg(b + 1, Some(a + 6), TcpFlags::PSH, b"200 OK"), &mut events);
-        conversation.segment(C2S, seg(a + 6, Some(b + 7), TcpFlags::FIN, b""), &mut events);
-        conversation.segment(S2C, seg(b + 7, Some(a + 7), TcpFlags::FIN, b""), &mut events);
-        conversation.segment(C2S, seg(a + 7, Some(b + 8), TcpFlags::ACK, b""), &mut events);
+        conversation.segment(
+            C2S,
+            seg(a + 1, Some(b + 1), TcpFlags::ACK, b""),
+            &mut events,
+        );
+        conversation.segment(
+            C2S,
+            seg(a + 1, Some(b + 1), TcpFlags::PSH, b"GET /"),
+            &mut events,
+        );
+        conversation.segment(
+            S2C,
+            seg(b + 1, Some(a + 6), TcpFlags::PSH, b"200 OK"),
+            &mut events,
+        );
+        conversation.segment(
+            C2S,
+            seg(a + 6, Some(b + 7), TcpFlags::FIN, b""),
+            &mut events,
+        );
+        conversation.segment(
+            S2C,
+            seg(b + 7, Some(a + 7), TcpFlags::FIN, b""),
+            &mut events,
+        );
+        conversation.segment(
+            C2S,
+            seg(a + 7, Some(b + 8), TcpFlags::ACK, b""),
+            &mut events,
+        );
         assert_eq!(text(&events, C2S), b"GET /");
         assert_eq!(text(&events, S2C), b"200 OK");
         assert!(conversation.is_closed());
-        assert_eq!(conversation.half(C2S).close_reason(), Some(CloseReason::Fin));
+        assert_eq!(
+            conversation.half(C2S).close_reason(),
+            Some(CloseReason::Fin)
+        );
         assert_eq!(conversation.counters(S2C).delivered_bytes, 6);
         assert!(!events.iter().any(|(_, e)| matches!(e, Event::Gap { .. })));
     }
@@ -128,8 +155,16 @@ mod tests {
         let mut events = Vec::new();
         // The server's ACK is the first thing seen: client data starts at 700.
         conversation.segment(S2C, seg(90, Some(700), TcpFlags::ACK, b""), &mut events);
-        conversation.segment(C2S, seg(705, Some(90), TcpFlags::ACK, b"world"), &mut events);
-        conversation.segment(C2S, seg(700, Some(90), TcpFlags::ACK, b"hello"), &mut events);
+        conversation.segment(
+            C2S,
+            seg(705, Some(90), TcpFlags::ACK, b"world"),
+            &mut events,
+        );
+        conversation.segment(
+            C2S,
+            seg(700, Some(90), TcpFlags::ACK, b"hello"),
+            &mut events,
+        );
         assert_eq!(text(&events, C2S), b"helloworld");
     }
 
@@ -168,7 +203,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(closes, vec![(C2S, CloseReason::Rst), (S2C, CloseReason::Rst)]);
+        assert_eq!(
+            closes,
+            vec![(C2S, CloseReason::Rst), (S2C, CloseReason::Rst)]
+        );
         assert_eq!(text(&events, S2C), b"held");
         assert_eq!(conversation.buffered(), 0);
     }
@@ -180,6 +218,9 @@ mod tests {
         conversation.segment(C2S, seg(10, None, TcpFlags::NONE, b"abc"), &mut events);
         conversation.flush(&mut events);
         assert!(conversation.is_closed());
-        assert_eq!(conversation.half(S2C).close_reason(), Some(CloseReason::Flush));
+        assert_eq!(
+            conversation.half(S2C).close_reason(),
+            Some(CloseReason::Flush)
+        );
     }
 }

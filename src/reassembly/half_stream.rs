@@ -114,7 +114,11 @@ impl HalfStream {
                 segment.seq
             }
         };
-        let data_seq = if flags.syn() { segment.seq.add(1) } else { segment.seq };
+        let data_seq = if flags.syn() {
+            segment.seq.add(1)
+        } else {
+            segment.seq
+        };
         let start = data_seq.offset_from(base, self.next);
         let next = signed(self.next);
 
@@ -400,7 +404,8 @@ impl HalfStream {
             if overlap_start >= overlap_end {
                 continue;
             }
-            let held = &mut chunk[index(overlap_start - chunk_start)..index(overlap_end - chunk_start)];
+            let held =
+                &mut chunk[index(overlap_start - chunk_start)..index(overlap_end - chunk_start)];
             let new = &bytes[index(overlap_start - start)..index(overlap_end - start)];
             let differing = if held == new {
                 0
@@ -419,7 +424,11 @@ impl HalfStream {
             }
             sink.event(
                 self.direction,
-                Event::Overlap { offset: overlap_start, len, conflicting: differing > 0 },
+                Event::Overlap {
+                    offset: overlap_start,
+                    len,
+                    conflicting: differing > 0,
+                },
             );
         }
     }
@@ -456,7 +465,11 @@ impl HalfStream {
                 cursor = min(held + len64(chunk), end);
                 continue;
             }
-            let stop = self.store.range(cursor..).next().map_or(end, |(&held, _)| min(held, end));
+            let stop = self
+                .store
+                .range(cursor..)
+                .next()
+                .map_or(end, |(&held, _)| min(held, end));
             let piece = &bytes[index(cursor - start)..index(stop - start)];
             match self.reserve(piece.len() + CHUNK_OVERHEAD) {
                 Ok(()) => {
@@ -481,7 +494,10 @@ impl HalfStream {
             Pressure::Cap => self.counters.cap_skips += 1,
             Pressure::Budget => self.counters.budget_skips += 1,
         }
-        let target = self.store.first_key_value().map_or(cursor, |(&held, _)| min(held, cursor));
+        let target = self
+            .store
+            .first_key_value()
+            .map_or(cursor, |(&held, _)| min(held, cursor));
         if target > self.next {
             self.gap(target - self.next, sink);
         }
@@ -696,7 +712,11 @@ mod tests {
         events
             .iter()
             .filter_map(|e| match e {
-                Event::Overlap { offset, len, conflicting } => Some((*offset, *len, *conflicting)),
+                Event::Overlap {
+                    offset,
+                    len,
+                    conflicting,
+                } => Some((*offset, *len, *conflicting)),
                 _ => None,
             })
             .collect()
@@ -721,8 +741,16 @@ mod tests {
         stream.segment(data(1001, b"hello "), &mut events);
         stream.segment(data(1007, b"world"), &mut events);
         assert_eq!(delivered(&events), b"hello world");
-        assert!(matches!(&events[0], Event::Data { offset: 0, bytes: Cow::Borrowed(b) } if *b == b"hello "));
-        assert!(matches!(&events[1], Event::Data { offset: 6, bytes: Cow::Borrowed(_) }));
+        assert!(
+            matches!(&events[0], Event::Data { offset: 0, bytes: Cow::Borrowed(b) } if *b == b"hello ")
+        );
+        assert!(matches!(
+            &events[1],
+            Event::Data {
+                offset: 6,
+                bytes: Cow::Borrowed(_)
+            }
+        ));
         assert_eq!(stream.next_offset(), 11);
         assert_eq!(stream.next_seq(), Some(SeqNum(1012)));
         assert_eq!(stream.origin(), Some(Origin::Syn));
@@ -745,8 +773,20 @@ mod tests {
         assert_eq!(delivered(&events), b"hel");
         stream.segment(data(4, b"l"), &mut events);
         assert_eq!(delivered(&events), b"hello, world");
-        assert!(matches!(&events[1], Event::Data { offset: 3, bytes: Cow::Borrowed(_) }));
-        assert!(matches!(&events[2], Event::Data { offset: 4, bytes: Cow::Owned(_) }));
+        assert!(matches!(
+            &events[1],
+            Event::Data {
+                offset: 3,
+                bytes: Cow::Borrowed(_)
+            }
+        ));
+        assert!(matches!(
+            &events[2],
+            Event::Data {
+                offset: 4,
+                bytes: Cow::Owned(_)
+            }
+        ));
         assert_eq!(stream.buffered(), 0);
         assert_eq!(stream.counters().out_of_order_segments, 2);
         assert_eq!(stream.counters().out_of_order_bytes, 8);
@@ -780,13 +820,19 @@ mod tests {
         assert_eq!(delivered(&events), b"abcdEFGH");
         let counters = stream.counters();
         assert_eq!((counters.overlaps, counters.overlap_bytes), (1, 4));
-        assert_eq!((counters.conflicting_overlaps, counters.conflicting_bytes), (1, 4));
+        assert_eq!(
+            (counters.conflicting_overlaps, counters.conflicting_bytes),
+            (1, 4)
+        );
         check(&stream);
     }
 
     #[test]
     fn overlap_last_wins_overwrites_held_bytes() {
-        let config = Config { policy: OverlapPolicy::LastWins, ..Config::default() };
+        let config = Config {
+            policy: OverlapPolicy::LastWins,
+            ..Config::default()
+        };
         let mut stream = half(config);
         let mut events = Vec::new();
         stream.segment(syn(0), &mut events);
@@ -850,7 +896,10 @@ mod tests {
         stream.segment(syn(100), &mut events);
         stream.segment(syn(100), &mut events);
         stream.segment(data(101, b"x"), &mut events);
-        stream.segment(Segment::new(SeqNum(9000), TcpFlags::SYN, b"other"), &mut events);
+        stream.segment(
+            Segment::new(SeqNum(9000), TcpFlags::SYN, b"other"),
+            &mut events,
+        );
         assert_eq!(delivered(&events), b"x");
         assert_eq!(stream.counters().duplicate_syns, 1);
         assert_eq!(stream.counters().unexpected_syns, 1);
@@ -879,7 +928,12 @@ mod tests {
         stream.segment(data(1, b"abc"), &mut events);
         assert_eq!(delivered(&events), b"abcdef");
         assert_eq!(closed(&events), Some(CloseReason::Fin));
-        assert!(matches!(events.last(), Some(Event::Closed { reason: CloseReason::Fin })));
+        assert!(matches!(
+            events.last(),
+            Some(Event::Closed {
+                reason: CloseReason::Fin
+            })
+        ));
         assert!(stream.is_closed());
         // Retransmitted FIN and late data after close only count.
         stream.segment(fin(4, b"def"), &mut events);
@@ -919,7 +973,13 @@ mod tests {
         assert_eq!(delivered(&events), b"abfg");
         assert_eq!(closed(&events), Some(CloseReason::Fin));
         stream.flush(&mut events);
-        assert_eq!(events.iter().filter(|e| matches!(e, Event::Closed { .. })).count(), 1);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Closed { .. }))
+                .count(),
+            1
+        );
         check(&stream);
     }
 
@@ -954,7 +1014,10 @@ mod tests {
 
     #[test]
     fn rst_far_out_of_window_is_ignored() {
-        let config = Config { max_ahead: 1000, ..Config::default() };
+        let config = Config {
+            max_ahead: 1000,
+            ..Config::default()
+        };
         let mut stream = half(config);
         let mut events: Vec<Event> = Vec::new();
         stream.segment(syn(0), &mut events);
@@ -1044,7 +1107,10 @@ mod tests {
 
     #[test]
     fn per_stream_cap_skips_ahead_with_a_gap() {
-        let config = Config { max_buffered: 2 * (100 + CHUNK_OVERHEAD), ..Config::default() };
+        let config = Config {
+            max_buffered: 2 * (100 + CHUNK_OVERHEAD),
+            ..Config::default()
+        };
         let mut stream = half(config);
         let mut events = Vec::new();
         stream.segment(syn(0), &mut events);
@@ -1066,22 +1132,32 @@ mod tests {
 
     #[test]
     fn cap_smaller_than_a_segment_delivers_it_directly() {
-        let config = Config { max_buffered: 0, ..Config::default() };
+        let config = Config {
+            max_buffered: 0,
+            ..Config::default()
+        };
         let mut stream = half(config);
         let mut events = Vec::new();
         stream.segment(syn(0), &mut events);
         stream.segment(data(11, b"later"), &mut events);
         assert_eq!(gaps(&events), vec![(0, 10)]);
         assert_eq!(delivered(&events), b"later");
-        assert!(matches!(events[1], Event::Data { bytes: Cow::Borrowed(_), .. }));
+        assert!(matches!(
+            events[1],
+            Event::Data {
+                bytes: Cow::Borrowed(_),
+                ..
+            }
+        ));
         check(&stream);
     }
 
     #[test]
     fn shared_budget_bounds_many_streams_and_is_returned() {
         let budget = Budget::new(3 * (10 + CHUNK_OVERHEAD));
-        let mut streams: Vec<HalfStream> =
-            (0..4).map(|_| HalfStream::new(C2S, Config::default(), &budget)).collect();
+        let mut streams: Vec<HalfStream> = (0..4)
+            .map(|_| HalfStream::new(C2S, Config::default(), &budget))
+            .collect();
         let mut events = Vec::new();
         for stream in &mut streams {
             stream.segment(syn(0), &mut events);
@@ -1102,7 +1178,10 @@ mod tests {
 
     #[test]
     fn far_ahead_segment_is_dropped_as_out_of_window() {
-        let config = Config { max_ahead: 1 << 16, ..Config::default() };
+        let config = Config {
+            max_ahead: 1 << 16,
+            ..Config::default()
+        };
         let mut stream = half(config);
         let mut events = Vec::new();
         stream.segment(syn(0), &mut events);
@@ -1146,7 +1225,10 @@ mod tests {
 
     #[test]
     fn gap_on_ack_can_be_turned_off() {
-        let config = Config { gap_on_ack: false, ..Config::default() };
+        let config = Config {
+            gap_on_ack: false,
+            ..Config::default()
+        };
         let mut stream = half(config);
         let mut events: Vec<Event> = Vec::new();
         stream.segment(syn(0), &mut events);
@@ -1157,10 +1239,27 @@ mod tests {
 
     #[test]
     fn events_go_to_a_closure_sink_with_direction() {
-        let mut stream = HalfStream::new(Direction::ServerToClient, Config::default(), &Budget::default());
+        let mut stream = HalfStream::new(
+            Direction::ServerToClient,
+            Config::default(),
+            &Budget::default(),
+        );
         let mut seen = Vec::new();
-        stream.segment(syn(0), &mut |d: Direction, e: Event<'_>| seen.push((d, e.into_owned())));
-        stream.segment(data(1, b"x"), &mut |d: Direction, e: Event<'_>| seen.push((d, e.into_owned())));
-        assert_eq!(seen, vec![(Direction::ServerToClient, Event::Data { offset: 0, bytes: Cow::Owned(b"x".to_vec()) })]);
+        stream.segment(syn(0), &mut |d: Direction, e: Event<'_>| {
+            seen.push((d, e.into_owned()))
+        });
+        stream.segment(data(1, b"x"), &mut |d: Direction, e: Event<'_>| {
+            seen.push((d, e.into_owned()))
+        });
+        assert_eq!(
+            seen,
+            vec![(
+                Direction::ServerToClient,
+                Event::Data {
+                    offset: 0,
+                    bytes: Cow::Owned(b"x".to_vec())
+                }
+            )]
+        );
     }
 }

@@ -7,6 +7,29 @@
 //! what to do with them (write to a file, hash, count) and when a silent stream has been idle
 //! long enough to [`HalfStream::flush`].
 //!
+//! ```
+//! use flowtrail::reassembly::{Budget, Config, Conversation, Direction, Event, Segment, TcpFlags};
+//! use flowtrail::seq::SeqNum;
+//!
+//! let budget = Budget::default(); // one per flow table
+//! let mut conversation = Conversation::new(Config::default(), &budget);
+//! let c2s = Direction::ClientToServer;
+//! let mut events: Vec<(Direction, Event)> = Vec::new();
+//! conversation.segment(c2s, Segment::new(SeqNum(100), TcpFlags::SYN, b""), &mut events);
+//! conversation.segment(c2s, Segment::new(SeqNum(104), TcpFlags::ACK, b"lo"), &mut events);
+//! assert!(events.is_empty()); // held: bytes 0..3 are missing
+//! conversation.segment(c2s, Segment::new(SeqNum(101), TcpFlags::ACK, b"hel"), &mut events);
+//! assert_eq!(events.len(), 2); // "hel" lent from the payload, then "lo" from the store
+//!
+//! // Or a closure: write, hash, count, without collecting.
+//! let mut delivered = 0;
+//! conversation.flush(&mut |_direction: Direction, event: Event<'_>| {
+//!     if let Event::Data { bytes, .. } = event {
+//!         delivered += bytes.len();
+//!     }
+//! });
+//! ```
+//!
 //! # Offsets
 //!
 //! Every byte of a direction has a 64-bit *offset*: offset 0 is the byte after the SYN
@@ -174,7 +197,12 @@ pub struct Segment<'a> {
 impl<'a> Segment<'a> {
     /// A segment without an acknowledgement number.
     pub const fn new(seq: SeqNum, flags: TcpFlags, payload: &'a [u8]) -> Segment<'a> {
-        Segment { seq, ack: None, flags, payload }
+        Segment {
+            seq,
+            ack: None,
+            flags,
+            payload,
+        }
     }
 
     /// The same segment carrying acknowledgement number `ack` (and the ACK flag).
@@ -211,7 +239,11 @@ pub enum Event<'a> {
     Gap { offset: u64, len: u64 },
     /// Bytes at `[offset, offset + len)` arrived again while held; `conflicting` when they
     /// differ from the held copy.
-    Overlap { offset: u64, len: u64, conflicting: bool },
+    Overlap {
+        offset: u64,
+        len: u64,
+        conflicting: bool,
+    },
     /// The direction is finished.
     Closed { reason: CloseReason },
 }
@@ -220,9 +252,20 @@ impl Event<'_> {
     /// The same event owning its bytes.
     pub fn into_owned(self) -> Event<'static> {
         match self {
-            Event::Data { offset, bytes } => Event::Data { offset, bytes: Cow::Owned(bytes.into_owned()) },
+            Event::Data { offset, bytes } => Event::Data {
+                offset,
+                bytes: Cow::Owned(bytes.into_owned()),
+            },
             Event::Gap { offset, len } => Event::Gap { offset, len },
-            Event::Overlap { offset, len, conflicting } => Event::Overlap { offset, len, conflicting },
+            Event::Overlap {
+                offset,
+                len,
+                conflicting,
+            } => Event::Overlap {
+                offset,
+                len,
+                conflicting,
+            },
             Event::Closed { reason } => Event::Closed { reason },
         }
     }

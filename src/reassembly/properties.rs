@@ -57,7 +57,11 @@ impl<'a> EventSink<'a> for Tracker {
                 *next += len;
                 self.gaps.push((offset, len));
             }
-            Event::Overlap { offset, len, conflicting } => self.overlaps.push((offset, len, conflicting)),
+            Event::Overlap {
+                offset,
+                len,
+                conflicting,
+            } => self.overlaps.push((offset, len, conflicting)),
             Event::Closed { reason } => self.closed.push(reason),
         }
     }
@@ -65,7 +69,10 @@ impl<'a> EventSink<'a> for Tracker {
 
 impl Tracker {
     fn bytes(&self) -> Vec<u8> {
-        self.data.iter().flat_map(|(_, bytes)| bytes.iter().copied()).collect()
+        self.data
+            .iter()
+            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .collect()
     }
 }
 
@@ -74,7 +81,10 @@ fn isn() -> impl Strategy<Value = u32> {
 }
 
 fn policy() -> impl Strategy<Value = OverlapPolicy> {
-    prop_oneof![Just(OverlapPolicy::FirstWins), Just(OverlapPolicy::LastWins)]
+    prop_oneof![
+        Just(OverlapPolicy::FirstWins),
+        Just(OverlapPolicy::LastWins)
+    ]
 }
 
 /// Cut `len` bytes into consecutive pieces of the given sizes (the last one reaching `len`).
@@ -93,18 +103,27 @@ fn pieces(len: usize, sizes: &[usize]) -> Vec<(usize, usize)> {
 
 /// Order `items` by the random `keys` (a shuffle that proptest can shrink).
 fn shuffled<T: Clone>(items: &[T], keys: &[u32]) -> Vec<T> {
-    let mut keyed: Vec<(u32, usize)> =
-        (0..items.len()).map(|i| (keys.get(i).copied().unwrap_or(0), i)).collect();
+    let mut keyed: Vec<(u32, usize)> = (0..items.len())
+        .map(|i| (keys.get(i).copied().unwrap_or(0), i))
+        .collect();
     keyed.sort();
     keyed.into_iter().map(|(_, i)| items[i].clone()).collect()
 }
 
 fn data_at(isn: u32, offset: usize, payload: &[u8]) -> Segment<'_> {
-    Segment::new(SeqNum(isn).add(1).add_u64(offset as u64), TcpFlags::ACK | TcpFlags::PSH, payload)
+    Segment::new(
+        SeqNum(isn).add(1).add_u64(offset as u64),
+        TcpFlags::ACK | TcpFlags::PSH,
+        payload,
+    )
 }
 
 fn fin_at(isn: u32, offset: usize) -> Segment<'static> {
-    Segment::new(SeqNum(isn).add(1).add_u64(offset as u64), TcpFlags::FIN | TcpFlags::ACK, &[])
+    Segment::new(
+        SeqNum(isn).add(1).add_u64(offset as u64),
+        TcpFlags::FIN | TcpFlags::ACK,
+        &[],
+    )
 }
 
 fn syn(isn: u32) -> Segment<'static> {
