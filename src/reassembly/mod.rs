@@ -272,7 +272,11 @@ impl Event<'_> {
 }
 
 /// Where events go. Implemented for `Vec<Event>` (direction dropped), for
-/// `Vec<(Direction, Event)>`, and for any `FnMut(Direction, Event)` closure.
+/// `Vec<(Direction, Event)>`, and for any `FnMut(Direction, Event)` closure. (Because both
+/// `Vec`s qualify, a bare `Vec::new()` needs its element type named.)
+///
+/// Events borrow from the segment's payload for `'a` (in-order data is lent, not copied), so
+/// a sink that outlives the payload must [`Event::into_owned`] what it keeps.
 pub trait EventSink<'a> {
     fn event(&mut self, direction: Direction, event: Event<'a>);
 }
