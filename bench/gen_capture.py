@@ -86,9 +86,9 @@ def main():
                 cip = bytes.fromhex("fd000000000000000000000000000001")
                 sip = bytes.fromhex("fd00000000000000000000000000%04x" % (2 + i % 50))
             else:
-                cip = bytes([10, 1, (i >> 8) & 0xFF, i & 0xFF])
+                cip = bytes([10, 1, 0, 1 + i % 200])
                 sip = bytes([192, 168, 49, 2 + i % 50])
-            sport, dport = 32768 + i % 28000, [8443, 55001, 5432, 6379][i % 4]
+            sport, dport = 32768 + i % 28000, [8443, 55001, 49673, 30080][i % 4]
             isn_c, isn_s = rnd.getrandbits(32), rnd.getrandbits(32)
             tsv_c, tsv_s = rnd.getrandbits(32), rnd.getrandbits(32)
             ident = [rnd.getrandbits(16), rnd.getrandbits(16)]

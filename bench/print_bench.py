@@ -63,6 +63,10 @@ def main():
             res = [run(cmd, outp) for _ in range(a.runs)]
             best[tool] = (min(r[0] for r in res), max(r[1] for r in res), min(r[2] for r in res), digest(outp))
         same = best["tcpdump"][3] == best["flowtrail"][3]
+        if flags == flag_sets[0]:
+            with open(os.path.join(bdir, "out-tcpdump.txt"), "rb") as f:
+                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+            print(f"  ({lines} output lines for {flags})")
         ok &= same
         ratio = best["flowtrail"][0] / best["tcpdump"][0]
         print(f"{flags:10} {best['tcpdump'][0]:10.2f} {best['flowtrail'][0]:12.2f} {ratio:7.2f} "
