@@ -14,6 +14,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod conntrack;
 pub mod decode;
 pub mod filter;
 pub mod hexdump;
