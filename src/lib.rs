@@ -22,4 +22,5 @@ pub mod live;
 pub mod netns;
 pub mod pipeline;
 pub mod print;
+pub mod process;
 pub mod savefile;
