@@ -313,15 +313,19 @@ pub struct CtEntry {
     /// Seconds until the entry expires (absent in DESTROY events).
     pub timeout_s: Option<u32>,
     pub mark: Option<u32>,
-    /// Conntrack zone (`CTA_ZONE`, `zone=`), when not the default.
+    /// Conntrack zone (`CTA_ZONE`, `zone=`), `None` for the default zone 0.
     pub zone: Option<u16>,
     /// Reference count (`use=`).
     pub use_count: Option<u32>,
-    /// Counters per direction (orig, reply) when accounting is on.
+    /// Counters per direction (orig, reply) when accounting is on
+    /// (`net.netfilter.nf_conntrack_acct=1`); the kernel sends them in dumps and DESTROY
+    /// events, not in NEW/UPDATE events.
     pub counters: Option<(CtCounters, CtCounters)>,
-    /// Start/stop in nanoseconds since the UNIX epoch (`CTA_TIMESTAMP`, only with
-    /// `net.netfilter.nf_conntrack_timestamp=1`); stop only in DESTROY events.
+    /// Start in nanoseconds since the UNIX epoch (`CTA_TIMESTAMP`, only with
+    /// `net.netfilter.nf_conntrack_timestamp=1` in that namespace); in dumps and DESTROY
+    /// events, not in NEW/UPDATE events.
     pub start_ns: Option<u64>,
+    /// Stop (same clock), in DESTROY events only.
     pub stop_ns: Option<u64>,
 }
 

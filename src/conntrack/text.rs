@@ -178,7 +178,8 @@ pub fn parse_line(line: &str) -> Result<TextRecord, &'static str> {
                 match k {
                     "id" => id = v.parse().ok(),
                     "mark" => mark = v.parse().ok(),
-                    "zone" => zone = v.parse().ok(),
+                    // /proc prints the default zone 0; netlink leaves it out.
+                    "zone" => zone = v.parse().ok().filter(|&z: &u16| z != 0),
                     "use" => use_count = v.parse().ok(),
                     _ => {}
                 }

@@ -216,7 +216,7 @@ pub fn parse_entry(body: &[u8]) -> Result<CtEntry, EntryError> {
             CTA_COUNTERS_REPLY => e.counters_reply = parse_counters(a.value)?,
             CTA_USE => e.use_count = be_u32(a.value),
             CTA_ID => e.id = be_u32(a.value),
-            CTA_ZONE => e.zone = be_u16(a.value),
+            CTA_ZONE => e.zone = be_u16(a.value).filter(|&z| z != 0),
             CTA_TIMESTAMP => {
                 for t in Attrs::new(a.value) {
                     let t = t?;
