@@ -3,10 +3,43 @@
 mod os_lab;
 
 use flowtrail::netns;
-use flowtrail::process::{ProcessIndex, RecordedProc, SockProto, SockState, procfs};
+use flowtrail::process::{
+    Attribution, LiveProc, MatchKind, NetTable, ProcSource, ProcessError, ProcessIndex, RecordedProc, SockProto, SockState,
+    SocketKey, UnknownReason, procfs,
+};
 use os_lab::{Lab, check_seed_owners, open_seed_connection, seed_sockets};
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Instant;
+
+/// The real /proc without the kernel socket lookup: attribution from the tables only.
+struct TablesOnly(LiveProc);
+
+impl ProcSource for TablesOnly {
+    fn net_table(&mut self, ns: &netns::Netns, t: NetTable) -> Result<String, ProcessError> {
+        self.0.net_table(ns, t)
+    }
+    fn netns_inode(&mut self, ns: &netns::Netns) -> Result<u64, ProcessError> {
+        self.0.netns_inode(ns)
+    }
+    fn pids(&mut self) -> std::io::Result<Vec<u32>> {
+        self.0.pids()
+    }
+    fn pid_netns(&mut self, pid: u32) -> std::io::Result<u64> {
+        self.0.pid_netns(pid)
+    }
+    fn socket_fds(&mut self, pid: u32) -> std::io::Result<Vec<(u32, u64)>> {
+        self.0.socket_fds(pid)
+    }
+    fn fd_socket(&mut self, pid: u32, fd: u32) -> std::io::Result<Option<u64>> {
+        self.0.fd_socket(pid, fd)
+    }
+    fn comm(&mut self, pid: u32) -> std::io::Result<Vec<u8>> {
+        self.0.comm(pid)
+    }
+    fn cmdline(&mut self, pid: u32) -> std::io::Result<Vec<u8>> {
+        self.0.cmdline(pid)
+    }
+}
 
 fn listeners(text: &str) -> Vec<std::net::SocketAddr> {
     procfs::parse_net_table(text, SockProto::Tcp).0.into_iter().filter(|r| r.state == SockState::Listen).map(|r| r.local).collect()
@@ -63,6 +96,26 @@ fn seed_path_sockets_belong_to_the_forwarders_and_the_server() {
     let [client_pid, hf, vf, server] = check_seed_owners(&mut ix, &host, &vm, &node, &socks);
     eprintln!("seed path owners: client {client_pid}, HOST socat {hf}, VM socat {vf}, server {server} ({:?}, {:?})", t.elapsed(), ix.stats());
     assert_eq!(client_pid, std::process::id(), "the test holds the client socket");
+    assert!(ix.stats().kernel_lookups > 0 && ix.stats().kernel_lookup_errors == 0, "{:?}", ix.stats());
+
+    // The same answers from the tables alone (no sock_diag).
+    let mut tables = ProcessIndex::with_source(TablesOnly(LiveProc::new()));
+    assert_eq!(check_seed_owners(&mut tables, &host, &vm, &node, &socks), [client_pid, hf, vf, server]);
+    assert_eq!(tables.stats().kernel_lookups, 0);
+
+    // UDP: the VM's echo service is an unconnected socket, IPv4 and IPv6, both ways.
+    for (local, remote) in [("192.168.65.2:41000", "192.168.65.1:5000"), ("[fd00:65::2]:41000", "[fd00:65::1]:5000")] {
+        let key = SocketKey::udp(local.parse().unwrap(), remote.parse().unwrap());
+        for a in [ix.lookup(&vm, &key), tables.lookup(&vm, &key)] {
+            assert_eq!(a.matched(), Some(MatchKind::Unconnected), "{key}: {a:?}");
+            assert!(a.owner().unwrap().cmdline.iter().any(|x| x.ends_with("server.py")), "{a:?}");
+        }
+    }
+    assert_eq!(ix.stats().kernel_lookup_errors, 0, "{:?}", ix.stats());
+    // Nothing there at all.
+    let none = SocketKey::tcp("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+    assert_eq!(ix.lookup(&vm, &none), Attribution::Unknown(UnknownReason::NoSocket));
+    assert_eq!(tables.lookup(&vm, &none), Attribution::Unknown(UnknownReason::NoSocket));
 
     // Conntrack in the VM agrees: the VM forwarder's outgoing socket is the DNAT'ed leg.
     let d = flowtrail::conntrack::dump(&vm).unwrap();
@@ -93,8 +146,7 @@ fn record_proc_fixture() {
     let Some(lab) = Lab::up("prec") else { return };
     let (host, vm, node) = (lab.ns("host"), lab.ns("vm"), lab.ns("node"));
     let stream = open_seed_connection(&lab);
-    let mut live = flowtrail::process::LiveProc::new();
-    use flowtrail::process::ProcSource;
+    let mut live = LiveProc::new();
     let lab_inodes: Vec<u64> = [&host, &vm, &node].iter().map(|n| live.netns_inode(n).unwrap()).collect();
     let pids: Vec<u32> = live
         .pids()

@@ -11,10 +11,15 @@
 //!
 //! How a socket is found:
 //!
-//! 1. The namespace's socket tables (`tcp`+`tcp6` or `udp`+`udp6`) are read again on every
-//!    lookup (a few hundred microseconds) and the row with exactly that local and remote
-//!    address gives the socket inode ([`MatchKind::Socket`]). IPv4-mapped IPv6 addresses
-//!    match their IPv4 form.
+//! 1. The socket with exactly that local and remote address gives the inode
+//!    ([`MatchKind::Socket`]); IPv4-mapped IPv6 addresses match their IPv4 form. Where it is
+//!    found, cheapest first: the rows read last, when a cached owner still holds the row's
+//!    inode (a connected socket's addresses never change and an inode is not reused while
+//!    held, so no read is needed); the kernel's own lookup through sock_diag ([`diag`],
+//!    microseconds); the namespace's socket tables (`tcp`+`tcp6` or `udp`+`udp6`) read
+//!    again, which costs milliseconds because the kernel walks its whole global TCP hash for
+//!    each namespace's file (see Cost). sock_diag is skipped, and the tables used, when its
+//!    socket cannot be opened or a lookup fails.
 //! 2. Otherwise the listening TCP socket on the local port ([`MatchKind::Listener`]): a
 //!    connection the server has not `accept`ed yet (at SYN time it is a request socket
 //!    without inode) belongs to whoever listens, and an accepted socket's local port is the
@@ -64,10 +69,14 @@
 //!
 //! ## Cost
 //!
-//! Measured on the development machine (2 cores, kernel 6.18) with about 1100 processes, see
-//! `tests/process_scan_cost.rs` (`cargo test --release --test process_scan_cost --
-//! --ignored --nocapture`): the numbers are in that file's docs.
+//! Measured on the development machine (2 cores, kernel 6.18, ~1100 processes; the table and
+//! the method are in `tests/process_scan_cost.rs`): a verified cache hit 4-8 us; a new
+//! connection's socket in a namespace with a few processes 2-6 ms (sock_diag ~40 us, the
+//! rest is re-reading the process list), ~10 ms from the tables alone; a full scan of all
+//! processes ~100 ms cold, 40-65 ms warm. Cheap enough once per new leg (on its SYN), not per
+//! packet; [`ProcessIndex::scan_all`] warms a cold index at start.
 
+pub mod diag;
 pub mod procfs;
 mod recorded;
 mod source;
@@ -319,6 +328,10 @@ pub struct IndexStats {
     /// Lookups answered by a verified cached owner (no scan).
     pub cache_hits: u64,
     pub table_reads: u64,
+    /// Sockets looked up through the kernel (sock_diag) instead of the tables.
+    pub kernel_lookups: u64,
+    /// sock_diag lookups that failed (the tables were read instead).
+    pub kernel_lookup_errors: u64,
     /// Reads of the process list.
     pub pid_lists: u64,
     /// `/proc/PID/fd` directories read.
@@ -347,6 +360,8 @@ pub const REMEMBERED: usize = 4096;
 pub struct ProcessIndex<S: ProcSource = LiveProc> {
     src: S,
     ns_inodes: HashMap<Netns, u64>,
+    /// The socket rows read last, per namespace and protocol.
+    rows: HashMap<(Netns, SockProto), Vec<SocketRow>>,
     /// inode -> (pid, fd) holding it, as of each pid's last scan.
     owners: HashMap<u64, Vec<(u32, u32)>>,
     pids: HashMap<u32, PidState>,
@@ -373,6 +388,7 @@ impl<S: ProcSource> ProcessIndex<S> {
         ProcessIndex {
             src,
             ns_inodes: HashMap::new(),
+            rows: HashMap::new(),
             owners: HashMap::new(),
             pids: HashMap::new(),
             remembered: HashMap::new(),
@@ -389,7 +405,7 @@ impl<S: ProcSource> ProcessIndex<S> {
         &mut self.src
     }
 
-    /// The current socket rows of `ns` for one protocol (IPv4 and IPv6 tables).
+    /// The current socket rows of `ns` for one protocol (IPv4 and IPv6 tables), read now.
     pub fn sockets(&mut self, ns: &Netns, proto: SockProto) -> Result<Vec<SocketRow>, ProcessError> {
         let mut rows = Vec::new();
         for t in NetTable::ALL.into_iter().filter(|t| t.proto == proto) {
@@ -399,6 +415,7 @@ impl<S: ProcSource> ProcessIndex<S> {
             self.stats.malformed += bad as u64;
             rows.extend(r);
         }
+        self.rows.insert((ns.clone(), proto), rows.clone());
         Ok(rows)
     }
 
@@ -434,11 +451,23 @@ impl<S: ProcSource> ProcessIndex<S> {
     }
 
     fn lookup_live(&mut self, ns: &Netns, key: &SocketKey) -> Attribution {
-        let rows = match self.sockets(ns, key.proto) {
-            Ok(r) => r,
-            Err(e) => return Attribution::Unknown(UnknownReason::Unreadable(e.to_string())),
+        // Fast path: the socket is in the rows read last time and a cached owner still holds
+        // its inode. Socket inodes are not reused while held and a connected socket's
+        // addresses never change, so the verified owner proves the row is current.
+        if let Some(rows) = self.rows.get(&(ns.clone(), key.proto))
+            && let Ok((inode, MatchKind::Socket)) = find_socket(rows, key)
+            && let Some(owners) = self.cached_owners(inode)
+        {
+            return Attribution::Owned { owners, inode, matched: MatchKind::Socket };
+        }
+        let found = match self.kernel_lookup(ns, key) {
+            Some(found) => found,
+            None => match self.sockets(ns, key.proto) {
+                Ok(rows) => find_socket(&rows, key),
+                Err(e) => return Attribution::Unknown(UnknownReason::Unreadable(e.to_string())),
+            },
         };
-        let (inode, matched) = match find_socket(&rows, key) {
+        let (inode, matched) = match found {
             Ok(found) => found,
             Err(reason) => return Attribution::Unknown(reason),
         };
@@ -448,6 +477,47 @@ impl<S: ProcSource> ProcessIndex<S> {
         } else {
             Attribution::Owned { owners, inode, matched }
         }
+    }
+
+    /// The socket through the source's own lookup (sock_diag), `None` when it has none or
+    /// it failed (then the tables are read).
+    fn kernel_lookup(&mut self, ns: &Netns, key: &SocketKey) -> Option<Result<(u64, MatchKind), UnknownReason>> {
+        let k = key.canonical();
+        let waiting = if k.proto == SockProto::Tcp { MatchKind::Listener } else { MatchKind::Unconnected };
+        let row = match self.src.find_socket(ns, key)? {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                self.stats.kernel_lookups += 1;
+                return Some(Err(UnknownReason::NoSocket));
+            }
+            Err(_) => {
+                self.stats.kernel_lookup_errors += 1;
+                return None;
+            }
+        };
+        self.stats.kernel_lookups += 1;
+        let exact = canon(row.local) == k.local && canon(row.remote) == k.remote;
+        if !exact {
+            // The kernel fell back to the listener (TCP) or a bound socket (UDP).
+            return Some(if row.inode != 0 { Ok((row.inode, waiting)) } else { Err(UnknownReason::NoSocket) });
+        }
+        if row.inode != 0 {
+            return Some(Ok((row.inode, MatchKind::Socket)));
+        }
+        // TIME_WAIT or a request socket: ask for the listener on the local address.
+        if k.proto == SockProto::Tcp {
+            let any = SocketAddr::new(
+                if k.local.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() },
+                0,
+            );
+            if let Some(Ok(Some(l))) = self.src.find_socket(ns, &SocketKey::tcp(key.local, any))
+                && l.inode != 0
+                && l.state == SockState::Listen
+            {
+                return Some(Ok((l.inode, MatchKind::Listener)));
+            }
+        }
+        Some(Err(UnknownReason::NoInode))
     }
 
     fn remember(&mut self, ns: &Netns, key: &SocketKey, a: &Attribution) {
@@ -506,20 +576,28 @@ impl<S: ProcSource> ProcessIndex<S> {
         Some(i)
     }
 
+    /// The cached holders of `inode` that still hold it (one `readlink` each), if any.
+    fn cached_owners(&mut self, inode: u64) -> Option<Vec<ProcessInfo>> {
+        let cached = self.owners.get(&inode)?.clone();
+        let verified: Vec<(u32, u32)> = cached
+            .into_iter()
+            .filter(|&(pid, fd)| matches!(self.src.fd_socket(pid, fd), Ok(Some(i)) if i == inode))
+            .collect();
+        if verified.is_empty() {
+            self.owners.remove(&inode);
+            return None;
+        }
+        self.stats.cache_hits += 1;
+        let pids: Vec<u32> = verified.iter().map(|p| p.0).collect();
+        self.owners.insert(inode, verified);
+        let infos = self.infos(&pids);
+        (!infos.is_empty()).then_some(infos)
+    }
+
     /// The processes holding `inode`: cached and verified, else found by a tiered rescan.
     fn owners_of(&mut self, ns: &Netns, inode: u64) -> Vec<ProcessInfo> {
-        if let Some(cached) = self.owners.get(&inode).cloned() {
-            let verified: Vec<(u32, u32)> = cached
-                .into_iter()
-                .filter(|&(pid, fd)| matches!(self.src.fd_socket(pid, fd), Ok(Some(i)) if i == inode))
-                .collect();
-            if !verified.is_empty() {
-                self.stats.cache_hits += 1;
-                let pids: Vec<u32> = verified.iter().map(|p| p.0).collect();
-                self.owners.insert(inode, verified);
-                return self.infos(&pids);
-            }
-            self.owners.remove(&inode);
+        if let Some(owners) = self.cached_owners(inode) {
+            return owners;
         }
         self.refresh_pids();
         let ns_ino = self.ns_inode(ns);

@@ -1,7 +1,11 @@
 //! The OS seam of process attribution: [`ProcSource`] is everything [`super::ProcessIndex`]
 //! asks of /proc; [`LiveProc`] reads the real one, tests script their own.
 
-use super::{NetTable, ProcessError, procfs};
+use super::{NetTable, ProcessError, SocketKey, SocketRow, diag, procfs};
+use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_SOCK_DIAG};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 use crate::netns::{self, Netns};
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,6 +29,12 @@ pub trait ProcSource {
     fn comm(&mut self, pid: u32) -> io::Result<Vec<u8>>;
     /// `/proc/PID/cmdline`, raw.
     fn cmdline(&mut self, pid: u32) -> io::Result<Vec<u8>>;
+    /// The kernel's own lookup of one socket (sock_diag; see [`super::diag`] for what it
+    /// matches), when the source has one: `None` means "not available, read the tables",
+    /// `Some(Ok(None))` "no such socket".
+    fn find_socket(&mut self, _ns: &Netns, _key: &SocketKey) -> Option<io::Result<Option<SocketRow>>> {
+        None
+    }
 }
 
 /// The per-namespace socket tables, relative to the reading thread:
@@ -44,6 +54,60 @@ struct NsFiles {
 #[derive(Default)]
 pub struct LiveProc {
     namespaces: HashMap<Netns, NsFiles>,
+    /// sock_diag sockets per namespace; `None` once opening failed (not retried).
+    diag: HashMap<Netns, Option<DiagSocket>>,
+}
+
+/// How long one sock_diag lookup may take before the tables are used instead.
+const DIAG_TIMEOUT: Duration = Duration::from_millis(500);
+
+struct DiagSocket {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl DiagSocket {
+    fn open(ns: &Netns) -> Option<DiagSocket> {
+        let sock = netns::run_in(ns, || -> io::Result<Socket> {
+            let mut s = Socket::new(NETLINK_SOCK_DIAG)?;
+            s.bind(&NlAddr::new(0, 0))?;
+            Ok(s)
+        })
+        .ok()?
+        .ok()?;
+        Some(DiagSocket { sock, seq: 0, buf: vec![0; 16 * 1024] })
+    }
+
+    fn lookup(&mut self, key: &SocketKey) -> io::Result<Option<SocketRow>> {
+        self.seq = self.seq.wrapping_add(1);
+        self.sock.send(&diag::request(self.seq, key), 0)?;
+        let deadline = Instant::now() + DIAG_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "sock_diag did not answer"));
+            }
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX).max(1);
+            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let n = match self.sock.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT) {
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
+                Err(e) => return Err(e),
+            };
+            match diag::parse_reply(self.buf.get(..n).unwrap_or_default(), self.seq, key.proto) {
+                diag::Reply::Found(row) => return Ok(Some(row)),
+                diag::Reply::NotFound => return Ok(None),
+                diag::Reply::Error(e) => return Err(io::Error::from_raw_os_error(e)),
+                diag::Reply::Nothing => continue,
+            }
+        }
+    }
 }
 
 impl LiveProc {
@@ -134,5 +198,15 @@ impl ProcSource for LiveProc {
 
     fn cmdline(&mut self, pid: u32) -> io::Result<Vec<u8>> {
         std::fs::read(format!("/proc/{pid}/cmdline"))
+    }
+
+    fn find_socket(&mut self, ns: &Netns, key: &SocketKey) -> Option<io::Result<Option<SocketRow>>> {
+        let slot = self.diag.entry(ns.clone()).or_insert_with(|| DiagSocket::open(ns));
+        let result = slot.as_mut()?.lookup(key);
+        if result.is_err() {
+            // A broken or unsupported socket: use the tables from now on.
+            *slot = None;
+        }
+        Some(result)
     }
 }
