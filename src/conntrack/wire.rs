@@ -122,6 +122,8 @@ pub enum EntryError {
 }
 
 /// One parsed netlink message.
+// Messages are transient (parsed, matched, the entry moved on): no box for the big variant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CtMessage {
     /// A conntrack entry: a dump reply (`multi`) or an event.

@@ -733,10 +733,8 @@ pub fn find_socket(rows: &[SocketRow], key: &SocketKey) -> Result<(u64, MatchKin
         let ip = r.local.ip().to_canonical();
         let exact = ip == k.local.ip();
         let wildcard = ip.is_unspecified() && (r.local.is_ipv6() || k.local.is_ipv4());
-        if exact || wildcard {
-            if best.is_none_or(|(_, was_exact)| exact && !was_exact) {
-                best = Some((r.inode, exact));
-            }
+        if (exact || wildcard) && best.is_none_or(|(_, was_exact)| exact && !was_exact) {
+            best = Some((r.inode, exact));
         }
     }
     match best {
