@@ -44,7 +44,9 @@
 //! it was opened in, so after that they are used from any thread and the process itself
 //! never changes namespace. The procfs file is opened as `/proc/thread-self/net/nf_conntrack`:
 //! `/proc/net` is a link to `/proc/self/net`, the namespace of the *process's main thread*,
-//! not of the thread that reads it. Every entry carries the [`Netns`] it came from.
+//! not of the thread that reads it. Every entry carries the [`Netns`] it came from. An open
+//! socket or file holds a reference to its namespace: a watcher keeps a deleted namespace
+//! alive until it is stopped.
 //!
 //! ## Failure modes
 //!

@@ -56,7 +56,10 @@
 //! ([`crate::netns::run_in`]) and keeps them open: the open file stays bound to that
 //! namespace, and seeking back to 0 and reading again gives the current table from any
 //! thread. The namespace's own inode (`/proc/thread-self/ns/net`) is read there too and
-//! compared with `/proc/PID/ns/net` to tell which processes live in it.
+//! compared with `/proc/PID/ns/net` to tell which processes live in it. The sock_diag socket
+//! is opened there the same way. Open files and sockets hold a reference to their namespace:
+//! a namespace deleted meanwhile (`ip netns del`, a container gone) lives on until
+//! [`ProcessIndex::forget_namespace`] or the index is dropped.
 //!
 //! ## Failure modes
 //!
@@ -555,6 +558,16 @@ impl<S: ProcSource> ProcessIndex<S> {
                 (r, a)
             })
             .collect())
+    }
+
+    /// Forgets a namespace: closes its table files and sock_diag socket (they keep a deleted
+    /// namespace alive) and drops what was learnt there. Owners of sockets stay cached.
+    pub fn forget_namespace(&mut self, ns: &Netns) {
+        self.src.forget_namespace(ns);
+        self.ns_inodes.remove(ns);
+        self.rows.retain(|(n, _), _| n != ns);
+        self.remembered.retain(|(n, _), _| n != ns);
+        self.remembered_order.retain(|(n, _)| n != ns);
     }
 
     /// Rescans every process (e.g. at start, to warm the cache). Returns how many.

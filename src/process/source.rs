@@ -35,6 +35,8 @@ pub trait ProcSource {
     fn find_socket(&mut self, _ns: &Netns, _key: &SocketKey) -> Option<io::Result<Option<SocketRow>>> {
         None
     }
+    /// Lets go of whatever the source keeps open for `ns`.
+    fn forget_namespace(&mut self, _ns: &Netns) {}
 }
 
 /// The per-namespace socket tables, relative to the reading thread:
@@ -198,6 +200,11 @@ impl ProcSource for LiveProc {
 
     fn cmdline(&mut self, pid: u32) -> io::Result<Vec<u8>> {
         std::fs::read(format!("/proc/{pid}/cmdline"))
+    }
+
+    fn forget_namespace(&mut self, ns: &Netns) {
+        self.namespaces.remove(ns);
+        self.diag.remove(ns);
     }
 
     fn find_socket(&mut self, ns: &Netns, key: &SocketKey) -> Option<io::Result<Option<SocketRow>>> {

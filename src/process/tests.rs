@@ -169,6 +169,16 @@ fn attribute_all_lists_every_socket() {
 }
 
 #[test]
+fn forgetting_a_namespace_drops_its_answers() {
+    let mut ix = ProcessIndex::with_source(host());
+    let key = SocketKey::tcp(sa("127.0.0.1:40000"), sa("127.0.0.1:49673"));
+    assert!(ix.lookup(&ns(), &key).is_known());
+    ix.forget_namespace(&ns());
+    ix.source_mut().procs.remove(&50);
+    assert_eq!(ix.lookup(&ns(), &key), Attribution::Unknown(UnknownReason::NoOwner));
+}
+
+#[test]
 fn recorded_proc_round_trips_through_a_directory() {
     let dir = std::env::temp_dir().join(format!("flowtrail-recorded-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
