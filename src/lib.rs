@@ -14,6 +14,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod conntrack;
 pub mod decode;
 pub mod filter;
 pub mod hexdump;
@@ -21,6 +22,7 @@ pub mod live;
 pub mod netns;
 pub mod pipeline;
 pub mod print;
+pub mod process;
 pub mod reassembly;
 pub mod savefile;
 pub mod seq;
