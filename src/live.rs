@@ -1,25 +1,45 @@
 //! Live capture: one thread per capture point (or two, see below), each inside its point's
-//! network namespace, feeding owned [`Frame`]s into one bounded channel.
+//! network namespace, feeding batches of owned [`Frame`]s into one bounded channel.
 //!
 //! ## Contract
 //!
 //! * [`LiveCapture::start`] opens every handle before it returns: a missing interface, a
-//!   missing namespace or a permission problem fails the whole start (nothing is captured),
-//!   with an error naming the point.
+//!   missing namespace, a filter that does not compile for a point's link type or a
+//!   permission problem fails the whole start (nothing is printed or written), with an error
+//!   naming the point. Namespaces are checked before any thread starts.
 //! * Each capture thread joins its point's namespace with `setns(2)` (only that thread moves),
 //!   opens libpcap there, applies snaplen, buffer size, promiscuous mode, `-Q` direction,
-//!   immediate mode and the filter compiled for the handle's link type, and then loops on
-//!   `pcap_next_ex` with a short timeout so it notices [`StopFlag`] promptly.
+//!   immediate mode and the filter compiled for the handle's link type. The handle is then
+//!   switched to non-blocking mode and the thread loops: `pcap_dispatch` (a whole ring block
+//!   per call, up to [`BATCH_FRAMES`] frames) and, when nothing is ready, `poll(2)` on the
+//!   handle's descriptor for at most [`POLL_MS`] ms, so it notices [`StopFlag`] promptly even
+//!   when no packet ever arrives (a blocking TPACKET_V3 read would wait forever there).
+//! * Stopping ([`StopFlag::stop`], e.g. SIGINT/SIGTERM): every thread keeps reading until its
+//!   ring has nothing left that was captured before the stop. Without immediate mode the
+//!   kernel hands over a partly filled TPACKET_V3 block only when the block timeout
+//!   ([`POLL_MS`]) retires it, so a thread drains for up to two block timeouts (plus a
+//!   margin) after the stop; in immediate mode (TPACKET_V2) until the ring is empty. Then it
+//!   reads libpcap's statistics and ends; when every thread has ended the channel closes and
+//!   the pipeline sees the end of input. No frame captured before the stop is lost.
+//! * [`LiveCapture::finish`] (the pipeline is done: `-c` reached, output closed) ends the
+//!   threads at once without draining.
 //! * Direction: libpcap gives no per-packet direction on ordinary interfaces. When frames
 //!   need one (several points, so lines carry `LABEL In`/`LABEL Out` like `tcpdump -i any`),
 //!   a point gets two handles whose kernel filters add `inbound` / `outbound` (the Linux
 //!   `SKF_AD_PKTTYPE` load, evaluated in the kernel), so each frame's direction is exact and
-//!   no packet is copied twice. `any` points carry the direction in their LINUX_SLL2 header
-//!   and use one handle.
-//! * The channel is bounded: when the pipeline falls behind, the threads block, the kernel
-//!   ring fills and the kernel counts drops, which [`PointStats`] reports. Nothing is lost
-//!   silently.
-//! * [`Reorder`] restores time order across points with a small window.
+//!   no packet is copied twice. On `lo` every frame is `In`: libpcap drops the outgoing copy
+//!   of a loopback packet, as `tcpdump -i any` does. `any` points use one handle and leave
+//!   [`Frame::direction`] unknown: their LINUX_SLL2 header carries the interface index and
+//!   the direction, which the link-layer printer shows after the label (`NS/any lo In IP
+//!   ...`, as `tcpdump -i any` prints `lo In IP ...`), and which `-w` keeps in the frame.
+//! * The channel is bounded ([`CHANNEL_BATCHES`] batches of at most [`BATCH_FRAMES`]
+//!   frames): when the pipeline falls behind, the threads block, the kernel ring fills and
+//!   the kernel counts drops, which [`PointStats`] reports. Nothing is lost silently.
+//! * Frame buffers come back from the pipeline (the [`FrameSource`] `spare` argument) through
+//!   a shared [`BufferPool`], so steady-state capture allocates no per-frame memory.
+//! * [`Reorder`] restores time order across handles with a window of [`REORDER_WINDOW`]
+//!   (longer than the block timeout, the longest a frame waits in a ring before its thread
+//!   sees it).
 
 use crate::capture::{CaptureError, Direction, Frame, FrameSource, Points, Timestamp};
 use crate::netns::{self, Netns, PointSpec};
@@ -27,18 +47,37 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// LINKTYPE_LINUX_SLL2, what libpcap gives for `any`.
 pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 
-/// How long a capture thread waits in libpcap before it looks at the stop flag again.
-const POLL_MS: i32 = 100;
+/// libpcap's largest snapshot length (`MAXIMUM_SNAPLEN`).
+pub const MAXIMUM_SNAPLEN: u32 = 262_144;
 
-/// Capacity of the frame channel between capture threads and the pipeline.
-pub const CHANNEL_FRAMES: usize = 16 * 1024;
+/// The read timeout given to libpcap (TPACKET_V3's block retire timeout) and the longest a
+/// capture thread sleeps in `poll(2)` before it looks at the stop flag again.
+pub const POLL_MS: u16 = 100;
+
+/// Most frames one `pcap_dispatch` call (one batch on the channel) carries.
+pub const BATCH_FRAMES: usize = 512;
+
+/// Capacity of the channel between capture threads and the pipeline, in batches.
+pub const CHANNEL_BATCHES: usize = 1024;
+
+/// Most recycled frame buffers kept in the [`BufferPool`].
+pub const POOL_BUFFERS: usize = 8192;
+
+/// Buffers larger than this are not recycled (a GSO frame's 64 KiB buffer would otherwise
+/// be kept for a 60-byte ACK).
+pub const POOL_MAX_CAPACITY: usize = 4096;
+
+/// libpcap's snapshot length for a live handle given `-s` (0 or too large: the maximum).
+pub fn effective_snaplen(s: u32) -> u32 {
+    if s == 0 || s > MAXIMUM_SNAPLEN { MAXIMUM_SNAPLEN } else { s }
+}
 
 /// Settings applied to every live handle (tcpdump's flags of the same names).
 #[derive(Clone, Debug)]
@@ -64,7 +103,7 @@ pub struct LiveOptions {
 impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
-            snaplen: 262_144,
+            snaplen: MAXIMUM_SNAPLEN,
             buffer_kib: None,
             promisc: true,
             direction: None,
@@ -78,8 +117,8 @@ impl Default for LiveOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error(transparent)]
-    Netns(#[from] netns::NetnsError),
+    #[error("{label}: {}", netns_message(source))]
+    Netns { label: String, source: netns::NetnsError },
     #[error("{label}: {msg}")]
     Open { label: String, msg: String },
     #[error("{label}: {msg}")]
@@ -136,32 +175,62 @@ pub struct LivePoint {
     pub spec: PointSpec,
     pub label: String,
     pub linktype: u32,
+    /// The snapshot length libpcap uses (what tcpdump's `listening on` line shows).
     pub snaplen: u32,
     /// Index of this point in the pipeline's `Points` registry.
     pub index: usize,
 }
 
+/// Frame buffers on their way back from the pipeline to the capture threads.
+#[derive(Debug, Default)]
+pub struct BufferPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    /// Moves up to `n` buffers into `into`.
+    fn take(&self, into: &mut Vec<Vec<u8>>, n: usize) {
+        if let Ok(mut v) = self.0.lock() {
+            let k = v.len().saturating_sub(n);
+            into.extend(v.drain(k..));
+        }
+    }
+
+    /// Returns buffers (cleared) to the pool, keeping at most [`POOL_BUFFERS`].
+    fn give(&self, from: &mut Vec<Vec<u8>>) {
+        if let Ok(mut v) = self.0.lock() {
+            let room = POOL_BUFFERS.saturating_sub(v.len());
+            let k = from.len().min(room);
+            v.extend(from.drain(..k));
+        }
+        from.clear();
+    }
+}
+
 struct HandleThread {
     point: usize,
-    join: JoinHandle<PointStats>,
+    join: JoinHandle<(PointStats, Option<String>)>,
 }
 
 /// Every live point's threads and the receiving end of their frame channel.
 pub struct LiveCapture {
     pub points: Vec<LivePoint>,
     /// The receiving end, until [`LiveCapture::source`] takes it.
-    pub frames: Option<Receiver<Frame>>,
+    frames: Option<Receiver<Vec<Frame>>>,
     threads: Vec<HandleThread>,
     stop: StopFlag,
+    /// Set by [`LiveCapture::finish`]: end without draining.
+    abort: Arc<AtomicBool>,
+    pool: Arc<BufferPool>,
+    /// Read errors of handles that ended on their own, `LABEL: message`.
+    errors: Vec<String>,
 }
 
 /// What a handle thread reports once it has opened (or failed to open) its handle.
-type Ready = Result<(u32, u32), LiveError>;
+type Ready = Result<u32, LiveError>;
 
 impl LiveCapture {
     /// Opens every point. `first_index` is the `Points` index the first spec gets (the
     /// caller registers points in the same order). On error every thread already started is
-    /// stopped before returning.
+    /// ended before returning.
     pub fn start(
         specs: &[PointSpec],
         opts: &LiveOptions,
@@ -170,21 +239,24 @@ impl LiveCapture {
     ) -> Result<LiveCapture, LiveError> {
         // Fail early and clearly on a missing namespace, before any thread starts.
         for s in specs {
-            netns::open(&s.netns)?;
+            netns::open(&s.netns).map_err(|source| LiveError::Netns { label: s.label(), source })?;
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Frame>(CHANNEL_FRAMES);
-        let mut threads = Vec::new();
-        let mut points = Vec::new();
-        let mut failure = None;
-        'points: for (i, spec) in specs.iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Frame>>(CHANNEL_BATCHES);
+        let abort = Arc::new(AtomicBool::new(false));
+        let pool = Arc::new(BufferPool::default());
+        let mut cap =
+            LiveCapture { points: Vec::new(), frames: Some(rx), threads: Vec::new(), stop, abort, pool, errors: Vec::new() };
+        let snaplen = effective_snaplen(opts.snaplen);
+        for (i, spec) in specs.iter().enumerate() {
             let index = first_index + i;
             let label = spec.label();
-            let dirs: Vec<Option<Direction>> = match (opts.direction, opts.directions && spec.iface != "any") {
+            let stamp = opts.directions && spec.iface != "any";
+            let dirs: Vec<Option<Direction>> = match (opts.direction, stamp) {
                 (Some(d), _) => vec![Some(d)],
                 (None, true) => vec![Some(Direction::In), Some(Direction::Out)],
                 (None, false) => vec![None],
             };
-            let mut opened: Option<(u32, u32)> = None;
+            let mut linktype = 0;
             for dir in dirs {
                 let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Ready>(1);
                 let h = HandleSetup {
@@ -192,116 +264,149 @@ impl LiveCapture {
                     label: label.clone(),
                     opts: opts.clone(),
                     dir,
-                    stamp_direction: opts.directions && spec.iface != "any",
+                    stamp_direction: stamp,
                     point: index,
                 };
-                let (tx2, stop2) = (tx.clone(), stop.clone());
+                let ctl = Control { stop: cap.stop.clone(), abort: cap.abort.clone(), pool: cap.pool.clone() };
+                let tx2 = tx.clone();
                 let join = std::thread::Builder::new()
                     .name(format!("cap {label}"))
-                    .spawn(move || h.run(ready_tx, tx2, stop2));
+                    .spawn(move || h.run(ready_tx, tx2, ctl));
                 let join = match join {
                     Ok(j) => j,
                     Err(e) => {
-                        failure = Some(LiveError::Thread { label: label.clone(), msg: e.to_string() });
-                        break 'points;
+                        cap.finish();
+                        return Err(LiveError::Thread { label, msg: e.to_string() });
                     }
                 };
-                threads.push(HandleThread { point: index, join });
+                cap.threads.push(HandleThread { point: index, join });
                 match ready_rx.recv() {
-                    Ok(Ok(lt)) => opened = Some(lt),
+                    Ok(Ok(lt)) => linktype = lt,
                     Ok(Err(e)) => {
-                        failure = Some(e);
-                        break 'points;
+                        cap.finish();
+                        return Err(e);
                     }
                     Err(_) => {
-                        failure = Some(LiveError::Thread { label: label.clone(), msg: "exited".into() });
-                        break 'points;
+                        cap.finish();
+                        return Err(LiveError::Thread { label, msg: "exited".into() });
                     }
                 }
             }
-            let (linktype, snaplen) = opened.unwrap_or((0, opts.snaplen));
-            points.push(LivePoint { spec: spec.clone(), label, linktype, snaplen, index });
-        }
-        drop(tx);
-        let cap = LiveCapture { points, frames: Some(rx), threads, stop };
-        if let Some(e) = failure {
-            cap.stop.stop();
-            let _ = cap.finish();
-            return Err(e);
+            cap.points.push(LivePoint { spec: spec.clone(), label, linktype, snaplen, index });
         }
         Ok(cap)
     }
 
-    /// Stops the threads (if not already stopped) and returns each point's statistics, in
-    /// the order of `points`. Frames still in the channel should be drained before calling.
-    pub fn finish(self) -> Vec<PointStats> {
+    /// Ends the threads at once (no draining) and returns each point's statistics, in the
+    /// order of `points`. Call it once the pipeline is done with the frames.
+    pub fn finish(&mut self) -> Vec<PointStats> {
+        self.abort.store(true, Ordering::Relaxed);
         self.stop.stop();
-        // Unblock senders stuck on a full channel.
-        let LiveCapture { points, frames, threads, .. } = self;
-        let drain = std::thread::spawn(move || {
-            if let Some(frames) = frames {
-                while frames.recv().is_ok() {}
+        // Senders blocked on a full channel fail once the receiver is gone.
+        self.frames = None;
+        let mut stats = vec![PointStats::default(); self.points.len()];
+        for t in self.threads.drain(..) {
+            let Ok((s, error)) = t.join.join() else { continue };
+            let slot = self.points.iter().position(|p| p.index == t.point);
+            if let Some(slot) = slot {
+                stats[slot] += s;
             }
-        });
-        let mut stats = vec![PointStats::default(); points.len()];
-        for t in threads {
-            if let Ok(s) = t.join.join() {
-                if let Some(slot) = points.iter().position(|p| p.index == t.point) {
-                    stats[slot] += s;
-                }
+            if let Some(e) = error {
+                let label = slot.and_then(|i| self.points.get(i)).map_or("?", |p| p.label.as_str());
+                self.errors.push(format!("{label}: {e}"));
             }
         }
-        let _ = drain.join();
         stats
     }
-}
 
-impl LiveCapture {
+    /// Errors of handles whose reads failed (an interface that disappeared), as
+    /// `LABEL: libpcap's message`; known after [`LiveCapture::finish`].
+    pub fn take_errors(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.errors)
+    }
+
     /// The frames of every point as one [`FrameSource`] in time order (a reorder window
-    /// when there are several points). It ends once every capture thread has stopped.
+    /// when frames come from several handles). It ends once every capture thread has ended.
     pub fn source(&mut self) -> LiveSource {
-        let several = self.points.len() > 1;
+        let several = self.threads.len() > 1;
         LiveSource {
             rx: self.frames.take(),
-            reorder: Reorder::new(if several { REORDER_WINDOW } else { Duration::ZERO }, REORDER_MAX_FRAMES),
+            batch: Vec::new().into_iter(),
+            reorder: Reorder::new(REORDER_WINDOW, REORDER_MAX_FRAMES),
             several,
             ended: false,
+            pool: self.pool.clone(),
+            returned: Vec::new(),
         }
     }
 }
 
-/// How long frames wait for earlier frames of other points.
-pub const REORDER_WINDOW: Duration = Duration::from_millis(250);
+impl Drop for LiveCapture {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.finish();
+        }
+    }
+}
+
+/// How long frames wait for earlier frames of other handles. Must exceed the longest a
+/// frame can sit in a kernel ring before its thread reads it (two block timeouts).
+pub const REORDER_WINDOW: Duration = Duration::from_millis(300);
 /// Most frames held for reordering; beyond it the oldest goes out early.
 pub const REORDER_MAX_FRAMES: usize = 64 * 1024;
 
 /// Live frames for the pipeline's merger.
 pub struct LiveSource {
-    rx: Option<Receiver<Frame>>,
+    rx: Option<Receiver<Vec<Frame>>>,
+    /// One handle: the batch being handed out.
+    batch: std::vec::IntoIter<Frame>,
     reorder: Reorder,
     several: bool,
     ended: bool,
+    pool: Arc<BufferPool>,
+    /// Spare buffers collected from the pipeline, returned to the pool in groups.
+    returned: Vec<Vec<u8>>,
+}
+
+impl LiveSource {
+    fn keep_spare(&mut self, spare: Vec<u8>) {
+        let c = spare.capacity();
+        if c > 0 && c <= POOL_MAX_CAPACITY {
+            self.returned.push(spare);
+            if self.returned.len() >= BATCH_FRAMES / 2 {
+                self.pool.give(&mut self.returned);
+            }
+        }
+    }
 }
 
 impl FrameSource for LiveSource {
-    fn next_frame(&mut self, _points: &mut Points, _spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
+    fn next_frame(&mut self, _points: &mut Points, spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
+        self.keep_spare(spare);
         loop {
-            if let Some(f) = self.reorder.pop_ready() {
+            if self.several {
+                if let Some(f) = self.reorder.pop_ready() {
+                    return Ok(Some(f));
+                }
+            } else if let Some(f) = self.batch.next() {
                 return Ok(Some(f));
             }
             let Some(rx) = self.rx.as_ref().filter(|_| !self.ended) else {
                 return Ok(self.reorder.pop_any());
             };
-            match rx.recv_timeout(Duration::from_millis(POLL_MS as u64)) {
-                Ok(f) if !self.several => return Ok(Some(f)),
-                Ok(f) => {
-                    self.reorder.push(f);
-                    while let Ok(f) = rx.try_recv() {
-                        self.reorder.push(f);
+            match rx.recv_timeout(Duration::from_millis(u64::from(POLL_MS))) {
+                Ok(b) if !self.several => self.batch = b.into_iter(),
+                Ok(b) => {
+                    b.into_iter().for_each(|f| self.reorder.push(f));
+                    while let Ok(b) = rx.try_recv() {
+                        b.into_iter().for_each(|f| self.reorder.push(f));
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.reorder.advance(now()),
-                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = true;
+                    self.rx = None;
+                }
             }
         }
     }
@@ -364,62 +469,113 @@ struct HandleSetup {
     point: usize,
 }
 
+/// What a capture thread shares with the others.
+struct Control {
+    stop: StopFlag,
+    abort: Arc<AtomicBool>,
+    pool: Arc<BufferPool>,
+}
+
 impl HandleSetup {
-    fn run(self, ready: SyncSender<Ready>, tx: SyncSender<Frame>, stop: StopFlag) -> PointStats {
+    fn run(self, ready: SyncSender<Ready>, tx: SyncSender<Vec<Frame>>, ctl: Control) -> (PointStats, Option<String>) {
         let mut cap = match self.open() {
             Ok(c) => c,
             Err(e) => {
                 let _ = ready.send(Err(e));
-                return PointStats::default();
+                return (PointStats::default(), None);
             }
         };
+        let mut error = None;
         let linktype = cap.get_datalink().0 as u32;
-        let _ = ready.send(Ok((linktype, self.opts.snaplen)));
+        let _ = ready.send(Ok(linktype));
+        drop(ready);
         let direction = if self.stamp_direction { self.dir.unwrap_or_default() } else { Direction::Unknown };
+        let (point, nano) = (self.point, self.opts.nano);
+        // After a stop, how long to keep reading an empty ring: until a partly filled
+        // TPACKET_V3 block has certainly been retired (see the module docs).
+        let drain = if self.opts.immediate {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_millis(2 * u64::from(POLL_MS) + 30)
+        };
+        let mut stopped_at: Option<Instant> = None;
         let mut captured = 0u64;
-        let nano = self.opts.nano;
-        while !stop.is_stopped() {
-            match cap.next_packet() {
-                Ok(p) => {
-                    let frac = p.header.ts.tv_usec as i64;
-                    let nsec = if nano { frac } else { frac * 1000 };
-                    let frame = Frame {
-                        point: self.point,
-                        ts: Timestamp { sec: p.header.ts.tv_sec as i64, nsec: nsec.clamp(0, 999_999_999) as u32 },
-                        linktype,
-                        origlen: p.header.len,
-                        data: p.data.to_vec(),
-                        direction,
-                    };
-                    captured += 1;
-                    if tx.send(frame).is_err() {
+        let mut spares: Vec<Vec<u8>> = Vec::with_capacity(BATCH_FRAMES);
+        loop {
+            if ctl.abort.load(Ordering::Relaxed) {
+                break;
+            }
+            if stopped_at.is_none() && ctl.stop.is_stopped() {
+                stopped_at = Some(Instant::now());
+            }
+            if spares.len() < BATCH_FRAMES / 4 {
+                ctl.pool.take(&mut spares, BATCH_FRAMES);
+            }
+            let mut batch: Vec<Frame> = Vec::new();
+            let r = cap.dispatch(Some(BATCH_FRAMES), |p| {
+                let frac = i64::from(p.header.ts.tv_usec);
+                let nsec = if nano { frac } else { frac * 1000 };
+                let mut data = spares.pop().unwrap_or_default();
+                data.clear();
+                data.extend_from_slice(p.data);
+                batch.push(Frame {
+                    point,
+                    ts: Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u32 },
+                    linktype,
+                    origlen: p.header.len,
+                    data,
+                    direction,
+                });
+            });
+            match r {
+                Ok(_) if !batch.is_empty() => {
+                    captured += batch.len() as u64;
+                    if tx.send(batch).is_err() {
                         break;
                     }
                 }
-                Err(pcap::Error::TimeoutExpired) => {}
-                Err(_) => break,
+                Ok(_) => {
+                    let wait = match stopped_at {
+                        Some(t) if t.elapsed() >= drain => break,
+                        Some(_) => 5u16,
+                        None => POLL_MS,
+                    };
+                    let fd = std::os::fd::AsFd::as_fd(&cap);
+                    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                    let _ = nix::poll::poll(&mut fds, wait);
+                }
+                Err(e) => {
+                    if !ctl.abort.load(Ordering::Relaxed) {
+                        error = Some(match e {
+                            pcap::Error::PcapError(m) => m,
+                            e => e.to_string(),
+                        });
+                    }
+                    break;
+                }
             }
         }
         let s = cap.stats().unwrap_or(pcap::Stat { received: 0, dropped: 0, if_dropped: 0 });
-        PointStats {
+        let stats = PointStats {
             captured,
             received: u64::from(s.received),
             dropped: u64::from(s.dropped),
             if_dropped: u64::from(s.if_dropped),
-        }
+        };
+        (stats, error)
     }
 
     /// Joins the namespace and opens the handle (called on the capture thread).
     fn open(&self) -> Result<pcap::Capture<pcap::Active>, LiveError> {
-        netns::enter(&self.spec.netns)?;
+        netns::enter(&self.spec.netns).map_err(|source| LiveError::Netns { label: self.label.clone(), source })?;
         let err = |e: pcap::Error| LiveError::Open { label: self.label.clone(), msg: open_message(&self.spec, e) };
         let o = &self.opts;
         let mut inactive = pcap::Capture::from_device(self.spec.iface.as_str())
             .map_err(err)?
-            .snaplen(if o.snaplen == 0 { 262_144 } else { o.snaplen.min(262_144) } as i32)
+            .snaplen(effective_snaplen(o.snaplen) as i32)
             .promisc(o.promisc)
             .immediate_mode(o.immediate)
-            .timeout(POLL_MS)
+            .timeout(i32::from(POLL_MS))
             .precision(if o.nano { pcap::Precision::Nano } else { pcap::Precision::Micro });
         if let Some(kib) = o.buffer_kib {
             inactive = inactive.buffer_size(kib.saturating_mul(1024).min(i32::MAX as u32) as i32);
@@ -450,7 +606,22 @@ impl HandleSetup {
                 },
             })?;
         }
-        Ok(cap)
+        cap.setnonblock().map_err(err)
+    }
+}
+
+/// A namespace error without the noise (`(os error N)`, the namespace named twice).
+fn netns_message(e: &netns::NetnsError) -> String {
+    match e {
+        netns::NetnsError::Missing { ns, path, source } => {
+            let what = match ns {
+                Netns::Named(n) => format!("no such network namespace {n}"),
+                Netns::Pid(p) => format!("no such process {p}"),
+                Netns::Current => "no network namespace".to_string(),
+            };
+            format!("{what} ({path}: {})", crate::capture::os_message(source))
+        }
+        e => e.to_string(),
     }
 }
 
@@ -484,7 +655,13 @@ pub fn list_interfaces() -> Result<String, LiveError> {
     let mut out = String::new();
     let mut n = 0;
     for ns in namespaces {
-        let devices = netns::run_in(&ns, pcap::Device::list)?.map_err(|e| LiveError::Open {
+        let devices = match netns::run_in(&ns, pcap::Device::list) {
+            Ok(d) => d,
+            // A namespace deleted between listing and entering: skip it.
+            Err(netns::NetnsError::Missing { .. }) => continue,
+            Err(source) => return Err(LiveError::Netns { label: ns.label_prefix(), source }),
+        };
+        let devices = devices.map_err(|e| LiveError::Open {
             label: ns.to_string(),
             msg: e.to_string(),
         })?;
