@@ -21,4 +21,6 @@ pub mod live;
 pub mod netns;
 pub mod pipeline;
 pub mod print;
+pub mod reassembly;
 pub mod savefile;
+pub mod seq;

@@ -520,7 +520,7 @@ impl HandleSetup {
                 data.extend_from_slice(p.data);
                 batch.push(Frame {
                     point,
-                    ts: Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u32 },
+                    ts: Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u64 },
                     linktype,
                     origlen: p.header.len,
                     data,
@@ -785,13 +785,13 @@ impl Reorder {
 
 fn sub(t: Timestamp, d: Duration) -> Timestamp {
     let total = i128::from(t.sec) * 1_000_000_000 + i128::from(t.nsec) - d.as_nanos() as i128;
-    Timestamp { sec: total.div_euclid(1_000_000_000) as i64, nsec: total.rem_euclid(1_000_000_000) as u32 }
+    Timestamp { sec: total.div_euclid(1_000_000_000) as i64, nsec: total.rem_euclid(1_000_000_000) as u64 }
 }
 
 /// Wall-clock now as a capture timestamp.
 pub fn now() -> Timestamp {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp { sec: d.as_secs() as i64, nsec: d.subsec_nanos() }
+    Timestamp { sec: d.as_secs() as i64, nsec: u64::from(d.subsec_nanos()) }
 }
 
 #[cfg(test)]
@@ -801,7 +801,7 @@ mod tests {
     fn frame(point: usize, sec: i64, nsec: u32) -> Frame {
         Frame {
             point,
-            ts: Timestamp { sec, nsec },
+            ts: Timestamp { sec, nsec: u64::from(nsec) },
             linktype: 1,
             origlen: 0,
             data: vec![],

@@ -199,7 +199,7 @@ impl SaveWriter {
                 return Ok(());
             }
             Format::Pcap => {
-                let frac = if self.nano { frame.ts.nsec } else { frame.ts.nsec / 1000 };
+                let frac = (if self.nano { frame.ts.nsec } else { frame.ts.nsec / 1000 }) as u32;
                 let mut h = [0u8; 16];
                 h[0..4].copy_from_slice(&(frame.ts.sec as i32).to_le_bytes());
                 h[4..8].copy_from_slice(&frac.to_le_bytes());
@@ -212,9 +212,9 @@ impl SaveWriter {
                 let id = self.declare(frame.point, points)?;
                 let nano = self.precision.unwrap_or(points.get(frame.point).is_some_and(|p| p.nano));
                 let units = if nano {
-                    (frame.ts.sec as u64).wrapping_mul(1_000_000_000).wrapping_add(u64::from(frame.ts.nsec))
+                    (frame.ts.sec as u64).wrapping_mul(1_000_000_000).wrapping_add(frame.ts.nsec)
                 } else {
-                    (frame.ts.sec as u64).wrapping_mul(1_000_000).wrapping_add(u64::from(frame.ts.nsec / 1000))
+                    (frame.ts.sec as u64).wrapping_mul(1_000_000).wrapping_add(frame.ts.nsec / 1000)
                 };
                 let mut b = std::mem::take(&mut self.scratch);
                 b.clear();
@@ -291,7 +291,7 @@ mod tests {
     fn frame(point: usize, sec: i64, nsec: u32, direction: Direction) -> Frame {
         Frame {
             point,
-            ts: Timestamp { sec, nsec },
+            ts: Timestamp { sec, nsec: u64::from(nsec) },
             linktype: 1 + point as u32 * 100,
             origlen: 99,
             data: vec![point as u8; 5 + point],

@@ -83,7 +83,7 @@ fn pcapng_when_several_points_or_named_so() {
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[0..4], &[0x0a, 0x0d, 0x0d, 0x0a], "several points: pcapng even for .pcap");
     let rows = frames_of(&out).unwrap();
-    let got: Vec<(&str, i64, u32)> = rows.iter().map(|r| (r.0.as_str(), r.1, r.2)).collect();
+    let got: Vec<(&str, i64, u64)> = rows.iter().map(|r| (r.0.as_str(), r.1, r.2)).collect();
     assert_eq!(got, vec![("host", 1, 5), ("vm/tun0", 2, 0), ("vm/eth1", 2, 500_000_000), ("host", 3, 0)]);
     assert_eq!(rows[1].5, flowtrail::capture::Direction::In);
     assert_eq!(rows[2].5, flowtrail::capture::Direction::Out);

@@ -53,9 +53,9 @@ pub use merge::Merger;
 pub struct Timestamp {
     pub sec: i64,
     /// 0..1_000_000_000 for every well-formed source. A corrupt classic pcap record can carry a
-    /// fraction of a second or more; libpcap passes it through (and tcpdump prints it), so the
-    /// readers do too, saturating at `u32::MAX` ns.
-    pub nsec: u32,
+    /// fraction of a second or more (up to 2^32-1 µs); libpcap passes it through and tcpdump
+    /// prints it, so the readers keep it unchanged.
+    pub nsec: u64,
 }
 
 /// Which way a frame crossed its interface, when the source knows (pcapng EPB flags,

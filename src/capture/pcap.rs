@@ -216,12 +216,11 @@ impl PcapReader {
 
 /// A record's time as libpcap hands it on: signed seconds, fraction in µs or ns. A fraction of
 /// a second or more (corrupt files) is passed on as is, like libpcap does (tcpdump prints it
-/// with `%06u`, e.g. `10.1000000`); only a µs fraction whose ns value does not fit in 32 bits
-/// (above 4294967 µs) saturates.
+/// with `%06u`, e.g. `10.1000000`).
 fn timestamp(sec: i32, frac: i32, nano: bool) -> Timestamp {
     let frac = u64::from(frac as u32);
     let nsec = if nano { frac } else { frac * 1000 };
-    Timestamp { sec: i64::from(sec), nsec: nsec.min(u64::from(u32::MAX)) as u32 }
+    Timestamp { sec: i64::from(sec), nsec }
 }
 
 #[cfg(test)]

@@ -528,7 +528,7 @@ fn timestamp(t: u64, tsresol: u64, tsoffset: i64) -> Timestamp {
     let sec = (t / tsresol).wrapping_add(tsoffset as u64);
     let frac = t % tsresol;
     let nsec = (u128::from(frac) * 1_000_000_000 / u128::from(tsresol)) as u32;
-    Timestamp { sec: sec as i64, nsec }
+    Timestamp { sec: sec as i64, nsec: u64::from(nsec) }
 }
 
 #[cfg(test)]

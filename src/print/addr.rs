@@ -7,7 +7,12 @@ use std::fmt::Write;
 
 /// Appends an IPv4 address in dotted quad form.
 pub fn push_ip4(out: &mut String, a: [u8; 4]) {
-    let _ = write!(out, "{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+    for (i, &o) in a.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        super::push_u32(out, u32::from(o));
+    }
 }
 
 /// Appends an IPv6 address the way glibc's `inet_ntop(AF_INET6, ...)` writes it:

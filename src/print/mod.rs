@@ -18,16 +18,20 @@
 //!   arithmetic on lengths taken from packets.
 
 pub mod addr;
+pub mod app;
 pub mod arp;
+pub mod dns;
 pub mod icmp;
 pub mod icmp6;
 pub mod ip;
 pub mod ip6;
 pub mod link;
 pub mod tcp;
+pub mod ts;
 pub mod udp;
 
-use crate::capture::{Frame, Point};
+use crate::capture::{Direction, Frame, Point};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -89,6 +93,14 @@ pub struct Options {
     /// More than one capture point: start each line with the point's label and direction,
     /// the way `tcpdump -i any` prints `lo In`.
     pub labels: bool,
+}
+
+impl Options {
+    /// tcpdump's `ndo_suppress_default_print`: `-q`, `-x` and `-X` turn off the hex dump
+    /// of payloads no dissector understood.
+    pub fn suppress_default_print(&self) -> bool {
+        self.quick || self.hex > 0 || self.hex_ascii > 0
+    }
 }
 
 /// Truncation: the captured bytes ended before a dissector was done.
@@ -161,9 +173,123 @@ impl Ctx<'_> {
     }
     /// tcpdump's `nd_print_trunc`: ` [|proto]`.
     pub fn print_trunc(&mut self) {
-        let p = self.protocol;
-        self.fmt(format_args!(" [|{p}]"));
+        self.out.push_str(" [|");
+        self.out.push_str(self.protocol);
+        self.out.push(']');
     }
+    /// tcpdump's `nd_print_invalid`: ` (invalid)`.
+    pub fn print_invalid(&mut self) {
+        self.out.push_str(" (invalid)");
+    }
+    /// Appends `v` in decimal (a fast `%u`).
+    #[inline]
+    pub fn put_u32(&mut self, v: u32) {
+        push_u32(self.out, v);
+    }
+    /// Appends an IPv4 address from 4 bytes at `off` of `bp` (tcpdump's `GET_IPADDR_STRING`).
+    #[inline]
+    pub fn put_ip4_at(&mut self, bp: &[u8], off: usize) -> PResult {
+        let b = get_bytes(bp, off, 4)?;
+        addr::push_ip4(self.out, [b[0], b[1], b[2], b[3]]);
+        Ok(())
+    }
+    /// Appends an IPv4 or IPv6 address.
+    pub fn put_ip(&mut self, a: IpAddr) {
+        match a {
+            IpAddr::V4(a) => addr::push_ip4(self.out, a.octets()),
+            IpAddr::V6(a) => addr::push_ip6(self.out, a.octets()),
+        }
+    }
+    /// `if (!ndo_suppress_default_print) ND_DEFAULTPRINT(...)`: hex and ASCII dump of a
+    /// payload nobody decoded, unless `-q`/`-x`/`-X` suppress it.
+    pub fn default_print(&mut self, bp: &[u8]) {
+        if !self.opts.suppress_default_print() {
+            self.raw_print(bp);
+        }
+    }
+    /// tcpdump's bare `ND_DEFAULTPRINT` (some dissectors call it regardless of `-q`/`-x`).
+    pub fn raw_print(&mut self, bp: &[u8]) {
+        crate::hexdump::hex_and_ascii(self.out, "\n\t", bp);
+    }
+    /// `-e` given.
+    #[inline]
+    pub fn eflag(&self) -> bool {
+        self.opts.link_header
+    }
+    #[inline]
+    pub fn vflag(&self) -> u8 {
+        self.opts.verbose
+    }
+}
+
+/// Appends `v` in decimal.
+#[inline]
+pub fn push_u32(out: &mut String, v: u32) {
+    push_u64(out, u64::from(v));
+}
+
+/// Appends `v` in decimal.
+pub fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    push_ascii(out, &buf[i..]);
+}
+
+/// Appends `v` in decimal, zero-padded to at least `width` digits (`%0*u`).
+pub fn push_u64_padded(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len().saturating_sub(width));
+    push_ascii(out, &buf[start..]);
+}
+
+/// Appends bytes known to be ASCII (anything else is dropped, so this can never put
+/// invalid UTF-8 or raw non-ASCII into the output).
+#[inline]
+pub fn push_ascii(out: &mut String, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.extend(b.iter().filter(|c| c.is_ascii()).map(|&c| char::from(c))),
+    }
+}
+
+/// tcpdump's `fn_print_char`: printable ASCII as is, other bytes as `M-` (high bit) and
+/// `^X` (control) escapes, so packet bytes never reach the terminal raw.
+pub fn push_escaped_char(out: &mut String, mut c: u8) {
+    if c & 0x80 != 0 {
+        c &= 0x7f;
+        out.push_str("M-");
+    }
+    if !(0x20..=0x7e).contains(&c) {
+        c ^= 0x40;
+        out.push('^');
+    }
+    out.push(char::from(c));
+}
+
+/// tcpdump's `in_cksum_shouldbe`: the value the checksum field should have held, given
+/// the field's value and the computed (non-zero) checksum.
+pub fn in_cksum_shouldbe(sum: u16, computed: u16) -> u16 {
+    let mut s = u32::from(sum) + u32::from(computed);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s as u16
 }
 
 /// `pr!(ctx, "fmt", args...)`: append formatted text to the packet's output.
@@ -176,6 +302,35 @@ macro_rules! pr {
 #[derive(Default)]
 pub struct State {
     pub tcp: tcp::SeqTable,
+    /// Interface index -> name on this host, for LINUX_SLL2 headers (tcpdump prints
+    /// `if_indextoname()` of the header's index, `?` when unknown). Filled by the caller
+    /// (printing itself does no I/O); empty means every index prints as `?`.
+    pub if_names: Vec<(u32, String)>,
+    /// TCP/UDP port names from `/etc/services` (tcpdump's `getservent` tables), used only
+    /// without `-n`. Empty (numeric ports) until [`State::load_services`] is given the
+    /// file's text by the caller.
+    pub tcp_services: HashMap<u16, Box<str>>,
+    pub udp_services: HashMap<u16, Box<str>>,
+}
+
+impl State {
+    /// Parses `/etc/services` text (`name port/proto [aliases] [# comment]`); like
+    /// tcpdump's `init_servarray`, the first name listed for a port wins.
+    pub fn load_services(&mut self, text: &str) {
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(port_proto)) = (words.next(), words.next()) else { continue };
+            let Some((port, proto)) = port_proto.split_once('/') else { continue };
+            let Ok(port) = port.parse::<u16>() else { continue };
+            let table = match proto {
+                "tcp" => &mut self.tcp_services,
+                "udp" => &mut self.udp_services,
+                _ => continue,
+            };
+            table.entry(port).or_insert_with(|| name.into());
+        }
+    }
 }
 
 /// Internet checksum (RFC 1071) over the concatenation of `parts`; returns the folded,
@@ -239,31 +394,221 @@ pub fn pseudo_cksum(ip: &IpHdr<'_>, proto: u8, data: &[u8]) -> u16 {
     }
 }
 
+/// Largest caplen/len tcpdump accepts in a packet header (`MAXIMUM_SNAPLEN`).
+const MAXIMUM_SNAPLEN: u32 = 262_144;
+
 /// Turns frames into tcpdump's text, one packet at a time.
 pub struct Printer {
     pub opts: Options,
     pub state: State,
     /// Packets printed so far (for `-#`).
-    count: u64,
-    first_ts: Option<crate::capture::Timestamp>,
-    prev_ts: Option<crate::capture::Timestamp>,
+    count: u32,
+    ts: ts::TsPrinter,
 }
 
 impl Printer {
     pub fn new(opts: Options) -> Printer {
-        Printer { opts, state: State::default(), count: 0, first_ts: None, prev_ts: None }
+        let ts = ts::TsPrinter::new(opts.ts_format, opts.nano);
+        Printer { opts, state: State::default(), count: 0, ts }
     }
 
-    /// Appends the full text for one frame (summary line, then any hex/ASCII dump) to `out`.
+    /// Appends the full text for one frame (summary line, then any hex/ASCII dump) to `out`
+    /// (tcpdump's `pretty_print_packet`).
     pub fn print_frame(&mut self, frame: &Frame, point: &Point, out: &mut String) {
-        self.count += 1;
+        self.count = self.count.wrapping_add(1);
         if self.opts.number {
             let _ = write!(out, "{:5}  ", self.count);
         }
-        let _ = (&self.first_ts, &self.prev_ts, point);
-        // TODO(print helper): timestamps, labels, link layer dispatch, hex dumps.
+        let caplen = frame.caplen();
+        let len = frame.origlen;
+        if let Some(why) = invalid_header(caplen, len) {
+            out.push_str(&why);
+            out.push('\n');
+            return;
+        }
+        self.ts.print(out, frame.ts);
+        if self.opts.labels {
+            out.push_str(&point.label);
+            out.push(' ');
+            match frame.direction {
+                Direction::In => out.push_str("In "),
+                Direction::Out => out.push_str("Out "),
+                Direction::Unknown => {}
+            }
+        }
         let mut ctx = Ctx { opts: &self.opts, out, protocol: "", state: &mut self.state };
-        let _hdrlen = link::print(&mut ctx, frame.linktype, &frame.data, frame.origlen);
+        let hdrlen = link::print(&mut ctx, frame.linktype, &frame.data, frame.origlen);
+        let data = &frame.data[..];
+        let past_link = data.get(hdrlen..).filter(|d| !d.is_empty());
+        let o = &self.opts;
+        if o.hex_ascii > 0 {
+            if o.hex_ascii > 1 {
+                crate::hexdump::hex_and_ascii(out, "\n\t", data);
+            } else if let Some(d) = past_link {
+                crate::hexdump::hex_and_ascii(out, "\n\t", d);
+            }
+        } else if o.hex > 0 {
+            if o.hex > 1 {
+                crate::hexdump::hex(out, "\n\t", data);
+            } else if let Some(d) = past_link {
+                crate::hexdump::hex(out, "\n\t", d);
+            }
+        } else if o.ascii > 0 {
+            if o.ascii > 1 {
+                crate::hexdump::ascii(out, data);
+            } else if let Some(d) = past_link {
+                crate::hexdump::ascii(out, d);
+            }
+        }
         out.push('\n');
+    }
+}
+
+/// tcpdump's sanity checks on the packet header; `Some(text)` when the packet is not
+/// printed at all (no timestamp either).
+fn invalid_header(caplen: u32, len: u32) -> Option<String> {
+    let mut problems: Vec<String> = Vec::new();
+    if caplen == 0 {
+        problems.push(" caplen==0".into());
+    }
+    if len == 0 {
+        problems.push(" len==0".into());
+    } else if len < caplen {
+        problems.push(format!(" len({len}) < caplen({caplen})"));
+    }
+    if caplen > MAXIMUM_SNAPLEN {
+        problems.push(format!(" caplen({caplen}) > {MAXIMUM_SNAPLEN}"));
+    }
+    if len > MAXIMUM_SNAPLEN {
+        problems.push(format!(" len({len}) > {MAXIMUM_SNAPLEN}"));
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    // tcpdump: "[Invalid header: caplen==0, len==0]" -- the first problem follows the
+    // colon directly, the others are joined with ",".
+    let mut s = String::from("[Invalid header:");
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(p);
+    }
+    s.push(']');
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_and_padding() {
+        let mut s = String::new();
+        push_u64(&mut s, 0);
+        s.push(' ');
+        push_u64(&mut s, 4294967295);
+        s.push(' ');
+        push_u64_padded(&mut s, 42, 6);
+        s.push(' ');
+        push_u64_padded(&mut s, 2147483648, 6);
+        assert_eq!(s, "0 4294967295 000042 2147483648");
+    }
+
+    #[test]
+    fn escaped_chars_like_fn_print_char() {
+        let mut s = String::new();
+        for c in [b'3', 0xaa, 0, 1, 0x7f, 0xff] {
+            push_escaped_char(&mut s, c);
+        }
+        assert_eq!(s, "3M-*^@^A^?M-^?");
+    }
+
+    fn udp_frame(direction: Direction) -> Frame {
+        // Ethernet + IPv4 + UDP 10.0.0.1:1234 -> 10.0.0.2:5678, 2 bytes of payload
+        let mut d = vec![1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 8, 0];
+        d.extend_from_slice(&[0x45, 0, 0, 30, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        d.extend_from_slice(&[0x04, 0xd2, 0x16, 0x2e, 0, 10, 0, 0, b'h', b'i']);
+        let origlen = d.len() as u32;
+        Frame {
+            point: 0,
+            ts: crate::capture::Timestamp { sec: 3_600, nsec: 5_000 },
+            linktype: 1,
+            origlen,
+            data: d,
+            direction,
+        }
+    }
+
+    #[test]
+    fn frame_line_with_number_labels_and_direction() {
+        let point = Point { label: "sd_vm/br0".into(), linktype: 1, snaplen: 65535, nano: false };
+        let opts = Options { number: true, labels: true, ts_format: TsFormat::Unix, ..Options::default() };
+        let mut p = Printer::new(opts);
+        let mut out = String::new();
+        p.print_frame(&udp_frame(Direction::Out), &point, &mut out);
+        p.print_frame(&udp_frame(Direction::Unknown), &point, &mut out);
+        assert_eq!(
+            out,
+            concat!(
+                "    1  3600.000005 sd_vm/br0 Out IP 10.0.0.1.1234 > 10.0.0.2.5678: UDP, length 2\n",
+                "    2  3600.000005 sd_vm/br0 IP 10.0.0.1.1234 > 10.0.0.2.5678: UDP, length 2\n"
+            )
+        );
+    }
+
+    #[test]
+    fn truncated_frame_dumps_from_link_header() {
+        let point = Point { label: "x".into(), linktype: 1, snaplen: 65535, nano: false };
+        let opts = Options { hex: 1, ts_format: TsFormat::None, ..Options::default() };
+        let mut p = Printer::new(opts);
+        // ARP truncated inside its fixed header: tcpdump's longjmp, so the marker and a dump
+        // from the link header on (as /usr/bin/tcpdump prints it).
+        let mut f = udp_frame(Direction::Unknown);
+        f.data.truncate(18);
+        f.data[12] = 8;
+        f.data[13] = 6;
+        f.data[14..18].copy_from_slice(&[0, 1, 8, 0]);
+        let mut out = String::new();
+        p.print_frame(&f, &point, &mut out);
+        assert_eq!(out, " [|arp]\n\t0x0000:  0102 0304 0506 0a0b 0c0d 0e0f 0806 0001\n\t0x0010:  0800\n");
+        // IPv4 cut inside its header is a local truncation: the dump starts at the IP header.
+        let mut f = udp_frame(Direction::Unknown);
+        f.data.truncate(16);
+        let mut out = String::new();
+        p.print_frame(&f, &point, &mut out);
+        assert_eq!(out, "IP  [|ip]\n\t0x0000:  4500\n");
+    }
+
+    #[test]
+    fn services_first_name_wins() {
+        let mut st = State::default();
+        st.load_services("# c\nhttp\t80/tcp www # WorldWideWeb\nhttp 80/udp\nwww-alt 80/tcp\nbad\n\ndomain 53/udp\n");
+        assert_eq!(st.tcp_services.get(&80).map(|s| &**s), Some("http"));
+        assert_eq!(st.udp_services.get(&53).map(|s| &**s), Some("domain"));
+        assert!(!st.tcp_services.contains_key(&53));
+    }
+
+    #[test]
+    fn invalid_headers() {
+        assert_eq!(invalid_header(10, 10), None);
+        assert_eq!(invalid_header(0, 0).unwrap(), "[Invalid header: caplen==0, len==0]");
+        assert_eq!(invalid_header(20, 10).unwrap(), "[Invalid header: len(10) < caplen(20)]");
+    }
+
+    #[test]
+    fn cksum_shouldbe() {
+        // RFC 1071-style example header with checksum b861; zero the field and ask what it
+        // should have been.
+        let mut hdr = [
+            0x45u8, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0,
+            0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(in_cksum(&[&hdr]), 0);
+        hdr[10] = 0x12;
+        hdr[11] = 0x34;
+        let c = in_cksum(&[&hdr]);
+        assert_ne!(c, 0);
+        assert_eq!(in_cksum_shouldbe(0x1234, c), 0xb861);
     }
 }

@@ -206,7 +206,7 @@ pub fn stdout(o: &Output) -> String {
 }
 
 /// Frames of a file, read through the library: (point label, sec, nsec, data, origlen, direction).
-pub type Row = (String, i64, u32, Vec<u8>, u32, flowtrail::capture::Direction);
+pub type Row = (String, i64, u64, Vec<u8>, u32, flowtrail::capture::Direction);
 
 pub fn frames_of(path: &str) -> Result<Vec<Row>, String> {
     use flowtrail::capture::{FrameSource, OfflineReader, Points};
