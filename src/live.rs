@@ -478,7 +478,7 @@ struct Control {
 
 impl HandleSetup {
     fn run(self, ready: SyncSender<Ready>, tx: SyncSender<Vec<Frame>>, ctl: Control) -> (PointStats, Option<String>) {
-        let mut cap = match self.open() {
+        let (mut cap, discard_before) = match self.open() {
             Ok(c) => c,
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -515,12 +515,16 @@ impl HandleSetup {
             let r = cap.dispatch(Some(BATCH_FRAMES), |p| {
                 let frac = i64::from(p.header.ts.tv_usec);
                 let nsec = if nano { frac } else { frac * 1000 };
+                let ts = Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u64 };
+                if discard_before.is_some_and(|t| ts < t) {
+                    return;
+                }
                 let mut data = spares.pop().unwrap_or_default();
                 data.clear();
                 data.extend_from_slice(p.data);
                 batch.push(Frame {
                     point,
-                    ts: Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u64 },
+                    ts,
                     linktype,
                     origlen: p.header.len,
                     data,
@@ -528,7 +532,10 @@ impl HandleSetup {
                 });
             });
             match r {
-                Ok(_) if !batch.is_empty() => {
+                Ok(n) if n > 0 => {
+                    if batch.is_empty() {
+                        continue;
+                    }
                     captured += batch.len() as u64;
                     if tx.send(batch).is_err() {
                         break;
@@ -566,7 +573,9 @@ impl HandleSetup {
     }
 
     /// Joins the namespace and opens the handle (called on the capture thread).
-    fn open(&self) -> Result<pcap::Capture<pcap::Active>, LiveError> {
+    /// Returns the handle (non-blocking) and, when the filter was attached directly, the
+    /// time before which frames in the ring predate it.
+    fn open(&self) -> Result<(pcap::Capture<pcap::Active>, Option<Timestamp>), LiveError> {
         netns::enter(&self.spec.netns).map_err(|source| LiveError::Netns { label: self.label.clone(), source })?;
         let err = |e: pcap::Error| LiveError::Open { label: self.label.clone(), msg: open_message(&self.spec, e) };
         let o = &self.opts;
@@ -581,33 +590,112 @@ impl HandleSetup {
             inactive = inactive.buffer_size(kib.saturating_mul(1024).min(i32::MAX as u32) as i32);
         }
         let mut cap = inactive.open().map_err(err)?;
-        let expr = match (&o.filter, self.stamp_direction.then_some(self.dir).flatten()) {
-            (f, Some(d)) => {
+        // tcpdump asks for LINUX_SLL2 on `any` (libpcap's default there is LINUX_SLL), so
+        // the cooked header carries the interface index; before the filter is compiled.
+        if self.spec.iface == "any" {
+            cap.set_datalink(pcap::Linktype(LINKTYPE_LINUX_SLL2 as i32)).map_err(err)?;
+        }
+        let filter_error = |e: pcap::Error| LiveError::Filter {
+            label: self.label.clone(),
+            msg: match e {
+                pcap::Error::PcapError(m) => m,
+                e => e.to_string(),
+            },
+        };
+        let mut discard_before = None;
+        match self.stamp_direction.then_some(self.dir).flatten() {
+            Some(d) => {
+                // The direction test (`inbound`/`outbound`) is a Linux special load that only
+                // the kernel can evaluate. pcap_setfilter would also run the new program in
+                // userland over the first ring block after installing it, where the load
+                // fails and the block's packets are rejected: the first packets would be
+                // lost. So the program is attached to the socket directly, libpcap keeps no
+                // userland filter, and frames that were in the ring before (unfiltered,
+                // stamped before the attach returned) are dropped by timestamp.
                 let dir = if d == Direction::In { "inbound" } else { "outbound" };
-                Some(match f {
+                let expr = match &o.filter {
                     Some(f) => format!("({f}) and {dir}"),
                     None => dir.to_string(),
-                })
+                };
+                let prog = cap.compile(&expr, true).map_err(filter_error)?;
+                let code = kernel_program(&prog).ok_or_else(|| LiveError::Filter {
+                    label: self.label.clone(),
+                    msg: "cannot translate the compiled filter for the kernel".into(),
+                })?;
+                socket2::SockRef::from(&cap).attach_filter(&code).map_err(|e| LiveError::Filter {
+                    label: self.label.clone(),
+                    msg: format!("can't attach the filter: {}", crate::capture::os_message(&e)),
+                })?;
+                discard_before = Some(now());
             }
-            (f, None) => {
+            None => {
                 if let Some(d) = self.dir {
                     let pd = if d == Direction::In { pcap::Direction::In } else { pcap::Direction::Out };
                     cap.direction(pd).map_err(err)?;
                 }
-                f.clone()
+                if let Some(f) = &o.filter {
+                    cap.filter(f, true).map_err(filter_error)?;
+                }
             }
-        };
-        if let Some(expr) = expr {
-            cap.filter(&expr, true).map_err(|e| LiveError::Filter {
-                label: self.label.clone(),
-                msg: match e {
-                    pcap::Error::PcapError(m) => m,
-                    e => e.to_string(),
-                },
-            })?;
         }
-        cap.setnonblock().map_err(err)
+        let cap = cap.setnonblock().map_err(err)?;
+        Ok((cap, discard_before))
     }
+}
+
+/// A libpcap program as the kernel takes it (SO_ATTACH_FILTER), with libpcap's own fix for
+/// memory-mapped capture: a constant non-zero return becomes [`MAXIMUM_SNAPLEN`] so the
+/// kernel never truncates (the ring's snapshot length does).
+fn kernel_program(prog: &pcap::BpfProgram) -> Option<Vec<socket2::SockFilter>> {
+    const BPF_RET_K: u16 = 0x06;
+    prog.get_instructions()
+        .iter()
+        .map(|i| {
+            // BpfInstruction's fields are private; its Display is "code jt jf k".
+            let text = i.to_string();
+            let mut it = text.split_whitespace();
+            let code: u16 = it.next()?.parse().ok()?;
+            let jt: u8 = it.next()?.parse().ok()?;
+            let jf: u8 = it.next()?.parse().ok()?;
+            let mut k: u32 = it.next()?.parse().ok()?;
+            if code == BPF_RET_K && k != 0 {
+                k = MAXIMUM_SNAPLEN;
+            }
+            Some(socket2::SockFilter::new(code, jt, jf, k))
+        })
+        .collect()
+}
+
+/// Interface index -> name in the namespaces of the `any` points, for the LINUX_SLL2
+/// printer (tcpdump prints `if_indextoname()` of the header's index). Read once at start
+/// in each namespace (glibc's `if_nameindex` asks the thread's own namespace over netlink).
+/// An index that names different interfaces in two namespaces is left out (printed `?`):
+/// a wrong name would be worse than none.
+pub fn sll2_interface_names(points: &[LivePoint]) -> Vec<(u32, String)> {
+    let mut seen: Vec<&Netns> = Vec::new();
+    let mut names: Vec<(u32, String)> = Vec::new();
+    let mut conflicts: Vec<u32> = Vec::new();
+    for p in points.iter().filter(|p| p.linktype == LINKTYPE_LINUX_SLL2) {
+        if seen.contains(&&p.spec.netns) {
+            continue;
+        }
+        seen.push(&p.spec.netns);
+        let list = netns::run_in(&p.spec.netns, || {
+            nix::net::if_::if_nameindex()
+                .map(|l| l.iter().map(|i| (i.index(), i.name().to_string_lossy().into_owned())).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+        for (i, n) in list {
+            match names.iter().find(|(j, _)| *j == i) {
+                Some((_, m)) if *m != n => conflicts.push(i),
+                Some(_) => {}
+                None => names.push((i, n)),
+            }
+        }
+    }
+    names.retain(|(i, _)| !conflicts.contains(i));
+    names
 }
 
 /// A namespace error without the noise (`(os error N)`, the namespace named twice).

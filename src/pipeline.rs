@@ -266,6 +266,16 @@ fn run_live(args: &Args) -> i32 {
         live.finish();
         return 1;
     }
+    for p in live.points.iter().filter(|p| p.spec.iface == "any") {
+        // tcpdump's note after it selected LINUX_SLL2 for `any`.
+        let name = crate::capture::linktype::describe(p.linktype);
+        let name = name.split(' ').next().unwrap_or("");
+        if several {
+            eprintln!("flowtrail: {}: data link type {name}", p.label);
+        } else {
+            eprintln!("flowtrail: data link type {name}");
+        }
+    }
     let suppressed = to_stdout && args.verbose == 0;
     if suppressed {
         eprintln!("flowtrail: verbose output suppressed, use -v[v]... for full protocol decode");
@@ -281,7 +291,8 @@ fn run_live(args: &Args) -> i32 {
     }
     let mut merger = Merger::new();
     merger.add(Box::new(live.source()));
-    let outcome = process(args, Filter::new(None), merger, points);
+    let if_names = crate::live::sll2_interface_names(&live.points);
+    let outcome = process_with(args, Filter::new(None), merger, points, if_names);
     let interrupted = stop.is_stopped();
     let stats = live.finish();
     let errors = live.take_errors();
@@ -301,7 +312,19 @@ fn run_live(args: &Args) -> i32 {
 }
 
 /// Steps 2-5 over any set of sources (offline readers or live capture).
-pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: Points) -> Outcome {
+pub fn process(args: &Args, filter: Filter, merger: Merger, points: Points) -> Outcome {
+    process_with(args, filter, merger, points, Vec::new())
+}
+
+/// [`process`] with the interface index -> name table the LINUX_SLL2 printer uses for
+/// `any` captures (live capture fills it from the capturing namespace; empty prints `?`).
+pub fn process_with(
+    args: &Args,
+    mut filter: Filter,
+    mut merger: Merger,
+    mut points: Points,
+    if_names: Vec<(u32, String)>,
+) -> Outcome {
     let fail = || Outcome { status: 1, per_point: Vec::new(), broken_pipe: false };
     // 2. Lookahead, then count points.
     merger.prime(&mut points);
@@ -347,6 +370,7 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
+    printer.state.if_names = if_names;
     let mut out = TextOut {
         out: io::stdout(),
         text: String::with_capacity(TEXT_CHUNK * 2),
