@@ -250,12 +250,21 @@ impl Background {
         }
     }
 
-    /// Sends SIGINT and waits (at most 20 s, then SIGKILL and panic) for the exit.
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends SIGINT (unless it already exited) and waits (at most 20 s, then SIGKILL and
+    /// panic) for the exit.
     pub fn interrupt(mut self) -> Finished {
-        let mut child = self.child.take().expect("running");
+        let running = self.is_running();
+        let mut child = self.child.take().expect("spawned");
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let t0 = std::time::Instant::now();
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        if running {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        }
         let status = loop {
             if let Ok(Some(st)) = child.try_wait() {
                 break st;
