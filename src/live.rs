@@ -37,14 +37,14 @@
 //!   the kernel counts drops, which [`PointStats`] reports. Nothing is lost silently.
 //! * Frame buffers come back from the pipeline (the [`FrameSource`] `spare` argument) through
 //!   a shared [`BufferPool`], so steady-state capture allocates no per-frame memory.
-//! * [`Reorder`] restores time order across handles with a window of [`REORDER_WINDOW`]
-//!   (longer than the block timeout, the longest a frame waits in a ring before its thread
-//!   sees it).
+//! * [`Reorder`] restores time order across handles: a frame goes out once every handle has
+//!   a later one waiting, or at the latest after [`REORDER_WINDOW`] (longer than the longest
+//!   a frame waits in a ring before its thread sees it: two block timeouts). Each handle's
+//!   own frames keep their ring order.
 
 use crate::capture::{CaptureError, Direction, Frame, FrameSource, Points, Timestamp};
 use crate::netns::{self, Netns, PointSpec};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -332,7 +332,7 @@ impl LiveCapture {
         LiveSource {
             rx: self.frames.take(),
             batch: Vec::new().into_iter(),
-            reorder: Reorder::new(REORDER_WINDOW, REORDER_MAX_FRAMES),
+            reorder: Reorder::new(REORDER_WINDOW, REORDER_MAX_FRAMES).with_sources(self.threads.len()),
             several,
             ended: false,
             pool: self.pool.clone(),
@@ -793,65 +793,102 @@ pub fn list_interfaces() -> Result<String, LiveError> {
     Ok(out)
 }
 
-/// Restores time order across points: frames wait up to `window` (measured in capture
-/// time against the newest frame seen) before they are released in timestamp order.
-/// Ties keep arrival order.
+/// Restores time order across capture handles. Each handle's frames stay in the order its
+/// ring gave them (as tcpdump prints one interface); across handles the frame with the
+/// earliest timestamp goes first. A frame is released when
+/// * every source has a frame waiting (so nothing earlier can still come, each handle's
+///   order being its ring's), or
+/// * it is older than `window` before the newest timestamp seen (or the clock, when idle:
+///   [`Reorder::advance`]): an idle handle cannot hold the others back for longer, or
+/// * more than `cap` frames are held (the oldest goes out early).
+///
+/// Per-handle FIFO queues make push O(1) and release O(handles); frames are never moved
+/// around a heap.
 pub struct Reorder {
-    heap: BinaryHeap<Reverse<(Timestamp, u64, FrameSlot)>>,
+    queues: Vec<(ReorderKey, VecDeque<Frame>)>,
     window: Duration,
     newest: Timestamp,
-    seq: u64,
     /// Bound on frames held; beyond it the oldest is released early.
     cap: usize,
+    held: usize,
+    /// How many handles feed this; `usize::MAX`: unknown (window rule only).
+    sources: usize,
 }
 
-/// A frame in the reorder heap, ordered only by the key next to it.
-struct FrameSlot(Frame);
-
-impl PartialEq for FrameSlot {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for FrameSlot {}
-impl PartialOrd for FrameSlot {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for FrameSlot {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
-}
+/// Which handle a frame came from: its point and the direction that handle captures.
+type ReorderKey = (usize, Direction);
 
 impl Reorder {
     pub fn new(window: Duration, cap: usize) -> Reorder {
-        Reorder { heap: BinaryHeap::new(), window, newest: Timestamp::default(), seq: 0, cap: cap.max(1) }
+        Reorder {
+            queues: Vec::new(),
+            window,
+            newest: Timestamp::default(),
+            cap: cap.max(1),
+            held: 0,
+            sources: usize::MAX,
+        }
+    }
+
+    /// Declares how many handles feed this reorderer (see the release rules).
+    pub fn with_sources(mut self, n: usize) -> Reorder {
+        self.sources = n.max(1);
+        self
     }
 
     pub fn push(&mut self, f: Frame) {
         if f.ts > self.newest {
             self.newest = f.ts;
         }
-        self.seq += 1;
-        self.heap.push(Reverse((f.ts, self.seq, FrameSlot(f))));
+        let key = (f.point, f.direction);
+        let i = match self.queues.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.queues.push((key, VecDeque::new()));
+                self.queues.len() - 1
+            }
+        };
+        self.queues[i].1.push_back(f);
+        self.held += 1;
     }
 
-    /// Next frame that is old enough (or forced out by the cap), if any.
+    /// The queue whose head is earliest (ties: the queue seen first), and how many queues
+    /// have a frame waiting.
+    fn earliest(&self) -> (Option<usize>, usize) {
+        let mut best: Option<(usize, Timestamp)> = None;
+        let mut waiting = 0;
+        for (i, (_, q)) in self.queues.iter().enumerate() {
+            if let Some(f) = q.front() {
+                waiting += 1;
+                if best.is_none_or(|(_, t)| f.ts < t) {
+                    best = Some((i, f.ts));
+                }
+            }
+        }
+        (best.map(|(i, _)| i), waiting)
+    }
+
+    fn take(&mut self, i: usize) -> Option<Frame> {
+        let f = self.queues.get_mut(i)?.1.pop_front()?;
+        self.held -= 1;
+        Some(f)
+    }
+
+    /// Next frame that may go out (see the type's rules), if any.
     pub fn pop_ready(&mut self) -> Option<Frame> {
-        let Reverse((ts, _, _)) = self.heap.peek()?;
-        let w = self.window;
-        let limit = sub(self.newest, w);
-        if *ts <= limit || self.heap.len() > self.cap {
-            return self.heap.pop().map(|Reverse((_, _, FrameSlot(f)))| f);
+        let (best, waiting) = self.earliest();
+        let i = best?;
+        let ts = self.queues[i].1.front()?.ts;
+        if waiting >= self.sources || ts <= sub(self.newest, self.window) || self.held > self.cap {
+            return self.take(i);
         }
         None
     }
 
-    /// Releases the oldest frame regardless of the window (input ended or idle).
+    /// Releases the earliest frame regardless of the window (input ended).
     pub fn pop_any(&mut self) -> Option<Frame> {
-        self.heap.pop().map(|Reverse((_, _, FrameSlot(f)))| f)
+        let (best, _) = self.earliest();
+        self.take(best?)
     }
 
     /// Treats capture time as having advanced to `now` (no frames for a while): frames older
@@ -863,11 +900,11 @@ impl Reorder {
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.held
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.held == 0
     }
 }
 
@@ -910,6 +947,30 @@ mod tests {
         assert!(r.pop_ready().is_none());
         r.advance(Timestamp { sec: 11, nsec: 0 });
         assert_eq!(r.pop_ready().unwrap().ts, Timestamp { sec: 10, nsec: 200_000_000 });
+    }
+
+    #[test]
+    fn reorder_releases_at_once_when_every_source_has_a_frame() {
+        let mut r = Reorder::new(Duration::from_secs(10), 1000).with_sources(2);
+        r.push(frame(0, 10, 50));
+        assert!(r.pop_ready().is_none(), "source 1 may still send something earlier");
+        r.push(frame(1, 10, 20));
+        r.push(frame(1, 10, 90));
+        assert_eq!(r.pop_ready().unwrap().ts.nsec, 20);
+        assert_eq!(r.pop_ready().unwrap().ts.nsec, 50);
+        assert!(r.pop_ready().is_none(), "source 0 is empty again");
+        assert_eq!(r.pop_any().unwrap().ts.nsec, 90);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn reorder_keeps_each_sources_own_order() {
+        let mut r = Reorder::new(Duration::ZERO, 1000);
+        r.push(frame(0, 10, 30));
+        r.push(frame(0, 10, 20)); // a ring's small inversion stays as the ring gave it
+        r.push(frame(1, 10, 25));
+        let order: Vec<u64> = std::iter::from_fn(|| r.pop_ready()).map(|f| f.ts.nsec).collect();
+        assert_eq!(order, vec![25, 30, 20]);
     }
 
     #[test]
