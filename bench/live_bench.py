@@ -10,7 +10,12 @@ UDP load at rising packet rates and, at each rate, captures the same three point
   flowtrail -nn   one process, printing to /dev/null
   tcpdump -nn     one process per point, printing to /dev/null (TZ=UTC)
 
-and reports, per rate and tool: packets sent, captured, dropped by kernel (each tool's own
+With --pin (the default on two or more CPUs) the sender runs on CPU 0 and the capture
+processes on CPU 1, so both tools get the same single-core budget and neither slows the
+sender by competing for its core (the kernel's per-socket ring copies still run in the
+sender's context, as on a real host).
+
+It reports, per rate and tool: packets sent, captured, dropped by kernel (each tool's own
 end-of-capture statistics, summed over its processes) and CPU seconds (user+sys from
 rusage, summed). The drop-free ceiling of a tool is the highest offered rate at which its
 kernel drop counter stayed 0 (and every rate below it too).
@@ -20,7 +25,7 @@ NODE 192.168.49.2:9 (a NODE iptables rule drops them silently after capture, so 
 comes back), paced in 1 ms slices; COUNT = rate x --seconds, so every step is bounded in
 count and time. Nothing leaves the lab's namespaces.
 
-Usage (root): bench/live_bench.py [--rates 20000,50000,...] [--seconds 2] [--size 64]
+Usage (root): bench/live_bench.py [--rates 20000,50000,...] [--seconds 2] [--size 64] [--buffer KIB]
               [--flowtrail target/release/flowtrail] [--modes w,print] [--json FILE]
 """
 
@@ -133,29 +138,32 @@ def stat(text, what):
     return int(m[-1]) if m else None
 
 
-def run_step(env, tool, mode, rate, seconds, size, ft, work):
+def run_step(env, tool, mode, rate, seconds, size, ft, work, pin, buffer_kib):
     points = [(env["FT_VM_NS"], env["FT_VM_BR"]), (env["FT_VM_NS"], env["FT_VM_BRPORT"]), (env["FT_NODE_NS"], env["FT_NODE_IF"])]
     procs = []
     envv = dict(os.environ, TZ="UTC")
     if tool == "flowtrail":
-        args = [ft]
+        args = (["taskset", "-c", "1"] if pin else []) + [ft]
         for ns, i in points:
             args += ["-i", "%s/%s" % (ns, i)]
         args += ["-w", os.path.join(work, "ft.pcapng")] if mode == "w" else ["-nn"]
+        args += ["-B", str(buffer_kib)] if buffer_kib else []
         err = os.path.join(work, "ft.err")
         out = open(os.devnull, "w")
         procs.append((subprocess.Popen(args, stdout=out, stderr=open(err, "w"), env=envv), err))
         wait_listening(err, len(points))
     else:
         for k, (ns, i) in enumerate(points):
-            args = ["ip", "netns", "exec", ns, "tcpdump", "-i", i]
+            args = ["ip", "netns", "exec", ns] + (["taskset", "-c", "1"] if pin else []) + ["tcpdump", "-i", i]
             args += ["-w", os.path.join(work, "td%d.pcap" % k)] if mode == "w" else ["-nn"]
+            args += ["-B", str(buffer_kib)] if buffer_kib else []
             err = os.path.join(work, "td%d.err" % k)
             procs.append((subprocess.Popen(args, stdout=open(os.devnull, "w"), stderr=open(err, "w"), env=envv), err))
         for _, err in procs:
             wait_listening(err, 1)
     count = int(rate * seconds)
-    snd = sh("ip", "netns", "exec", env["FT_VM_NS"], "timeout", str(int(seconds * 3 + 10)), sys.executable, "-c", SENDER,
+    snd = sh("ip", "netns", "exec", env["FT_VM_NS"], *(["taskset", "-c", "0"] if pin else []),
+             "timeout", str(int(seconds * 3 + 10)), sys.executable, "-c", SENDER,
              env["FT_NODE_ADDR"], "9", str(count), str(rate), str(size))
     sent, elapsed = snd.stdout.split()
     time.sleep(1.2)  # let rings drain (tcpdump -w retires its last block after 1 s)
@@ -178,12 +186,15 @@ def main():
     ap.add_argument("--flowtrail", default=os.path.join(ROOT, "target", "release", "flowtrail"))
     ap.add_argument("--modes", default="w,print")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--buffer", type=int, default=0, help="-B KiB for both tools (default: libpcap's 2 MiB)")
+    ap.add_argument("--no-pin", action="store_true", help="don't pin sender (CPU 0) and captures (CPU 1)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("live_bench: needs root (network namespaces)")
     if not os.path.exists(a.flowtrail):
         sys.exit("live_bench: build first: cargo build --release")
     rates = [int(r) for r in a.rates.split(",")]
+    pin = not a.no_pin and os.cpu_count() >= 2
     work = "/tmp/flowtrail-live-bench-%d" % os.getpid()
     os.makedirs(work, exist_ok=True)
     env = lab_up()
@@ -192,7 +203,7 @@ def main():
         for mode in a.modes.split(","):
             for rate in rates:
                 for tool in ("flowtrail", "tcpdump"):
-                    r = run_step(env, tool, mode, rate, a.seconds, a.size, a.flowtrail, work)
+                    r = run_step(env, tool, mode, rate, a.seconds, a.size, a.flowtrail, work, pin, a.buffer)
                     rows.append(r)
                     print("%-9s %-5s offered %7d pps (sent %7d at %7d pps): captured %8d of %8d, dropped %7d, cpu %6.2f s"
                           % (tool, mode, rate, r["sent"], r["send_pps"], r["captured"], r["expected"], r["dropped"], r["cpu_s"]),
@@ -201,15 +212,15 @@ def main():
         lab_down()
         subprocess.run(["rm", "-rf", work])
     print()
-    print("| mode | offered pps | sender pps | flowtrail captured/expected | drops | CPU s | tcpdump x3 captured/expected | drops | CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| mode | offered pps | flowtrail: sender pps | captured/expected | kernel drops | CPU s | tcpdump x3: sender pps | captured/expected | kernel drops | CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for mode in a.modes.split(","):
         for rate in rates:
             f = next(r for r in rows if r["tool"] == "flowtrail" and r["mode"] == mode and r["rate"] == rate)
             t = next(r for r in rows if r["tool"] == "tcpdump" and r["mode"] == mode and r["rate"] == rate)
-            print("| %s | %d | %d | %d/%d | %d | %.2f | %d/%d | %d | %.2f |" % (
+            print("| %s | %d | %d | %d/%d | %d | %.2f | %d | %d/%d | %d | %.2f |" % (
                 "-w" if mode == "w" else "-nn >/dev/null", rate, f["send_pps"], f["captured"], f["expected"], f["dropped"], f["cpu_s"],
-                t["captured"], t["expected"], t["dropped"], t["cpu_s"]))
+                t["send_pps"], t["captured"], t["expected"], t["dropped"], t["cpu_s"]))
     print()
     for mode in a.modes.split(","):
         for tool in ("flowtrail", "tcpdump"):

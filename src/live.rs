@@ -64,6 +64,10 @@ pub const POLL_MS: u16 = 100;
 /// Most frames one `pcap_dispatch` call (one batch on the channel) carries.
 pub const BATCH_FRAMES: usize = 512;
 
+/// How often an idle capture thread checks whether it can send a watermark (and so how
+/// long an idle handle can hold back frames of busy ones, at most).
+pub const WATERMARK_EVERY: Duration = Duration::from_millis(10);
+
 /// Capacity of the channel between capture threads and the pipeline, in batches.
 pub const CHANNEL_BATCHES: usize = 1024;
 
@@ -181,14 +185,46 @@ pub struct LivePoint {
     pub index: usize,
 }
 
-/// Frame buffers on their way back from the pipeline to the capture threads.
+/// What a capture thread sends: frames of one handle in ring order, and/or a watermark.
+pub struct Delivery {
+    /// The handle's index (0.. number of handles).
+    pub source: usize,
+    pub frames: Vec<Frame>,
+    /// The handle will deliver no frame stamped before this (its ring was found empty and
+    /// every packet its kernel filter accepted had been read).
+    pub watermark: Option<Timestamp>,
+}
+
+/// Frame buffers and batch vectors on their way back from the pipeline to the capture
+/// threads.
 #[derive(Debug, Default)]
-pub struct BufferPool(Mutex<Vec<Vec<u8>>>);
+pub struct BufferPool {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    batches: Mutex<Vec<Vec<Frame>>>,
+}
+
+/// Most spare batch vectors kept.
+const POOL_BATCHES: usize = 64;
 
 impl BufferPool {
+    /// An empty batch vector, recycled when one is there.
+    fn batch(&self) -> Vec<Frame> {
+        self.batches.lock().ok().and_then(|mut v| v.pop()).unwrap_or_else(|| Vec::with_capacity(64))
+    }
+
+    /// Gives an emptied batch vector back.
+    fn give_batch(&self, mut b: Vec<Frame>) {
+        b.clear();
+        if let Ok(mut v) = self.batches.lock()
+            && v.len() < POOL_BATCHES
+        {
+            v.push(b);
+        }
+    }
+
     /// Moves up to `n` buffers into `into`.
     fn take(&self, into: &mut Vec<Vec<u8>>, n: usize) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.buffers.lock() {
             let k = v.len().saturating_sub(n);
             into.extend(v.drain(k..));
         }
@@ -196,7 +232,7 @@ impl BufferPool {
 
     /// Returns buffers (cleared) to the pool, keeping at most [`POOL_BUFFERS`].
     fn give(&self, from: &mut Vec<Vec<u8>>) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.buffers.lock() {
             let room = POOL_BUFFERS.saturating_sub(v.len());
             let k = from.len().min(room);
             v.extend(from.drain(..k));
@@ -214,7 +250,7 @@ struct HandleThread {
 pub struct LiveCapture {
     pub points: Vec<LivePoint>,
     /// The receiving end, until [`LiveCapture::source`] takes it.
-    frames: Option<Receiver<Vec<Frame>>>,
+    frames: Option<Receiver<Delivery>>,
     threads: Vec<HandleThread>,
     stop: StopFlag,
     /// Set by [`LiveCapture::finish`]: end without draining.
@@ -241,7 +277,7 @@ impl LiveCapture {
         for s in specs {
             netns::open(&s.netns).map_err(|source| LiveError::Netns { label: s.label(), source })?;
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Frame>>(CHANNEL_BATCHES);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Delivery>(CHANNEL_BATCHES);
         let abort = Arc::new(AtomicBool::new(false));
         let pool = Arc::new(BufferPool::default());
         let mut cap =
@@ -253,6 +289,9 @@ impl LiveCapture {
             let stamp = opts.directions && spec.iface != "any";
             let dirs: Vec<Option<Direction>> = match (opts.direction, stamp) {
                 (Some(d), _) => vec![Some(d)],
+                // libpcap drops every outgoing frame on `lo` (it sees each packet again
+                // incoming), so an outbound handle there would only ever be empty.
+                (None, true) if spec.iface == "lo" => vec![Some(Direction::In)],
                 (None, true) => vec![Some(Direction::In), Some(Direction::Out)],
                 (None, false) => vec![None],
             };
@@ -266,6 +305,8 @@ impl LiveCapture {
                     dir,
                     stamp_direction: stamp,
                     point: index,
+                    source: cap.threads.len(),
+                    watermarks: specs.len() > 1,
                 };
                 let ctl = Control { stop: cap.stop.clone(), abort: cap.abort.clone(), pool: cap.pool.clone() };
                 let tx2 = tx.clone();
@@ -331,8 +372,8 @@ impl LiveCapture {
         let several = self.threads.len() > 1;
         LiveSource {
             rx: self.frames.take(),
-            batch: Vec::new().into_iter(),
-            reorder: Reorder::new(REORDER_WINDOW, REORDER_MAX_FRAMES).with_sources(self.threads.len()),
+            batch: VecDeque::new(),
+            reorder: Reorder::new(REORDER_WINDOW, REORDER_MAX_FRAMES, self.threads.len()),
             several,
             ended: false,
             pool: self.pool.clone(),
@@ -357,9 +398,9 @@ pub const REORDER_MAX_FRAMES: usize = 64 * 1024;
 
 /// Live frames for the pipeline's merger.
 pub struct LiveSource {
-    rx: Option<Receiver<Vec<Frame>>>,
+    rx: Option<Receiver<Delivery>>,
     /// One handle: the batch being handed out.
-    batch: std::vec::IntoIter<Frame>,
+    batch: VecDeque<Frame>,
     reorder: Reorder,
     several: bool,
     ended: bool,
@@ -378,6 +419,22 @@ impl LiveSource {
             }
         }
     }
+
+    fn take(&mut self, d: Delivery) {
+        let Delivery { source, mut frames, watermark } = d;
+        if self.several {
+            for f in frames.drain(..) {
+                self.reorder.push(source, f);
+            }
+            if let Some(m) = watermark {
+                self.reorder.mark(source, m);
+            }
+            self.pool.give_batch(frames);
+        } else {
+            let old = std::mem::replace(&mut self.batch, VecDeque::from(frames));
+            self.pool.give_batch(Vec::from(old));
+        }
+    }
 }
 
 impl FrameSource for LiveSource {
@@ -388,18 +445,19 @@ impl FrameSource for LiveSource {
                 if let Some(f) = self.reorder.pop_ready() {
                     return Ok(Some(f));
                 }
-            } else if let Some(f) = self.batch.next() {
+            } else if let Some(f) = self.batch.pop_front() {
                 return Ok(Some(f));
             }
             let Some(rx) = self.rx.as_ref().filter(|_| !self.ended) else {
                 return Ok(self.reorder.pop_any());
             };
             match rx.recv_timeout(Duration::from_millis(u64::from(POLL_MS))) {
-                Ok(b) if !self.several => self.batch = b.into_iter(),
-                Ok(b) => {
-                    b.into_iter().for_each(|f| self.reorder.push(f));
-                    while let Ok(b) = rx.try_recv() {
-                        b.into_iter().for_each(|f| self.reorder.push(f));
+                Ok(d) => {
+                    self.take(d);
+                    if self.several {
+                        while let Some(d) = self.rx.as_ref().and_then(|rx| rx.try_recv().ok()) {
+                            self.take(d);
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.reorder.advance(now()),
@@ -467,6 +525,10 @@ struct HandleSetup {
     dir: Option<Direction>,
     stamp_direction: bool,
     point: usize,
+    /// Index of this handle among all handles ([`Delivery::source`]).
+    source: usize,
+    /// Several handles feed the reorderer: send watermarks when idle.
+    watermarks: bool,
 }
 
 /// What a capture thread shares with the others.
@@ -477,7 +539,7 @@ struct Control {
 }
 
 impl HandleSetup {
-    fn run(self, ready: SyncSender<Ready>, tx: SyncSender<Vec<Frame>>, ctl: Control) -> (PointStats, Option<String>) {
+    fn run(self, ready: SyncSender<Ready>, tx: SyncSender<Delivery>, ctl: Control) -> (PointStats, Option<String>) {
         let (mut cap, discard_before) = match self.open() {
             Ok(c) => c,
             Err(e) => {
@@ -500,6 +562,11 @@ impl HandleSetup {
         };
         let mut stopped_at: Option<Instant> = None;
         let mut captured = 0u64;
+        // Frames libpcap handed over (also those dropped as older than the filter), to
+        // compare with the kernel's count for watermarks; and when the last one was sent.
+        let mut seen = 0u64;
+        let mut last_mark = Instant::now();
+        let source = self.source;
         let mut spares: Vec<Vec<u8>> = Vec::with_capacity(BATCH_FRAMES);
         loop {
             if ctl.abort.load(Ordering::Relaxed) {
@@ -511,8 +578,9 @@ impl HandleSetup {
             if spares.len() < BATCH_FRAMES / 4 {
                 ctl.pool.take(&mut spares, BATCH_FRAMES);
             }
-            let mut batch: Vec<Frame> = Vec::new();
+            let mut batch: Vec<Frame> = ctl.pool.batch();
             let r = cap.dispatch(Some(BATCH_FRAMES), |p| {
+                seen += 1;
                 let frac = i64::from(p.header.ts.tv_usec);
                 let nsec = if nano { frac } else { frac * 1000 };
                 let ts = Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u64 };
@@ -534,17 +602,34 @@ impl HandleSetup {
             match r {
                 Ok(n) if n > 0 => {
                     if batch.is_empty() {
+                        ctl.pool.give_batch(batch);
                         continue;
                     }
                     captured += batch.len() as u64;
-                    if tx.send(batch).is_err() {
+                    if tx.send(Delivery { source, frames: batch, watermark: None }).is_err() {
                         break;
                     }
                 }
                 Ok(_) => {
+                    ctl.pool.give_batch(batch);
+                    if self.watermarks && stopped_at.is_none() && last_mark.elapsed() >= WATERMARK_EVERY {
+                        // Nothing ready in the ring. If the kernel accepted no more packets
+                        // than libpcap handed over, none is waiting in a block not yet
+                        // retired either: nothing stamped before now can still come.
+                        let t = now();
+                        let received = cap.stats().map(|s| s.received).ok();
+                        if received == Some(seen as u32) {
+                            let mark = sub(t, Duration::from_millis(1));
+                            if tx.send(Delivery { source, frames: Vec::new(), watermark: Some(mark) }).is_err() {
+                                break;
+                            }
+                        }
+                        last_mark = Instant::now();
+                    }
                     let wait = match stopped_at {
                         Some(t) if t.elapsed() >= drain => break,
                         Some(_) => 5u16,
+                        None if self.watermarks => WATERMARK_EVERY.as_millis() as u16,
                         None => POLL_MS,
                     };
                     let fd = std::os::fd::AsFd::as_fd(&cap);
@@ -793,102 +878,111 @@ pub fn list_interfaces() -> Result<String, LiveError> {
     Ok(out)
 }
 
-/// Restores time order across capture handles. Each handle's frames stay in the order its
-/// ring gave them (as tcpdump prints one interface); across handles the frame with the
-/// earliest timestamp goes first. A frame is released when
-/// * every source has a frame waiting (so nothing earlier can still come, each handle's
-///   order being its ring's), or
+/// Restores time order across capture handles ("sources"). Each source's frames stay in
+/// the order its ring gave them (as tcpdump prints one interface); across sources the
+/// frame with the earliest timestamp goes first. That frame is released when
+/// * every other source either has a frame waiting (each source's order being its ring's,
+///   nothing earlier can come from it) or has promised, by a watermark
+///   ([`Reorder::mark`]), that nothing stamped earlier will come, or
 /// * it is older than `window` before the newest timestamp seen (or the clock, when idle:
-///   [`Reorder::advance`]): an idle handle cannot hold the others back for longer, or
-/// * more than `cap` frames are held (the oldest goes out early).
+///   [`Reorder::advance`]), so a silent source holds the others back for `window` at most,
+/// * or more than `cap` frames are held (the oldest goes out early).
 ///
-/// Per-handle FIFO queues make push O(1) and release O(handles); frames are never moved
+/// Per-source FIFO queues make push O(1) and release O(sources); frames are never moved
 /// around a heap.
 pub struct Reorder {
-    queues: Vec<(ReorderKey, VecDeque<Frame>)>,
+    sources: Vec<SourceQueue>,
     window: Duration,
     newest: Timestamp,
     /// Bound on frames held; beyond it the oldest is released early.
     cap: usize,
     held: usize,
-    /// How many handles feed this; `usize::MAX`: unknown (window rule only).
-    sources: usize,
 }
 
-/// Which handle a frame came from: its point and the direction that handle captures.
-type ReorderKey = (usize, Direction);
+#[derive(Default)]
+struct SourceQueue {
+    frames: VecDeque<Frame>,
+    /// Nothing stamped before this will come from the source.
+    mark: Timestamp,
+}
 
 impl Reorder {
-    pub fn new(window: Duration, cap: usize) -> Reorder {
+    /// `sources`: how many sources feed it (more appear on demand).
+    pub fn new(window: Duration, cap: usize, sources: usize) -> Reorder {
         Reorder {
-            queues: Vec::new(),
+            sources: (0..sources).map(|_| SourceQueue::default()).collect(),
             window,
             newest: Timestamp::default(),
             cap: cap.max(1),
             held: 0,
-            sources: usize::MAX,
         }
     }
 
-    /// Declares how many handles feed this reorderer (see the release rules).
-    pub fn with_sources(mut self, n: usize) -> Reorder {
-        self.sources = n.max(1);
-        self
+    fn source(&mut self, i: usize) -> &mut SourceQueue {
+        if self.sources.len() <= i {
+            self.sources.resize_with(i + 1, SourceQueue::default);
+        }
+        &mut self.sources[i]
     }
 
-    pub fn push(&mut self, f: Frame) {
+    pub fn push(&mut self, source: usize, f: Frame) {
         if f.ts > self.newest {
             self.newest = f.ts;
         }
-        let key = (f.point, f.direction);
-        let i = match self.queues.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                self.queues.push((key, VecDeque::new()));
-                self.queues.len() - 1
-            }
-        };
-        self.queues[i].1.push_back(f);
+        self.source(source).frames.push_back(f);
         self.held += 1;
     }
 
-    /// The queue whose head is earliest (ties: the queue seen first), and how many queues
-    /// have a frame waiting.
-    fn earliest(&self) -> (Option<usize>, usize) {
+    /// Source `source` will send nothing stamped before `ts`.
+    pub fn mark(&mut self, source: usize, ts: Timestamp) {
+        let q = self.source(source);
+        if ts > q.mark {
+            q.mark = ts;
+        }
+    }
+
+    /// The source whose head is earliest (ties: the lower index), with its timestamp, and
+    /// the earliest watermark among sources with nothing waiting.
+    fn earliest(&self) -> (Option<(usize, Timestamp)>, Option<Timestamp>) {
         let mut best: Option<(usize, Timestamp)> = None;
-        let mut waiting = 0;
-        for (i, (_, q)) in self.queues.iter().enumerate() {
-            if let Some(f) = q.front() {
-                waiting += 1;
-                if best.is_none_or(|(_, t)| f.ts < t) {
-                    best = Some((i, f.ts));
+        let mut idle_mark: Option<Timestamp> = None;
+        for (i, q) in self.sources.iter().enumerate() {
+            match q.frames.front() {
+                Some(f) => {
+                    if best.is_none_or(|(_, t)| f.ts < t) {
+                        best = Some((i, f.ts));
+                    }
+                }
+                None => {
+                    if idle_mark.is_none_or(|m| q.mark < m) {
+                        idle_mark = Some(q.mark);
+                    }
                 }
             }
         }
-        (best.map(|(i, _)| i), waiting)
+        (best, idle_mark)
     }
 
     fn take(&mut self, i: usize) -> Option<Frame> {
-        let f = self.queues.get_mut(i)?.1.pop_front()?;
+        let f = self.sources.get_mut(i)?.frames.pop_front()?;
         self.held -= 1;
         Some(f)
     }
 
     /// Next frame that may go out (see the type's rules), if any.
     pub fn pop_ready(&mut self) -> Option<Frame> {
-        let (best, waiting) = self.earliest();
-        let i = best?;
-        let ts = self.queues[i].1.front()?.ts;
-        if waiting >= self.sources || ts <= sub(self.newest, self.window) || self.held > self.cap {
+        let (best, idle_mark) = self.earliest();
+        let (i, ts) = best?;
+        if idle_mark.is_none_or(|m| ts <= m) || ts <= sub(self.newest, self.window) || self.held > self.cap {
             return self.take(i);
         }
         None
     }
 
-    /// Releases the earliest frame regardless of the window (input ended).
+    /// Releases the earliest frame regardless of the rules (input ended).
     pub fn pop_any(&mut self) -> Option<Frame> {
         let (best, _) = self.earliest();
-        self.take(best?)
+        self.take(best?.0)
     }
 
     /// Treats capture time as having advanced to `now` (no frames for a while): frames older
@@ -936,11 +1030,11 @@ mod tests {
 
     #[test]
     fn reorder_releases_in_time_order_after_the_window() {
-        let mut r = Reorder::new(Duration::from_millis(100), 1000);
-        r.push(frame(0, 10, 50_000_000));
-        r.push(frame(1, 10, 10_000_000));
-        assert!(r.pop_ready().is_none(), "both still inside the window");
-        r.push(frame(0, 10, 200_000_000));
+        let mut r = Reorder::new(Duration::from_millis(100), 1000, 3);
+        r.push(0, frame(0, 10, 50_000_000));
+        r.push(1, frame(1, 10, 10_000_000));
+        assert!(r.pop_ready().is_none(), "both still inside the window, source 2 silent");
+        r.push(0, frame(0, 10, 200_000_000));
         let a = r.pop_ready().unwrap();
         let b = r.pop_ready().unwrap();
         assert_eq!((a.point, b.point), (1, 0));
@@ -950,34 +1044,38 @@ mod tests {
     }
 
     #[test]
-    fn reorder_releases_at_once_when_every_source_has_a_frame() {
-        let mut r = Reorder::new(Duration::from_secs(10), 1000).with_sources(2);
-        r.push(frame(0, 10, 50));
+    fn reorder_releases_at_once_when_every_source_has_a_frame_or_a_watermark() {
+        let mut r = Reorder::new(Duration::from_secs(10), 1000, 3);
+        r.push(0, frame(0, 10, 50));
+        r.mark(2, Timestamp { sec: 10, nsec: 60 });
         assert!(r.pop_ready().is_none(), "source 1 may still send something earlier");
-        r.push(frame(1, 10, 20));
-        r.push(frame(1, 10, 90));
+        r.push(1, frame(1, 10, 20));
+        r.push(1, frame(1, 10, 90));
         assert_eq!(r.pop_ready().unwrap().ts.nsec, 20);
         assert_eq!(r.pop_ready().unwrap().ts.nsec, 50);
-        assert!(r.pop_ready().is_none(), "source 0 is empty again");
-        assert_eq!(r.pop_any().unwrap().ts.nsec, 90);
+        assert!(r.pop_ready().is_none(), "source 0 is empty again, without a watermark");
+        r.mark(0, Timestamp { sec: 10, nsec: 100 });
+        assert!(r.pop_ready().is_none(), "source 2's watermark (60) is before 90");
+        r.mark(2, Timestamp { sec: 10, nsec: 95 });
+        assert_eq!(r.pop_ready().unwrap().ts.nsec, 90);
         assert!(r.is_empty());
     }
 
     #[test]
     fn reorder_keeps_each_sources_own_order() {
-        let mut r = Reorder::new(Duration::ZERO, 1000);
-        r.push(frame(0, 10, 30));
-        r.push(frame(0, 10, 20)); // a ring's small inversion stays as the ring gave it
-        r.push(frame(1, 10, 25));
+        let mut r = Reorder::new(Duration::ZERO, 1000, 2);
+        r.push(0, frame(0, 10, 30));
+        r.push(0, frame(0, 10, 20)); // a ring's small inversion stays as the ring gave it
+        r.push(1, frame(1, 10, 25));
         let order: Vec<u64> = std::iter::from_fn(|| r.pop_ready()).map(|f| f.ts.nsec).collect();
         assert_eq!(order, vec![25, 30, 20]);
     }
 
     #[test]
     fn reorder_cap_forces_release() {
-        let mut r = Reorder::new(Duration::from_secs(10), 2);
+        let mut r = Reorder::new(Duration::from_secs(10), 2, 2);
         for i in 0..3 {
-            r.push(frame(0, 5, i));
+            r.push(0, frame(0, 5, i));
         }
         assert_eq!(r.pop_ready().unwrap().ts.nsec, 0);
         assert!(r.pop_ready().is_none());
