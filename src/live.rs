@@ -10,8 +10,9 @@
 //! * Each capture thread joins its point's namespace with `setns(2)` (only that thread moves),
 //!   opens libpcap there, applies snaplen, buffer size, promiscuous mode, `-Q` direction,
 //!   immediate mode and the filter compiled for the handle's link type. The handle is then
-//!   switched to non-blocking mode and the thread loops: `pcap_dispatch` (a whole ring block
-//!   per call, up to [`BATCH_FRAMES`] frames) and, when nothing is ready, `poll(2)` on the
+//!   switched to non-blocking mode and the thread loops: `pcap_dispatch` (every frame of the
+//!   ready ring block in one call, so the block goes back to the kernel at once; one batch
+//!   on the channel) and, when nothing is ready, `poll(2)` on the
 //!   handle's descriptor for at most [`POLL_MS`] ms, so it notices [`StopFlag`] promptly even
 //!   when no packet ever arrives (a blocking TPACKET_V3 read would wait forever there).
 //! * Stopping ([`StopFlag::stop`], e.g. SIGINT/SIGTERM): every thread keeps reading until its
@@ -32,7 +33,7 @@
 //!   [`Frame::direction`] unknown: their LINUX_SLL2 header carries the interface index and
 //!   the direction, which the link-layer printer shows after the label (`NS/any lo In IP
 //!   ...`, as `tcpdump -i any` prints `lo In IP ...`), and which `-w` keeps in the frame.
-//! * The channel is bounded ([`CHANNEL_BATCHES`] batches of at most [`BATCH_FRAMES`]
+//! * The channel is bounded ([`CHANNEL_BATCHES`] batches of at most one ring block's
 //!   frames): when the pipeline falls behind, the threads block, the kernel ring fills and
 //!   the kernel counts drops, which [`PointStats`] reports. Nothing is lost silently.
 //! * Frame buffers come back from the pipeline (the [`FrameSource`] `spare` argument) through
@@ -61,7 +62,8 @@ pub const MAXIMUM_SNAPLEN: u32 = 262_144;
 /// capture thread sleeps in `poll(2)` before it looks at the stop flag again.
 pub const POLL_MS: u16 = 100;
 
-/// Most frames one `pcap_dispatch` call (one batch on the channel) carries.
+/// How many spare frame buffers a capture thread takes from the pool at once (and the
+/// pipeline gives back at once).
 pub const BATCH_FRAMES: usize = 512;
 
 /// How often an idle capture thread checks whether it can send a watermark (and so how
@@ -579,7 +581,7 @@ impl HandleSetup {
                 ctl.pool.take(&mut spares, BATCH_FRAMES);
             }
             let mut batch: Vec<Frame> = ctl.pool.batch();
-            let r = cap.dispatch(Some(BATCH_FRAMES), |p| {
+            let r = cap.dispatch(None, |p| {
                 seen += 1;
                 let frac = i64::from(p.header.ts.tv_usec);
                 let nsec = if nano { frac } else { frac * 1000 };
