@@ -18,8 +18,10 @@
 //! * Stopping ([`StopFlag::stop`], e.g. SIGINT/SIGTERM): every thread keeps reading until its
 //!   ring has nothing left that was captured before the stop. Without immediate mode the
 //!   kernel hands over a partly filled TPACKET_V3 block only when the block timeout
-//!   ([`POLL_MS`]) retires it, so a thread drains for up to two block timeouts (plus a
-//!   margin) after the stop; in immediate mode (TPACKET_V2) until the ring is empty. Then it
+//!   ([`block_timeout_ms`]: [`POLL_MS`], or tcpdump's 1 s for rings of few blocks) retires
+//!   it, so a thread drains for up to two block timeouts (plus a margin) after the stop,
+//!   unless the kernel's count shows that nothing is pending (then at once); in immediate
+//!   mode (TPACKET_V2) until the ring is empty. Then it
 //!   reads libpcap's statistics and ends; when every thread has ended the channel closes and
 //!   the pipeline sees the end of input. No frame captured before the stop is lost.
 //! * [`LiveCapture::finish`] (the pipeline is done: `-c` reached, output closed) ends the
@@ -61,6 +63,27 @@ pub const MAXIMUM_SNAPLEN: u32 = 262_144;
 /// The read timeout given to libpcap (TPACKET_V3's block retire timeout) and the longest a
 /// capture thread sleeps in `poll(2)` before it looks at the stop flag again.
 pub const POLL_MS: u16 = 100;
+
+/// The block timeout for rings of fewer than [`MIN_FAST_BLOCKS`] blocks (tcpdump's).
+pub const SLOW_BLOCK_MS: u16 = 1000;
+
+/// Fewest ring blocks for the short [`POLL_MS`] block timeout. Every retire hands the
+/// block to userland, and while userland holds it the kernel has that much less room: in a
+/// ring of one or two blocks (a small `-B` with the default snapshot length, whose blocks
+/// are 512 KiB) frequent retires cost drops, so such rings get tcpdump's 1 s timeout.
+pub const MIN_FAST_BLOCKS: u64 = 4;
+
+/// The TPACKET_V3 block timeout libpcap is given for these options, in ms.
+pub fn block_timeout_ms(opts: &LiveOptions) -> u16 {
+    if opts.immediate {
+        return POLL_MS;
+    }
+    // libpcap: a block holds at least one frame of the snapshot length (plus headers),
+    // in a power of two of pages; the buffer is -B or 2 MiB.
+    let block = (u64::from(effective_snaplen(opts.snaplen)) + 256).next_power_of_two().max(4096);
+    let buffer = opts.buffer_kib.map_or(2 << 20, |k| u64::from(k) * 1024);
+    if buffer / block < MIN_FAST_BLOCKS { SLOW_BLOCK_MS } else { POLL_MS }
+}
 
 /// How many spare frame buffers a capture thread takes from the pool at once (and the
 /// pipeline gives back at once).
@@ -260,6 +283,8 @@ pub struct LiveCapture {
     pool: Arc<BufferPool>,
     /// Read errors of handles that ended on their own, `LABEL: message`.
     errors: Vec<String>,
+    /// The reorder window: [`REORDER_WINDOW`], or longer for slow block timeouts.
+    window: Duration,
 }
 
 /// What a handle thread reports once it has opened (or failed to open) its handle.
@@ -283,7 +308,16 @@ impl LiveCapture {
         let abort = Arc::new(AtomicBool::new(false));
         let pool = Arc::new(BufferPool::default());
         let mut cap =
-            LiveCapture { points: Vec::new(), frames: Some(rx), threads: Vec::new(), stop, abort, pool, errors: Vec::new() };
+            LiveCapture {
+            points: Vec::new(),
+            frames: Some(rx),
+            threads: Vec::new(),
+            stop,
+            abort,
+            pool,
+            errors: Vec::new(),
+            window: REORDER_WINDOW.max(Duration::from_millis(2 * u64::from(block_timeout_ms(opts)) + 100)),
+        };
         let snaplen = effective_snaplen(opts.snaplen);
         for (i, spec) in specs.iter().enumerate() {
             let index = first_index + i;
@@ -375,7 +409,7 @@ impl LiveCapture {
         LiveSource {
             rx: self.frames.take(),
             batch: VecDeque::new(),
-            reorder: Reorder::new(REORDER_WINDOW, REORDER_MAX_FRAMES, self.threads.len()),
+            reorder: Reorder::new(self.window, REORDER_MAX_FRAMES, self.threads.len()),
             several,
             ended: false,
             pool: self.pool.clone(),
@@ -560,7 +594,7 @@ impl HandleSetup {
         let drain = if self.opts.immediate {
             Duration::from_millis(5)
         } else {
-            Duration::from_millis(2 * u64::from(POLL_MS) + 30)
+            Duration::from_millis(2 * u64::from(block_timeout_ms(&self.opts)) + 30)
         };
         let mut stopped_at: Option<Instant> = None;
         let mut captured = 0u64;
@@ -628,6 +662,11 @@ impl HandleSetup {
                         }
                         last_mark = Instant::now();
                     }
+                    // Draining after a stop: done once the ring's time is up, or at once when
+                    // the kernel accepted no more packets than were read (nothing pending).
+                    if stopped_at.is_some() && cap.stats().map(|s| s.received).ok() == Some(seen as u32) {
+                        break;
+                    }
                     let wait = match stopped_at {
                         Some(t) if t.elapsed() >= drain => break,
                         Some(_) => 5u16,
@@ -671,7 +710,7 @@ impl HandleSetup {
             .snaplen(effective_snaplen(o.snaplen) as i32)
             .promisc(o.promisc)
             .immediate_mode(o.immediate)
-            .timeout(i32::from(POLL_MS))
+            .timeout(i32::from(block_timeout_ms(o)))
             .precision(if o.nano { pcap::Precision::Nano } else { pcap::Precision::Micro });
         if let Some(kib) = o.buffer_kib {
             inactive = inactive.buffer_size(kib.saturating_mul(1024).min(i32::MAX as u32) as i32);
