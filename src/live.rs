@@ -617,7 +617,7 @@ impl HandleSetup {
             let mut batch: Vec<Frame> = ctl.pool.batch();
             let r = cap.dispatch(None, |p| {
                 seen += 1;
-                let frac = i64::from(p.header.ts.tv_usec);
+                let frac = p.header.ts.tv_usec;
                 let nsec = if nano { frac } else { frac * 1000 };
                 let ts = Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u64 };
                 if discard_before.is_some_and(|t| ts < t) {

@@ -12,10 +12,13 @@ use flowtrail::decode::{decode, Transport};
 use lab::{Background, Lab};
 use std::time::Duration;
 
+/// TCP summary of a frame: (sport, dport, payload len, flags).
+type TcpSummary = (u16, u16, usize, u16);
+
 struct Frames {
     labels: Vec<String>,
-    /// (point, direction, caplen, origlen, tcp (sport, dport, payload len, flags))
-    frames: Vec<(usize, Direction, u32, u32, Option<(u16, u16, usize, u16)>)>,
+    /// (point, direction, caplen, origlen, tcp)
+    frames: Vec<(usize, Direction, u32, u32, Option<TcpSummary>)>,
     /// ICMP types seen, per frame's point.
     icmp: Vec<(usize, u8)>,
 }
