@@ -164,6 +164,23 @@ pub struct Outcome {
 }
 
 /// Live capture: every `-i` point (or the default interface), one timeline.
+///
+/// Order of events, as tcpdump's for one point:
+/// 1. every `-i` spec is parsed and the filter text read (bad spec: message, exit 1);
+/// 2. SIGINT/SIGTERM handlers are installed (a first signal asks the capture to stop and
+///    drain; a second one while shutting down exits at once with 130);
+/// 3. every handle is opened in its namespace ([`LiveCapture::start`]); a missing interface
+///    or namespace, a permission problem or a filter that does not compile: one message,
+///    exit 1, nothing captured;
+/// 4. `-Z USER` drops privileges (every handle is open by now);
+/// 5. tcpdump's stderr preamble: `verbose output suppressed ...` when printing without
+///    `-v` (and without `-w`), then one `listening on LABEL, link-type ..., snapshot length N
+///    bytes` per point (prefixed `flowtrail: ` unless the suppressed line was printed);
+/// 6. [`process`] prints/writes frames in time order until `-c`, a closed stdout, or the end
+///    of capture (every thread drained after a signal);
+/// 7. the threads end; after a signal, when printing to stdout without `-w`, one extra
+///    newline goes to stdout (tcpdump's); then the statistics ([`crate::live::stats_report`])
+///    go to stderr. Exit 0, or 1 when writing failed or a handle's read failed.
 fn run_live(args: &Args) -> i32 {
     use crate::live::{LiveCapture, LiveOptions, StopFlag};
     let specs: Vec<crate::netns::PointSpec> = if args.interface.is_empty() {
@@ -204,15 +221,18 @@ fn run_live(args: &Args) -> i32 {
             return 1;
         }
     };
-    let printing = args.write.is_none() || args.print;
+    // tcpdump decides on WFileName alone: `-w F --print` behaves like `-w F` on stderr.
+    let to_stdout = args.write.is_none();
+    let printing = to_stdout || args.print;
     let to_terminal = std::io::IsTerminal::is_terminal(&io::stdout());
     let several = specs.len() > 1;
     let opts = LiveOptions {
-        snaplen: args.snaplen.unwrap_or(262_144),
+        snaplen: args.snaplen.unwrap_or(crate::live::MAXIMUM_SNAPLEN),
         buffer_kib: args.buffer_size,
         promisc: !args.no_promisc,
         direction,
-        immediate: args.immediate || args.line_buffered || (printing && to_terminal) || several,
+        // Not forced for several points: the reorder window covers the ring's block timeout.
+        immediate: args.immediate || args.line_buffered || (printing && to_terminal),
         nano: args.want_nano(),
         filter: expr,
         directions: several,
@@ -243,17 +263,27 @@ fn run_live(args: &Args) -> i32 {
         && let Err(e) = crate::live::drop_privileges(user)
     {
         eprintln!("flowtrail: {e}");
-        stop.stop();
         live.finish();
         return 1;
     }
-    if printing && args.verbose == 0 {
+    for p in live.points.iter().filter(|p| p.spec.iface == "any") {
+        // tcpdump's note after it selected LINUX_SLL2 for `any`.
+        let name = crate::capture::linktype::describe(p.linktype);
+        let name = name.split(' ').next().unwrap_or("");
+        if several {
+            eprintln!("flowtrail: {}: data link type {name}", p.label);
+        } else {
+            eprintln!("flowtrail: data link type {name}");
+        }
+    }
+    let suppressed = to_stdout && args.verbose == 0;
+    if suppressed {
         eprintln!("flowtrail: verbose output suppressed, use -v[v]... for full protocol decode");
     }
     for p in &live.points {
-        let prefix = if printing && args.verbose == 0 { "" } else { "flowtrail: " };
         eprintln!(
-            "{prefix}listening on {}, link-type {}, snapshot length {} bytes",
+            "{}listening on {}, link-type {}, snapshot length {} bytes",
+            if suppressed { "" } else { "flowtrail: " },
             p.label,
             crate::capture::linktype::describe(p.linktype),
             p.snaplen
@@ -261,23 +291,40 @@ fn run_live(args: &Args) -> i32 {
     }
     let mut merger = Merger::new();
     merger.add(Box::new(live.source()));
-    let outcome = process(args, Filter::new(None), merger, points);
+    let if_names = crate::live::sll2_interface_names(&live.points);
+    let outcome = process_with(args, Filter::new(None), merger, points, if_names);
     let interrupted = stop.is_stopped();
     let stats = live.finish();
+    let errors = live.take_errors();
     if outcome.broken_pipe {
         return 0;
     }
-    if printing && interrupted {
+    if to_stdout && interrupted {
         let mut o = io::stdout();
         let _ = o.write_all(b"\n").and_then(|_| o.flush());
     }
-    let labels: Vec<String> = specs.iter().map(|s| s.label()).collect();
+    for e in &errors {
+        eprintln!("flowtrail: {e}");
+    }
+    let labels: Vec<String> = live.points.iter().map(|p| p.label.clone()).collect();
     eprint!("{}", crate::live::stats_report(&labels, &stats, &outcome.per_point));
-    outcome.status
+    if errors.is_empty() { outcome.status } else { 1 }
 }
 
 /// Steps 2-5 over any set of sources (offline readers or live capture).
-pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: Points) -> Outcome {
+pub fn process(args: &Args, filter: Filter, merger: Merger, points: Points) -> Outcome {
+    process_with(args, filter, merger, points, Vec::new())
+}
+
+/// [`process`] with the interface index -> name table the LINUX_SLL2 printer uses for
+/// `any` captures (live capture fills it from the capturing namespace; empty prints `?`).
+pub fn process_with(
+    args: &Args,
+    mut filter: Filter,
+    mut merger: Merger,
+    mut points: Points,
+    if_names: Vec<(u32, String)>,
+) -> Outcome {
     let fail = || Outcome { status: 1, per_point: Vec::new(), broken_pipe: false };
     // 2. Lookahead, then count points.
     merger.prime(&mut points);
@@ -323,6 +370,7 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
+    printer.state.if_names = if_names;
     let mut out = TextOut {
         out: io::stdout(),
         text: String::with_capacity(TEXT_CHUNK * 2),
