@@ -4,11 +4,15 @@
 //! `../shared/DESIGN.md`); the `flowtrail` binary is a thin shell around [`pipeline::run`].
 //!
 //! ```text
-//! capture (offline readers: pcap, pcapng; live capture in a later issue)
-//!    | owned frames {point, ts, linktype, caplen, origlen, bytes}
+//! capture/ (offline readers: pcap, pcapng)      live.rs (one thread per capture point,
+//!    |                                            inside its namespace: netns.rs)
+//!    | owned frames {point, ts, linktype, caplen, origlen, bytes, direction}
 //!    v
 //! pipeline: merge by timestamp -> filter (libpcap BPF per link type)
-//!    -> print (tcpdump-compatible text, hexdump) and/or write (-w pcap/pcapng)
+//!    -> print/ (tcpdump-compatible text, hexdump.rs) and/or savefile.rs (-w pcap/pcapng)
+//!    -> decode.rs -> flow table -> reassembly/ (per direction, seq.rs arithmetic)
+//!    -> join (legs across points: conntrack/, ISN/IP-ID/TS/payload evidence;
+//!             paths across forwarders: byte streams + owning process: process/)
 //! ```
 #![forbid(unsafe_code)]
 
