@@ -132,6 +132,10 @@ pub struct Args {
     #[arg(long = "print")]
     pub print: bool,
 
+    /// Open the terminal UI on the input (`-r FILE`) instead of printing packets.
+    #[arg(long = "tui")]
+    pub tui: bool,
+
     /// Filter expression (pcap-filter syntax).
     #[arg(value_name = "EXPRESSION", trailing_var_arg = false)]
     pub expression: Vec<String>,

@@ -13,6 +13,7 @@
 //!    -> decode.rs -> flow table -> reassembly/ (per direction, seq.rs arithmetic)
 //!    -> join (legs across points: conntrack/, ISN/IP-ID/TS/payload evidence;
 //!             paths across forwarders: byte streams + owning process: process/)
+//!    -> model snapshots -> tui/ (`--tui`, ratatui)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -30,3 +31,4 @@ pub mod process;
 pub mod reassembly;
 pub mod savefile;
 pub mod seq;
+pub mod tui;
