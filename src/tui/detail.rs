@@ -4,7 +4,8 @@
 //! owning process, and why the observations (and legs) were joined.
 //!
 //! ```text
-//!  leg 1  process curl[4242]  joined: nat (conntrack DNAT ...)
+//!  leg 1  process curl[4242]
+//!    joined: nat (conntrack DNAT ...)
 //!  > host/lo              12:00:00.120
 //!  |   127.0.0.1:40001 -> 127.0.0.1:49673        SF ShADadFf
 //!  |   pkts 10>/8<  bytes 64>/64<
@@ -73,14 +74,16 @@ pub fn lines(
             "  process {}",
             leg.process.as_deref().map(|p| escape::text(p).into_owned()).unwrap_or_else(|| "?".into())
         )));
-        if let Some(j) = &leg.join {
-            head.push(Span::raw(format!("  joined: {}", escape::text(&j.kind))));
-            if !j.evidence.is_empty() {
-                head.push(Span::styled(format!(" ({})", escape::text(&j.evidence.join("; "))), dim));
-            }
-        }
         out.push(Line::from(head));
         owner.push(None);
+        if let Some(j) = &leg.join {
+            let mut why = vec![Span::raw(format!("   joined: {}", escape::text(&j.kind)))];
+            if !j.evidence.is_empty() {
+                why.push(Span::styled(format!(" ({})", escape::text(&j.evidence.join("; "))), dim));
+            }
+            out.push(Line::from(why));
+            owner.push(None);
+        }
         for (oi, o) in leg.observations.iter().enumerate() {
             let is_sel = flat == selected;
             let is_picked = picked == Some(ObservationRef { leg: li, observation: oi });

@@ -87,15 +87,16 @@ pub struct Areas {
 /// | PathsPane (paths.rs)                    |   | DetailPane   | StreamPane (stream.rs)  |
 /// |  ID PROTO CLIENT SERVER LEGS PKTS BYTES |   | (detail.rs)  |  client / server text   |
 /// |  STATE HISTORY DURATION LAST PROCESS    |   | hop diagram  |  or hex, gaps marked    |
-/// |                                         |   +--------------+-------------+-----------+
-/// |                                         |   | PacketsPane (packets.rs)   | -X dump   |
-/// |                                         |   | tcpdump one-line summaries | (>= 140)  |
-/// +----------------------------------------+   +----------------------------+-----------+
+/// |                                         |   +--------------+-------------------------+
+/// |                                         |   | PacketsPane (packets.rs): tcpdump lines |
+/// |                                         |   +-----------------------------------------+
+/// |                                         |   | the selected packet's -X dump           |
+/// +----------------------------------------+   +-----------------------------------------+
 /// | filter input / message (status.rs)                                                   |
 /// | StatusBar (status.rs): live/paused/progress, points, drops, pkt/s, caps, filter      |
 /// +--------------------------------------------------------------------------------------+
 /// HelpPane (help.rs) floats centred over either view. Narrower than 100 columns the path
-/// view stacks detail, stream, packets and dump; narrower than 140 the dump goes under the
+/// view stacks detail, stream, packets and dump; from 200 columns the dump sits right of the
 /// packet list.
 /// ```
 pub fn areas(size: Rect, view: View) -> Areas {
@@ -115,7 +116,7 @@ pub fn areas(size: Rect, view: View) -> Areas {
         View::Path if size.width >= 100 => {
             let [top, bottom] = Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(body);
             let [detail, stream] = Layout::horizontal([Constraint::Percentage(42), Constraint::Fill(1)]).areas(top);
-            let [packets, dump] = if size.width >= 140 {
+            let [packets, dump] = if size.width >= 200 {
                 Layout::horizontal([Constraint::Fill(1), Constraint::Length(72)]).areas(bottom)
             } else {
                 Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(bottom)

@@ -533,6 +533,17 @@ impl StreamDir {
             }
         }
         if t.payload_len == 0 {
+            // A FIN past the expected sequence number: the bytes before it were not captured.
+            if t.has(tcp_flags::FIN)
+                && let Some(next) = self.next
+            {
+                let delta = t.seq.wrapping_sub(next) as i32;
+                if delta > 0 {
+                    out.push(StreamChunk::Gap { side, offset: self.offset, len: delta as u64 });
+                    self.offset += delta as u64;
+                    self.next = Some(t.seq);
+                }
+            }
             return;
         }
         let seq = if t.has(tcp_flags::SYN) { t.seq.wrapping_add(1) } else { t.seq };
@@ -875,6 +886,9 @@ mod tests {
         d.tcp(&seg(102, b"cdef", 4), Side::Client, &mut out); // overlap: "ef" is new
         d.tcp(&seg(110, b"xy", 4), Side::Client, &mut out); // a gap of 4, then cut by the capture
         d.tcp(&seg(100, b"abcd", 4), Side::Client, &mut out); // old retransmission
+        let fin = decode::Tcp { seq: 120, flags: tcp_flags::FIN | tcp_flags::ACK, ..decode::Tcp::default() };
+        d.tcp(&fin, Side::Client, &mut out); // 6 bytes before the FIN are missing
+        d.tcp(&fin, Side::Client, &mut out); // a retransmitted FIN adds nothing
         assert_eq!(
             out,
             vec![
@@ -883,6 +897,7 @@ mod tests {
                 StreamChunk::Gap { side: Side::Client, offset: 6, len: 4 },
                 StreamChunk::Data { side: Side::Client, offset: 10, bytes: b"xy".to_vec() },
                 StreamChunk::Gap { side: Side::Client, offset: 12, len: 2 },
+                StreamChunk::Gap { side: Side::Client, offset: 14, len: 6 },
             ]
         );
     }
