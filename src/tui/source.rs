@@ -476,7 +476,7 @@ fn tcp_packet(seen: &mut TcpSeen, history: &mut String, s: usize, flags: u16, pa
     if payload_len > 0 {
         letter(history, 'd', seen.data[s]);
         seen.data[s] = true;
-    } else if ack && !syn {
+    } else if ack && !syn && flags & (tcp_flags::FIN | tcp_flags::RST) == 0 {
         let a = if s == 0 { 'A' } else { 'a' };
         let had = history.contains(a);
         letter(history, 'a', had);
