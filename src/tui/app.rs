@@ -754,9 +754,9 @@ fn sort_order(order: &mut Vec<u32>, rows: &[PathRow], key: SortKey, desc: bool) 
         .filter_map(|&i| numeric(rows.get(i as usize)?).map(|(a, b)| (a, b, i)))
         .collect();
     if desc {
-        keyed.sort_unstable_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+        keyed.sort_unstable_by_key(|k| std::cmp::Reverse((k.0, k.1)));
     } else {
-        keyed.sort_unstable_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+        keyed.sort_unstable_by_key(|k| (k.0, k.1));
     }
     order.clear();
     order.extend(keyed.into_iter().map(|k| k.2));

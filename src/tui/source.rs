@@ -723,7 +723,7 @@ impl FrameModel {
                     }
                 }
                 m.finish_errors(&mut pump);
-                m.publish(&mut generation, true, Some(0.0));
+                m.publish(&mut generation, true, None);
             })
             .expect("spawning a thread");
         (model, handle)
