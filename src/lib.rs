@@ -17,6 +17,7 @@ pub mod cli;
 pub mod decode;
 pub mod filter;
 pub mod hexdump;
+pub mod hostinfo;
 pub mod live;
 pub mod netns;
 pub mod pipeline;

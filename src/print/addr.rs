@@ -1,7 +1,9 @@
-//! Address formatting exactly as tcpdump prints it (glibc `inet_ntop`).
+//! Numeric address formatting exactly as tcpdump prints it (its `intoa`/`addrtostr6`, the
+//! same text as glibc's `inet_ntop`).
 //!
-//! Numeric only for now (`-n`). Name resolution (tcpdump without `-n`) is a later addition;
-//! until then addresses are always numeric.
+//! These are what `-n` prints, and what tcpdump prints in the places that never show names
+//! (DNS A/AAAA records, router renumbering prefixes). Host names without `-n` go through
+//! [`Ctx::put_ip`](super::Ctx::put_ip) and [`names`](super::names).
 
 use std::fmt::Write;
 

@@ -26,6 +26,7 @@ pub mod icmp6;
 pub mod ip;
 pub mod ip6;
 pub mod link;
+pub mod names;
 pub mod tcp;
 pub mod ts;
 pub mod udp;
@@ -186,18 +187,41 @@ impl Ctx<'_> {
     pub fn put_u32(&mut self, v: u32) {
         push_u32(self.out, v);
     }
-    /// Appends an IPv4 address from 4 bytes at `off` of `bp` (tcpdump's `GET_IPADDR_STRING`).
+    /// Appends an IPv4 address from 4 bytes at `off` of `bp` (tcpdump's `GET_IPADDR_STRING`:
+    /// the host name without `-n`).
     #[inline]
     pub fn put_ip4_at(&mut self, bp: &[u8], off: usize) -> PResult {
         let b = get_bytes(bp, off, 4)?;
-        addr::push_ip4(self.out, [b[0], b[1], b[2], b[3]]);
+        self.put_ip4([b[0], b[1], b[2], b[3]]);
         Ok(())
     }
-    /// Appends an IPv4 or IPv6 address.
+    /// Appends an IPv4 or IPv6 address, as a host name without `-n` (tcpdump's
+    /// `ipaddr_string` / `ip6addr_string`). Places where tcpdump always prints numbers use
+    /// [`addr::push_ip4`] / [`addr::push_ip6`] instead.
+    #[inline]
     pub fn put_ip(&mut self, a: IpAddr) {
-        match a {
-            IpAddr::V4(a) => addr::push_ip4(self.out, a.octets()),
-            IpAddr::V6(a) => addr::push_ip6(self.out, a.octets()),
+        match &mut self.state.hosts {
+            None => match a {
+                IpAddr::V4(a) => addr::push_ip4(self.out, a.octets()),
+                IpAddr::V6(a) => addr::push_ip6(self.out, a.octets()),
+            },
+            Some(h) => self.out.push_str(h.get(a)),
+        }
+    }
+    /// [`Ctx::put_ip`] for IPv4 address bytes (tcpdump's `ipaddr_string`).
+    #[inline]
+    pub fn put_ip4(&mut self, a: [u8; 4]) {
+        match &mut self.state.hosts {
+            None => addr::push_ip4(self.out, a),
+            Some(h) => self.out.push_str(h.get(IpAddr::from(a))),
+        }
+    }
+    /// [`Ctx::put_ip`] for IPv6 address bytes (tcpdump's `ip6addr_string`).
+    #[inline]
+    pub fn put_ip6(&mut self, a: [u8; 16]) {
+        match &mut self.state.hosts {
+            None => addr::push_ip6(self.out, a),
+            Some(h) => self.out.push_str(h.get(IpAddr::from(a))),
         }
     }
     /// `if (!ndo_suppress_default_print) ND_DEFAULTPRINT(...)`: hex and ASCII dump of a
@@ -311,6 +335,12 @@ pub struct State {
     /// file's text by the caller.
     pub tcp_services: HashMap<u16, Box<str>>,
     pub udp_services: HashMap<u16, Box<str>>,
+    /// Host names for addresses, used only without `-n`; `None` prints every address as
+    /// numbers (and costs nothing). Set by the caller with its resolver.
+    pub hosts: Option<names::HostNames>,
+    /// MAC address -> name from `/etc/ethers` (tcpdump's `ether_ntohost`), used only
+    /// without `-n`; filled by the caller.
+    pub ethers: HashMap<[u8; 6], Box<str>>,
 }
 
 impl State {
