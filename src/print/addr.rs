@@ -5,15 +5,13 @@
 //! (DNS A/AAAA records, router renumbering prefixes). Host names without `-n` go through
 //! [`Ctx::put_ip`](super::Ctx::put_ip) and [`names`](super::names).
 
-use std::fmt::Write;
-
 /// Appends an IPv4 address in dotted quad form.
 pub fn push_ip4(out: &mut String, a: [u8; 4]) {
     for (i, &o) in a.iter().enumerate() {
         if i > 0 {
             out.push('.');
         }
-        super::push_u32(out, u32::from(o));
+        super::push_u8(out, o);
     }
 }
 
@@ -61,7 +59,7 @@ pub fn push_ip6(out: &mut String, a: [u8; 16]) {
             push_ip4(out, [a[12], a[13], a[14], a[15]]);
             return;
         }
-        let _ = write!(out, "{:x}", w[i]);
+        super::push_hex(out, u32::from(w[i]));
     }
     if best_base != usize::MAX && best_base + best_len == 8 {
         out.push(':');
