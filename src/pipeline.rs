@@ -323,7 +323,9 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
-    setup_names(args, &points, &mut printer.state);
+    if print {
+        setup_names(args, &points, &mut printer.state);
+    }
     let mut out = TextOut {
         out: io::stdout(),
         text: String::with_capacity(TEXT_CHUNK * 2),

@@ -7,7 +7,8 @@
 //!   ICMP/ICMPv6 port unreachables, ARP, IP fragments), compared under the flag sets below,
 //!   `-n`/`-nn` included. Whatever this host's `/etc/hosts` says, both tools read the same.
 //! * `samples_without_n_*`: every single-point capture in `samples/` (private addresses
-//!   without names: each lookup fails, through DNS, for both tools alike).
+//!   without names: each lookup fails, through DNS, for both tools alike; a query the
+//!   resolver never answers blocks both for glibc's 5 s timeout and still fails alike).
 //! * `hosts_file_*` (root): in a private mount namespace `/etc/hosts` is replaced by a file
 //!   that names every address the tcpdump corpus and `samples/` print, so each place an
 //!   address is printed shows whether tcpdump resolves it there or prints it numerically;
@@ -262,7 +263,9 @@ fn samples_without_n_match_tcpdump() {
     let mut failures = Vec::new();
     let mut runs = 0;
     for f in &files {
-        runs += compare_on(f, &[&[], &["-e"], &["-v"], &["-q"], &["-N", "-e"]], &tcpdump, &mut failures);
+        // Few flag sets: every run asks the resolver about each address again (a new
+        // process), and a query the resolver drops costs glibc's 5 s timeout.
+        runs += compare_on(f, &[&[], &["-e", "-v"]], &tcpdump, &mut failures);
     }
     report("samples without -n", runs, &failures);
 }
