@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser};
 /// flowtrail: capture on many interfaces at once, print like tcpdump, reassemble and join
 /// flows across NAT and forwarders.
 #[derive(Parser, Debug, Clone, Default)]
-#[command(name = "flowtrail", version, disable_help_flag = true, disable_version_flag = true)]
+#[command(name = "flowtrail", version, disable_help_flag = true, disable_version_flag = true, args_override_self = true)]
 pub struct Args {
     /// Print help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
@@ -39,6 +39,10 @@ pub struct Args {
     /// Don't convert addresses to names (`-nn`: ports and protocols neither).
     #[arg(short = 'n', action = ArgAction::Count)]
     pub numeric: u8,
+
+    /// Print host names without their domain.
+    #[arg(short = 'N')]
+    pub no_domain: bool,
 
     /// Print the link-level header.
     #[arg(short = 'e')]
@@ -210,5 +214,14 @@ mod tests {
         assert_eq!(a.read.len(), 2);
         assert_eq!(a.numeric, 2);
         assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp and port 80"));
+    }
+
+    #[test]
+    fn repeated_flags_are_accepted_like_tcpdump() {
+        let a = p(&["-e", "-e", "-N", "-N", "-q", "-q", "-v", "-v", "-r", "a", "-r", "b", "-c", "1", "-c", "2"]);
+        assert!(a.link_header && a.no_domain && a.quick);
+        assert_eq!(a.verbose, 2);
+        assert_eq!(a.read, vec!["a", "b"]);
+        assert_eq!(a.count, Some(2));
     }
 }

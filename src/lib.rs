@@ -23,6 +23,7 @@ pub mod conntrack;
 pub mod decode;
 pub mod filter;
 pub mod hexdump;
+pub mod hostinfo;
 pub mod live;
 pub mod netns;
 pub mod pipeline;

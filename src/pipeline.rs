@@ -370,7 +370,13 @@ pub fn process_with(
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
-    printer.state.if_names = if_names;
+    if print {
+        setup_names(args, &points, &mut printer.state);
+    }
+    // Live `any` points: interface names read inside each point's own namespace.
+    if !if_names.is_empty() {
+        printer.state.if_names = if_names;
+    }
     let mut out = TextOut {
         out: io::stdout(),
         text: String::with_capacity(TEXT_CHUNK * 2),
@@ -470,6 +476,23 @@ pub fn process_with(
         eprintln!("flowtrail: {e}");
     }
     Outcome { status: if errors.is_empty() { 0 } else { 1 }, per_point, broken_pipe: false }
+}
+
+/// Gives the printers what this host knows about names (tcpdump's `init_addrtoname` and
+/// `if_indextoname`): interface names when a point is LINUX_SLL2 (tcpdump names those even
+/// with `-n`); without `-n`, the system resolver, `/etc/services` and `/etc/ethers`. With
+/// `-n` nothing is read or asked.
+fn setup_names(args: &Args, points: &Points, state: &mut crate::print::State) {
+    use crate::hostinfo;
+    // 276: LINUX_SLL2
+    if points.points.iter().any(|p| p.linktype == 276) {
+        state.if_names = hostinfo::interface_names();
+    }
+    if args.numeric == 0 {
+        state.load_services(&hostinfo::services_text());
+        state.ethers = crate::print::names::parse_ethers(&hostinfo::ethers_text());
+        state.hosts = Some(crate::print::names::HostNames::new(Box::new(hostinfo::SystemHosts), args.no_domain));
+    }
 }
 
 /// `-w` precision: `--nano`/`--time-stamp-precision=nano` or `--micro`/`=micro` force one;
