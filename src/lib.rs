@@ -16,6 +16,7 @@ pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod filter;
+pub mod flow;
 pub mod hexdump;
 pub mod live;
 pub mod netns;
