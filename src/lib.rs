@@ -23,5 +23,6 @@ pub mod netns;
 pub mod pipeline;
 pub mod print;
 pub mod reassembly;
+pub mod report;
 pub mod savefile;
 pub mod seq;
