@@ -135,9 +135,14 @@ pub fn destination_is_server(src_port: u16, dst_port: u16) -> bool {
 ///
 /// Returns `(src_port, dst_port, sender_is_originator)`.
 pub fn icmp_ports(v6: bool, kind: u8, code: u8) -> (u16, u16, bool) {
-    // (request, reply) pairs: echo, timestamp, information, address mask; v6 echo, node
-    // information.
-    let pairs: &[(u8, u8)] = if v6 { &[(128, 129), (139, 140)] } else { &[(8, 0), (13, 14), (15, 16), (17, 18)] };
+    // (request, reply) pairs as Zeek's ICMP analyzer pairs them: echo, router solicitation
+    // and advertisement, timestamp, information, address mask; v6: echo, MLD query and
+    // report, router and neighbor solicitation and advertisement, node information.
+    let pairs: &[(u8, u8)] = if v6 {
+        &[(128, 129), (130, 131), (133, 134), (135, 136), (139, 140)]
+    } else {
+        &[(8, 0), (10, 9), (13, 14), (15, 16), (17, 18)]
+    };
     for &(request, reply) in pairs {
         if kind == request {
             return (u16::from(request), u16::from(code), true);

@@ -81,6 +81,8 @@ pub struct Follow {
     raw_gap_notes: u32,
     /// Reused output line.
     line: Vec<u8>,
+    /// Bytes of datagrams so far per direction (their hex offsets).
+    datagram_offsets: [u64; 2],
 }
 
 /// Gap notes on stderr in raw mode, at most.
@@ -88,7 +90,15 @@ const MAX_RAW_GAP_NOTES: u32 = 100;
 
 impl Follow {
     pub fn new(id: u64, format: FollowFormat) -> Follow {
-        Follow { id, format, started: false, ended: false, raw_gap_notes: 0, line: Vec::with_capacity(128) }
+        Follow {
+            id,
+            format,
+            started: false,
+            ended: false,
+            raw_gap_notes: 0,
+            line: Vec::with_capacity(128),
+            datagram_offsets: [0; 2],
+        }
     }
 
     /// Whether the flow was seen at all.
@@ -173,6 +183,10 @@ impl Follow {
                 l.push(b' ');
             }
         }
+        // tshark trims trailing spaces (an ASCII column ending in a space byte too).
+        while l.last() == Some(&b' ') {
+            l.pop();
+        }
         l.push(b'\n');
     }
 
@@ -196,9 +210,12 @@ impl Follow {
         }
     }
 
-    /// One datagram (UDP).
+    /// One datagram (UDP); hex offsets count each direction's datagram bytes.
     pub fn datagram(&mut self, out: &mut dyn Write, info: &FlowInfo, dir: Direction, payload: &[u8]) -> io::Result<()> {
-        self.data(out, info, dir, 0, payload)
+        let d = usize::from(dir == Direction::ServerToClient);
+        let offset = self.datagram_offsets[d];
+        self.datagram_offsets[d] += payload.len() as u64;
+        self.data(out, info, dir, offset, payload)
     }
 
     /// The flow ended: the closing rule.
