@@ -229,9 +229,15 @@ impl Outputs {
         self.held.sort_unstable_by_key(|r| r.info.id);
         match self.flows {
             Some(FlowsFormat::Json) => {
+                let mut buf = Vec::with_capacity(1 << 17);
                 for r in &self.held {
-                    json::write_record(&mut self.out, r).map_err(ReportError::output)?;
+                    json::write_record(&mut buf, r).map_err(ReportError::output)?;
+                    if buf.len() >= 1 << 16 {
+                        self.out.write_all(&buf).map_err(ReportError::output)?;
+                        buf.clear();
+                    }
                 }
+                self.out.write_all(&buf).map_err(ReportError::output)?;
             }
             Some(FlowsFormat::Text) => {
                 let mut text = String::new();
