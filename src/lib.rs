@@ -9,6 +9,8 @@
 //!    v
 //! pipeline: merge by timestamp -> filter (libpcap BPF per link type)
 //!    -> print (tcpdump-compatible text, hexdump) and/or write (-w pcap/pcapng)
+//!    -> flow table (flow/: observations per point, Zeek state, Wireshark analysis,
+//!       reassembly of every TCP stream) -> report/ (--flows, --follow, --streams)
 //! ```
 #![forbid(unsafe_code)]
 

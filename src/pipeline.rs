@@ -11,8 +11,9 @@
 //!    than one means every printed line starts with the point's label and direction;
 //! 3. the filter is compiled for every point's link type (a bad expression: libpcap's message,
 //!    exit 1 before any packet), and `-w` is created;
-//! 4. frames flow in timestamp order; those that pass the filter are counted (`-c`), written
-//!    and/or printed. Text goes through one reused `String` and a large buffer to stdout
+//! 4. frames flow in timestamp order; those that pass the filter are counted (`-c`), given to
+//!    the flow table if `--flows`, `--follow` or `--streams` asked for it (then packets are
+//!    printed only with `--print`; see `report`), written and/or printed. Text goes through one reused `String` and a large buffer to stdout
 //!    (`-l`: flushed per line, `-U`: per packet). A closed stdout (`| head`) ends the run
 //!    quietly with status 0;
 //! 5. at the end, outputs are flushed, then each input that failed reports libpcap's message

@@ -202,6 +202,14 @@ fn flows_table_snapshot() {
     insta::assert_snapshot!("follow_host_veth_2", excerpt);
 }
 
+#[test]
+fn following_an_unknown_flow_fails() {
+    let o = run(&["-r", &sample("host-lo.pcap"), "--follow", "99"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("--follow 99: no such flow (5 flows)"), "{}", text(&o.stderr));
+    assert!(o.stdout.is_empty());
+}
+
 /// Packet printing is off with flow outputs unless `--print`, and unchanged otherwise.
 #[test]
 fn printing_only_with_print() {

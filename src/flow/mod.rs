@@ -245,7 +245,8 @@ pub struct FlowRecord {
     pub conn_state: ConnState,
     pub history: String,
     pub end: EndReason,
-    pub tcp: Option<TcpRecord>,
+    /// TCP's additions (boxed: records wait in memory, and most of their size is here).
+    pub tcp: Option<Box<TcpRecord>>,
 }
 
 /// Receives what the flow table produces. All methods but `flow_ended` have empty defaults.

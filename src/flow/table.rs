@@ -189,6 +189,12 @@ impl FlowTable {
         s
     }
 
+    /// Memory held now: `(reassembly budget in use, side tables in use)`. Both are 0 once
+    /// every flow ended.
+    pub fn memory_in_use(&self) -> (usize, usize) {
+        (self.params.budget.used(), self.aux.used())
+    }
+
     /// Live flows now.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -651,7 +657,7 @@ impl Flow {
                     analysis: tcp.analysis.counters,
                     rtt: tcp.analysis.rtt,
                 };
-                (ConnState::tcp(&tcp.ends, sizes, history), Some(record))
+                (ConnState::tcp(&tcp.ends, sizes, history), Some(Box::new(record)))
             }
             FlowState::Datagram { sent } => (ConnState::datagram(*sent), None),
         };

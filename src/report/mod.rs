@@ -46,6 +46,9 @@ pub struct ReportOptions {
     pub flow: FlowConfig,
     /// Finished records kept for the end-of-input table before a batch is printed early.
     pub max_held_records: usize,
+    /// Flush standard output after every frame (`-l`, `-U`; always for a terminal), so a
+    /// live `--follow` shows data as it comes.
+    pub eager: bool,
 }
 
 impl ReportOptions {
@@ -91,6 +94,7 @@ impl ReportOptions {
             streams: args.streams.as_ref().map(PathBuf::from),
             flow,
             max_held_records: ReportOptions::DEFAULT_MAX_HELD_RECORDS,
+            eager: args.line_buffered || args.packet_buffered,
         }))
     }
 }
@@ -121,6 +125,7 @@ impl ReportError {
 pub struct FlowReport {
     table: FlowTable,
     outputs: Outputs,
+    eager: bool,
 }
 
 /// The observer side: everything the table's events go to.
@@ -148,6 +153,7 @@ impl FlowReport {
             None => None,
         };
         Ok(FlowReport {
+            eager: opts.eager || out_is_terminal,
             table: FlowTable::new(opts.flow.clone()),
             outputs: Outputs {
                 out,
@@ -173,6 +179,12 @@ impl FlowReport {
     /// One frame that passed the filter.
     pub fn frame(&mut self, frame: &Frame, points: &Points) {
         self.table.frame(frame, points, &mut self.outputs);
+        if self.eager
+            && self.outputs.error.is_none()
+            && let Err(e) = self.outputs.out.flush()
+        {
+            self.outputs.fail(ReportError::output(e));
+        }
     }
 
     /// The first output error, if one happened (then stop feeding frames).
@@ -226,6 +238,7 @@ impl Outputs {
         if self.held.is_empty() {
             return Ok(());
         }
+        // Records end roughly in id order: sorting is cheap, and moves only small records.
         self.held.sort_unstable_by_key(|r| r.info.id);
         match self.flows {
             Some(FlowsFormat::Json) => {
@@ -317,6 +330,49 @@ impl FlowObserver for Outputs {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ReportOptions {
+        ReportOptions {
+            flows: None,
+            follow: Some(1),
+            follow_format: FollowFormat::Raw,
+            streams: None,
+            flow: FlowConfig::default(),
+            max_held_records: 4,
+            eager: false,
+        }
+    }
+
+    #[test]
+    fn raw_follow_is_refused_on_a_terminal() {
+        assert!(matches!(FlowReport::new(opts(), Box::new(Vec::new()), true), Err(ReportError::RawToTerminal)));
+        assert!(FlowReport::new(opts(), Box::new(Vec::new()), false).is_ok());
+        let ascii = ReportOptions { follow_format: FollowFormat::Ascii, ..opts() };
+        assert!(FlowReport::new(ascii, Box::new(Vec::new()), true).is_ok());
+    }
+
+    /// A writer that fails like a closed pipe.
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_is_a_quiet_stop() {
+        let o = ReportOptions { flows: Some(FlowsFormat::Json), follow: None, ..opts() };
+        let report = FlowReport::new(o, Box::new(Closed), false).unwrap();
+        assert!(matches!(report.finish(), Ok(0) | Err(ReportError::BrokenPipe)));
     }
 }
 
