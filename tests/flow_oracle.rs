@@ -50,7 +50,12 @@ struct Lab {
 
 impl Lab {
     fn up(id: &str) -> Lab {
-        let o = Command::new(root().join("lab/seedpath.sh")).arg("up").env("FT_LAB_ID", id).env("FT_LAB_TTL", "600").output().unwrap();
+        let o = Command::new(root().join("lab/seedpath.sh"))
+            .arg("up")
+            .env("FT_LAB_ID", id)
+            .env("FT_LAB_TTL", "600")
+            .output()
+            .unwrap();
         // Build the guard first so that a half-built lab is torn down too.
         let mut lab = Lab { id: id.to_string(), env: HashMap::new() };
         assert!(o.status.success(), "lab up failed: {}", text(&o.stderr));
@@ -92,7 +97,20 @@ impl Captures {
             let file = dir.join(format!("{name}.pcap"));
             let err = std::fs::File::create(dir.join(format!("{name}.tcpdump.log"))).unwrap();
             let child = Command::new("timeout")
-                .args(["-s", "INT", "120", "ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "--immediate-mode", "-U"])
+                .args([
+                    "-s",
+                    "INT",
+                    "120",
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "tcpdump",
+                    "-Z",
+                    "root",
+                    "--immediate-mode",
+                    "-U",
+                ])
                 // A 32 MiB ring: everything the test sends fits, so the kernel drops nothing
                 // even if tcpdump falls behind (checked below: a capture that lost packets
                 // has real gaps and is no oracle).
@@ -120,7 +138,10 @@ impl Captures {
         let mut v = Vec::new();
         for (name, _, _) in points {
             let log = std::fs::read_to_string(dir.join(format!("{name}.tcpdump.log"))).unwrap_or_default();
-            let n = log.lines().find_map(|l| l.strip_suffix(" packets dropped by kernel")).and_then(|n| n.trim().parse().ok());
+            let n = log
+                .lines()
+                .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
+                .and_then(|n| n.trim().parse().ok());
             v.push((name.to_string(), n.unwrap_or(u64::MAX)));
         }
         v
@@ -177,7 +198,10 @@ fn tshark_raw_streams(out: &str) -> Vec<(String, Vec<u8>, Vec<u8>)> {
 }
 
 fn tshark_tcp_streams(file: &Path) -> usize {
-    let o = Command::new("tshark").args(["-r", file.to_str().unwrap(), "-T", "fields", "-e", "tcp.stream"]).output().unwrap();
+    let o = Command::new("tshark")
+        .args(["-r", file.to_str().unwrap(), "-T", "fields", "-e", "tcp.stream"])
+        .output()
+        .unwrap();
     text(&o.stdout).lines().filter_map(|l| l.trim().parse::<usize>().ok()).max().map_or(0, |m| m + 1)
 }
 
@@ -231,7 +255,23 @@ fn streams_under_random_loss_equal_what_was_sent() {
     let lab = Lab::up(&format!("ftor{}", std::process::id()));
     let ipt = lab.var("FT_IPTABLES").to_string();
     // Loss, inside the lab only: sender-side (before the tap) and receiver-side (after it).
-    let drop = |p: &'static str| vec!["-p", "tcp", "--tcp-flags", "SYN", "NONE", "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP"];
+    let drop = |p: &'static str| {
+        vec![
+            "-p",
+            "tcp",
+            "--tcp-flags",
+            "SYN",
+            "NONE",
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            p,
+            "-j",
+            "DROP",
+        ]
+    };
     let rules: [(&str, &str, &str, &str); 5] = [
         ("FT_HOST_NS", "OUTPUT", "-o", "lo"),
         ("FT_HOST_NS", "OUTPUT", "-o", "FT_HOST_IF"),
@@ -254,12 +294,24 @@ fn streams_under_random_loss_equal_what_was_sent() {
     ];
     let resolved: Vec<(&str, String, String)> = points
         .iter()
-        .map(|(n, ns, i)| (*n, lab.var(ns).to_string(), if i.starts_with("FT_") { lab.var(i).to_string() } else { i.to_string() }))
+        .map(|(n, ns, i)| {
+            (*n, lab.var(ns).to_string(), if i.starts_with("FT_") { lab.var(i).to_string() } else { i.to_string() })
+        })
         .collect();
     let mut caps = Captures::start(&dir, &resolved);
     let log = dir.join("client.jsonl");
     let traffic = Command::new(root().join("lab/seedpath.sh"))
-        .args(["traffic", &lab.id, "--", "-n", "15", "--size", "30000,200000,600000", "--mode", "halfclose,close,reset"])
+        .args([
+            "traffic",
+            &lab.id,
+            "--",
+            "-n",
+            "15",
+            "--size",
+            "30000,200000,600000",
+            "--mode",
+            "halfclose,close,reset",
+        ])
         .args(["--timeout", "15", "--deadline", "90", "--log", log.to_str().unwrap()])
         .env("FT_CLIENT_TIMEOUT", "120")
         .output()
@@ -269,10 +321,13 @@ fn streams_under_random_loss_equal_what_was_sent() {
     assert!(traffic.status.success(), "client failed: {}", text(&traffic.stderr));
     let drops = Captures::kernel_drops(&dir, &resolved);
     assert!(drops.iter().all(|(_, n)| *n == 0), "tcpdump lost packets, the captures are no oracle: {drops:?}");
-    let truth: Vec<Value> = std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let truth: Vec<Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(truth.len(), 15);
-    let pairs: Vec<(String, String)> =
-        truth.iter().map(|r| (r["sha256_sent"].as_str().unwrap().to_string(), r["sha256_received"].as_str().unwrap().to_string())).collect();
+    let pairs: Vec<(String, String)> = truth
+        .iter()
+        .map(|r| (r["sha256_sent"].as_str().unwrap().to_string(), r["sha256_received"].as_str().unwrap().to_string()))
+        .collect();
 
     // 1. flowtrail over all five points at once.
     let st = dir.join("streams");
@@ -293,7 +348,13 @@ fn streams_under_random_loss_equal_what_was_sent() {
         let h = |d: &str| r[d]["file"].as_str().map_or_else(|| sha256(b""), |f| sha256_file(&st.join(f)));
         let pair = (h("c2s"), h("s2c"));
         let point = r["point"].as_str().unwrap().to_string();
-        assert!(pairs.contains(&pair), "{point} flow {} {} -> {}: stream differs from what was sent", r["id"], r["src"], r["dst"]);
+        assert!(
+            pairs.contains(&pair),
+            "{point} flow {} {} -> {}: stream differs from what was sent",
+            r["id"],
+            r["src"],
+            r["dst"]
+        );
         assert_eq!(r["c2s"]["gaps"], serde_json::json!([]), "{point} flow {}: gap in a complete capture", r["id"]);
         matched += 2;
         *by_point.entry(point.clone()).or_default() += 1;
@@ -309,7 +370,11 @@ fn streams_under_random_loss_equal_what_was_sent() {
             lossy += 1;
         }
     }
-    eprintln!("oracle: {matched}/{} streams equal the client's sha256 ({} observations, {lossy} with retransmissions)", 2 * 15 * points.len(), flows.len());
+    eprintln!(
+        "oracle: {matched}/{} streams equal the client's sha256 ({} observations, {lossy} with retransmissions)",
+        2 * 15 * points.len(),
+        flows.len()
+    );
     assert!(lossy > 0, "no retransmission anywhere: the loss rules did not work");
 
     // 2. tshark's follow of the same files, and 4. its analysis counters.
@@ -363,14 +428,16 @@ fn streams_under_random_loss_equal_what_was_sent() {
             }
         }
     }
-    eprintln!("oracle: tshark follow,tcp,raw agrees on {agree}/{total} streams; analysis counters agree on {flag_agree}/{flag_total} (point, flag) pairs");
+    eprintln!(
+        "oracle: tshark follow,tcp,raw agrees on {agree}/{total} streams; analysis counters agree on {flag_agree}/{flag_total} (point, flag) pairs"
+    );
     assert_eq!(agree, total, "tshark disagrees on some streams");
 
     // 3. Cut: delete data frames nobody else covers from host-veth; exact gaps.
     let src = dir.join("host-veth.pcap");
     let (header, records) = read_pcap(&src);
     let linktype = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
-    let facts: Vec<Option<(String, u16, String, u16, u32, u8, u32)>> = records.iter().map(|(_, d)| tcp_facts(linktype, d)).collect();
+    let facts: Vec<Option<TcpFacts>> = records.iter().map(|(_, d)| tcp_facts(linktype, d)).collect();
     let covers = |i: usize, j: usize| -> bool {
         let (Some(a), Some(b)) = (&facts[i], &facts[j]) else { return false };
         if (a.0.as_str(), a.1, a.2.as_str(), a.3) != (b.0.as_str(), b.1, b.2.as_str(), b.3) || b.6 == 0 {
@@ -399,14 +466,26 @@ fn streams_under_random_loss_equal_what_was_sent() {
         }
     }
     assert!(victims.len() >= 3, "too few deletable frames");
-    let cut: Vec<([u8; 16], Vec<u8>)> = records.iter().enumerate().filter(|(i, _)| !victims.contains(i)).map(|(_, r)| r.clone()).collect();
+    let cut: Vec<Record> =
+        records.iter().enumerate().filter(|(i, _)| !victims.contains(i)).map(|(_, r)| r.clone()).collect();
     let cut_path = dir.join("host-veth-cut.pcap");
     write_pcap(&cut_path, &header, &cut);
     let cst = dir.join("cut-streams");
-    let o = flowtrail().args(["-r", &format!("host-veth={}", cut_path.display()), "--flows=json", "--streams", cst.to_str().unwrap()]).output().unwrap();
+    let o = flowtrail()
+        .args(["-r", &format!("host-veth={}", cut_path.display()), "--flows=json", "--streams", cst.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let index: Vec<Value> = std::fs::read_to_string(cst.join("index.json")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let full_index: Vec<Value> = std::fs::read_to_string(st.join("index.json")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let index: Vec<Value> = std::fs::read_to_string(cst.join("index.json"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let full_index: Vec<Value> = std::fs::read_to_string(st.join("index.json"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     // tshark's view of the cut file: its follow inserts the text "[N bytes missing in
     // capture file]" and a NUL byte as data where we declare a gap.
     let n = tshark_tcp_streams(&cut_path);
@@ -435,7 +514,8 @@ fn streams_under_random_loss_equal_what_was_sent() {
         let entry = index
             .iter()
             .find(|r| {
-                (r["src"] == sender.as_str() && r["dst"] == receiver.as_str()) || (r["src"] == receiver.as_str() && r["dst"] == sender.as_str())
+                (r["src"] == sender.as_str() && r["dst"] == receiver.as_str())
+                    || (r["src"] == receiver.as_str() && r["dst"] == sender.as_str())
             })
             .expect("flow of a deleted frame");
         let d = if entry["src"] == sender.as_str() { "c2s" } else { "s2c" };
@@ -443,20 +523,27 @@ fn streams_under_random_loss_equal_what_was_sent() {
         let isn = facts
             .iter()
             .flatten()
-            .find(|g| (g.0.as_str(), g.1, g.2.as_str(), g.3) == (f.0.as_str(), f.1, f.2.as_str(), f.3) && g.5 & SYN != 0)
+            .find(|g| {
+                (g.0.as_str(), g.1, g.2.as_str(), g.3) == (f.0.as_str(), f.1, f.2.as_str(), f.3) && g.5 & SYN != 0
+            })
             .map(|g| g.4)
             .expect("SYN");
         let offset = f.4.wrapping_sub(isn).wrapping_sub(1) as u64;
         assert_eq!(entry[d]["gaps"], serde_json::json!([[offset, f.6]]), "deleted frame {v}: {sender} seq {}", f.4);
         // The file is the full stream without that range.
-        let full = full_index.iter().find(|r| r["point"] == "host-veth" && r["src"] == entry["src"] && r["dst"] == entry["dst"]).unwrap();
+        let full = full_index
+            .iter()
+            .find(|r| r["point"] == "host-veth" && r["src"] == entry["src"] && r["dst"] == entry["dst"])
+            .unwrap();
         let whole = std::fs::read(st.join(full[d]["file"].as_str().unwrap())).unwrap();
         let got = std::fs::read(cst.join(entry[d]["file"].as_str().unwrap())).unwrap();
         let (o, l) = (offset as usize, f.6 as usize);
         assert_eq!(got, [&whole[..o], &whole[o + l..]].concat(), "deleted frame {v}: the rest of the stream");
         exact += 1;
         let client = entry["src"].as_str().unwrap();
-        if let Some((_, c2s, s2c)) = cut_streams.iter().find(|(f, _, _)| cut_nodes.get(f).map(String::as_str) == Some(client)) {
+        if let Some((_, c2s, s2c)) =
+            cut_streams.iter().find(|(f, _, _)| cut_nodes.get(f).map(String::as_str) == Some(client))
+        {
             let theirs = if d == "c2s" { c2s } else { s2c };
             // (In raw follow the marker ends in a NUL byte, shown as "." by ascii follow.)
             let marker = format!("[{l} bytes missing in capture file]\0");

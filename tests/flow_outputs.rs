@@ -29,7 +29,10 @@ fn sample_streams_equal_the_client_logs() {
         for line in std::fs::read_to_string(root().join("samples").join(log)).unwrap().lines() {
             let r: Value = serde_json::from_str(line).unwrap();
             if r["proto"] == "tcp" {
-                let (s, rx) = (r["sha256_sent"].as_str().unwrap().to_string(), r["sha256_received"].as_str().unwrap().to_string());
+                let (s, rx) = (
+                    r["sha256_sent"].as_str().unwrap().to_string(),
+                    r["sha256_received"].as_str().unwrap().to_string(),
+                );
                 pairs.insert((s.clone(), rx.clone()));
                 sent.insert(s);
                 received.insert(rx);
@@ -59,7 +62,12 @@ fn sample_streams_equal_the_client_logs() {
                 let ok_s = r["s2c"]["bytes"] == 0 || received.contains(&s2c);
                 assert!(ok_c && ok_s, "{name}: flow {} does not match the client log", r["id"]);
             } else {
-                assert!(pairs.contains(&(c2s, s2c)), "{name}: flow {} {} does not match the client log", r["id"], r["src"]);
+                assert!(
+                    pairs.contains(&(c2s, s2c)),
+                    "{name}: flow {} {} does not match the client log",
+                    r["id"],
+                    r["src"]
+                );
             }
             matched += 2;
         }
@@ -72,7 +80,8 @@ fn sample_streams_equal_the_client_logs() {
 /// an independent reader) for every TCP flow of every sample.
 #[test]
 fn sample_flows_match_the_manifest() {
-    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(root().join("samples/manifest.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("samples/manifest.json")).unwrap()).unwrap();
     let mut checked = 0;
     for (file, entry) in manifest.as_object().unwrap() {
         let o = run(&["-r", &sample(file), "--flows=json"]);
@@ -82,7 +91,11 @@ fn sample_flows_match_the_manifest() {
             .map(|v| {
                 let ob = obs(v);
                 (
-                    (ob["point"].as_str().unwrap().to_string(), ob["src"].as_str().unwrap().to_string(), ob["dst"].as_str().unwrap().to_string()),
+                    (
+                        ob["point"].as_str().unwrap().to_string(),
+                        ob["src"].as_str().unwrap().to_string(),
+                        ob["dst"].as_str().unwrap().to_string(),
+                    ),
                     (ob["packets"].clone(), ob["bytes"].clone()),
                 )
             })
@@ -94,7 +107,11 @@ fn sample_flows_match_the_manifest() {
                 if flow["proto"] != "tcp" {
                     continue;
                 }
-                let key = (label.clone(), flow["client"].as_str().unwrap().to_string(), flow["server"].as_str().unwrap().to_string());
+                let key = (
+                    label.clone(),
+                    flow["client"].as_str().unwrap().to_string(),
+                    flow["server"].as_str().unwrap().to_string(),
+                );
                 let (packets, bytes) = ours.get(&key).unwrap_or_else(|| panic!("{file}: no flow {key:?}"));
                 assert_eq!(packets, &flow["packets"], "{file} {key:?}");
                 assert_eq!(bytes, &flow["bytes"], "{file} {key:?}");
@@ -114,7 +131,9 @@ fn follow_matches_tshark_on_the_samples() {
         return;
     }
     const RULE: &str = "===================================================================";
-    let strip = |s: &str| s.lines().filter(|l| !l.starts_with("Filter:") && !l.starts_with("Point:")).collect::<Vec<_>>().join("\n");
+    let strip = |s: &str| {
+        s.lines().filter(|l| !l.starts_with("Filter:") && !l.starts_with("Point:")).collect::<Vec<_>>().join("\n")
+    };
     let mut compared = 0;
     for file in ["host-lo.pcap", "host-veth.pcap", "node-eth0.pcap", "tcp6.pcap", "vm-br0.pcap", "udp6.pcap"] {
         let o = run(&["-r", &sample(file), "--flows=json"]);
@@ -150,11 +169,17 @@ fn follow_matches_tshark_on_the_samples() {
                 let ours = run(&["-r", &sample(file), "--follow", &id.to_string(), "--follow-format", format]);
                 assert!(ours.status.success(), "{}", text(&ours.stderr));
                 let ours = text(&ours.stdout);
-                let theirs = blocks.get(&format!("Filter: {proto}.stream eq {n}")).unwrap_or_else(|| panic!("{file}: tshark printed no {proto} stream {n}"));
+                let theirs = blocks
+                    .get(&format!("Filter: {proto}.stream eq {n}"))
+                    .unwrap_or_else(|| panic!("{file}: tshark printed no {proto} stream {n}"));
                 let (a, b) = (strip(ours.trim_start_matches('\n')), strip(theirs));
                 if a != b {
                     let line = a.lines().zip(b.lines()).position(|(x, y)| x != y);
-                    panic!("{file} flow {id} {format}: first difference at line {line:?} ({} vs {} lines)", a.lines().count(), b.lines().count());
+                    panic!(
+                        "{file} flow {id} {format}: first difference at line {line:?} ({} vs {} lines)",
+                        a.lines().count(),
+                        b.lines().count()
+                    );
                 }
                 compared += 1;
             }
@@ -290,13 +315,19 @@ fn cut_captures_show_exact_gaps() {
         .position(|(_, d)| tcp_facts(1, d).is_some_and(|t| t.6 >= 1000 && t.3 == 49700))
         .expect("a data frame to delete");
     let facts = tcp_facts(1, &records[victim].1).unwrap();
-    let isn = records.iter().find_map(|(_, d)| tcp_facts(1, d).filter(|t| t.1 == facts.1 && t.5 & SYN != 0).map(|t| t.4)).unwrap();
+    let isn = records
+        .iter()
+        .find_map(|(_, d)| tcp_facts(1, d).filter(|t| t.1 == facts.1 && t.5 & SYN != 0).map(|t| t.4))
+        .unwrap();
     let mut cut = records.clone();
     cut.remove(victim);
     let cut_path = dir.join("host-veth-cut.pcap");
     write_pcap(&cut_path, &header, &cut);
     let o = run(&["-r", cut_path.to_str().unwrap(), "--flows=json"]);
-    let flow = json_lines(&o).into_iter().find(|v| obs(v)["src"].as_str().unwrap().ends_with(&format!(":{}", facts.1))).unwrap();
+    let flow = json_lines(&o)
+        .into_iter()
+        .find(|v| obs(v)["src"].as_str().unwrap().ends_with(&format!(":{}", facts.1)))
+        .unwrap();
     let offset = facts.4.wrapping_sub(isn).wrapping_sub(1);
     assert_eq!(obs(&flow)["stream"]["gaps"][0], serde_json::json!([[offset, facts.6]]));
 }
@@ -331,12 +362,17 @@ fn stream_names_for_points_and_reused_tuples() {
     let mut names: BTreeMap<u64, (String, String)> = BTreeMap::new();
     for line in std::fs::read_to_string(st.join("index.json")).unwrap().lines() {
         let r: Value = serde_json::from_str(line).unwrap();
-        names.insert(r["id"].as_u64().unwrap(), (r["point"].as_str().unwrap().into(), r["c2s"]["file"].as_str().unwrap().into()));
+        names.insert(
+            r["id"].as_u64().unwrap(),
+            (r["point"].as_str().unwrap().into(), r["c2s"]["file"].as_str().unwrap().into()),
+        );
     }
     let base = "010.000.000.001.40000-010.000.000.002.00080";
     let files: BTreeSet<String> = names.values().map(|(_, f)| f.clone()).collect();
     let expected: BTreeSet<String> =
-        [base.to_string(), format!("{base}c1"), format!("{base}@inner"), format!("{base}@innerc1")].into_iter().collect();
+        [base.to_string(), format!("{base}c1"), format!("{base}@inner"), format!("{base}@innerc1")]
+            .into_iter()
+            .collect();
     assert_eq!(files, expected, "{names:?}");
     for f in &files {
         assert_eq!(std::fs::read(st.join(f)).unwrap(), b"hello");
@@ -411,7 +447,16 @@ fn analysis_matches_tshark() {
         ("lost_segment", "tcp.analysis.lost_segment"),
         ("ack_unseen_segment", "tcp.analysis.ack_lost_segment"),
     ];
-    let mut args = vec!["-r".to_string(), path.to_string_lossy().into_owned(), "-T".into(), "fields".into(), "-E".into(), "separator=,".into(), "-E".into(), "occurrence=f".into()];
+    let mut args = vec![
+        "-r".to_string(),
+        path.to_string_lossy().into_owned(),
+        "-T".into(),
+        "fields".into(),
+        "-E".into(),
+        "separator=,".into(),
+        "-E".into(),
+        "occurrence=f".into(),
+    ];
     for (_, f) in &fields {
         args.push("-e".into());
         args.push((*f).into());

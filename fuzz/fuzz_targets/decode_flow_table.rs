@@ -98,9 +98,12 @@ fn frame(spec: &FrameSpec, t_ms: i64) -> Frame {
             let (a, b, pa, pb) = hosts(*host);
             let (src, dst, sp, dp) = if *reverse { (b, a, pb, pa) } else { (a, b, pa, pb) };
             let base: u32 = if *reverse { 900_000 } else { 1000 };
-            let mut builder = PacketBuilder::ethernet2([2; 6], [4; 6])
-                .ipv4(src, dst, 64)
-                .tcp(sp, dp, base.wrapping_add(*seq as i32 as u32), *window);
+            let mut builder = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64).tcp(
+                sp,
+                dp,
+                base.wrapping_add(*seq as i32 as u32),
+                *window,
+            );
             if flags & 0x02 != 0 {
                 builder = builder.syn();
             }

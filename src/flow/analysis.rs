@@ -339,7 +339,11 @@ impl TcpAnalysis {
                     break 'kind;
                 }
                 let since_dup = s.ts.0.saturating_sub(rev.lastack_time.0);
-                if seq_not_advanced && rev.dupacknum >= 2 && rev.lastack == seq && since_dup < FAST_RETRANSMISSION_WINDOW {
+                if seq_not_advanced
+                    && rev.dupacknum >= 2
+                    && rev.lastack == seq
+                    && since_dup < FAST_RETRANSMISSION_WINDOW
+                {
                     ta |= flag::FAST_RETRANSMISSION;
                     break 'kind;
                 }
@@ -435,12 +439,14 @@ impl TcpAnalysis {
                 self.synack = Some(ts);
                 self.rtt.syn_synack = Some(ts.0.saturating_sub(syn.0));
             }
-        } else if flags.ack() && !flags.rst() && self.rtt.handshake.is_none() {
-            if let Some(syn) = self.mru_syn {
-                self.rtt.handshake = Some(ts.0.saturating_sub(syn.0));
-                if let Some(synack) = self.synack {
-                    self.rtt.synack_ack = Some(ts.0.saturating_sub(synack.0));
-                }
+        } else if flags.ack()
+            && !flags.rst()
+            && self.rtt.handshake.is_none()
+            && let Some(syn) = self.mru_syn
+        {
+            self.rtt.handshake = Some(ts.0.saturating_sub(syn.0));
+            if let Some(synack) = self.synack {
+                self.rtt.synack_ack = Some(ts.0.saturating_sub(synack.0));
             }
         }
     }
@@ -471,6 +477,7 @@ mod tests {
             Run { a: TcpAnalysis::default(), aux: AuxBudget::new(1 << 20), t: 0 }
         }
         /// Sends one segment `dt` ms after the previous one.
+        #[allow(clippy::too_many_arguments)]
         fn seg(&mut self, dir: usize, dt: i64, flags: u8, seq: u32, ack: u32, len: u32, window: u16) -> u32 {
             self.t += dt * MS;
             let facts = SegmentFacts {

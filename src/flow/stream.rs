@@ -189,9 +189,11 @@ mod tests {
         }
     }
 
+    type Events = Vec<(Direction, Event<'static>)>;
+
     /// Runs segments through lazily created streams and through an eager conversation;
     /// returns both event lists (owned).
-    fn both(segments: &[(Direction, Segment<'static>)]) -> (Vec<(Direction, Event<'static>)>, Vec<(Direction, Event<'static>)>) {
+    fn both(segments: &[(Direction, Segment<'static>)]) -> (Events, Events) {
         let p = params();
         let mut aux = AuxBudget::new(1 << 20);
         let mut lazy = TcpStreams::default();

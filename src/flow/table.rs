@@ -120,7 +120,9 @@ struct TcpFlow {
 enum FlowState {
     Tcp(Box<TcpFlow>),
     /// UDP or ICMP: who sent anything.
-    Datagram { sent: [bool; 2] },
+    Datagram {
+        sent: [bool; 2],
+    },
 }
 
 /// One live observation.
@@ -275,11 +277,7 @@ impl FlowTable {
                     self.end(old, EndReason::Reused, obs);
                 }
                 // Roles: from the SYN, else from the ports.
-                let sender_is_client = if flags.syn() {
-                    !flags.ack()
-                } else {
-                    destination_is_server(t.sport, t.dport)
-                };
+                let sender_is_client = if flags.syn() { !flags.ack() } else { destination_is_server(t.sport, t.dport) };
                 let state = FlowState::Tcp(Box::default());
                 self.create(key, side, sender_is_client, state, now, points, obs)
             }
@@ -439,10 +437,7 @@ impl FlowTable {
     /// The flow a heap entry refers to, if the entry is its current one.
     fn current(&self, entry: (i64, u32, u64)) -> Option<&Flow> {
         let (deadline, slot, id) = entry;
-        self.slab
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-            .filter(|f| f.info.id == id && f.queued.0 == deadline)
+        self.slab.get(slot as usize).and_then(Option::as_ref).filter(|f| f.info.id == id && f.queued.0 == deadline)
     }
 
     /// Moves the clock to `now` and ends every flow idle past its deadline.
@@ -585,7 +580,8 @@ impl Flow {
 
         tcp.ends.update(from_orig, flags, len);
         // Zeek: zero windows matter unless reset, or after the peer's FIN.
-        let (me, peer) = if from_orig { (tcp.ends.orig(), tcp.ends.resp()) } else { (tcp.ends.resp(), tcp.ends.orig()) };
+        let (me, peer) =
+            if from_orig { (tcp.ends.orig(), tcp.ends.resp()) } else { (tcp.ends.resp(), tcp.ends.orig()) };
         if t.window == 0
             && !flags.rst()
             && peer != super::conn_state::EndpointState::Closed
@@ -690,7 +686,16 @@ mod tests {
 
     /// An Ethernet TCP frame at `t` ms.
     #[allow(clippy::too_many_arguments)]
-    fn tcp(point: usize, t: i64, src: ([u8; 4], u16), dst: ([u8; 4], u16), seq: u32, ack: Option<u32>, flags: u8, payload: &[u8]) -> Frame {
+    fn tcp(
+        point: usize,
+        t: i64,
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        seq: u32,
+        ack: Option<u32>,
+        flags: u8,
+        payload: &[u8],
+    ) -> Frame {
         let mut b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, seq, 65000);
         if flags & 0x02 != 0 {
             b = b.syn();

@@ -127,7 +127,14 @@ impl Follow {
     }
 
     /// Delivered bytes at stream `offset`.
-    pub fn data(&mut self, out: &mut dyn Write, info: &FlowInfo, dir: Direction, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    pub fn data(
+        &mut self,
+        out: &mut dyn Write,
+        info: &FlowInfo,
+        dir: Direction,
+        offset: u64,
+        bytes: &[u8],
+    ) -> io::Result<()> {
         self.start(out, info)?;
         if bytes.is_empty() || self.ended {
             return Ok(());
@@ -140,7 +147,7 @@ impl Follow {
                 if indent {
                     self.line.push(b'\t');
                 }
-                let _ = write!(self.line, "{}\n", bytes.len());
+                let _ = writeln!(self.line, "{}", bytes.len());
                 self.line.extend(bytes.iter().map(|&b| match b {
                     b'\n' | b'\t' | 0x20..=0x7e => b,
                     _ => b'.',
@@ -191,7 +198,14 @@ impl Follow {
     }
 
     /// `len` bytes at `offset` that the capture does not have.
-    pub fn gap(&mut self, out: &mut dyn Write, info: &FlowInfo, dir: Direction, offset: u64, len: u64) -> io::Result<()> {
+    pub fn gap(
+        &mut self,
+        out: &mut dyn Write,
+        info: &FlowInfo,
+        dir: Direction,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
         self.start(out, info)?;
         if self.ended {
             return Ok(());
@@ -201,7 +215,10 @@ impl Follow {
             FollowFormat::Raw => {
                 if self.raw_gap_notes < MAX_RAW_GAP_NOTES {
                     let side = if indent.is_empty() { "client->server" } else { "server->client" };
-                    eprintln!("flowtrail: follow {}: {side}: {len} bytes missing in capture at offset {offset}", self.id);
+                    eprintln!(
+                        "flowtrail: follow {}: {side}: {len} bytes missing in capture at offset {offset}",
+                        self.id
+                    );
                 }
                 self.raw_gap_notes += 1;
                 Ok(())

@@ -135,7 +135,9 @@ impl StreamFiles {
         let d = if dir == Direction::ClientToServer { 0 } else { 1 };
         let i = self.writer(info, d)?;
         let f = &mut self.open[i];
-        f.writer.write_all(bytes).map_err(|source| StreamsError { path: self.dir.join(file_name(&self.flows, info.id, d)), source })?;
+        f.writer
+            .write_all(bytes)
+            .map_err(|source| StreamsError { path: self.dir.join(file_name(&self.flows, info.id, d)), source })?;
         if let Some(files) = self.flows.get_mut(&info.id) {
             files.bytes[d] += bytes.len() as u64;
         }

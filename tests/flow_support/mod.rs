@@ -84,9 +84,12 @@ impl Pcap {
     }
 }
 
+/// One pcap record: its 16-byte header and the frame.
+pub type Record = ([u8; 16], Vec<u8>);
+
 /// Reads a classic pcap (either precision, little endian as written above or by tcpdump on
 /// x86): the header and `(record header, data)` pairs.
-pub fn read_pcap(path: &Path) -> (Vec<u8>, Vec<([u8; 16], Vec<u8>)>) {
+pub fn read_pcap(path: &Path) -> (Vec<u8>, Vec<Record>) {
     let bytes = std::fs::read(path).unwrap();
     assert!(bytes.len() >= 24, "short pcap");
     let header = bytes[..24].to_vec();
@@ -103,7 +106,7 @@ pub fn read_pcap(path: &Path) -> (Vec<u8>, Vec<([u8; 16], Vec<u8>)>) {
     (header, records)
 }
 
-pub fn write_pcap(path: &Path, header: &[u8], records: &[([u8; 16], Vec<u8>)]) {
+pub fn write_pcap(path: &Path, header: &[u8], records: &[Record]) {
     let mut out = header.to_vec();
     for (h, d) in records {
         out.extend_from_slice(h);
@@ -112,17 +115,23 @@ pub fn write_pcap(path: &Path, header: &[u8], records: &[([u8; 16], Vec<u8>)]) {
     std::fs::write(path, out).unwrap();
 }
 
-/// TCP facts of an Ethernet or Linux-cooked frame: (src, sport, dst, dport, seq, flags,
-/// payload length).
-pub fn tcp_facts(linktype: u32, data: &[u8]) -> Option<(String, u16, String, u16, u32, u8, u32)> {
+/// TCP facts of a frame: (src, sport, dst, dport, seq, flags, payload length).
+pub type TcpFacts = (String, u16, String, u16, u32, u8, u32);
+
+/// The [`TcpFacts`] of an Ethernet, Linux-cooked or raw IP frame.
+pub fn tcp_facts(linktype: u32, data: &[u8]) -> Option<TcpFacts> {
     let sliced = match linktype {
         1 => SlicedPacket::from_ethernet(data).ok()?,
         113 => SlicedPacket::from_linux_sll(data).ok()?,
         _ => SlicedPacket::from_ip(data).ok()?,
     };
     let (src, dst) = match sliced.net? {
-        etherparse::NetSlice::Ipv4(v4) => (v4.header().source_addr().to_string(), v4.header().destination_addr().to_string()),
-        etherparse::NetSlice::Ipv6(v6) => (v6.header().source_addr().to_string(), v6.header().destination_addr().to_string()),
+        etherparse::NetSlice::Ipv4(v4) => {
+            (v4.header().source_addr().to_string(), v4.header().destination_addr().to_string())
+        }
+        etherparse::NetSlice::Ipv6(v6) => {
+            (v6.header().source_addr().to_string(), v6.header().destination_addr().to_string())
+        }
         _ => return None,
     };
     match sliced.transport? {
