@@ -216,7 +216,7 @@ impl ConnState {
         }
     }
 
-    /// Zeek's `Conn::conn_state` for UDP (and flowtrail's ICMP flows): who sent anything.
+    /// Zeek's `Conn::conn_state` for UDP: who sent anything. (ICMP flows are always `OTH`.)
     pub fn datagram(sent: [bool; 2]) -> ConnState {
         match sent {
             [true, true] => ConnState::SF,

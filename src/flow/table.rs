@@ -655,6 +655,8 @@ impl Flow {
                 };
                 (ConnState::tcp(&tcp.ends, sizes, history), Some(Box::new(record)))
             }
+            // Zeek's conn_state is OTH for every ICMP flow.
+            FlowState::Datagram { .. } if info.proto != Proto::Udp => (ConnState::OTH, None),
             FlowState::Datagram { sent } => (ConnState::datagram(*sent), None),
         };
         FlowRecord {

@@ -13,7 +13,8 @@
 //! (reassembly per direction: `delivered` bytes, `gaps` as `[[offset, len], ...]` in stream
 //! offsets, `gaps_unlisted`, `gap_bytes`, overlaps and the other reassembly counters),
 //! `analysis` (Wireshark's TCP analysis counters per direction) and `rtt` (seconds; null
-//! when not measured).
+//! when not measured). ICMP flows use Zeek's ports: `src` carries the ICMP type (of the
+//! request, for request/reply pairs), `dst` the code.
 
 use crate::flow::{AnalysisCounters, ConnState, EndReason, Endpoint, FlowRecord, Proto, RttStats};
 use serde::Serialize;
