@@ -393,9 +393,10 @@ impl FlowTable {
         };
         let deadline = flow.deadline(&self.config);
         flow.queued = deadline;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slab[slot as usize] = Some(flow);
+        // A freed slot (always inside the slab), else a new one at the end.
+        let slot = match self.free.pop().and_then(|slot| self.slab.get_mut(slot as usize).map(|s| (slot, s))) {
+            Some((slot, place)) => {
+                *place = Some(flow);
                 slot
             }
             None => {
