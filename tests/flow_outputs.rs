@@ -235,6 +235,59 @@ fn following_an_unknown_flow_fails() {
     assert!(o.stdout.is_empty());
 }
 
+/// The same packets at two capture points (leg 2 of the seed path, captured on both ends of
+/// the veth pair) are two observations, and neither has a single retransmission.
+#[test]
+fn the_same_packets_at_two_points_are_not_retransmissions() {
+    let a = format!("host-veth={}", sample("host-veth.pcap"));
+    let b = format!("vm-veth={}", sample("vm-veth.pcap"));
+    let o = run(&["-r", &a, "-r", &b, "--flows=json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let flows: Vec<Value> = json_lines(&o).into_iter().filter(|v| v["proto"] == "tcp").collect();
+    assert_eq!(flows.len(), 10);
+    for v in &flows {
+        let ob = obs(v);
+        for (k, pair) in ob["analysis"].as_object().unwrap() {
+            assert_eq!(pair, &serde_json::json!([0, 0]), "{} {}: {k}", ob["point"], ob["src"]);
+        }
+        assert_eq!(ob["stream"]["retransmitted_bytes"], serde_json::json!([0, 0]));
+        assert!(!ob["history"].as_str().unwrap().contains(['T', 't']));
+    }
+    let points: BTreeSet<&str> = flows.iter().map(|v| obs(v)["point"].as_str().unwrap()).collect();
+    assert_eq!(points.len(), 2);
+}
+
+/// Keep-alive probes (one byte at next - 1, often garbage) are counted, never stream data.
+#[test]
+fn keep_alives_are_not_data() {
+    let dir = tempdir("keepalive");
+    let path = dir.join("ka.pcap");
+    let mut c = Conn::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80), 1000, 5000);
+    let mut frames = c.handshake();
+    frames.push(c.data(true, b"hello"));
+    frames.push(c.ack(false));
+    for _ in 0..3 {
+        frames.push(c.raw(true, c.cseq.wrapping_sub(1), c.sseq, ACK, b"\0"));
+        frames.push(c.ack(false));
+    }
+    frames.push(c.data(true, b" world"));
+    frames.extend(c.close());
+    let mut p = Pcap::create(&path);
+    for (i, f) in frames.iter().enumerate() {
+        p.frame(1_700_000_000_000_000 + i as u64 * 1_000_000, f);
+    }
+    p.finish();
+    let st = dir.join("streams");
+    let o = run(&["-r", path.to_str().unwrap(), "--flows=json", "--streams", st.to_str().unwrap()]);
+    let ob = obs(&json_lines(&o)[0]).clone();
+    assert_eq!(ob["stream"]["keep_alives"], serde_json::json!([3, 0]));
+    assert_eq!(ob["analysis"]["keep_alive"], serde_json::json!([3, 0]));
+    assert_eq!(ob["analysis"]["keep_alive_ack"], serde_json::json!([0, 3]));
+    assert_eq!(ob["tcp_state"], serde_json::json!(["closed", "closed"]));
+    let index: Value = serde_json::from_str(std::fs::read_to_string(st.join("index.json")).unwrap().trim()).unwrap();
+    assert_eq!(std::fs::read(st.join(index["c2s"]["file"].as_str().unwrap())).unwrap(), b"hello world");
+}
+
 /// Packet printing is off with flow outputs unless `--print`, and unchanged otherwise.
 #[test]
 fn printing_only_with_print() {

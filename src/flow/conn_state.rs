@@ -32,6 +32,27 @@ pub enum EndpointState {
     Reset,
 }
 
+impl EndpointState {
+    /// Zeek's name for the state (`TCP_SYN_SENT` is `syn_sent`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            EndpointState::Inactive => "inactive",
+            EndpointState::SynSent => "syn_sent",
+            EndpointState::SynAckSent => "syn_ack_sent",
+            EndpointState::Partial => "partial",
+            EndpointState::Established => "established",
+            EndpointState::Closed => "closed",
+            EndpointState::Reset => "reset",
+        }
+    }
+}
+
+impl serde::Serialize for EndpointState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// Both endpoints' states; index 0 is the originator (client), 1 the responder.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpEndpoints {

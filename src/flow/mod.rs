@@ -56,7 +56,7 @@ pub mod stream;
 mod table;
 
 pub use analysis::{AnalysisCounters, Rtt, RttStats};
-pub use conn_state::{ConnState, History};
+pub use conn_state::{ConnState, EndpointState, History};
 pub use key::{Endpoint, FlowKey, Proto};
 pub use stream::GapList;
 pub use table::{FlowTable, FlowTableStats};
@@ -223,6 +223,8 @@ impl serde::Serialize for EndReason {
 /// What a finished TCP observation adds to its record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TcpRecord {
+    /// Each endpoint's final TCP state, `[client, server]` (Zeek's endpoint states).
+    pub state: [EndpointState; 2],
     /// Each direction's ISN (from its SYN), if seen.
     pub isn: [Option<u32>; 2],
     /// Reassembly counters per direction.

@@ -648,6 +648,7 @@ impl Flow {
                 tcp.streams.release(aux);
                 let isn = tcp.streams.isn();
                 let record = TcpRecord {
+                    state: [tcp.ends.orig(), tcp.ends.resp()],
                     isn: [isn[0].map(SeqNum::get), isn[1].map(SeqNum::get)],
                     stream: tcp.streams.counters(),
                     gaps: std::mem::take(&mut tcp.streams.gaps),

@@ -9,14 +9,16 @@
 //! One leg with one observation per flow (joins across points come later). `src` is the
 //! client, `dst` the server. Added observation fields (never renamed): `duration`,
 //! `conn_state`, `history`, `end` (why the observation ended: `eof`, `idle`, `evicted`,
-//! `reused`), and for TCP `isn` (`[client, server]`, null if no SYN seen), `stream`
+//! `reused`), and for TCP `tcp_state` (each endpoint's final state as Zeek tracks it:
+//! `inactive`, `syn_sent`, `syn_ack_sent`, `partial`, `established`, `closed`, `reset`),
+//! `isn` (`[client, server]`, null if no SYN seen), `stream`
 //! (reassembly per direction: `delivered` bytes, `gaps` as `[[offset, len], ...]` in stream
 //! offsets, `gaps_unlisted`, `gap_bytes`, overlaps and the other reassembly counters),
 //! `analysis` (Wireshark's TCP analysis counters per direction) and `rtt` (seconds; null
 //! when not measured). ICMP flows use Zeek's ports: `src` carries the ICMP type (of the
 //! request, for request/reply pairs), `dst` the code.
 
-use crate::flow::{AnalysisCounters, ConnState, EndReason, Endpoint, FlowRecord, Proto, RttStats};
+use crate::flow::{AnalysisCounters, ConnState, EndReason, Endpoint, EndpointState, FlowRecord, Proto, RttStats};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -53,6 +55,8 @@ struct ObservationJson<'a> {
     conn_state: ConnState,
     history: &'a str,
     end: EndReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp_state: Option<[EndpointState; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     isn: Option<[Option<u32>; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -154,6 +158,7 @@ pub fn write_record(out: &mut Vec<u8>, record: &FlowRecord) -> std::io::Result<(
                 conn_state: record.conn_state,
                 history: &record.history,
                 end: record.end,
+                tcp_state: tcp.map(|t| t.state),
                 isn: tcp.map(|t| t.isn),
                 stream,
                 analysis: tcp.map(|t| &t.analysis),
