@@ -140,6 +140,47 @@ pub struct Args {
     #[arg(long = "tui")]
     pub tui: bool,
 
+    /// Print one line per flow when input ends: `--flows` (a table) or `--flows=json` (one
+    /// JSON object per line). Packet printing is off with it unless `--print`.
+    #[arg(
+        long = "flows",
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    pub flows: Option<String>,
+
+    /// Print the conversation of flow ID (as `--flows` numbers it) as it is reassembled.
+    #[arg(long = "follow", value_name = "ID")]
+    pub follow: Option<u64>,
+
+    /// Format of `--follow`: ascii (default), hex, or raw (bytes; not to a terminal).
+    #[arg(long = "follow-format", value_name = "FORMAT", value_parser = ["ascii", "hex", "raw"])]
+    pub follow_format: Option<String>,
+
+    /// Write every TCP stream direction to a file in DIR (tcpflow's names), and DIR/index.json.
+    #[arg(long = "streams", value_name = "DIR")]
+    pub streams: Option<String>,
+
+    /// Most flows tracked at once (default 262144); beyond it the least active is evicted.
+    #[arg(long = "max-flows", value_name = "N")]
+    pub max_flows: Option<usize>,
+
+    /// Idle timeout of an established TCP flow in seconds (default 300; UDP and ICMP use
+    /// at most 60).
+    #[arg(long = "flow-timeout", value_name = "SECS")]
+    pub flow_timeout: Option<u64>,
+
+    /// Memory for out-of-order data of all streams together (default 256M; K/M/G suffixes).
+    #[arg(long = "reassembly-memory", value_name = "BYTES", value_parser = parse_size)]
+    pub reassembly_memory: Option<usize>,
+
+    /// Memory for out-of-order data of one stream direction (default 1M).
+    #[arg(long = "stream-buffer", value_name = "BYTES", value_parser = parse_size)]
+    pub stream_buffer: Option<usize>,
+
     /// Filter expression (pcap-filter syntax).
     #[arg(value_name = "EXPRESSION", trailing_var_arg = false)]
     pub expression: Vec<String>,
@@ -180,10 +221,28 @@ impl Args {
         }
     }
 
+    /// Any of `--flows`, `--follow`, `--streams`: the flow table runs, and packets are not
+    /// printed unless `--print`.
+    pub fn flow_outputs(&self) -> bool {
+        self.flows.is_some() || self.follow.is_some() || self.streams.is_some()
+    }
+
     /// Nanosecond timestamps requested?
     pub fn want_nano(&self) -> bool {
         self.nano || self.ts_precision.as_deref() == Some("nano")
     }
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 30),
+        _ => (s, 0),
+    };
+    let n: usize = digits.parse().map_err(|_| format!("{s}: not a byte count (e.g. 64M)"))?;
+    n.checked_mul(1usize << shift).ok_or_else(|| format!("{s}: too large"))
 }
 
 #[cfg(test)]
@@ -206,6 +265,22 @@ mod tests {
         assert_eq!(a.hex_ascii, 2);
         assert!(a.link_header);
         assert_eq!(a.read, vec!["x.pcap"]);
+    }
+
+    #[test]
+    fn flow_options() {
+        let a = p(&["-r", "x.pcap", "--flows", "tcp"]);
+        assert_eq!(a.flows.as_deref(), Some("text"));
+        assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp"), "--flows takes no separate value");
+        let a = p(&["-r", "x.pcap", "--flows=json", "--follow", "3", "--follow-format", "hex", "--stream-buffer", "64K"]);
+        assert_eq!(a.flows.as_deref(), Some("json"));
+        assert_eq!(a.follow, Some(3));
+        assert_eq!(a.stream_buffer, Some(65536));
+        assert!(a.flow_outputs());
+        assert!(!p(&["-r", "x.pcap"]).flow_outputs());
+        assert!(Args::try_parse_from(["flowtrail", "--flows=xml"]).is_err());
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("x").is_err());
     }
 
     #[test]

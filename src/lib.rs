@@ -10,7 +10,9 @@
 //!    v
 //! pipeline: merge by timestamp -> filter (libpcap BPF per link type)
 //!    -> print/ (tcpdump-compatible text, hexdump.rs) and/or savefile.rs (-w pcap/pcapng)
-//!    -> decode.rs -> flow table -> reassembly/ (per direction, seq.rs arithmetic)
+//!    -> decode.rs -> flow/ (observations per point, Zeek state, Wireshark analysis,
+//!       reassembly/ of every TCP stream, seq.rs arithmetic) -> report/ (--flows, --follow,
+//!       --streams)
 //!    -> join (legs across points: conntrack/, ISN/IP-ID/TS/payload evidence;
 //!             paths across forwarders: byte streams + owning process: process/)
 //!    -> model snapshots -> tui/ (`--tui`, ratatui)
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod conntrack;
 pub mod decode;
 pub mod filter;
+pub mod flow;
 pub mod hexdump;
 pub mod hostinfo;
 pub mod live;
@@ -30,6 +33,7 @@ pub mod pipeline;
 pub mod print;
 pub mod process;
 pub mod reassembly;
+pub mod report;
 pub mod savefile;
 pub mod seq;
 pub mod tui;

@@ -11,8 +11,9 @@
 //!    than one means every printed line starts with the point's label and direction;
 //! 3. the filter is compiled for every point's link type (a bad expression: libpcap's message,
 //!    exit 1 before any packet), and `-w` is created;
-//! 4. frames flow in timestamp order; those that pass the filter are counted (`-c`), written
-//!    and/or printed. Text goes through one reused `String` and a large buffer to stdout
+//! 4. frames flow in timestamp order; those that pass the filter are counted (`-c`), given to
+//!    the flow table if `--flows`, `--follow` or `--streams` asked for it (then packets are
+//!    printed only with `--print`; see `report`), written and/or printed. Text goes through one reused `String` and a large buffer to stdout
 //!    (`-l`: flushed per line, `-U`: per packet). A closed stdout (`| head`) ends the run
 //!    quietly with status 0;
 //! 5. at the end, outputs are flushed, then each input that failed reports libpcap's message
@@ -366,7 +367,15 @@ pub fn process_with(
         },
         None => None,
     };
-    let print = args.write.is_none() || args.print;
+    // --flows, --follow and --streams print their own output: packets only with --print.
+    let print = (args.write.is_none() && !args.flow_outputs()) || args.print;
+    let mut flows = match start_flows(args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("flowtrail: {e}");
+            return fail();
+        }
+    };
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
@@ -412,6 +421,13 @@ pub fn process_with(
             } else {
                 per_point.resize(frame.point + 1, 0);
                 per_point[frame.point] = 1;
+            }
+            if let Some(f) = flows.as_mut() {
+                f.frame(&frame, &points);
+                if let Some(e) = f.take_error() {
+                    stop = Some(report_stop(e));
+                    break;
+                }
             }
             if let Some(w) = writer.as_mut()
                 && let Err(e) = w.write(&frame, &points)
@@ -463,6 +479,15 @@ pub fn process_with(
         );
     }
     drop(writer);
+    let mut flow_status = 0;
+    if stop.is_none()
+        && let Some(f) = flows.take()
+    {
+        match f.finish() {
+            Ok(status) => flow_status = status,
+            Err(e) => stop = Some(report_stop(e)),
+        }
+    }
     match stop {
         Some(Stop::BrokenPipe) => return Outcome { status: 0, per_point, broken_pipe: true },
         Some(Stop::Fail(msg)) => {
@@ -475,7 +500,21 @@ pub fn process_with(
     for e in &errors {
         eprintln!("flowtrail: {e}");
     }
-    Outcome { status: if errors.is_empty() { 0 } else { 1 }, per_point, broken_pipe: false }
+    Outcome { status: if errors.is_empty() && flow_status == 0 { 0 } else { 1 }, per_point, broken_pipe: false }
+}
+
+/// The flow table and its outputs, if `--flows`, `--follow` or `--streams` asked for them.
+fn start_flows(args: &Args) -> Result<Option<crate::report::FlowReport>, crate::report::ReportError> {
+    let Some(opts) = crate::report::ReportOptions::from_args(args)? else { return Ok(None) };
+    let (out, terminal) = crate::report::FlowReport::stdout();
+    crate::report::FlowReport::new(opts, out, terminal).map(Some)
+}
+
+fn report_stop(e: crate::report::ReportError) -> Stop {
+    match e {
+        crate::report::ReportError::BrokenPipe => Stop::BrokenPipe,
+        e => Stop::Fail(e.to_string()),
+    }
 }
 
 /// Gives the printers what this host knows about names (tcpdump's `init_addrtoname` and
