@@ -223,7 +223,8 @@ fn run_live(args: &Args) -> i32 {
         }
     };
     // tcpdump decides on WFileName alone: `-w F --print` behaves like `-w F` on stderr.
-    let to_stdout = args.write.is_none();
+    // The flow outputs (--flows, --follow, --streams) replace packet printing like -w does.
+    let to_stdout = args.write.is_none() && !args.flow_outputs();
     let printing = to_stdout || args.print;
     let to_terminal = std::io::IsTerminal::is_terminal(&io::stdout());
     let several = specs.len() > 1;
