@@ -34,6 +34,47 @@ def run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
 
 
+def strip(endpoint):
+    """`[v6]:port` -> `v6:port`, as tshark writes endpoints."""
+    return endpoint.replace("[", "").replace("]", "")
+
+
+def compare_with_tshark(tshark, cap, ours):
+    """Per-flow check against tshark (not timed): packets each way from its conversation
+    table (exact counts), TCP payload bytes each way summed from its own per-packet tcp.len
+    (the conversation table shows bytes rounded, e.g. `12 kB`, and counts frame bytes)."""
+    conv = subprocess.run([tshark, "-r", cap, "-q", "-z", "conv,tcp"], capture_output=True, check=True).stdout
+    frames = {}
+    for line in conv.decode().splitlines():
+        if "<->" not in line:
+            continue
+        left, rest = line.split("<->")
+        words = rest.split()
+        a, b = left.strip(), words[0]
+        # "<-" columns are B -> A, "->" columns are A -> B; each is "frames bytes unit".
+        nums = [w for w in words[1:] if w.isdigit()]
+        frames[(a, b)] = (int(nums[2]), int(nums[0]))
+    fields = subprocess.run([tshark, "-r", cap, "-T", "fields", "-E", "separator=,", "-e", "ip.src", "-e", "ipv6.src",
+                             "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport", "-e", "tcp.len",
+                             "-Y", "tcp"], capture_output=True, check=True).stdout
+    payload = {}
+    for line in fields.decode().splitlines():
+        s4, s6, sp, d4, d6, dp, ln = line.split(",")
+        k = (f"{s4 or s6}:{sp}", f"{d4 or d6}:{dp}")
+        payload[k] = payload.get(k, 0) + int(ln or 0)
+    same_packets = same_bytes = 0
+    for (src, dst), (pk, by) in ours.items():
+        tf = frames.get((src, dst)) or tuple(reversed(frames.get((dst, src), (None, None))))
+        if list(tf) == pk:
+            same_packets += 1
+        if [payload.get((src, dst), 0), payload.get((dst, src), 0)] == by:
+            same_bytes += 1
+    print(f"per-flow agreement with tshark: packets {same_packets}/{len(ours)}, payload bytes {same_bytes}/{len(ours)} "
+          f"(tshark conversations: {len(frames)})")
+    if same_packets != len(ours) or same_bytes != len(ours) or len(frames) != len(ours):
+        sys.exit("flowtrail's flows differ from tshark's")
+
+
 def fresh(path):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
@@ -63,8 +104,19 @@ def main():
     out_path = os.path.join(bdir, "flows.json")
     with open(out_path, "wb") as out, open(out_path + ".err", "wb") as err:
         subprocess.run([ft, "-r", cap, "--flows=json"], stdout=out, stderr=err, check=True)
+    ours = {}
     with open(out_path, "rb") as f:
-        tcp = sum(1 for line in f if line.startswith(b'{"id":') and b'"proto":"tcp"' in line[:40])
+        for line in f:
+            if not line.startswith(b'{"id":'):
+                continue
+            j = json.loads(line)
+            if j["proto"] != "tcp":
+                continue
+            for leg in j["legs"]:
+                for o in leg["observations"]:
+                    key = (strip(o["src"]), strip(o["dst"]))
+                    ours[key] = (o["packets"], o["bytes"])
+    tcp = len(ours)
     with open(out_path + ".err", "rb") as f:
         stats = next(json.loads(l)["stats"] for l in f if l.startswith(b"{"))
     os.unlink(out_path)
@@ -79,6 +131,7 @@ def main():
     os.unlink(out_path)
     if tshark_convs != a.connections:
         sys.exit(f"tshark lists {tshark_convs} TCP conversations, expected {a.connections}")
+    compare_with_tshark(tshark, cap, ours)
 
     ft_dir = os.path.join(bdir, "streams-flowtrail")
     tf_dir = os.path.join(bdir, "streams-tcpflow")
