@@ -130,6 +130,29 @@ fn sigterm_quits_cleanly_and_restores_the_terminal() {
 }
 
 #[test]
+fn a_terminal_that_goes_away_ends_the_ui() {
+    // Regression: after tmux died, crossterm retried end-of-file reads forever at full CPU.
+    let Some(tmux) = common::require_tool("tmux") else { return };
+    let t = Tmux::new(&tmux, "hup");
+    t.start(&script("--tui -r samples/host-lo.pcap"));
+    t.wait_for("the paths table", |s| s.contains("DONE") && s.contains("PROTO"));
+    let sh = t.pane_pid();
+    let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).unwrap_or_default();
+    let pid: u32 = children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("flowtrail's pid");
+    t.run(&["kill-server"]);
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // A zombie (reaped by init later) no longer runs: accept state Z.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "flowtrail still runs after its terminal went away");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn without_a_terminal_it_fails_with_a_message() {
     let out = common::flowtrail()
         .args(["--tui", "-r", "samples/host-lo.pcap"])

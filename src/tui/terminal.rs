@@ -75,8 +75,13 @@ impl Terminal {
         self.inner.draw(f).map(|_| ())
     }
 
-    /// The next terminal event, waiting at most `timeout`.
+    /// The next terminal event, waiting at most `timeout`. A terminal that went away (its
+    /// pty hung up: tmux killed, ssh dropped) is an error, so the UI ends instead of spinning
+    /// on end-of-file reads (crossterm retries those without returning).
     pub fn next_event(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
+        if stdin_hung_up() {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the terminal hung up"));
+        }
         if crossterm::event::poll(timeout)? {
             Ok(Event::from_terminal(crossterm::event::read()?))
         } else {
@@ -97,6 +102,18 @@ impl Drop for Terminal {
     }
 }
 
+/// True when standard input (the terminal) reports a hang-up or is no longer valid.
+fn stdin_hung_up() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLNVAL)),
+        Err(_) => false,
+    }
+}
+
 /// SIGINT and SIGTERM, turned into a flag the UI loop polls. (In raw mode ctrl-c is a key,
 /// so SIGINT only comes from `kill`.)
 pub struct Signals {
@@ -106,7 +123,8 @@ pub struct Signals {
 impl Signals {
     pub fn install() -> Signals {
         let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        // SIGHUP keeps its default action: the terminal is gone, there is nothing to restore.
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             let _ = signal_hook::flag::register(sig, flag.clone());
         }
         Signals { flag }
