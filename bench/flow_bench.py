@@ -131,7 +131,6 @@ def main():
     os.unlink(out_path)
     if tshark_convs != a.connections:
         sys.exit(f"tshark lists {tshark_convs} TCP conversations, expected {a.connections}")
-    compare_with_tshark(tshark, cap, ours)
 
     ft_dir = os.path.join(bdir, "streams-flowtrail")
     tf_dir = os.path.join(bdir, "streams-tcpflow")
@@ -166,6 +165,9 @@ def main():
         ref = best["flowtrail --streams DIR"][0] if "tcpflow" in name or "--streams" in name else base
         ratio = wall / ref
         print(f"{name:26} {wall:8.2f} {cpu:8.2f} {rss / 1024:13.1f} {packets / wall / 1e6:7.2f} {ratio:6.2f}x")
+    # Last: the comparison holds tshark's per-packet output in this process, and a child's
+    # peak RSS (wait4) counts what this process had when it forked.
+    compare_with_tshark(tshark, cap, ours)
     print(f"tshark is {best['tshark -z conv,tcp'][0] / base:.1f}x slower than flowtrail --flows=json; "
           f"tcpflow is {best['tcpflow -o DIR'][0] / best['flowtrail --streams DIR'][0]:.1f}x the time of "
           f"flowtrail --streams (both write {2 * a.connections} files)")
