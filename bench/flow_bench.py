@@ -39,6 +39,22 @@ def strip(endpoint):
     return endpoint.replace("[", "").replace("]", "")
 
 
+def flows_of(path):
+    """(src, dst) -> (packets, bytes) of every TCP observation in a --flows=json file."""
+    ours = {}
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.startswith(b'{"id":'):
+                continue
+            j = json.loads(line)
+            if j["proto"] != "tcp":
+                continue
+            for leg in j["legs"]:
+                for o in leg["observations"]:
+                    ours[(strip(o["src"]), strip(o["dst"]))] = (o["packets"], o["bytes"])
+    return ours
+
+
 def compare_with_tshark(tshark, cap, ours):
     """Per-flow check against tshark (not timed): packets each way from its conversation
     table (exact counts), TCP payload bytes each way summed from its own per-packet tcp.len
@@ -104,22 +120,10 @@ def main():
     out_path = os.path.join(bdir, "flows.json")
     with open(out_path, "wb") as out, open(out_path + ".err", "wb") as err:
         subprocess.run([ft, "-r", cap, "--flows=json"], stdout=out, stderr=err, check=True)
-    ours = {}
     with open(out_path, "rb") as f:
-        for line in f:
-            if not line.startswith(b'{"id":'):
-                continue
-            j = json.loads(line)
-            if j["proto"] != "tcp":
-                continue
-            for leg in j["legs"]:
-                for o in leg["observations"]:
-                    key = (strip(o["src"]), strip(o["dst"]))
-                    ours[key] = (o["packets"], o["bytes"])
-    tcp = len(ours)
+        tcp = sum(1 for line in f if line.startswith(b'{"id":') and b'"proto":"tcp"' in line[:40])
     with open(out_path + ".err", "rb") as f:
         stats = next(json.loads(l)["stats"] for l in f if l.startswith(b"{"))
-    os.unlink(out_path)
     packets = stats["frames"]
     print(f"capture: {cap} ({os.path.getsize(cap) / 1e6:.0f} MB, {packets} packets, {a.connections} TCP connections)")
     if tcp != a.connections:
@@ -167,7 +171,8 @@ def main():
         print(f"{name:26} {wall:8.2f} {cpu:8.2f} {rss / 1024:13.1f} {packets / wall / 1e6:7.2f} {ratio:6.2f}x")
     # Last: the comparison holds tshark's per-packet output in this process, and a child's
     # peak RSS (wait4) counts what this process had when it forked.
-    compare_with_tshark(tshark, cap, ours)
+    compare_with_tshark(tshark, cap, flows_of(out_path))
+    os.unlink(out_path)
     print(f"tshark is {best['tshark -z conv,tcp'][0] / base:.1f}x slower than flowtrail --flows=json; "
           f"tcpflow is {best['tcpflow -o DIR'][0] / best['flowtrail --streams DIR'][0]:.1f}x the time of "
           f"flowtrail --streams (both write {2 * a.connections} files)")
