@@ -18,6 +18,7 @@ pub mod conntrack;
 pub mod decode;
 pub mod filter;
 pub mod hexdump;
+pub mod join;
 pub mod live;
 pub mod netns;
 pub mod pipeline;

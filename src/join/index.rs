@@ -1,0 +1,111 @@
+//! Candidate search: entries keyed by a 64-bit hash of one piece of evidence (an ISN, a
+//! TSval, a tuple, a sequence block, a payload digest), grouped by key, and within a key
+//! paired only with entries that overlap in time. Grouping is a sort of `(key, time)`
+//! (a hash join without per-key allocations): O(n log n) over all keys, and the pairs
+//! emitted per entry are capped, so no bucket (a popular ISN, a flood of identical requests)
+//! can make the search quadratic.
+
+use super::features::Nanos;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: u64,
+    from: Nanos,
+    until: Nanos,
+    item: u32,
+}
+
+/// Collects `(key, time range, item)` entries and emits candidate pairs.
+#[derive(Debug, Default)]
+pub(crate) struct Grouper {
+    entries: Vec<Entry>,
+}
+
+/// Mixes a tag and a value into a key.
+pub(crate) fn key(tag: u8, value: u64) -> u64 {
+    let mut h = value ^ (u64::from(tag) << 56) ^ 0x243F_6A88_85A3_08D3;
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (h ^ (h >> 31)) ^ u64::from(tag)
+}
+
+impl Grouper {
+    pub fn with_capacity(n: usize) -> Grouper {
+        Grouper { entries: Vec::with_capacity(n) }
+    }
+
+    /// `item` has `key` and is live over `[from, until]`.
+    pub fn push(&mut self, key: u64, from: Nanos, until: Nanos, item: u32) {
+        self.entries.push(Entry { key, from, until: until.max(from), item });
+    }
+
+    /// Pairs `(a, b)` with `a != b`, the same key, and `b.from <= a.until + slack` where `a`
+    /// starts first (ties by item). At most `cap` pairs per entry and key; `capped` counts
+    /// entries that hit the cap. Pairs are ordered `(earlier, later)`, possibly repeated.
+    pub fn pairs(mut self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
+        self.entries.sort_unstable_by_key(|e| (e.key, e.from, e.item));
+        let es = &self.entries;
+        let mut start = 0;
+        while start < es.len() {
+            let mut end = start + 1;
+            while end < es.len() && es[end].key == es[start].key {
+                end += 1;
+            }
+            for i in start..end {
+                let limit = es[i].until.saturating_add(slack);
+                let mut n = 0;
+                for e in &es[i + 1..end] {
+                    if e.from > limit {
+                        break;
+                    }
+                    if e.item != es[i].item {
+                        out.push((es[i].item, e.item));
+                        n += 1;
+                        if n >= cap {
+                            *capped += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            start = end;
+        }
+    }
+}
+
+/// Sorts and deduplicates unordered pairs (each as `(min, max)`).
+pub(crate) fn dedup_unordered(pairs: &mut Vec<(u32, u32)>) {
+    for p in pairs.iter_mut() {
+        if p.0 > p.1 {
+            *p = (p.1, p.0);
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_share_a_key_and_overlap() {
+        let mut g = Grouper::default();
+        g.push(key(1, 5), 0, 10, 0);
+        g.push(key(1, 5), 5, 20, 1);
+        g.push(key(1, 5), 100, 200, 2);
+        g.push(key(2, 5), 0, 10, 3);
+        let mut out = Vec::new();
+        let mut capped = 0;
+        g.pairs(0, 10, &mut out, &mut capped);
+        assert_eq!(out, vec![(0, 1)]);
+        let mut g = Grouper::default();
+        for i in 0..100 {
+            g.push(7, 0, 10, i);
+        }
+        let mut out = Vec::new();
+        g.pairs(0, 3, &mut out, &mut capped);
+        assert!(out.len() <= 300);
+        assert!(capped > 0);
+    }
+}

@@ -1,0 +1,602 @@
+//! Join: observations of one connection at several capture points become one **leg**;
+//! legs carrying the same bytes through userspace forwarders become one **path**
+//! (DESIGN.md's words).
+//!
+//! ## Contract
+//!
+//! Input, all optional except the observations:
+//!
+//! * per observation (one tuple at one capture point), an [`ObservationFeatures`] the flow
+//!   table fills packet by packet (see [`features`] for the hooks) and an [`ObservationId`]
+//!   of the flow table's choosing ([`Joiner::add_observation`]);
+//! * capture point labels and namespaces ([`Joiner::set_points`], [`Joiner::set_point`]);
+//! * conntrack entries ([`Joiner::add_conntrack`]);
+//! * socket owners for sockets no observation was attributed to, e.g. the pre-NAT socket of
+//!   a conntrack entry ([`Joiner::add_socket_owner`]).
+//!
+//! Output: [`Joiner::join`] returns a [`Model`]: every observation in exactly one leg, every
+//! leg in exactly one path, paths ordered by first packet with ids from 1, legs client to
+//! server, observations of a leg along the direction of travel, plus synthetic observations
+//! made from conntrack. The joiner is pure (no clock, no I/O), deterministic for the same
+//! input, never panics, and its memory is linear in the number of observations. It is
+//! re-run from scratch on every snapshot (50k paths take well under a second).
+//!
+//! ## Leg join: one connection, several points
+//!
+//! Candidates: observations sharing an ISN (or whose acknowledgement names one), a first
+//! TSval, a tuple, a 1 MiB sequence block (midstream), or a datagram digest, and live within
+//! [`JoinConfig::leg_window_ns`] of each other. Each candidate pair is scored per direction
+//! (points in [`evidence::points`]):
+//!
+//! | evidence | points | why |
+//! |---|---|---|
+//! | equal ISN | 40 | 32 random bits per connection, unchanged by NAT |
+//! | acknowledgement names the other half's ISN | 40 | the same, across two half observations |
+//! | constant sequence shift, confirmed by the acks, payload and the other direction | 20 | sequence-randomizing middleboxes |
+//! | equal segments (seq, length, flags) | 15 | the same packets |
+//! | overlapping sequence ranges (no SYN seen) | 10 | midstream pickups |
+//! | equal TSval / echoed TSval / TSval advancing at 1 kHz | 20 / 20 / 10 | the same sender clock |
+//! | TSvals of the same SYN differ | -10 | a box rewriting timestamps, or another connection |
+//! | >= 2 equal non-zero IP-IDs | 15 | the same packets |
+//! | equal payload prefix (16/64/512/4096 bytes) | 15/20/25/30 (10 below 16) | the same bytes |
+//! | equal UDP datagram digests | 15 each, at most 30 | the same datagrams |
+//! | equal final byte count | 5 | |
+//! | same tuple | 15 (UDP 25) | the two ends of a veth, a bridge and its port |
+//! | conntrack maps one tuple to the other | 50 | the kernel says so |
+//!
+//! A pair is **rejected** when the ISNs of a direction differ without a confirmed shift, when
+//! the payload prefixes differ, or when they are not within the window. A pair is a **leg
+//! link** when it scores at least [`JoinConfig::leg_threshold`] (40) *and* has structural
+//! evidence: for TCP, agreement of the sequence space (equal ISN, acknowledged ISN,
+//! confirmed shift, equal segments or overlapping ranges), because only that separates one
+//! connection from the next leg of a forwarder, which carries the same payload (and, on
+//! hosts without per-connection timestamp offsets, similar TSvals); for UDP, equal IP-IDs or
+//! the same tuple. Hence UDP through NAT is one leg only with IPv4 IP-IDs or conntrack;
+//! IPv6 UDP through NAT66 without conntrack comes out as two legs of one path. Links are
+//! merged strongest first; a merge that would put two observations of the same tuple at the
+//! same point into one leg (a reused tuple) is refused and counted
+//! ([`JoinStats::leg_conflicts`]). Two observations at one point showing one direction each
+//! under different tuples (a bridge with br_netfilter shows replies already un-NATed) are
+//! merged into one observation with a `reply` tuple.
+//!
+//! Conntrack: an entry whose tuple was rewritten links an observation of its original tuple
+//! to one of its wire tuple (the reply reversed), each chosen nearest the entry's start (or
+//! the latest); the link still needs the pair not to contradict itself (reused tuples). When
+//! only one of the two tuples is observed anywhere, the other becomes a *synthetic
+//! observation* (point `NETNS/conntrack`, source `conntrack`), placed first in the leg if it
+//! is the original tuple (the socket's own view, before the rewrite), last otherwise.
+//!
+//! ## Path join: legs through a forwarder
+//!
+//! Candidates: legs sharing a payload key (digest of a direction's first 16 bytes, of a
+//! shorter whole stream, or of a first datagram) whose starts are within
+//! [`JoinConfig::path_window_ns`] of the upstream leg's start or first data. An edge
+//! upstream -> downstream must satisfy: the downstream leg starts after the upstream one
+//! (strictly, so no cycles); its first forwarded byte is not earlier than the upstream's
+//! first byte, and the upstream's first reply byte not earlier than the downstream's
+//! (causality, within [`JoinConfig::causality_slack_ns`]); no differing payload prefix; at
+//! least one direction with an equal prefix; not the same tuple or endpoint at one point.
+//! It scores:
+//!
+//! | evidence | points |
+//! |---|---|
+//! | equal payload prefix per direction (16/64/512/4096 bytes) | 25/30/35/40 (20 below 16); UDP datagrams 10 + 15 each, at most 40 |
+//! | timing: the worst of connect, forward and reply delays | 30 at <= 10 us, -10 per decade, 0 from 10 ms |
+//! | equal / differing final byte counts | 5 / -10 |
+//! | the same process ends the upstream and opens the downstream leg | 50 |
+//! | different processes (`comm`) at the two ends | -30 |
+//! | forwarder ends in different namespaces | -10 |
+//!
+//! and needs [`JoinConfig::path_threshold`] (40). Edges are then chosen as a matching (one
+//! upstream and one downstream per leg): an edge without rivals is taken; among edges
+//! sharing a leg end, every matching is weighed (`sum(score + 1000)`, so a chain through a
+//! middle leg beats its own skip edge), and only edges common to every matching within
+//! [`JoinConfig::margin`] (15) of the best are taken. The others are **ambiguous**: not
+//! joined, and listed in each path's `ambiguous` with the candidate paths and scores. So two
+//! clients sending identical bytes at the same moment stay apart unless the owning process,
+//! a timing difference of more than one and a half decades, or the structure (a leg with
+//! only one possible partner) separates them: a missing join is preferred to a wrong one.
+//!
+//! ## Limits
+//!
+//! Payload digests need the SYN of the direction (the stream's real offset 0): a midstream
+//! pickup has no payload evidence, so its legs are joined into paths only by other legs'
+//! evidence, i.e. not at all. Hop latency needs the same segments at both points (equal
+//! sequence numbers: a leg through a sequence-shifting box gets no latency for that hop).
+//! Timestamps of all points are assumed to come from one clock.
+
+pub mod digest;
+pub mod evidence;
+pub mod features;
+mod index;
+mod leg;
+pub mod model;
+mod path;
+mod text;
+pub mod view;
+
+pub use evidence::{Dir, Evidence, Scored};
+pub use features::{Nanos, ObservationFeatures, Owner, Proto, Side, nanos};
+pub use model::{JoinKind, Leg, Model, Observation, Path, Source, Via};
+
+use crate::capture::Points;
+use crate::conntrack::CtEntry;
+use crate::netns::Netns;
+use leg::{Clusters, Ob};
+use path::LegSum;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use view::View;
+
+/// The flow table's name for an observation (returned in [`Observation::ids`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObservationId(pub u64);
+
+/// Thresholds and windows (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinConfig {
+    /// Observations of one leg start (SYN) within this of each other, or their time ranges
+    /// overlap within it. Default 1 s: one leg crosses all points within milliseconds; the
+    /// rest is slack for timestamping delays.
+    pub leg_window_ns: i64,
+    /// A downstream leg starts within this of the upstream leg's start or first data.
+    /// Default 10 s (forwarders that connect lazily, on the first request).
+    pub path_window_ns: i64,
+    /// Causality slack for forwarded bytes (timestamps of different points). Default 1 ms.
+    pub causality_slack_ns: i64,
+    /// Default 40: one ISN, or conntrack, or TSval and a payload prefix.
+    pub leg_threshold: i32,
+    /// Default 40: a payload prefix in each direction, or one and good timing.
+    pub path_threshold: i32,
+    /// A path matching must beat every alternative by this. Default 15.
+    pub margin: i32,
+    /// Candidate pairs per observation and key at most. Default 64.
+    pub max_candidates: usize,
+    /// Observations per leg at most. Default 64.
+    pub max_leg_observations: usize,
+}
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        JoinConfig {
+            leg_window_ns: 1_000_000_000,
+            path_window_ns: 10_000_000_000,
+            causality_slack_ns: 1_000_000,
+            leg_threshold: 40,
+            path_threshold: 40,
+            margin: 15,
+            max_candidates: 64,
+            max_leg_observations: 64,
+        }
+    }
+}
+
+/// Counters of one join.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JoinStats {
+    pub observations: u64,
+    pub synthetic: u64,
+    pub legs: u64,
+    pub paths: u64,
+    pub leg_pairs_scored: u64,
+    pub leg_links: u64,
+    /// Links refused because they would join two observations of one tuple at one point.
+    pub leg_conflicts: u64,
+    pub path_pairs_scored: u64,
+    pub path_edges: u64,
+    pub path_links: u64,
+    pub ambiguous_hops: u64,
+    /// Entries that hit [`JoinConfig::max_candidates`].
+    pub capped_candidates: u64,
+    pub path_groups_exact: u64,
+    pub path_groups_greedy: u64,
+}
+
+/// A capture point as the joiner names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointInfo {
+    pub label: String,
+    /// `None` when unknown (offline files): matches any namespace.
+    pub netns: Option<Netns>,
+}
+
+/// Collects the input and joins it (see the module docs).
+#[derive(Debug, Default)]
+pub struct Joiner<'a> {
+    config: JoinConfig,
+    points: Vec<PointInfo>,
+    inputs: Vec<(ObservationId, &'a ObservationFeatures)>,
+    conntrack: Vec<(CtEntry, String)>,
+    sockets: HashMap<(Proto, SocketAddr, SocketAddr), Vec<(Option<Netns>, Owner)>>,
+}
+
+fn canon(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+impl<'a> Joiner<'a> {
+    pub fn new(config: JoinConfig) -> Joiner<'a> {
+        Joiner { config, ..Joiner::default() }
+    }
+
+    pub fn config(&self) -> &JoinConfig {
+        &self.config
+    }
+
+    /// Labels of every capture point (namespaces unknown).
+    pub fn set_points(&mut self, points: &Points) {
+        for (i, p) in points.points.iter().enumerate() {
+            self.set_point(i as u32, p.label.clone(), None);
+        }
+    }
+
+    /// Label and namespace of point `index`.
+    pub fn set_point(&mut self, index: u32, label: impl Into<String>, netns: Option<Netns>) {
+        let i = index as usize;
+        if self.points.len() <= i {
+            self.points.resize_with(i + 1, || PointInfo { label: String::new(), netns: None });
+        }
+        self.points[i] = PointInfo { label: label.into(), netns };
+    }
+
+    pub fn add_observation(&mut self, id: ObservationId, features: &'a ObservationFeatures) {
+        self.inputs.push((id, features));
+    }
+
+    /// A conntrack entry of namespace `entry.netns`; synthetic observations made from it are
+    /// labelled `NETNS/conntrack`.
+    pub fn add_conntrack(&mut self, entry: &CtEntry) {
+        let label = format!("{}conntrack", entry.netns.label_prefix());
+        self.conntrack.push((entry.clone(), label));
+    }
+
+    /// A conntrack entry whose namespace is known only by a name (offline input): synthetic
+    /// observations are labelled `SCOPE/conntrack`.
+    pub fn add_conntrack_in(&mut self, entry: &CtEntry, scope: &str) {
+        self.conntrack.push((entry.clone(), format!("{scope}/conntrack")));
+    }
+
+    /// The process holding the socket `local -> remote` in `netns` (`None`: any).
+    pub fn add_socket_owner(&mut self, netns: Option<Netns>, proto: Proto, local: SocketAddr, remote: SocketAddr, owner: Owner) {
+        self.sockets.entry((proto, canon(local), canon(remote))).or_default().push((netns, owner));
+    }
+
+    fn label(&self, point: u32) -> String {
+        match self.points.get(point as usize) {
+            Some(p) if !p.label.is_empty() => p.label.clone(),
+            _ => format!("point{point}"),
+        }
+    }
+
+    fn netns(&self, point: u32) -> Option<Netns> {
+        self.points.get(point as usize).and_then(|p| p.netns.clone())
+    }
+
+    /// Joins everything added so far.
+    pub fn join(&self) -> Model {
+        let cfg = &self.config;
+        let mut stats = JoinStats::default();
+        let real: Vec<Ob<'_>> = self
+            .inputs
+            .iter()
+            .filter(|(_, f)| !f.is_empty())
+            .map(|&(id, f)| Ob::new(f, Some(id), None, f.point))
+            .collect();
+        stats.observations = real.len() as u64;
+
+        // Conntrack: links, and synthetic observations (with their own points).
+        let entries: Vec<CtEntry> = self.conntrack.iter().map(|(e, _)| e.clone()).collect();
+        let plan = leg::conntrack_plan(&real, &entries, &|p| self.netns(p), cfg);
+        let base = self.points.len().max(real.iter().map(|o| o.point as usize + 1).max().unwrap_or(0)) as u32;
+        let mut synth_labels: Vec<String> = Vec::new();
+        let mut synth_feats: Vec<ObservationFeatures> = Vec::with_capacity(plan.synthetic.len());
+        let mut synth_meta: Vec<(usize, u32)> = Vec::new();
+        for &(ei, orig, anchor) in &plan.synthetic {
+            let (e, label) = &self.conntrack[ei];
+            let a = &real[anchor as usize];
+            let (client, server) = if orig { (e.orig.src_addr(), e.orig.dst_addr()) } else { (e.reply.dst_addr(), e.reply.src_addr()) };
+            let k = synth_labels.iter().position(|l| l == label).unwrap_or_else(|| {
+                synth_labels.push(label.clone());
+                synth_labels.len() - 1
+            });
+            let mut f = ObservationFeatures::new(base + k as u32, a.f.proto, client, server);
+            f.first = a.f.first;
+            f.last = a.f.last;
+            for dir in Dir::BOTH {
+                let s = a.d(dir);
+                let d = &mut f.dirs[dir.index()];
+                d.packets = s.packets;
+                d.bytes = s.bytes;
+                d.first = s.first;
+                d.last = s.last;
+            }
+            synth_feats.push(f);
+            synth_meta.push((ei, anchor));
+        }
+        let mut obs = real.clone();
+        for (f, &(ei, _)) in synth_feats.iter().zip(&synth_meta) {
+            obs.push(Ob { f, flip: false, id: None, synthetic: Some(ei), point: f.point });
+        }
+        stats.synthetic = synth_feats.len() as u64;
+        let label_of = |p: u32| -> String {
+            if p >= base {
+                synth_labels.get((p - base) as usize).cloned().unwrap_or_else(|| "conntrack".into())
+            } else {
+                self.label(p)
+            }
+        };
+        let netns_of = |p: u32| -> Option<Netns> {
+            if p >= base {
+                let label = synth_labels.get((p - base) as usize)?;
+                self.conntrack.iter().find(|(_, l)| l == label).map(|(e, _)| e.netns.clone())
+            } else {
+                self.netns(p)
+            }
+        };
+
+        // Leg links: scored candidates, conntrack links, synthetic links.
+        let pairs = leg::candidates(&obs, cfg, &mut stats);
+        let mut links = leg::links(&obs, &pairs, cfg, &mut stats);
+        links.extend(plan.links);
+        for (i, &(ei, anchor)) in synth_meta.iter().enumerate() {
+            let e = &self.conntrack[ei].0;
+            let ev = Evidence::Conntrack { id: e.id, orig: e.orig.to_string(), reply: e.reply.to_string() };
+            links.push(leg::LegLink {
+                a: anchor,
+                b: (real.len() + i) as u32,
+                score: evidence::points::CONNTRACK,
+                evidence: vec![(ev, evidence::points::CONNTRACK)],
+            });
+        }
+        links.sort_by(|x, y| y.score.cmp(&x.score).then((x.a, x.b).cmp(&(y.a, y.b))));
+        let mut clusters = Clusters::new(obs.len());
+        let mut accepted: Vec<usize> = Vec::new();
+        for (i, l) in links.iter().enumerate() {
+            match clusters.try_union(l.a, l.b, &obs, cfg.max_leg_observations) {
+                Ok(true) => accepted.push(i),
+                Ok(false) => {}
+                Err(()) => stats.leg_conflicts += 1,
+            }
+        }
+        stats.leg_links = accepted.len() as u64;
+
+        // Legs, in order of their first observation.
+        let mut roots: Vec<u32> = Vec::new();
+        let mut seen = vec![false; obs.len()];
+        for i in 0..obs.len() as u32 {
+            let r = clusters.find(i);
+            if !seen[r as usize] {
+                seen[r as usize] = true;
+                roots.push(r);
+            }
+        }
+        let is_orig = |ei: usize, o: &Ob<'_>| {
+            let e = &self.conntrack[ei].0;
+            leg::same_tuple((o.client(), o.server()), (e.orig.src_addr(), e.orig.dst_addr()))
+        };
+        let owner_of = |v: &View, client_side: bool| -> Option<Owner> {
+            let o = v.main(&obs);
+            if let Some(w) = o.owner(client_side) {
+                return Some(w.clone());
+            }
+            let (local, remote) = if client_side { (o.client(), o.server()) } else { (o.server(), o.client()) };
+            let ns = netns_of(v.point);
+            self.sockets.get(&(o.f.proto, canon(local), canon(remote))).and_then(|list| {
+                list.iter().find(|(n, _)| n.is_none() || ns.is_none() || *n == ns).map(|(_, w)| w.clone())
+            })
+        };
+        let mut leg_of_obs = vec![0u32; obs.len()];
+        let mut sums: Vec<LegSum<'_>> = Vec::with_capacity(roots.len());
+        for (li, &r) in roots.iter().enumerate() {
+            for &m in clusters.members(r) {
+                leg_of_obs[m as usize] = li as u32;
+            }
+            let vs = view::views(clusters.members(r), &obs, &is_orig);
+            sums.push(LegSum::new(vs, &obs, &owner_of, &netns_of));
+        }
+        stats.legs = sums.len() as u64;
+
+        // Path edges and the matching.
+        let ppairs = path::candidates(&sums, cfg, &mut stats);
+        let edges = path::edges(&sums, &ppairs, cfg, &mut stats);
+        stats.path_edges = edges.len() as u64;
+        let choice = path::choose(&edges, cfg.margin, &mut stats);
+        stats.path_links = choice.accepted.len() as u64;
+        stats.ambiguous_hops = choice.ambiguous.len() as u64;
+        let mut next: Vec<Option<usize>> = vec![None; sums.len()];
+        let mut prev: Vec<Option<usize>> = vec![None; sums.len()];
+        for &i in &choice.accepted {
+            let e = &edges[i];
+            next[e.up as usize] = Some(i);
+            prev[e.down as usize] = Some(i);
+        }
+        // Chains from their heads.
+        let mut chains: Vec<Vec<u32>> = Vec::new();
+        let mut placed = vec![false; sums.len()];
+        for head in 0..sums.len() {
+            if prev[head].is_some() {
+                continue;
+            }
+            let mut chain = vec![head as u32];
+            placed[head] = true;
+            let mut cur = head;
+            while let Some(ei) = next[cur] {
+                let d = edges[ei].down as usize;
+                if placed[d] {
+                    break;
+                }
+                placed[d] = true;
+                chain.push(d as u32);
+                cur = d;
+            }
+            chains.push(chain);
+        }
+        // Anything left (cannot happen: edges go forward in time) becomes its own path.
+        for (i, p) in placed.iter().enumerate() {
+            if !p {
+                chains.push(vec![i as u32]);
+            }
+        }
+        chains.sort_by_key(|c| (c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0), c[0]));
+        let mut path_of_leg = vec![(0u64, 0usize); sums.len()];
+        for (pi, c) in chains.iter().enumerate() {
+            for (k, &l) in c.iter().enumerate() {
+                path_of_leg[l as usize] = (pi as u64 + 1, k);
+            }
+        }
+        stats.paths = chains.len() as u64;
+
+        // The model.
+        let mut links_of_leg: Vec<Vec<usize>> = vec![Vec::new(); sums.len()];
+        for &i in &accepted {
+            links_of_leg[leg_of_obs[links[i].a as usize] as usize].push(i);
+        }
+        let mut paths: Vec<Path> = Vec::with_capacity(chains.len());
+        for (pi, c) in chains.iter().enumerate() {
+            let legs_out: Vec<Leg> = c
+                .iter()
+                .map(|&l| self.leg_out(&sums[l as usize], &obs, &links, &links_of_leg[l as usize], &label_of))
+                .collect();
+            let mut via = Vec::new();
+            for w in c.windows(2) {
+                let Some(ei) = next[w[0] as usize] else { continue };
+                let e = &edges[ei];
+                let (u, d) = (&sums[e.up as usize], &sums[e.down as usize]);
+                let process = e
+                    .evidence
+                    .iter()
+                    .find_map(|(ev, _)| match ev {
+                        Evidence::Process { pid, comm } => Some(Owner { pid: *pid, comm: comm.clone() }),
+                        _ => None,
+                    })
+                    .or_else(|| d.client_owner.clone())
+                    .or_else(|| u.server_owner.clone());
+                let k = path_of_leg[e.up as usize].1;
+                via.push(Via { between: [k, k + 1], process, score: e.score, evidence: scored(&e.evidence, None) });
+            }
+            let first_ns = c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0);
+            let last_ns = c.iter().map(|&l| sums[l as usize].last).max().unwrap_or(0);
+            let (fl, ll) = (&sums[c[0] as usize], &sums[c[c.len() - 1] as usize]);
+            let client = fl.views.iter().find(|v| v.synthetic(&obs).is_none()).or(fl.views.first()).map(|v| v.client(&obs));
+            let server = ll.views.iter().rev().find(|v| v.synthetic(&obs).is_none()).or(ll.views.last()).map(|v| v.server(&obs));
+            paths.push(Path {
+                id: pi as u64 + 1,
+                proto: match fl.proto {
+                    Proto::Tcp => "tcp",
+                    Proto::Udp => "udp",
+                },
+                client: client.map(|a| a.to_string()).unwrap_or_default(),
+                server: server.map(|a| a.to_string()).unwrap_or_default(),
+                first: model::unix_s(first_ns),
+                last: model::unix_s(last_ns),
+                legs: legs_out,
+                via,
+                ambiguous: Vec::new(),
+                first_ns,
+                last_ns,
+            });
+        }
+        for &i in &choice.ambiguous {
+            let e = &edges[i];
+            let (up_path, up_leg) = path_of_leg[e.up as usize];
+            let (down_path, down_leg) = path_of_leg[e.down as usize];
+            let mut note = |path: u64, leg: usize, side: &'static str, cand: model::Candidate| {
+                let Some(p) = paths.get_mut(path as usize - 1) else { return };
+                match p.ambiguous.iter_mut().find(|a| a.leg == leg && a.side == side) {
+                    Some(a) => a.candidates.push(cand),
+                    None => p.ambiguous.push(model::Ambiguity { leg, side, candidates: vec![cand] }),
+                }
+            };
+            note(up_path, up_leg, "downstream", model::Candidate { path: down_path, leg: down_leg, score: e.score });
+            note(down_path, down_leg, "upstream", model::Candidate { path: up_path, leg: up_leg, score: e.score });
+        }
+        Model { paths, stats }
+    }
+
+    fn leg_out(
+        &self,
+        sum: &LegSum<'_>,
+        obs: &[Ob<'_>],
+        links: &[leg::LegLink],
+        mine: &[usize],
+        label_of: &dyn Fn(u32) -> String,
+    ) -> Leg {
+        let views = &sum.views;
+        let mut view_of: HashMap<u32, usize> = HashMap::new();
+        for (i, v) in views.iter().enumerate() {
+            view_of.insert(v.c2s, i);
+            view_of.insert(v.s2c, i);
+        }
+        let observations: Vec<Observation> = views
+            .iter()
+            .map(|v| {
+                let main = v.main(obs);
+                let mut ids: Vec<u64> = [v.c2s, v.s2c].iter().filter_map(|&m| obs[m as usize].id.map(|i| i.0)).collect();
+                ids.dedup();
+                let conntrack = v.synthetic(obs).and_then(|ei| self.conntrack.get(ei)).map(|(e, _)| model::CtRef {
+                    id: e.id,
+                    orig: e.orig.to_string(),
+                    reply: e.reply.to_string(),
+                });
+                Observation {
+                    point: label_of(v.point),
+                    src: main.client().to_string(),
+                    dst: main.server().to_string(),
+                    packets: [v.d(obs, Dir::C2s).packets, v.d(obs, Dir::S2c).packets],
+                    bytes: [v.d(obs, Dir::C2s).bytes, v.d(obs, Dir::S2c).bytes],
+                    first: model::unix_s(v.first(obs)),
+                    last: model::unix_s(v.last(obs)),
+                    source: if conntrack.is_some() { Source::Conntrack } else { Source::Capture },
+                    reply: v.reply(obs).map(|(s, d)| model::Endpoints { src: s.to_string(), dst: d.to_string() }),
+                    ids,
+                    conntrack,
+                }
+            })
+            .collect();
+        let mut evidence = Vec::new();
+        let mut score: Option<i32> = None;
+        for &i in mine {
+            let l = &links[i];
+            let (a, b) = (view_of.get(&l.a).copied().unwrap_or(0), view_of.get(&l.b).copied().unwrap_or(0));
+            evidence.extend(scored(&l.evidence, Some([a.min(b), a.max(b)])));
+            score = Some(score.map_or(l.score, |s| s.min(l.score)));
+        }
+        let same = views.iter().all(|v| {
+            v.reply(obs).is_none() && leg::same_tuple((v.client(obs), v.server(obs)), (views[0].client(obs), views[0].server(obs)))
+        });
+        let kind = if views.len() <= 1 && views.iter().all(|v| !v.merged()) {
+            JoinKind::None
+        } else if same {
+            JoinKind::SameTuple
+        } else {
+            JoinKind::Nat
+        };
+        let hops = views
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let (changes, latency) = view::hop(&w[0], &w[1], obs);
+                model::Hop { from: i, to: i + 1, changes, latency }
+            })
+            .collect();
+        let rewrite = match (views.first(), views.last()) {
+            (Some(a), Some(b)) => {
+                let pair = |x: SocketAddr, y: SocketAddr| (x != y).then(|| [x.to_string(), y.to_string()]);
+                let r = model::Rewrite { src: pair(a.client(obs), b.client(obs)), dst: pair(a.server(obs), b.server(obs)) };
+                (r.src.is_some() || r.dst.is_some()).then_some(r)
+            }
+            _ => None,
+        };
+        let process = (sum.client_owner.is_some() || sum.server_owner.is_some())
+            .then(|| model::LegProcess { client: sum.client_owner.clone(), server: sum.server_owner.clone() });
+        Leg { observations, join: model::LegJoin { kind, score: score.unwrap_or(0), evidence }, process, hops, rewrite }
+    }
+}
+
+fn scored(ev: &[(Evidence, i32)], between: Option<[usize; 2]>) -> Vec<Scored> {
+    ev.iter().map(|(e, p)| Scored { evidence: e.clone(), points: *p, between }).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+//! The joined view: [`Model`] -> [`Path`]s -> [`Leg`]s -> [`Observation`]s, and its JSON
+//! rendering (one object per path, one line each, DESIGN.md's `--flows=json` shape; fields
+//! are only ever added).
+//!
+//! ```json
+//! {"id":1,"proto":"tcp","client":"127.0.0.1:40001","server":"192.168.49.2:8443",
+//!  "first":1795928336.034943,"last":1795928336.050171,
+//!  "legs":[{"observations":[{"point":"host-lo","src":"127.0.0.1:40001","dst":"127.0.0.1:49673",
+//!            "packets":[6,4],"bytes":[64,64],"first":..,"last":..,"source":"capture","ids":[3]}],
+//!           "join":{"kind":"none","score":0,"evidence":[]},"process":null,"hops":[]},
+//!          {"observations":[..],"join":{"kind":"same-tuple","score":190,"evidence":[
+//!            {"kind":"isn","dir":"c2s","isn":2173643681,"points":40,"between":[0,1]},..]},
+//!           "process":null,"hops":[{"from":0,"to":1,"changes":[],"latency":{"c2s_us":3.0,..}}]},
+//!          ..],
+//!  "via":[{"between":[0,1],"process":null,"score":92,"evidence":[{"kind":"payload",..}]},..]}
+//! ```
+
+use super::evidence::Scored;
+use super::features::{Nanos, Owner};
+use super::view::{Change, Latency};
+use serde::Serialize;
+use std::io;
+
+/// UNIX seconds as JSON numbers.
+pub(crate) fn unix_s(ns: Nanos) -> f64 {
+    let s = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    s as f64 + frac as f64 / 1e9
+}
+
+/// The joiner's answer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Model {
+    /// Ordered by first packet, ids from 1.
+    pub paths: Vec<Path>,
+    pub stats: super::JoinStats,
+}
+
+/// Legs carrying one byte stream, client to server.
+#[derive(Clone, Debug, Serialize)]
+pub struct Path {
+    pub id: u64,
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
+    /// The first leg's client and the last leg's server, as seen nearest to them.
+    pub client: String,
+    pub server: String,
+    pub first: f64,
+    pub last: f64,
+    pub legs: Vec<Leg>,
+    /// One entry per forwarder hop, between consecutive legs.
+    pub via: Vec<Via>,
+    /// Forwarder hops the evidence could not decide (not joined).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ambiguous: Vec<Ambiguity>,
+    #[serde(skip)]
+    pub first_ns: Nanos,
+    #[serde(skip)]
+    pub last_ns: Nanos,
+}
+
+/// One transport connection, with every observation of it in travel order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Leg {
+    pub observations: Vec<Observation>,
+    pub join: LegJoin,
+    /// Owners of the connection's two sockets, when known.
+    pub process: Option<LegProcess>,
+    /// Between consecutive observations.
+    pub hops: Vec<Hop>,
+    /// Tuple rewrite from the first observation to the last (NAT), when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
+}
+
+/// How the observations of a leg were joined.
+#[derive(Clone, Debug, Serialize)]
+pub struct LegJoin {
+    pub kind: JoinKind,
+    /// Score of the weakest link (0 for a single observation).
+    pub score: i32,
+    /// Every link's evidence, `between` naming the two observations it joins.
+    pub evidence: Vec<Scored>,
+}
+
+/// Join kind of a leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinKind {
+    /// One observation: nothing joined.
+    None,
+    /// Every observation shows the same tuple.
+    SameTuple,
+    /// Some observation shows a rewritten tuple.
+    Nat,
+}
+
+impl JoinKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JoinKind::None => "none",
+            JoinKind::SameTuple => "same-tuple",
+            JoinKind::Nat => "nat",
+        }
+    }
+}
+
+/// The owners of a leg's sockets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LegProcess {
+    pub client: Option<Owner>,
+    pub server: Option<Owner>,
+}
+
+/// Where an observation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Packets captured at the point.
+    Capture,
+    /// A conntrack entry: a tuple no capture point showed. Its packet and byte counts are
+    /// those of the leg's nearest captured observation (the same packets, before or after
+    /// the rewrite).
+    Conntrack,
+}
+
+/// A tuple.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Endpoints {
+    pub src: String,
+    pub dst: String,
+}
+
+/// A conntrack entry a synthetic observation was made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CtRef {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    pub orig: String,
+    pub reply: String,
+}
+
+/// One observation (or two halves at one point, merged) of a leg.
+#[derive(Clone, Debug, Serialize)]
+pub struct Observation {
+    pub point: String,
+    /// Client side as seen here.
+    pub src: String,
+    /// Server side as seen here.
+    pub dst: String,
+    /// `[c2s, s2c]`.
+    pub packets: [u64; 2],
+    /// TCP/UDP payload bytes, `[c2s, s2c]`.
+    pub bytes: [u64; 2],
+    pub first: f64,
+    pub last: f64,
+    pub source: Source,
+    /// The server-to-client direction's tuple, when this point shows the replies under
+    /// other addresses (two half observations merged, e.g. a bridge with br_netfilter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Endpoints>,
+    /// The flow table's ids of the observations shown here.
+    pub ids: Vec<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<CtRef>,
+}
+
+/// Between two consecutive observations of a leg.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hop {
+    pub from: usize,
+    pub to: usize,
+    pub changes: Vec<Change>,
+    pub latency: Latency,
+}
+
+/// What NAT changed along a leg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rewrite {
+    /// `[before, after]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<[String; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<[String; 2]>,
+}
+
+/// A forwarder between legs `between[0]` and `between[1]`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Via {
+    pub between: [usize; 2],
+    /// The process that ends the first leg and opens the second, when known.
+    pub process: Option<Owner>,
+    pub score: i32,
+    pub evidence: Vec<Scored>,
+}
+
+/// A forwarder hop left undecided.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ambiguity {
+    /// Index of the leg in this path.
+    pub leg: usize,
+    /// `upstream` or `downstream`: which neighbour is in doubt.
+    pub side: &'static str,
+    /// Paths holding the candidate legs, with each candidate's score.
+    pub candidates: Vec<Candidate>,
+}
+
+/// A candidate of an [`Ambiguity`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    pub path: u64,
+    pub leg: usize,
+    pub score: i32,
+}
+
+impl Path {
+    /// One JSON line (no newline).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+impl Model {
+    /// `--flows=json`: one JSON object per path, one line each.
+    pub fn write_json_lines(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        for p in &self.paths {
+            serde_json::to_writer(&mut *w, p).map_err(io::Error::other)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// The path holding the flow table's observation `id`.
+    pub fn path_of(&self, id: u64) -> Option<&Path> {
+        self.paths.iter().find(|p| p.legs.iter().any(|l| l.observations.iter().any(|o| o.ids.contains(&id))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_seconds() {
+        assert_eq!(unix_s(1_500_000_000), 1.5);
+        assert_eq!(unix_s(-500_000_000), -0.5);
+    }
+}
