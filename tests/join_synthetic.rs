@@ -46,14 +46,14 @@ fn seed_path_with_conntrack() {
     assert_eq!(m.paths.len(), 1, "{m}");
     let p = &m.paths[0];
     assert_eq!(shape(&m), vec![vec![vec![0], vec![1, 2], vec![3, 4]]], "{m}");
-    assert_eq!(p.client, sp.legs[0].client.to_string());
-    assert_eq!(p.server, "192.168.49.2:8443");
+    assert_eq!(p.client, Some(sp.legs[0].client));
+    assert_eq!(p.server, Some(addr("192.168.49.2:8443")));
     // Leg 1: one observation.
     assert_eq!(p.legs[0].join.kind, JoinKind::None);
     // Leg 2: the two veth ends, same tuple, in travel order, ~3 us apart.
     let l2 = &p.legs[1];
     assert_eq!(l2.join.kind, JoinKind::SameTuple);
-    assert_eq!(l2.observations.iter().map(|o| o.point.as_str()).collect::<Vec<_>>(), ["host-veth", "vm-veth"]);
+    assert_eq!(l2.observations.iter().map(|o| &*o.point).collect::<Vec<_>>(), ["host-veth", "vm-veth"]);
     assert!(has(&l2.join.evidence, |e| matches!(e, Evidence::Isn { .. })));
     assert_eq!(l2.hops[0].latency.c2s_us, Some(3.0));
     assert_eq!(l2.hops[0].latency.s2c_us, Some(3.0));
@@ -61,13 +61,13 @@ fn seed_path_with_conntrack() {
     // Leg 3: conntrack's pre-NAT tuple first, then br0, then the node.
     let l3 = &p.legs[2];
     assert_eq!(l3.join.kind, JoinKind::Nat);
-    assert_eq!(l3.observations.iter().map(|o| o.point.as_str()).collect::<Vec<_>>(), ["vm/conntrack", "vm-br0", "node-eth0"]);
+    assert_eq!(l3.observations.iter().map(|o| &*o.point).collect::<Vec<_>>(), ["vm/conntrack", "vm-br0", "node-eth0"]);
     assert_eq!(l3.observations[0].source, Source::Conntrack);
-    assert_eq!(l3.observations[0].dst, "127.0.0.1:55001");
+    assert_eq!(l3.observations[0].dst, addr("127.0.0.1:55001"));
     assert!(l3.observations[0].ids.is_empty());
     let rw = l3.rewrite.as_ref().unwrap();
-    assert_eq!(rw.dst.as_ref().unwrap()[1], "192.168.49.2:8443");
-    assert_eq!(rw.src.as_ref().unwrap()[0], sp.legs[2].client.to_string());
+    assert_eq!(rw.dst.unwrap()[1], addr("192.168.49.2:8443"));
+    assert_eq!(rw.src.unwrap()[0], sp.legs[2].client);
     assert!(has(&l3.join.evidence, |e| matches!(e, Evidence::Conntrack { .. })));
     assert_eq!(l3.hops[1].latency.c2s_us, Some(4.0));
     // Two forwarder hops, payload both ways.
@@ -173,10 +173,10 @@ fn bridge_nf_half_observations_merge() {
     let l = &m.paths[0].legs[0];
     assert_eq!(l.observations.len(), 2);
     let br0 = &l.observations[0];
-    assert_eq!(br0.point, "vm-br0");
-    assert_eq!((br0.src.as_str(), br0.dst.as_str()), ("192.168.49.1:53340", "192.168.49.2:8443"));
+    assert_eq!(&*br0.point, "vm-br0");
+    assert_eq!((br0.src, br0.dst), (addr("192.168.49.1:53340"), addr("192.168.49.2:8443")));
     let r = br0.reply.as_ref().unwrap();
-    assert_eq!((r.src.as_str(), r.dst.as_str()), ("192.168.49.2:8443", "127.0.0.1:53340"));
+    assert_eq!((r.src, r.dst), (addr("192.168.49.2:8443"), addr("127.0.0.1:53340")));
     assert_eq!(br0.packets, [5, 4]);
     assert_eq!(br0.bytes, [1000, 1000]);
     assert_eq!(l.join.kind, JoinKind::Nat);

@@ -149,8 +149,10 @@ pub enum Evidence {
     Conntrack {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<u32>,
-        orig: String,
-        reply: String,
+        #[serde(serialize_with = "crate::join::model::display")]
+        orig: crate::conntrack::CtTuple,
+        #[serde(serialize_with = "crate::join::model::display")]
+        reply: crate::conntrack::CtTuple,
     },
     /// Forwarder delays (path join): downstream SYN after upstream SYN, first downstream
     /// byte after the first upstream byte, first upstream reply byte after the downstream's.

@@ -406,64 +406,65 @@ pub(crate) struct CtPlan {
 
 /// Matches conntrack entries to observations by tuple. An entry whose tuple was rewritten
 /// links an observation of its original tuple with one of its wire tuple (the reply
-/// reversed); when only one of the two is observed, the other becomes a synthetic
-/// observation. Among observations of a tuple, the one nearest the entry's start (or the
-/// latest, for entries without a start time) is taken; observations in the entry's own
-/// namespace are preferred to others.
-pub(crate) fn conntrack_plan(
-    obs: &[Ob<'_>],
-    entries: &[CtEntry],
-    point_netns: &dyn Fn(u32) -> Option<crate::netns::Netns>,
-    cfg: &JoinConfig,
-) -> CtPlan {
-    use std::collections::HashMap;
-    let mut by_tuple: HashMap<u64, Vec<u32>> = HashMap::new();
-    for (i, o) in obs.iter().enumerate() {
-        if o.synthetic.is_none() {
-            by_tuple.entry(o.tuple_key()).or_default().push(i as u32);
-        }
-    }
+/// reversed). The wire-side observation is the one nearest the entry's start (or the
+/// latest, for entries without a start time, as a dump shows the newest use of a tuple);
+/// the original-side one is the one nearest the wire side's start. Observations in the
+/// entry's own namespace are preferred. When only one of the two tuples is observed, or the
+/// observation of the other contradicts it (a reused tuple), the other becomes a synthetic
+/// observation.
+pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[CtEntry], netns: &[Option<crate::netns::Netns>], cfg: &JoinConfig) -> CtPlan {
     let mut plan = CtPlan::default();
+    if entries.is_empty() {
+        return plan;
+    }
+    let mut by_tuple: Vec<(u64, u32)> =
+        obs.iter().enumerate().filter(|(_, o)| o.synthetic.is_none()).map(|(i, o)| (o.tuple_key(), i as u32)).collect();
+    by_tuple.sort_unstable();
     for (ei, e) in entries.iter().enumerate() {
         let proto = match e.proto {
             crate::conntrack::CtProto::Tcp => Proto::Tcp,
             crate::conntrack::CtProto::Udp => Proto::Udp,
             _ => continue,
         };
-        let wire = e.wire_orig();
-        let pick = |src: SocketAddr, dst: SocketAddr| -> Option<u32> {
-            let list = by_tuple.get(&tuple_key(proto, src, dst))?;
-            let ns = &e.netns;
-            let fits = |i: &&u32| {
-                let o = &obs[**i as usize];
+        // The observation of `(src, dst)` whose start is nearest `near` (the latest if None).
+        let pick = |src: SocketAddr, dst: SocketAddr, near: Option<Nanos>| -> Option<u32> {
+            let k = tuple_key(proto, src, dst);
+            let from = by_tuple.partition_point(|x| x.0 < k);
+            let run = by_tuple[from..].iter().take_while(|x| x.0 == k).map(|x| x.1);
+            let fits = |i: &u32| {
+                let o = &obs[*i as usize];
                 o.f.proto == proto && same_tuple((o.f.client, o.f.server), (src, dst))
             };
-            let same_ns: Vec<u32> = list.iter().filter(fits).filter(|i| point_netns(obs[**i as usize].point).is_none_or(|p| p == *ns)).copied().collect();
-            let pool: Vec<u32> = if same_ns.is_empty() { list.iter().filter(fits).copied().collect() } else { same_ns };
-            let start = e.start_ns.and_then(|s| i64::try_from(s).ok());
-            pool.into_iter().min_by_key(|&i| {
-                let o = &obs[i as usize];
-                match start {
-                    Some(s) => (o.start().abs_diff(s), 0),
-                    None => (0, u64::MAX - (o.start().max(0) as u64)),
+            let in_ns = |i: &u32| netns.get(obs[*i as usize].point as usize).and_then(|n| n.as_ref()).is_none_or(|n| *n == e.netns);
+            let rank = |i: &u32| {
+                let t = obs[*i as usize].start();
+                match near {
+                    Some(n) => t.abs_diff(n),
+                    None => u64::MAX - (t.max(0) as u64),
                 }
-            })
+            };
+            run.clone().filter(fits).filter(in_ns).min_by_key(rank).or_else(|| run.filter(fits).min_by_key(rank))
         };
-        let w = pick(wire.src_addr(), wire.dst_addr());
         if e.rewrite().is_none() {
             continue;
         }
-        let o = pick(e.orig.src_addr(), e.orig.dst_addr());
-        let ev = Evidence::Conntrack { id: e.id, orig: e.orig.to_string(), reply: e.reply.to_string() };
+        let wire = e.wire_orig();
+        let start = e.start_ns.and_then(|s| i64::try_from(s).ok());
+        let w = pick(wire.src_addr(), wire.dst_addr(), start);
+        let near = w.map(|w| obs[w as usize].start()).or(start);
+        let o = pick(e.orig.src_addr(), e.orig.dst_addr(), near);
+        let ev = Evidence::Conntrack { id: e.id, orig: e.orig, reply: e.reply };
         match (o, w) {
             (Some(a), Some(b)) if a != b => {
-                let (oa, ob) = (&obs[a as usize], &obs[b as usize]);
                 // Conntrack vouches for the tuples, not for the time: a contradiction in the
                 // sequence space or the payload means a reused tuple.
-                if let Some(ps) = compare(oa, ob, cfg) {
-                    let mut evidence = ps.evidence;
-                    evidence.push((ev, points::CONNTRACK));
-                    plan.links.push(LegLink { a, b, score: ps.score + points::CONNTRACK, evidence });
+                match compare(&obs[a as usize], &obs[b as usize], cfg) {
+                    Some(ps) => {
+                        let mut evidence = ps.evidence;
+                        evidence.push((ev, points::CONNTRACK));
+                        plan.links.push(LegLink { a, b, score: ps.score + points::CONNTRACK, evidence });
+                    }
+                    None => plan.synthetic.push((ei, true, b)),
                 }
             }
             (None, Some(b)) => plan.synthetic.push((ei, true, b)),

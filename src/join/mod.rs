@@ -127,6 +127,7 @@ use path::LegSum;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use view::View;
 
 /// The flow table's name for an observation (returned in [`Observation::ids`]).
@@ -277,30 +278,40 @@ impl<'a> Joiner<'a> {
     pub fn join(&self) -> Model {
         let cfg = &self.config;
         let mut stats = JoinStats::default();
+        // Dense point ids (capture points in index order, then one per conntrack scope), so
+        // that no point index taken from the input sizes a table.
+        let mut seen_points: Vec<u32> = self.inputs.iter().map(|(_, f)| f.point).collect();
+        seen_points.sort_unstable();
+        seen_points.dedup();
+        let mut labels: Vec<Arc<str>> = seen_points.iter().map(|&p| Arc::from(self.label(p))).collect();
+        let mut nss: Vec<Option<Netns>> = seen_points.iter().map(|&p| self.netns(p)).collect();
+        let dense = |p: u32| seen_points.binary_search(&p).unwrap_or(0) as u32;
         let real: Vec<Ob<'_>> = self
             .inputs
             .iter()
             .filter(|(_, f)| !f.is_empty())
-            .map(|&(id, f)| Ob::new(f, Some(id), None, f.point))
+            .map(|&(id, f)| Ob::new(f, Some(id), None, dense(f.point)))
             .collect();
         stats.observations = real.len() as u64;
 
         // Conntrack: links, and synthetic observations (with their own points).
         let entries: Vec<CtEntry> = self.conntrack.iter().map(|(e, _)| e.clone()).collect();
-        let plan = leg::conntrack_plan(&real, &entries, &|p| self.netns(p), cfg);
-        let base = self.points.len().max(real.iter().map(|o| o.point as usize + 1).max().unwrap_or(0)) as u32;
-        let mut synth_labels: Vec<String> = Vec::new();
+        let plan = leg::conntrack_plan(&real, &entries, &nss, cfg);
         let mut synth_feats: Vec<ObservationFeatures> = Vec::with_capacity(plan.synthetic.len());
         let mut synth_meta: Vec<(usize, u32)> = Vec::new();
         for &(ei, orig, anchor) in &plan.synthetic {
             let (e, label) = &self.conntrack[ei];
             let a = &real[anchor as usize];
             let (client, server) = if orig { (e.orig.src_addr(), e.orig.dst_addr()) } else { (e.reply.dst_addr(), e.reply.src_addr()) };
-            let k = synth_labels.iter().position(|l| l == label).unwrap_or_else(|| {
-                synth_labels.push(label.clone());
-                synth_labels.len() - 1
-            });
-            let mut f = ObservationFeatures::new(base + k as u32, a.f.proto, client, server);
+            let point = match labels[seen_points.len()..].iter().position(|l| **l == **label) {
+                Some(k) => seen_points.len() + k,
+                None => {
+                    labels.push(Arc::from(label.as_str()));
+                    nss.push(Some(e.netns.clone()));
+                    labels.len() - 1
+                }
+            };
+            let mut f = ObservationFeatures::new(point as u32, a.f.proto, client, server);
             f.first = a.f.first;
             f.last = a.f.last;
             for dir in Dir::BOTH {
@@ -319,21 +330,7 @@ impl<'a> Joiner<'a> {
             obs.push(Ob { f, flip: false, id: None, synthetic: Some(ei), point: f.point });
         }
         stats.synthetic = synth_feats.len() as u64;
-        let label_of = |p: u32| -> String {
-            if p >= base {
-                synth_labels.get((p - base) as usize).cloned().unwrap_or_else(|| "conntrack".into())
-            } else {
-                self.label(p)
-            }
-        };
-        let netns_of = |p: u32| -> Option<Netns> {
-            if p >= base {
-                let label = synth_labels.get((p - base) as usize)?;
-                self.conntrack.iter().find(|(_, l)| l == label).map(|(e, _)| e.netns.clone())
-            } else {
-                self.netns(p)
-            }
-        };
+        let netns_of = |p: u32| -> Option<Netns> { nss.get(p as usize).cloned().flatten() };
 
         // Leg links: scored candidates, conntrack links, synthetic links.
         let pairs = leg::candidates(&obs, cfg, &mut stats);
@@ -341,7 +338,7 @@ impl<'a> Joiner<'a> {
         links.extend(plan.links);
         for (i, &(ei, anchor)) in synth_meta.iter().enumerate() {
             let e = &self.conntrack[ei].0;
-            let ev = Evidence::Conntrack { id: e.id, orig: e.orig.to_string(), reply: e.reply.to_string() };
+            let ev = Evidence::Conntrack { id: e.id, orig: e.orig, reply: e.reply };
             links.push(leg::LegLink {
                 a: anchor,
                 b: (real.len() + i) as u32,
@@ -380,10 +377,13 @@ impl<'a> Joiner<'a> {
             if let Some(w) = o.owner(client_side) {
                 return Some(w.clone());
             }
+            if self.sockets.is_empty() {
+                return None;
+            }
             let (local, remote) = if client_side { (o.client(), o.server()) } else { (o.server(), o.client()) };
-            let ns = netns_of(v.point);
+            let ns = nss.get(v.point as usize).and_then(|n| n.as_ref());
             self.sockets.get(&(o.f.proto, canon(local), canon(remote))).and_then(|list| {
-                list.iter().find(|(n, _)| n.is_none() || ns.is_none() || *n == ns).map(|(_, w)| w.clone())
+                list.iter().find(|(n, _)| n.is_none() || ns.is_none() || n.as_ref() == ns).map(|(_, w)| w.clone())
             })
         };
         let mut leg_of_obs = vec![0u32; obs.len()];
@@ -456,7 +456,7 @@ impl<'a> Joiner<'a> {
         for (pi, c) in chains.iter().enumerate() {
             let legs_out: Vec<Leg> = c
                 .iter()
-                .map(|&l| self.leg_out(&sums[l as usize], &obs, &links, &links_of_leg[l as usize], &label_of))
+                .map(|&l| self.leg_out(&sums[l as usize], &obs, &links, &links_of_leg[l as usize], &labels))
                 .collect();
             let mut via = Vec::new();
             for w in c.windows(2) {
@@ -486,8 +486,8 @@ impl<'a> Joiner<'a> {
                     Proto::Tcp => "tcp",
                     Proto::Udp => "udp",
                 },
-                client: client.map(|a| a.to_string()).unwrap_or_default(),
-                server: server.map(|a| a.to_string()).unwrap_or_default(),
+                client,
+                server,
                 first: model::unix_s(first_ns),
                 last: model::unix_s(last_ns),
                 legs: legs_out,
@@ -520,14 +520,10 @@ impl<'a> Joiner<'a> {
         obs: &[Ob<'_>],
         links: &[leg::LegLink],
         mine: &[usize],
-        label_of: &dyn Fn(u32) -> String,
+        labels: &[Arc<str>],
     ) -> Leg {
         let views = &sum.views;
-        let mut view_of: HashMap<u32, usize> = HashMap::new();
-        for (i, v) in views.iter().enumerate() {
-            view_of.insert(v.c2s, i);
-            view_of.insert(v.s2c, i);
-        }
+        let view_of = |m: u32| views.iter().position(|v| v.c2s == m || v.s2c == m);
         let observations: Vec<Observation> = views
             .iter()
             .map(|v| {
@@ -536,19 +532,19 @@ impl<'a> Joiner<'a> {
                 ids.dedup();
                 let conntrack = v.synthetic(obs).and_then(|ei| self.conntrack.get(ei)).map(|(e, _)| model::CtRef {
                     id: e.id,
-                    orig: e.orig.to_string(),
-                    reply: e.reply.to_string(),
+                    orig: e.orig,
+                    reply: e.reply,
                 });
                 Observation {
-                    point: label_of(v.point),
-                    src: main.client().to_string(),
-                    dst: main.server().to_string(),
+                    point: labels.get(v.point as usize).cloned().unwrap_or_else(|| Arc::from("?")),
+                    src: main.client(),
+                    dst: main.server(),
                     packets: [v.d(obs, Dir::C2s).packets, v.d(obs, Dir::S2c).packets],
                     bytes: [v.d(obs, Dir::C2s).bytes, v.d(obs, Dir::S2c).bytes],
                     first: model::unix_s(v.first(obs)),
                     last: model::unix_s(v.last(obs)),
                     source: if conntrack.is_some() { Source::Conntrack } else { Source::Capture },
-                    reply: v.reply(obs).map(|(s, d)| model::Endpoints { src: s.to_string(), dst: d.to_string() }),
+                    reply: v.reply(obs).map(|(src, dst)| model::Endpoints { src, dst }),
                     ids,
                     conntrack,
                 }
@@ -558,7 +554,7 @@ impl<'a> Joiner<'a> {
         let mut score: Option<i32> = None;
         for &i in mine {
             let l = &links[i];
-            let (a, b) = (view_of.get(&l.a).copied().unwrap_or(0), view_of.get(&l.b).copied().unwrap_or(0));
+            let (a, b) = (view_of(l.a).unwrap_or(0), view_of(l.b).unwrap_or(0));
             evidence.extend(scored(&l.evidence, Some([a.min(b), a.max(b)])));
             score = Some(score.map_or(l.score, |s| s.min(l.score)));
         }
@@ -582,7 +578,7 @@ impl<'a> Joiner<'a> {
             .collect();
         let rewrite = match (views.first(), views.last()) {
             (Some(a), Some(b)) => {
-                let pair = |x: SocketAddr, y: SocketAddr| (x != y).then(|| [x.to_string(), y.to_string()]);
+                let pair = |x: SocketAddr, y: SocketAddr| (x != y).then_some([x, y]);
                 let r = model::Rewrite { src: pair(a.client(obs), b.client(obs)), dst: pair(a.server(obs), b.server(obs)) };
                 (r.src.is_some() || r.dst.is_some()).then_some(r)
             }

@@ -18,8 +18,31 @@
 use super::evidence::Scored;
 use super::features::{Nanos, Owner};
 use super::view::{Change, Latency};
-use serde::Serialize;
+use crate::conntrack::CtTuple;
+use serde::{Serialize, Serializer};
+use std::fmt::Display;
 use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Serializes through `Display` (addresses: `IP:PORT`, `[IPv6]:PORT`; tuples).
+pub(crate) fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+pub(crate) fn display_opt<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+fn display_pair<S: Serializer>(v: &Option<[SocketAddr; 2]>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some([a, b]) => [a.to_string(), b.to_string()].serialize(s),
+        None => s.serialize_none(),
+    }
+}
 
 /// UNIX seconds as JSON numbers.
 pub(crate) fn unix_s(ns: Nanos) -> f64 {
@@ -43,8 +66,10 @@ pub struct Path {
     /// `tcp` or `udp`.
     pub proto: &'static str,
     /// The first leg's client and the last leg's server, as seen nearest to them.
-    pub client: String,
-    pub server: String,
+    #[serde(serialize_with = "display_opt")]
+    pub client: Option<SocketAddr>,
+    #[serde(serialize_with = "display_opt")]
+    pub server: Option<SocketAddr>,
     pub first: f64,
     pub last: f64,
     pub legs: Vec<Leg>,
@@ -127,8 +152,10 @@ pub enum Source {
 /// A tuple.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Endpoints {
-    pub src: String,
-    pub dst: String,
+    #[serde(serialize_with = "display")]
+    pub src: SocketAddr,
+    #[serde(serialize_with = "display")]
+    pub dst: SocketAddr,
 }
 
 /// A conntrack entry a synthetic observation was made from.
@@ -136,18 +163,23 @@ pub struct Endpoints {
 pub struct CtRef {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<u32>,
-    pub orig: String,
-    pub reply: String,
+    #[serde(serialize_with = "display")]
+    pub orig: CtTuple,
+    #[serde(serialize_with = "display")]
+    pub reply: CtTuple,
 }
 
 /// One observation (or two halves at one point, merged) of a leg.
 #[derive(Clone, Debug, Serialize)]
 pub struct Observation {
-    pub point: String,
+    #[serde(serialize_with = "display")]
+    pub point: Arc<str>,
     /// Client side as seen here.
-    pub src: String,
+    #[serde(serialize_with = "display")]
+    pub src: SocketAddr,
     /// Server side as seen here.
-    pub dst: String,
+    #[serde(serialize_with = "display")]
+    pub dst: SocketAddr,
     /// `[c2s, s2c]`.
     pub packets: [u64; 2],
     /// TCP/UDP payload bytes, `[c2s, s2c]`.
@@ -178,10 +210,10 @@ pub struct Hop {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Rewrite {
     /// `[before, after]`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub src: Option<[String; 2]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dst: Option<[String; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "display_pair")]
+    pub src: Option<[SocketAddr; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "display_pair")]
+    pub dst: Option<[SocketAddr; 2]>,
 }
 
 /// A forwarder between legs `between[0]` and `between[1]`.

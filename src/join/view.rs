@@ -188,8 +188,35 @@ pub struct Change {
     pub field: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<Dir>,
-    pub from: String,
-    pub to: String,
+    pub from: Value,
+    pub to: Value,
+}
+
+/// A changed value: an address or MAC (as a string) or a TTL (a number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value {
+    Addr(SocketAddr),
+    Ttl(u8),
+    Mac([u8; 6]),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Addr(a) => write!(f, "{a}"),
+            Value::Ttl(t) => write!(f, "{t}"),
+            Value::Mac(m) => write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]),
+        }
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Ttl(t) => s.serialize_u8(*t),
+            v => s.collect_str(v),
+        }
+    }
 }
 
 /// Latency one hop added, per direction (median over the same segments, microseconds).
@@ -203,16 +230,12 @@ pub struct Latency {
     pub samples: u32,
 }
 
-fn mac(m: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-}
-
 /// Changes and latency from view `u` to the next view `v`.
 pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) {
     let mut ch = Vec::new();
     let mut addr = |field: &'static str, a: SocketAddr, b: SocketAddr| {
         if a != b {
-            ch.push(Change { field, dir: None, from: a.to_string(), to: b.to_string() });
+            ch.push(Change { field, dir: None, from: Value::Addr(a), to: Value::Addr(b) });
         }
     };
     addr("src", u.client(obs), v.client(obs));
@@ -228,15 +251,15 @@ pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) 
         let (a, b) = (u.d(obs, dir), v.d(obs, dir));
         if let (Some(x), Some(y)) = (a.ttl, b.ttl) {
             if x.first != y.first {
-                ch.push(Change { field: "ttl", dir: Some(dir), from: x.first.to_string(), to: y.first.to_string() });
+                ch.push(Change { field: "ttl", dir: Some(dir), from: Value::Ttl(x.first), to: Value::Ttl(y.first) });
             }
         }
         if let (Some(x), Some(y)) = (a.macs, b.macs) {
             if x.src != y.src {
-                ch.push(Change { field: "src-mac", dir: Some(dir), from: mac(x.src), to: mac(y.src) });
+                ch.push(Change { field: "src-mac", dir: Some(dir), from: Value::Mac(x.src), to: Value::Mac(y.src) });
             }
             if x.dst != y.dst {
-                ch.push(Change { field: "dst-mac", dir: Some(dir), from: mac(x.dst), to: mac(y.dst) });
+                ch.push(Change { field: "dst-mac", dir: Some(dir), from: Value::Mac(x.dst), to: Value::Mac(y.dst) });
             }
         }
     }
