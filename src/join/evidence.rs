@@ -145,29 +145,26 @@ pub enum Evidence {
     SizeDiffers { dir: Dir, upstream: u64, downstream: u64 },
     /// Same 5-tuple.
     SameTuple,
-    /// A conntrack entry maps one tuple to the other.
+    /// A conntrack entry maps one tuple to the other (the entry's tuples are on the
+    /// observations it joins, or on the synthetic observation made from it).
     Conntrack {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<u32>,
-        #[serde(serialize_with = "crate::join::model::display")]
-        orig: crate::conntrack::CtTuple,
-        #[serde(serialize_with = "crate::join::model::display")]
-        reply: crate::conntrack::CtTuple,
     },
     /// Forwarder delays (path join): downstream SYN after upstream SYN, first downstream
     /// byte after the first upstream byte, first upstream reply byte after the downstream's.
     Timing {
         #[serde(skip_serializing_if = "Option::is_none")]
-        connect_us: Option<f64>,
+        connect_us: Option<f32>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        forward_us: Option<f64>,
+        forward_us: Option<f32>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        reply_us: Option<f64>,
+        reply_us: Option<f32>,
     },
     /// The same process ends one leg and starts the next.
-    Process { pid: u32, comm: String },
+    Process { pid: u32, comm: Box<str> },
     /// Different processes at the two ends of a forwarder hop (penalty).
-    ProcessDiffers { upstream: String, downstream: String },
+    ProcessDiffers { upstream: Box<super::Owner>, downstream: Box<super::Owner> },
     /// Forwarder ends seen in different namespaces (penalty).
     NetnsDiffers,
 }
@@ -200,7 +197,7 @@ impl Evidence {
                 let mut s = String::from("timing");
                 for (name, v) in [("connect", connect_us), ("forward", forward_us), ("reply", reply_us)] {
                     if let Some(v) = v {
-                        s.push_str(&format!(" {name} {}", fmt_us(*v)));
+                        s.push_str(&format!(" {name} {}", fmt_us(f64::from(*v))));
                     }
                 }
                 s
@@ -231,7 +228,7 @@ pub struct Scored {
     pub evidence: Evidence,
     pub points: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub between: Option<[usize; 2]>,
+    pub between: Option<[u32; 2]>,
 }
 
 #[cfg(test)]
@@ -247,6 +244,11 @@ mod tests {
         assert_eq!(timing_points(10_000_000), 0);
         assert_eq!(timing_points(i64::MAX), 0);
         assert_eq!(timing_points(-5), 30);
+    }
+
+    #[test]
+    fn evidence_is_small() {
+        assert!(std::mem::size_of::<Evidence>() <= 32, "{}", std::mem::size_of::<Evidence>());
     }
 
     #[test]

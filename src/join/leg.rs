@@ -130,7 +130,7 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
         return None;
     }
     let tcp = a.f.proto == Proto::Tcp;
-    let mut ps = PairScore::default();
+    let mut ps = PairScore { evidence: Vec::with_capacity(16), ..PairScore::default() };
     let mut isn_diff: [Option<i32>; 2] = [None, None];
     for dir in Dir::BOTH {
         let (x, y) = (a.d(dir), b.d(dir));
@@ -348,8 +348,11 @@ pub(crate) fn candidates(obs: &[Ob<'_>], cfg: &JoinConfig, stats: &mut JoinStats
                             keys.push(key(ISN, u64::from(ack.wrapping_sub(1))));
                         }
                     }
-                    if let Some(t) = d.first_tsval() {
-                        keys.push(key(TSVAL, u64::from(t)));
+                    // Without a SYN, the first TSval finds the same packets elsewhere.
+                    if d.syn.is_none() {
+                        if let Some(t) = d.first_tsval() {
+                            keys.push(key(TSVAL, u64::from(t)));
+                        }
                     }
                     if d.syn.is_none() {
                         if let (Some(lo), Some(hi)) = (d.seq_lo, d.seq_hi) {
@@ -453,7 +456,7 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[CtEntry], netns: &[Optio
         let w = pick(wire.src_addr(), wire.dst_addr(), start);
         let near = w.map(|w| obs[w as usize].start()).or(start);
         let o = pick(e.orig.src_addr(), e.orig.dst_addr(), near);
-        let ev = Evidence::Conntrack { id: e.id, orig: e.orig, reply: e.reply };
+        let ev = Evidence::Conntrack { id: e.id };
         match (o, w) {
             (Some(a), Some(b)) if a != b => {
                 // Conntrack vouches for the tuples, not for the time: a contradiction in the

@@ -338,7 +338,7 @@ impl<'a> Joiner<'a> {
         links.extend(plan.links);
         for (i, &(ei, anchor)) in synth_meta.iter().enumerate() {
             let e = &self.conntrack[ei].0;
-            let ev = Evidence::Conntrack { id: e.id, orig: e.orig, reply: e.reply };
+            let ev = Evidence::Conntrack { id: e.id };
             links.push(leg::LegLink {
                 a: anchor,
                 b: (real.len() + i) as u32,
@@ -399,7 +399,7 @@ impl<'a> Joiner<'a> {
 
         // Path edges and the matching.
         let ppairs = path::candidates(&sums, cfg, &mut stats);
-        let edges = path::edges(&sums, &ppairs, cfg, &mut stats);
+        let edges = path::edges(&sums, &ppairs, &obs, cfg, &mut stats);
         stats.path_edges = edges.len() as u64;
         let choice = path::choose(&edges, cfg.margin, &mut stats);
         stats.path_links = choice.accepted.len() as u64;
@@ -456,7 +456,7 @@ impl<'a> Joiner<'a> {
         for (pi, c) in chains.iter().enumerate() {
             let legs_out: Vec<Leg> = c
                 .iter()
-                .map(|&l| self.leg_out(&sums[l as usize], &obs, &links, &links_of_leg[l as usize], &labels))
+                .map(|&l| self.leg_out(&sums[l as usize], &obs, &mut links, &links_of_leg[l as usize], &labels))
                 .collect();
             let mut via = Vec::new();
             for w in c.windows(2) {
@@ -467,13 +467,13 @@ impl<'a> Joiner<'a> {
                     .evidence
                     .iter()
                     .find_map(|(ev, _)| match ev {
-                        Evidence::Process { pid, comm } => Some(Owner { pid: *pid, comm: comm.clone() }),
+                        Evidence::Process { pid, comm } => Some(Owner { pid: *pid, comm: comm.to_string() }),
                         _ => None,
                     })
                     .or_else(|| d.client_owner.clone())
                     .or_else(|| u.server_owner.clone());
                 let k = path_of_leg[e.up as usize].1;
-                via.push(Via { between: [k, k + 1], process, score: e.score, evidence: scored(&e.evidence, None) });
+                via.push(Via { between: [k, k + 1], process, score: e.score, evidence: scored(e.evidence.clone(), None) });
             }
             let first_ns = c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0);
             let last_ns = c.iter().map(|&l| sums[l as usize].last).max().unwrap_or(0);
@@ -518,7 +518,7 @@ impl<'a> Joiner<'a> {
         &self,
         sum: &LegSum<'_>,
         obs: &[Ob<'_>],
-        links: &[leg::LegLink],
+        links: &mut [leg::LegLink],
         mine: &[usize],
         labels: &[Arc<str>],
     ) -> Leg {
@@ -530,10 +530,8 @@ impl<'a> Joiner<'a> {
                 let main = v.main(obs);
                 let mut ids: Vec<u64> = [v.c2s, v.s2c].iter().filter_map(|&m| obs[m as usize].id.map(|i| i.0)).collect();
                 ids.dedup();
-                let conntrack = v.synthetic(obs).and_then(|ei| self.conntrack.get(ei)).map(|(e, _)| model::CtRef {
-                    id: e.id,
-                    orig: e.orig,
-                    reply: e.reply,
+                let conntrack = v.synthetic(obs).and_then(|ei| self.conntrack.get(ei)).map(|(e, _)| {
+                    Box::new(model::CtRef { id: e.id, orig: e.orig, reply: e.reply })
                 });
                 Observation {
                     point: labels.get(v.point as usize).cloned().unwrap_or_else(|| Arc::from("?")),
@@ -544,7 +542,7 @@ impl<'a> Joiner<'a> {
                     first: model::unix_s(v.first(obs)),
                     last: model::unix_s(v.last(obs)),
                     source: if conntrack.is_some() { Source::Conntrack } else { Source::Capture },
-                    reply: v.reply(obs).map(|(src, dst)| model::Endpoints { src, dst }),
+                    reply: v.reply(obs).map(|(src, dst)| Box::new(model::Endpoints { src, dst })),
                     ids,
                     conntrack,
                 }
@@ -553,9 +551,9 @@ impl<'a> Joiner<'a> {
         let mut evidence = Vec::new();
         let mut score: Option<i32> = None;
         for &i in mine {
-            let l = &links[i];
-            let (a, b) = (view_of(l.a).unwrap_or(0), view_of(l.b).unwrap_or(0));
-            evidence.extend(scored(&l.evidence, Some([a.min(b), a.max(b)])));
+            let l = &mut links[i];
+            let (a, b) = (view_of(l.a).unwrap_or(0) as u32, view_of(l.b).unwrap_or(0) as u32);
+            evidence.extend(scored(std::mem::take(&mut l.evidence), Some([a.min(b), a.max(b)])));
             score = Some(score.map_or(l.score, |s| s.min(l.score)));
         }
         let same = views.iter().all(|v| {
@@ -590,8 +588,8 @@ impl<'a> Joiner<'a> {
     }
 }
 
-fn scored(ev: &[(Evidence, i32)], between: Option<[usize; 2]>) -> Vec<Scored> {
-    ev.iter().map(|(e, p)| Scored { evidence: e.clone(), points: *p, between }).collect()
+fn scored(ev: Vec<(Evidence, i32)>, between: Option<[u32; 2]>) -> Vec<Scored> {
+    ev.into_iter().map(|(evidence, points)| Scored { evidence, points, between }).collect()
 }
 
 #[cfg(test)]

@@ -190,11 +190,11 @@ pub struct Observation {
     /// The server-to-client direction's tuple, when this point shows the replies under
     /// other addresses (two half observations merged, e.g. a bridge with br_netfilter).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reply: Option<Endpoints>,
+    pub reply: Option<Box<Endpoints>>,
     /// The flow table's ids of the observations shown here.
     pub ids: Vec<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub conntrack: Option<CtRef>,
+    pub conntrack: Option<Box<CtRef>>,
 }
 
 /// Between two consecutive observations of a leg.

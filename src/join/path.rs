@@ -14,7 +14,6 @@ use super::view::View;
 use super::{JoinConfig, JoinStats};
 use crate::join::digest::{DigestCmp, StreamDigest};
 use crate::netns::Netns;
-use std::net::SocketAddr;
 
 /// One direction of a leg, summarized over its views.
 #[derive(Clone, Copy, Debug, Default)]
@@ -45,8 +44,6 @@ pub(crate) struct LegSum<'b> {
     pub server_owner: Option<Owner>,
     pub netns_near_client: Option<Netns>,
     pub netns_near_server: Option<Netns>,
-    /// `(point, client)` and `(point, server)` of every view.
-    pub ends: Vec<(u32, SocketAddr, SocketAddr)>,
 }
 
 impl<'b> LegSum<'b> {
@@ -56,15 +53,14 @@ impl<'b> LegSum<'b> {
         owner: &dyn Fn(&View, bool) -> Option<Owner>,
         netns: &dyn Fn(u32) -> Option<Netns>,
     ) -> LegSum<'b> {
-        let real: Vec<&View> = views.iter().filter(|v| v.synthetic(obs).is_none()).collect();
-        let all: Vec<&View> = views.iter().collect();
-        let near_client = real.first().or(all.first()).copied();
-        let near_server = real.last().or(all.last()).copied();
+        let is_real = |v: &&View| v.synthetic(obs).is_none();
+        let near_client = views.iter().find(is_real).or(views.first());
+        let near_server = views.iter().rev().find(is_real).or(views.last());
         let proto = views.first().map_or(Proto::Tcp, |v| v.main(obs).f.proto);
         let mut streams = [StreamSum::default(); 2];
         for dir in Dir::BOTH {
             let s = &mut streams[dir.index()];
-            for v in &real {
+            for v in views.iter().filter(is_real) {
                 let d = v.d(obs, dir);
                 s.bytes = s.bytes.max(d.bytes);
                 s.finished |= d.finished();
@@ -87,7 +83,6 @@ impl<'b> LegSum<'b> {
         let server_owner = views.iter().rev().find_map(|v| owner(v, false));
         let first = views.iter().map(|v| v.first(obs)).min().unwrap_or(0);
         let last = views.iter().map(|v| v.last(obs)).max().unwrap_or(0);
-        let ends = views.iter().map(|v| (v.point, v.client(obs), v.server(obs))).collect();
         LegSum {
             proto,
             first,
@@ -99,7 +94,6 @@ impl<'b> LegSum<'b> {
             server_owner,
             netns_near_client: near_client.and_then(|v| netns(v.point)),
             netns_near_server: near_server.and_then(|v| netns(v.point)),
-            ends,
             views,
         }
     }
@@ -156,7 +150,7 @@ pub(crate) fn candidates(legs: &[LegSum<'_>], cfg: &JoinConfig, stats: &mut Join
 
 /// Scores `up -> down` as a forwarder hop; `None` when it cannot be one (order, causality,
 /// differing payload, no payload in common, a loop) or scores below the threshold.
-pub(crate) fn score_edge(up: &LegSum<'_>, down: &LegSum<'_>, ui: u32, di: u32, cfg: &JoinConfig) -> Option<PathEdge> {
+pub(crate) fn score_edge(up: &LegSum<'_>, down: &LegSum<'_>, ui: u32, di: u32, obs: &[Ob<'_>], cfg: &JoinConfig) -> Option<PathEdge> {
     if up.proto != down.proto {
         return None;
     }
@@ -171,9 +165,10 @@ pub(crate) fn score_edge(up: &LegSum<'_>, down: &LegSum<'_>, ui: u32, di: u32, c
         return None;
     }
     // A forwarder does not connect to itself at the same point.
-    for &(p, c, s) in &up.ends {
-        for &(q, c2, s2) in &down.ends {
-            if p == q && (same_tuple((c, s), (c2, s2)) || c == c2 || s == s2) {
+    for u in &up.views {
+        for d in &down.views {
+            let (c, s, c2, s2) = (u.client(obs), u.server(obs), d.client(obs), d.server(obs));
+            if u.point == d.point && (same_tuple((c, s), (c2, s2)) || c == c2 || s == s2) {
                 return None;
             }
         }
@@ -230,15 +225,15 @@ pub(crate) fn score_edge(up: &LegSum<'_>, down: &LegSum<'_>, ui: u32, di: u32, c
     }
     let connect = ds.saturating_sub(us);
     let worst = [Some(connect), forward, reply].into_iter().flatten().max().unwrap_or(connect);
-    let us_f = |ns: i64| Some(ns as f64 / 1000.0);
+    let us_f = |ns: i64| Some((ns as f64 / 1000.0) as f32);
     ev.push((
         Evidence::Timing { connect_us: us_f(connect), forward_us: forward.and_then(us_f), reply_us: reply.and_then(us_f) },
         timing_points(worst),
     ));
     match (&up.server_owner, &down.client_owner) {
-        (Some(a), Some(b)) if a.pid == b.pid => ev.push((Evidence::Process { pid: a.pid, comm: a.comm.clone() }, points::PROCESS)),
+        (Some(a), Some(b)) if a.pid == b.pid => ev.push((Evidence::Process { pid: a.pid, comm: a.comm.as_str().into() }, points::PROCESS)),
         (Some(a), Some(b)) if a.comm != b.comm => {
-            ev.push((Evidence::ProcessDiffers { upstream: a.to_string(), downstream: b.to_string() }, points::PROCESS_DIFFERS))
+            ev.push((Evidence::ProcessDiffers { upstream: Box::new(a.clone()), downstream: Box::new(b.clone()) }, points::PROCESS_DIFFERS))
         }
         _ => {}
     }
@@ -259,12 +254,12 @@ fn a_data(l: &LegSum<'_>, dir: Dir, near_client: bool) -> Option<Nanos> {
 }
 
 /// Scores candidate pairs in both orders; at most one order passes the order gate.
-pub(crate) fn edges(legs: &[LegSum<'_>], pairs: &[(u32, u32)], cfg: &JoinConfig, stats: &mut JoinStats) -> Vec<PathEdge> {
+pub(crate) fn edges(legs: &[LegSum<'_>], pairs: &[(u32, u32)], obs: &[Ob<'_>], cfg: &JoinConfig, stats: &mut JoinStats) -> Vec<PathEdge> {
     let mut out = Vec::new();
     for &(a, b) in pairs {
         stats.path_pairs_scored += 1;
         let (la, lb) = (&legs[a as usize], &legs[b as usize]);
-        if let Some(e) = score_edge(la, lb, a, b, cfg).or_else(|| score_edge(lb, la, b, a, cfg)) {
+        if let Some(e) = score_edge(la, lb, a, b, obs, cfg).or_else(|| score_edge(lb, la, b, a, obs, cfg)) {
             out.push(e);
         }
     }
@@ -306,24 +301,22 @@ pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> 
         }
         x
     }
-    let mut by_end: std::collections::HashMap<(u32, bool), usize> = std::collections::HashMap::new();
+    let legs = edges.iter().map(|e| e.up.max(e.down) as usize + 1).max().unwrap_or(0);
+    let mut first_out: Vec<u32> = vec![u32::MAX; legs];
+    let mut first_in: Vec<u32> = vec![u32::MAX; legs];
     for (i, e) in edges.iter().enumerate() {
-        for end in [(e.up, true), (e.down, false)] {
-            if let Some(&j) = by_end.get(&end) {
-                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                parent[a] = b;
+        for slot in [&mut first_out[e.up as usize], &mut first_in[e.down as usize]] {
+            if *slot == u32::MAX {
+                *slot = i as u32;
             } else {
-                by_end.insert(end, i);
+                let (a, b) = (find(&mut parent, i), find(&mut parent, *slot as usize));
+                parent[a] = b;
             }
         }
     }
-    let mut groups: std::collections::HashMap<usize, Vec<usize>> = std::collections::HashMap::new();
-    for i in 0..edges.len() {
-        let r = find(&mut parent, i);
-        groups.entry(r).or_default().push(i);
-    }
-    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
-    groups.sort_unstable();
+    let mut order: Vec<(usize, usize)> = (0..edges.len()).map(|i| (find(&mut parent, i), i)).collect();
+    order.sort_unstable();
+    let groups = order.chunk_by(|a, b| a.0 == b.0).map(|g| g.iter().map(|x| x.1).collect::<Vec<usize>>());
     for g in groups {
         if g.len() == 1 {
             choice.accepted.push(g[0]);

@@ -79,6 +79,9 @@ impl View {
 /// Builds the views of one leg's members (merging complementary halves at one point) and
 /// orders them along the direction of travel.
 pub(crate) fn views(members: &[u32], obs: &[Ob<'_>], synthetic_orig: &dyn Fn(usize, &Ob<'_>) -> bool) -> Vec<View> {
+    if let [m] = members {
+        return vec![View { point: obs[*m as usize].point, c2s: *m, s2c: *m, pos: 0 }];
+    }
     let mut sorted: Vec<u32> = members.to_vec();
     sorted.sort_by_key(|&m| (obs[m as usize].point, m));
     let mut used = vec![false; sorted.len()];
@@ -126,26 +129,37 @@ pub(crate) fn views(members: &[u32], obs: &[Ob<'_>], synthetic_orig: &dyn Fn(usi
     out
 }
 
-/// Times of the same records (segments or datagrams) of `dir` at two views.
-fn common_times(u: &DirFeatures, v: &DirFeatures) -> Vec<(Nanos, Nanos)> {
-    let mut out = Vec::new();
-    for a in u.segments.as_slice() {
-        if let Some(b) = v.segments.as_slice().iter().find(|b| (b.seq, b.len, b.flags) == (a.seq, a.len, a.flags)) {
-            out.push((a.at, b.at));
-        }
-    }
-    for a in u.datagrams.as_slice() {
-        if a.digest.is_none() {
-            continue;
-        }
-        if let Some(b) = v.datagrams.as_slice().iter().find(|b| b.digest == a.digest) {
-            out.push((a.at, b.at));
-        }
-    }
-    out
+/// Records compared per direction at most (segments and datagrams).
+const RECORDS: usize = super::features::K_SEGMENTS + super::features::K_DATAGRAMS;
+
+/// Up to [`RECORDS`] values on the stack.
+#[derive(Clone, Copy)]
+struct Samples {
+    v: [i64; 2 * RECORDS],
+    n: usize,
 }
 
-fn median(mut v: Vec<i64>) -> Option<i64> {
+impl Samples {
+    fn new() -> Samples {
+        Samples { v: [0; 2 * RECORDS], n: 0 }
+    }
+    fn push(&mut self, x: i64) {
+        if self.n < self.v.len() {
+            self.v[self.n] = x;
+            self.n += 1;
+        }
+    }
+    fn extend(&mut self, o: &Samples) {
+        for &x in &o.v[..o.n] {
+            self.push(x);
+        }
+    }
+    fn median(&mut self) -> Option<i64> {
+        median(&mut self.v[..self.n])
+    }
+}
+
+fn median(v: &mut [i64]) -> Option<i64> {
     if v.is_empty() {
         return None;
     }
@@ -154,31 +168,49 @@ fn median(mut v: Vec<i64>) -> Option<i64> {
     Some(if n % 2 == 1 { v[n / 2] } else { v[n / 2 - 1] / 2 + v[n / 2] / 2 })
 }
 
-/// Signed delays of `v` behind `u` along the direction of travel, per direction.
-fn delays(u: &View, v: &View, obs: &[Ob<'_>], dir: Dir) -> Vec<i64> {
-    common_times(u.d(obs, dir), v.d(obs, dir))
-        .into_iter()
-        .map(|(tu, tv)| match dir {
+/// Signed delays of `v` behind `u` along the direction of travel, over the same records
+/// (segments, datagrams) of `dir` at both views.
+fn delays(u: &View, v: &View, obs: &[Ob<'_>], dir: Dir) -> Samples {
+    let (a, b) = (u.d(obs, dir), v.d(obs, dir));
+    let mut out = Samples::new();
+    let mut add = |tu: Nanos, tv: Nanos| {
+        out.push(match dir {
             Dir::C2s => tv.saturating_sub(tu),
             Dir::S2c => tu.saturating_sub(tv),
         })
-        .collect()
+    };
+    for x in a.segments.as_slice() {
+        if let Some(y) = b.segments.as_slice().iter().find(|y| (y.seq, y.len, y.flags) == (x.seq, x.len, x.flags)) {
+            add(x.at, y.at);
+        }
+    }
+    for x in a.datagrams.as_slice() {
+        if x.digest.is_none() {
+            continue;
+        }
+        if let Some(y) = b.datagrams.as_slice().iter().find(|y| y.digest == x.digest) {
+            add(x.at, y.at);
+        }
+    }
+    out
 }
 
 /// How far downstream `v` is of `u` (ns).
 fn offset(u: &View, v: &View, obs: &[Ob<'_>]) -> i64 {
     let mut all = delays(u, v, obs, Dir::C2s);
-    all.extend(delays(u, v, obs, Dir::S2c));
-    if let Some(m) = median(all) {
+    all.extend(&delays(u, v, obs, Dir::S2c));
+    if let Some(m) = all.median() {
         return m;
     }
-    let mut syn = Vec::new();
+    let mut syn = [0i64; 2];
+    let mut n = 0;
     for dir in Dir::BOTH {
         if let (Some(a), Some(b)) = (u.d(obs, dir).syn, v.d(obs, dir).syn) {
-            syn.push(if dir == Dir::C2s { b.at.saturating_sub(a.at) } else { a.at.saturating_sub(b.at) });
+            syn[n] = if dir == Dir::C2s { b.at.saturating_sub(a.at) } else { a.at.saturating_sub(b.at) };
+            n += 1;
         }
     }
-    median(syn).unwrap_or_else(|| v.first(obs).saturating_sub(u.first(obs)))
+    median(&mut syn[..n]).unwrap_or_else(|| v.first(obs).saturating_sub(u.first(obs)))
 }
 
 /// What differs between two consecutive views.
@@ -263,11 +295,11 @@ pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) 
             }
         }
     }
-    let c2s = delays(u, v, obs, Dir::C2s);
-    let s2c = delays(u, v, obs, Dir::S2c);
-    let samples = (c2s.len() + s2c.len()) as u32;
+    let mut c2s = delays(u, v, obs, Dir::C2s);
+    let mut s2c = delays(u, v, obs, Dir::S2c);
+    let samples = (c2s.n + s2c.n) as u32;
     let us = |ns: i64| ns as f64 / 1000.0;
-    let lat = Latency { c2s_us: median(c2s).map(us), s2c_us: median(s2c).map(us), samples };
+    let lat = Latency { c2s_us: c2s.median().map(us), s2c_us: s2c.median().map(us), samples };
     (ch, lat)
 }
 
@@ -277,9 +309,9 @@ mod tests {
 
     #[test]
     fn median_of_even_and_odd() {
-        assert_eq!(median(vec![]), None);
-        assert_eq!(median(vec![5, 1, 3]), Some(3));
-        assert_eq!(median(vec![4, 2]), Some(3));
-        assert_eq!(median(vec![i64::MAX, i64::MAX]), Some(i64::MAX - 1));
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [5, 1, 3]), Some(3));
+        assert_eq!(median(&mut [4, 2]), Some(3));
+        assert_eq!(median(&mut [i64::MAX, i64::MAX]), Some(i64::MAX - 1));
     }
 }
