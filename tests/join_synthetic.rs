@@ -30,7 +30,7 @@ fn join(obs: &[ObservationFeatures], cts: &[CtEntry], setup: impl FnOnce(&mut Jo
 
 /// Observation ids per path, per leg (sorted), for comparing with the truth.
 fn shape(m: &Model) -> Vec<Vec<Vec<u64>>> {
-    m.paths.iter().map(|p| p.legs.iter().map(|l| l.observations.iter().flat_map(|o| o.ids.clone()).collect()).collect()).collect()
+    m.paths.iter().map(|p| p.legs.iter().map(|l| l.observations.iter().flat_map(|o| o.ids.iter().copied()).collect()).collect()).collect()
 }
 
 fn has(ev: &[flowtrail::join::Scored], f: impl Fn(&Evidence) -> bool) -> bool {

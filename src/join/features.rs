@@ -101,11 +101,31 @@ impl<T: Copy + Default, const N: usize> Firsts<T, N> {
     }
 }
 
+/// A time relative to the direction's first packet ([`DirFeatures::base`]), in ticks of
+/// [`Rel::TICK_NS`] (16 ns), saturating at about +-34 s: records keep four bytes of time
+/// instead of eight. Resolve with [`DirFeatures::time`]; a saturated value resolves to
+/// `None` (its record is still compared, but gives no latency).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Rel(pub i32);
+
+impl Rel {
+    pub const TICK_NS: i64 = 16;
+
+    fn from(base: Nanos, at: Nanos) -> Rel {
+        let ticks = at.saturating_sub(base).div_euclid(Rel::TICK_NS);
+        Rel(ticks.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+    }
+
+    fn resolve(self, base: Nanos) -> Option<Nanos> {
+        (self.0 != i32::MIN && self.0 != i32::MAX).then(|| base.saturating_add(i64::from(self.0) * Rel::TICK_NS))
+    }
+}
+
 /// A value and when it was seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stamped<T> {
     pub value: T,
-    pub at: Nanos,
+    pub at: Rel,
 }
 
 /// The SYN (or SYN-ACK) of one direction.
@@ -120,25 +140,32 @@ pub struct Syn {
     pub tsval: Option<u32>,
 }
 
-/// One TCP segment that carried SYN, FIN, RST or payload.
+/// One TCP segment that carried SYN, FIN, RST or payload (16 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SegmentRecord {
     /// Absolute sequence number (the same at every point of a leg).
     pub seq: u32,
     /// Payload length on the wire.
     pub len: u32,
+    pub at: Rel,
     /// TCP flags (low byte, [`tcp_flags`]).
     pub flags: u8,
-    pub at: Nanos,
 }
 
-/// One UDP datagram.
+/// One UDP datagram (16 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DatagramRecord {
+    /// [`datagram_digest`], 0 when too little was captured (see [`DatagramRecord::digest`]).
+    pub hash: u64,
     pub len: u32,
-    /// [`datagram_digest`]; `None` when too little was captured.
-    pub digest: Option<u64>,
-    pub at: Nanos,
+    pub at: Rel,
+}
+
+impl DatagramRecord {
+    /// The datagram's digest, `None` when too little was captured to compute it.
+    pub fn digest(&self) -> Option<u64> {
+        (self.hash != 0).then_some(self.hash)
+    }
 }
 
 /// Source and destination MAC of a direction's first frame.
@@ -159,6 +186,9 @@ pub struct TtlRange {
 /// Everything about one direction of an observation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirFeatures {
+    /// Time of the direction's first packet as it arrived (never changes afterwards): the
+    /// base of every [`Rel`] time.
+    pub base: Nanos,
     pub packets: u64,
     /// Payload bytes on the wire (TCP payload / UDP payload lengths, retransmissions too).
     pub bytes: u64,
@@ -193,6 +223,18 @@ pub struct DirFeatures {
 }
 
 impl DirFeatures {
+    /// Absolute time of a record's [`Rel`] time.
+    pub fn time(&self, at: Rel) -> Option<Nanos> {
+        at.resolve(self.base)
+    }
+
+    fn rel(&mut self, at: Nanos) -> Rel {
+        if self.packets == 0 {
+            self.base = at;
+        }
+        Rel::from(self.base, at)
+    }
+
     /// A FIN or RST was seen: the byte count is final.
     pub fn finished(&self) -> bool {
         self.fin_at.is_some() || self.rst_at.is_some()
@@ -203,7 +245,8 @@ impl DirFeatures {
         self.syn.and_then(|s| s.tsval).or_else(|| self.tsvals.as_slice().first().map(|t| t.value))
     }
 
-    fn packet(&mut self, at: Nanos, ip: &Ip, payload_len: u32) {
+    fn packet(&mut self, at: Nanos, ip: &Ip, payload_len: u32) -> Rel {
+        let rel = self.rel(at);
         self.packets += 1;
         self.bytes += u64::from(payload_len);
         self.first.get_or_insert(at);
@@ -216,8 +259,9 @@ impl DirFeatures {
             Some(t) => TtlRange { first: t.first, min: t.min.min(ip.ttl), max: t.max.max(ip.ttl) },
         });
         if let Some(id) = ip.ip_id {
-            self.ip_ids.push(Stamped { value: id, at });
+            self.ip_ids.push(Stamped { value: id, at: rel });
         }
+        rel
     }
 }
 
@@ -305,7 +349,7 @@ impl ObservationFeatures {
     pub fn on_tcp(&mut self, dir: Direction, ts: Timestamp, ip: &Ip, tcp: &Tcp<'_>) {
         let at = self.touch(nanos(ts));
         let d = &mut self.dirs[dir_index(dir)];
-        d.packet(at, ip, tcp.payload_len);
+        let rel = d.packet(at, ip, tcp.payload_len);
         let syn = tcp.has(tcp_flags::SYN);
         let fin = tcp.has(tcp_flags::FIN);
         let rst = tcp.has(tcp_flags::RST);
@@ -329,7 +373,7 @@ impl ObservationFeatures {
         }
         if let Some((val, ecr)) = tcp.ts {
             if d.tsvals.last().is_none_or(|t| t.value != val) {
-                d.tsvals.push(Stamped { value: val, at });
+                d.tsvals.push(Stamped { value: val, at: rel });
             }
             if ecr != 0 && d.tsecr.is_none() {
                 d.tsecr = Some(ecr);
@@ -353,7 +397,7 @@ impl ObservationFeatures {
             }
         }
         if syn || fin || rst || tcp.payload_len > 0 {
-            d.segments.push(SegmentRecord { seq: tcp.seq, len: tcp.payload_len, flags: tcp.flags as u8, at });
+            d.segments.push(SegmentRecord { seq: tcp.seq, len: tcp.payload_len, flags: tcp.flags as u8, at: rel });
         }
         if fin {
             d.fin_at.get_or_insert(at);
@@ -367,8 +411,9 @@ impl ObservationFeatures {
     pub fn on_udp(&mut self, dir: Direction, ts: Timestamp, ip: &Ip, udp: &Udp<'_>) {
         let at = self.touch(nanos(ts));
         let d = &mut self.dirs[dir_index(dir)];
-        d.packet(at, ip, udp.payload_len);
-        d.datagrams.push(DatagramRecord { len: udp.payload_len, digest: datagram_digest(udp.payload_len, udp.payload), at });
+        let rel = d.packet(at, ip, udp.payload_len);
+        let hash = datagram_digest(udp.payload_len, udp.payload).map_or(0, |h| h.max(1));
+        d.datagrams.push(DatagramRecord { hash, len: udp.payload_len, at: rel });
     }
 
     /// The frame's link layer: records the MACs of the direction's first Ethernet frame.
@@ -438,7 +483,9 @@ mod tests {
     #[test]
     fn fixed_size() {
         let n = std::mem::size_of::<ObservationFeatures>();
-        assert!(n <= 1600, "ObservationFeatures is {n} bytes");
+        assert!(n <= 1280, "ObservationFeatures is {n} bytes");
+        assert_eq!(std::mem::size_of::<SegmentRecord>(), 16);
+        assert_eq!(std::mem::size_of::<DatagramRecord>(), 16);
     }
 
     #[test]
@@ -488,6 +535,21 @@ mod tests {
         frame.truncate(10);
         assert_eq!(ethernet_macs(1, &frame), None);
         assert_eq!(ethernet_macs(101, &[0; 40]), None);
+    }
+
+    #[test]
+    fn relative_times() {
+        let mut d = DirFeatures::default();
+        let base = 1_700_000_000_123_456_789;
+        let r = d.rel(base);
+        d.packets = 1;
+        assert_eq!(d.time(r), Some(base));
+        let later = d.rel(base + 1_000_000);
+        assert_eq!(d.time(later).unwrap() - d.time(r).unwrap(), 1_000_000);
+        let earlier = d.rel(base - 3_200);
+        assert_eq!(d.time(r).unwrap() - d.time(earlier).unwrap(), 3_200);
+        let far = d.rel(base + 3_600_000_000_000);
+        assert_eq!(d.time(far), None);
     }
 
     #[test]

@@ -25,20 +25,38 @@ pub(crate) struct Ob<'b> {
     pub synthetic: Option<usize>,
     /// Index into the joiner's point table.
     pub point: u32,
+    /// `(client, server)` of a synthetic observation (its `f` is the observation it was
+    /// made for: the same packets, before or after the rewrite).
+    pub tuple: Option<&'b (SocketAddr, SocketAddr)>,
+    /// [`tuple_key`] of the tuple.
+    pub key: u64,
 }
 
 impl<'b> Ob<'b> {
-    pub fn new(f: &'b ObservationFeatures, id: Option<ObservationId>, synthetic: Option<usize>, point: u32) -> Ob<'b> {
-        Ob { f, flip: flipped(f), id, synthetic, point }
+    pub fn new(f: &'b ObservationFeatures, id: Option<ObservationId>, point: u32) -> Ob<'b> {
+        Ob { f, flip: flipped(f), id, synthetic: None, point, tuple: None, key: tuple_key(f.proto, f.client, f.server) }
+    }
+    /// A synthetic observation of `tuple` (from conntrack entry `entry`), standing for the
+    /// same packets as `of`.
+    pub fn synthetic(of: &Ob<'b>, tuple: &'b (SocketAddr, SocketAddr), entry: usize, point: u32) -> Ob<'b> {
+        Ob { f: of.f, flip: of.flip, id: None, synthetic: Some(entry), point, tuple: Some(tuple), key: tuple_key(of.f.proto, tuple.0, tuple.1) }
     }
     pub fn d(&self, dir: Dir) -> &'b DirFeatures {
         &self.f.dirs[dir.index() ^ usize::from(self.flip)]
     }
     pub fn client(&self) -> SocketAddr {
-        if self.flip { self.f.server } else { self.f.client }
+        match self.tuple {
+            Some(t) => t.0,
+            None if self.flip => self.f.server,
+            None => self.f.client,
+        }
     }
     pub fn server(&self) -> SocketAddr {
-        if self.flip { self.f.client } else { self.f.server }
+        match self.tuple {
+            Some(t) => t.1,
+            None if self.flip => self.f.client,
+            None => self.f.server,
+        }
     }
     /// Owner of the client's / server's socket as the flow table attributed it.
     pub fn owner(&self, dir_side_client: bool) -> Option<&'b super::Owner> {
@@ -51,7 +69,7 @@ impl<'b> Ob<'b> {
     }
     /// Orientation-free tuple key.
     pub fn tuple_key(&self) -> u64 {
-        tuple_key(self.f.proto, self.f.client, self.f.server)
+        self.key
     }
     /// When the connection started here: the client's SYN, else the first packet.
     pub fn start(&self) -> Nanos {
@@ -77,14 +95,23 @@ fn canon(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
-/// Orientation-free hash of a 5-tuple.
+/// Orientation-free hash of a 5-tuple (equal tuples give equal keys; callers compare the
+/// tuples themselves on a key match).
 pub(crate) fn tuple_key(proto: Proto, a: SocketAddr, b: SocketAddr) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let (a, b) = (canon(a), canon(b));
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (proto, lo, hi).hash(&mut h);
-    h.finish()
+    fn end(a: SocketAddr) -> u64 {
+        let ip = match a.ip().to_canonical() {
+            std::net::IpAddr::V4(v) => u64::from(u32::from(v)),
+            std::net::IpAddr::V6(v) => {
+                let x = u128::from(v);
+                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+            }
+        };
+        let h = (ip ^ (u64::from(a.port()) << 48) ^ u64::from(a.port())).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 29)
+    }
+    let (x, y) = (end(a), end(b));
+    let (lo, hi) = if x <= y { (x, y) } else { (y, x) };
+    super::index::key(proto as u8, lo.rotate_left(21) ^ hi.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
 }
 
 /// Whether two endpoint pairs are the same tuple (either orientation).
@@ -211,7 +238,7 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
             return None;
         }
     }
-    if same_tuple((a.f.client, a.f.server), (b.f.client, b.f.server)) {
+    if same_tuple((a.client(), a.server()), (b.client(), b.server())) {
         ps.same_tuple = true;
         ps.add(Evidence::SameTuple, if tcp { points::SAME_TUPLE_TCP } else { points::SAME_TUPLE_UDP });
     }
@@ -255,7 +282,10 @@ fn tsval_progresses(x: &DirFeatures, y: &DirFeatures) -> bool {
     if x.syn.is_some() && y.syn.is_some() {
         return false;
     }
-    let dt_ms = (q.at.saturating_sub(p.at)) as f64 / 1e6;
+    let (Some(tp), Some(tq)) = (x.time(p.at), y.time(q.at)) else {
+        return false;
+    };
+    let dt_ms = (tq.saturating_sub(tp)) as f64 / 1e6;
     if dt_ms.abs() > 600_000.0 {
         return false;
     }
@@ -287,9 +317,9 @@ pub(crate) fn datagram_alignment(x: &DirFeatures, y: &DirFeatures) -> Option<u32
     let (xs, ys) = (x.datagrams.as_slice(), y.datagrams.as_slice());
     let mut best = None;
     for (i, dx) in xs.iter().enumerate() {
-        let Some(hx) = dx.digest else { continue };
+        let Some(hx) = dx.digest() else { continue };
         for (j, dy) in ys.iter().enumerate() {
-            if dy.digest != Some(hx) {
+            if dy.digest() != Some(hx) {
                 continue;
             }
             let shift = j as isize - i as isize;
@@ -297,7 +327,7 @@ pub(crate) fn datagram_alignment(x: &DirFeatures, y: &DirFeatures) -> Option<u32
             let mut ok = true;
             for (k, a) in xs.iter().enumerate() {
                 let Some(b) = usize::try_from(k as isize + shift).ok().and_then(|m| ys.get(m)) else { continue };
-                match (a.digest, b.digest) {
+                match (a.digest(), b.digest()) {
                     (Some(p), Some(q)) if p == q => matched += 1,
                     (Some(_), Some(_)) => ok = false,
                     _ => {}
@@ -365,7 +395,7 @@ pub(crate) fn candidates(obs: &[Ob<'_>], cfg: &JoinConfig, stats: &mut JoinStats
                 }
                 Proto::Udp => {
                     for dg in d.datagrams.as_slice() {
-                        if let Some(h) = dg.digest {
+                        if let Some(h) = dg.digest() {
                             keys.push(key(DATAGRAM, h));
                         }
                     }
@@ -436,7 +466,7 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[CtEntry], netns: &[Optio
             let run = by_tuple[from..].iter().take_while(|x| x.0 == k).map(|x| x.1);
             let fits = |i: &u32| {
                 let o = &obs[*i as usize];
-                o.f.proto == proto && same_tuple((o.f.client, o.f.server), (src, dst))
+                o.f.proto == proto && same_tuple((o.client(), o.server()), (src, dst))
             };
             let in_ns = |i: &u32| netns.get(obs[*i as usize].point as usize).and_then(|n| n.as_ref()).is_none_or(|n| *n == e.netns);
             let rank = |i: &u32| {
@@ -513,7 +543,7 @@ impl Clusters {
         for &x in ma {
             for &y in mb {
                 let (ox, oy) = (&obs[x as usize], &obs[y as usize]);
-                if ox.point == oy.point && same_tuple((ox.f.client, ox.f.server), (oy.f.client, oy.f.server)) {
+                if ox.point == oy.point && ox.key == oy.key && same_tuple((ox.client(), ox.server()), (oy.client(), oy.server())) {
                     return Err(());
                 }
             }

@@ -290,19 +290,18 @@ impl<'a> Joiner<'a> {
             .inputs
             .iter()
             .filter(|(_, f)| !f.is_empty())
-            .map(|&(id, f)| Ob::new(f, Some(id), None, dense(f.point)))
+            .map(|&(id, f)| Ob::new(f, Some(id), dense(f.point)))
             .collect();
         stats.observations = real.len() as u64;
 
         // Conntrack: links, and synthetic observations (with their own points).
         let entries: Vec<CtEntry> = self.conntrack.iter().map(|(e, _)| e.clone()).collect();
         let plan = leg::conntrack_plan(&real, &entries, &nss, cfg);
-        let mut synth_feats: Vec<ObservationFeatures> = Vec::with_capacity(plan.synthetic.len());
-        let mut synth_meta: Vec<(usize, u32)> = Vec::new();
+        let mut synth_tuples: Vec<(SocketAddr, SocketAddr)> = Vec::with_capacity(plan.synthetic.len());
+        let mut synth_meta: Vec<(usize, u32, u32)> = Vec::with_capacity(plan.synthetic.len());
         for &(ei, orig, anchor) in &plan.synthetic {
             let (e, label) = &self.conntrack[ei];
-            let a = &real[anchor as usize];
-            let (client, server) = if orig { (e.orig.src_addr(), e.orig.dst_addr()) } else { (e.reply.dst_addr(), e.reply.src_addr()) };
+            synth_tuples.push(if orig { (e.orig.src_addr(), e.orig.dst_addr()) } else { (e.reply.dst_addr(), e.reply.src_addr()) });
             let point = match labels[seen_points.len()..].iter().position(|l| **l == **label) {
                 Some(k) => seen_points.len() + k,
                 None => {
@@ -311,32 +310,20 @@ impl<'a> Joiner<'a> {
                     labels.len() - 1
                 }
             };
-            let mut f = ObservationFeatures::new(point as u32, a.f.proto, client, server);
-            f.first = a.f.first;
-            f.last = a.f.last;
-            for dir in Dir::BOTH {
-                let s = a.d(dir);
-                let d = &mut f.dirs[dir.index()];
-                d.packets = s.packets;
-                d.bytes = s.bytes;
-                d.first = s.first;
-                d.last = s.last;
-            }
-            synth_feats.push(f);
-            synth_meta.push((ei, anchor));
+            synth_meta.push((ei, anchor, point as u32));
         }
-        let mut obs = real.clone();
-        for (f, &(ei, _)) in synth_feats.iter().zip(&synth_meta) {
-            obs.push(Ob { f, flip: false, id: None, synthetic: Some(ei), point: f.point });
+        let mut obs = Vec::with_capacity(real.len() + synth_meta.len());
+        obs.extend_from_slice(&real);
+        for (t, &(ei, anchor, point)) in synth_tuples.iter().zip(&synth_meta) {
+            obs.push(Ob::synthetic(&real[anchor as usize], t, ei, point));
         }
-        stats.synthetic = synth_feats.len() as u64;
-        let netns_of = |p: u32| -> Option<Netns> { nss.get(p as usize).cloned().flatten() };
+        stats.synthetic = synth_meta.len() as u64;
 
         // Leg links: scored candidates, conntrack links, synthetic links.
         let pairs = leg::candidates(&obs, cfg, &mut stats);
         let mut links = leg::links(&obs, &pairs, cfg, &mut stats);
         links.extend(plan.links);
-        for (i, &(ei, anchor)) in synth_meta.iter().enumerate() {
+        for (i, &(ei, anchor, _)) in synth_meta.iter().enumerate() {
             let e = &self.conntrack[ei].0;
             let ev = Evidence::Conntrack { id: e.id };
             links.push(leg::LegLink {
@@ -393,13 +380,13 @@ impl<'a> Joiner<'a> {
                 leg_of_obs[m as usize] = li as u32;
             }
             let vs = view::views(clusters.members(r), &obs, &is_orig);
-            sums.push(LegSum::new(vs, &obs, &owner_of, &netns_of));
+            sums.push(LegSum::new(vs, &obs, &owner_of));
         }
         stats.legs = sums.len() as u64;
 
         // Path edges and the matching.
         let ppairs = path::candidates(&sums, cfg, &mut stats);
-        let edges = path::edges(&sums, &ppairs, &obs, cfg, &mut stats);
+        let mut edges = path::edges(&sums, &ppairs, &obs, &nss, cfg, &mut stats);
         stats.path_edges = edges.len() as u64;
         let choice = path::choose(&edges, cfg.margin, &mut stats);
         stats.path_links = choice.accepted.len() as u64;
@@ -461,7 +448,7 @@ impl<'a> Joiner<'a> {
             let mut via = Vec::new();
             for w in c.windows(2) {
                 let Some(ei) = next[w[0] as usize] else { continue };
-                let e = &edges[ei];
+                let e = &mut edges[ei];
                 let (u, d) = (&sums[e.up as usize], &sums[e.down as usize]);
                 let process = e
                     .evidence
@@ -473,7 +460,7 @@ impl<'a> Joiner<'a> {
                     .or_else(|| d.client_owner.clone())
                     .or_else(|| u.server_owner.clone());
                 let k = path_of_leg[e.up as usize].1;
-                via.push(Via { between: [k, k + 1], process, score: e.score, evidence: scored(e.evidence.clone(), None) });
+                via.push(Via { between: [k, k + 1], process, score: e.score, evidence: scored(std::mem::take(&mut e.evidence), None) });
             }
             let first_ns = c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0);
             let last_ns = c.iter().map(|&l| sums[l as usize].last).max().unwrap_or(0);
@@ -528,8 +515,12 @@ impl<'a> Joiner<'a> {
             .iter()
             .map(|v| {
                 let main = v.main(obs);
-                let mut ids: Vec<u64> = [v.c2s, v.s2c].iter().filter_map(|&m| obs[m as usize].id.map(|i| i.0)).collect();
-                ids.dedup();
+                let mut ids = model::Ids::default();
+                for m in [v.c2s, v.s2c] {
+                    if let Some(i) = obs[m as usize].id {
+                        ids.push(i.0);
+                    }
+                }
                 let conntrack = v.synthetic(obs).and_then(|ei| self.conntrack.get(ei)).map(|(e, _)| {
                     Box::new(model::CtRef { id: e.id, orig: e.orig, reply: e.reply })
                 });

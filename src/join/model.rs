@@ -191,10 +191,56 @@ pub struct Observation {
     /// other addresses (two half observations merged, e.g. a bridge with br_netfilter).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<Box<Endpoints>>,
-    /// The flow table's ids of the observations shown here.
-    pub ids: Vec<u64>,
+    /// The flow table's ids of the observations shown here (two for merged halves, none
+    /// for a synthetic observation).
+    pub ids: Ids,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<Box<CtRef>>,
+}
+
+/// Up to two observation ids, serialized as a JSON array.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    ids: [u64; 2],
+    n: u8,
+}
+
+impl Ids {
+    pub fn push(&mut self, id: u64) {
+        if usize::from(self.n) < 2 && !self.as_slice().contains(&id) {
+            self.ids[usize::from(self.n)] = id;
+            self.n += 1;
+        }
+    }
+    pub fn as_slice(&self) -> &[u64] {
+        &self.ids[..usize::from(self.n).min(2)]
+    }
+    pub fn contains(&self, id: &u64) -> bool {
+        self.as_slice().contains(id)
+    }
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, u64> {
+        self.as_slice().iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Ids {
+    type Item = &'a u64;
+    type IntoIter = std::slice::Iter<'a, u64>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Serialize for Ids {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
 }
 
 /// Between two consecutive observations of a leg.

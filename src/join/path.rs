@@ -42,8 +42,9 @@ pub(crate) struct LegSum<'b> {
     pub streams: [StreamSum<'b>; 2],
     pub client_owner: Option<Owner>,
     pub server_owner: Option<Owner>,
-    pub netns_near_client: Option<Netns>,
-    pub netns_near_server: Option<Netns>,
+    /// Points of the real views nearest the client / the server.
+    pub point_near_client: u32,
+    pub point_near_server: u32,
 }
 
 impl<'b> LegSum<'b> {
@@ -51,7 +52,6 @@ impl<'b> LegSum<'b> {
         views: Vec<View>,
         obs: &[Ob<'b>],
         owner: &dyn Fn(&View, bool) -> Option<Owner>,
-        netns: &dyn Fn(u32) -> Option<Netns>,
     ) -> LegSum<'b> {
         let is_real = |v: &&View| v.synthetic(obs).is_none();
         let near_client = views.iter().find(is_real).or(views.first());
@@ -67,14 +67,14 @@ impl<'b> LegSum<'b> {
                 if d.stream.anchor_state() == super::digest::Anchor::Syn && s.digest.is_none_or(|b| d.stream.hashed() > b.hashed()) {
                     s.digest = Some(&d.stream);
                 }
-                let comparable = |x: &DirFeatures| x.datagrams.as_slice().iter().filter(|g| g.digest.is_some()).count();
+                let comparable = |x: &DirFeatures| x.datagrams.as_slice().iter().filter(|g| g.digest().is_some()).count();
                 if comparable(d) > 0 && s.datagrams.is_none_or(|b| comparable(d) > comparable(b)) {
                     s.datagrams = Some(d);
                 }
             }
             let data_at = |v: Option<&View>| -> Option<Nanos> {
                 let d = v?.d(obs, dir);
-                d.data_at.or(d.datagrams.as_slice().first().map(|g| g.at))
+                d.data_at.or_else(|| d.datagrams.as_slice().first().and_then(|g| d.time(g.at)))
             };
             s.data_near_client = data_at(near_client);
             s.data_near_server = data_at(near_server);
@@ -92,8 +92,8 @@ impl<'b> LegSum<'b> {
             streams,
             client_owner,
             server_owner,
-            netns_near_client: near_client.and_then(|v| netns(v.point)),
-            netns_near_server: near_server.and_then(|v| netns(v.point)),
+            point_near_client: near_client.map_or(0, |v| v.point),
+            point_near_server: near_server.map_or(0, |v| v.point),
             views,
         }
     }
@@ -110,7 +110,7 @@ impl<'b> LegSum<'b> {
                     }
                 }
                 Proto::Udp => {
-                    if let Some(h) = s.datagrams.and_then(|d| d.datagrams.as_slice().iter().find_map(|g| g.digest)) {
+                    if let Some(h) = s.datagrams.and_then(|d| d.datagrams.as_slice().iter().find_map(|g| g.digest())) {
                         out.push(key(tag, h));
                     }
                 }
@@ -150,7 +150,15 @@ pub(crate) fn candidates(legs: &[LegSum<'_>], cfg: &JoinConfig, stats: &mut Join
 
 /// Scores `up -> down` as a forwarder hop; `None` when it cannot be one (order, causality,
 /// differing payload, no payload in common, a loop) or scores below the threshold.
-pub(crate) fn score_edge(up: &LegSum<'_>, down: &LegSum<'_>, ui: u32, di: u32, obs: &[Ob<'_>], cfg: &JoinConfig) -> Option<PathEdge> {
+pub(crate) fn score_edge(
+    up: &LegSum<'_>,
+    down: &LegSum<'_>,
+    ui: u32,
+    di: u32,
+    obs: &[Ob<'_>],
+    netns: &[Option<Netns>],
+    cfg: &JoinConfig,
+) -> Option<PathEdge> {
     if up.proto != down.proto {
         return None;
     }
@@ -237,7 +245,8 @@ pub(crate) fn score_edge(up: &LegSum<'_>, down: &LegSum<'_>, ui: u32, di: u32, o
         }
         _ => {}
     }
-    if let (Some(a), Some(b)) = (&up.netns_near_server, &down.netns_near_client) {
+    let ns = |p: u32| netns.get(p as usize).and_then(|n| n.as_ref());
+    if let (Some(a), Some(b)) = (ns(up.point_near_server), ns(down.point_near_client)) {
         if a != b {
             ev.push((Evidence::NetnsDiffers, points::NETNS_DIFFERS));
         }
@@ -254,12 +263,19 @@ fn a_data(l: &LegSum<'_>, dir: Dir, near_client: bool) -> Option<Nanos> {
 }
 
 /// Scores candidate pairs in both orders; at most one order passes the order gate.
-pub(crate) fn edges(legs: &[LegSum<'_>], pairs: &[(u32, u32)], obs: &[Ob<'_>], cfg: &JoinConfig, stats: &mut JoinStats) -> Vec<PathEdge> {
+pub(crate) fn edges(
+    legs: &[LegSum<'_>],
+    pairs: &[(u32, u32)],
+    obs: &[Ob<'_>],
+    netns: &[Option<Netns>],
+    cfg: &JoinConfig,
+    stats: &mut JoinStats,
+) -> Vec<PathEdge> {
     let mut out = Vec::new();
     for &(a, b) in pairs {
         stats.path_pairs_scored += 1;
         let (la, lb) = (&legs[a as usize], &legs[b as usize]);
-        if let Some(e) = score_edge(la, lb, a, b, obs, cfg).or_else(|| score_edge(lb, la, b, a, obs, cfg)) {
+        if let Some(e) = score_edge(la, lb, a, b, obs, netns, cfg).or_else(|| score_edge(lb, la, b, a, obs, netns, cfg)) {
             out.push(e);
         }
     }

@@ -181,15 +181,19 @@ fn delays(u: &View, v: &View, obs: &[Ob<'_>], dir: Dir) -> Samples {
     };
     for x in a.segments.as_slice() {
         if let Some(y) = b.segments.as_slice().iter().find(|y| (y.seq, y.len, y.flags) == (x.seq, x.len, x.flags)) {
-            add(x.at, y.at);
+            if let (Some(tx), Some(ty)) = (a.time(x.at), b.time(y.at)) {
+                add(tx, ty);
+            }
         }
     }
     for x in a.datagrams.as_slice() {
-        if x.digest.is_none() {
+        if x.digest().is_none() {
             continue;
         }
-        if let Some(y) = b.datagrams.as_slice().iter().find(|y| y.digest == x.digest) {
-            add(x.at, y.at);
+        if let Some(y) = b.datagrams.as_slice().iter().find(|y| y.hash == x.hash) {
+            if let (Some(tx), Some(ty)) = (a.time(x.at), b.time(y.at)) {
+                add(tx, ty);
+            }
         }
     }
     out
@@ -264,6 +268,8 @@ pub struct Latency {
 
 /// Changes and latency from view `u` to the next view `v`.
 pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) {
+    // A synthetic observation has no packets (times, TTLs, MACs) of its own.
+    let timed = u.synthetic(obs).is_none() && v.synthetic(obs).is_none();
     let mut ch = Vec::new();
     let mut addr = |field: &'static str, a: SocketAddr, b: SocketAddr| {
         if a != b {
@@ -279,7 +285,7 @@ pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) 
         addr("reply-src", ur.0, vr.0);
         addr("reply-dst", ur.1, vr.1);
     }
-    for dir in Dir::BOTH {
+    for dir in Dir::BOTH.into_iter().filter(|_| timed) {
         let (a, b) = (u.d(obs, dir), v.d(obs, dir));
         if let (Some(x), Some(y)) = (a.ttl, b.ttl) {
             if x.first != y.first {
@@ -295,8 +301,8 @@ pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) 
             }
         }
     }
-    let mut c2s = delays(u, v, obs, Dir::C2s);
-    let mut s2c = delays(u, v, obs, Dir::S2c);
+    let mut c2s = if timed { delays(u, v, obs, Dir::C2s) } else { Samples::new() };
+    let mut s2c = if timed { delays(u, v, obs, Dir::S2c) } else { Samples::new() };
     let samples = (c2s.n + s2c.n) as u32;
     let us = |ns: i64| ns as f64 / 1000.0;
     let lat = Latency { c2s_us: c2s.median().map(us), s2c_us: s2c.median().map(us), samples };
