@@ -54,7 +54,7 @@ fn seed_path_with_conntrack() {
     let l2 = &p.legs[1];
     assert_eq!(l2.join.kind, JoinKind::SameTuple);
     assert_eq!(l2.observations.iter().map(|o| &*o.point).collect::<Vec<_>>(), ["host-veth", "vm-veth"]);
-    assert!(has(&l2.join.evidence, |e| matches!(e, Evidence::Isn { .. })));
+    assert!(has(&l2.join.evidence(), |e| matches!(e, Evidence::Isn { .. })));
     assert_eq!(l2.hops[0].latency.c2s_us, Some(3.0));
     assert_eq!(l2.hops[0].latency.s2c_us, Some(3.0));
     assert!(l2.hops[0].changes.is_empty());
@@ -68,7 +68,7 @@ fn seed_path_with_conntrack() {
     let rw = l3.rewrite.as_ref().unwrap();
     assert_eq!(rw.dst.unwrap()[1], addr("192.168.49.2:8443"));
     assert_eq!(rw.src.unwrap()[0], sp.legs[2].client);
-    assert!(has(&l3.join.evidence, |e| matches!(e, Evidence::Conntrack { .. })));
+    assert!(has(&l3.join.evidence(), |e| matches!(e, Evidence::Conntrack { .. })));
     assert_eq!(l3.hops[1].latency.c2s_us, Some(4.0));
     // Two forwarder hops, payload both ways.
     assert_eq!(p.via.len(), 2);
@@ -180,7 +180,7 @@ fn bridge_nf_half_observations_merge() {
     assert_eq!(br0.packets, [5, 4]);
     assert_eq!(br0.bytes, [1000, 1000]);
     assert_eq!(l.join.kind, JoinKind::Nat);
-    assert!(has(&l.join.evidence, |e| matches!(e, Evidence::AckIsn { .. })));
+    assert!(has(&l.join.evidence(), |e| matches!(e, Evidence::AckIsn { .. })));
 }
 
 #[test]
@@ -272,8 +272,8 @@ fn udp_through_dnat_is_one_leg() {
     let l = &m.paths[0].legs[0];
     assert_eq!(m.paths[0].proto, "udp");
     assert_eq!(l.join.kind, JoinKind::Nat);
-    assert!(has(&l.join.evidence, |e| matches!(e, Evidence::IpId { .. })));
-    assert!(has(&l.join.evidence, |e| matches!(e, Evidence::Datagrams { .. })));
+    assert!(has(&l.join.evidence(), |e| matches!(e, Evidence::IpId { .. })));
+    assert!(has(&l.join.evidence(), |e| matches!(e, Evidence::Datagrams { .. })));
     assert_eq!(l.hops[0].latency.c2s_us, Some(5.0));
 }
 
@@ -298,7 +298,7 @@ fn sequence_shifting_box() {
     behind.shift = [0x1234_5678, 0];
     let m = join(&[observe(&c, &Sight::at(0, &c, 0)), observe(&c, &behind)], &[], |_| {});
     assert_eq!(shape(&m), vec![vec![vec![0, 1]]], "{m}");
-    assert!(has(&m.paths[0].legs[0].join.evidence, |e| matches!(e, Evidence::SeqShift { shift: 0x1234_5678, .. })));
+    assert!(has(&m.paths[0].legs[0].join.evidence(), |e| matches!(e, Evidence::SeqShift { shift: 0x1234_5678, .. })));
 }
 
 #[test]
@@ -363,6 +363,7 @@ fn json_shape_of_the_seed_path() {
         }
         assert!(["nat", "same-tuple", "none"].contains(&l["join"]["kind"].as_str().unwrap()));
         assert!(l["join"]["evidence"].is_array());
+        assert!(l["join"]["links"].is_array());
         assert!(l.get("process").is_some());
     }
     assert_eq!(legs[0]["observations"][0]["bytes"], serde_json::json!([64, 64]));

@@ -209,6 +209,220 @@ impl Evidence {
     }
 }
 
+/// Points an item of leg evidence scores (the leg-join rules of [`points`]).
+pub fn leg_points(e: &Evidence) -> i32 {
+    match e {
+        Evidence::Isn { .. } => points::ISN,
+        Evidence::AckIsn { .. } => points::ACK_ISN,
+        Evidence::SeqShift { .. } => points::SEQ_SHIFT,
+        Evidence::Segments { .. } => points::SEGMENTS,
+        Evidence::SeqOverlap { .. } => points::SEQ_OVERLAP,
+        Evidence::Tsval { .. } => points::TSVAL,
+        Evidence::TsvalProgression { .. } => points::TSVAL_PROGRESSION,
+        Evidence::TsEcho { .. } => points::TS_ECHO,
+        Evidence::TsvalDiffers { .. } => points::TSVAL_DIFFERS,
+        Evidence::IpId { .. } => points::IP_ID,
+        Evidence::Payload { bytes, .. } => points::payload_leg(*bytes),
+        Evidence::Datagrams { matched, .. } => (*matched as i32 * points::DATAGRAM).min(points::DATAGRAMS_MAX),
+        Evidence::Size { .. } => points::SIZE,
+        Evidence::SameTuple => points::SAME_TUPLE_TCP,
+        Evidence::Conntrack { .. } => points::CONNTRACK,
+        _ => 0,
+    }
+}
+
+/// Kinds of leg evidence, as bit positions of [`LinkEvidence`] (two bits each: c2s, s2c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    Isn,
+    AckIsn,
+    SeqShift,
+    Segments,
+    SeqOverlap,
+    Tsval,
+    TsvalProgression,
+    TsEcho,
+    TsvalDiffers,
+    IpId,
+    Payload,
+    Datagrams,
+    Size,
+    SameTuple,
+    Conntrack,
+}
+
+const KINDS: [Kind; 15] = [
+    Kind::Isn,
+    Kind::AckIsn,
+    Kind::SeqShift,
+    Kind::Segments,
+    Kind::SeqOverlap,
+    Kind::Tsval,
+    Kind::TsvalProgression,
+    Kind::TsEcho,
+    Kind::TsvalDiffers,
+    Kind::IpId,
+    Kind::Payload,
+    Kind::Datagrams,
+    Kind::Size,
+    Kind::SameTuple,
+    Kind::Conntrack,
+];
+
+/// The evidence of one leg link in a fixed 64 bytes (a link is kept per joined pair, so a
+/// list of [`Evidence`] per link would cost ten times more): which kinds held in which
+/// direction, and their values. [`LinkEvidence::items`] expands it, with points.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkEvidence {
+    bits: u32,
+    isn: [u32; 2],
+    shift: [i32; 2],
+    /// Matched counts: segments, tsvals, ip-ids, datagrams.
+    counts: [[u8; 2]; 4],
+    payload: [u32; 2],
+    size: [u64; 2],
+    conntrack: u32,
+    score: i32,
+    /// UDP: the same tuple scores [`points::SAME_TUPLE_UDP`].
+    udp: bool,
+}
+
+impl LinkEvidence {
+    /// Evidence of a UDP link (the same tuple weighs more: UDP has no sequence space).
+    pub fn udp() -> LinkEvidence {
+        LinkEvidence { udp: true, ..LinkEvidence::default() }
+    }
+
+    fn points(&self, e: &Evidence) -> i32 {
+        match e {
+            Evidence::SameTuple if self.udp => points::SAME_TUPLE_UDP,
+            e => leg_points(e),
+        }
+    }
+
+    fn bit(kind: Kind, dir: Dir) -> u32 {
+        1 << (kind as u32 * 2 + dir.index() as u32)
+    }
+
+    /// Records `e` (leg evidence only; other kinds are ignored) and its points.
+    pub fn add(&mut self, e: &Evidence) {
+        let clamp = |n: u32| n.min(255) as u8;
+        let (kind, dir) = match *e {
+            Evidence::Isn { dir, isn } => {
+                self.isn[dir.index()] = isn;
+                (Kind::Isn, dir)
+            }
+            Evidence::AckIsn { dir, isn } => {
+                self.isn[dir.index()] = isn;
+                (Kind::AckIsn, dir)
+            }
+            Evidence::SeqShift { dir, shift } => {
+                self.shift[dir.index()] = shift;
+                (Kind::SeqShift, dir)
+            }
+            Evidence::Segments { dir, matched } => {
+                self.counts[0][dir.index()] = clamp(matched);
+                (Kind::Segments, dir)
+            }
+            Evidence::SeqOverlap { dir } => (Kind::SeqOverlap, dir),
+            Evidence::Tsval { dir, matched } => {
+                self.counts[1][dir.index()] = clamp(matched);
+                (Kind::Tsval, dir)
+            }
+            Evidence::TsvalProgression { dir } => (Kind::TsvalProgression, dir),
+            Evidence::TsEcho { dir } => (Kind::TsEcho, dir),
+            Evidence::TsvalDiffers { dir } => (Kind::TsvalDiffers, dir),
+            Evidence::IpId { dir, matched } => {
+                self.counts[2][dir.index()] = clamp(matched);
+                (Kind::IpId, dir)
+            }
+            Evidence::Payload { dir, bytes } => {
+                self.payload[dir.index()] = bytes;
+                (Kind::Payload, dir)
+            }
+            Evidence::Datagrams { dir, matched } => {
+                self.counts[3][dir.index()] = clamp(matched);
+                (Kind::Datagrams, dir)
+            }
+            Evidence::Size { dir, bytes } => {
+                self.size[dir.index()] = bytes;
+                (Kind::Size, dir)
+            }
+            Evidence::SameTuple => (Kind::SameTuple, Dir::C2s),
+            Evidence::Conntrack { id } => {
+                self.conntrack = id.unwrap_or(0);
+                if id.is_some() {
+                    self.bits |= Self::bit(Kind::Conntrack, Dir::S2c);
+                }
+                (Kind::Conntrack, Dir::C2s)
+            }
+            _ => return,
+        };
+        let b = Self::bit(kind, dir);
+        if self.bits & b == 0 {
+            self.bits |= b;
+            self.score += self.points(e);
+        }
+    }
+
+    /// Sum of the points.
+    pub fn score(&self) -> i32 {
+        self.score
+    }
+
+    /// Whether some evidence of `e`'s kind and direction is recorded.
+    pub fn has(&self, e: &Evidence) -> bool {
+        let mut probe = LinkEvidence::default();
+        probe.add(e);
+        self.bits & probe.bits & !Self::bit(Kind::Conntrack, Dir::S2c) != 0
+    }
+
+    /// Merges another link's evidence (kinds already present keep their values).
+    pub fn merge(&mut self, other: &LinkEvidence) {
+        for s in other.items() {
+            self.add(&s.evidence);
+        }
+    }
+
+    /// The evidence items, strongest kinds first, c2s before s2c.
+    pub fn items(&self) -> Vec<Scored> {
+        let mut out = Vec::new();
+        for kind in KINDS {
+            for dir in Dir::BOTH {
+                if self.bits & Self::bit(kind, dir) == 0 {
+                    continue;
+                }
+                let i = dir.index();
+                let e = match kind {
+                    Kind::Isn => Evidence::Isn { dir, isn: self.isn[i] },
+                    Kind::AckIsn => Evidence::AckIsn { dir, isn: self.isn[i] },
+                    Kind::SeqShift => Evidence::SeqShift { dir, shift: self.shift[i] },
+                    Kind::Segments => Evidence::Segments { dir, matched: u32::from(self.counts[0][i]) },
+                    Kind::SeqOverlap => Evidence::SeqOverlap { dir },
+                    Kind::Tsval => Evidence::Tsval { dir, matched: u32::from(self.counts[1][i]) },
+                    Kind::TsvalProgression => Evidence::TsvalProgression { dir },
+                    Kind::TsEcho => Evidence::TsEcho { dir },
+                    Kind::TsvalDiffers => Evidence::TsvalDiffers { dir },
+                    Kind::IpId => Evidence::IpId { dir, matched: u32::from(self.counts[2][i]) },
+                    Kind::Payload => Evidence::Payload { dir, bytes: self.payload[i] },
+                    Kind::Datagrams => Evidence::Datagrams { dir, matched: u32::from(self.counts[3][i]) },
+                    Kind::Size => Evidence::Size { dir, bytes: self.size[i] },
+                    Kind::SameTuple if dir == Dir::C2s => Evidence::SameTuple,
+                    Kind::Conntrack if dir == Dir::C2s => {
+                        let known = self.bits & Self::bit(Kind::Conntrack, Dir::S2c) != 0;
+                        Evidence::Conntrack { id: known.then_some(self.conntrack) }
+                    }
+                    _ => continue,
+                };
+                let points = self.points(&e);
+                out.push(Scored { evidence: e, points, between: None });
+            }
+        }
+        out
+    }
+}
+
 /// Microseconds for humans: `4us`, `1.25ms`, `2.0s`.
 pub fn fmt_us(us: f64) -> String {
     if us.abs() < 1000.0 {
@@ -244,6 +458,34 @@ mod tests {
         assert_eq!(timing_points(10_000_000), 0);
         assert_eq!(timing_points(i64::MAX), 0);
         assert_eq!(timing_points(-5), 30);
+    }
+
+    #[test]
+    fn link_evidence_round_trips() {
+        let mut l = LinkEvidence::default();
+        let items = [
+            Evidence::Isn { dir: Dir::C2s, isn: 7 },
+            Evidence::Isn { dir: Dir::S2c, isn: 9 },
+            Evidence::Payload { dir: Dir::C2s, bytes: 64 },
+            Evidence::Datagrams { dir: Dir::S2c, matched: 3 },
+            Evidence::SameTuple,
+            Evidence::Conntrack { id: Some(5) },
+        ];
+        for e in &items {
+            l.add(e);
+        }
+        l.add(&Evidence::Isn { dir: Dir::C2s, isn: 7 });
+        assert_eq!(l.score(), 40 + 40 + 20 + 30 + 15 + 50);
+        let back: Vec<Evidence> = l.items().into_iter().map(|s| s.evidence).collect();
+        assert_eq!(back.len(), items.len());
+        for e in &items {
+            assert!(back.contains(e), "{e:?}");
+            assert!(l.has(e));
+        }
+        assert!(std::mem::size_of::<LinkEvidence>() <= 72);
+        let mut c = LinkEvidence::default();
+        c.add(&Evidence::Conntrack { id: None });
+        assert_eq!(c.items()[0].evidence, Evidence::Conntrack { id: None });
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! under the constraint that a leg never holds two observations of the same tuple at the
 //! same point (those are two connections reusing a tuple).
 
-use super::evidence::{Dir, Evidence, points};
+use super::evidence::{Dir, Evidence, LinkEvidence};
 use super::features::{DirFeatures, Nanos, ObservationFeatures, Proto};
 use super::index::{Grouper, key};
 use super::{JoinConfig, JoinStats, ObservationId};
@@ -123,8 +123,7 @@ pub(crate) fn same_tuple(a: (SocketAddr, SocketAddr), b: (SocketAddr, SocketAddr
 /// The outcome of comparing two observations.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PairScore {
-    pub score: i32,
-    pub evidence: Vec<(Evidence, i32)>,
+    pub evidence: LinkEvidence,
     /// Sequence space agrees (ISN, ack of the ISN, shift, segments, overlap).
     pub seq_agrees: bool,
     pub ipid_agrees: bool,
@@ -132,12 +131,11 @@ pub(crate) struct PairScore {
 }
 
 impl PairScore {
-    fn add(&mut self, e: Evidence, p: i32) {
-        self.score += p;
-        self.evidence.push((e, p));
+    fn add(&mut self, e: Evidence) {
+        self.evidence.add(&e);
     }
-    fn has(&self, f: impl Fn(&Evidence) -> bool) -> bool {
-        self.evidence.iter().any(|(e, _)| f(e))
+    pub fn score(&self) -> i32 {
+        self.evidence.score()
     }
     /// Enough for a leg link on its own (without conntrack).
     pub fn is_leg(&self, proto: Proto, threshold: i32) -> bool {
@@ -145,7 +143,7 @@ impl PairScore {
             Proto::Tcp => self.seq_agrees,
             Proto::Udp => self.ipid_agrees || self.same_tuple,
         };
-        structural && self.score >= threshold
+        structural && self.score() >= threshold
     }
 }
 
@@ -157,35 +155,35 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
         return None;
     }
     let tcp = a.f.proto == Proto::Tcp;
-    let mut ps = PairScore { evidence: Vec::with_capacity(16), ..PairScore::default() };
+    let mut ps = PairScore { evidence: if tcp { LinkEvidence::default() } else { LinkEvidence::udp() }, ..PairScore::default() };
     let mut isn_diff: [Option<i32>; 2] = [None, None];
     for dir in Dir::BOTH {
         let (x, y) = (a.d(dir), b.d(dir));
         if tcp {
             match (x.syn, y.syn) {
                 (Some(sx), Some(sy)) if sx.isn == sy.isn => {
-                    ps.add(Evidence::Isn { dir, isn: sx.isn }, points::ISN);
+                    ps.add(Evidence::Isn { dir, isn: sx.isn });
                     ps.seq_agrees = true;
                 }
                 (Some(sx), Some(sy)) => isn_diff[dir.index()] = Some(SeqNum(sy.isn).diff(SeqNum(sx.isn))),
                 _ => {}
             }
             if let Some(isn) = ack_names_isn(x, y, b.d(dir.other())).or_else(|| ack_names_isn(y, x, a.d(dir.other()))) {
-                ps.add(Evidence::AckIsn { dir, isn }, points::ACK_ISN);
+                ps.add(Evidence::AckIsn { dir, isn });
                 ps.seq_agrees = true;
             }
             let common = common_count(x.tsvals.as_slice().iter().map(|t| t.value), y.tsvals.as_slice().iter().map(|t| t.value), |_| true);
             if common > 0 {
-                ps.add(Evidence::Tsval { dir, matched: common }, points::TSVAL);
+                ps.add(Evidence::Tsval { dir, matched: common });
             } else if let (Some(p), Some(q)) = (x.syn.and_then(|s| s.tsval), y.syn.and_then(|s| s.tsval)) {
                 if p != q {
-                    ps.add(Evidence::TsvalDiffers { dir }, points::TSVAL_DIFFERS);
+                    ps.add(Evidence::TsvalDiffers { dir });
                 }
             } else if tsval_progresses(x, y) {
-                ps.add(Evidence::TsvalProgression { dir }, points::TSVAL_PROGRESSION);
+                ps.add(Evidence::TsvalProgression { dir });
             }
             if echoes(x, y, b.d(dir.other())) || echoes(y, x, a.d(dir.other())) {
-                ps.add(Evidence::TsEcho { dir }, points::TS_ECHO);
+                ps.add(Evidence::TsEcho { dir });
             }
             let segs = common_count(
                 x.segments.as_slice().iter().map(|s| (s.seq, s.len, s.flags)),
@@ -193,22 +191,22 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
                 |_| true,
             );
             if segs > 0 {
-                ps.add(Evidence::Segments { dir, matched: segs }, points::SEGMENTS);
+                ps.add(Evidence::Segments { dir, matched: segs });
                 ps.seq_agrees = true;
             } else if x.syn.is_none() && y.syn.is_none() && ranges_overlap(x, y) {
-                ps.add(Evidence::SeqOverlap { dir }, points::SEQ_OVERLAP);
+                ps.add(Evidence::SeqOverlap { dir });
                 ps.seq_agrees = true;
             }
             match x.stream.compare(&y.stream) {
-                super::digest::DigestCmp::Match(n) => ps.add(Evidence::Payload { dir, bytes: n }, points::payload_leg(n)),
+                super::digest::DigestCmp::Match(n) => ps.add(Evidence::Payload { dir, bytes: n }),
                 super::digest::DigestCmp::Mismatch(_) => return None,
                 super::digest::DigestCmp::Unknown => {}
             }
             if x.finished() && y.finished() && x.bytes == y.bytes && x.bytes > 0 {
-                ps.add(Evidence::Size { dir, bytes: x.bytes }, points::SIZE);
+                ps.add(Evidence::Size { dir, bytes: x.bytes });
             }
         } else if let Some(m) = datagram_alignment(x, y) {
-            ps.add(Evidence::Datagrams { dir, matched: m }, (m as i32 * points::DATAGRAM).min(points::DATAGRAMS_MAX));
+            ps.add(Evidence::Datagrams { dir, matched: m });
         }
         let ids = common_count(
             x.ip_ids.as_slice().iter().map(|i| i.value),
@@ -216,23 +214,21 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
             |&v| v != 0,
         );
         if ids >= 2 {
-            ps.add(Evidence::IpId { dir, matched: ids }, points::IP_ID);
+            ps.add(Evidence::IpId { dir, matched: ids });
             ps.ipid_agrees = true;
         }
     }
     for dir in Dir::BOTH {
         let Some(shift) = isn_diff[dir.index()] else { continue };
         let other = dir.other();
-        let payload = ps.has(|e| matches!(e, Evidence::Payload { dir: d, .. } if *d == dir));
-        let anchored = ps.has(|e| {
-            matches!(e, Evidence::Isn { dir: d, .. } if *d == other) || matches!(e, Evidence::Tsval { dir: d, .. } if *d == dir)
-        });
+        let payload = ps.evidence.has(&Evidence::Payload { dir, bytes: 0 });
+        let anchored = ps.evidence.has(&Evidence::Isn { dir: other, isn: 0 }) || ps.evidence.has(&Evidence::Tsval { dir, matched: 0 });
         let acks = match (a.d(other).first_ack, b.d(other).first_ack) {
             (Some(p), Some(q)) => SeqNum(q).diff(SeqNum(p)) == shift,
             _ => false,
         };
         if payload && anchored && acks {
-            ps.add(Evidence::SeqShift { dir, shift }, points::SEQ_SHIFT);
+            ps.add(Evidence::SeqShift { dir, shift });
             ps.seq_agrees = true;
         } else {
             return None;
@@ -240,7 +236,7 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
     }
     if same_tuple((a.client(), a.server()), (b.client(), b.server())) {
         ps.same_tuple = true;
-        ps.add(Evidence::SameTuple, if tcp { points::SAME_TUPLE_TCP } else { points::SAME_TUPLE_UDP });
+        ps.add(Evidence::SameTuple);
     }
     Some(ps)
 }
@@ -347,7 +343,7 @@ pub(crate) struct LegLink {
     pub a: u32,
     pub b: u32,
     pub score: i32,
-    pub evidence: Vec<(Evidence, i32)>,
+    pub evidence: LinkEvidence,
 }
 
 /// Candidate pairs of observations for the leg join.
@@ -422,7 +418,7 @@ pub(crate) fn links(obs: &[Ob<'_>], pairs: &[(u32, u32)], cfg: &JoinConfig, stat
         let (oa, ob) = (&obs[a as usize], &obs[b as usize]);
         if let Some(ps) = compare(oa, ob, cfg) {
             if ps.is_leg(oa.f.proto, cfg.leg_threshold) {
-                out.push(LegLink { a, b, score: ps.score, evidence: ps.evidence });
+                out.push(LegLink { a, b, score: ps.score(), evidence: ps.evidence });
             }
         }
     }
@@ -445,7 +441,7 @@ pub(crate) struct CtPlan {
 /// entry's own namespace are preferred. When only one of the two tuples is observed, or the
 /// observation of the other contradicts it (a reused tuple), the other becomes a synthetic
 /// observation.
-pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[CtEntry], netns: &[Option<crate::netns::Netns>], cfg: &JoinConfig) -> CtPlan {
+pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[(CtEntry, String)], netns: &[Option<crate::netns::Netns>], cfg: &JoinConfig) -> CtPlan {
     let mut plan = CtPlan::default();
     if entries.is_empty() {
         return plan;
@@ -453,7 +449,7 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[CtEntry], netns: &[Optio
     let mut by_tuple: Vec<(u64, u32)> =
         obs.iter().enumerate().filter(|(_, o)| o.synthetic.is_none()).map(|(i, o)| (o.tuple_key(), i as u32)).collect();
     by_tuple.sort_unstable();
-    for (ei, e) in entries.iter().enumerate() {
+    for (ei, (e, _)) in entries.iter().enumerate() {
         let proto = match e.proto {
             crate::conntrack::CtProto::Tcp => Proto::Tcp,
             crate::conntrack::CtProto::Udp => Proto::Udp,
@@ -492,10 +488,9 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[CtEntry], netns: &[Optio
                 // Conntrack vouches for the tuples, not for the time: a contradiction in the
                 // sequence space or the payload means a reused tuple.
                 match compare(&obs[a as usize], &obs[b as usize], cfg) {
-                    Some(ps) => {
-                        let mut evidence = ps.evidence;
-                        evidence.push((ev, points::CONNTRACK));
-                        plan.links.push(LegLink { a, b, score: ps.score + points::CONNTRACK, evidence });
+                    Some(mut ps) => {
+                        ps.evidence.add(&ev);
+                        plan.links.push(LegLink { a, b, score: ps.score(), evidence: ps.evidence });
                     }
                     None => plan.synthetic.push((ei, true, b)),
                 }

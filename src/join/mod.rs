@@ -117,7 +117,8 @@ pub mod view;
 
 pub use evidence::{Dir, Evidence, Scored};
 pub use features::{Nanos, ObservationFeatures, Owner, Proto, Side, nanos};
-pub use model::{JoinKind, Leg, Model, Observation, Path, Source, Via};
+pub use evidence::LinkEvidence;
+pub use model::{JoinKind, Leg, LegJoin, Link, Model, Observation, Path, Source, Via};
 
 use crate::capture::Points;
 use crate::conntrack::CtEntry;
@@ -295,8 +296,7 @@ impl<'a> Joiner<'a> {
         stats.observations = real.len() as u64;
 
         // Conntrack: links, and synthetic observations (with their own points).
-        let entries: Vec<CtEntry> = self.conntrack.iter().map(|(e, _)| e.clone()).collect();
-        let plan = leg::conntrack_plan(&real, &entries, &nss, cfg);
+        let plan = leg::conntrack_plan(&real, &self.conntrack, &nss, cfg);
         let mut synth_tuples: Vec<(SocketAddr, SocketAddr)> = Vec::with_capacity(plan.synthetic.len());
         let mut synth_meta: Vec<(usize, u32, u32)> = Vec::with_capacity(plan.synthetic.len());
         for &(ei, orig, anchor) in &plan.synthetic {
@@ -330,7 +330,11 @@ impl<'a> Joiner<'a> {
                 a: anchor,
                 b: (real.len() + i) as u32,
                 score: evidence::points::CONNTRACK,
-                evidence: vec![(ev, evidence::points::CONNTRACK)],
+                evidence: {
+                    let mut l = evidence::LinkEvidence::default();
+                    l.add(&ev);
+                    l
+                },
             });
         }
         links.sort_by(|x, y| y.score.cmp(&x.score).then((x.a, x.b).cmp(&(y.a, y.b))));
@@ -435,15 +439,22 @@ impl<'a> Joiner<'a> {
         stats.paths = chains.len() as u64;
 
         // The model.
-        let mut links_of_leg: Vec<Vec<usize>> = vec![Vec::new(); sums.len()];
-        for &i in &accepted {
-            links_of_leg[leg_of_obs[links[i].a as usize] as usize].push(i);
+        // Accepted links grouped by leg: `by_leg[starts[l]..starts[l + 1]]`.
+        let mut by_leg: Vec<(u32, usize)> = accepted.iter().map(|&i| (leg_of_obs[links[i].a as usize], i)).collect();
+        by_leg.sort_unstable();
+        let mut starts = vec![0usize; sums.len() + 1];
+        for &(l, _) in &by_leg {
+            starts[l as usize + 1] += 1;
         }
+        for l in 0..sums.len() {
+            starts[l + 1] += starts[l];
+        }
+        let link_ids: Vec<usize> = by_leg.iter().map(|x| x.1).collect();
         let mut paths: Vec<Path> = Vec::with_capacity(chains.len());
         for (pi, c) in chains.iter().enumerate() {
             let legs_out: Vec<Leg> = c
                 .iter()
-                .map(|&l| self.leg_out(&sums[l as usize], &obs, &mut links, &links_of_leg[l as usize], &labels))
+                .map(|&l| self.leg_out(&sums[l as usize], &obs, &links, &link_ids[starts[l as usize]..starts[l as usize + 1]], &labels))
                 .collect();
             let mut via = Vec::new();
             for w in c.windows(2) {
@@ -453,14 +464,14 @@ impl<'a> Joiner<'a> {
                 let process = e
                     .evidence
                     .iter()
-                    .find_map(|(ev, _)| match ev {
+                    .find_map(|s| match &s.evidence {
                         Evidence::Process { pid, comm } => Some(Owner { pid: *pid, comm: comm.to_string() }),
                         _ => None,
                     })
                     .or_else(|| d.client_owner.clone())
                     .or_else(|| u.server_owner.clone());
                 let k = path_of_leg[e.up as usize].1;
-                via.push(Via { between: [k, k + 1], process, score: e.score, evidence: scored(std::mem::take(&mut e.evidence), None) });
+                via.push(Via { between: [k, k + 1], process, score: e.score, evidence: std::mem::take(&mut e.evidence) });
             }
             let first_ns = c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0);
             let last_ns = c.iter().map(|&l| sums[l as usize].last).max().unwrap_or(0);
@@ -505,7 +516,7 @@ impl<'a> Joiner<'a> {
         &self,
         sum: &LegSum<'_>,
         obs: &[Ob<'_>],
-        links: &mut [leg::LegLink],
+        links: &[leg::LegLink],
         mine: &[usize],
         labels: &[Arc<str>],
     ) -> Leg {
@@ -539,14 +550,15 @@ impl<'a> Joiner<'a> {
                 }
             })
             .collect();
-        let mut evidence = Vec::new();
+        let mut joined: Vec<model::Link> = Vec::with_capacity(mine.len());
         let mut score: Option<i32> = None;
         for &i in mine {
-            let l = &mut links[i];
+            let l = &links[i];
             let (a, b) = (view_of(l.a).unwrap_or(0) as u32, view_of(l.b).unwrap_or(0) as u32);
-            evidence.extend(scored(std::mem::take(&mut l.evidence), Some([a.min(b), a.max(b)])));
+            joined.push(model::Link { between: [a.min(b), a.max(b)], score: l.score, evidence: l.evidence });
             score = Some(score.map_or(l.score, |s| s.min(l.score)));
         }
+        joined.sort_by_key(|l| l.between);
         let same = views.iter().all(|v| {
             v.reply(obs).is_none() && leg::same_tuple((v.client(obs), v.server(obs)), (views[0].client(obs), views[0].server(obs)))
         });
@@ -575,13 +587,10 @@ impl<'a> Joiner<'a> {
         };
         let process = (sum.client_owner.is_some() || sum.server_owner.is_some())
             .then(|| model::LegProcess { client: sum.client_owner.clone(), server: sum.server_owner.clone() });
-        Leg { observations, join: model::LegJoin { kind, score: score.unwrap_or(0), evidence }, process, hops, rewrite }
+        Leg { observations, join: model::LegJoin { kind, score: score.unwrap_or(0), links: joined }, process, hops, rewrite }
     }
 }
 
-fn scored(ev: Vec<(Evidence, i32)>, between: Option<[u32; 2]>) -> Vec<Scored> {
-    ev.into_iter().map(|(evidence, points)| Scored { evidence, points, between }).collect()
-}
 
 #[cfg(test)]
 mod tests;

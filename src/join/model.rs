@@ -15,7 +15,7 @@
 //!  "via":[{"between":[0,1],"process":null,"score":92,"evidence":[{"kind":"payload",..}]},..]}
 //! ```
 
-use super::evidence::Scored;
+use super::evidence::{Evidence, LinkEvidence, Scored};
 use super::features::{Nanos, Owner};
 use super::view::{Change, Latency};
 use crate::conntrack::CtTuple;
@@ -99,13 +99,81 @@ pub struct Leg {
 }
 
 /// How the observations of a leg were joined.
-#[derive(Clone, Debug, Serialize)]
+///
+/// JSON: `{"kind":..,"score":..,"evidence":[short texts, each once],"links":[{"between":
+/// [i,j],"score":..,"evidence":[..]}]}`; the full evidence with values and points is
+/// [`LegJoin::evidence`].
+#[derive(Clone, Debug)]
 pub struct LegJoin {
     pub kind: JoinKind,
     /// Score of the weakest link (0 for a single observation).
     pub score: i32,
-    /// Every link's evidence, `between` naming the two observations it joins.
-    pub evidence: Vec<Scored>,
+    /// The links that joined the observations (a spanning tree).
+    pub links: Vec<Link>,
+}
+
+/// Two observations of a leg joined: indices into the leg's `observations`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub between: [u32; 2],
+    pub score: i32,
+    pub evidence: LinkEvidence,
+}
+
+/// Each short text once, in order.
+pub(crate) fn summary<'a>(items: impl Iterator<Item = &'a Evidence>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in items {
+        let s = e.short();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+impl LegJoin {
+    /// Every link's evidence items, `between` naming the two observations it joins.
+    pub fn evidence(&self) -> Vec<Scored> {
+        let mut out = Vec::new();
+        for l in &self.links {
+            out.extend(l.evidence.items().into_iter().map(|mut s| {
+                s.between = Some(l.between);
+                s
+            }));
+        }
+        out
+    }
+
+    /// Short texts of the evidence, each once (`isn`, `payload 64B`, `conntrack id=7`).
+    pub fn summary(&self) -> Vec<String> {
+        let items = self.evidence();
+        summary(items.iter().map(|s| &s.evidence))
+    }
+}
+
+impl Serialize for LegJoin {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct LinkOut<'a>(&'a Link);
+        impl Serialize for LinkOut<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let items = self.0.evidence.items();
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("between", &self.0.between)?;
+                m.serialize_entry("score", &self.0.score)?;
+                m.serialize_entry("evidence", &summary(items.iter().map(|s| &s.evidence)))?;
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("kind", &self.kind)?;
+        m.serialize_entry("score", &self.score)?;
+        m.serialize_entry("evidence", &self.summary())?;
+        let links: Vec<LinkOut<'_>> = self.links.iter().map(LinkOut).collect();
+        m.serialize_entry("links", &links)?;
+        m.end()
+    }
 }
 
 /// Join kind of a leg.
@@ -263,13 +331,44 @@ pub struct Rewrite {
 }
 
 /// A forwarder between legs `between[0]` and `between[1]`.
-#[derive(Clone, Debug, Serialize)]
+///
+/// JSON: `{"between":[i,j],"process":{"pid":..,"comm":..}|null,"score":..,"evidence":[short
+/// texts],"connect_us":..,"forward_us":..,"reply_us":..}` (delays when known).
+#[derive(Clone, Debug)]
 pub struct Via {
     pub between: [usize; 2],
     /// The process that ends the first leg and opens the second, when known.
     pub process: Option<Owner>,
     pub score: i32,
     pub evidence: Vec<Scored>,
+}
+
+impl Via {
+    /// Short texts of the evidence, each once.
+    pub fn summary(&self) -> Vec<String> {
+        summary(self.evidence.iter().map(|s| &s.evidence))
+    }
+}
+
+impl Serialize for Via {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("between", &self.between)?;
+        m.serialize_entry("process", &self.process)?;
+        m.serialize_entry("score", &self.score)?;
+        m.serialize_entry("evidence", &self.summary())?;
+        for e in &self.evidence {
+            if let Evidence::Timing { connect_us, forward_us, reply_us } = &e.evidence {
+                for (k, v) in [("connect_us", connect_us), ("forward_us", forward_us), ("reply_us", reply_us)] {
+                    if let Some(v) = v {
+                        m.serialize_entry(k, v)?;
+                    }
+                }
+            }
+        }
+        m.end()
+    }
 }
 
 /// A forwarder hop left undecided.

@@ -6,7 +6,7 @@
 //! and one downstream leg) that must be clearly better than every alternative
 //! ([`choose`]).
 
-use super::evidence::{Dir, Evidence, points, timing_points};
+use super::evidence::{Dir, Evidence, Scored, points, timing_points};
 use super::features::{DirFeatures, Nanos, Owner, Proto};
 use super::index::{Grouper, key};
 use super::leg::{Ob, datagram_alignment, same_tuple};
@@ -125,7 +125,7 @@ pub(crate) struct PathEdge {
     pub up: u32,
     pub down: u32,
     pub score: i32,
-    pub evidence: Vec<(Evidence, i32)>,
+    pub evidence: Vec<Scored>,
 }
 
 /// Candidate pairs of legs (unordered).
@@ -181,7 +181,7 @@ pub(crate) fn score_edge(
             }
         }
     }
-    let mut ev: Vec<(Evidence, i32)> = Vec::new();
+    let mut ev: Vec<(Evidence, i32)> = Vec::with_capacity(8);
     let mut payload = false;
     for dir in Dir::BOTH {
         let (a, b) = (&up.streams[dir.index()], &down.streams[dir.index()]);
@@ -252,7 +252,12 @@ pub(crate) fn score_edge(
         }
     }
     let score = ev.iter().map(|(_, p)| p).sum();
-    (score >= cfg.path_threshold).then_some(PathEdge { up: ui, down: di, score, evidence: ev })
+    (score >= cfg.path_threshold).then(|| PathEdge {
+        up: ui,
+        down: di,
+        score,
+        evidence: ev.into_iter().map(|(evidence, points)| Scored { evidence, points, between: None }).collect(),
+    })
 }
 
 /// First payload of `dir` at the view nearest the forwarder: the server end of an upstream

@@ -15,20 +15,9 @@
 //!                 src 127.0.0.1:39658 -> 192.168.49.1:39658, dst 127.0.0.1:55001 -> 192.168.49.2:8443
 //! ```
 
-use super::evidence::{Scored, fmt_us};
+use super::evidence::fmt_us;
 use super::model::{Leg, Model, Path, Source};
 use std::fmt;
-
-fn evidence_list(ev: &[Scored]) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for e in ev {
-        let s = e.evidence.short();
-        if !seen.contains(&s) {
-            seen.push(s);
-        }
-    }
-    seen.join(", ")
-}
 
 fn when(ns: i64) -> String {
     chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
@@ -51,8 +40,8 @@ fn leg(f: &mut fmt::Formatter<'_>, i: usize, l: &Leg) -> fmt::Result {
         }
         write!(f, "  {}", parts.join(", "))?;
     }
-    if !l.join.evidence.is_empty() {
-        write!(f, "  score {}: {}", l.join.score, evidence_list(&l.join.evidence))?;
+    if !l.join.links.is_empty() {
+        write!(f, "  score {}: {}", l.join.score, l.join.summary().join(", "))?;
     }
     if let Some(p) = &l.process {
         let show = |o: &Option<super::Owner>| o.as_ref().map_or("?".to_string(), |o| o.to_string());
@@ -115,7 +104,7 @@ impl fmt::Display for Path {
             if i > 0 {
                 if let Some(v) = self.via.iter().find(|v| v.between[1] == i) {
                     let who = v.process.as_ref().map_or("forwarder".to_string(), |p| p.to_string());
-                    writeln!(f, "  via {who}  score {}: {}", v.score, evidence_list(&v.evidence))?;
+                    writeln!(f, "  via {who}  score {}: {}", v.score, v.summary().join(", "))?;
                 }
             }
             leg(f, i, l)?;
