@@ -11,8 +11,10 @@
 //!   a new connection every 20 us so thousands overlap in time; every path must come out
 //!   whole.
 //! * `analysis_overhead`: the same traffic written as five pcap files (one per capture
-//!   point), then read, decoded, tracked per tuple and reassembled, once as a baseline and
-//!   once with the joiner's per-packet hooks and the final join; prints the overhead.
+//!   point), then analysed as `--flows=json` would: read, decoded, tracked per tuple
+//!   (packets, bytes, times), reassembled, and written as JSON lines. The baseline writes
+//!   one line per flow (no joins); the joined run also fills the features, joins and writes
+//!   the joined paths. Prints the CPU time of each and the overhead.
 
 mod join_support;
 
@@ -94,19 +96,21 @@ fn bench_join(n: u64) -> f64 {
     let m = join(&c);
     let joined = t.elapsed();
     let joined_cpu = cpu_time() - cpu;
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_time());
     let mut out = Vec::with_capacity(n as usize * 4096);
     m.write_json_lines(&mut out).unwrap();
     let json = t.elapsed();
+    let json_cpu = cpu_time() - cpu;
     check(&c, &m, n);
     println!(
-        "{n} paths ({} observations + {} conntrack): features built in {:.0} ms, join {:.0} ms (cpu {:.0} ms), JSON {:.0} ms ({} MB); {:?}",
+        "{n} paths ({} observations + {} conntrack): features built in {:.0} ms, join {:.0} ms (cpu {:.0} ms), JSON {:.0} ms (cpu {:.0} ms, {} MB); {:?}",
         c.obs.len(),
         c.cts.len(),
         build.as_secs_f64() * 1e3,
         joined.as_secs_f64() * 1e3,
         joined_cpu * 1e3,
         json.as_secs_f64() * 1e3,
+        json_cpu * 1e3,
         out.len() >> 20,
         m.stats
     );
@@ -242,10 +246,40 @@ fn packet_list(c: &Conn) -> Vec<Pkt> {
 }
 
 struct Flow {
+    point: usize,
     client: SocketAddr,
+    server: SocketAddr,
     conv: Conversation,
     delivered: u64,
+    /// What a flow table keeps anyway: packets, payload bytes, first and last time.
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    first: i64,
+    last: i64,
     f: Option<ObservationFeatures>,
+}
+
+/// `--flows=json` without joins: one path, one leg, one observation per flow.
+#[derive(serde::Serialize)]
+struct FlowLine<'a> {
+    id: usize,
+    proto: &'static str,
+    legs: [FlowLeg<'a>; 1],
+    via: [u8; 0],
+}
+#[derive(serde::Serialize)]
+struct FlowLeg<'a> {
+    observations: [FlowObs<'a>; 1],
+}
+#[derive(serde::Serialize)]
+struct FlowObs<'a> {
+    point: &'a str,
+    src: String,
+    dst: String,
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    first: f64,
+    last: f64,
 }
 
 /// Reads the files, decodes, tracks tuples, reassembles; with `features`, also fills the
@@ -270,15 +304,27 @@ fn analyse_with(files: &[String], features: bool, digests: bool, joining: bool, 
                 let key = if src <= dst { (fr.point, src, dst) } else { (fr.point, dst, src) };
                 let i = *index.entry(key).or_insert_with(|| {
                     flows.push(Flow {
+                        point: fr.point,
                         client: src,
+                        server: dst,
                         conv: Conversation::new(Config::default(), &budget),
                         delivered: 0,
+                        packets: [0; 2],
+                        bytes: [0; 2],
+                        first: i64::MAX,
+                        last: i64::MIN,
                         f: features.then(|| ObservationFeatures::new(fr.point as u32, Proto::Tcp, src, dst)),
                     });
                     flows.len() - 1
                 });
                 let fl = &mut flows[i];
                 let dir = if src == fl.client { Direction::ClientToServer } else { Direction::ServerToClient };
+                let k = usize::from(dir == Direction::ServerToClient);
+                let at = flowtrail::join::nanos(fr.ts);
+                fl.packets[k] += 1;
+                fl.bytes[k] += u64::from(tcp.payload_len);
+                fl.first = fl.first.min(at);
+                fl.last = fl.last.max(at);
                 if let Some(f) = fl.f.as_mut() {
                     f.on_tcp(dir, fr.ts, &ip, &tcp);
                     f.on_link(dir, fr.linktype, &fr.data);
@@ -301,6 +347,9 @@ fn analyse_with(files: &[String], features: bool, digests: bool, joining: bool, 
         }
     }
     let mut paths = flows.len();
+    let mut out: Vec<u8> = Vec::with_capacity(flows.len() * 512);
+    let t_read = cpu_time();
+    let mut t_join = t_read;
     if joining {
         let mut j = Joiner::new(JoinConfig::default());
         j.set_points(&points);
@@ -312,9 +361,45 @@ fn analyse_with(files: &[String], features: bool, digests: bool, joining: bool, 
         for e in cts {
             j.add_conntrack_in(e, "vm");
         }
-        paths = j.join().paths.len();
+        let m = j.join();
+        t_join = cpu_time();
+        paths = m.paths.len();
+        m.write_json_lines(&mut out).unwrap();
+    } else {
+        use std::io::Write;
+        for (i, fl) in flows.iter().enumerate() {
+            let line = FlowLine {
+                id: i + 1,
+                proto: "tcp",
+                legs: [FlowLeg {
+                    observations: [FlowObs {
+                        point: points.get(fl.point).map_or("", |p| p.label.as_str()),
+                        src: fl.client.to_string(),
+                        dst: fl.server.to_string(),
+                        packets: fl.packets,
+                        bytes: fl.bytes,
+                        first: fl.first as f64 / 1e9,
+                        last: fl.last as f64 / 1e9,
+                    }],
+                }],
+                via: [],
+            };
+            serde_json::to_writer(&mut out, &line).unwrap();
+            out.write_all(b"\n").unwrap();
+        }
     }
-    (cpu_time() - t, paths)
+    std::hint::black_box(&out);
+    let end = cpu_time();
+    if std::env::var_os("FT_BENCH_PHASES").is_some() {
+        println!(
+            "  phases: read+decode+flows {:.0} ms, join {:.0} ms, JSON {:.0} ms ({} MB)",
+            (t_read - t) * 1e3,
+            (t_join - t_read) * 1e3,
+            (end - t_join) * 1e3,
+            out.len() >> 20
+        );
+    }
+    (end - t, paths)
 }
 
 #[test]
@@ -358,19 +443,38 @@ fn analysis_overhead() {
         with * 1e3,
         (with / base - 1.0) * 100.0
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("FT_BENCH_KEEP").is_some() {
+        println!("pcaps kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 #[test]
 #[ignore = "profiling helper: perf record ... --ignored --exact join_profile"]
 fn join_profile() {
-    let c = corpus(50_000);
-    for _ in 0..5 {
+    let paths = std::env::var("FT_JOIN_PATHS").ok().and_then(|r| r.parse().ok()).unwrap_or(50_000);
+    let c = corpus(paths);
+    let n = std::env::var("FT_JOIN_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    for _ in 0..n {
         let (t, cpu) = (Instant::now(), cpu_time());
         let m = join(&c);
         println!("join {:.0} ms (cpu {:.0} ms)", t.elapsed().as_secs_f64() * 1e3, (cpu_time() - cpu) * 1e3);
         let t = Instant::now();
         drop(m);
         println!("drop {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
+#[test]
+#[ignore = "profiling helper: perf record ... --ignored --exact json_profile"]
+fn json_profile() {
+    let c = corpus(20_000);
+    let m = join(&c);
+    for _ in 0..10 {
+        let cpu = cpu_time();
+        let mut out = Vec::with_capacity(64 << 20);
+        m.write_json_lines(&mut out).unwrap();
+        println!("json {:.0} ms cpu, {} MB", (cpu_time() - cpu) * 1e3, out.len() >> 20);
     }
 }

@@ -73,7 +73,7 @@ fn seed_path_with_conntrack() {
     // Two forwarder hops, payload both ways.
     assert_eq!(p.via.len(), 2);
     for v in &p.via {
-        assert!(has(&v.evidence, |e| matches!(e, Evidence::Payload { bytes: 1500, .. })), "{m}");
+        assert!(has(&v.evidence, |e| matches!(e, Evidence::Payload { bytes: 1024, .. })), "{m}");
         assert!(v.process.is_none());
     }
     assert!(p.ambiguous.is_empty());
@@ -390,4 +390,12 @@ fn empty_and_degenerate_input() {
     let mut j = Joiner::new(JoinConfig::default());
     j.add_observation(ObservationId(1), &f);
     assert!(j.join().paths.is_empty(), "an observation without packets is skipped");
+}
+
+#[test]
+fn print_json_line() {
+    let mut rng = Rng(19);
+    let sp = seed_path(&mut rng, 0, 1_795_928_336_000_000_000, 1500);
+    let m = join(&sp.observations(), &[ct(&sp.conntrack)], |_| {});
+    println!("{}", m.paths[0].to_json());
 }

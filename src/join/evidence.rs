@@ -88,8 +88,8 @@ pub mod points {
     /// Points for an equal payload prefix of `n` bytes, for a leg join.
     pub fn payload_leg(n: u32) -> i32 {
         match n {
-            4096.. => 30,
-            512.. => 25,
+            1024.. => 30,
+            256.. => 25,
             64.. => 20,
             16.. => 15,
             _ => 10,
@@ -169,43 +169,61 @@ pub enum Evidence {
     NetnsDiffers,
 }
 
+/// [`Evidence::short`] without allocating (`Display`).
+pub struct Short<'a>(pub &'a Evidence);
+
+impl fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Evidence::Isn { .. } => f.write_str("isn"),
+            Evidence::AckIsn { .. } => f.write_str("ack=isn"),
+            Evidence::SeqShift { dir, shift } => write!(f, "seq shift {dir} {shift:+}"),
+            Evidence::Segments { .. } => f.write_str("segments"),
+            Evidence::SeqOverlap { .. } => f.write_str("seq overlap"),
+            Evidence::Tsval { .. } => f.write_str("tsval"),
+            Evidence::TsvalProgression { .. } => f.write_str("tsval progression"),
+            Evidence::TsEcho { .. } => f.write_str("ts echo"),
+            Evidence::TsvalDiffers { .. } => f.write_str("tsval differs"),
+            Evidence::IpId { .. } => f.write_str("ip-id"),
+            Evidence::Payload { bytes, .. } => write!(f, "payload {bytes}B"),
+            Evidence::Datagrams { .. } => f.write_str("datagrams"),
+            Evidence::Size { .. } => f.write_str("size"),
+            Evidence::SizeDiffers { dir, upstream, downstream } => write!(f, "size differs {dir} {upstream}B/{downstream}B"),
+            Evidence::SameTuple => f.write_str("same tuple"),
+            Evidence::Conntrack { id: Some(id) } => write!(f, "conntrack id={id}"),
+            Evidence::Conntrack { id: None } => f.write_str("conntrack"),
+            Evidence::Timing { connect_us, forward_us, reply_us } => {
+                f.write_str("timing")?;
+                for (name, v) in [("connect", connect_us), ("forward", forward_us), ("reply", reply_us)] {
+                    if let Some(v) = v {
+                        write!(f, " {name} {}", fmt_us(f64::from(*v)))?;
+                    }
+                }
+                Ok(())
+            }
+            Evidence::Process { pid, comm } => write!(f, "process {comm}[{pid}]"),
+            Evidence::ProcessDiffers { upstream, downstream } => write!(f, "process differs {upstream}/{downstream}"),
+            Evidence::NetnsDiffers => f.write_str("netns differs"),
+        }
+    }
+}
+
 impl Evidence {
+    /// Whether two items read the same in short form ([`Short`]).
+    pub fn same_short(&self, other: &Evidence) -> bool {
+        use Evidence::*;
+        match (self, other) {
+            (Payload { bytes: a, .. }, Payload { bytes: b, .. }) => a == b,
+            (SeqShift { .. }, _) | (SizeDiffers { .. }, _) | (Timing { .. }, _) | (Process { .. }, _) | (ProcessDiffers { .. }, _) => self == other,
+            (Conntrack { id: a }, Conntrack { id: b }) => a == b,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+
     /// Short text for the tree view (directions and counts left out, so both directions'
     /// evidence of one kind reads once).
     pub fn short(&self) -> String {
-        match self {
-            Evidence::Isn { .. } => "isn".into(),
-            Evidence::AckIsn { .. } => "ack=isn".into(),
-            Evidence::SeqShift { dir, shift } => format!("seq shift {dir} {shift:+}"),
-            Evidence::Segments { .. } => "segments".into(),
-            Evidence::SeqOverlap { .. } => "seq overlap".into(),
-            Evidence::Tsval { .. } => "tsval".into(),
-            Evidence::TsvalProgression { .. } => "tsval progression".into(),
-            Evidence::TsEcho { .. } => "ts echo".into(),
-            Evidence::TsvalDiffers { .. } => "tsval differs".into(),
-            Evidence::IpId { .. } => "ip-id".into(),
-            Evidence::Payload { bytes, .. } => format!("payload {bytes}B"),
-            Evidence::Datagrams { .. } => "datagrams".into(),
-            Evidence::Size { .. } => "size".into(),
-            Evidence::SizeDiffers { dir, upstream, downstream } => {
-                format!("size differs {dir} {upstream}B/{downstream}B")
-            }
-            Evidence::SameTuple => "same tuple".into(),
-            Evidence::Conntrack { id: Some(id), .. } => format!("conntrack id={id}"),
-            Evidence::Conntrack { id: None, .. } => "conntrack".into(),
-            Evidence::Timing { connect_us, forward_us, reply_us } => {
-                let mut s = String::from("timing");
-                for (name, v) in [("connect", connect_us), ("forward", forward_us), ("reply", reply_us)] {
-                    if let Some(v) = v {
-                        s.push_str(&format!(" {name} {}", fmt_us(f64::from(*v))));
-                    }
-                }
-                s
-            }
-            Evidence::Process { pid, comm } => format!("process {comm}[{pid}]"),
-            Evidence::ProcessDiffers { upstream, downstream } => format!("process differs {upstream}/{downstream}"),
-            Evidence::NetnsDiffers => "netns differs".into(),
-        }
+        Short(self).to_string()
     }
 }
 
@@ -387,11 +405,19 @@ impl LinkEvidence {
 
     /// The evidence items, strongest kinds first, c2s before s2c.
     pub fn items(&self) -> Vec<Scored> {
-        let mut out = Vec::new();
-        for kind in KINDS {
-            for dir in Dir::BOTH {
+        self.iter().collect()
+    }
+
+    /// [`LinkEvidence::items`] without allocating.
+    pub fn iter(&self) -> impl Iterator<Item = Scored> + '_ {
+        KINDS.iter().flat_map(move |&kind| Dir::BOTH.into_iter().filter_map(move |dir| self.item(kind, dir)))
+    }
+
+    fn item(&self, kind: Kind, dir: Dir) -> Option<Scored> {
+        {
+            {
                 if self.bits & Self::bit(kind, dir) == 0 {
-                    continue;
+                    return None;
                 }
                 let i = dir.index();
                 let e = match kind {
@@ -413,24 +439,28 @@ impl LinkEvidence {
                         let known = self.bits & Self::bit(Kind::Conntrack, Dir::S2c) != 0;
                         Evidence::Conntrack { id: known.then_some(self.conntrack) }
                     }
-                    _ => continue,
+                    _ => return None,
                 };
                 let points = self.points(&e);
-                out.push(Scored { evidence: e, points, between: None });
+                Some(Scored { evidence: e, points, between: None })
             }
         }
-        out
     }
 }
 
-/// Microseconds for humans: `4us`, `1.25ms`, `2.0s`.
+/// Microseconds for humans: `4us`, `1.25ms`, `2.0s` (integer arithmetic: float
+/// formatting with a precision is slow).
 pub fn fmt_us(us: f64) -> String {
-    if us.abs() < 1000.0 {
-        format!("{us:.0}us")
-    } else if us.abs() < 1_000_000.0 {
-        format!("{:.2}ms", us / 1000.0)
+    let neg = if us < 0.0 { "-" } else { "" };
+    let u = if us.is_nan() { 0 } else { us.abs().round().min(1e15) as u64 };
+    if u < 1000 {
+        format!("{neg}{u}us")
+    } else if u < 1_000_000 {
+        let c = (u + 5) / 10; // centi-milliseconds
+        format!("{neg}{}.{:02}ms", c / 100, c % 100)
     } else {
-        format!("{:.1}s", us / 1_000_000.0)
+        let d = (u + 50_000) / 100_000; // tenths of seconds
+        format!("{neg}{}.{}s", d / 10, d % 10)
     }
 }
 
@@ -486,6 +516,17 @@ mod tests {
         let mut c = LinkEvidence::default();
         c.add(&Evidence::Conntrack { id: None });
         assert_eq!(c.items()[0].evidence, Evidence::Conntrack { id: None });
+    }
+
+    #[test]
+    fn microseconds_for_humans() {
+        assert_eq!(fmt_us(3.4), "3us");
+        assert_eq!(fmt_us(6910.0), "6.91ms");
+        assert_eq!(fmt_us(997.0), "997us");
+        assert_eq!(fmt_us(999.6), "1.00ms");
+        assert_eq!(fmt_us(2_040_000.0), "2.0s");
+        assert_eq!(fmt_us(-4.0), "-4us");
+        assert_eq!(fmt_us(f64::NAN), "0us");
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //!
 //! ## Cost per packet
 //!
-//! A handful of comparisons and stores per packet; hashing touches only the first 4096
+//! A handful of comparisons and stores per packet; hashing touches only the first 1024
 //! bytes of each TCP direction and 256 bytes of each of the first datagrams of UDP.
 
 use super::digest::{StreamDigest, datagram_digest};

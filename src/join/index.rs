@@ -43,7 +43,18 @@ impl Grouper {
     /// starts first (ties by item). At most `cap` pairs per entry and key; `capped` counts
     /// entries that hit the cap. Pairs are ordered `(earlier, later)`, possibly repeated.
     pub fn pairs(mut self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
-        self.entries.sort_unstable_by_key(|e| (e.key, e.from, e.item));
+        // Sort by key alone (cheap comparisons), then each run of one key by time: runs
+        // are short.
+        self.entries.sort_unstable_by_key(|e| e.key);
+        let mut start = 0;
+        while start < self.entries.len() {
+            let key = self.entries[start].key;
+            let len = self.entries[start..].iter().take_while(|e| e.key == key).count();
+            if len > 1 {
+                self.entries[start..start + len].sort_unstable_by_key(|e| (e.from, e.item));
+            }
+            start += len;
+        }
         let es = &self.entries;
         let mut start = 0;
         while start < es.len() {
@@ -73,15 +84,34 @@ impl Grouper {
     }
 }
 
-/// Sorts and deduplicates unordered pairs (each as `(min, max)`).
-pub(crate) fn dedup_unordered(pairs: &mut Vec<(u32, u32)>) {
-    for p in pairs.iter_mut() {
-        if p.0 > p.1 {
-            *p = (p.1, p.0);
+/// A hasher for keys that are already well-mixed 64-bit hashes ([`key`], tuple keys).
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }
-    pairs.sort_unstable();
-    pairs.dedup();
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+/// A map keyed by pre-hashed `u64`s.
+pub(crate) type KeyMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// Sorts and deduplicates unordered pairs (each as `(min, max)`).
+pub(crate) fn dedup_unordered(pairs: &mut Vec<(u32, u32)>) {
+    let mut packed: Vec<u64> = pairs.iter().map(|&(a, b)| (u64::from(a.min(b)) << 32) | u64::from(a.max(b))).collect();
+    packed.sort_unstable();
+    packed.dedup();
+    pairs.clear();
+    pairs.extend(packed.into_iter().map(|p| ((p >> 32) as u32, p as u32)));
 }
 
 #[cfg(test)]

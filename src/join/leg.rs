@@ -449,6 +449,12 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[(CtEntry, String)], netn
     let mut by_tuple: Vec<(u64, u32)> =
         obs.iter().enumerate().filter(|(_, o)| o.synthetic.is_none()).map(|(i, o)| (o.tuple_key(), i as u32)).collect();
     by_tuple.sort_unstable();
+    // Where each key's run starts (one hash probe instead of a binary search per lookup).
+    let mut runs: super::index::KeyMap<u32> = super::index::KeyMap::default();
+    runs.reserve(by_tuple.len());
+    for (i, &(k, _)) in by_tuple.iter().enumerate() {
+        runs.entry(k).or_insert(i as u32);
+    }
     for (ei, (e, _)) in entries.iter().enumerate() {
         let proto = match e.proto {
             crate::conntrack::CtProto::Tcp => Proto::Tcp,
@@ -458,7 +464,7 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[(CtEntry, String)], netn
         // The observation of `(src, dst)` whose start is nearest `near` (the latest if None).
         let pick = |src: SocketAddr, dst: SocketAddr, near: Option<Nanos>| -> Option<u32> {
             let k = tuple_key(proto, src, dst);
-            let from = by_tuple.partition_point(|x| x.0 < k);
+            let from = *runs.get(&k)? as usize;
             let run = by_tuple[from..].iter().take_while(|x| x.0 == k).map(|x| x.1);
             let fits = |i: &u32| {
                 let o = &obs[*i as usize];

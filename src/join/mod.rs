@@ -38,7 +38,7 @@
 //! | equal TSval / echoed TSval / TSval advancing at 1 kHz | 20 / 20 / 10 | the same sender clock |
 //! | TSvals of the same SYN differ | -10 | a box rewriting timestamps, or another connection |
 //! | >= 2 equal non-zero IP-IDs | 15 | the same packets |
-//! | equal payload prefix (16/64/512/4096 bytes) | 15/20/25/30 (10 below 16) | the same bytes |
+//! | equal payload prefix (16/64/256/1024 bytes) | 15/20/25/30 (10 below 16) | the same bytes |
 //! | equal UDP datagram digests | 15 each, at most 30 | the same datagrams |
 //! | equal final byte count | 5 | |
 //! | same tuple | 15 (UDP 25) | the two ends of a veth, a bridge and its port |
@@ -80,7 +80,7 @@
 //!
 //! | evidence | points |
 //! |---|---|
-//! | equal payload prefix per direction (16/64/512/4096 bytes) | 25/30/35/40 (20 below 16); UDP datagrams 10 + 15 each, at most 40 |
+//! | equal payload prefix per direction (16/64/256/1024 bytes) | 25/30/35/40 (20 below 16); UDP datagrams 10 + 15 each, at most 40 |
 //! | timing: the worst of connect, forward and reply delays | 30 at <= 10 us, -10 per decade, 0 from 10 ms |
 //! | equal / differing final byte counts | 5 / -10 |
 //! | the same process ends the upstream and opens the downstream leg | 50 |
@@ -581,12 +581,12 @@ impl<'a> Joiner<'a> {
             (Some(a), Some(b)) => {
                 let pair = |x: SocketAddr, y: SocketAddr| (x != y).then_some([x, y]);
                 let r = model::Rewrite { src: pair(a.client(obs), b.client(obs)), dst: pair(a.server(obs), b.server(obs)) };
-                (r.src.is_some() || r.dst.is_some()).then_some(r)
+                (r.src.is_some() || r.dst.is_some()).then(|| Box::new(r))
             }
             _ => None,
         };
         let process = (sum.client_owner.is_some() || sum.server_owner.is_some())
-            .then(|| model::LegProcess { client: sum.client_owner.clone(), server: sum.server_owner.clone() });
+            .then(|| Box::new(model::LegProcess { client: sum.client_owner.clone(), server: sum.server_owner.clone() }));
         Leg { observations, join: model::LegJoin { kind, score: score.unwrap_or(0), links: joined }, process, hops, rewrite }
     }
 }

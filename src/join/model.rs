@@ -15,7 +15,7 @@
 //!  "via":[{"between":[0,1],"process":null,"score":92,"evidence":[{"kind":"payload",..}]},..]}
 //! ```
 
-use super::evidence::{Evidence, LinkEvidence, Scored};
+use super::evidence::{Evidence, LinkEvidence, Scored, Short};
 use super::features::{Nanos, Owner};
 use super::view::{Change, Latency};
 use crate::conntrack::CtTuple;
@@ -25,21 +25,50 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Serializes through `Display` (addresses: `IP:PORT`, `[IPv6]:PORT`; tuples).
+/// Up to 96 bytes of text on the stack.
+struct StackStr {
+    buf: [u8; 96],
+    len: usize,
+}
+
+impl std::fmt::Write for StackStr {
+    fn write_str(&mut self, x: &str) -> std::fmt::Result {
+        let end = self.len + x.len();
+        let Some(dst) = self.buf.get_mut(self.len..end) else { return Err(std::fmt::Error) };
+        dst.copy_from_slice(x.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Serializes through `Display` (addresses: `IP:PORT`, `[IPv6]:PORT`; tuples), formatted on
+/// the stack and handed over as one string (serde_json's `collect_str` escapes every
+/// fragment separately, which costs more than the formatting).
 pub(crate) fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
+    use std::fmt::Write;
+    let mut b = StackStr { buf: [0; 96], len: 0 };
+    match write!(b, "{v}") {
+        Ok(()) => s.serialize_str(std::str::from_utf8(&b.buf[..b.len]).unwrap_or_default()),
+        Err(_) => s.collect_str(v),
+    }
 }
 
 pub(crate) fn display_opt<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
     match v {
-        Some(v) => s.collect_str(v),
+        Some(v) => display(v, s),
         None => s.serialize_none(),
     }
 }
 
 fn display_pair<S: Serializer>(v: &Option<[SocketAddr; 2]>, s: S) -> Result<S::Ok, S::Error> {
+    struct D<'a>(&'a SocketAddr);
+    impl Serialize for D<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            display(self.0, s)
+        }
+    }
     match v {
-        Some([a, b]) => [a.to_string(), b.to_string()].serialize(s),
+        Some([a, b]) => [D(a), D(b)].serialize(s),
         None => s.serialize_none(),
     }
 }
@@ -90,18 +119,18 @@ pub struct Leg {
     pub observations: Vec<Observation>,
     pub join: LegJoin,
     /// Owners of the connection's two sockets, when known.
-    pub process: Option<LegProcess>,
+    pub process: Option<Box<LegProcess>>,
     /// Between consecutive observations.
     pub hops: Vec<Hop>,
     /// Tuple rewrite from the first observation to the last (NAT), when any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rewrite: Option<Rewrite>,
+    pub rewrite: Option<Box<Rewrite>>,
 }
 
 /// How the observations of a leg were joined.
 ///
 /// JSON: `{"kind":..,"score":..,"evidence":[short texts, each once],"links":[{"between":
-/// [i,j],"score":..,"evidence":[..]}]}`; the full evidence with values and points is
+/// [i,j],"score":..}]}`; the full evidence of each link, with values and points, is
 /// [`LegJoin::evidence`].
 #[derive(Clone, Debug)]
 pub struct LegJoin {
@@ -120,16 +149,42 @@ pub struct Link {
     pub evidence: LinkEvidence,
 }
 
-/// Each short text once, in order.
-pub(crate) fn summary<'a>(items: impl Iterator<Item = &'a Evidence>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// The items that read differently in short form, in order.
+pub(crate) fn distinct(items: impl Iterator<Item = Evidence>) -> Vec<Evidence> {
+    let mut out: Vec<Evidence> = Vec::with_capacity(16);
     for e in items {
-        let s = e.short();
-        if !out.contains(&s) {
-            out.push(s);
+        if !out.iter().any(|o| o.same_short(&e)) {
+            out.push(e);
         }
     }
     out
+}
+
+/// Each short text once, in order.
+pub(crate) fn summary(items: impl Iterator<Item = Evidence>) -> Vec<String> {
+    distinct(items).iter().map(|e| Short(e).to_string()).collect()
+}
+
+/// Serializes items as a JSON array of their short texts.
+struct Shorts(Vec<Evidence>);
+
+impl Serialize for Shorts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut q = s.serialize_seq(Some(self.0.len()))?;
+        for e in &self.0 {
+            q.serialize_element(&ShortStr(e))?;
+        }
+        q.end()
+    }
+}
+
+struct ShortStr<'a>(&'a Evidence);
+
+impl Serialize for ShortStr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        display(&Short(self.0), s)
+    }
 }
 
 impl LegJoin {
@@ -147,8 +202,7 @@ impl LegJoin {
 
     /// Short texts of the evidence, each once (`isn`, `payload 64B`, `conntrack id=7`).
     pub fn summary(&self) -> Vec<String> {
-        let items = self.evidence();
-        summary(items.iter().map(|s| &s.evidence))
+        summary(self.links.iter().flat_map(|l| l.evidence.iter().map(|s| s.evidence)))
     }
 }
 
@@ -158,18 +212,16 @@ impl Serialize for LegJoin {
         struct LinkOut<'a>(&'a Link);
         impl Serialize for LinkOut<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let items = self.0.evidence.items();
-                let mut m = s.serialize_map(Some(3))?;
+                let mut m = s.serialize_map(Some(2))?;
                 m.serialize_entry("between", &self.0.between)?;
                 m.serialize_entry("score", &self.0.score)?;
-                m.serialize_entry("evidence", &summary(items.iter().map(|s| &s.evidence)))?;
                 m.end()
             }
         }
         let mut m = s.serialize_map(Some(4))?;
         m.serialize_entry("kind", &self.kind)?;
         m.serialize_entry("score", &self.score)?;
-        m.serialize_entry("evidence", &self.summary())?;
+        m.serialize_entry("evidence", &Shorts(distinct(self.links.iter().flat_map(|l| l.evidence.iter().map(|s| s.evidence)))))?;
         let links: Vec<LinkOut<'_>> = self.links.iter().map(LinkOut).collect();
         m.serialize_entry("links", &links)?;
         m.end()
@@ -217,6 +269,12 @@ pub enum Source {
     Conntrack,
 }
 
+impl Source {
+    pub fn is_capture(&self) -> bool {
+        *self == Source::Capture
+    }
+}
+
 /// A tuple.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Endpoints {
@@ -254,6 +312,8 @@ pub struct Observation {
     pub bytes: [u64; 2],
     pub first: f64,
     pub last: f64,
+    /// `conntrack` for a synthetic observation (absent for captured ones).
+    #[serde(skip_serializing_if = "Source::is_capture")]
     pub source: Source,
     /// The server-to-client direction's tuple, when this point shows the replies under
     /// other addresses (two half observations merged, e.g. a bridge with br_netfilter).
@@ -346,7 +406,7 @@ pub struct Via {
 impl Via {
     /// Short texts of the evidence, each once.
     pub fn summary(&self) -> Vec<String> {
-        summary(self.evidence.iter().map(|s| &s.evidence))
+        summary(self.evidence.iter().map(|s| s.evidence.clone()))
     }
 }
 
@@ -357,7 +417,7 @@ impl Serialize for Via {
         m.serialize_entry("between", &self.between)?;
         m.serialize_entry("process", &self.process)?;
         m.serialize_entry("score", &self.score)?;
-        m.serialize_entry("evidence", &self.summary())?;
+        m.serialize_entry("evidence", &Shorts(distinct(self.evidence.iter().map(|s| s.evidence.clone()))))?;
         for e in &self.evidence {
             if let Evidence::Timing { connect_us, forward_us, reply_us } = &e.evidence {
                 for (k, v) in [("connect_us", connect_us), ("forward_us", forward_us), ("reply_us", reply_us)] {
@@ -400,9 +460,14 @@ impl Path {
 impl Model {
     /// `--flows=json`: one JSON object per path, one line each.
     pub fn write_json_lines(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        // Each line is built in one buffer (serde_json writes many small pieces; through a
+        // `dyn Write` each would be a call) and handed over whole.
+        let mut line = Vec::with_capacity(4096);
         for p in &self.paths {
-            serde_json::to_writer(&mut *w, p).map_err(io::Error::other)?;
-            w.write_all(b"\n")?;
+            line.clear();
+            serde_json::to_writer(&mut line, p).map_err(io::Error::other)?;
+            line.push(b'\n');
+            w.write_all(&line)?;
         }
         Ok(())
     }

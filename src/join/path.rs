@@ -354,39 +354,39 @@ pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> 
 }
 
 fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> bool {
-    let mut found: Vec<(i64, u32)> = Vec::new();
-    #[allow(clippy::too_many_arguments)]
-    fn rec(edges: &[PathEdge], g: &[usize], k: usize, ups: &mut Vec<u32>, downs: &mut Vec<u32>, w: i64, mask: u32, found: &mut Vec<(i64, u32)>) -> bool {
-        if found.len() > EXACT_MATCHINGS {
-            return false;
-        }
-        if k == g.len() {
-            found.push((w, mask));
-            return true;
-        }
-        if !rec(edges, g, k + 1, ups, downs, w, mask, found) {
-            return false;
-        }
-        let e = &edges[g[k]];
-        if !ups.contains(&e.up) && !downs.contains(&e.down) {
-            ups.push(e.up);
-            downs.push(e.down);
-            let ok = rec(edges, g, k + 1, ups, downs, w + i64::from(e.score) + BONUS, mask | (1 << k), found);
-            ups.pop();
-            downs.pop();
-            if !ok {
-                return false;
+    // Every matching, as (weight, edge mask), by depth-first search with the used ends in
+    // bitmasks over the group's own legs (at most 2 * EXACT_EDGES of them).
+    let mut legs: Vec<u32> = Vec::with_capacity(2 * g.len());
+    for &i in g {
+        for l in [edges[i].up, edges[i].down] {
+            if !legs.contains(&l) {
+                legs.push(l);
             }
         }
-        true
     }
-    if !rec(edges, g, 0, &mut Vec::new(), &mut Vec::new(), 0, 0, &mut found) {
-        return false;
+    let local = |l: u32| legs.iter().position(|&x| x == l).unwrap_or(0) as u32;
+    let ends: Vec<(u64, u64, i64)> =
+        g.iter().map(|&i| (1u64 << local(edges[i].up), 1u64 << local(edges[i].down), i64::from(edges[i].score) + BONUS)).collect();
+    let mut found: Vec<(i64, u32)> = Vec::new();
+    // Iterative DFS: (next edge, used ups, used downs, weight, mask).
+    let mut stack: Vec<(usize, u64, u64, i64, u32)> = vec![(0, 0, 0, 0, 0)];
+    while let Some((k, ups, downs, w, mask)) = stack.pop() {
+        if k == ends.len() {
+            found.push((w, mask));
+            if found.len() > EXACT_MATCHINGS {
+                return false;
+            }
+            continue;
+        }
+        stack.push((k + 1, ups, downs, w, mask));
+        let (u, d, ew) = ends[k];
+        if ups & u == 0 && downs & d == 0 {
+            stack.push((k + 1, ups | u, downs | d, w + ew, mask | (1 << k)));
+        }
     }
     let Some(best) = found.iter().map(|f| f.0).max() else { return true };
-    let near: Vec<u32> = found.iter().filter(|f| f.0 >= best - i64::from(margin)).map(|f| f.1).collect();
-    let all = near.iter().fold(u32::MAX, |a, &m| a & m);
-    let any = near.iter().fold(0u32, |a, &m| a | m);
+    let near = found.iter().filter(|f| f.0 >= best - i64::from(margin));
+    let (all, any) = near.fold((u32::MAX, 0u32), |(a, o), f| (a & f.1, o | f.1));
     for (k, &i) in g.iter().enumerate() {
         if all & (1 << k) != 0 {
             choice.accepted.push(i);
