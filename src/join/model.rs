@@ -417,7 +417,12 @@ impl Serialize for Via {
         m.serialize_entry("between", &self.between)?;
         m.serialize_entry("process", &self.process)?;
         m.serialize_entry("score", &self.score)?;
-        m.serialize_entry("evidence", &Shorts(distinct(self.evidence.iter().map(|s| s.evidence.clone()))))?;
+        // The delays are numbers of their own: the text says only "timing".
+        let bare = |e: &Evidence| match e {
+            Evidence::Timing { .. } => Evidence::Timing { connect_us: None, forward_us: None, reply_us: None },
+            e => e.clone(),
+        };
+        m.serialize_entry("evidence", &Shorts(distinct(self.evidence.iter().map(|s| bare(&s.evidence)))))?;
         for e in &self.evidence {
             if let Evidence::Timing { connect_us, forward_us, reply_us } = &e.evidence {
                 for (k, v) in [("connect_us", connect_us), ("forward_us", forward_us), ("reply_us", reply_us)] {
