@@ -247,8 +247,8 @@ impl DirFeatures {
 
     fn packet(&mut self, at: Nanos, ip: &Ip, payload_len: u32) -> Rel {
         let rel = self.rel(at);
-        self.packets += 1;
-        self.bytes += u64::from(payload_len);
+        self.packets = self.packets.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(u64::from(payload_len));
         self.first.get_or_insert(at);
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
         if payload_len > 0 {

@@ -207,7 +207,7 @@ pub struct PointInfo {
 #[derive(Debug, Default)]
 pub struct Joiner<'a> {
     config: JoinConfig,
-    points: Vec<PointInfo>,
+    points: HashMap<u32, PointInfo>,
     inputs: Vec<(ObservationId, &'a ObservationFeatures)>,
     conntrack: Vec<(CtEntry, String)>,
     sockets: HashMap<(Proto, SocketAddr, SocketAddr), Vec<(Option<Netns>, Owner)>>,
@@ -235,11 +235,7 @@ impl<'a> Joiner<'a> {
 
     /// Label and namespace of point `index`.
     pub fn set_point(&mut self, index: u32, label: impl Into<String>, netns: Option<Netns>) {
-        let i = index as usize;
-        if self.points.len() <= i {
-            self.points.resize_with(i + 1, || PointInfo { label: String::new(), netns: None });
-        }
-        self.points[i] = PointInfo { label: label.into(), netns };
+        self.points.insert(index, PointInfo { label: label.into(), netns });
     }
 
     pub fn add_observation(&mut self, id: ObservationId, features: &'a ObservationFeatures) {
@@ -265,14 +261,14 @@ impl<'a> Joiner<'a> {
     }
 
     fn label(&self, point: u32) -> String {
-        match self.points.get(point as usize) {
+        match self.points.get(&point) {
             Some(p) if !p.label.is_empty() => p.label.clone(),
             _ => format!("point{point}"),
         }
     }
 
     fn netns(&self, point: u32) -> Option<Netns> {
-        self.points.get(point as usize).and_then(|p| p.netns.clone())
+        self.points.get(&point).and_then(|p| p.netns.clone())
     }
 
     /// Joins everything added so far.
