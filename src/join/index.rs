@@ -1,9 +1,9 @@
 //! Candidate search: entries keyed by a 64-bit hash of one piece of evidence (an ISN, a
 //! TSval, a tuple, a sequence block, a payload digest), grouped by key, and within a key
-//! paired only with entries that overlap in time. Grouping is a sort of `(key, time)`
-//! (a hash join without per-key allocations): O(n log n) over all keys, and the pairs
-//! emitted per entry are capped, so no bucket (a popular ISN, a flood of identical requests)
-//! can make the search quadratic.
+//! paired only with entries that overlap in time. Grouping is a hash join without per-key
+//! allocations (a map from key to the head of a chain threaded through one array), each
+//! chain sorted by time; the pairs emitted per entry are capped, so no bucket (a popular
+//! ISN, a flood of identical requests) can make the search quadratic.
 
 use super::features::Nanos;
 
@@ -41,36 +41,43 @@ impl Grouper {
 
     /// Pairs `(a, b)` with `a != b`, the same key, and `b.from <= a.until + slack` where `a`
     /// starts first (ties by item). At most `cap` pairs per entry and key; `capped` counts
-    /// entries that hit the cap. Pairs are ordered `(earlier, later)`, possibly repeated.
-    pub fn pairs(mut self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
-        // Sort by key alone (cheap comparisons), then each run of one key by time: runs
-        // are short.
-        self.entries.sort_unstable_by_key(|e| e.key);
-        let mut start = 0;
-        while start < self.entries.len() {
-            let key = self.entries[start].key;
-            let len = self.entries[start..].iter().take_while(|e| e.key == key).count();
-            if len > 1 {
-                self.entries[start..start + len].sort_unstable_by_key(|e| (e.from, e.item));
-            }
-            start += len;
-        }
+    /// entries that hit the cap. Pairs are ordered `(earlier, later)`, possibly repeated,
+    /// in no particular order.
+    pub fn pairs(self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
+        // Chain the entries of each key (a hash probe per entry, no sort of everything),
+        // then order each chain (short) by time.
         let es = &self.entries;
-        let mut start = 0;
-        while start < es.len() {
-            let mut end = start + 1;
-            while end < es.len() && es[end].key == es[start].key {
-                end += 1;
+        let mut head: KeyMap<u32> = KeyMap::default();
+        head.reserve(es.len());
+        let mut next: Vec<u32> = vec![u32::MAX; es.len()];
+        for (i, e) in es.iter().enumerate() {
+            let h = head.entry(e.key).or_insert(u32::MAX);
+            next[i] = *h;
+            *h = i as u32;
+        }
+        let mut run: Vec<u32> = Vec::new();
+        for &h in head.values() {
+            if next[h as usize] == u32::MAX {
+                continue;
             }
-            for i in start..end {
-                let limit = es[i].until.saturating_add(slack);
+            run.clear();
+            let mut i = h;
+            while i != u32::MAX {
+                run.push(i);
+                i = next[i as usize];
+            }
+            run.sort_unstable_by_key(|&i| (es[i as usize].from, es[i as usize].item));
+            for (k, &a) in run.iter().enumerate() {
+                let a = &es[a as usize];
+                let limit = a.until.saturating_add(slack);
                 let mut n = 0;
-                for e in &es[i + 1..end] {
-                    if e.from > limit {
+                for &b in &run[k + 1..] {
+                    let b = &es[b as usize];
+                    if b.from > limit {
                         break;
                     }
-                    if e.item != es[i].item {
-                        out.push((es[i].item, e.item));
+                    if b.item != a.item {
+                        out.push((a.item, b.item));
                         n += 1;
                         if n >= cap {
                             *capped += 1;
@@ -79,7 +86,6 @@ impl Grouper {
                     }
                 }
             }
-            start = end;
         }
     }
 }
@@ -129,6 +135,7 @@ mod tests {
         let mut capped = 0;
         g.pairs(0, 10, &mut out, &mut capped);
         assert_eq!(out, vec![(0, 1)]);
+        assert_eq!(capped, 0);
         let mut g = Grouper::default();
         for i in 0..100 {
             g.push(7, 0, 10, i);
