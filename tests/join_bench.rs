@@ -43,7 +43,12 @@ fn corpus(n: u64) -> Corpus {
     let mut lines = String::new();
     for i in 0..n {
         let size = 64 + (i as usize * 131) % 6000;
-        let sp = seed_path(&mut rng, i, 1_700_000_000_000_000_000 + i as i64 * 20 * US, size);
+        let sp = seed_path(
+            &mut rng,
+            i,
+            1_700_000_000_000_000_000 + i as i64 * 20 * US,
+            size,
+        );
         for f in sp.observations() {
             obs.push(f);
             truth.push(i);
@@ -74,9 +79,16 @@ fn check(c: &Corpus, m: &Model, n: u64) {
     assert_eq!(m.paths.len() as u64, n, "{:?}", m.stats);
     for p in &m.paths {
         assert_eq!(p.legs.len(), 3);
-        let ids: Vec<u64> = p.legs.iter().flat_map(|l| l.observations.iter().flat_map(|o| o.ids.iter().copied())).collect();
+        let ids: Vec<u64> = p
+            .legs
+            .iter()
+            .flat_map(|l| l.observations.iter().flat_map(|o| o.ids.iter().copied()))
+            .collect();
         assert_eq!(ids.len(), 5);
-        assert!(ids.iter().all(|&id| c.truth[id as usize] == c.truth[ids[0] as usize]));
+        assert!(
+            ids.iter()
+                .all(|&id| c.truth[id as usize] == c.truth[ids[0] as usize])
+        );
     }
 }
 
@@ -85,7 +97,11 @@ fn check(c: &Corpus, m: &Model, n: u64) {
 /// neighbours too.
 fn cpu_time() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    stat.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()).unwrap_or(0) as f64 / 1e9
+    stat.split_whitespace()
+        .next()
+        .and_then(|x| x.parse::<u64>().ok())
+        .unwrap_or(0) as f64
+        / 1e9
 }
 
 fn bench_join(n: u64) -> f64 {
@@ -136,10 +152,23 @@ fn join_seed_paths_50k() {
 
 /// Writes one Ethernet/IPv4/TCP (TS option) frame.
 #[allow(clippy::too_many_arguments)]
-fn tcp_frame(out: &mut Vec<u8>, src: SocketAddr, dst: SocketAddr, ttl: u8, id: u16, seq: u32, ack: u32, flags: u16, ts: (u32, u32), payload: &[u8]) {
+fn tcp_frame(
+    out: &mut Vec<u8>,
+    src: SocketAddr,
+    dst: SocketAddr,
+    ttl: u8,
+    id: u16,
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    ts: (u32, u32),
+    payload: &[u8],
+) {
     out.clear();
     out.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]);
-    let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) = (src.ip(), dst.ip()) else { panic!() };
+    let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+        panic!()
+    };
     let total = (20 + 32 + payload.len()) as u16;
     out.extend_from_slice(&[0x45, 0]);
     out.extend_from_slice(&total.to_be_bytes());
@@ -167,13 +196,37 @@ fn write_pcaps(n: u64, dir: &std::path::Path) -> Vec<String> {
     let mut buf = Vec::new();
     for i in 0..n {
         let size = 64 + (i as usize * 131) % 6000;
-        let sp = seed_path(&mut rng, i, 1_700_000_000_000_000_000 + i as i64 * 20 * US, size);
+        let sp = seed_path(
+            &mut rng,
+            i,
+            1_700_000_000_000_000_000 + i as i64 * 20 * US,
+            size,
+        );
         for (leg, s) in &sp.sights {
             let c = &sp.legs[*leg];
             for p in packet_list(c) {
-                let at = if p.0 == 0 { p.1 + s.delay } else { p.1 - s.delay };
-                let (src, dst) = if p.0 == 0 { (s.client, s.server) } else { (s.server, s.client) };
-                tcp_frame(&mut buf, src, dst, 64, p.6, p.2, p.3, p.4, p.5, &c.payload[p.0][p.7.clone()]);
+                let at = if p.0 == 0 {
+                    p.1 + s.delay
+                } else {
+                    p.1 - s.delay
+                };
+                let (src, dst) = if p.0 == 0 {
+                    (s.client, s.server)
+                } else {
+                    (s.server, s.client)
+                };
+                tcp_frame(
+                    &mut buf,
+                    src,
+                    dst,
+                    64,
+                    p.6,
+                    p.2,
+                    p.3,
+                    p.4,
+                    p.5,
+                    &c.payload[p.0][p.7.clone()],
+                );
                 frames[s.point as usize].push((at, buf.clone()));
             }
         }
@@ -183,7 +236,10 @@ fn write_pcaps(n: u64, dir: &std::path::Path) -> Vec<String> {
         fr.sort_by_key(|f| f.0);
         let path = dir.join(format!("{}.pcap", SEED_POINTS[k]));
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        w.write_all(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0]).unwrap();
+        w.write_all(&[
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0,
+        ])
+        .unwrap();
         for (at, f) in fr.iter() {
             let (sec, nsec) = (at.div_euclid(1_000_000_000), at.rem_euclid(1_000_000_000));
             w.write_all(&(sec as u32).to_le_bytes()).unwrap();
@@ -199,7 +255,16 @@ fn write_pcaps(n: u64, dir: &std::path::Path) -> Vec<String> {
 
 /// `(dir, at, seq, ack, flags, (tsval, tsecr), ipid, payload range)` of a connection's
 /// packets, as the simulator sends them.
-type Pkt = (usize, i64, u32, u32, u16, (u32, u32), u16, std::ops::Range<usize>);
+type Pkt = (
+    usize,
+    i64,
+    u32,
+    u32,
+    u16,
+    (u32, u32),
+    u16,
+    std::ops::Range<usize>,
+);
 fn packet_list(c: &Conn) -> Vec<Pkt> {
     // Re-derive the packets through the features hooks' inverse: simulate with a recording
     // sight and read the segment records back would lose pure ACKs; instead mirror the
@@ -214,34 +279,103 @@ fn packet_list(c: &Conn) -> Vec<Pkt> {
     let tsv = |d: usize, at: i64| c.tsval[d].wrapping_add(((at - c.syn_at).max(0) / MS) as u32);
     let ack = tcp_flags::ACK;
     let t0 = c.syn_at;
-    let mut push = |d: usize, at: i64, seq: u32, a: u32, flags: u16, r: std::ops::Range<usize>, ipid: u16| {
-        let ecr = if flags == tcp_flags::SYN { 0 } else { tsv(1 - d, at - 10 * US) };
-        v.push((d, at, seq, a, flags, (tsv(d, at), ecr), ipid, r));
-    };
+    let mut push =
+        |d: usize, at: i64, seq: u32, a: u32, flags: u16, r: std::ops::Range<usize>, ipid: u16| {
+            let ecr = if flags == tcp_flags::SYN {
+                0
+            } else {
+                tsv(1 - d, at - 10 * US)
+            };
+            v.push((d, at, seq, a, flags, (tsv(d, at), ecr), ipid, r));
+        };
     push(0, t0, ci, 0, tcp_flags::SYN, 0..0, id(0));
-    push(1, t0 + 10 * US, si, ci.wrapping_add(1), tcp_flags::SYN | ack, 0..0, 0);
-    push(0, t0 + 20 * US, ci.wrapping_add(1), si.wrapping_add(1), ack, 0..0, id(0));
+    push(
+        1,
+        t0 + 10 * US,
+        si,
+        ci.wrapping_add(1),
+        tcp_flags::SYN | ack,
+        0..0,
+        0,
+    );
+    push(
+        0,
+        t0 + 20 * US,
+        ci.wrapping_add(1),
+        si.wrapping_add(1),
+        ack,
+        0..0,
+        id(0),
+    );
     let (lc, ls) = (c.payload[0].len(), c.payload[1].len());
     let mut at = c.c2s_data_at;
     let mut off = 0;
     while off < lc {
         let end = (off + c.mss).min(lc);
-        push(0, at, ci.wrapping_add(1 + off as u32), si.wrapping_add(1), ack | tcp_flags::PSH, off..end, id(0));
+        push(
+            0,
+            at,
+            ci.wrapping_add(1 + off as u32),
+            si.wrapping_add(1),
+            ack | tcp_flags::PSH,
+            off..end,
+            id(0),
+        );
         off = end;
         at += 10 * US;
     }
-    push(1, at + 5 * US, si.wrapping_add(1), ci.wrapping_add(1 + lc as u32), ack, 0..0, id(1));
-    push(0, at + 10 * US, ci.wrapping_add(1 + lc as u32), si.wrapping_add(1), ack | tcp_flags::FIN, 0..0, id(0));
+    push(
+        1,
+        at + 5 * US,
+        si.wrapping_add(1),
+        ci.wrapping_add(1 + lc as u32),
+        ack,
+        0..0,
+        id(1),
+    );
+    push(
+        0,
+        at + 10 * US,
+        ci.wrapping_add(1 + lc as u32),
+        si.wrapping_add(1),
+        ack | tcp_flags::FIN,
+        0..0,
+        id(0),
+    );
     let mut at = c.s2c_data_at.max(at + 20 * US);
     let mut off = 0;
     while off < ls {
         let end = (off + c.mss).min(ls);
-        push(1, at, si.wrapping_add(1 + off as u32), ci.wrapping_add(2 + lc as u32), ack | tcp_flags::PSH, off..end, id(1));
+        push(
+            1,
+            at,
+            si.wrapping_add(1 + off as u32),
+            ci.wrapping_add(2 + lc as u32),
+            ack | tcp_flags::PSH,
+            off..end,
+            id(1),
+        );
         off = end;
         at += 10 * US;
     }
-    push(1, at, si.wrapping_add(1 + ls as u32), ci.wrapping_add(2 + lc as u32), ack | tcp_flags::FIN, 0..0, id(1));
-    push(0, at + 10 * US, ci.wrapping_add(2 + lc as u32), si.wrapping_add(2 + ls as u32), ack, 0..0, id(0));
+    push(
+        1,
+        at,
+        si.wrapping_add(1 + ls as u32),
+        ci.wrapping_add(2 + lc as u32),
+        ack | tcp_flags::FIN,
+        0..0,
+        id(1),
+    );
+    push(
+        0,
+        at + 10 * US,
+        ci.wrapping_add(2 + lc as u32),
+        si.wrapping_add(2 + ls as u32),
+        ack,
+        0..0,
+        id(0),
+    );
     v
 }
 
@@ -288,7 +422,13 @@ fn analyse(files: &[String], features: bool, cts: &[CtEntry]) -> (f64, usize) {
     analyse_with(files, features, features, features, cts)
 }
 
-fn analyse_with(files: &[String], features: bool, digests: bool, joining: bool, cts: &[CtEntry]) -> (f64, usize) {
+fn analyse_with(
+    files: &[String],
+    features: bool,
+    digests: bool,
+    joining: bool,
+    cts: &[CtEntry],
+) -> (f64, usize) {
     let t = cpu_time();
     let budget = Budget::default();
     let mut points = Points::default();
@@ -300,8 +440,15 @@ fn analyse_with(files: &[String], features: bool, digests: bool, joining: bool, 
         while let Some(fr) = r.next_frame(&mut points, spare).unwrap() {
             let d = decode(fr.linktype, &fr.data);
             if let (Some(ip), Transport::Tcp(tcp)) = (d.ip, d.transport) {
-                let (src, dst) = (SocketAddr::new(ip.src, tcp.sport), SocketAddr::new(ip.dst, tcp.dport));
-                let key = if src <= dst { (fr.point, src, dst) } else { (fr.point, dst, src) };
+                let (src, dst) = (
+                    SocketAddr::new(ip.src, tcp.sport),
+                    SocketAddr::new(ip.dst, tcp.dport),
+                );
+                let key = if src <= dst {
+                    (fr.point, src, dst)
+                } else {
+                    (fr.point, dst, src)
+                };
                 let i = *index.entry(key).or_insert_with(|| {
                     flows.push(Flow {
                         point: fr.point,
@@ -313,12 +460,18 @@ fn analyse_with(files: &[String], features: bool, digests: bool, joining: bool, 
                         bytes: [0; 2],
                         first: i64::MAX,
                         last: i64::MIN,
-                        f: features.then(|| ObservationFeatures::new(fr.point as u32, Proto::Tcp, src, dst)),
+                        f: features.then(|| {
+                            ObservationFeatures::new(fr.point as u32, Proto::Tcp, src, dst)
+                        }),
                     });
                     flows.len() - 1
                 });
                 let fl = &mut flows[i];
-                let dir = if src == fl.client { Direction::ClientToServer } else { Direction::ServerToClient };
+                let dir = if src == fl.client {
+                    Direction::ClientToServer
+                } else {
+                    Direction::ServerToClient
+                };
                 let k = usize::from(dir == Direction::ServerToClient);
                 let at = flowtrail::join::nanos(fr.ts);
                 fl.packets[k] += 1;
@@ -334,14 +487,15 @@ fn analyse_with(files: &[String], features: bool, digests: bool, joining: bool, 
                     seg = seg.with_ack(SeqNum(tcp.ack));
                 }
                 let (f, delivered) = (&mut fl.f, &mut fl.delivered);
-                fl.conv.segment(dir, seg, &mut |d: Direction, ev: Event<'_>| {
-                    if let Event::Data { offset, bytes } = ev {
-                        *delivered += bytes.len() as u64;
-                        if let Some(f) = f.as_mut().filter(|_| digests) {
-                            f.on_stream_data(d, offset, &bytes);
+                fl.conv
+                    .segment(dir, seg, &mut |d: Direction, ev: Event<'_>| {
+                        if let Event::Data { offset, bytes } = ev {
+                            *delivered += bytes.len() as u64;
+                            if let Some(f) = f.as_mut().filter(|_| digests) {
+                                f.on_stream_data(d, offset, &bytes);
+                            }
                         }
-                    }
-                });
+                    });
             }
             spare = fr.data;
         }
@@ -414,7 +568,10 @@ fn analysis_overhead() {
     let (_, paths) = analyse(&files, true, &c.cts);
     assert_eq!(paths as u64, n);
     // CPU time of this thread, best of several rounds with the variants interleaved.
-    let rounds = std::env::var("FT_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(7);
+    let rounds = std::env::var("FT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(7);
     let mut best = [f64::MAX; 4];
     for _ in 0..rounds {
         let x = [
@@ -435,7 +592,14 @@ fn analysis_overhead() {
         digests * 1e3,
         with * 1e3
     );
-    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f.split_once('=').unwrap().1).unwrap().len()).sum();
+    let bytes: u64 = files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f.split_once('=').unwrap().1)
+                .unwrap()
+                .len()
+        })
+        .sum();
     println!(
         "analysis of {n} paths ({} MB of pcap): baseline {:.0} ms, with features + join {:.0} ms: +{:.1} %",
         bytes >> 20,
@@ -453,13 +617,23 @@ fn analysis_overhead() {
 #[test]
 #[ignore = "profiling helper: perf record ... --ignored --exact join_profile"]
 fn join_profile() {
-    let paths = std::env::var("FT_JOIN_PATHS").ok().and_then(|r| r.parse().ok()).unwrap_or(50_000);
+    let paths = std::env::var("FT_JOIN_PATHS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(50_000);
     let c = corpus(paths);
-    let n = std::env::var("FT_JOIN_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let n = std::env::var("FT_JOIN_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     for _ in 0..n {
         let (t, cpu) = (Instant::now(), cpu_time());
         let m = join(&c);
-        println!("join {:.0} ms (cpu {:.0} ms)", t.elapsed().as_secs_f64() * 1e3, (cpu_time() - cpu) * 1e3);
+        println!(
+            "join {:.0} ms (cpu {:.0} ms)",
+            t.elapsed().as_secs_f64() * 1e3,
+            (cpu_time() - cpu) * 1e3
+        );
         let t = Instant::now();
         drop(m);
         println!("drop {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
@@ -475,6 +649,10 @@ fn json_profile() {
         let cpu = cpu_time();
         let mut out = Vec::with_capacity(64 << 20);
         m.write_json_lines(&mut out).unwrap();
-        println!("json {:.0} ms cpu, {} MB", (cpu_time() - cpu) * 1e3, out.len() >> 20);
+        println!(
+            "json {:.0} ms cpu, {} MB",
+            (cpu_time() - cpu) * 1e3,
+            out.len() >> 20
+        );
     }
 }

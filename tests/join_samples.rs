@@ -11,7 +11,9 @@
 use flowtrail::capture::{FrameSource, OfflineReader, Points};
 use flowtrail::conntrack::{CtEntry, text};
 use flowtrail::decode::{Transport, decode};
-use flowtrail::join::{JoinConfig, JoinKind, Joiner, Model, ObservationFeatures, ObservationId, Proto, Source};
+use flowtrail::join::{
+    JoinConfig, JoinKind, Joiner, Model, ObservationFeatures, ObservationId, Proto, Source,
+};
 use flowtrail::reassembly::{Budget, Config, Conversation, Direction, Event, Segment, TcpFlags};
 use flowtrail::seq::SeqNum;
 use std::collections::HashMap;
@@ -19,7 +21,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 fn sample(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Rewrites a packet's `(src, dst)` at a point (to make NAT out of a recording).
@@ -42,7 +48,8 @@ struct Extractor {
 
 impl Extractor {
     fn read(&mut self, spec: &str, nat: Option<Nat>) {
-        let mut r = OfflineReader::open(spec, &mut self.points).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let mut r =
+            OfflineReader::open(spec, &mut self.points).unwrap_or_else(|e| panic!("{spec}: {e}"));
         while let Some(fr) = r.next_frame(&mut self.points, Vec::new()).unwrap() {
             let mut d = decode(fr.linktype, &fr.data);
             let Some(mut ip) = d.ip else { continue };
@@ -54,24 +61,36 @@ impl Extractor {
                 Transport::Udp(u) => (Proto::Udp, u.sport, u.dport),
                 _ => continue,
             };
-            let (mut src, mut dst) = (SocketAddr::new(ip.src, sport), SocketAddr::new(ip.dst, dport));
+            let (mut src, mut dst) = (
+                SocketAddr::new(ip.src, sport),
+                SocketAddr::new(ip.dst, dport),
+            );
             if let Some(n) = &nat {
                 (src, dst) = n(src, dst);
                 ip.src = src.ip();
                 ip.dst = dst.ip();
             }
-            let key = if src <= dst { (fr.point, proto, src, dst) } else { (fr.point, proto, dst, src) };
+            let key = if src <= dst {
+                (fr.point, proto, src, dst)
+            } else {
+                (fr.point, proto, dst, src)
+            };
             let budget = &self.budget;
             let i = *self.index.entry(key).or_insert_with(|| {
                 self.flows.push(Flow {
                     f: ObservationFeatures::new(fr.point as u32, proto, src, dst),
-                    conv: (proto == Proto::Tcp).then(|| Conversation::new(Config::default(), budget)),
+                    conv: (proto == Proto::Tcp)
+                        .then(|| Conversation::new(Config::default(), budget)),
                     head: Vec::new(),
                 });
                 self.flows.len() - 1
             });
             let flow = &mut self.flows[i];
-            let dir = if src == flow.f.client { Direction::ClientToServer } else { Direction::ServerToClient };
+            let dir = if src == flow.f.client {
+                Direction::ClientToServer
+            } else {
+                Direction::ServerToClient
+            };
             flow.f.on_link(dir, fr.linktype, &fr.data);
             match d.transport {
                 Transport::Tcp(t) => {
@@ -184,7 +203,13 @@ fn score(m: &Model, truth: &dyn Fn(u64) -> (String, u32)) -> [f64; 4] {
             k(a.1 == b.1, ta.0 == tb.0, 3, &mut c);
         }
     }
-    let r = |tp: u64, x: u64| if tp + x == 0 { 1.0 } else { tp as f64 / (tp + x) as f64 };
+    let r = |tp: u64, x: u64| {
+        if tp + x == 0 {
+            1.0
+        } else {
+            tp as f64 / (tp + x) as f64
+        }
+    };
     [r(c[0], c[1]), r(c[0], c[2]), r(c[3], c[4]), r(c[3], c[5])]
 }
 
@@ -226,17 +251,35 @@ fn seed_truth(x: &Extractor) -> impl Fn(u64) -> (String, u32) + '_ {
 }
 
 fn client_log(file: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(sample(file)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(sample(file))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// The five seed connections: one path of three legs each, on the right points.
 fn check_seed(m: &Model, x: &Extractor, lo: &str, veth: [&str; 2], leg3: [&str; 3]) {
     let log = client_log("seedpath-client.jsonl");
-    let seed: Vec<_> = m.paths.iter().filter(|p| p.legs.iter().any(|l| l.observations.iter().any(|o| o.dst.port() == 49673))).collect();
+    let seed: Vec<_> = m
+        .paths
+        .iter()
+        .filter(|p| {
+            p.legs
+                .iter()
+                .any(|l| l.observations.iter().any(|o| o.dst.port() == 49673))
+        })
+        .collect();
     assert_eq!(seed.len(), 5, "{m}");
     for p in &seed {
         assert_eq!(p.legs.len(), 3, "{p}");
-        let pts = |l: usize| p.legs[l].observations.iter().map(|o| &*o.point).collect::<Vec<_>>();
+        let pts = |l: usize| {
+            p.legs[l]
+                .observations
+                .iter()
+                .map(|o| &*o.point)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(pts(0), [lo]);
         assert_eq!(pts(1), veth);
         assert_eq!(pts(2), ["vm/conntrack", leg3[0], leg3[1], leg3[2]], "{p}");
@@ -247,8 +290,14 @@ fn check_seed(m: &Model, x: &Extractor, lo: &str, veth: [&str; 2], leg3: [&str; 
         assert_eq!(p.server.unwrap().to_string(), "192.168.49.2:8443");
         // The client's log: its address and byte counts, on every leg.
         let client = p.client.unwrap().to_string();
-        let entry = log.iter().find(|e| e["local"] == client.as_str()).unwrap_or_else(|| panic!("{client} not in the log"));
-        let (sent, received) = (entry["sent"].as_u64().unwrap(), entry["received"].as_u64().unwrap());
+        let entry = log
+            .iter()
+            .find(|e| e["local"] == client.as_str())
+            .unwrap_or_else(|| panic!("{client} not in the log"));
+        let (sent, received) = (
+            entry["sent"].as_u64().unwrap(),
+            entry["received"].as_u64().unwrap(),
+        );
         for l in &p.legs {
             for o in &l.observations {
                 assert_eq!(o.bytes, [sent, received], "{client} at {}", o.point);
@@ -256,7 +305,10 @@ fn check_seed(m: &Model, x: &Extractor, lo: &str, veth: [&str; 2], leg3: [&str; 
         }
         // The conntrack mapping: leg 3's port survives MASQUERADE.
         let port = p.legs[2].observations[1].src.port();
-        assert_eq!(p.legs[2].observations[0].src.to_string(), format!("127.0.0.1:{port}"));
+        assert_eq!(
+            p.legs[2].observations[0].src.to_string(),
+            format!("127.0.0.1:{port}")
+        );
         assert_eq!(p.via.len(), 2);
         // Hops along travel order: no negative latency.
         for l in &p.legs {
@@ -269,10 +321,17 @@ fn check_seed(m: &Model, x: &Extractor, lo: &str, veth: [&str; 2], leg3: [&str; 
     }
     // Nothing of the seed path on VM lo.
     for p in &m.paths {
-        let on_vm_lo = p.legs.iter().flat_map(|l| &l.observations).any(|o| o.point.ends_with("lo") && &*o.point != lo);
+        let on_vm_lo = p
+            .legs
+            .iter()
+            .flat_map(|l| &l.observations)
+            .any(|o| o.point.ends_with("lo") && &*o.point != lo);
         if on_vm_lo {
             assert_eq!(p.legs.len(), 1, "{p}");
-            assert!(p.legs[0].observations.iter().all(|o| o.dst.port() == 55002), "{p}");
+            assert!(
+                p.legs[0].observations.iter().all(|o| o.dst.port() == 55002),
+                "{p}"
+            );
         }
     }
     let _ = x;
@@ -281,7 +340,15 @@ fn check_seed(m: &Model, x: &Extractor, lo: &str, veth: [&str; 2], leg3: [&str; 
 #[test]
 fn seed_path_samples() {
     let mut x = Extractor::default();
-    for f in ["host-lo", "host-veth", "vm-veth", "vm-lo", "vm-br0", "vm-brport", "node-eth0"] {
+    for f in [
+        "host-lo",
+        "host-veth",
+        "vm-veth",
+        "vm-lo",
+        "vm-br0",
+        "vm-brport",
+        "node-eth0",
+    ] {
         x.read(&sample(&format!("{f}.pcap")), None);
     }
     let cts = conntrack("vm-conntrack.txt");
@@ -294,8 +361,18 @@ fn seed_path_samples() {
     let s = score(&m, &seed_truth(&x));
     report("seed path (7 pcaps + conntrack)", &m, s);
     assert_eq!(s, [1.0; 4]);
-    check_seed(&m, &x, "host-lo", ["host-veth", "vm-veth"], ["vm-br0", "vm-brport", "node-eth0"]);
-    assert_eq!(m.paths.len(), 6, "5 seed paths and VM lo's control connection");
+    check_seed(
+        &m,
+        &x,
+        "host-lo",
+        ["host-veth", "vm-veth"],
+        ["vm-br0", "vm-brport", "node-eth0"],
+    );
+    assert_eq!(
+        m.paths.len(),
+        6,
+        "5 seed paths and VM lo's control connection"
+    );
     // JSON: one line per path.
     let mut out = Vec::new();
     m.write_json_lines(&mut out).unwrap();
@@ -305,7 +382,15 @@ fn seed_path_samples() {
 #[test]
 fn seed_path_samples_without_conntrack() {
     let mut x = Extractor::default();
-    for f in ["host-lo", "host-veth", "vm-veth", "vm-lo", "vm-br0", "vm-brport", "node-eth0"] {
+    for f in [
+        "host-lo",
+        "host-veth",
+        "vm-veth",
+        "vm-lo",
+        "vm-br0",
+        "vm-brport",
+        "node-eth0",
+    ] {
         x.read(&sample(&format!("{f}.pcap")), None);
     }
     let m = x.joiner().join();
@@ -330,7 +415,13 @@ fn seed_path_with_the_vm_pcapng() {
     let s = score(&m, &seed_truth(&x));
     report("seed path (host pcaps + vm-all.pcapng + node)", &m, s);
     assert_eq!(s, [1.0; 4]);
-    check_seed(&m, &x, "host-lo", ["host-veth", "vm/veth-host"], ["vm/br0", "vm/veth-node", "node-eth0"]);
+    check_seed(
+        &m,
+        &x,
+        "host-lo",
+        ["host-veth", "vm/veth-host"],
+        ["vm/br0", "vm/veth-node", "node-eth0"],
+    );
 }
 
 #[test]
@@ -347,11 +438,23 @@ fn bridge_nf_sample_merges_half_observations() {
     let l = &m.paths[0].legs[0];
     assert_eq!(l.observations.len(), 1, "two halves, one observation");
     let o = &l.observations[0];
-    assert_eq!((o.src.to_string().as_str(), o.dst.to_string().as_str()), ("192.168.49.1:53340", "192.168.49.2:8443"));
+    assert_eq!(
+        (o.src.to_string().as_str(), o.dst.to_string().as_str()),
+        ("192.168.49.1:53340", "192.168.49.2:8443")
+    );
     let r = o.reply.as_ref().unwrap();
-    assert_eq!((r.src.to_string().as_str(), r.dst.to_string().as_str()), ("192.168.49.2:8443", "127.0.0.1:53340"));
+    assert_eq!(
+        (r.src.to_string().as_str(), r.dst.to_string().as_str()),
+        ("192.168.49.2:8443", "127.0.0.1:53340")
+    );
     let log = client_log("brnf-client.jsonl");
-    assert_eq!(o.bytes, [log[0]["sent"].as_u64().unwrap(), log[0]["received"].as_u64().unwrap()]);
+    assert_eq!(
+        o.bytes,
+        [
+            log[0]["sent"].as_u64().unwrap(),
+            log[0]["received"].as_u64().unwrap()
+        ]
+    );
     assert_eq!(o.ids.len(), 2);
     assert_eq!(l.join.kind, JoinKind::Nat);
 }
@@ -360,7 +463,11 @@ fn bridge_nf_sample_merges_half_observations() {
 fn by_client(x: &Extractor) -> impl Fn(u64) -> (String, u32) + '_ {
     move |id| {
         let f = &x.flows[id as usize].f;
-        let c = if f.client.port() >= 40000 && f.client.port() < 41000 { f.client } else { f.server };
+        let c = if f.client.port() >= 40000 && f.client.port() < 41000 {
+            f.client
+        } else {
+            f.server
+        };
         (c.port().to_string(), 1)
     }
 }
@@ -373,7 +480,11 @@ fn check_single_point(file: &str, log: &str) {
     report(file, &m, s);
     assert_eq!(s, [1.0; 4]);
     for e in client_log(log) {
-        let p = m.paths.iter().find(|p| p.client.map(|c| c.to_string()).as_deref() == e["local"].as_str()).unwrap_or_else(|| panic!("{e}\n{m}"));
+        let p = m
+            .paths
+            .iter()
+            .find(|p| p.client.map(|c| c.to_string()).as_deref() == e["local"].as_str())
+            .unwrap_or_else(|| panic!("{e}\n{m}"));
         assert_eq!(p.legs.len(), 1);
         let o = &p.legs[0].observations[0];
         assert_eq!(o.bytes[0], e["sent"].as_u64().unwrap(), "{p}");
@@ -392,7 +503,11 @@ fn tcp6_udp_udp6_samples() {
 /// two same-tuple observations.
 #[test]
 fn tcp6_and_udp_seen_twice_are_same_tuple_legs() {
-    for (file, log) in [("tcp6.pcap", "tcp6-client.jsonl"), ("udp.pcap", "udp-client.jsonl"), ("udp6.pcap", "udp6-client.jsonl")] {
+    for (file, log) in [
+        ("tcp6.pcap", "tcp6-client.jsonl"),
+        ("udp.pcap", "udp-client.jsonl"),
+        ("udp6.pcap", "udp6-client.jsonl"),
+    ] {
         let mut x = Extractor::default();
         x.read(&format!("a={}", sample(file)), None);
         x.read(&format!("b={}", sample(file)), None);
@@ -420,7 +535,13 @@ fn udp_through_dnat() {
     x.read(&format!("pre={}", sample("udp.pcap")), None);
     let server = sock("192.168.65.2:41000");
     let dnat: Nat = Box::new(move |s, d| {
-        let map = |a: SocketAddr| if a == server { sock("10.0.0.2:5353") } else { a };
+        let map = |a: SocketAddr| {
+            if a == server {
+                sock("10.0.0.2:5353")
+            } else {
+                a
+            }
+        };
         (map(s), map(d))
     });
     x.read(&format!("post={}", sample("udp.pcap")), Some(dnat));
@@ -434,7 +555,15 @@ fn udp_through_dnat() {
         let l = &p.legs[0];
         assert_eq!(l.observations.len(), 2, "{p}");
         let rewritten = l.observations[0].dst.port() == 41000;
-        assert_eq!(l.join.kind, if rewritten { JoinKind::Nat } else { JoinKind::SameTuple }, "{p}");
+        assert_eq!(
+            l.join.kind,
+            if rewritten {
+                JoinKind::Nat
+            } else {
+                JoinKind::SameTuple
+            },
+            "{p}"
+        );
     }
 }
 

@@ -31,7 +31,10 @@ const P3: u64 = 0x1656_67B1_9E37_79F9;
 const SEED: u64 = 0x5851_F42D_4C95_7F2D;
 
 fn absorb(acc: u64, word: u64) -> u64 {
-    (acc ^ word.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1).wrapping_add(P3)
+    (acc ^ word.wrapping_mul(P2))
+        .rotate_left(31)
+        .wrapping_mul(P1)
+        .wrapping_add(P3)
 }
 
 fn fmix(mut h: u64) -> u64 {
@@ -92,7 +95,11 @@ impl StreamHash {
 
     /// The hash of everything written so far (does not consume the state).
     pub fn finish(&self) -> u64 {
-        let acc = if self.tail_len > 0 { absorb(self.acc, self.tail) } else { self.acc };
+        let acc = if self.tail_len > 0 {
+            absorb(self.acc, self.tail)
+        } else {
+            self.acc
+        };
         fmix(absorb(acc, self.len ^ SEED))
     }
 
@@ -145,7 +152,11 @@ impl StreamDigest {
     /// are ignored.
     pub fn anchor(&mut self, anchored: bool) {
         if self.anchor == Anchor::Pending {
-            self.anchor = if anchored { Anchor::Syn } else { Anchor::Midstream };
+            self.anchor = if anchored {
+                Anchor::Syn
+            } else {
+                Anchor::Midstream
+            };
         }
     }
 
@@ -168,7 +179,9 @@ impl StreamDigest {
             return;
         }
         let skip = usize::try_from(self.delivered - offset).unwrap_or(usize::MAX);
-        let Some(mut rest) = bytes.get(skip..) else { return };
+        let Some(mut rest) = bytes.get(skip..) else {
+            return;
+        };
         self.delivered = end;
         // Hash up to HEAD, stopping at each mark to record it.
         while !rest.is_empty() {
@@ -334,11 +347,17 @@ mod tests {
         other[20] ^= 1;
         let o = digest(&other, &[600]);
         assert_eq!(o.compare(&long), DigestCmp::Mismatch(600));
-        assert_eq!(o.compare(&digest(&data[..300], &[700])), DigestCmp::Mismatch(256));
+        assert_eq!(
+            o.compare(&digest(&data[..300], &[700])),
+            DigestCmp::Mismatch(256)
+        );
         assert_eq!(short.compare(&o), DigestCmp::Mismatch(64));
         let tiny = digest(&data[..10], &[10]);
         assert_eq!(tiny.compare(&long), DigestCmp::Unknown);
-        assert_eq!(tiny.compare(&digest(&data[..10], &[2])), DigestCmp::Match(10));
+        assert_eq!(
+            tiny.compare(&digest(&data[..10], &[2])),
+            DigestCmp::Match(10)
+        );
     }
 
     #[test]
@@ -354,7 +373,10 @@ mod tests {
         g.data(20, b"xxxxxxxxxxxxxxxxxxxxxxxx");
         assert!(g.is_broken());
         assert_eq!(g.hashed(), 10);
-        assert_eq!(g.compare(&digest(b"0123456789", &[4])), DigestCmp::Match(10));
+        assert_eq!(
+            g.compare(&digest(b"0123456789", &[4])),
+            DigestCmp::Match(10)
+        );
     }
 
     #[test]
@@ -362,6 +384,9 @@ mod tests {
         assert!(datagram_digest(100, &[0; 100]).is_some());
         assert!(datagram_digest(2000, &[0; 1472]).is_some());
         assert!(datagram_digest(2000, &[0; 100]).is_none());
-        assert_ne!(datagram_digest(2000, &[0; 1472]), datagram_digest(1999, &[0; 1472]));
+        assert_ne!(
+            datagram_digest(2000, &[0; 1472]),
+            datagram_digest(1999, &[0; 1472])
+        );
     }
 }

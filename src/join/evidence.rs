@@ -142,7 +142,11 @@ pub enum Evidence {
     /// Equal final byte counts.
     Size { dir: Dir, bytes: u64 },
     /// Different final byte counts (penalty).
-    SizeDiffers { dir: Dir, upstream: u64, downstream: u64 },
+    SizeDiffers {
+        dir: Dir,
+        upstream: u64,
+        downstream: u64,
+    },
     /// Same 5-tuple.
     SameTuple,
     /// A conntrack entry maps one tuple to the other (the entry's tuples are on the
@@ -164,7 +168,10 @@ pub enum Evidence {
     /// The same process ends one leg and starts the next.
     Process { pid: u32, comm: Box<str> },
     /// Different processes at the two ends of a forwarder hop (penalty).
-    ProcessDiffers { upstream: Box<super::Owner>, downstream: Box<super::Owner> },
+    ProcessDiffers {
+        upstream: Box<super::Owner>,
+        downstream: Box<super::Owner>,
+    },
     /// Forwarder ends seen in different namespaces (penalty).
     NetnsDiffers,
 }
@@ -188,13 +195,25 @@ impl fmt::Display for Short<'_> {
             Evidence::Payload { bytes, .. } => write!(f, "payload {bytes}B"),
             Evidence::Datagrams { .. } => f.write_str("datagrams"),
             Evidence::Size { .. } => f.write_str("size"),
-            Evidence::SizeDiffers { dir, upstream, downstream } => write!(f, "size differs {dir} {upstream}B/{downstream}B"),
+            Evidence::SizeDiffers {
+                dir,
+                upstream,
+                downstream,
+            } => write!(f, "size differs {dir} {upstream}B/{downstream}B"),
             Evidence::SameTuple => f.write_str("same tuple"),
             Evidence::Conntrack { id: Some(id) } => write!(f, "conntrack id={id}"),
             Evidence::Conntrack { id: None } => f.write_str("conntrack"),
-            Evidence::Timing { connect_us, forward_us, reply_us } => {
+            Evidence::Timing {
+                connect_us,
+                forward_us,
+                reply_us,
+            } => {
                 f.write_str("timing")?;
-                for (name, v) in [("connect", connect_us), ("forward", forward_us), ("reply", reply_us)] {
+                for (name, v) in [
+                    ("connect", connect_us),
+                    ("forward", forward_us),
+                    ("reply", reply_us),
+                ] {
                     if let Some(v) = v {
                         write!(f, " {name} {}", fmt_us(f64::from(*v)))?;
                     }
@@ -202,7 +221,10 @@ impl fmt::Display for Short<'_> {
                 Ok(())
             }
             Evidence::Process { pid, comm } => write!(f, "process {comm}[{pid}]"),
-            Evidence::ProcessDiffers { upstream, downstream } => write!(f, "process differs {upstream}/{downstream}"),
+            Evidence::ProcessDiffers {
+                upstream,
+                downstream,
+            } => write!(f, "process differs {upstream}/{downstream}"),
             Evidence::NetnsDiffers => f.write_str("netns differs"),
         }
     }
@@ -214,7 +236,11 @@ impl Evidence {
         use Evidence::*;
         match (self, other) {
             (Payload { bytes: a, .. }, Payload { bytes: b, .. }) => a == b,
-            (SeqShift { .. }, _) | (SizeDiffers { .. }, _) | (Timing { .. }, _) | (Process { .. }, _) | (ProcessDiffers { .. }, _) => self == other,
+            (SeqShift { .. }, _)
+            | (SizeDiffers { .. }, _)
+            | (Timing { .. }, _)
+            | (Process { .. }, _)
+            | (ProcessDiffers { .. }, _) => self == other,
             (Conntrack { id: a }, Conntrack { id: b }) => a == b,
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
@@ -241,7 +267,9 @@ pub fn leg_points(e: &Evidence) -> i32 {
         Evidence::TsvalDiffers { .. } => points::TSVAL_DIFFERS,
         Evidence::IpId { .. } => points::IP_ID,
         Evidence::Payload { bytes, .. } => points::payload_leg(*bytes),
-        Evidence::Datagrams { matched, .. } => (*matched as i32 * points::DATAGRAM).min(points::DATAGRAMS_MAX),
+        Evidence::Datagrams { matched, .. } => {
+            (*matched as i32 * points::DATAGRAM).min(points::DATAGRAMS_MAX)
+        }
         Evidence::Size { .. } => points::SIZE,
         Evidence::SameTuple => points::SAME_TUPLE_TCP,
         Evidence::Conntrack { .. } => points::CONNTRACK,
@@ -309,7 +337,10 @@ pub struct LinkEvidence {
 impl LinkEvidence {
     /// Evidence of a UDP link (the same tuple weighs more: UDP has no sequence space).
     pub fn udp() -> LinkEvidence {
-        LinkEvidence { udp: true, ..LinkEvidence::default() }
+        LinkEvidence {
+            udp: true,
+            ..LinkEvidence::default()
+        }
     }
 
     fn points(&self, e: &Evidence) -> i32 {
@@ -410,7 +441,11 @@ impl LinkEvidence {
 
     /// [`LinkEvidence::items`] without allocating.
     pub fn iter(&self) -> impl Iterator<Item = Scored> + '_ {
-        KINDS.iter().flat_map(move |&kind| Dir::BOTH.into_iter().filter_map(move |dir| self.item(kind, dir)))
+        KINDS.iter().flat_map(move |&kind| {
+            Dir::BOTH
+                .into_iter()
+                .filter_map(move |dir| self.item(kind, dir))
+        })
     }
 
     fn item(&self, kind: Kind, dir: Dir) -> Option<Scored> {
@@ -421,28 +456,61 @@ impl LinkEvidence {
                 }
                 let i = dir.index();
                 let e = match kind {
-                    Kind::Isn => Evidence::Isn { dir, isn: self.isn[i] },
-                    Kind::AckIsn => Evidence::AckIsn { dir, isn: self.isn[i] },
-                    Kind::SeqShift => Evidence::SeqShift { dir, shift: self.shift[i] },
-                    Kind::Segments => Evidence::Segments { dir, matched: u32::from(self.counts[0][i]) },
+                    Kind::Isn => Evidence::Isn {
+                        dir,
+                        isn: self.isn[i],
+                    },
+                    Kind::AckIsn => Evidence::AckIsn {
+                        dir,
+                        isn: self.isn[i],
+                    },
+                    Kind::SeqShift => Evidence::SeqShift {
+                        dir,
+                        shift: self.shift[i],
+                    },
+                    Kind::Segments => Evidence::Segments {
+                        dir,
+                        matched: u32::from(self.counts[0][i]),
+                    },
                     Kind::SeqOverlap => Evidence::SeqOverlap { dir },
-                    Kind::Tsval => Evidence::Tsval { dir, matched: u32::from(self.counts[1][i]) },
+                    Kind::Tsval => Evidence::Tsval {
+                        dir,
+                        matched: u32::from(self.counts[1][i]),
+                    },
                     Kind::TsvalProgression => Evidence::TsvalProgression { dir },
                     Kind::TsEcho => Evidence::TsEcho { dir },
                     Kind::TsvalDiffers => Evidence::TsvalDiffers { dir },
-                    Kind::IpId => Evidence::IpId { dir, matched: u32::from(self.counts[2][i]) },
-                    Kind::Payload => Evidence::Payload { dir, bytes: self.payload[i] },
-                    Kind::Datagrams => Evidence::Datagrams { dir, matched: u32::from(self.counts[3][i]) },
-                    Kind::Size => Evidence::Size { dir, bytes: self.size[i] },
+                    Kind::IpId => Evidence::IpId {
+                        dir,
+                        matched: u32::from(self.counts[2][i]),
+                    },
+                    Kind::Payload => Evidence::Payload {
+                        dir,
+                        bytes: self.payload[i],
+                    },
+                    Kind::Datagrams => Evidence::Datagrams {
+                        dir,
+                        matched: u32::from(self.counts[3][i]),
+                    },
+                    Kind::Size => Evidence::Size {
+                        dir,
+                        bytes: self.size[i],
+                    },
                     Kind::SameTuple if dir == Dir::C2s => Evidence::SameTuple,
                     Kind::Conntrack if dir == Dir::C2s => {
                         let known = self.bits & Self::bit(Kind::Conntrack, Dir::S2c) != 0;
-                        Evidence::Conntrack { id: known.then_some(self.conntrack) }
+                        Evidence::Conntrack {
+                            id: known.then_some(self.conntrack),
+                        }
                     }
                     _ => return None,
                 };
                 let points = self.points(&e);
-                Some(Scored { evidence: e, points, between: None })
+                Some(Scored {
+                    evidence: e,
+                    points,
+                    between: None,
+                })
             }
         }
     }
@@ -452,7 +520,11 @@ impl LinkEvidence {
 /// formatting with a precision is slow).
 pub fn fmt_us(us: f64) -> String {
     let neg = if us < 0.0 { "-" } else { "" };
-    let u = if us.is_nan() { 0 } else { us.abs().round().min(1e15) as u64 };
+    let u = if us.is_nan() {
+        0
+    } else {
+        us.abs().round().min(1e15) as u64
+    };
     if u < 1000 {
         format!("{neg}{u}us")
     } else if u < 1_000_000 {
@@ -494,17 +566,32 @@ mod tests {
     fn link_evidence_round_trips() {
         let mut l = LinkEvidence::default();
         let items = [
-            Evidence::Isn { dir: Dir::C2s, isn: 7 },
-            Evidence::Isn { dir: Dir::S2c, isn: 9 },
-            Evidence::Payload { dir: Dir::C2s, bytes: 64 },
-            Evidence::Datagrams { dir: Dir::S2c, matched: 3 },
+            Evidence::Isn {
+                dir: Dir::C2s,
+                isn: 7,
+            },
+            Evidence::Isn {
+                dir: Dir::S2c,
+                isn: 9,
+            },
+            Evidence::Payload {
+                dir: Dir::C2s,
+                bytes: 64,
+            },
+            Evidence::Datagrams {
+                dir: Dir::S2c,
+                matched: 3,
+            },
             Evidence::SameTuple,
             Evidence::Conntrack { id: Some(5) },
         ];
         for e in &items {
             l.add(e);
         }
-        l.add(&Evidence::Isn { dir: Dir::C2s, isn: 7 });
+        l.add(&Evidence::Isn {
+            dir: Dir::C2s,
+            isn: 7,
+        });
         assert_eq!(l.score(), 40 + 40 + 20 + 30 + 15 + 50);
         let back: Vec<Evidence> = l.items().into_iter().map(|s| s.evidence).collect();
         assert_eq!(back.len(), items.len());
@@ -531,12 +618,23 @@ mod tests {
 
     #[test]
     fn evidence_is_small() {
-        assert!(std::mem::size_of::<Evidence>() <= 32, "{}", std::mem::size_of::<Evidence>());
+        assert!(
+            std::mem::size_of::<Evidence>() <= 32,
+            "{}",
+            std::mem::size_of::<Evidence>()
+        );
     }
 
     #[test]
     fn evidence_json() {
-        let s = Scored { evidence: Evidence::Isn { dir: Dir::C2s, isn: 7 }, points: 40, between: Some([0, 1]) };
+        let s = Scored {
+            evidence: Evidence::Isn {
+                dir: Dir::C2s,
+                isn: 7,
+            },
+            points: 40,
+            between: Some([0, 1]),
+        };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),
             r#"{"kind":"isn","dir":"c2s","isn":7,"points":40,"between":[0,1]}"#

@@ -68,7 +68,10 @@ pub struct Firsts<T: Copy + Default, const N: usize> {
 
 impl<T: Copy + Default, const N: usize> Default for Firsts<T, N> {
     fn default() -> Self {
-        Firsts { items: [T::default(); N], len: 0 }
+        Firsts {
+            items: [T::default(); N],
+            len: 0,
+        }
     }
 }
 
@@ -117,7 +120,8 @@ impl Rel {
     }
 
     fn resolve(self, base: Nanos) -> Option<Nanos> {
-        (self.0 != i32::MIN && self.0 != i32::MAX).then(|| base.saturating_add(i64::from(self.0) * Rel::TICK_NS))
+        (self.0 != i32::MIN && self.0 != i32::MAX)
+            .then(|| base.saturating_add(i64::from(self.0) * Rel::TICK_NS))
     }
 }
 
@@ -242,7 +246,9 @@ impl DirFeatures {
 
     /// The first TSval (of the SYN if seen).
     pub fn first_tsval(&self) -> Option<u32> {
-        self.syn.and_then(|s| s.tsval).or_else(|| self.tsvals.as_slice().first().map(|t| t.value))
+        self.syn
+            .and_then(|s| s.tsval)
+            .or_else(|| self.tsvals.as_slice().first().map(|t| t.value))
     }
 
     fn packet(&mut self, at: Nanos, ip: &Ip, payload_len: u32) -> Rel {
@@ -255,8 +261,16 @@ impl DirFeatures {
             self.data_at.get_or_insert(at);
         }
         self.ttl = Some(match self.ttl {
-            None => TtlRange { first: ip.ttl, min: ip.ttl, max: ip.ttl },
-            Some(t) => TtlRange { first: t.first, min: t.min.min(ip.ttl), max: t.max.max(ip.ttl) },
+            None => TtlRange {
+                first: ip.ttl,
+                min: ip.ttl,
+                max: ip.ttl,
+            },
+            Some(t) => TtlRange {
+                first: t.first,
+                min: t.min.min(ip.ttl),
+                max: t.max.max(ip.ttl),
+            },
         });
         if let Some(id) = ip.ip_id {
             self.ip_ids.push(Stamped { value: id, at: rel });
@@ -281,7 +295,10 @@ pub struct Owner {
 
 impl From<&ProcessInfo> for Owner {
     fn from(p: &ProcessInfo) -> Owner {
-        Owner { pid: p.pid, comm: p.comm.clone() }
+        Owner {
+            pid: p.pid,
+            comm: p.comm.clone(),
+        }
     }
 }
 
@@ -317,7 +334,12 @@ pub const fn dir_index(d: Direction) -> usize {
 }
 
 impl ObservationFeatures {
-    pub fn new(point: u32, proto: Proto, client: SocketAddr, server: SocketAddr) -> ObservationFeatures {
+    pub fn new(
+        point: u32,
+        proto: Proto,
+        client: SocketAddr,
+        server: SocketAddr,
+    ) -> ObservationFeatures {
         ObservationFeatures {
             point,
             proto,
@@ -364,7 +386,9 @@ impl ObservationFeatures {
                         tsval: tcp.ts.map(|t| t.0),
                     })
                 }
-                Some(s) if s.isn == tcp.seq => d.syn_retransmits = d.syn_retransmits.saturating_add(1),
+                Some(s) if s.isn == tcp.seq => {
+                    d.syn_retransmits = d.syn_retransmits.saturating_add(1)
+                }
                 Some(_) => d.other_syns = d.other_syns.saturating_add(1),
             }
         }
@@ -373,14 +397,20 @@ impl ObservationFeatures {
         }
         if let Some((val, ecr)) = tcp.ts {
             if d.tsvals.last().is_none_or(|t| t.value != val) {
-                d.tsvals.push(Stamped { value: val, at: rel });
+                d.tsvals.push(Stamped {
+                    value: val,
+                    at: rel,
+                });
             }
             if ecr != 0 && d.tsecr.is_none() {
                 d.tsecr = Some(ecr);
             }
         }
         // Sequence range covered (SYN and FIN take one number each).
-        let span = tcp.payload_len.saturating_add(u32::from(syn)).saturating_add(u32::from(fin));
+        let span = tcp
+            .payload_len
+            .saturating_add(u32::from(syn))
+            .saturating_add(u32::from(fin));
         let (lo, hi) = (SeqNum(tcp.seq), SeqNum(tcp.seq).add(span));
         match (d.seq_lo, d.seq_hi) {
             (Some(l), Some(h)) => {
@@ -397,7 +427,12 @@ impl ObservationFeatures {
             }
         }
         if syn || fin || rst || tcp.payload_len > 0 {
-            d.segments.push(SegmentRecord { seq: tcp.seq, len: tcp.payload_len, flags: tcp.flags as u8, at: rel });
+            d.segments.push(SegmentRecord {
+                seq: tcp.seq,
+                len: tcp.payload_len,
+                flags: tcp.flags as u8,
+                at: rel,
+            });
         }
         if fin {
             d.fin_at.get_or_insert(at);
@@ -413,7 +448,11 @@ impl ObservationFeatures {
         let d = &mut self.dirs[dir_index(dir)];
         let rel = d.packet(at, ip, udp.payload_len);
         let hash = datagram_digest(udp.payload_len, udp.payload).map_or(0, |h| h.max(1));
-        d.datagrams.push(DatagramRecord { hash, len: udp.payload_len, at: rel });
+        d.datagrams.push(DatagramRecord {
+            hash,
+            len: udp.payload_len,
+            at: rel,
+        });
     }
 
     /// The frame's link layer: records the MACs of the direction's first Ethernet frame.
@@ -456,7 +495,10 @@ pub fn ethernet_macs(lt: u32, frame: &[u8]) -> Option<Macs> {
         Some(m)
     };
     match lt {
-        linktype::EN10MB => Some(Macs { dst: six(0)?, src: six(6)? }),
+        linktype::EN10MB => Some(Macs {
+            dst: six(0)?,
+            src: six(6)?,
+        }),
         _ => None,
     }
 }
@@ -477,7 +519,10 @@ mod tests {
     }
 
     fn ts(us: i64) -> Timestamp {
-        Timestamp { sec: 1000 + us / 1_000_000, nsec: (us % 1_000_000) as u64 * 1000 }
+        Timestamp {
+            sec: 1000 + us / 1_000_000,
+            nsec: (us % 1_000_000) as u64 * 1000,
+        }
     }
 
     #[test]
@@ -490,15 +535,39 @@ mod tests {
 
     #[test]
     fn tcp_handshake_and_data() {
-        let mut f = ObservationFeatures::new(0, Proto::Tcp, "10.0.0.1:40000".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
+        let mut f = ObservationFeatures::new(
+            0,
+            Proto::Tcp,
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+        );
         let c2s = Direction::ClientToServer;
         let s2c = Direction::ServerToClient;
-        let syn = Tcp { seq: 100, flags: tcp_flags::SYN, ts: Some((7, 0)), ..Tcp::default() };
+        let syn = Tcp {
+            seq: 100,
+            flags: tcp_flags::SYN,
+            ts: Some((7, 0)),
+            ..Tcp::default()
+        };
         f.on_tcp(c2s, ts(0), &ip(64, 1), &syn);
         f.on_tcp(c2s, ts(5), &ip(64, 1), &syn); // retransmitted
-        let synack = Tcp { seq: 900, ack: 101, flags: tcp_flags::SYN | tcp_flags::ACK, ts: Some((50, 7)), ..Tcp::default() };
+        let synack = Tcp {
+            seq: 900,
+            ack: 101,
+            flags: tcp_flags::SYN | tcp_flags::ACK,
+            ts: Some((50, 7)),
+            ..Tcp::default()
+        };
         f.on_tcp(s2c, ts(10), &ip(63, 0), &synack);
-        let data = Tcp { seq: 101, ack: 901, flags: tcp_flags::ACK | tcp_flags::PSH, payload: b"hello", payload_len: 5, ts: Some((8, 50)), ..Tcp::default() };
+        let data = Tcp {
+            seq: 101,
+            ack: 901,
+            flags: tcp_flags::ACK | tcp_flags::PSH,
+            payload: b"hello",
+            payload_len: 5,
+            ts: Some((8, 50)),
+            ..Tcp::default()
+        };
         f.on_tcp(c2s, ts(20), &ip(64, 2), &data);
         f.on_stream_data(c2s, 0, b"hello");
         let d = f.dir(c2s);
@@ -508,7 +577,14 @@ mod tests {
         assert_eq!(d.bytes, 5);
         assert_eq!(d.first_ack, Some(901));
         assert_eq!(d.tsecr, Some(50));
-        assert_eq!(d.tsvals.as_slice().iter().map(|t| t.value).collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(
+            d.tsvals
+                .as_slice()
+                .iter()
+                .map(|t| t.value)
+                .collect::<Vec<_>>(),
+            [7, 8]
+        );
         assert_eq!((d.seq_lo, d.seq_hi), (Some(100), Some(106)));
         assert_eq!(d.segments.len(), 3);
         assert_eq!(d.stream.hashed(), 5);
@@ -521,8 +597,19 @@ mod tests {
 
     #[test]
     fn midstream_stream_is_not_anchored() {
-        let mut f = ObservationFeatures::new(0, Proto::Tcp, "10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap());
-        let data = Tcp { seq: 5, flags: tcp_flags::ACK, payload: b"abc", payload_len: 3, ..Tcp::default() };
+        let mut f = ObservationFeatures::new(
+            0,
+            Proto::Tcp,
+            "10.0.0.1:1".parse().unwrap(),
+            "10.0.0.2:2".parse().unwrap(),
+        );
+        let data = Tcp {
+            seq: 5,
+            flags: tcp_flags::ACK,
+            payload: b"abc",
+            payload_len: 3,
+            ..Tcp::default()
+        };
         f.on_tcp(Direction::ClientToServer, ts(0), &ip(64, 1), &data);
         f.on_stream_data(Direction::ClientToServer, 0, b"abc");
         assert_eq!(f.dir(Direction::ClientToServer).stream.index_key(), None);
@@ -554,7 +641,13 @@ mod tests {
 
     #[test]
     fn timestamps_saturate() {
-        assert_eq!(nanos(Timestamp { sec: i64::MAX, nsec: 5 }), i64::MAX);
+        assert_eq!(
+            nanos(Timestamp {
+                sec: i64::MAX,
+                nsec: 5
+            }),
+            i64::MAX
+        );
         assert_eq!(nanos(Timestamp { sec: 1, nsec: 2 }), 1_000_000_002);
     }
 }

@@ -31,12 +31,19 @@ pub(crate) fn key(tag: u8, value: u64) -> u64 {
 
 impl Grouper {
     pub fn with_capacity(n: usize) -> Grouper {
-        Grouper { entries: Vec::with_capacity(n) }
+        Grouper {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     /// `item` has `key` and is live over `[from, until]`.
     pub fn push(&mut self, key: u64, from: Nanos, until: Nanos, item: u32) {
-        self.entries.push(Entry { key, from, until: until.max(from), item });
+        self.entries.push(Entry {
+            key,
+            from,
+            until: until.max(from),
+            item,
+        });
     }
 
     /// Pairs `(a, b)` with `a != b`, the same key, and `b.from <= a.until + slack` where `a`
@@ -109,11 +116,15 @@ impl std::hash::Hasher for KeyHasher {
 }
 
 /// A map keyed by pre-hashed `u64`s.
-pub(crate) type KeyMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
+pub(crate) type KeyMap<V> =
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Sorts and deduplicates unordered pairs (each as `(min, max)`).
 pub(crate) fn dedup_unordered(pairs: &mut Vec<(u32, u32)>) {
-    let mut packed: Vec<u64> = pairs.iter().map(|&(a, b)| (u64::from(a.min(b)) << 32) | u64::from(a.max(b))).collect();
+    let mut packed: Vec<u64> = pairs
+        .iter()
+        .map(|&(a, b)| (u64::from(a.min(b)) << 32) | u64::from(a.max(b)))
+        .collect();
     packed.sort_unstable();
     packed.dedup();
     pairs.clear();

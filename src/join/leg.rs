@@ -34,12 +34,33 @@ pub(crate) struct Ob<'b> {
 
 impl<'b> Ob<'b> {
     pub fn new(f: &'b ObservationFeatures, id: Option<ObservationId>, point: u32) -> Ob<'b> {
-        Ob { f, flip: flipped(f), id, synthetic: None, point, tuple: None, key: tuple_key(f.proto, f.client, f.server) }
+        Ob {
+            f,
+            flip: flipped(f),
+            id,
+            synthetic: None,
+            point,
+            tuple: None,
+            key: tuple_key(f.proto, f.client, f.server),
+        }
     }
     /// A synthetic observation of `tuple` (from conntrack entry `entry`), standing for the
     /// same packets as `of`.
-    pub fn synthetic(of: &Ob<'b>, tuple: &'b (SocketAddr, SocketAddr), entry: usize, point: u32) -> Ob<'b> {
-        Ob { f: of.f, flip: of.flip, id: None, synthetic: Some(entry), point, tuple: Some(tuple), key: tuple_key(of.f.proto, tuple.0, tuple.1) }
+    pub fn synthetic(
+        of: &Ob<'b>,
+        tuple: &'b (SocketAddr, SocketAddr),
+        entry: usize,
+        point: u32,
+    ) -> Ob<'b> {
+        Ob {
+            f: of.f,
+            flip: of.flip,
+            id: None,
+            synthetic: Some(entry),
+            point,
+            tuple: Some(tuple),
+            key: tuple_key(of.f.proto, tuple.0, tuple.1),
+        }
     }
     pub fn d(&self, dir: Dir) -> &'b DirFeatures {
         &self.f.dirs[dir.index() ^ usize::from(self.flip)]
@@ -106,12 +127,16 @@ pub(crate) fn tuple_key(proto: Proto, a: SocketAddr, b: SocketAddr) -> u64 {
                 (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
             }
         };
-        let h = (ip ^ (u64::from(a.port()) << 48) ^ u64::from(a.port())).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let h = (ip ^ (u64::from(a.port()) << 48) ^ u64::from(a.port()))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         h ^ (h >> 29)
     }
     let (x, y) = (end(a), end(b));
     let (lo, hi) = if x <= y { (x, y) } else { (y, x) };
-    super::index::key(proto as u8, lo.rotate_left(21) ^ hi.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
+    super::index::key(
+        proto as u8,
+        lo.rotate_left(21) ^ hi.wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
+    )
 }
 
 /// Whether two endpoint pairs are the same tuple (either orientation).
@@ -155,7 +180,14 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
         return None;
     }
     let tcp = a.f.proto == Proto::Tcp;
-    let mut ps = PairScore { evidence: if tcp { LinkEvidence::default() } else { LinkEvidence::udp() }, ..PairScore::default() };
+    let mut ps = PairScore {
+        evidence: if tcp {
+            LinkEvidence::default()
+        } else {
+            LinkEvidence::udp()
+        },
+        ..PairScore::default()
+    };
     let mut isn_diff: [Option<i32>; 2] = [None, None];
     for dir in Dir::BOTH {
         let (x, y) = (a.d(dir), b.d(dir));
@@ -165,17 +197,30 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
                     ps.add(Evidence::Isn { dir, isn: sx.isn });
                     ps.seq_agrees = true;
                 }
-                (Some(sx), Some(sy)) => isn_diff[dir.index()] = Some(SeqNum(sy.isn).diff(SeqNum(sx.isn))),
+                (Some(sx), Some(sy)) => {
+                    isn_diff[dir.index()] = Some(SeqNum(sy.isn).diff(SeqNum(sx.isn)))
+                }
                 _ => {}
             }
-            if let Some(isn) = ack_names_isn(x, y, b.d(dir.other())).or_else(|| ack_names_isn(y, x, a.d(dir.other()))) {
+            if let Some(isn) = ack_names_isn(x, y, b.d(dir.other()))
+                .or_else(|| ack_names_isn(y, x, a.d(dir.other())))
+            {
                 ps.add(Evidence::AckIsn { dir, isn });
                 ps.seq_agrees = true;
             }
-            let common = common_count(x.tsvals.as_slice().iter().map(|t| t.value), y.tsvals.as_slice().iter().map(|t| t.value), |_| true);
+            let common = common_count(
+                x.tsvals.as_slice().iter().map(|t| t.value),
+                y.tsvals.as_slice().iter().map(|t| t.value),
+                |_| true,
+            );
             if common > 0 {
-                ps.add(Evidence::Tsval { dir, matched: common });
-            } else if let (Some(p), Some(q)) = (x.syn.and_then(|s| s.tsval), y.syn.and_then(|s| s.tsval)) {
+                ps.add(Evidence::Tsval {
+                    dir,
+                    matched: common,
+                });
+            } else if let (Some(p), Some(q)) =
+                (x.syn.and_then(|s| s.tsval), y.syn.and_then(|s| s.tsval))
+            {
                 if p != q {
                     ps.add(Evidence::TsvalDiffers { dir });
                 }
@@ -186,8 +231,14 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
                 ps.add(Evidence::TsEcho { dir });
             }
             let segs = common_count(
-                x.segments.as_slice().iter().map(|s| (s.seq, s.len, s.flags)),
-                y.segments.as_slice().iter().map(|s| (s.seq, s.len, s.flags)),
+                x.segments
+                    .as_slice()
+                    .iter()
+                    .map(|s| (s.seq, s.len, s.flags)),
+                y.segments
+                    .as_slice()
+                    .iter()
+                    .map(|s| (s.seq, s.len, s.flags)),
                 |_| true,
             );
             if segs > 0 {
@@ -203,7 +254,10 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
                 super::digest::DigestCmp::Unknown => {}
             }
             if x.finished() && y.finished() && x.bytes == y.bytes && x.bytes > 0 {
-                ps.add(Evidence::Size { dir, bytes: x.bytes });
+                ps.add(Evidence::Size {
+                    dir,
+                    bytes: x.bytes,
+                });
             }
         } else if let Some(m) = datagram_alignment(x, y) {
             ps.add(Evidence::Datagrams { dir, matched: m });
@@ -219,10 +273,13 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
         }
     }
     for dir in Dir::BOTH {
-        let Some(shift) = isn_diff[dir.index()] else { continue };
+        let Some(shift) = isn_diff[dir.index()] else {
+            continue;
+        };
         let other = dir.other();
         let payload = ps.evidence.has(&Evidence::Payload { dir, bytes: 0 });
-        let anchored = ps.evidence.has(&Evidence::Isn { dir: other, isn: 0 }) || ps.evidence.has(&Evidence::Tsval { dir, matched: 0 });
+        let anchored = ps.evidence.has(&Evidence::Isn { dir: other, isn: 0 })
+            || ps.evidence.has(&Evidence::Tsval { dir, matched: 0 });
         let acks = match (a.d(other).first_ack, b.d(other).first_ack) {
             (Some(p), Some(q)) => SeqNum(q).diff(SeqNum(p)) == shift,
             _ => false,
@@ -266,7 +323,10 @@ fn ack_names_isn(x: &DirFeatures, y: &DirFeatures, y_other: &DirFeatures) -> Opt
 
 /// `x` is a direction `y` did not see, and `y`'s other direction echoes one of `x`'s TSvals.
 fn echoes(x: &DirFeatures, y: &DirFeatures, y_other: &DirFeatures) -> bool {
-    y.packets == 0 && y_other.tsecr.is_some_and(|e| x.tsvals.as_slice().iter().any(|t| t.value == e))
+    y.packets == 0
+        && y_other
+            .tsecr
+            .is_some_and(|e| x.tsvals.as_slice().iter().any(|t| t.value == e))
 }
 
 /// Midstream: the first TSvals differ by about the elapsed time at 1 kHz (Linux), within
@@ -297,7 +357,11 @@ fn ranges_overlap(x: &DirFeatures, y: &DirFeatures) -> bool {
 }
 
 /// How many values of `a` (passing `keep`) occur in `b`.
-fn common_count<T: PartialEq + Copy>(a: impl Iterator<Item = T>, b: impl Iterator<Item = T> + Clone, keep: impl Fn(&T) -> bool) -> u32 {
+fn common_count<T: PartialEq + Copy>(
+    a: impl Iterator<Item = T>,
+    b: impl Iterator<Item = T> + Clone,
+    keep: impl Fn(&T) -> bool,
+) -> u32 {
     let mut n = 0;
     for v in a.filter(|v| keep(v)) {
         if b.clone().any(|w| w == v) {
@@ -322,7 +386,12 @@ pub(crate) fn datagram_alignment(x: &DirFeatures, y: &DirFeatures) -> Option<u32
             let mut matched = 0u32;
             let mut ok = true;
             for (k, a) in xs.iter().enumerate() {
-                let Some(b) = usize::try_from(k as isize + shift).ok().and_then(|m| ys.get(m)) else { continue };
+                let Some(b) = usize::try_from(k as isize + shift)
+                    .ok()
+                    .and_then(|m| ys.get(m))
+                else {
+                    continue;
+                };
                 match (a.digest(), b.digest()) {
                     (Some(p), Some(q)) if p == q => matched += 1,
                     (Some(_), Some(_)) => ok = false,
@@ -347,7 +416,11 @@ pub(crate) struct LegLink {
 }
 
 /// Candidate pairs of observations for the leg join.
-pub(crate) fn candidates(obs: &[Ob<'_>], cfg: &JoinConfig, stats: &mut JoinStats) -> Vec<(u32, u32)> {
+pub(crate) fn candidates(
+    obs: &[Ob<'_>],
+    cfg: &JoinConfig,
+    stats: &mut JoinStats,
+) -> Vec<(u32, u32)> {
     const ISN: u8 = 1;
     const TSVAL: u8 = 2;
     const TUPLE: u8 = 3;
@@ -369,23 +442,26 @@ pub(crate) fn candidates(obs: &[Ob<'_>], cfg: &JoinConfig, stats: &mut JoinStats
                         keys.push(key(ISN, u64::from(s.isn)));
                     }
                     // A half observation: the ISN its acknowledgements name.
-                    if o.d(dir.other()).syn.is_none() {
-                        if let Some(ack) = d.syn.and_then(|s| s.ack).or(d.first_ack) {
-                            keys.push(key(ISN, u64::from(ack.wrapping_sub(1))));
-                        }
+                    if o.d(dir.other()).syn.is_none()
+                        && let Some(ack) = d.syn.and_then(|s| s.ack).or(d.first_ack)
+                    {
+                        keys.push(key(ISN, u64::from(ack.wrapping_sub(1))));
                     }
                     // Without a SYN, the first TSval finds the same packets elsewhere.
-                    if d.syn.is_none() {
-                        if let Some(t) = d.first_tsval() {
-                            keys.push(key(TSVAL, u64::from(t)));
-                        }
+                    if d.syn.is_none()
+                        && let Some(t) = d.first_tsval()
+                    {
+                        keys.push(key(TSVAL, u64::from(t)));
                     }
-                    if d.syn.is_none() {
-                        if let (Some(lo), Some(hi)) = (d.seq_lo, d.seq_hi) {
-                            let blocks = (SeqNum(hi).diff(SeqNum(lo)).max(0) as u32 >> 20).min(15);
-                            for k in 0..=blocks {
-                                keys.push(key(SEQ_BLOCK, u64::from((lo >> 20).wrapping_add(k) & 0xfff)));
-                            }
+                    if d.syn.is_none()
+                        && let (Some(lo), Some(hi)) = (d.seq_lo, d.seq_hi)
+                    {
+                        let blocks = (SeqNum(hi).diff(SeqNum(lo)).max(0) as u32 >> 20).min(15);
+                        for k in 0..=blocks {
+                            keys.push(key(
+                                SEQ_BLOCK,
+                                u64::from((lo >> 20).wrapping_add(k) & 0xfff),
+                            ));
                         }
                     }
                 }
@@ -405,21 +481,36 @@ pub(crate) fn candidates(obs: &[Ob<'_>], cfg: &JoinConfig, stats: &mut JoinStats
         }
     }
     let mut pairs = Vec::new();
-    g.pairs(cfg.leg_window_ns, cfg.max_candidates, &mut pairs, &mut stats.capped_candidates);
+    g.pairs(
+        cfg.leg_window_ns,
+        cfg.max_candidates,
+        &mut pairs,
+        &mut stats.capped_candidates,
+    );
     super::index::dedup_unordered(&mut pairs);
     pairs
 }
 
 /// Scores candidate pairs; keeps those that are leg links.
-pub(crate) fn links(obs: &[Ob<'_>], pairs: &[(u32, u32)], cfg: &JoinConfig, stats: &mut JoinStats) -> Vec<LegLink> {
+pub(crate) fn links(
+    obs: &[Ob<'_>],
+    pairs: &[(u32, u32)],
+    cfg: &JoinConfig,
+    stats: &mut JoinStats,
+) -> Vec<LegLink> {
     let mut out = Vec::new();
     for &(a, b) in pairs {
         stats.leg_pairs_scored += 1;
         let (oa, ob) = (&obs[a as usize], &obs[b as usize]);
-        if let Some(ps) = compare(oa, ob, cfg) {
-            if ps.is_leg(oa.f.proto, cfg.leg_threshold) {
-                out.push(LegLink { a, b, score: ps.score(), evidence: ps.evidence });
-            }
+        if let Some(ps) = compare(oa, ob, cfg)
+            && ps.is_leg(oa.f.proto, cfg.leg_threshold)
+        {
+            out.push(LegLink {
+                a,
+                b,
+                score: ps.score(),
+                evidence: ps.evidence,
+            });
         }
     }
     out
@@ -441,13 +532,22 @@ pub(crate) struct CtPlan {
 /// entry's own namespace are preferred. When only one of the two tuples is observed, or the
 /// observation of the other contradicts it (a reused tuple), the other becomes a synthetic
 /// observation.
-pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[(CtEntry, String)], netns: &[Option<crate::netns::Netns>], cfg: &JoinConfig) -> CtPlan {
+pub(crate) fn conntrack_plan(
+    obs: &[Ob<'_>],
+    entries: &[(CtEntry, String)],
+    netns: &[Option<crate::netns::Netns>],
+    cfg: &JoinConfig,
+) -> CtPlan {
     let mut plan = CtPlan::default();
     if entries.is_empty() {
         return plan;
     }
-    let mut by_tuple: Vec<(u64, u32)> =
-        obs.iter().enumerate().filter(|(_, o)| o.synthetic.is_none()).map(|(i, o)| (o.tuple_key(), i as u32)).collect();
+    let mut by_tuple: Vec<(u64, u32)> = obs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.synthetic.is_none())
+        .map(|(i, o)| (o.tuple_key(), i as u32))
+        .collect();
     by_tuple.sort_unstable();
     // Where each key's run starts (one hash probe instead of a binary search per lookup).
     let mut runs: super::index::KeyMap<u32> = super::index::KeyMap::default();
@@ -465,12 +565,20 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[(CtEntry, String)], netn
         let pick = |src: SocketAddr, dst: SocketAddr, near: Option<Nanos>| -> Option<u32> {
             let k = tuple_key(proto, src, dst);
             let from = *runs.get(&k)? as usize;
-            let run = by_tuple[from..].iter().take_while(|x| x.0 == k).map(|x| x.1);
+            let run = by_tuple[from..]
+                .iter()
+                .take_while(|x| x.0 == k)
+                .map(|x| x.1);
             let fits = |i: &u32| {
                 let o = &obs[*i as usize];
                 o.f.proto == proto && same_tuple((o.client(), o.server()), (src, dst))
             };
-            let in_ns = |i: &u32| netns.get(obs[*i as usize].point as usize).and_then(|n| n.as_ref()).is_none_or(|n| *n == e.netns);
+            let in_ns = |i: &u32| {
+                netns
+                    .get(obs[*i as usize].point as usize)
+                    .and_then(|n| n.as_ref())
+                    .is_none_or(|n| *n == e.netns)
+            };
             let rank = |i: &u32| {
                 let t = obs[*i as usize].start();
                 match near {
@@ -478,7 +586,11 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[(CtEntry, String)], netn
                     None => u64::MAX - (t.max(0) as u64),
                 }
             };
-            run.clone().filter(fits).filter(in_ns).min_by_key(rank).or_else(|| run.filter(fits).min_by_key(rank))
+            run.clone()
+                .filter(fits)
+                .filter(in_ns)
+                .min_by_key(rank)
+                .or_else(|| run.filter(fits).min_by_key(rank))
         };
         if e.rewrite().is_none() {
             continue;
@@ -496,7 +608,12 @@ pub(crate) fn conntrack_plan(obs: &[Ob<'_>], entries: &[(CtEntry, String)], netn
                 match compare(&obs[a as usize], &obs[b as usize], cfg) {
                     Some(mut ps) => {
                         ps.evidence.add(&ev);
-                        plan.links.push(LegLink { a, b, score: ps.score(), evidence: ps.evidence });
+                        plan.links.push(LegLink {
+                            a,
+                            b,
+                            score: ps.score(),
+                            evidence: ps.evidence,
+                        });
                     }
                     None => plan.synthetic.push((ei, true, b)),
                 }
@@ -517,7 +634,10 @@ pub(crate) struct Clusters {
 
 impl Clusters {
     pub fn new(n: usize) -> Clusters {
-        Clusters { parent: (0..n as u32).collect(), members: (0..n as u32).map(|i| vec![i]).collect() }
+        Clusters {
+            parent: (0..n as u32).collect(),
+            members: (0..n as u32).map(|i| vec![i]).collect(),
+        }
     }
     pub fn find(&mut self, mut x: u32) -> u32 {
         while self.parent[x as usize] != x {
@@ -544,12 +664,19 @@ impl Clusters {
         for &x in ma {
             for &y in mb {
                 let (ox, oy) = (&obs[x as usize], &obs[y as usize]);
-                if ox.point == oy.point && ox.key == oy.key && same_tuple((ox.client(), ox.server()), (oy.client(), oy.server())) {
+                if ox.point == oy.point
+                    && ox.key == oy.key
+                    && same_tuple((ox.client(), ox.server()), (oy.client(), oy.server()))
+                {
                     return Err(());
                 }
             }
         }
-        let (big, small) = if ma.len() >= mb.len() { (ra, rb) } else { (rb, ra) };
+        let (big, small) = if ma.len() >= mb.len() {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
         let moved = std::mem::take(&mut self.members[small as usize]);
         self.members[big as usize].extend(moved);
         self.parent[small as usize] = big;

@@ -115,9 +115,9 @@ mod path;
 mod text;
 pub mod view;
 
+pub use evidence::LinkEvidence;
 pub use evidence::{Dir, Evidence, Scored};
 pub use features::{Nanos, ObservationFeatures, Owner, Proto, Side, nanos};
-pub use evidence::LinkEvidence;
 pub use model::{JoinKind, Leg, LegJoin, Link, Model, Observation, Path, Source, Via};
 
 use crate::capture::Points;
@@ -210,8 +210,11 @@ pub struct Joiner<'a> {
     points: HashMap<u32, PointInfo>,
     inputs: Vec<(ObservationId, &'a ObservationFeatures)>,
     conntrack: Vec<(CtEntry, String)>,
-    sockets: HashMap<(Proto, SocketAddr, SocketAddr), Vec<(Option<Netns>, Owner)>>,
+    sockets: HashMap<SocketKey, Vec<(Option<Netns>, Owner)>>,
 }
+
+/// `(protocol, local, remote)` of a socket, addresses canonical.
+type SocketKey = (Proto, SocketAddr, SocketAddr);
 
 fn canon(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
@@ -219,7 +222,10 @@ fn canon(a: SocketAddr) -> SocketAddr {
 
 impl<'a> Joiner<'a> {
     pub fn new(config: JoinConfig) -> Joiner<'a> {
-        Joiner { config, ..Joiner::default() }
+        Joiner {
+            config,
+            ..Joiner::default()
+        }
     }
 
     pub fn config(&self) -> &JoinConfig {
@@ -235,7 +241,13 @@ impl<'a> Joiner<'a> {
 
     /// Label and namespace of point `index`.
     pub fn set_point(&mut self, index: u32, label: impl Into<String>, netns: Option<Netns>) {
-        self.points.insert(index, PointInfo { label: label.into(), netns });
+        self.points.insert(
+            index,
+            PointInfo {
+                label: label.into(),
+                netns,
+            },
+        );
     }
 
     pub fn add_observation(&mut self, id: ObservationId, features: &'a ObservationFeatures) {
@@ -252,12 +264,23 @@ impl<'a> Joiner<'a> {
     /// A conntrack entry whose namespace is known only by a name (offline input): synthetic
     /// observations are labelled `SCOPE/conntrack`.
     pub fn add_conntrack_in(&mut self, entry: &CtEntry, scope: &str) {
-        self.conntrack.push((entry.clone(), format!("{scope}/conntrack")));
+        self.conntrack
+            .push((entry.clone(), format!("{scope}/conntrack")));
     }
 
     /// The process holding the socket `local -> remote` in `netns` (`None`: any).
-    pub fn add_socket_owner(&mut self, netns: Option<Netns>, proto: Proto, local: SocketAddr, remote: SocketAddr, owner: Owner) {
-        self.sockets.entry((proto, canon(local), canon(remote))).or_default().push((netns, owner));
+    pub fn add_socket_owner(
+        &mut self,
+        netns: Option<Netns>,
+        proto: Proto,
+        local: SocketAddr,
+        remote: SocketAddr,
+        owner: Owner,
+    ) {
+        self.sockets
+            .entry((proto, canon(local), canon(remote)))
+            .or_default()
+            .push((netns, owner));
     }
 
     fn label(&self, point: u32) -> String {
@@ -280,7 +303,10 @@ impl<'a> Joiner<'a> {
         let mut seen_points: Vec<u32> = self.inputs.iter().map(|(_, f)| f.point).collect();
         seen_points.sort_unstable();
         seen_points.dedup();
-        let mut labels: Vec<Arc<str>> = seen_points.iter().map(|&p| Arc::from(self.label(p))).collect();
+        let mut labels: Vec<Arc<str>> = seen_points
+            .iter()
+            .map(|&p| Arc::from(self.label(p)))
+            .collect();
         let mut nss: Vec<Option<Netns>> = seen_points.iter().map(|&p| self.netns(p)).collect();
         let dense = |p: u32| seen_points.binary_search(&p).unwrap_or(0) as u32;
         let real: Vec<Ob<'_>> = self
@@ -293,12 +319,20 @@ impl<'a> Joiner<'a> {
 
         // Conntrack: links, and synthetic observations (with their own points).
         let plan = leg::conntrack_plan(&real, &self.conntrack, &nss, cfg);
-        let mut synth_tuples: Vec<(SocketAddr, SocketAddr)> = Vec::with_capacity(plan.synthetic.len());
+        let mut synth_tuples: Vec<(SocketAddr, SocketAddr)> =
+            Vec::with_capacity(plan.synthetic.len());
         let mut synth_meta: Vec<(usize, u32, u32)> = Vec::with_capacity(plan.synthetic.len());
         for &(ei, orig, anchor) in &plan.synthetic {
             let (e, label) = &self.conntrack[ei];
-            synth_tuples.push(if orig { (e.orig.src_addr(), e.orig.dst_addr()) } else { (e.reply.dst_addr(), e.reply.src_addr()) });
-            let point = match labels[seen_points.len()..].iter().position(|l| **l == **label) {
+            synth_tuples.push(if orig {
+                (e.orig.src_addr(), e.orig.dst_addr())
+            } else {
+                (e.reply.dst_addr(), e.reply.src_addr())
+            });
+            let point = match labels[seen_points.len()..]
+                .iter()
+                .position(|l| **l == **label)
+            {
                 Some(k) => seen_points.len() + k,
                 None => {
                     labels.push(Arc::from(label.as_str()));
@@ -357,7 +391,10 @@ impl<'a> Joiner<'a> {
         }
         let is_orig = |ei: usize, o: &Ob<'_>| {
             let e = &self.conntrack[ei].0;
-            leg::same_tuple((o.client(), o.server()), (e.orig.src_addr(), e.orig.dst_addr()))
+            leg::same_tuple(
+                (o.client(), o.server()),
+                (e.orig.src_addr(), e.orig.dst_addr()),
+            )
         };
         let owner_of = |v: &View, client_side: bool| -> Option<Owner> {
             let o = v.main(&obs);
@@ -367,11 +404,19 @@ impl<'a> Joiner<'a> {
             if self.sockets.is_empty() {
                 return None;
             }
-            let (local, remote) = if client_side { (o.client(), o.server()) } else { (o.server(), o.client()) };
+            let (local, remote) = if client_side {
+                (o.client(), o.server())
+            } else {
+                (o.server(), o.client())
+            };
             let ns = nss.get(v.point as usize).and_then(|n| n.as_ref());
-            self.sockets.get(&(o.f.proto, canon(local), canon(remote))).and_then(|list| {
-                list.iter().find(|(n, _)| n.is_none() || ns.is_none() || n.as_ref() == ns).map(|(_, w)| w.clone())
-            })
+            self.sockets
+                .get(&(o.f.proto, canon(local), canon(remote)))
+                .and_then(|list| {
+                    list.iter()
+                        .find(|(n, _)| n.is_none() || ns.is_none() || n.as_ref() == ns)
+                        .map(|(_, w)| w.clone())
+                })
         };
         let mut leg_of_obs = vec![0u32; obs.len()];
         let mut sums: Vec<LegSum<'_>> = Vec::with_capacity(roots.len());
@@ -425,7 +470,12 @@ impl<'a> Joiner<'a> {
                 chains.push(vec![i as u32]);
             }
         }
-        chains.sort_by_key(|c| (c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0), c[0]));
+        chains.sort_by_key(|c| {
+            (
+                c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0),
+                c[0],
+            )
+        });
         let mut path_of_leg = vec![(0u64, 0usize); sums.len()];
         for (pi, c) in chains.iter().enumerate() {
             for (k, &l) in c.iter().enumerate() {
@@ -436,7 +486,10 @@ impl<'a> Joiner<'a> {
 
         // The model.
         // Accepted links grouped by leg: `by_leg[starts[l]..starts[l + 1]]`.
-        let mut by_leg: Vec<(u32, usize)> = accepted.iter().map(|&i| (leg_of_obs[links[i].a as usize], i)).collect();
+        let mut by_leg: Vec<(u32, usize)> = accepted
+            .iter()
+            .map(|&i| (leg_of_obs[links[i].a as usize], i))
+            .collect();
         by_leg.sort_unstable();
         let mut starts = vec![0usize; sums.len() + 1];
         for &(l, _) in &by_leg {
@@ -450,30 +503,59 @@ impl<'a> Joiner<'a> {
         for (pi, c) in chains.iter().enumerate() {
             let legs_out: Vec<Leg> = c
                 .iter()
-                .map(|&l| self.leg_out(&sums[l as usize], &obs, &links, &link_ids[starts[l as usize]..starts[l as usize + 1]], &labels))
+                .map(|&l| {
+                    self.leg_out(
+                        &sums[l as usize],
+                        &obs,
+                        &links,
+                        &link_ids[starts[l as usize]..starts[l as usize + 1]],
+                        &labels,
+                    )
+                })
                 .collect();
             let mut via = Vec::new();
             for w in c.windows(2) {
-                let Some(ei) = next[w[0] as usize] else { continue };
+                let Some(ei) = next[w[0] as usize] else {
+                    continue;
+                };
                 let e = &mut edges[ei];
                 let (u, d) = (&sums[e.up as usize], &sums[e.down as usize]);
                 let process = e
                     .evidence
                     .iter()
                     .find_map(|s| match &s.evidence {
-                        Evidence::Process { pid, comm } => Some(Owner { pid: *pid, comm: comm.to_string() }),
+                        Evidence::Process { pid, comm } => Some(Owner {
+                            pid: *pid,
+                            comm: comm.to_string(),
+                        }),
                         _ => None,
                     })
                     .or_else(|| d.client_owner.clone())
                     .or_else(|| u.server_owner.clone());
                 let k = path_of_leg[e.up as usize].1;
-                via.push(Via { between: [k, k + 1], process, score: e.score, evidence: std::mem::take(&mut e.evidence) });
+                via.push(Via {
+                    between: [k, k + 1],
+                    process,
+                    score: e.score,
+                    evidence: std::mem::take(&mut e.evidence),
+                });
             }
             let first_ns = c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0);
             let last_ns = c.iter().map(|&l| sums[l as usize].last).max().unwrap_or(0);
             let (fl, ll) = (&sums[c[0] as usize], &sums[c[c.len() - 1] as usize]);
-            let client = fl.views.iter().find(|v| v.synthetic(&obs).is_none()).or(fl.views.first()).map(|v| v.client(&obs));
-            let server = ll.views.iter().rev().find(|v| v.synthetic(&obs).is_none()).or(ll.views.last()).map(|v| v.server(&obs));
+            let client = fl
+                .views
+                .iter()
+                .find(|v| v.synthetic(&obs).is_none())
+                .or(fl.views.first())
+                .map(|v| v.client(&obs));
+            let server = ll
+                .views
+                .iter()
+                .rev()
+                .find(|v| v.synthetic(&obs).is_none())
+                .or(ll.views.last())
+                .map(|v| v.server(&obs));
             paths.push(Path {
                 id: pi as u64 + 1,
                 proto: match fl.proto {
@@ -496,14 +578,42 @@ impl<'a> Joiner<'a> {
             let (up_path, up_leg) = path_of_leg[e.up as usize];
             let (down_path, down_leg) = path_of_leg[e.down as usize];
             let mut note = |path: u64, leg: usize, side: &'static str, cand: model::Candidate| {
-                let Some(p) = paths.get_mut(path as usize - 1) else { return };
-                match p.ambiguous.iter_mut().find(|a| a.leg == leg && a.side == side) {
+                let Some(p) = paths.get_mut(path as usize - 1) else {
+                    return;
+                };
+                match p
+                    .ambiguous
+                    .iter_mut()
+                    .find(|a| a.leg == leg && a.side == side)
+                {
                     Some(a) => a.candidates.push(cand),
-                    None => p.ambiguous.push(model::Ambiguity { leg, side, candidates: vec![cand] }),
+                    None => p.ambiguous.push(model::Ambiguity {
+                        leg,
+                        side,
+                        candidates: vec![cand],
+                    }),
                 }
             };
-            note(up_path, up_leg, "downstream", model::Candidate { path: down_path, leg: down_leg, score: e.score });
-            note(down_path, down_leg, "upstream", model::Candidate { path: up_path, leg: up_leg, score: e.score });
+            note(
+                up_path,
+                up_leg,
+                "downstream",
+                model::Candidate {
+                    path: down_path,
+                    leg: down_leg,
+                    score: e.score,
+                },
+            );
+            note(
+                down_path,
+                down_leg,
+                "upstream",
+                model::Candidate {
+                    path: up_path,
+                    leg: up_leg,
+                    score: e.score,
+                },
+            );
         }
         Model { paths, stats }
     }
@@ -528,19 +638,35 @@ impl<'a> Joiner<'a> {
                         ids.push(i.0);
                     }
                 }
-                let conntrack = v.synthetic(obs).and_then(|ei| self.conntrack.get(ei)).map(|(e, _)| {
-                    Box::new(model::CtRef { id: e.id, orig: e.orig, reply: e.reply })
-                });
+                let conntrack =
+                    v.synthetic(obs)
+                        .and_then(|ei| self.conntrack.get(ei))
+                        .map(|(e, _)| {
+                            Box::new(model::CtRef {
+                                id: e.id,
+                                orig: e.orig,
+                                reply: e.reply,
+                            })
+                        });
                 Observation {
-                    point: labels.get(v.point as usize).cloned().unwrap_or_else(|| Arc::from("?")),
+                    point: labels
+                        .get(v.point as usize)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from("?")),
                     src: main.client(),
                     dst: main.server(),
                     packets: [v.d(obs, Dir::C2s).packets, v.d(obs, Dir::S2c).packets],
                     bytes: [v.d(obs, Dir::C2s).bytes, v.d(obs, Dir::S2c).bytes],
                     first: model::unix_s(v.first(obs)),
                     last: model::unix_s(v.last(obs)),
-                    source: if conntrack.is_some() { Source::Conntrack } else { Source::Capture },
-                    reply: v.reply(obs).map(|(src, dst)| Box::new(model::Endpoints { src, dst })),
+                    source: if conntrack.is_some() {
+                        Source::Conntrack
+                    } else {
+                        Source::Capture
+                    },
+                    reply: v
+                        .reply(obs)
+                        .map(|(src, dst)| Box::new(model::Endpoints { src, dst })),
                     ids,
                     conntrack,
                 }
@@ -550,13 +676,24 @@ impl<'a> Joiner<'a> {
         let mut score: Option<i32> = None;
         for &i in mine {
             let l = &links[i];
-            let (a, b) = (view_of(l.a).unwrap_or(0) as u32, view_of(l.b).unwrap_or(0) as u32);
-            joined.push(model::Link { between: [a.min(b), a.max(b)], score: l.score, evidence: l.evidence });
+            let (a, b) = (
+                view_of(l.a).unwrap_or(0) as u32,
+                view_of(l.b).unwrap_or(0) as u32,
+            );
+            joined.push(model::Link {
+                between: [a.min(b), a.max(b)],
+                score: l.score,
+                evidence: l.evidence,
+            });
             score = Some(score.map_or(l.score, |s| s.min(l.score)));
         }
         joined.sort_by_key(|l| l.between);
         let same = views.iter().all(|v| {
-            v.reply(obs).is_none() && leg::same_tuple((v.client(obs), v.server(obs)), (views[0].client(obs), views[0].server(obs)))
+            v.reply(obs).is_none()
+                && leg::same_tuple(
+                    (v.client(obs), v.server(obs)),
+                    (views[0].client(obs), views[0].server(obs)),
+                )
         });
         let kind = if views.len() <= 1 && views.iter().all(|v| !v.merged()) {
             JoinKind::None
@@ -570,23 +707,44 @@ impl<'a> Joiner<'a> {
             .enumerate()
             .map(|(i, w)| {
                 let (changes, latency) = view::hop(&w[0], &w[1], obs);
-                model::Hop { from: i, to: i + 1, changes, latency }
+                model::Hop {
+                    from: i,
+                    to: i + 1,
+                    changes,
+                    latency,
+                }
             })
             .collect();
         let rewrite = match (views.first(), views.last()) {
             (Some(a), Some(b)) => {
                 let pair = |x: SocketAddr, y: SocketAddr| (x != y).then_some([x, y]);
-                let r = model::Rewrite { src: pair(a.client(obs), b.client(obs)), dst: pair(a.server(obs), b.server(obs)) };
+                let r = model::Rewrite {
+                    src: pair(a.client(obs), b.client(obs)),
+                    dst: pair(a.server(obs), b.server(obs)),
+                };
                 (r.src.is_some() || r.dst.is_some()).then(|| Box::new(r))
             }
             _ => None,
         };
-        let process = (sum.client_owner.is_some() || sum.server_owner.is_some())
-            .then(|| Box::new(model::LegProcess { client: sum.client_owner.clone(), server: sum.server_owner.clone() }));
-        Leg { observations, join: model::LegJoin { kind, score: score.unwrap_or(0), links: joined }, process, hops, rewrite }
+        let process = (sum.client_owner.is_some() || sum.server_owner.is_some()).then(|| {
+            Box::new(model::LegProcess {
+                client: sum.client_owner.clone(),
+                server: sum.server_owner.clone(),
+            })
+        });
+        Leg {
+            observations,
+            join: model::LegJoin {
+                kind,
+                score: score.unwrap_or(0),
+                links: joined,
+            },
+            process,
+            hops,
+            rewrite,
+        }
     }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -34,7 +34,9 @@ struct StackStr {
 impl std::fmt::Write for StackStr {
     fn write_str(&mut self, x: &str) -> std::fmt::Result {
         let end = self.len + x.len();
-        let Some(dst) = self.buf.get_mut(self.len..end) else { return Err(std::fmt::Error) };
+        let Some(dst) = self.buf.get_mut(self.len..end) else {
+            return Err(std::fmt::Error);
+        };
         dst.copy_from_slice(x.as_bytes());
         self.len = end;
         Ok(())
@@ -46,14 +48,20 @@ impl std::fmt::Write for StackStr {
 /// fragment separately, which costs more than the formatting).
 pub(crate) fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     use std::fmt::Write;
-    let mut b = StackStr { buf: [0; 96], len: 0 };
+    let mut b = StackStr {
+        buf: [0; 96],
+        len: 0,
+    };
     match write!(b, "{v}") {
         Ok(()) => s.serialize_str(std::str::from_utf8(&b.buf[..b.len]).unwrap_or_default()),
         Err(_) => s.collect_str(v),
     }
 }
 
-pub(crate) fn display_opt<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn display_opt<T: Display, S: Serializer>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => display(v, s),
         None => s.serialize_none(),
@@ -162,7 +170,10 @@ pub(crate) fn distinct(items: impl Iterator<Item = Evidence>) -> Vec<Evidence> {
 
 /// Each short text once, in order.
 pub(crate) fn summary(items: impl Iterator<Item = Evidence>) -> Vec<String> {
-    distinct(items).iter().map(|e| Short(e).to_string()).collect()
+    distinct(items)
+        .iter()
+        .map(|e| Short(e).to_string())
+        .collect()
 }
 
 /// Serializes items as a JSON array of their short texts.
@@ -202,7 +213,11 @@ impl LegJoin {
 
     /// Short texts of the evidence, each once (`isn`, `payload 64B`, `conntrack id=7`).
     pub fn summary(&self) -> Vec<String> {
-        summary(self.links.iter().flat_map(|l| l.evidence.iter().map(|s| s.evidence)))
+        summary(
+            self.links
+                .iter()
+                .flat_map(|l| l.evidence.iter().map(|s| s.evidence)),
+        )
     }
 }
 
@@ -221,7 +236,14 @@ impl Serialize for LegJoin {
         let mut m = s.serialize_map(Some(4))?;
         m.serialize_entry("kind", &self.kind)?;
         m.serialize_entry("score", &self.score)?;
-        m.serialize_entry("evidence", &Shorts(distinct(self.links.iter().flat_map(|l| l.evidence.iter().map(|s| s.evidence)))))?;
+        m.serialize_entry(
+            "evidence",
+            &Shorts(distinct(
+                self.links
+                    .iter()
+                    .flat_map(|l| l.evidence.iter().map(|s| s.evidence)),
+            )),
+        )?;
         let links: Vec<LinkOut<'_>> = self.links.iter().map(LinkOut).collect();
         m.serialize_entry("links", &links)?;
         m.end()
@@ -384,9 +406,15 @@ pub struct Hop {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Rewrite {
     /// `[before, after]`.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "display_pair")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "display_pair"
+    )]
     pub src: Option<[SocketAddr; 2]>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "display_pair")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "display_pair"
+    )]
     pub dst: Option<[SocketAddr; 2]>,
 }
 
@@ -419,13 +447,29 @@ impl Serialize for Via {
         m.serialize_entry("score", &self.score)?;
         // The delays are numbers of their own: the text says only "timing".
         let bare = |e: &Evidence| match e {
-            Evidence::Timing { .. } => Evidence::Timing { connect_us: None, forward_us: None, reply_us: None },
+            Evidence::Timing { .. } => Evidence::Timing {
+                connect_us: None,
+                forward_us: None,
+                reply_us: None,
+            },
             e => e.clone(),
         };
-        m.serialize_entry("evidence", &Shorts(distinct(self.evidence.iter().map(|s| bare(&s.evidence)))))?;
+        m.serialize_entry(
+            "evidence",
+            &Shorts(distinct(self.evidence.iter().map(|s| bare(&s.evidence)))),
+        )?;
         for e in &self.evidence {
-            if let Evidence::Timing { connect_us, forward_us, reply_us } = &e.evidence {
-                for (k, v) in [("connect_us", connect_us), ("forward_us", forward_us), ("reply_us", reply_us)] {
+            if let Evidence::Timing {
+                connect_us,
+                forward_us,
+                reply_us,
+            } = &e.evidence
+            {
+                for (k, v) in [
+                    ("connect_us", connect_us),
+                    ("forward_us", forward_us),
+                    ("reply_us", reply_us),
+                ] {
                     if let Some(v) = v {
                         m.serialize_entry(k, v)?;
                     }
@@ -479,7 +523,11 @@ impl Model {
 
     /// The path holding the flow table's observation `id`.
     pub fn path_of(&self, id: u64) -> Option<&Path> {
-        self.paths.iter().find(|p| p.legs.iter().any(|l| l.observations.iter().any(|o| o.ids.contains(&id))))
+        self.paths.iter().find(|p| {
+            p.legs
+                .iter()
+                .any(|l| l.observations.iter().any(|o| o.ids.contains(&id)))
+        })
     }
 }
 

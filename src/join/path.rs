@@ -64,17 +64,26 @@ impl<'b> LegSum<'b> {
                 let d = v.d(obs, dir);
                 s.bytes = s.bytes.max(d.bytes);
                 s.finished |= d.finished();
-                if d.stream.anchor_state() == super::digest::Anchor::Syn && s.digest.is_none_or(|b| d.stream.hashed() > b.hashed()) {
+                if d.stream.anchor_state() == super::digest::Anchor::Syn
+                    && s.digest.is_none_or(|b| d.stream.hashed() > b.hashed())
+                {
                     s.digest = Some(&d.stream);
                 }
-                let comparable = |x: &DirFeatures| x.datagrams.as_slice().iter().filter(|g| g.digest().is_some()).count();
+                let comparable = |x: &DirFeatures| {
+                    x.datagrams
+                        .as_slice()
+                        .iter()
+                        .filter(|g| g.digest().is_some())
+                        .count()
+                };
                 if comparable(d) > 0 && s.datagrams.is_none_or(|b| comparable(d) > comparable(b)) {
                     s.datagrams = Some(d);
                 }
             }
             let data_at = |v: Option<&View>| -> Option<Nanos> {
                 let d = v?.d(obs, dir);
-                d.data_at.or_else(|| d.datagrams.as_slice().first().and_then(|g| d.time(g.at)))
+                d.data_at
+                    .or_else(|| d.datagrams.as_slice().first().and_then(|g| d.time(g.at)))
             };
             s.data_near_client = data_at(near_client);
             s.data_near_server = data_at(near_server);
@@ -110,7 +119,10 @@ impl<'b> LegSum<'b> {
                     }
                 }
                 Proto::Udp => {
-                    if let Some(h) = s.datagrams.and_then(|d| d.datagrams.as_slice().iter().find_map(|g| g.digest())) {
+                    if let Some(h) = s
+                        .datagrams
+                        .and_then(|d| d.datagrams.as_slice().iter().find_map(|g| g.digest()))
+                    {
                         out.push(key(tag, h));
                     }
                 }
@@ -129,7 +141,11 @@ pub(crate) struct PathEdge {
 }
 
 /// Candidate pairs of legs (unordered).
-pub(crate) fn candidates(legs: &[LegSum<'_>], cfg: &JoinConfig, stats: &mut JoinStats) -> Vec<(u32, u32)> {
+pub(crate) fn candidates(
+    legs: &[LegSum<'_>],
+    cfg: &JoinConfig,
+    stats: &mut JoinStats,
+) -> Vec<(u32, u32)> {
     let mut g = Grouper::with_capacity(legs.len() * 2);
     let mut keys = Vec::with_capacity(4);
     for (i, l) in legs.iter().enumerate() {
@@ -137,13 +153,26 @@ pub(crate) fn candidates(legs: &[LegSum<'_>], cfg: &JoinConfig, stats: &mut Join
         l.keys(&mut keys);
         keys.sort_unstable();
         keys.dedup();
-        let busy = l.streams[0].data_near_server.unwrap_or(l.start_near_server).max(l.start_near_server);
+        let busy = l.streams[0]
+            .data_near_server
+            .unwrap_or(l.start_near_server)
+            .max(l.start_near_server);
         for &k in &keys {
-            g.push(k, l.start_near_client, busy.saturating_add(cfg.path_window_ns), i as u32);
+            g.push(
+                k,
+                l.start_near_client,
+                busy.saturating_add(cfg.path_window_ns),
+                i as u32,
+            );
         }
     }
     let mut pairs = Vec::new();
-    g.pairs(0, cfg.max_candidates, &mut pairs, &mut stats.capped_candidates);
+    g.pairs(
+        0,
+        cfg.max_candidates,
+        &mut pairs,
+        &mut stats.capped_candidates,
+    );
     super::index::dedup_unordered(&mut pairs);
     pairs
 }
@@ -199,18 +228,34 @@ pub(crate) fn score_edge(
                 }
                 if a.finished && b.finished && a.bytes > 0 {
                     if a.bytes == b.bytes {
-                        ev.push((Evidence::Size { dir, bytes: a.bytes }, points::SIZE));
+                        ev.push((
+                            Evidence::Size {
+                                dir,
+                                bytes: a.bytes,
+                            },
+                            points::SIZE,
+                        ));
                     } else {
-                        ev.push((Evidence::SizeDiffers { dir, upstream: a.bytes, downstream: b.bytes }, points::SIZE_DIFFERS));
+                        ev.push((
+                            Evidence::SizeDiffers {
+                                dir,
+                                upstream: a.bytes,
+                                downstream: b.bytes,
+                            },
+                            points::SIZE_DIFFERS,
+                        ));
                     }
                 }
             }
             Proto::Udp => {
-                if let (Some(x), Some(y)) = (a.datagrams, b.datagrams) {
-                    if let Some(m) = datagram_alignment(x, y).filter(|&m| m > 0) {
-                        ev.push((Evidence::Datagrams { dir, matched: m }, 10 + (m as i32 * points::DATAGRAM).min(points::DATAGRAMS_MAX)));
-                        payload = true;
-                    }
+                if let (Some(x), Some(y)) = (a.datagrams, b.datagrams)
+                    && let Some(m) = datagram_alignment(x, y).filter(|&m| m > 0)
+                {
+                    ev.push((
+                        Evidence::Datagrams { dir, matched: m },
+                        10 + (m as i32 * points::DATAGRAM).min(points::DATAGRAMS_MAX),
+                    ));
+                    payload = true;
                 }
             }
         }
@@ -232,31 +277,56 @@ pub(crate) fn score_edge(
         return None;
     }
     let connect = ds.saturating_sub(us);
-    let worst = [Some(connect), forward, reply].into_iter().flatten().max().unwrap_or(connect);
+    let worst = [Some(connect), forward, reply]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(connect);
     let us_f = |ns: i64| Some((ns as f64 / 1000.0) as f32);
     ev.push((
-        Evidence::Timing { connect_us: us_f(connect), forward_us: forward.and_then(us_f), reply_us: reply.and_then(us_f) },
+        Evidence::Timing {
+            connect_us: us_f(connect),
+            forward_us: forward.and_then(us_f),
+            reply_us: reply.and_then(us_f),
+        },
         timing_points(worst),
     ));
     match (&up.server_owner, &down.client_owner) {
-        (Some(a), Some(b)) if a.pid == b.pid => ev.push((Evidence::Process { pid: a.pid, comm: a.comm.as_str().into() }, points::PROCESS)),
-        (Some(a), Some(b)) if a.comm != b.comm => {
-            ev.push((Evidence::ProcessDiffers { upstream: Box::new(a.clone()), downstream: Box::new(b.clone()) }, points::PROCESS_DIFFERS))
-        }
+        (Some(a), Some(b)) if a.pid == b.pid => ev.push((
+            Evidence::Process {
+                pid: a.pid,
+                comm: a.comm.as_str().into(),
+            },
+            points::PROCESS,
+        )),
+        (Some(a), Some(b)) if a.comm != b.comm => ev.push((
+            Evidence::ProcessDiffers {
+                upstream: Box::new(a.clone()),
+                downstream: Box::new(b.clone()),
+            },
+            points::PROCESS_DIFFERS,
+        )),
         _ => {}
     }
     let ns = |p: u32| netns.get(p as usize).and_then(|n| n.as_ref());
-    if let (Some(a), Some(b)) = (ns(up.point_near_server), ns(down.point_near_client)) {
-        if a != b {
-            ev.push((Evidence::NetnsDiffers, points::NETNS_DIFFERS));
-        }
+    if let (Some(a), Some(b)) = (ns(up.point_near_server), ns(down.point_near_client))
+        && a != b
+    {
+        ev.push((Evidence::NetnsDiffers, points::NETNS_DIFFERS));
     }
     let score = ev.iter().map(|(_, p)| p).sum();
     (score >= cfg.path_threshold).then(|| PathEdge {
         up: ui,
         down: di,
         score,
-        evidence: ev.into_iter().map(|(evidence, points)| Scored { evidence, points, between: None }).collect(),
+        evidence: ev
+            .into_iter()
+            .map(|(evidence, points)| Scored {
+                evidence,
+                points,
+                between: None,
+            })
+            .collect(),
     })
 }
 
@@ -264,7 +334,11 @@ pub(crate) fn score_edge(
 /// leg (`near_client == false`), the client end of a downstream leg.
 fn a_data(l: &LegSum<'_>, dir: Dir, near_client: bool) -> Option<Nanos> {
     let s = &l.streams[dir.index()];
-    if near_client { s.data_near_client } else { s.data_near_server }
+    if near_client {
+        s.data_near_client
+    } else {
+        s.data_near_server
+    }
 }
 
 /// Scores candidate pairs in both orders; at most one order passes the order gate.
@@ -280,7 +354,9 @@ pub(crate) fn edges(
     for &(a, b) in pairs {
         stats.path_pairs_scored += 1;
         let (la, lb) = (&legs[a as usize], &legs[b as usize]);
-        if let Some(e) = score_edge(la, lb, a, b, obs, netns, cfg).or_else(|| score_edge(lb, la, b, a, obs, netns, cfg)) {
+        if let Some(e) = score_edge(la, lb, a, b, obs, netns, cfg)
+            .or_else(|| score_edge(lb, la, b, a, obs, netns, cfg))
+        {
             out.push(e);
         }
     }
@@ -322,11 +398,18 @@ pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> 
         }
         x
     }
-    let legs = edges.iter().map(|e| e.up.max(e.down) as usize + 1).max().unwrap_or(0);
+    let legs = edges
+        .iter()
+        .map(|e| e.up.max(e.down) as usize + 1)
+        .max()
+        .unwrap_or(0);
     let mut first_out: Vec<u32> = vec![u32::MAX; legs];
     let mut first_in: Vec<u32> = vec![u32::MAX; legs];
     for (i, e) in edges.iter().enumerate() {
-        for slot in [&mut first_out[e.up as usize], &mut first_in[e.down as usize]] {
+        for slot in [
+            &mut first_out[e.up as usize],
+            &mut first_in[e.down as usize],
+        ] {
             if *slot == u32::MAX {
                 *slot = i as u32;
             } else {
@@ -335,9 +418,13 @@ pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> 
             }
         }
     }
-    let mut order: Vec<(usize, usize)> = (0..edges.len()).map(|i| (find(&mut parent, i), i)).collect();
+    let mut order: Vec<(usize, usize)> = (0..edges.len())
+        .map(|i| (find(&mut parent, i), i))
+        .collect();
     order.sort_unstable();
-    let groups = order.chunk_by(|a, b| a.0 == b.0).map(|g| g.iter().map(|x| x.1).collect::<Vec<usize>>());
+    let groups = order
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|g| g.iter().map(|x| x.1).collect::<Vec<usize>>());
     for g in groups {
         if g.len() == 1 {
             choice.accepted.push(g[0]);
@@ -365,8 +452,16 @@ fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> b
         }
     }
     let local = |l: u32| legs.iter().position(|&x| x == l).unwrap_or(0) as u32;
-    let ends: Vec<(u64, u64, i64)> =
-        g.iter().map(|&i| (1u64 << local(edges[i].up), 1u64 << local(edges[i].down), i64::from(edges[i].score) + BONUS)).collect();
+    let ends: Vec<(u64, u64, i64)> = g
+        .iter()
+        .map(|&i| {
+            (
+                1u64 << local(edges[i].up),
+                1u64 << local(edges[i].down),
+                i64::from(edges[i].score) + BONUS,
+            )
+        })
+        .collect();
     let mut found: Vec<(i64, u32)> = Vec::new();
     // Iterative DFS: (next edge, used ups, used downs, weight, mask).
     let mut stack: Vec<(usize, u64, u64, i64, u32)> = vec![(0, 0, 0, 0, 0)];
@@ -384,7 +479,9 @@ fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> b
             stack.push((k + 1, ups | u, downs | d, w + ew, mask | (1 << k)));
         }
     }
-    let Some(best) = found.iter().map(|f| f.0).max() else { return true };
+    let Some(best) = found.iter().map(|f| f.0).max() else {
+        return true;
+    };
     let near = found.iter().filter(|f| f.0 >= best - i64::from(margin));
     let (all, any) = near.fold((u32::MAX, 0u32), |(a, o), f| (a & f.1, o | f.1));
     for (k, &i) in g.iter().enumerate() {
@@ -410,10 +507,19 @@ fn greedy(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) {
             if taken[i] || up_used.contains(&e.up) || down_used.contains(&e.down) {
                 continue;
             }
-            let rival = order.iter().filter(|&&j| j != i && !taken[j]).map(|&j| &edges[j]).filter(|r| {
-                (r.up == e.up && !down_used.contains(&r.down)) || (r.down == e.down && !up_used.contains(&r.up))
-            });
-            if rival.map(|r| r.score).max().is_none_or(|s| e.score - s >= margin) {
+            let rival = order
+                .iter()
+                .filter(|&&j| j != i && !taken[j])
+                .map(|&j| &edges[j])
+                .filter(|r| {
+                    (r.up == e.up && !down_used.contains(&r.down))
+                        || (r.down == e.down && !up_used.contains(&r.up))
+                });
+            if rival
+                .map(|r| r.score)
+                .max()
+                .is_none_or(|s| e.score - s >= margin)
+            {
                 taken[i] = true;
                 up_used.insert(e.up);
                 down_used.insert(e.down);
@@ -438,7 +544,12 @@ mod tests {
     use super::*;
 
     fn e(up: u32, down: u32, score: i32) -> PathEdge {
-        PathEdge { up, down, score, evidence: Vec::new() }
+        PathEdge {
+            up,
+            down,
+            score,
+            evidence: Vec::new(),
+        }
     }
 
     #[test]

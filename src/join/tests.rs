@@ -28,7 +28,12 @@ fn pkt() -> impl Strategy<Value = Pkt> {
     (
         0u8..6,
         any::<bool>(),
-        prop_oneof![0i64..5_000_000, Just(i64::MIN), Just(i64::MAX), any::<i64>()],
+        prop_oneof![
+            0i64..5_000_000,
+            Just(i64::MIN),
+            Just(i64::MAX),
+            any::<i64>()
+        ],
         prop_oneof![0u32..4, any::<u32>()],
         prop_oneof![0u32..4, any::<u32>()],
         any::<u8>(),
@@ -37,7 +42,18 @@ fn pkt() -> impl Strategy<Value = Pkt> {
         proptest::collection::vec(0u8..3, 0..40),
         any::<bool>(),
     )
-        .prop_map(|(obs, c2s, t, seq, ack, flags, ts, id, payload, udp)| Pkt { obs, c2s, t, seq, ack, flags, ts, id, payload, udp })
+        .prop_map(|(obs, c2s, t, seq, ack, flags, ts, id, payload, udp)| Pkt {
+            obs,
+            c2s,
+            t,
+            seq,
+            ack,
+            flags,
+            ts,
+            id,
+            payload,
+            udp,
+        })
 }
 
 fn addr(i: u8) -> SocketAddr {
@@ -48,16 +64,39 @@ fn build(pkts: &[Pkt]) -> Vec<ObservationFeatures> {
     let mut obs: Vec<ObservationFeatures> = (0u8..6)
         .map(|i| {
             let proto = if i % 3 == 2 { Proto::Udp } else { Proto::Tcp };
-            ObservationFeatures::new(u32::from(i % 3) * 1_000_000_000, proto, addr(i), addr(i + 1))
+            ObservationFeatures::new(
+                u32::from(i % 3) * 1_000_000_000,
+                proto,
+                addr(i),
+                addr(i + 1),
+            )
         })
         .collect();
     for p in pkts {
         let f = &mut obs[usize::from(p.obs)];
-        let dir = if p.c2s { Direction::ClientToServer } else { Direction::ServerToClient };
-        let ts = Timestamp { sec: p.t / 1_000_000_000, nsec: p.t.rem_euclid(1_000_000_000) as u64 };
-        let ip = Ip { src: f.client.ip(), dst: f.server.ip(), ttl: 64, ip_id: Some(p.id), fragmented: false };
+        let dir = if p.c2s {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        };
+        let ts = Timestamp {
+            sec: p.t / 1_000_000_000,
+            nsec: p.t.rem_euclid(1_000_000_000) as u64,
+        };
+        let ip = Ip {
+            src: f.client.ip(),
+            dst: f.server.ip(),
+            ttl: 64,
+            ip_id: Some(p.id),
+            fragmented: false,
+        };
         if p.udp || f.proto == Proto::Udp {
-            let udp = Udp { sport: 1, dport: 2, payload: &p.payload, payload_len: p.payload.len() as u32 };
+            let udp = Udp {
+                sport: 1,
+                dport: 2,
+                payload: &p.payload,
+                payload_len: p.payload.len() as u32,
+            };
             f.on_udp(dir, ts, &ip, &udp);
         } else {
             let tcp = Tcp {
@@ -136,17 +175,45 @@ proptest! {
 
 #[test]
 fn extreme_points_and_times() {
-    let mut a = ObservationFeatures::new(u32::MAX, Proto::Tcp, "1.1.1.1:1".parse().unwrap(), "2.2.2.2:2".parse().unwrap());
-    let ip = Ip { src: a.client.ip(), dst: a.server.ip(), ttl: 1, ip_id: None, fragmented: false };
+    let mut a = ObservationFeatures::new(
+        u32::MAX,
+        Proto::Tcp,
+        "1.1.1.1:1".parse().unwrap(),
+        "2.2.2.2:2".parse().unwrap(),
+    );
+    let ip = Ip {
+        src: a.client.ip(),
+        dst: a.server.ip(),
+        ttl: 1,
+        ip_id: None,
+        fragmented: false,
+    };
     for (t, seq) in [(i64::MIN, 0u32), (i64::MAX, u32::MAX), (0, 7)] {
-        let tcp = Tcp { seq, flags: crate::decode::tcp_flags::SYN, payload_len: u32::MAX, ..Tcp::default() };
-        a.on_tcp(Direction::ClientToServer, Timestamp { sec: t, nsec: u64::MAX }, &ip, &tcp);
+        let tcp = Tcp {
+            seq,
+            flags: crate::decode::tcp_flags::SYN,
+            payload_len: u32::MAX,
+            ..Tcp::default()
+        };
+        a.on_tcp(
+            Direction::ClientToServer,
+            Timestamp {
+                sec: t,
+                nsec: u64::MAX,
+            },
+            &ip,
+            &tcp,
+        );
     }
     let b = a.clone();
     let mut j = Joiner::new(JoinConfig::default());
     j.add_observation(ObservationId(1), &a);
     j.add_observation(ObservationId(2), &b);
     let m = j.join();
-    assert_eq!(m.paths.iter().map(|p| p.legs.len()).sum::<usize>(), 2, "{m}");
+    assert_eq!(
+        m.paths.iter().map(|p| p.legs.len()).sum::<usize>(),
+        2,
+        "{m}"
+    );
     let _ = m.paths[0].to_json();
 }

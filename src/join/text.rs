@@ -20,9 +20,12 @@ use super::model::{Leg, Model, Path, Source};
 use std::fmt;
 
 fn when(ns: i64) -> String {
-    chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-        .unwrap_or_else(|| ns.to_string())
+    chrono::DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+    .unwrap_or_else(|| ns.to_string())
 }
 
 fn leg(f: &mut fmt::Formatter<'_>, i: usize, l: &Leg) -> fmt::Result {
@@ -41,14 +44,24 @@ fn leg(f: &mut fmt::Formatter<'_>, i: usize, l: &Leg) -> fmt::Result {
         write!(f, "  {}", parts.join(", "))?;
     }
     if !l.join.links.is_empty() {
-        write!(f, "  score {}: {}", l.join.score, l.join.summary().join(", "))?;
+        write!(
+            f,
+            "  score {}: {}",
+            l.join.score,
+            l.join.summary().join(", ")
+        )?;
     }
     if let Some(p) = &l.process {
         let show = |o: &Option<super::Owner>| o.as_ref().map_or("?".to_string(), |o| o.to_string());
         write!(f, "  process {} -> {}", show(&p.client), show(&p.server))?;
     }
     writeln!(f)?;
-    let width = l.observations.iter().map(|o| o.point.len()).max().unwrap_or(0);
+    let width = l
+        .observations
+        .iter()
+        .map(|o| o.point.len())
+        .max()
+        .unwrap_or(0);
     for (k, o) in l.observations.iter().enumerate() {
         write!(f, "    {:width$}  {} -> {}", o.point, o.src, o.dst)?;
         if let Some(r) = &o.reply {
@@ -59,26 +72,30 @@ fn leg(f: &mut fmt::Formatter<'_>, i: usize, l: &Leg) -> fmt::Result {
                 Some(id) => write!(f, "  [conntrack id={id}]")?,
                 None => write!(f, "  [conntrack]")?,
             },
-            _ => write!(f, "  pkts {}/{}  bytes {}/{}", o.packets[0], o.packets[1], o.bytes[0], o.bytes[1])?,
+            _ => write!(
+                f,
+                "  pkts {}/{}  bytes {}/{}",
+                o.packets[0], o.packets[1], o.bytes[0], o.bytes[1]
+            )?,
         }
-        if k > 0 {
-            if let Some(h) = l.hops.get(k - 1) {
-                let mut bits = Vec::new();
-                if let Some(c) = h.latency.c2s_us {
-                    bits.push(format!("+{} c2s", fmt_us(c)));
+        if k > 0
+            && let Some(h) = l.hops.get(k - 1)
+        {
+            let mut bits = Vec::new();
+            if let Some(c) = h.latency.c2s_us {
+                bits.push(format!("+{} c2s", fmt_us(c)));
+            }
+            if let Some(s) = h.latency.s2c_us {
+                bits.push(format!("+{} s2c", fmt_us(s)));
+            }
+            for c in &h.changes {
+                match c.dir {
+                    Some(d) => bits.push(format!("{} {d} {} -> {}", c.field, c.from, c.to)),
+                    None => bits.push(format!("{} {} -> {}", c.field, c.from, c.to)),
                 }
-                if let Some(s) = h.latency.s2c_us {
-                    bits.push(format!("+{} s2c", fmt_us(s)));
-                }
-                for c in &h.changes {
-                    match c.dir {
-                        Some(d) => bits.push(format!("{} {d} {} -> {}", c.field, c.from, c.to)),
-                        None => bits.push(format!("{} {} -> {}", c.field, c.from, c.to)),
-                    }
-                }
-                if !bits.is_empty() {
-                    write!(f, "\n    {:width$}  {}", "", bits.join(", "))?;
-                }
+            }
+            if !bits.is_empty() {
+                write!(f, "\n    {:width$}  {}", "", bits.join(", "))?;
             }
         }
         writeln!(f)?;
@@ -101,17 +118,35 @@ impl fmt::Display for Path {
             fmt_us(self.last_ns.saturating_sub(self.first_ns) as f64 / 1000.0)
         )?;
         for (i, l) in self.legs.iter().enumerate() {
-            if i > 0 {
-                if let Some(v) = self.via.iter().find(|v| v.between[1] == i) {
-                    let who = v.process.as_ref().map_or("forwarder".to_string(), |p| p.to_string());
-                    writeln!(f, "  via {who}  score {}: {}", v.score, v.summary().join(", "))?;
-                }
+            if i > 0
+                && let Some(v) = self.via.iter().find(|v| v.between[1] == i)
+            {
+                let who = v
+                    .process
+                    .as_ref()
+                    .map_or("forwarder".to_string(), |p| p.to_string());
+                writeln!(
+                    f,
+                    "  via {who}  score {}: {}",
+                    v.score,
+                    v.summary().join(", ")
+                )?;
             }
             leg(f, i, l)?;
         }
         for a in &self.ambiguous {
-            let c: Vec<String> = a.candidates.iter().map(|c| format!("path {} leg {} ({})", c.path, c.leg + 1, c.score)).collect();
-            writeln!(f, "  ambiguous {} of leg {}: {}", a.side, a.leg + 1, c.join(", "))?;
+            let c: Vec<String> = a
+                .candidates
+                .iter()
+                .map(|c| format!("path {} leg {} ({})", c.path, c.leg + 1, c.score))
+                .collect();
+            writeln!(
+                f,
+                "  ambiguous {} of leg {}: {}",
+                a.side,
+                a.leg + 1,
+                c.join(", ")
+            )?;
         }
         Ok(())
     }

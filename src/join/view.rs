@@ -56,31 +56,50 @@ impl View {
     pub fn reply(&self, obs: &[Ob<'_>]) -> Option<(SocketAddr, SocketAddr)> {
         let r = &obs[self.s2c as usize];
         let m = self.main(obs);
-        (self.merged() && !same_tuple((r.client(), r.server()), (m.client(), m.server()))).then(|| (r.server(), r.client()))
+        (self.merged() && !same_tuple((r.client(), r.server()), (m.client(), m.server())))
+            .then(|| (r.server(), r.client()))
     }
     pub fn synthetic(&self, obs: &[Ob<'_>]) -> Option<usize> {
         self.main(obs).synthetic
     }
     pub fn first(&self, obs: &[Ob<'_>]) -> Nanos {
-        obs[self.c2s as usize].f.first.min(obs[self.s2c as usize].f.first)
+        obs[self.c2s as usize]
+            .f
+            .first
+            .min(obs[self.s2c as usize].f.first)
     }
     pub fn last(&self, obs: &[Ob<'_>]) -> Nanos {
-        obs[self.c2s as usize].f.last.max(obs[self.s2c as usize].f.last)
+        obs[self.c2s as usize]
+            .f
+            .last
+            .max(obs[self.s2c as usize].f.last)
     }
     /// When the connection started here (client SYN, else first packet).
     pub fn start(&self, obs: &[Ob<'_>]) -> Nanos {
         self.d(obs, Dir::C2s).syn.map_or(self.first(obs), |s| s.at)
     }
     fn records(&self, obs: &[Ob<'_>]) -> usize {
-        Dir::BOTH.iter().map(|&d| self.d(obs, d).segments.len() + self.d(obs, d).datagrams.len()).sum()
+        Dir::BOTH
+            .iter()
+            .map(|&d| self.d(obs, d).segments.len() + self.d(obs, d).datagrams.len())
+            .sum()
     }
 }
 
 /// Builds the views of one leg's members (merging complementary halves at one point) and
 /// orders them along the direction of travel.
-pub(crate) fn views(members: &[u32], obs: &[Ob<'_>], synthetic_orig: &dyn Fn(usize, &Ob<'_>) -> bool) -> Vec<View> {
+pub(crate) fn views(
+    members: &[u32],
+    obs: &[Ob<'_>],
+    synthetic_orig: &dyn Fn(usize, &Ob<'_>) -> bool,
+) -> Vec<View> {
     if let [m] = members {
-        return vec![View { point: obs[*m as usize].point, c2s: *m, s2c: *m, pos: 0 }];
+        return vec![View {
+            point: obs[*m as usize].point,
+            c2s: *m,
+            s2c: *m,
+            pos: 0,
+        }];
     }
     let mut sorted: Vec<u32> = members.to_vec();
     sorted.sort_by_key(|&m| (obs[m as usize].point, m));
@@ -93,12 +112,21 @@ pub(crate) fn views(members: &[u32], obs: &[Ob<'_>], synthetic_orig: &dyn Fn(usi
         used[i] = true;
         let a = &obs[sorted[i] as usize];
         let only = |o: &Ob<'_>, d: Dir| o.covers(d) && !o.covers(d.other());
-        let mut view = View { point: a.point, c2s: sorted[i], s2c: sorted[i], pos: 0 };
+        let mut view = View {
+            point: a.point,
+            c2s: sorted[i],
+            s2c: sorted[i],
+            pos: 0,
+        };
         for dir in Dir::BOTH {
             if !only(a, dir) {
                 continue;
             }
-            let partner = (i + 1..sorted.len()).find(|&j| !used[j] && obs[sorted[j] as usize].point == a.point && only(&obs[sorted[j] as usize], dir.other()));
+            let partner = (i + 1..sorted.len()).find(|&j| {
+                !used[j]
+                    && obs[sorted[j] as usize].point == a.point
+                    && only(&obs[sorted[j] as usize], dir.other())
+            });
             if let Some(j) = partner {
                 used[j] = true;
                 match dir {
@@ -141,7 +169,10 @@ struct Samples {
 
 impl Samples {
     fn new() -> Samples {
-        Samples { v: [0; 2 * RECORDS], n: 0 }
+        Samples {
+            v: [0; 2 * RECORDS],
+            n: 0,
+        }
     }
     fn push(&mut self, x: i64) {
         if self.n < self.v.len() {
@@ -165,7 +196,11 @@ fn median(v: &mut [i64]) -> Option<i64> {
     }
     v.sort_unstable();
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { v[n / 2 - 1] / 2 + v[n / 2] / 2 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        v[n / 2 - 1] / 2 + v[n / 2] / 2
+    })
 }
 
 /// Signed delays of `v` behind `u` along the direction of travel, over the same records
@@ -180,20 +215,24 @@ fn delays(u: &View, v: &View, obs: &[Ob<'_>], dir: Dir) -> Samples {
         })
     };
     for x in a.segments.as_slice() {
-        if let Some(y) = b.segments.as_slice().iter().find(|y| (y.seq, y.len, y.flags) == (x.seq, x.len, x.flags)) {
-            if let (Some(tx), Some(ty)) = (a.time(x.at), b.time(y.at)) {
-                add(tx, ty);
-            }
+        if let Some(y) = b
+            .segments
+            .as_slice()
+            .iter()
+            .find(|y| (y.seq, y.len, y.flags) == (x.seq, x.len, x.flags))
+            && let (Some(tx), Some(ty)) = (a.time(x.at), b.time(y.at))
+        {
+            add(tx, ty);
         }
     }
     for x in a.datagrams.as_slice() {
         if x.digest().is_none() {
             continue;
         }
-        if let Some(y) = b.datagrams.as_slice().iter().find(|y| y.hash == x.hash) {
-            if let (Some(tx), Some(ty)) = (a.time(x.at), b.time(y.at)) {
-                add(tx, ty);
-            }
+        if let Some(y) = b.datagrams.as_slice().iter().find(|y| y.hash == x.hash)
+            && let (Some(tx), Some(ty)) = (a.time(x.at), b.time(y.at))
+        {
+            add(tx, ty);
         }
     }
     out
@@ -210,7 +249,11 @@ fn offset(u: &View, v: &View, obs: &[Ob<'_>]) -> i64 {
     let mut n = 0;
     for dir in Dir::BOTH {
         if let (Some(a), Some(b)) = (u.d(obs, dir).syn, v.d(obs, dir).syn) {
-            syn[n] = if dir == Dir::C2s { b.at.saturating_sub(a.at) } else { a.at.saturating_sub(b.at) };
+            syn[n] = if dir == Dir::C2s {
+                b.at.saturating_sub(a.at)
+            } else {
+                a.at.saturating_sub(b.at)
+            };
             n += 1;
         }
     }
@@ -241,7 +284,11 @@ impl std::fmt::Display for Value {
         match self {
             Value::Addr(a) => write!(f, "{a}"),
             Value::Ttl(t) => write!(f, "{t}"),
-            Value::Mac(m) => write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]),
+            Value::Mac(m) => write!(
+                f,
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
         }
     }
 }
@@ -273,7 +320,12 @@ pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) 
     let mut ch = Vec::new();
     let mut addr = |field: &'static str, a: SocketAddr, b: SocketAddr| {
         if a != b {
-            ch.push(Change { field, dir: None, from: Value::Addr(a), to: Value::Addr(b) });
+            ch.push(Change {
+                field,
+                dir: None,
+                from: Value::Addr(a),
+                to: Value::Addr(b),
+            });
         }
     };
     addr("src", u.client(obs), v.client(obs));
@@ -287,25 +339,52 @@ pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) 
     }
     for dir in Dir::BOTH.into_iter().filter(|_| timed) {
         let (a, b) = (u.d(obs, dir), v.d(obs, dir));
-        if let (Some(x), Some(y)) = (a.ttl, b.ttl) {
-            if x.first != y.first {
-                ch.push(Change { field: "ttl", dir: Some(dir), from: Value::Ttl(x.first), to: Value::Ttl(y.first) });
-            }
+        if let (Some(x), Some(y)) = (a.ttl, b.ttl)
+            && x.first != y.first
+        {
+            ch.push(Change {
+                field: "ttl",
+                dir: Some(dir),
+                from: Value::Ttl(x.first),
+                to: Value::Ttl(y.first),
+            });
         }
         if let (Some(x), Some(y)) = (a.macs, b.macs) {
             if x.src != y.src {
-                ch.push(Change { field: "src-mac", dir: Some(dir), from: Value::Mac(x.src), to: Value::Mac(y.src) });
+                ch.push(Change {
+                    field: "src-mac",
+                    dir: Some(dir),
+                    from: Value::Mac(x.src),
+                    to: Value::Mac(y.src),
+                });
             }
             if x.dst != y.dst {
-                ch.push(Change { field: "dst-mac", dir: Some(dir), from: Value::Mac(x.dst), to: Value::Mac(y.dst) });
+                ch.push(Change {
+                    field: "dst-mac",
+                    dir: Some(dir),
+                    from: Value::Mac(x.dst),
+                    to: Value::Mac(y.dst),
+                });
             }
         }
     }
-    let mut c2s = if timed { delays(u, v, obs, Dir::C2s) } else { Samples::new() };
-    let mut s2c = if timed { delays(u, v, obs, Dir::S2c) } else { Samples::new() };
+    let mut c2s = if timed {
+        delays(u, v, obs, Dir::C2s)
+    } else {
+        Samples::new()
+    };
+    let mut s2c = if timed {
+        delays(u, v, obs, Dir::S2c)
+    } else {
+        Samples::new()
+    };
     let samples = (c2s.n + s2c.n) as u32;
     let us = |ns: i64| ns as f64 / 1000.0;
-    let lat = Latency { c2s_us: c2s.median().map(us), s2c_us: s2c.median().map(us), samples };
+    let lat = Latency {
+        c2s_us: c2s.median().map(us),
+        s2c_us: s2c.median().map(us),
+        samples,
+    };
     (ch, lat)
 }
 
