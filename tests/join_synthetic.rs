@@ -542,6 +542,37 @@ fn midstream_pickups() {
 }
 
 #[test]
+fn midstream_pickups_named_the_other_way_round() {
+    let mut rng = Rng(21);
+    let c = Conn::tcp(
+        &mut rng,
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+        4_000_000_000,
+        payload(1, 20_000),
+        payload(1, 20_000),
+    );
+    let mut a = Sight::at(0, &c, 0);
+    a.starts_at = c.c2s_data_at + 35 * US;
+    // This point starts while the server sends: the flow table calls the server the client.
+    let mut b = Sight::at(1, &c, 3 * US);
+    b.starts_at = c.s2c_data_at + 25 * US;
+    b.first_sender_is_client = false;
+    let (fa, fb) = (observe(&c, &a), observe(&c, &b));
+    assert_eq!(fb.client, addr("10.0.0.2:80"));
+    let m = join(&[fa, fb], &[], |_| {});
+    assert_eq!(shape(&m), vec![vec![vec![0, 1]]], "{m}");
+    let l = &m.paths[0].legs[0];
+    assert_eq!(l.join.kind, JoinKind::SameTuple, "{m}");
+    assert!(
+        l.observations
+            .iter()
+            .all(|o| o.src == addr("10.0.0.1:40000")),
+        "{m}"
+    );
+}
+
+#[test]
 fn unrelated_connections_stay_apart() {
     let mut rng = Rng(18);
     let a = Conn::tcp(
@@ -640,9 +671,12 @@ fn empty_and_degenerate_input() {
 }
 
 #[test]
-fn print_json_line() {
+fn json_line_is_compact() {
     let mut rng = Rng(19);
     let sp = seed_path(&mut rng, 0, 1_795_928_336_000_000_000, 1500);
     let m = join(&sp.observations(), &[ct(&sp.conntrack)], |_| {});
-    println!("{}", m.paths[0].to_json());
+    let line = m.paths[0].to_json();
+    // Three legs, six observations (one from conntrack), two forwarders.
+    assert!(line.len() < 3000, "{} bytes: {line}", line.len());
+    assert!(!line.contains('\n'));
 }

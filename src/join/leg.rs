@@ -84,6 +84,10 @@ impl<'b> Ob<'b> {
         let i = usize::from(!dir_side_client) ^ usize::from(self.flip);
         self.f.owners[i].as_ref()
     }
+    /// A SYN was seen (either way): client and server are known, not guessed.
+    pub fn oriented(&self) -> bool {
+        self.f.dirs.iter().any(|d| d.syn.is_some())
+    }
     /// Which directions carry packets.
     pub fn covers(&self, dir: Dir) -> bool {
         self.d(dir).packets > 0
@@ -413,6 +417,9 @@ pub(crate) struct LegLink {
     pub b: u32,
     pub score: i32,
     pub evidence: LinkEvidence,
+    /// `b` matches `a` only with its directions swapped (neither saw a SYN, and the flow
+    /// table named different ends the client).
+    pub flipped: bool,
 }
 
 /// Candidate pairs of observations for the leg join.
@@ -502,18 +509,84 @@ pub(crate) fn links(
     for &(a, b) in pairs {
         stats.leg_pairs_scored += 1;
         let (oa, ob) = (&obs[a as usize], &obs[b as usize]);
-        if let Some(ps) = compare(oa, ob, cfg)
-            && ps.is_leg(oa.f.proto, cfg.leg_threshold)
-        {
+        let leg = |ps: Option<PairScore>| ps.filter(|ps| ps.is_leg(oa.f.proto, cfg.leg_threshold));
+        let mut flipped = false;
+        let mut found = leg(compare(oa, ob, cfg));
+        if found.is_none() && (!oa.oriented() || !ob.oriented()) {
+            // Without a SYN the flow table's client is whoever sent first: try the other way.
+            let fb = Ob {
+                flip: !ob.flip,
+                ..*ob
+            };
+            found = leg(compare(oa, &fb, cfg));
+            flipped = found.is_some();
+        }
+        if let Some(ps) = found {
             out.push(LegLink {
                 a,
                 b,
                 score: ps.score(),
                 evidence: ps.evidence,
+                flipped,
             });
         }
     }
     out
+}
+
+/// Orients the observations of each leg alike: along accepted links, an observation without
+/// a SYN is turned around when its link says so (relative to an observation with a SYN, or
+/// the leg's first). Observations with a SYN are never turned.
+pub(crate) fn orient(
+    obs: &mut [Ob<'_>],
+    links: &[LegLink],
+    accepted: &[usize],
+    clusters: &mut Clusters,
+) {
+    if !accepted.iter().any(|&i| links[i].flipped) {
+        return;
+    }
+    let mut adj: std::collections::HashMap<u32, Vec<(u32, bool)>> =
+        std::collections::HashMap::new();
+    for &i in accepted {
+        let l = &links[i];
+        adj.entry(l.a).or_default().push((l.b, l.flipped));
+        adj.entry(l.b).or_default().push((l.a, l.flipped));
+    }
+    let mut rel: std::collections::HashMap<u32, bool> = std::collections::HashMap::new();
+    let mut roots: Vec<u32> = accepted
+        .iter()
+        .map(|&i| clusters.find(links[i].a))
+        .collect();
+    roots.sort_unstable();
+    roots.dedup();
+    for r in roots {
+        let members = clusters.members(r);
+        let start = members
+            .iter()
+            .copied()
+            .filter(|&m| obs[m as usize].oriented())
+            .min()
+            .or(members.iter().copied().min());
+        let Some(start) = start else { continue };
+        rel.insert(start, false);
+        let mut stack = vec![start];
+        while let Some(x) = stack.pop() {
+            let rx = rel[&x];
+            for &(y, f) in adj.get(&x).map(Vec::as_slice).unwrap_or(&[]) {
+                if let std::collections::hash_map::Entry::Vacant(v) = rel.entry(y) {
+                    v.insert(rx ^ f);
+                    stack.push(y);
+                }
+            }
+        }
+    }
+    for (i, turn) in rel {
+        let o = &mut obs[i as usize];
+        if turn && !o.oriented() {
+            o.flip = !o.flip;
+        }
+    }
 }
 
 /// What conntrack adds: links between observed tuples, and synthetic observations to make.
@@ -613,6 +686,7 @@ pub(crate) fn conntrack_plan(
                             b,
                             score: ps.score(),
                             evidence: ps.evidence,
+                            flipped: false,
                         });
                     }
                     None => plan.synthetic.push((ei, true, b)),

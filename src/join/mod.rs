@@ -365,6 +365,7 @@ impl<'a> Joiner<'a> {
                     l.add(&ev);
                     l
                 },
+                flipped: false,
             });
         }
         links.sort_by(|x, y| y.score.cmp(&x.score).then((x.a, x.b).cmp(&(y.a, y.b))));
@@ -378,6 +379,7 @@ impl<'a> Joiner<'a> {
             }
         }
         stats.leg_links = accepted.len() as u64;
+        leg::orient(&mut obs, &links, &accepted, &mut clusters);
 
         // Legs, in order of their first observation.
         let mut roots: Vec<u32> = Vec::new();
