@@ -20,9 +20,12 @@
 //! ## Memory
 //!
 //! Fixed size, no heap except the owners' `comm` strings: every list keeps only its first
-//! few entries ([`K_IPID`], [`K_TSVAL`], [`K_SEGMENTS`], [`K_DATAGRAMS`]), and the stream
-//! digest keeps five 64-bit hashes ([`StreamDigest`]). `size_of::<ObservationFeatures>()` is
-//! about 1.5 KiB (asserted in the tests), whatever the connection carries.
+//! few entries ([`K_IPID`], [`K_TSVAL`], [`K_SEGMENTS`], [`K_DATAGRAMS`]), record times are
+//! 4-byte offsets from the direction's first packet ([`Rel`], 16 ns ticks), and the stream
+//! digest keeps five 64-bit hashes ([`StreamDigest`]). Per direction: SYN 40 bytes, TSvals
+//! 40, IP-IDs 40, segment records 104, datagram records 72, digest 80, times and counters
+//! about 150; `size_of::<ObservationFeatures>()` is about 1.2 KiB (asserted in the tests),
+//! whatever the connection carries.
 //!
 //! ## Cost per packet
 //!

@@ -97,13 +97,30 @@
 //! a timing difference of more than one and a half decades, or the structure (a leg with
 //! only one possible partner) separates them: a missing join is preferred to a wrong one.
 //!
+//! Orientation: the joiner calls the sender of the SYN the client, whatever the flow table
+//! said. Observations without a SYN keep the flow table's naming; when two of them match
+//! only with the directions swapped, the link says so and the leg's observations are turned
+//! to agree (the one with a SYN, or the first, decides).
+//!
 //! ## Limits
 //!
 //! Payload digests need the SYN of the direction (the stream's real offset 0): a midstream
-//! pickup has no payload evidence, so its legs are joined into paths only by other legs'
-//! evidence, i.e. not at all. Hop latency needs the same segments at both points (equal
-//! sequence numbers: a leg through a sequence-shifting box gets no latency for that hop).
-//! Timestamps of all points are assumed to come from one clock.
+//! pickup has no payload evidence, so its legs are not joined into paths. IP-IDs count only
+//! when equal (the same packets), not as a progression: sockets of one host can advance
+//! alike. TSval progression assumes a 1 kHz clock (Linux). Hop latency needs the same
+//! segments at both points (equal sequence numbers: a leg through a sequence-shifting box
+//! gets no latency for that hop). Timestamps of all points are assumed to come from one
+//! clock.
+//!
+//! ## Cost
+//!
+//! Candidate search is hash-based (ISNs, TSvals, tuples, sequence blocks, datagram and
+//! payload digests; pairs only within the time windows, at most
+//! [`JoinConfig::max_candidates`] per entry and key), never all pairs. Memory: the features
+//! (about 1.2 KiB per observation, fixed), 64 bytes per candidate link, and the model. On
+//! the 2-core development machine (other jobs running) `tests/join_bench.rs` joins 50k
+//! seed-path-like paths (250k observations, 50k conntrack entries) in about 0.6-0.9 s of
+//! CPU time.
 
 pub mod digest;
 pub mod evidence;

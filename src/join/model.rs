@@ -2,18 +2,39 @@
 //! rendering (one object per path, one line each, DESIGN.md's `--flows=json` shape; fields
 //! are only ever added).
 //!
+//! One seed-path connection from `samples/` (wrapped here; one line in the output):
+//!
 //! ```json
-//! {"id":1,"proto":"tcp","client":"127.0.0.1:40001","server":"192.168.49.2:8443",
-//!  "first":1795928336.034943,"last":1795928336.050171,
-//!  "legs":[{"observations":[{"point":"host-lo","src":"127.0.0.1:40001","dst":"127.0.0.1:49673",
-//!            "packets":[6,4],"bytes":[64,64],"first":..,"last":..,"source":"capture","ids":[3]}],
-//!           "join":{"kind":"none","score":0,"evidence":[]},"process":null,"hops":[]},
-//!          {"observations":[..],"join":{"kind":"same-tuple","score":190,"evidence":[
-//!            {"kind":"isn","dir":"c2s","isn":2173643681,"points":40,"between":[0,1]},..]},
-//!           "process":null,"hops":[{"from":0,"to":1,"changes":[],"latency":{"c2s_us":3.0,..}}]},
-//!          ..],
-//!  "via":[{"between":[0,1],"process":null,"score":92,"evidence":[{"kind":"payload",..}]},..]}
+//! {"id":2,"proto":"tcp","client":"127.0.0.1:40001","server":"192.168.49.2:8443",
+//!  "first":1795928336.034943,"last":1795928336.049746,
+//!  "legs":[
+//!   {"observations":[{"point":"host-lo","src":"127.0.0.1:40001","dst":"127.0.0.1:49673",
+//!      "packets":[6,4],"bytes":[64,64],"first":1795928336.034943,"last":1795928336.04973,"ids":[0]}],
+//!    "join":{"kind":"none","score":0,"evidence":[],"links":[]},"process":null,"hops":[]},
+//!   {"observations":[{"point":"host-veth","src":"192.168.65.1:38892",..},{"point":"vm-veth",..}],
+//!    "join":{"kind":"same-tuple","score":245,"evidence":["isn","segments","tsval","ip-id",
+//!      "payload 64B","size","same tuple"],"links":[{"between":[0,1],"score":245}]},
+//!    "process":null,"hops":[{"from":0,"to":1,"changes":[],
+//!      "latency":{"c2s_us":3.0,"s2c_us":3.0,"samples":8}}]},
+//!   {"observations":[{"point":"vm/conntrack","src":"127.0.0.1:39658","dst":"127.0.0.1:55001",
+//!      ..,"source":"conntrack","ids":[],"conntrack":{"id":2727558185,
+//!      "orig":"127.0.0.1:39658 -> 127.0.0.1:55001","reply":"192.168.49.2:8443 -> 192.168.49.1:39658"}},
+//!      {"point":"vm-br0",..},{"point":"vm-brport",..},{"point":"node-eth0",..}],
+//!    "join":{"kind":"nat","score":50,"evidence":["conntrack id=2727558185","isn",..],"links":[..]},
+//!    "process":null,"hops":[{"from":0,"to":1,"changes":[{"field":"src","from":"127.0.0.1:39658",
+//!      "to":"192.168.49.1:39658"},{"field":"dst","from":"127.0.0.1:55001","to":"192.168.49.2:8443"}],
+//!      "latency":{"samples":0}},..],
+//!    "rewrite":{"src":["127.0.0.1:39658","192.168.49.1:39658"],"dst":["127.0.0.1:55001","192.168.49.2:8443"]}}],
+//!  "via":[{"between":[0,1],"process":null,"score":72,"evidence":["payload 64B","size","timing"],
+//!          "connect_us":6912.0,"forward_us":3965.0,"reply_us":580.0},
+//!         {"between":[1,2],..}]}
 //! ```
+//!
+//! Evidence in JSON is short text, each once per leg (the model keeps every link's
+//! evidence with values and points: [`LegJoin::evidence`], [`Via::evidence`]); `process` is
+//! `{"client":{"pid":..,"comm":..}|null,"server":..}` when an owner is known; paths with
+//! undecided forwarder hops carry `"ambiguous":[{"leg":i,"side":"upstream|downstream",
+//! "candidates":[{"path":p,"leg":j,"score":s}]}]`.
 
 use super::evidence::{Evidence, LinkEvidence, Scored, Short};
 use super::features::{Nanos, Owner};
