@@ -444,7 +444,10 @@ impl<'a> Joiner<'a> {
                 leg_of_obs[m as usize] = li as u32;
             }
             let vs = view::views(clusters.members(r), &obs, &is_orig);
-            sums.push(LegSum::new(vs, &obs, &owner_of));
+            let (vs, hops) = vs;
+            let mut sum = LegSum::new(vs, &obs, &owner_of);
+            sum.hops = hops;
+            sums.push(sum);
         }
         stats.legs = sums.len() as u64;
 
@@ -524,7 +527,7 @@ impl<'a> Joiner<'a> {
                 .iter()
                 .map(|&l| {
                     self.leg_out(
-                        &sums[l as usize],
+                        &mut sums[l as usize],
                         &obs,
                         &links,
                         &link_ids[starts[l as usize]..starts[l as usize + 1]],
@@ -639,7 +642,7 @@ impl<'a> Joiner<'a> {
 
     fn leg_out(
         &self,
-        sum: &LegSum<'_>,
+        sum: &mut LegSum<'_>,
         obs: &[Ob<'_>],
         links: &[leg::LegLink],
         mine: &[usize],
@@ -721,17 +724,14 @@ impl<'a> Joiner<'a> {
         } else {
             JoinKind::Nat
         };
-        let hops = views
-            .windows(2)
+        let hops = std::mem::take(&mut sum.hops)
+            .into_iter()
             .enumerate()
-            .map(|(i, w)| {
-                let (changes, latency) = view::hop(&w[0], &w[1], obs);
-                model::Hop {
-                    from: i,
-                    to: i + 1,
-                    changes,
-                    latency,
-                }
+            .map(|(i, (changes, latency))| model::Hop {
+                from: i,
+                to: i + 1,
+                changes,
+                latency,
             })
             .collect();
         let rewrite = match (views.first(), views.last()) {

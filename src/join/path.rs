@@ -34,6 +34,8 @@ pub(crate) struct StreamSum<'b> {
 pub(crate) struct LegSum<'b> {
     pub proto: Proto,
     pub views: Vec<View>,
+    /// Changes and latency between consecutive views.
+    pub hops: Vec<(Vec<super::view::Change>, super::view::Latency)>,
     pub first: Nanos,
     pub last: Nanos,
     /// Connection start at the real view nearest the client / the server.
@@ -104,6 +106,7 @@ impl<'b> LegSum<'b> {
             point_near_client: near_client.map_or(0, |v| v.point),
             point_near_server: near_server.map_or(0, |v| v.point),
             views,
+            hops: Vec::new(),
         }
     }
 

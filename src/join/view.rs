@@ -92,14 +92,15 @@ pub(crate) fn views(
     members: &[u32],
     obs: &[Ob<'_>],
     synthetic_orig: &dyn Fn(usize, &Ob<'_>) -> bool,
-) -> Vec<View> {
+) -> (Vec<View>, Vec<(Vec<Change>, Latency)>) {
     if let [m] = members {
-        return vec![View {
+        let v = View {
             point: obs[*m as usize].point,
             c2s: *m,
             s2c: *m,
             pos: 0,
-        }];
+        };
+        return (vec![v], Vec::new());
     }
     let mut sorted: Vec<u32> = members.to_vec();
     sorted.sort_by_key(|&m| (obs[m as usize].point, m));
@@ -143,18 +144,46 @@ pub(crate) fn views(
         .filter(|(_, v)| v.synthetic(obs).is_none())
         .max_by_key(|(i, v)| (v.records(obs), std::cmp::Reverse(*i)))
         .map(|(i, _)| i);
+    // Delays measured against the reference, kept for the hops: `(other's c2s member,
+    // c2s samples, s2c samples)`, as the other view lags behind the reference.
+    let mut memo: Vec<(u32, Samples, Samples)> = Vec::new();
     if let Some(r) = reference {
         let rv = out[r].clone();
         for v in out.iter_mut() {
             v.pos = match v.synthetic(obs) {
                 Some(e) if synthetic_orig(e, v.main(obs)) => i64::MIN,
                 Some(_) => i64::MAX,
-                None => offset(&rv, v, obs),
+                None if v.c2s == rv.c2s => 0,
+                None => {
+                    let (c, s) = (delays(&rv, v, obs, Dir::C2s), delays(&rv, v, obs, Dir::S2c));
+                    memo.push((v.c2s, c, s));
+                    offset(&rv, v, obs, c, s)
+                }
             };
         }
+        out.sort_by_key(|v| (v.pos, v.point));
+        let hops = out
+            .windows(2)
+            .map(|w| {
+                // Reuse a pair already measured (one end is the reference).
+                let known = |a: &View, b: &View| -> Option<(Samples, Samples)> {
+                    (a.c2s == rv.c2s)
+                        .then(|| memo.iter().find(|m| m.0 == b.c2s).map(|m| (m.1, m.2)))
+                        .flatten()
+                };
+                let pair = known(&w[0], &w[1])
+                    .or_else(|| known(&w[1], &w[0]).map(|(c, s)| (c.negated(), s.negated())));
+                hop(&w[0], &w[1], obs, pair)
+            })
+            .collect();
+        return (out, hops);
     }
     out.sort_by_key(|v| (v.pos, v.point));
-    out
+    let hops = out
+        .windows(2)
+        .map(|w| hop(&w[0], &w[1], obs, None))
+        .collect();
+    (out, hops)
 }
 
 /// Records compared per direction at most (segments and datagrams).
@@ -187,6 +216,12 @@ impl Samples {
     }
     fn median(&mut self) -> Option<i64> {
         median(&mut self.v[..self.n])
+    }
+    fn negated(mut self) -> Samples {
+        for x in &mut self.v[..self.n] {
+            *x = x.saturating_neg();
+        }
+        self
     }
 }
 
@@ -239,9 +274,9 @@ fn delays(u: &View, v: &View, obs: &[Ob<'_>], dir: Dir) -> Samples {
 }
 
 /// How far downstream `v` is of `u` (ns).
-fn offset(u: &View, v: &View, obs: &[Ob<'_>]) -> i64 {
-    let mut all = delays(u, v, obs, Dir::C2s);
-    all.extend(&delays(u, v, obs, Dir::S2c));
+fn offset(u: &View, v: &View, obs: &[Ob<'_>], c2s: Samples, s2c: Samples) -> i64 {
+    let mut all = c2s;
+    all.extend(&s2c);
     if let Some(m) = all.median() {
         return m;
     }
@@ -314,7 +349,12 @@ pub struct Latency {
 }
 
 /// Changes and latency from view `u` to the next view `v`.
-pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) {
+fn hop(
+    u: &View,
+    v: &View,
+    obs: &[Ob<'_>],
+    measured: Option<(Samples, Samples)>,
+) -> (Vec<Change>, Latency) {
     // A synthetic observation has no packets (times, TTLs, MACs) of its own.
     let timed = u.synthetic(obs).is_none() && v.synthetic(obs).is_none();
     let mut ch = Vec::new();
@@ -368,15 +408,10 @@ pub(crate) fn hop(u: &View, v: &View, obs: &[Ob<'_>]) -> (Vec<Change>, Latency) 
             }
         }
     }
-    let mut c2s = if timed {
-        delays(u, v, obs, Dir::C2s)
-    } else {
-        Samples::new()
-    };
-    let mut s2c = if timed {
-        delays(u, v, obs, Dir::S2c)
-    } else {
-        Samples::new()
+    let (mut c2s, mut s2c) = match (timed, measured) {
+        (false, _) => (Samples::new(), Samples::new()),
+        (true, Some(m)) => m,
+        (true, None) => (delays(u, v, obs, Dir::C2s), delays(u, v, obs, Dir::S2c)),
     };
     let samples = (c2s.n + s2c.n) as u32;
     let us = |ns: i64| ns as f64 / 1000.0;
