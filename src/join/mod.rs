@@ -472,7 +472,8 @@ impl<'a> Joiner<'a> {
             if prev[head].is_some() {
                 continue;
             }
-            let mut chain = vec![head as u32];
+            let mut chain = Vec::with_capacity(4);
+            chain.push(head as u32);
             placed[head] = true;
             let mut cur = head;
             while let Some(ei) = next[cur] {
@@ -712,10 +713,11 @@ impl<'a> Joiner<'a> {
         joined.sort_by_key(|l| l.between);
         let same = views.iter().all(|v| {
             v.reply(obs).is_none()
-                && leg::same_tuple(
-                    (v.client(obs), v.server(obs)),
-                    (views[0].client(obs), views[0].server(obs)),
-                )
+                && ((v.client(obs), v.server(obs)) == (views[0].client(obs), views[0].server(obs))
+                    || leg::same_tuple(
+                        (v.client(obs), v.server(obs)),
+                        (views[0].client(obs), views[0].server(obs)),
+                    ))
         });
         let kind = if views.len() <= 1 && views.iter().all(|v| !v.merged()) {
             JoinKind::None

@@ -206,9 +206,9 @@ pub(crate) fn score_edge(
     }
     // A forwarder does not connect to itself at the same point.
     for u in &up.views {
-        for d in &down.views {
+        for d in down.views.iter().filter(|d| d.point == u.point) {
             let (c, s, c2, s2) = (u.client(obs), u.server(obs), d.client(obs), d.server(obs));
-            if u.point == d.point && (same_tuple((c, s), (c2, s2)) || c == c2 || s == s2) {
+            if same_tuple((c, s), (c2, s2)) || c == c2 || s == s2 {
                 return None;
             }
         }
@@ -465,9 +465,10 @@ fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> b
             )
         })
         .collect();
-    let mut found: Vec<(i64, u32)> = Vec::new();
+    let mut found: Vec<(i64, u32)> = Vec::with_capacity(1 << g.len().min(6));
     // Iterative DFS: (next edge, used ups, used downs, weight, mask).
-    let mut stack: Vec<(usize, u64, u64, i64, u32)> = vec![(0, 0, 0, 0, 0)];
+    let mut stack: Vec<(usize, u64, u64, i64, u32)> = Vec::with_capacity(g.len() + 1);
+    stack.push((0, 0, 0, 0, 0));
     while let Some((k, ups, downs, w, mask)) = stack.pop() {
         if k == ends.len() {
             found.push((w, mask));

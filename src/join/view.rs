@@ -146,7 +146,7 @@ pub(crate) fn views(
         .map(|(i, _)| i);
     // Delays measured against the reference, kept for the hops: `(other's c2s member,
     // c2s samples, s2c samples)`, as the other view lags behind the reference.
-    let mut memo: Vec<(u32, Samples, Samples)> = Vec::new();
+    let mut memo: Vec<(u32, Samples, Samples)> = Vec::with_capacity(out.len());
     if let Some(r) = reference {
         let rv = out[r].clone();
         for v in out.iter_mut() {
