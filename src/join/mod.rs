@@ -385,7 +385,7 @@ impl<'a> Joiner<'a> {
                 flipped: false,
             });
         }
-        links.sort_by(|x, y| y.score.cmp(&x.score).then((x.a, x.b).cmp(&(y.a, y.b))));
+        links.sort_unstable_by(|x, y| y.score.cmp(&x.score).then((x.a, x.b).cmp(&(y.a, y.b))));
         let mut clusters = Clusters::new(obs.len());
         let mut accepted: Vec<usize> = Vec::new();
         for (i, l) in links.iter().enumerate() {
@@ -493,7 +493,7 @@ impl<'a> Joiner<'a> {
                 chains.push(vec![i as u32]);
             }
         }
-        chains.sort_by_key(|c| {
+        chains.sort_unstable_by_key(|c| {
             (
                 c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0),
                 c[0],
