@@ -21,6 +21,32 @@
 //! input, never panics, and its memory is linear in the number of observations. It is
 //! re-run from scratch on every snapshot (50k paths take well under a second).
 //!
+//! ## The flow table's side (the adapter)
+//!
+//! ```text
+//! observation created   f = ObservationFeatures::new(frame.point as u32, Proto::Tcp | Proto::Udp,
+//!                                                    client, server)      // a new SYN with a new
+//!                                                    // ISN on a closed tuple: a new observation
+//! every frame           f.on_link(dir, frame.linktype, &frame.data)        // MACs (first frame/dir)
+//! every TCP segment     f.on_tcp(dir, frame.ts, &ip, &tcp)                 // before reassembling it
+//! every UDP datagram    f.on_udp(dir, frame.ts, &ip, &udp)                 // first fragment too
+//! Event::Data           f.on_stream_data(dir, offset, &bytes)
+//! Event::Gap            f.on_stream_gap(dir, offset)
+//! owner attributed      f.set_owner(Side::Client | Side::Server, Owner::from(&process_info))
+//! snapshot / end        let mut j = Joiner::new(JoinConfig::default());
+//!                       j.set_points(&points);   // or set_point(i, label, Some(netns)) live
+//!                       for each observation: j.add_observation(ObservationId(id), &f);
+//!                       for each conntrack entry: j.add_conntrack(&entry);
+//!                       for each rewritten entry whose original socket has an owner:
+//!                           j.add_socket_owner(Some(entry.netns.clone()), proto,
+//!                                              entry.orig.src_addr(), entry.orig.dst_addr(), owner);
+//!                       let model = j.join();
+//!                       model.write_json_lines(&mut out)   // --flows=json
+//!                       write!(out, "{model}")             // --flows
+//! ```
+//!
+//! `dir` is the flow table's own direction relative to the `client` it gave `new`.
+//!
 //! ## Leg join: one connection, several points
 //!
 //! Candidates: observations sharing an ISN (or whose acknowledgement names one), a first
