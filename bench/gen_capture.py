@@ -83,12 +83,13 @@ def main():
         for i in range(a.connections):
             v6 = i % 10 == 9
             if v6:
-                cip = bytes.fromhex("fd000000000000000000000000000001")
+                cip = bytes.fromhex("fd000000000000000000000000%06x" % (0x10000 + i % 200))
                 sip = bytes.fromhex("fd00000000000000000000000000%04x" % (2 + i % 50))
             else:
                 cip = bytes([10, 1, 0, 1 + i % 200])
                 sip = bytes([192, 168, 49, 2 + i % 50])
-            sport, dport = 32768 + i % 28000, [8443, 55001, 49673, 30080][i % 4]
+            # Unique 4-tuples: 200 client addresses, each with its own run of source ports.
+            sport, dport = 1024 + (i // 200) % 64000, [8443, 55001, 49673, 30080][i % 4]
             isn_c, isn_s = rnd.getrandbits(32), rnd.getrandbits(32)
             tsv_c, tsv_s = rnd.getrandbits(32), rnd.getrandbits(32)
             ident = [rnd.getrandbits(16), rnd.getrandbits(16)]

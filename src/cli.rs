@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser};
 /// flowtrail: capture on many interfaces at once, print like tcpdump, reassemble and join
 /// flows across NAT and forwarders.
 #[derive(Parser, Debug, Clone, Default)]
-#[command(name = "flowtrail", version, disable_help_flag = true, disable_version_flag = true)]
+#[command(name = "flowtrail", version, disable_help_flag = true, disable_version_flag = true, args_override_self = true)]
 pub struct Args {
     /// Print help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
@@ -39,6 +39,10 @@ pub struct Args {
     /// Don't convert addresses to names (`-nn`: ports and protocols neither).
     #[arg(short = 'n', action = ArgAction::Count)]
     pub numeric: u8,
+
+    /// Print host names without their domain.
+    #[arg(short = 'N')]
+    pub no_domain: bool,
 
     /// Print the link-level header.
     #[arg(short = 'e')]
@@ -132,6 +136,51 @@ pub struct Args {
     #[arg(long = "print")]
     pub print: bool,
 
+    /// Open the terminal UI on the input (`-r FILE`) instead of printing packets.
+    #[arg(long = "tui")]
+    pub tui: bool,
+
+    /// Print one line per flow when input ends: `--flows` (a table) or `--flows=json` (one
+    /// JSON object per line). Packet printing is off with it unless `--print`.
+    #[arg(
+        long = "flows",
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    pub flows: Option<String>,
+
+    /// Print the conversation of flow ID (as `--flows` numbers it) as it is reassembled.
+    #[arg(long = "follow", value_name = "ID")]
+    pub follow: Option<u64>,
+
+    /// Format of `--follow`: ascii (default), hex, or raw (bytes; not to a terminal).
+    #[arg(long = "follow-format", value_name = "FORMAT", value_parser = ["ascii", "hex", "raw"])]
+    pub follow_format: Option<String>,
+
+    /// Write every TCP stream direction to a file in DIR (tcpflow's names), and DIR/index.json.
+    #[arg(long = "streams", value_name = "DIR")]
+    pub streams: Option<String>,
+
+    /// Most flows tracked at once (default 262144); beyond it the least active is evicted.
+    #[arg(long = "max-flows", value_name = "N")]
+    pub max_flows: Option<usize>,
+
+    /// Idle timeout of an established TCP flow in seconds (default 300; UDP and ICMP use
+    /// at most 60).
+    #[arg(long = "flow-timeout", value_name = "SECS")]
+    pub flow_timeout: Option<u64>,
+
+    /// Memory for out-of-order data of all streams together (default 256M; K/M/G suffixes).
+    #[arg(long = "reassembly-memory", value_name = "BYTES", value_parser = parse_size)]
+    pub reassembly_memory: Option<usize>,
+
+    /// Memory for out-of-order data of one stream direction (default 1M).
+    #[arg(long = "stream-buffer", value_name = "BYTES", value_parser = parse_size)]
+    pub stream_buffer: Option<usize>,
+
     /// Filter expression (pcap-filter syntax).
     #[arg(value_name = "EXPRESSION", trailing_var_arg = false)]
     pub expression: Vec<String>,
@@ -172,10 +221,28 @@ impl Args {
         }
     }
 
+    /// Any of `--flows`, `--follow`, `--streams`: the flow table runs, and packets are not
+    /// printed unless `--print`.
+    pub fn flow_outputs(&self) -> bool {
+        self.flows.is_some() || self.follow.is_some() || self.streams.is_some()
+    }
+
     /// Nanosecond timestamps requested?
     pub fn want_nano(&self) -> bool {
         self.nano || self.ts_precision.as_deref() == Some("nano")
     }
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 30),
+        _ => (s, 0),
+    };
+    let n: usize = digits.parse().map_err(|_| format!("{s}: not a byte count (e.g. 64M)"))?;
+    n.checked_mul(1usize << shift).ok_or_else(|| format!("{s}: too large"))
 }
 
 #[cfg(test)]
@@ -201,10 +268,35 @@ mod tests {
     }
 
     #[test]
+    fn flow_options() {
+        let a = p(&["-r", "x.pcap", "--flows", "tcp"]);
+        assert_eq!(a.flows.as_deref(), Some("text"));
+        assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp"), "--flows takes no separate value");
+        let a = p(&["-r", "x.pcap", "--flows=json", "--follow", "3", "--follow-format", "hex", "--stream-buffer", "64K"]);
+        assert_eq!(a.flows.as_deref(), Some("json"));
+        assert_eq!(a.follow, Some(3));
+        assert_eq!(a.stream_buffer, Some(65536));
+        assert!(a.flow_outputs());
+        assert!(!p(&["-r", "x.pcap"]).flow_outputs());
+        assert!(Args::try_parse_from(["flowtrail", "--flows=xml"]).is_err());
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
     fn trailing_expression_and_repeats() {
         let a = p(&["-r", "a=x.pcap", "-r", "y.pcapng", "-nn", "tcp", "and", "port", "80"]);
         assert_eq!(a.read.len(), 2);
         assert_eq!(a.numeric, 2);
         assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp and port 80"));
+    }
+
+    #[test]
+    fn repeated_flags_are_accepted_like_tcpdump() {
+        let a = p(&["-e", "-e", "-N", "-N", "-q", "-q", "-v", "-v", "-r", "a", "-r", "b", "-c", "1", "-c", "2"]);
+        assert!(a.link_header && a.no_domain && a.quick);
+        assert_eq!(a.verbose, 2);
+        assert_eq!(a.read, vec!["a", "b"]);
+        assert_eq!(a.count, Some(2));
     }
 }

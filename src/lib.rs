@@ -4,11 +4,18 @@
 //! `../shared/DESIGN.md`); the `flowtrail` binary is a thin shell around [`pipeline::run`].
 //!
 //! ```text
-//! capture (offline readers: pcap, pcapng; live capture in a later issue)
-//!    | owned frames {point, ts, linktype, caplen, origlen, bytes}
+//! capture/ (offline readers: pcap, pcapng)      live.rs (one thread per capture point,
+//!    |                                            inside its namespace: netns.rs)
+//!    | owned frames {point, ts, linktype, caplen, origlen, bytes, direction}
 //!    v
 //! pipeline: merge by timestamp -> filter (libpcap BPF per link type)
-//!    -> print (tcpdump-compatible text, hexdump) and/or write (-w pcap/pcapng)
+//!    -> print/ (tcpdump-compatible text, hexdump.rs) and/or savefile.rs (-w pcap/pcapng)
+//!    -> decode.rs -> flow/ (observations per point, Zeek state, Wireshark analysis,
+//!       reassembly/ of every TCP stream, seq.rs arithmetic) -> report/ (--flows, --follow,
+//!       --streams)
+//!    -> join (legs across points: conntrack/, ISN/IP-ID/TS/payload evidence;
+//!             paths across forwarders: byte streams + owning process: process/)
+//!    -> model snapshots -> tui/ (`--tui`, ratatui)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -17,7 +24,9 @@ pub mod cli;
 pub mod conntrack;
 pub mod decode;
 pub mod filter;
+pub mod flow;
 pub mod hexdump;
+pub mod hostinfo;
 pub mod join;
 pub mod live;
 pub mod netns;
@@ -25,5 +34,7 @@ pub mod pipeline;
 pub mod print;
 pub mod process;
 pub mod reassembly;
+pub mod report;
 pub mod savefile;
 pub mod seq;
+pub mod tui;

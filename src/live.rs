@@ -1,44 +1,112 @@
 //! Live capture: one thread per capture point (or two, see below), each inside its point's
-//! network namespace, feeding owned [`Frame`]s into one bounded channel.
+//! network namespace, feeding batches of owned [`Frame`]s into one bounded channel.
 //!
 //! ## Contract
 //!
 //! * [`LiveCapture::start`] opens every handle before it returns: a missing interface, a
-//!   missing namespace or a permission problem fails the whole start (nothing is captured),
-//!   with an error naming the point.
+//!   missing namespace, a filter that does not compile for a point's link type or a
+//!   permission problem fails the whole start (nothing is printed or written), with an error
+//!   naming the point. Namespaces are checked before any thread starts.
 //! * Each capture thread joins its point's namespace with `setns(2)` (only that thread moves),
 //!   opens libpcap there, applies snaplen, buffer size, promiscuous mode, `-Q` direction,
-//!   immediate mode and the filter compiled for the handle's link type, and then loops on
-//!   `pcap_next_ex` with a short timeout so it notices [`StopFlag`] promptly.
+//!   immediate mode and the filter compiled for the handle's link type. The handle is then
+//!   switched to non-blocking mode and the thread loops: `pcap_dispatch` (every frame of the
+//!   ready ring block in one call, so the block goes back to the kernel at once; one batch
+//!   on the channel) and, when nothing is ready, `poll(2)` on the
+//!   handle's descriptor for at most [`POLL_MS`] ms, so it notices [`StopFlag`] promptly even
+//!   when no packet ever arrives (a blocking TPACKET_V3 read would wait forever there).
+//! * Stopping ([`StopFlag::stop`], e.g. SIGINT/SIGTERM): every thread keeps reading until its
+//!   ring has nothing left that was captured before the stop. Without immediate mode the
+//!   kernel hands over a partly filled TPACKET_V3 block only when the block timeout
+//!   ([`block_timeout_ms`]: [`POLL_MS`], or tcpdump's 1 s for rings of few blocks) retires
+//!   it, so a thread drains for up to two block timeouts (plus a margin) after the stop,
+//!   unless the kernel's count shows that nothing is pending (then at once); in immediate
+//!   mode (TPACKET_V2) until the ring is empty. Then it
+//!   reads libpcap's statistics and ends; when every thread has ended the channel closes and
+//!   the pipeline sees the end of input. No frame captured before the stop is lost.
+//! * [`LiveCapture::finish`] (the pipeline is done: `-c` reached, output closed) ends the
+//!   threads at once without draining.
 //! * Direction: libpcap gives no per-packet direction on ordinary interfaces. When frames
 //!   need one (several points, so lines carry `LABEL In`/`LABEL Out` like `tcpdump -i any`),
 //!   a point gets two handles whose kernel filters add `inbound` / `outbound` (the Linux
 //!   `SKF_AD_PKTTYPE` load, evaluated in the kernel), so each frame's direction is exact and
-//!   no packet is copied twice. `any` points carry the direction in their LINUX_SLL2 header
-//!   and use one handle.
-//! * The channel is bounded: when the pipeline falls behind, the threads block, the kernel
-//!   ring fills and the kernel counts drops, which [`PointStats`] reports. Nothing is lost
-//!   silently.
-//! * [`Reorder`] restores time order across points with a small window.
+//!   no packet is copied twice. On `lo` every frame is `In`: libpcap drops the outgoing copy
+//!   of a loopback packet, as `tcpdump -i any` does. `any` points use one handle and leave
+//!   [`Frame::direction`] unknown: their LINUX_SLL2 header carries the interface index and
+//!   the direction, which the link-layer printer shows after the label (`NS/any lo In IP
+//!   ...`, as `tcpdump -i any` prints `lo In IP ...`), and which `-w` keeps in the frame.
+//! * The channel is bounded ([`CHANNEL_BATCHES`] batches of at most one ring block's
+//!   frames): when the pipeline falls behind, the threads block, the kernel ring fills and
+//!   the kernel counts drops, which [`PointStats`] reports. Nothing is lost silently.
+//! * Frame buffers come back from the pipeline (the [`FrameSource`] `spare` argument) through
+//!   a shared [`BufferPool`], so steady-state capture allocates no per-frame memory.
+//! * [`Reorder`] restores time order across handles: a frame goes out once every handle has
+//!   a later one waiting, or at the latest after [`REORDER_WINDOW`] (longer than the longest
+//!   a frame waits in a ring before its thread sees it: two block timeouts). Each handle's
+//!   own frames keep their ring order.
 
 use crate::capture::{CaptureError, Direction, Frame, FrameSource, Points, Timestamp};
 use crate::netns::{self, Netns, PointSpec};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// LINKTYPE_LINUX_SLL2, what libpcap gives for `any`.
 pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 
-/// How long a capture thread waits in libpcap before it looks at the stop flag again.
-const POLL_MS: i32 = 100;
+/// libpcap's largest snapshot length (`MAXIMUM_SNAPLEN`).
+pub const MAXIMUM_SNAPLEN: u32 = 262_144;
 
-/// Capacity of the frame channel between capture threads and the pipeline.
-pub const CHANNEL_FRAMES: usize = 16 * 1024;
+/// The read timeout given to libpcap (TPACKET_V3's block retire timeout) and the longest a
+/// capture thread sleeps in `poll(2)` before it looks at the stop flag again.
+pub const POLL_MS: u16 = 100;
+
+/// The block timeout for rings of fewer than [`MIN_FAST_BLOCKS`] blocks (tcpdump's).
+pub const SLOW_BLOCK_MS: u16 = 1000;
+
+/// Fewest ring blocks for the short [`POLL_MS`] block timeout. Every retire hands the
+/// block to userland, and while userland holds it the kernel has that much less room: in a
+/// ring of one or two blocks (a small `-B` with the default snapshot length, whose blocks
+/// are 512 KiB) frequent retires cost drops, so such rings get tcpdump's 1 s timeout.
+pub const MIN_FAST_BLOCKS: u64 = 4;
+
+/// The TPACKET_V3 block timeout libpcap is given for these options, in ms.
+pub fn block_timeout_ms(opts: &LiveOptions) -> u16 {
+    if opts.immediate {
+        return POLL_MS;
+    }
+    // libpcap: a block holds at least one frame of the snapshot length (plus headers),
+    // in a power of two of pages; the buffer is -B or 2 MiB.
+    let block = (u64::from(effective_snaplen(opts.snaplen)) + 256).next_power_of_two().max(4096);
+    let buffer = opts.buffer_kib.map_or(2 << 20, |k| u64::from(k) * 1024);
+    if buffer / block < MIN_FAST_BLOCKS { SLOW_BLOCK_MS } else { POLL_MS }
+}
+
+/// How many spare frame buffers a capture thread takes from the pool at once (and the
+/// pipeline gives back at once).
+pub const BATCH_FRAMES: usize = 512;
+
+/// How often an idle capture thread checks whether it can send a watermark (and so how
+/// long an idle handle can hold back frames of busy ones, at most).
+pub const WATERMARK_EVERY: Duration = Duration::from_millis(10);
+
+/// Capacity of the channel between capture threads and the pipeline, in batches.
+pub const CHANNEL_BATCHES: usize = 1024;
+
+/// Most recycled frame buffers kept in the [`BufferPool`].
+pub const POOL_BUFFERS: usize = 8192;
+
+/// Buffers larger than this are not recycled (a GSO frame's 64 KiB buffer would otherwise
+/// be kept for a 60-byte ACK).
+pub const POOL_MAX_CAPACITY: usize = 4096;
+
+/// libpcap's snapshot length for a live handle given `-s` (0 or too large: the maximum).
+pub fn effective_snaplen(s: u32) -> u32 {
+    if s == 0 || s > MAXIMUM_SNAPLEN { MAXIMUM_SNAPLEN } else { s }
+}
 
 /// Settings applied to every live handle (tcpdump's flags of the same names).
 #[derive(Clone, Debug)]
@@ -64,7 +132,7 @@ pub struct LiveOptions {
 impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
-            snaplen: 262_144,
+            snaplen: MAXIMUM_SNAPLEN,
             buffer_kib: None,
             promisc: true,
             direction: None,
@@ -78,8 +146,8 @@ impl Default for LiveOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error(transparent)]
-    Netns(#[from] netns::NetnsError),
+    #[error("{label}: {}", netns_message(source))]
+    Netns { label: String, source: netns::NetnsError },
     #[error("{label}: {msg}")]
     Open { label: String, msg: String },
     #[error("{label}: {msg}")]
@@ -136,32 +204,96 @@ pub struct LivePoint {
     pub spec: PointSpec,
     pub label: String,
     pub linktype: u32,
+    /// The snapshot length libpcap uses (what tcpdump's `listening on` line shows).
     pub snaplen: u32,
     /// Index of this point in the pipeline's `Points` registry.
     pub index: usize,
 }
 
+/// What a capture thread sends: frames of one handle in ring order, and/or a watermark.
+pub struct Delivery {
+    /// The handle's index (0.. number of handles).
+    pub source: usize,
+    pub frames: Vec<Frame>,
+    /// The handle will deliver no frame stamped before this (its ring was found empty and
+    /// every packet its kernel filter accepted had been read).
+    pub watermark: Option<Timestamp>,
+}
+
+/// Frame buffers and batch vectors on their way back from the pipeline to the capture
+/// threads.
+#[derive(Debug, Default)]
+pub struct BufferPool {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    batches: Mutex<Vec<Vec<Frame>>>,
+}
+
+/// Most spare batch vectors kept.
+const POOL_BATCHES: usize = 64;
+
+impl BufferPool {
+    /// An empty batch vector, recycled when one is there.
+    fn batch(&self) -> Vec<Frame> {
+        self.batches.lock().ok().and_then(|mut v| v.pop()).unwrap_or_else(|| Vec::with_capacity(64))
+    }
+
+    /// Gives an emptied batch vector back.
+    fn give_batch(&self, mut b: Vec<Frame>) {
+        b.clear();
+        if let Ok(mut v) = self.batches.lock()
+            && v.len() < POOL_BATCHES
+        {
+            v.push(b);
+        }
+    }
+
+    /// Moves up to `n` buffers into `into`.
+    fn take(&self, into: &mut Vec<Vec<u8>>, n: usize) {
+        if let Ok(mut v) = self.buffers.lock() {
+            let k = v.len().saturating_sub(n);
+            into.extend(v.drain(k..));
+        }
+    }
+
+    /// Returns buffers (cleared) to the pool, keeping at most [`POOL_BUFFERS`].
+    fn give(&self, from: &mut Vec<Vec<u8>>) {
+        if let Ok(mut v) = self.buffers.lock() {
+            let room = POOL_BUFFERS.saturating_sub(v.len());
+            let k = from.len().min(room);
+            v.extend(from.drain(..k));
+        }
+        from.clear();
+    }
+}
+
 struct HandleThread {
     point: usize,
-    join: JoinHandle<PointStats>,
+    join: JoinHandle<(PointStats, Option<String>)>,
 }
 
 /// Every live point's threads and the receiving end of their frame channel.
 pub struct LiveCapture {
     pub points: Vec<LivePoint>,
     /// The receiving end, until [`LiveCapture::source`] takes it.
-    pub frames: Option<Receiver<Frame>>,
+    frames: Option<Receiver<Delivery>>,
     threads: Vec<HandleThread>,
     stop: StopFlag,
+    /// Set by [`LiveCapture::finish`]: end without draining.
+    abort: Arc<AtomicBool>,
+    pool: Arc<BufferPool>,
+    /// Read errors of handles that ended on their own, `LABEL: message`.
+    errors: Vec<String>,
+    /// The reorder window: [`REORDER_WINDOW`], or longer for slow block timeouts.
+    window: Duration,
 }
 
 /// What a handle thread reports once it has opened (or failed to open) its handle.
-type Ready = Result<(u32, u32), LiveError>;
+type Ready = Result<u32, LiveError>;
 
 impl LiveCapture {
     /// Opens every point. `first_index` is the `Points` index the first spec gets (the
     /// caller registers points in the same order). On error every thread already started is
-    /// stopped before returning.
+    /// ended before returning.
     pub fn start(
         specs: &[PointSpec],
         opts: &LiveOptions,
@@ -170,21 +302,36 @@ impl LiveCapture {
     ) -> Result<LiveCapture, LiveError> {
         // Fail early and clearly on a missing namespace, before any thread starts.
         for s in specs {
-            netns::open(&s.netns)?;
+            netns::open(&s.netns).map_err(|source| LiveError::Netns { label: s.label(), source })?;
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Frame>(CHANNEL_FRAMES);
-        let mut threads = Vec::new();
-        let mut points = Vec::new();
-        let mut failure = None;
-        'points: for (i, spec) in specs.iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Delivery>(CHANNEL_BATCHES);
+        let abort = Arc::new(AtomicBool::new(false));
+        let pool = Arc::new(BufferPool::default());
+        let mut cap =
+            LiveCapture {
+            points: Vec::new(),
+            frames: Some(rx),
+            threads: Vec::new(),
+            stop,
+            abort,
+            pool,
+            errors: Vec::new(),
+            window: REORDER_WINDOW.max(Duration::from_millis(2 * u64::from(block_timeout_ms(opts)) + 100)),
+        };
+        let snaplen = effective_snaplen(opts.snaplen);
+        for (i, spec) in specs.iter().enumerate() {
             let index = first_index + i;
             let label = spec.label();
-            let dirs: Vec<Option<Direction>> = match (opts.direction, opts.directions && spec.iface != "any") {
+            let stamp = opts.directions && spec.iface != "any";
+            let dirs: Vec<Option<Direction>> = match (opts.direction, stamp) {
                 (Some(d), _) => vec![Some(d)],
+                // libpcap drops every outgoing frame on `lo` (it sees each packet again
+                // incoming), so an outbound handle there would only ever be empty.
+                (None, true) if spec.iface == "lo" => vec![Some(Direction::In)],
                 (None, true) => vec![Some(Direction::In), Some(Direction::Out)],
                 (None, false) => vec![None],
             };
-            let mut opened: Option<(u32, u32)> = None;
+            let mut linktype = 0;
             for dir in dirs {
                 let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Ready>(1);
                 let h = HandleSetup {
@@ -192,116 +339,168 @@ impl LiveCapture {
                     label: label.clone(),
                     opts: opts.clone(),
                     dir,
-                    stamp_direction: opts.directions && spec.iface != "any",
+                    stamp_direction: stamp,
                     point: index,
+                    source: cap.threads.len(),
+                    watermarks: specs.len() > 1,
                 };
-                let (tx2, stop2) = (tx.clone(), stop.clone());
+                let ctl = Control { stop: cap.stop.clone(), abort: cap.abort.clone(), pool: cap.pool.clone() };
+                let tx2 = tx.clone();
                 let join = std::thread::Builder::new()
                     .name(format!("cap {label}"))
-                    .spawn(move || h.run(ready_tx, tx2, stop2));
+                    .spawn(move || h.run(ready_tx, tx2, ctl));
                 let join = match join {
                     Ok(j) => j,
                     Err(e) => {
-                        failure = Some(LiveError::Thread { label: label.clone(), msg: e.to_string() });
-                        break 'points;
+                        cap.finish();
+                        return Err(LiveError::Thread { label, msg: e.to_string() });
                     }
                 };
-                threads.push(HandleThread { point: index, join });
+                cap.threads.push(HandleThread { point: index, join });
                 match ready_rx.recv() {
-                    Ok(Ok(lt)) => opened = Some(lt),
+                    Ok(Ok(lt)) => linktype = lt,
                     Ok(Err(e)) => {
-                        failure = Some(e);
-                        break 'points;
+                        cap.finish();
+                        return Err(e);
                     }
                     Err(_) => {
-                        failure = Some(LiveError::Thread { label: label.clone(), msg: "exited".into() });
-                        break 'points;
+                        cap.finish();
+                        return Err(LiveError::Thread { label, msg: "exited".into() });
                     }
                 }
             }
-            let (linktype, snaplen) = opened.unwrap_or((0, opts.snaplen));
-            points.push(LivePoint { spec: spec.clone(), label, linktype, snaplen, index });
-        }
-        drop(tx);
-        let cap = LiveCapture { points, frames: Some(rx), threads, stop };
-        if let Some(e) = failure {
-            cap.stop.stop();
-            let _ = cap.finish();
-            return Err(e);
+            cap.points.push(LivePoint { spec: spec.clone(), label, linktype, snaplen, index });
         }
         Ok(cap)
     }
 
-    /// Stops the threads (if not already stopped) and returns each point's statistics, in
-    /// the order of `points`. Frames still in the channel should be drained before calling.
-    pub fn finish(self) -> Vec<PointStats> {
+    /// Ends the threads at once (no draining) and returns each point's statistics, in the
+    /// order of `points`. Call it once the pipeline is done with the frames.
+    pub fn finish(&mut self) -> Vec<PointStats> {
+        self.abort.store(true, Ordering::Relaxed);
         self.stop.stop();
-        // Unblock senders stuck on a full channel.
-        let LiveCapture { points, frames, threads, .. } = self;
-        let drain = std::thread::spawn(move || {
-            if let Some(frames) = frames {
-                while frames.recv().is_ok() {}
+        // Senders blocked on a full channel fail once the receiver is gone.
+        self.frames = None;
+        let mut stats = vec![PointStats::default(); self.points.len()];
+        for t in self.threads.drain(..) {
+            let Ok((s, error)) = t.join.join() else { continue };
+            let slot = self.points.iter().position(|p| p.index == t.point);
+            if let Some(slot) = slot {
+                stats[slot] += s;
             }
-        });
-        let mut stats = vec![PointStats::default(); points.len()];
-        for t in threads {
-            if let Ok(s) = t.join.join() {
-                if let Some(slot) = points.iter().position(|p| p.index == t.point) {
-                    stats[slot] += s;
-                }
+            if let Some(e) = error {
+                let label = slot.and_then(|i| self.points.get(i)).map_or("?", |p| p.label.as_str());
+                self.errors.push(format!("{label}: {e}"));
             }
         }
-        let _ = drain.join();
         stats
     }
-}
 
-impl LiveCapture {
+    /// Errors of handles whose reads failed (an interface that disappeared), as
+    /// `LABEL: libpcap's message`; known after [`LiveCapture::finish`].
+    pub fn take_errors(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.errors)
+    }
+
     /// The frames of every point as one [`FrameSource`] in time order (a reorder window
-    /// when there are several points). It ends once every capture thread has stopped.
+    /// when frames come from several handles). It ends once every capture thread has ended.
     pub fn source(&mut self) -> LiveSource {
-        let several = self.points.len() > 1;
+        let several = self.threads.len() > 1;
         LiveSource {
             rx: self.frames.take(),
-            reorder: Reorder::new(if several { REORDER_WINDOW } else { Duration::ZERO }, REORDER_MAX_FRAMES),
+            batch: VecDeque::new(),
+            reorder: Reorder::new(self.window, REORDER_MAX_FRAMES, self.threads.len()),
             several,
             ended: false,
+            pool: self.pool.clone(),
+            returned: Vec::new(),
         }
     }
 }
 
-/// How long frames wait for earlier frames of other points.
-pub const REORDER_WINDOW: Duration = Duration::from_millis(250);
+impl Drop for LiveCapture {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.finish();
+        }
+    }
+}
+
+/// How long frames wait for earlier frames of other handles. Must exceed the longest a
+/// frame can sit in a kernel ring before its thread reads it (two block timeouts).
+pub const REORDER_WINDOW: Duration = Duration::from_millis(300);
 /// Most frames held for reordering; beyond it the oldest goes out early.
 pub const REORDER_MAX_FRAMES: usize = 64 * 1024;
 
 /// Live frames for the pipeline's merger.
 pub struct LiveSource {
-    rx: Option<Receiver<Frame>>,
+    rx: Option<Receiver<Delivery>>,
+    /// One handle: the batch being handed out.
+    batch: VecDeque<Frame>,
     reorder: Reorder,
     several: bool,
     ended: bool,
+    pool: Arc<BufferPool>,
+    /// Spare buffers collected from the pipeline, returned to the pool in groups.
+    returned: Vec<Vec<u8>>,
+}
+
+impl LiveSource {
+    fn keep_spare(&mut self, spare: Vec<u8>) {
+        let c = spare.capacity();
+        if c > 0 && c <= POOL_MAX_CAPACITY {
+            self.returned.push(spare);
+            if self.returned.len() >= BATCH_FRAMES / 2 {
+                self.pool.give(&mut self.returned);
+            }
+        }
+    }
+
+    fn take(&mut self, d: Delivery) {
+        let Delivery { source, mut frames, watermark } = d;
+        if self.several {
+            for f in frames.drain(..) {
+                self.reorder.push(source, f);
+            }
+            if let Some(m) = watermark {
+                self.reorder.mark(source, m);
+            }
+            self.pool.give_batch(frames);
+        } else {
+            let old = std::mem::replace(&mut self.batch, VecDeque::from(frames));
+            self.pool.give_batch(Vec::from(old));
+        }
+    }
 }
 
 impl FrameSource for LiveSource {
-    fn next_frame(&mut self, _points: &mut Points, _spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
+    fn next_frame(&mut self, _points: &mut Points, spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
+        self.keep_spare(spare);
         loop {
-            if let Some(f) = self.reorder.pop_ready() {
+            if self.several {
+                if let Some(f) = self.reorder.pop_ready() {
+                    return Ok(Some(f));
+                }
+            } else if let Some(f) = self.batch.pop_front() {
                 return Ok(Some(f));
             }
             let Some(rx) = self.rx.as_ref().filter(|_| !self.ended) else {
                 return Ok(self.reorder.pop_any());
             };
-            match rx.recv_timeout(Duration::from_millis(POLL_MS as u64)) {
-                Ok(f) if !self.several => return Ok(Some(f)),
-                Ok(f) => {
-                    self.reorder.push(f);
-                    while let Ok(f) = rx.try_recv() {
-                        self.reorder.push(f);
+            match rx.recv_timeout(Duration::from_millis(u64::from(POLL_MS))) {
+                Ok(d) => {
+                    self.take(d);
+                    if self.several {
+                        while let Some(d) = self.rx.as_ref().and_then(|rx| rx.try_recv().ok()) {
+                            self.take(d);
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.reorder.advance(now()),
-                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.ended = true;
+                    self.rx = None;
+                }
             }
         }
     }
@@ -362,95 +561,281 @@ struct HandleSetup {
     dir: Option<Direction>,
     stamp_direction: bool,
     point: usize,
+    /// Index of this handle among all handles ([`Delivery::source`]).
+    source: usize,
+    /// Several handles feed the reorderer: send watermarks when idle.
+    watermarks: bool,
+}
+
+/// What a capture thread shares with the others.
+struct Control {
+    stop: StopFlag,
+    abort: Arc<AtomicBool>,
+    pool: Arc<BufferPool>,
 }
 
 impl HandleSetup {
-    fn run(self, ready: SyncSender<Ready>, tx: SyncSender<Frame>, stop: StopFlag) -> PointStats {
-        let mut cap = match self.open() {
+    fn run(self, ready: SyncSender<Ready>, tx: SyncSender<Delivery>, ctl: Control) -> (PointStats, Option<String>) {
+        let (mut cap, discard_before) = match self.open() {
             Ok(c) => c,
             Err(e) => {
                 let _ = ready.send(Err(e));
-                return PointStats::default();
+                return (PointStats::default(), None);
             }
         };
+        let mut error = None;
         let linktype = cap.get_datalink().0 as u32;
-        let _ = ready.send(Ok((linktype, self.opts.snaplen)));
+        let _ = ready.send(Ok(linktype));
+        drop(ready);
         let direction = if self.stamp_direction { self.dir.unwrap_or_default() } else { Direction::Unknown };
+        let (point, nano) = (self.point, self.opts.nano);
+        // After a stop, how long to keep reading an empty ring: until a partly filled
+        // TPACKET_V3 block has certainly been retired (see the module docs).
+        let drain = if self.opts.immediate {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_millis(2 * u64::from(block_timeout_ms(&self.opts)) + 30)
+        };
+        let mut stopped_at: Option<Instant> = None;
         let mut captured = 0u64;
-        let nano = self.opts.nano;
-        while !stop.is_stopped() {
-            match cap.next_packet() {
-                Ok(p) => {
-                    let frac = p.header.ts.tv_usec as i64;
-                    let nsec = if nano { frac } else { frac * 1000 };
-                    let frame = Frame {
-                        point: self.point,
-                        ts: Timestamp { sec: p.header.ts.tv_sec as i64, nsec: nsec.clamp(0, 999_999_999) as u64 },
-                        linktype,
-                        origlen: p.header.len,
-                        data: p.data.to_vec(),
-                        direction,
-                    };
-                    captured += 1;
-                    if tx.send(frame).is_err() {
+        // Frames libpcap handed over (also those dropped as older than the filter), to
+        // compare with the kernel's count for watermarks; and when the last one was sent.
+        let mut seen = 0u64;
+        let mut last_mark = Instant::now();
+        let source = self.source;
+        let mut spares: Vec<Vec<u8>> = Vec::with_capacity(BATCH_FRAMES);
+        loop {
+            if ctl.abort.load(Ordering::Relaxed) {
+                break;
+            }
+            if stopped_at.is_none() && ctl.stop.is_stopped() {
+                stopped_at = Some(Instant::now());
+            }
+            if spares.len() < BATCH_FRAMES / 4 {
+                ctl.pool.take(&mut spares, BATCH_FRAMES);
+            }
+            let mut batch: Vec<Frame> = ctl.pool.batch();
+            let r = cap.dispatch(None, |p| {
+                seen += 1;
+                let frac = p.header.ts.tv_usec;
+                let nsec = if nano { frac } else { frac * 1000 };
+                let ts = Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u64 };
+                if discard_before.is_some_and(|t| ts < t) {
+                    return;
+                }
+                let mut data = spares.pop().unwrap_or_default();
+                data.clear();
+                data.extend_from_slice(p.data);
+                batch.push(Frame {
+                    point,
+                    ts,
+                    linktype,
+                    origlen: p.header.len,
+                    data,
+                    direction,
+                });
+            });
+            match r {
+                Ok(n) if n > 0 => {
+                    if batch.is_empty() {
+                        ctl.pool.give_batch(batch);
+                        continue;
+                    }
+                    captured += batch.len() as u64;
+                    if tx.send(Delivery { source, frames: batch, watermark: None }).is_err() {
                         break;
                     }
                 }
-                Err(pcap::Error::TimeoutExpired) => {}
-                Err(_) => break,
+                Ok(_) => {
+                    ctl.pool.give_batch(batch);
+                    if self.watermarks && stopped_at.is_none() && last_mark.elapsed() >= WATERMARK_EVERY {
+                        // Nothing ready in the ring. If the kernel accepted no more packets
+                        // than libpcap handed over, none is waiting in a block not yet
+                        // retired either: nothing stamped before now can still come.
+                        let t = now();
+                        let received = cap.stats().map(|s| s.received).ok();
+                        if received == Some(seen as u32) {
+                            let mark = sub(t, Duration::from_millis(1));
+                            if tx.send(Delivery { source, frames: Vec::new(), watermark: Some(mark) }).is_err() {
+                                break;
+                            }
+                        }
+                        last_mark = Instant::now();
+                    }
+                    // Draining after a stop: done once the ring's time is up, or at once when
+                    // the kernel accepted no more packets than were read (nothing pending).
+                    if stopped_at.is_some() && cap.stats().map(|s| s.received).ok() == Some(seen as u32) {
+                        break;
+                    }
+                    let wait = match stopped_at {
+                        Some(t) if t.elapsed() >= drain => break,
+                        Some(_) => 5u16,
+                        None if self.watermarks => WATERMARK_EVERY.as_millis() as u16,
+                        None => POLL_MS,
+                    };
+                    let fd = std::os::fd::AsFd::as_fd(&cap);
+                    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                    let _ = nix::poll::poll(&mut fds, wait);
+                }
+                Err(e) => {
+                    if !ctl.abort.load(Ordering::Relaxed) {
+                        error = Some(match e {
+                            pcap::Error::PcapError(m) => m,
+                            e => e.to_string(),
+                        });
+                    }
+                    break;
+                }
             }
         }
         let s = cap.stats().unwrap_or(pcap::Stat { received: 0, dropped: 0, if_dropped: 0 });
-        PointStats {
+        let stats = PointStats {
             captured,
             received: u64::from(s.received),
             dropped: u64::from(s.dropped),
             if_dropped: u64::from(s.if_dropped),
-        }
+        };
+        (stats, error)
     }
 
     /// Joins the namespace and opens the handle (called on the capture thread).
-    fn open(&self) -> Result<pcap::Capture<pcap::Active>, LiveError> {
-        netns::enter(&self.spec.netns)?;
+    /// Returns the handle (non-blocking) and, when the filter was attached directly, the
+    /// time before which frames in the ring predate it.
+    fn open(&self) -> Result<(pcap::Capture<pcap::Active>, Option<Timestamp>), LiveError> {
+        netns::enter(&self.spec.netns).map_err(|source| LiveError::Netns { label: self.label.clone(), source })?;
         let err = |e: pcap::Error| LiveError::Open { label: self.label.clone(), msg: open_message(&self.spec, e) };
         let o = &self.opts;
         let mut inactive = pcap::Capture::from_device(self.spec.iface.as_str())
             .map_err(err)?
-            .snaplen(if o.snaplen == 0 { 262_144 } else { o.snaplen.min(262_144) } as i32)
+            .snaplen(effective_snaplen(o.snaplen) as i32)
             .promisc(o.promisc)
             .immediate_mode(o.immediate)
-            .timeout(POLL_MS)
+            .timeout(i32::from(block_timeout_ms(o)))
             .precision(if o.nano { pcap::Precision::Nano } else { pcap::Precision::Micro });
         if let Some(kib) = o.buffer_kib {
             inactive = inactive.buffer_size(kib.saturating_mul(1024).min(i32::MAX as u32) as i32);
         }
         let mut cap = inactive.open().map_err(err)?;
-        let expr = match (&o.filter, self.stamp_direction.then_some(self.dir).flatten()) {
-            (f, Some(d)) => {
+        // tcpdump asks for LINUX_SLL2 on `any` (libpcap's default there is LINUX_SLL), so
+        // the cooked header carries the interface index; before the filter is compiled.
+        if self.spec.iface == "any" {
+            cap.set_datalink(pcap::Linktype(LINKTYPE_LINUX_SLL2 as i32)).map_err(err)?;
+        }
+        let filter_error = |e: pcap::Error| LiveError::Filter {
+            label: self.label.clone(),
+            msg: match e {
+                pcap::Error::PcapError(m) => m,
+                e => e.to_string(),
+            },
+        };
+        let mut discard_before = None;
+        match self.stamp_direction.then_some(self.dir).flatten() {
+            Some(d) => {
+                // The direction test (`inbound`/`outbound`) is a Linux special load that only
+                // the kernel can evaluate. pcap_setfilter would also run the new program in
+                // userland over the first ring block after installing it, where the load
+                // fails and the block's packets are rejected: the first packets would be
+                // lost. So the program is attached to the socket directly, libpcap keeps no
+                // userland filter, and frames that were in the ring before (unfiltered,
+                // stamped before the attach returned) are dropped by timestamp.
                 let dir = if d == Direction::In { "inbound" } else { "outbound" };
-                Some(match f {
+                let expr = match &o.filter {
                     Some(f) => format!("({f}) and {dir}"),
                     None => dir.to_string(),
-                })
+                };
+                let prog = cap.compile(&expr, true).map_err(filter_error)?;
+                let code = kernel_program(&prog).ok_or_else(|| LiveError::Filter {
+                    label: self.label.clone(),
+                    msg: "cannot translate the compiled filter for the kernel".into(),
+                })?;
+                socket2::SockRef::from(&cap).attach_filter(&code).map_err(|e| LiveError::Filter {
+                    label: self.label.clone(),
+                    msg: format!("can't attach the filter: {}", crate::capture::os_message(&e)),
+                })?;
+                discard_before = Some(now());
             }
-            (f, None) => {
+            None => {
                 if let Some(d) = self.dir {
                     let pd = if d == Direction::In { pcap::Direction::In } else { pcap::Direction::Out };
                     cap.direction(pd).map_err(err)?;
                 }
-                f.clone()
+                if let Some(f) = &o.filter {
+                    cap.filter(f, true).map_err(filter_error)?;
+                }
             }
-        };
-        if let Some(expr) = expr {
-            cap.filter(&expr, true).map_err(|e| LiveError::Filter {
-                label: self.label.clone(),
-                msg: match e {
-                    pcap::Error::PcapError(m) => m,
-                    e => e.to_string(),
-                },
-            })?;
         }
-        Ok(cap)
+        let cap = cap.setnonblock().map_err(err)?;
+        Ok((cap, discard_before))
+    }
+}
+
+/// A libpcap program as the kernel takes it (SO_ATTACH_FILTER), with libpcap's own fix for
+/// memory-mapped capture: a constant non-zero return becomes [`MAXIMUM_SNAPLEN`] so the
+/// kernel never truncates (the ring's snapshot length does).
+fn kernel_program(prog: &pcap::BpfProgram) -> Option<Vec<socket2::SockFilter>> {
+    const BPF_RET_K: u16 = 0x06;
+    prog.get_instructions()
+        .iter()
+        .map(|i| {
+            // BpfInstruction's fields are private; its Display is "code jt jf k".
+            let text = i.to_string();
+            let mut it = text.split_whitespace();
+            let code: u16 = it.next()?.parse().ok()?;
+            let jt: u8 = it.next()?.parse().ok()?;
+            let jf: u8 = it.next()?.parse().ok()?;
+            let mut k: u32 = it.next()?.parse().ok()?;
+            if code == BPF_RET_K && k != 0 {
+                k = MAXIMUM_SNAPLEN;
+            }
+            Some(socket2::SockFilter::new(code, jt, jf, k))
+        })
+        .collect()
+}
+
+/// Interface index -> name in the namespaces of the `any` points, for the LINUX_SLL2
+/// printer (tcpdump prints `if_indextoname()` of the header's index). Read once at start
+/// in each namespace (glibc's `if_nameindex` asks the thread's own namespace over netlink).
+/// An index that names different interfaces in two namespaces is left out (printed `?`):
+/// a wrong name would be worse than none.
+pub fn sll2_interface_names(points: &[LivePoint]) -> Vec<(u32, String)> {
+    let mut seen: Vec<&Netns> = Vec::new();
+    let mut names: Vec<(u32, String)> = Vec::new();
+    let mut conflicts: Vec<u32> = Vec::new();
+    for p in points.iter().filter(|p| p.linktype == LINKTYPE_LINUX_SLL2) {
+        if seen.contains(&&p.spec.netns) {
+            continue;
+        }
+        seen.push(&p.spec.netns);
+        let list = netns::run_in(&p.spec.netns, || {
+            nix::net::if_::if_nameindex()
+                .map(|l| l.iter().map(|i| (i.index(), i.name().to_string_lossy().into_owned())).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+        for (i, n) in list {
+            match names.iter().find(|(j, _)| *j == i) {
+                Some((_, m)) if *m != n => conflicts.push(i),
+                Some(_) => {}
+                None => names.push((i, n)),
+            }
+        }
+    }
+    names.retain(|(i, _)| !conflicts.contains(i));
+    names
+}
+
+/// A namespace error without the noise (`(os error N)`, the namespace named twice).
+fn netns_message(e: &netns::NetnsError) -> String {
+    match e {
+        netns::NetnsError::Missing { ns, path, source } => {
+            let what = match ns {
+                Netns::Named(n) => format!("no such network namespace {n}"),
+                Netns::Pid(p) => format!("no such process {p}"),
+                Netns::Current => "no network namespace".to_string(),
+            };
+            format!("{what} ({path}: {})", crate::capture::os_message(source))
+        }
+        e => e.to_string(),
     }
 }
 
@@ -484,7 +869,13 @@ pub fn list_interfaces() -> Result<String, LiveError> {
     let mut out = String::new();
     let mut n = 0;
     for ns in namespaces {
-        let devices = netns::run_in(&ns, pcap::Device::list)?.map_err(|e| LiveError::Open {
+        let devices = match netns::run_in(&ns, pcap::Device::list) {
+            Ok(d) => d,
+            // A namespace deleted between listing and entering: skip it.
+            Err(netns::NetnsError::Missing { .. }) => continue,
+            Err(source) => return Err(LiveError::Netns { label: ns.label_prefix(), source }),
+        };
+        let devices = devices.map_err(|e| LiveError::Open {
             label: ns.to_string(),
             msg: e.to_string(),
         })?;
@@ -528,65 +919,111 @@ pub fn list_interfaces() -> Result<String, LiveError> {
     Ok(out)
 }
 
-/// Restores time order across points: frames wait up to `window` (measured in capture
-/// time against the newest frame seen) before they are released in timestamp order.
-/// Ties keep arrival order.
+/// Restores time order across capture handles ("sources"). Each source's frames stay in
+/// the order its ring gave them (as tcpdump prints one interface); across sources the
+/// frame with the earliest timestamp goes first. That frame is released when
+/// * every other source either has a frame waiting (each source's order being its ring's,
+///   nothing earlier can come from it) or has promised, by a watermark
+///   ([`Reorder::mark`]), that nothing stamped earlier will come, or
+/// * it is older than `window` before the newest timestamp seen (or the clock, when idle:
+///   [`Reorder::advance`]), so a silent source holds the others back for `window` at most,
+/// * or more than `cap` frames are held (the oldest goes out early).
+///
+/// Per-source FIFO queues make push O(1) and release O(sources); frames are never moved
+/// around a heap.
 pub struct Reorder {
-    heap: BinaryHeap<Reverse<(Timestamp, u64, FrameSlot)>>,
+    sources: Vec<SourceQueue>,
     window: Duration,
     newest: Timestamp,
-    seq: u64,
     /// Bound on frames held; beyond it the oldest is released early.
     cap: usize,
+    held: usize,
 }
 
-/// A frame in the reorder heap, ordered only by the key next to it.
-struct FrameSlot(Frame);
-
-impl PartialEq for FrameSlot {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for FrameSlot {}
-impl PartialOrd for FrameSlot {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for FrameSlot {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
+#[derive(Default)]
+struct SourceQueue {
+    frames: VecDeque<Frame>,
+    /// Nothing stamped before this will come from the source.
+    mark: Timestamp,
 }
 
 impl Reorder {
-    pub fn new(window: Duration, cap: usize) -> Reorder {
-        Reorder { heap: BinaryHeap::new(), window, newest: Timestamp::default(), seq: 0, cap: cap.max(1) }
+    /// `sources`: how many sources feed it (more appear on demand).
+    pub fn new(window: Duration, cap: usize, sources: usize) -> Reorder {
+        Reorder {
+            sources: (0..sources).map(|_| SourceQueue::default()).collect(),
+            window,
+            newest: Timestamp::default(),
+            cap: cap.max(1),
+            held: 0,
+        }
     }
 
-    pub fn push(&mut self, f: Frame) {
+    fn source(&mut self, i: usize) -> &mut SourceQueue {
+        if self.sources.len() <= i {
+            self.sources.resize_with(i + 1, SourceQueue::default);
+        }
+        &mut self.sources[i]
+    }
+
+    pub fn push(&mut self, source: usize, f: Frame) {
         if f.ts > self.newest {
             self.newest = f.ts;
         }
-        self.seq += 1;
-        self.heap.push(Reverse((f.ts, self.seq, FrameSlot(f))));
+        self.source(source).frames.push_back(f);
+        self.held += 1;
     }
 
-    /// Next frame that is old enough (or forced out by the cap), if any.
+    /// Source `source` will send nothing stamped before `ts`.
+    pub fn mark(&mut self, source: usize, ts: Timestamp) {
+        let q = self.source(source);
+        if ts > q.mark {
+            q.mark = ts;
+        }
+    }
+
+    /// The source whose head is earliest (ties: the lower index), with its timestamp, and
+    /// the earliest watermark among sources with nothing waiting.
+    fn earliest(&self) -> (Option<(usize, Timestamp)>, Option<Timestamp>) {
+        let mut best: Option<(usize, Timestamp)> = None;
+        let mut idle_mark: Option<Timestamp> = None;
+        for (i, q) in self.sources.iter().enumerate() {
+            match q.frames.front() {
+                Some(f) => {
+                    if best.is_none_or(|(_, t)| f.ts < t) {
+                        best = Some((i, f.ts));
+                    }
+                }
+                None => {
+                    if idle_mark.is_none_or(|m| q.mark < m) {
+                        idle_mark = Some(q.mark);
+                    }
+                }
+            }
+        }
+        (best, idle_mark)
+    }
+
+    fn take(&mut self, i: usize) -> Option<Frame> {
+        let f = self.sources.get_mut(i)?.frames.pop_front()?;
+        self.held -= 1;
+        Some(f)
+    }
+
+    /// Next frame that may go out (see the type's rules), if any.
     pub fn pop_ready(&mut self) -> Option<Frame> {
-        let Reverse((ts, _, _)) = self.heap.peek()?;
-        let w = self.window;
-        let limit = sub(self.newest, w);
-        if *ts <= limit || self.heap.len() > self.cap {
-            return self.heap.pop().map(|Reverse((_, _, FrameSlot(f)))| f);
+        let (best, idle_mark) = self.earliest();
+        let (i, ts) = best?;
+        if idle_mark.is_none_or(|m| ts <= m) || ts <= sub(self.newest, self.window) || self.held > self.cap {
+            return self.take(i);
         }
         None
     }
 
-    /// Releases the oldest frame regardless of the window (input ended or idle).
+    /// Releases the earliest frame regardless of the rules (input ended).
     pub fn pop_any(&mut self) -> Option<Frame> {
-        self.heap.pop().map(|Reverse((_, _, FrameSlot(f)))| f)
+        let (best, _) = self.earliest();
+        self.take(best?.0)
     }
 
     /// Treats capture time as having advanced to `now` (no frames for a while): frames older
@@ -598,11 +1035,11 @@ impl Reorder {
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.held
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.held == 0
     }
 }
 
@@ -634,11 +1071,11 @@ mod tests {
 
     #[test]
     fn reorder_releases_in_time_order_after_the_window() {
-        let mut r = Reorder::new(Duration::from_millis(100), 1000);
-        r.push(frame(0, 10, 50_000_000));
-        r.push(frame(1, 10, 10_000_000));
-        assert!(r.pop_ready().is_none(), "both still inside the window");
-        r.push(frame(0, 10, 200_000_000));
+        let mut r = Reorder::new(Duration::from_millis(100), 1000, 3);
+        r.push(0, frame(0, 10, 50_000_000));
+        r.push(1, frame(1, 10, 10_000_000));
+        assert!(r.pop_ready().is_none(), "both still inside the window, source 2 silent");
+        r.push(0, frame(0, 10, 200_000_000));
         let a = r.pop_ready().unwrap();
         let b = r.pop_ready().unwrap();
         assert_eq!((a.point, b.point), (1, 0));
@@ -648,10 +1085,38 @@ mod tests {
     }
 
     #[test]
+    fn reorder_releases_at_once_when_every_source_has_a_frame_or_a_watermark() {
+        let mut r = Reorder::new(Duration::from_secs(10), 1000, 3);
+        r.push(0, frame(0, 10, 50));
+        r.mark(2, Timestamp { sec: 10, nsec: 60 });
+        assert!(r.pop_ready().is_none(), "source 1 may still send something earlier");
+        r.push(1, frame(1, 10, 20));
+        r.push(1, frame(1, 10, 90));
+        assert_eq!(r.pop_ready().unwrap().ts.nsec, 20);
+        assert_eq!(r.pop_ready().unwrap().ts.nsec, 50);
+        assert!(r.pop_ready().is_none(), "source 0 is empty again, without a watermark");
+        r.mark(0, Timestamp { sec: 10, nsec: 100 });
+        assert!(r.pop_ready().is_none(), "source 2's watermark (60) is before 90");
+        r.mark(2, Timestamp { sec: 10, nsec: 95 });
+        assert_eq!(r.pop_ready().unwrap().ts.nsec, 90);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn reorder_keeps_each_sources_own_order() {
+        let mut r = Reorder::new(Duration::ZERO, 1000, 2);
+        r.push(0, frame(0, 10, 30));
+        r.push(0, frame(0, 10, 20)); // a ring's small inversion stays as the ring gave it
+        r.push(1, frame(1, 10, 25));
+        let order: Vec<u64> = std::iter::from_fn(|| r.pop_ready()).map(|f| f.ts.nsec).collect();
+        assert_eq!(order, vec![25, 30, 20]);
+    }
+
+    #[test]
     fn reorder_cap_forces_release() {
-        let mut r = Reorder::new(Duration::from_secs(10), 2);
+        let mut r = Reorder::new(Duration::from_secs(10), 2, 2);
         for i in 0..3 {
-            r.push(frame(0, 5, i));
+            r.push(0, frame(0, 5, i));
         }
         assert_eq!(r.pop_ready().unwrap().ts.nsec, 0);
         assert!(r.pop_ready().is_none());

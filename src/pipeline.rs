@@ -11,8 +11,9 @@
 //!    than one means every printed line starts with the point's label and direction;
 //! 3. the filter is compiled for every point's link type (a bad expression: libpcap's message,
 //!    exit 1 before any packet), and `-w` is created;
-//! 4. frames flow in timestamp order; those that pass the filter are counted (`-c`), written
-//!    and/or printed. Text goes through one reused `String` and a large buffer to stdout
+//! 4. frames flow in timestamp order; those that pass the filter are counted (`-c`), given to
+//!    the flow table if `--flows`, `--follow` or `--streams` asked for it (then packets are
+//!    printed only with `--print`; see `report`), written and/or printed. Text goes through one reused `String` and a large buffer to stdout
 //!    (`-l`: flushed per line, `-U`: per packet). A closed stdout (`| head`) ends the run
 //!    quietly with status 0;
 //! 5. at the end, outputs are flushed, then each input that failed reports libpcap's message
@@ -164,6 +165,23 @@ pub struct Outcome {
 }
 
 /// Live capture: every `-i` point (or the default interface), one timeline.
+///
+/// Order of events, as tcpdump's for one point:
+/// 1. every `-i` spec is parsed and the filter text read (bad spec: message, exit 1);
+/// 2. SIGINT/SIGTERM handlers are installed (a first signal asks the capture to stop and
+///    drain; a second one while shutting down exits at once with 130);
+/// 3. every handle is opened in its namespace ([`LiveCapture::start`]); a missing interface
+///    or namespace, a permission problem or a filter that does not compile: one message,
+///    exit 1, nothing captured;
+/// 4. `-Z USER` drops privileges (every handle is open by now);
+/// 5. tcpdump's stderr preamble: `verbose output suppressed ...` when printing without
+///    `-v` (and without `-w`), then one `listening on LABEL, link-type ..., snapshot length N
+///    bytes` per point (prefixed `flowtrail: ` unless the suppressed line was printed);
+/// 6. [`process`] prints/writes frames in time order until `-c`, a closed stdout, or the end
+///    of capture (every thread drained after a signal);
+/// 7. the threads end; after a signal, when printing to stdout without `-w`, one extra
+///    newline goes to stdout (tcpdump's); then the statistics ([`crate::live::stats_report`])
+///    go to stderr. Exit 0, or 1 when writing failed or a handle's read failed.
 fn run_live(args: &Args) -> i32 {
     use crate::live::{LiveCapture, LiveOptions, StopFlag};
     let specs: Vec<crate::netns::PointSpec> = if args.interface.is_empty() {
@@ -204,15 +222,19 @@ fn run_live(args: &Args) -> i32 {
             return 1;
         }
     };
-    let printing = args.write.is_none() || args.print;
+    // tcpdump decides on WFileName alone: `-w F --print` behaves like `-w F` on stderr.
+    // The flow outputs (--flows, --follow, --streams) replace packet printing like -w does.
+    let to_stdout = args.write.is_none() && !args.flow_outputs();
+    let printing = to_stdout || args.print;
     let to_terminal = std::io::IsTerminal::is_terminal(&io::stdout());
     let several = specs.len() > 1;
     let opts = LiveOptions {
-        snaplen: args.snaplen.unwrap_or(262_144),
+        snaplen: args.snaplen.unwrap_or(crate::live::MAXIMUM_SNAPLEN),
         buffer_kib: args.buffer_size,
         promisc: !args.no_promisc,
         direction,
-        immediate: args.immediate || args.line_buffered || (printing && to_terminal) || several,
+        // Not forced for several points: the reorder window covers the ring's block timeout.
+        immediate: args.immediate || args.line_buffered || (printing && to_terminal),
         nano: args.want_nano(),
         filter: expr,
         directions: several,
@@ -243,17 +265,27 @@ fn run_live(args: &Args) -> i32 {
         && let Err(e) = crate::live::drop_privileges(user)
     {
         eprintln!("flowtrail: {e}");
-        stop.stop();
         live.finish();
         return 1;
     }
-    if printing && args.verbose == 0 {
+    for p in live.points.iter().filter(|p| p.spec.iface == "any") {
+        // tcpdump's note after it selected LINUX_SLL2 for `any`.
+        let name = crate::capture::linktype::describe(p.linktype);
+        let name = name.split(' ').next().unwrap_or("");
+        if several {
+            eprintln!("flowtrail: {}: data link type {name}", p.label);
+        } else {
+            eprintln!("flowtrail: data link type {name}");
+        }
+    }
+    let suppressed = to_stdout && args.verbose == 0;
+    if suppressed {
         eprintln!("flowtrail: verbose output suppressed, use -v[v]... for full protocol decode");
     }
     for p in &live.points {
-        let prefix = if printing && args.verbose == 0 { "" } else { "flowtrail: " };
         eprintln!(
-            "{prefix}listening on {}, link-type {}, snapshot length {} bytes",
+            "{}listening on {}, link-type {}, snapshot length {} bytes",
+            if suppressed { "" } else { "flowtrail: " },
             p.label,
             crate::capture::linktype::describe(p.linktype),
             p.snaplen
@@ -261,23 +293,40 @@ fn run_live(args: &Args) -> i32 {
     }
     let mut merger = Merger::new();
     merger.add(Box::new(live.source()));
-    let outcome = process(args, Filter::new(None), merger, points);
+    let if_names = crate::live::sll2_interface_names(&live.points);
+    let outcome = process_with(args, Filter::new(None), merger, points, if_names);
     let interrupted = stop.is_stopped();
     let stats = live.finish();
+    let errors = live.take_errors();
     if outcome.broken_pipe {
         return 0;
     }
-    if printing && interrupted {
+    if to_stdout && interrupted {
         let mut o = io::stdout();
         let _ = o.write_all(b"\n").and_then(|_| o.flush());
     }
-    let labels: Vec<String> = specs.iter().map(|s| s.label()).collect();
+    for e in &errors {
+        eprintln!("flowtrail: {e}");
+    }
+    let labels: Vec<String> = live.points.iter().map(|p| p.label.clone()).collect();
     eprint!("{}", crate::live::stats_report(&labels, &stats, &outcome.per_point));
-    outcome.status
+    if errors.is_empty() { outcome.status } else { 1 }
 }
 
 /// Steps 2-5 over any set of sources (offline readers or live capture).
-pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: Points) -> Outcome {
+pub fn process(args: &Args, filter: Filter, merger: Merger, points: Points) -> Outcome {
+    process_with(args, filter, merger, points, Vec::new())
+}
+
+/// [`process`] with the interface index -> name table the LINUX_SLL2 printer uses for
+/// `any` captures (live capture fills it from the capturing namespace; empty prints `?`).
+pub fn process_with(
+    args: &Args,
+    mut filter: Filter,
+    mut merger: Merger,
+    mut points: Points,
+    if_names: Vec<(u32, String)>,
+) -> Outcome {
     let fail = || Outcome { status: 1, per_point: Vec::new(), broken_pipe: false };
     // 2. Lookahead, then count points.
     merger.prime(&mut points);
@@ -319,10 +368,25 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
         },
         None => None,
     };
-    let print = args.write.is_none() || args.print;
+    // --flows, --follow and --streams print their own output: packets only with --print.
+    let print = (args.write.is_none() && !args.flow_outputs()) || args.print;
+    let mut flows = match start_flows(args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("flowtrail: {e}");
+            return fail();
+        }
+    };
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
+    if print {
+        setup_names(args, &points, &mut printer.state);
+    }
+    // Live `any` points: interface names read inside each point's own namespace.
+    if !if_names.is_empty() {
+        printer.state.if_names = if_names;
+    }
     let mut out = TextOut {
         out: io::stdout(),
         text: String::with_capacity(TEXT_CHUNK * 2),
@@ -358,6 +422,13 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
             } else {
                 per_point.resize(frame.point + 1, 0);
                 per_point[frame.point] = 1;
+            }
+            if let Some(f) = flows.as_mut() {
+                f.frame(&frame, &points);
+                if let Some(e) = f.take_error() {
+                    stop = Some(report_stop(e));
+                    break;
+                }
             }
             if let Some(w) = writer.as_mut()
                 && let Err(e) = w.write(&frame, &points)
@@ -409,6 +480,15 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
         );
     }
     drop(writer);
+    let mut flow_status = 0;
+    if stop.is_none()
+        && let Some(f) = flows.take()
+    {
+        match f.finish() {
+            Ok(status) => flow_status = status,
+            Err(e) => stop = Some(report_stop(e)),
+        }
+    }
     match stop {
         Some(Stop::BrokenPipe) => return Outcome { status: 0, per_point, broken_pipe: true },
         Some(Stop::Fail(msg)) => {
@@ -421,7 +501,38 @@ pub fn process(args: &Args, mut filter: Filter, mut merger: Merger, mut points: 
     for e in &errors {
         eprintln!("flowtrail: {e}");
     }
-    Outcome { status: if errors.is_empty() { 0 } else { 1 }, per_point, broken_pipe: false }
+    Outcome { status: if errors.is_empty() && flow_status == 0 { 0 } else { 1 }, per_point, broken_pipe: false }
+}
+
+/// The flow table and its outputs, if `--flows`, `--follow` or `--streams` asked for them.
+fn start_flows(args: &Args) -> Result<Option<crate::report::FlowReport>, crate::report::ReportError> {
+    let Some(opts) = crate::report::ReportOptions::from_args(args)? else { return Ok(None) };
+    let (out, terminal) = crate::report::FlowReport::stdout();
+    crate::report::FlowReport::new(opts, out, terminal).map(Some)
+}
+
+fn report_stop(e: crate::report::ReportError) -> Stop {
+    match e {
+        crate::report::ReportError::BrokenPipe => Stop::BrokenPipe,
+        e => Stop::Fail(e.to_string()),
+    }
+}
+
+/// Gives the printers what this host knows about names (tcpdump's `init_addrtoname` and
+/// `if_indextoname`): interface names when a point is LINUX_SLL2 (tcpdump names those even
+/// with `-n`); without `-n`, the system resolver, `/etc/services` and `/etc/ethers`. With
+/// `-n` nothing is read or asked.
+fn setup_names(args: &Args, points: &Points, state: &mut crate::print::State) {
+    use crate::hostinfo;
+    // 276: LINUX_SLL2
+    if points.points.iter().any(|p| p.linktype == 276) {
+        state.if_names = hostinfo::interface_names();
+    }
+    if args.numeric == 0 {
+        state.load_services(&hostinfo::services_text());
+        state.ethers = crate::print::names::parse_ethers(&hostinfo::ethers_text());
+        state.hosts = Some(crate::print::names::HostNames::new(Box::new(hostinfo::SystemHosts), args.no_domain));
+    }
 }
 
 /// `-w` precision: `--nano`/`--time-stamp-precision=nano` or `--micro`/`=micro` force one;

@@ -1,9 +1,9 @@
-//! Address formatting exactly as tcpdump prints it (glibc `inet_ntop`).
+//! Numeric address formatting exactly as tcpdump prints it (its `intoa`/`addrtostr6`, the
+//! same text as glibc's `inet_ntop`).
 //!
-//! Numeric only for now (`-n`). Name resolution (tcpdump without `-n`) is a later addition;
-//! until then addresses are always numeric.
-
-use std::fmt::Write;
+//! These are what `-n` prints, and what tcpdump prints in the places that never show names
+//! (DNS A/AAAA records, router renumbering prefixes). Host names without `-n` go through
+//! [`Ctx::put_ip`](super::Ctx::put_ip) and [`names`](super::names).
 
 /// Appends an IPv4 address in dotted quad form.
 pub fn push_ip4(out: &mut String, a: [u8; 4]) {
@@ -11,7 +11,7 @@ pub fn push_ip4(out: &mut String, a: [u8; 4]) {
         if i > 0 {
             out.push('.');
         }
-        super::push_u32(out, u32::from(o));
+        super::push_u8(out, o);
     }
 }
 
@@ -59,7 +59,7 @@ pub fn push_ip6(out: &mut String, a: [u8; 16]) {
             push_ip4(out, [a[12], a[13], a[14], a[15]]);
             return;
         }
-        let _ = write!(out, "{:x}", w[i]);
+        super::push_hex(out, u32::from(w[i]));
     }
     if best_base != usize::MAX && best_base + best_len == 8 {
         out.push(':');

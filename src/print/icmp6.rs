@@ -156,9 +156,9 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
                     let dst = super::ip6::get_addr(bp, OIP + 24)?;
                     let src = super::ip6::get_addr(bp, OIP + 8)?;
                     ctx.put(" ");
-                    super::addr::push_ip6(ctx.out, dst);
+                    ctx.put_ip6(dst);
                     ctx.put(", source address ");
-                    super::addr::push_ip6(ctx.out, src);
+                    ctx.put_ip6(src);
                 }
                 4 => {
                     let Some((off, prot)) = upper_layer(bp.get(OIP..).unwrap_or(&[])) else {
@@ -168,10 +168,12 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
                     let dport = get_be16(bp, OIP + off + 2)?;
                     let dst = super::ip6::get_addr(bp, OIP + 24)?;
                     ctx.put(", ");
-                    super::addr::push_ip6(ctx.out, dst);
+                    ctx.put_ip6(dst);
                     match prot {
-                        6 => pr!(ctx, " tcp port {dport}"),
-                        17 => pr!(ctx, " udp port {dport}"),
+                        6 | 17 => {
+                            ctx.put(if prot == 6 { " tcp port " } else { " udp port " });
+                            super::tcp::put_port(ctx, prot, dport);
+                        }
                         _ => pr!(ctx, " protocol {prot} port {dport} unreachable"),
                     }
                 }
@@ -356,7 +358,7 @@ fn cksum_shouldbe(wire: u16, computed: u16) -> u16 {
 fn put_addr(ctx: &mut Ctx<'_>, prefix: &str, bp: &[u8], off: usize) -> PResult {
     let a = super::ip6::get_addr(bp, off)?;
     ctx.put(prefix);
-    super::addr::push_ip6(ctx.out, a);
+    ctx.put_ip6(a);
     Ok(())
 }
 

@@ -69,7 +69,7 @@ pub(super) fn options(
                 let plen = get_u8(msg, cp + 2)?;
                 let flags = get_u8(msg, cp + 3)?;
                 let valid = get_be32(msg, cp + 4)?;
-                super::super::addr::push_ip6(ctx.out, prefix);
+                ctx.put_ip6(prefix);
                 pr!(
                     ctx,
                     "/{plen}{}, Flags [",
@@ -129,7 +129,7 @@ pub(super) fn options(
                 };
                 prefix[..n].copy_from_slice(super::super::get_bytes(msg, cp + 8, n)?);
                 ctx.put(" ");
-                super::super::addr::push_ip6(ctx.out, prefix);
+                ctx.put_ip6(prefix);
                 pr!(ctx, "/{}", msg[cp + 2]);
                 pr!(ctx, ", pref={}", rtpref(msg[cp + 3]));
                 ctx.put(", lifetime=");

@@ -86,7 +86,7 @@ pub(super) fn nodeinfo(ctx: &mut Ctx<'_>, bp: &[u8], icmp6len: u32) -> PResult {
                         } else {
                             let a = super::super::get_bytes(bp, cp, 4)?;
                             ctx.put(", subject=");
-                            super::super::addr::push_ip4(ctx.out, [a[0], a[1], a[2], a[3]]);
+                            ctx.put_ip4([a[0], a[1], a[2], a[3]]);
                         }
                     }
                 }
@@ -150,7 +150,7 @@ pub(super) fn nodeinfo(ctx: &mut Ctx<'_>, bp: &[u8], icmp6len: u32) -> PResult {
                         let a = super::super::ip6::get_addr(bp, i + 4)?;
                         let ttl = get_be32(bp, i)?;
                         ctx.put(" ");
-                        super::super::addr::push_ip6(ctx.out, a);
+                        ctx.put_ip6(a);
                         pr!(ctx, "({ttl})");
                         i += 20;
                     }

@@ -52,7 +52,7 @@ fn dio(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
     let rank = get_be16(bp, 2)?;
     let mopprf = get_u8(bp, 4)?;
     ctx.put(" [dagid:");
-    super::super::addr::push_ip6(ctx.out, dagid);
+    ctx.put_ip6(dagid);
     pr!(
         ctx,
         ",seq:{dtsn},instance:{instance},rank:{rank},{}mop:",
@@ -100,7 +100,7 @@ fn dao(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
     }
     ctx.put(" [dagid:");
     match dagid {
-        Some(a) => super::super::addr::push_ip6(ctx.out, a),
+        Some(a) => ctx.put_ip6(a),
         None => ctx.put("<elided>"),
     }
     pr!(
@@ -144,7 +144,7 @@ fn daoack(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
     }
     ctx.put(" [dagid:");
     match dagid {
-        Some(a) => super::super::addr::push_ip6(ctx.out, a),
+        Some(a) => ctx.put_ip6(a),
         None => ctx.put("<elided>"),
     }
     pr!(ctx, ",seq:{},instance:{},status:{}]", bp[2], bp[0], bp[3]);

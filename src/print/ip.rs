@@ -425,9 +425,9 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
         }
         ctx.put(")\n    ");
         if truncated {
-            push_ip4(ctx, src);
+            put_addr(ctx, src);
             ctx.put(" > ");
-            push_ip4(ctx, dst);
+            put_addr(ctx, dst);
             ctx.put(": ");
             ctx.print_trunc();
             return Ok(());
@@ -438,9 +438,9 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
     let dst4 = Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
     if off & IP_OFFMASK == 0 {
         if proto != 6 && proto != 17 {
-            push_ip4(ctx, src);
+            put_addr(ctx, src);
             ctx.put(" > ");
-            push_ip4(ctx, dst);
+            put_addr(ctx, dst);
             ctx.put(": ");
         }
         let Some(hdr) = bp.get(..hlen as usize) else {
@@ -458,9 +458,9 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
         let upper = bp.get(hlen as usize..).unwrap_or(&[]);
         demux(ctx, upper, len, 4, proto, &iph)
     } else {
-        push_ip4(ctx, src);
+        put_addr(ctx, src);
         ctx.put(" > ");
-        push_ip4(ctx, dst);
+        put_addr(ctx, dst);
         ctx.put(":");
         match netdb_protoname(proto) {
             Some(name) if ctx.opts.numeric == 0 => pr!(ctx, " {}", name),
@@ -470,9 +470,9 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
     }
 }
 
-fn push_ip4(ctx: &mut Ctx<'_>, a: &[u8]) {
+fn put_addr(ctx: &mut Ctx<'_>, a: &[u8]) {
     if let [a, b, c, d] = *a {
-        super::addr::push_ip4(ctx.out, [a, b, c, d]);
+        ctx.put_ip4([a, b, c, d]);
     }
 }
 
@@ -598,7 +598,7 @@ fn route_print(ctx: &mut Ctx<'_>, cp: &[u8], length: u32) -> PResult<bool> {
             return Ok(false);
         };
         ctx.put(" ");
-        push_ip4(ctx, a);
+        put_addr(ctx, a);
         if ptr > len {
             ctx.put(",");
         }
@@ -659,7 +659,7 @@ fn timestamp_print(ctx: &mut Ctx<'_>, cp: &[u8], length: u32) -> bool {
             super::push_u32(ctx.out, t);
             ctx.put("@");
             if hoplen == 8 {
-                push_ip4(ctx, &hop[..4]);
+                put_addr(ctx, &hop[..4]);
             }
             kind = " ";
             len += hoplen;

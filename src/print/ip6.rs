@@ -66,7 +66,7 @@ pub fn get_addr(bp: &[u8], off: usize) -> PResult<[u8; 16]> {
 #[inline]
 pub fn put_addr(ctx: &mut Ctx<'_>, bp: &[u8], off: usize) -> PResult {
     let a = get_addr(bp, off)?;
-    super::addr::push_ip6(ctx.out, a);
+    ctx.put_ip6(a);
     Ok(())
 }
 

@@ -102,7 +102,7 @@ pub(super) fn print(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult {
             pr!(ctx, " status={}", get_u8(bp, 6)?);
             let a = super::get_addr(bp, MINLEN)?;
             ctx.put(" homeaddr ");
-            super::super::addr::push_ip6(ctx.out, a);
+            ctx.put_ip6(a);
             MINLEN + 16
         }
         _ => {
@@ -160,7 +160,7 @@ fn options(ctx: &mut Ctx<'_>, bp: &[u8], len: usize) -> PResult<bool> {
                 }
                 let a = super::get_addr(bp, i + 2)?;
                 ctx.put("(alt-CoA: ");
-                super::super::addr::push_ip6(ctx.out, a);
+                ctx.put_ip6(a);
                 ctx.put(")");
             }
             4 => {

@@ -50,7 +50,7 @@ pub(super) fn print(ctx: &mut Ctx<'_>, bp: &[u8]) -> PResult<Option<usize>> {
     for i in 0..usize::from(len / 2) {
         let a = super::get_addr(bp, 8 + 16 * i)?;
         pr!(ctx, ", [{i}]");
-        super::super::addr::push_ip6(ctx.out, a);
+        ctx.put_ip6(a);
     }
     ctx.put(") ");
     Ok(Some((usize::from(len) + 1) << 3))

@@ -132,9 +132,22 @@ pub fn push_mac(out: &mut String, a: &[u8]) {
     }
 }
 
-/// tcpdump's `etheraddr_string`: the MAC address, and without `-n` the vendor from the
-/// OUI (` (oui Ethernet)`; `/etc/ethers` names are not looked up).
+/// tcpdump's `etheraddr_string`: the MAC address; without `-n` its `/etc/ethers` name if it
+/// has one, else `Broadcast` for ff:ff:ff:ff:ff:ff, else the address and the vendor from
+/// the OUI (` (oui Ethernet)`).
 pub fn put_mac(ctx: &mut Ctx<'_>, a: &[u8]) {
+    if ctx.opts.numeric == 0
+        && let Ok(mac) = <[u8; 6]>::try_from(a)
+    {
+        if let Some(name) = ctx.state.ethers.get(&mac) {
+            ctx.out.push_str(name);
+            return;
+        }
+        if mac == [0xff; 6] {
+            ctx.put("Broadcast");
+            return;
+        }
+    }
     push_mac(ctx.out, a);
     if ctx.opts.numeric == 0 && a.len() == 6 {
         let oui = u32::from_be_bytes([0, a[0], a[1], a[2]]);

@@ -26,6 +26,7 @@ pub mod icmp6;
 pub mod ip;
 pub mod ip6;
 pub mod link;
+pub mod names;
 pub mod tcp;
 pub mod ts;
 pub mod udp;
@@ -186,18 +187,41 @@ impl Ctx<'_> {
     pub fn put_u32(&mut self, v: u32) {
         push_u32(self.out, v);
     }
-    /// Appends an IPv4 address from 4 bytes at `off` of `bp` (tcpdump's `GET_IPADDR_STRING`).
+    /// Appends an IPv4 address from 4 bytes at `off` of `bp` (tcpdump's `GET_IPADDR_STRING`:
+    /// the host name without `-n`).
     #[inline]
     pub fn put_ip4_at(&mut self, bp: &[u8], off: usize) -> PResult {
         let b = get_bytes(bp, off, 4)?;
-        addr::push_ip4(self.out, [b[0], b[1], b[2], b[3]]);
+        self.put_ip4([b[0], b[1], b[2], b[3]]);
         Ok(())
     }
-    /// Appends an IPv4 or IPv6 address.
+    /// Appends an IPv4 or IPv6 address, as a host name without `-n` (tcpdump's
+    /// `ipaddr_string` / `ip6addr_string`). Places where tcpdump always prints numbers use
+    /// [`addr::push_ip4`] / [`addr::push_ip6`] instead.
+    #[inline]
     pub fn put_ip(&mut self, a: IpAddr) {
-        match a {
-            IpAddr::V4(a) => addr::push_ip4(self.out, a.octets()),
-            IpAddr::V6(a) => addr::push_ip6(self.out, a.octets()),
+        match &mut self.state.hosts {
+            None => match a {
+                IpAddr::V4(a) => addr::push_ip4(self.out, a.octets()),
+                IpAddr::V6(a) => addr::push_ip6(self.out, a.octets()),
+            },
+            Some(h) => self.out.push_str(h.get(a)),
+        }
+    }
+    /// [`Ctx::put_ip`] for IPv4 address bytes (tcpdump's `ipaddr_string`).
+    #[inline]
+    pub fn put_ip4(&mut self, a: [u8; 4]) {
+        match &mut self.state.hosts {
+            None => addr::push_ip4(self.out, a),
+            Some(h) => self.out.push_str(h.get(IpAddr::from(a))),
+        }
+    }
+    /// [`Ctx::put_ip`] for IPv6 address bytes (tcpdump's `ip6addr_string`).
+    #[inline]
+    pub fn put_ip6(&mut self, a: [u8; 16]) {
+        match &mut self.state.hosts {
+            None => addr::push_ip6(self.out, a),
+            Some(h) => self.out.push_str(h.get(IpAddr::from(a))),
         }
     }
     /// `if (!ndo_suppress_default_print) ND_DEFAULTPRINT(...)`: hex and ASCII dump of a
@@ -223,40 +247,83 @@ impl Ctx<'_> {
 }
 
 /// Appends `v` in decimal.
+///
+/// Numbers below 10000 (most lengths, windows, relative sequence numbers) go out digit by
+/// digit: `b'0' + x % 10` is provably ASCII, so each push is a plain byte store. Longer
+/// ones use `itoa`, whose one copy beats five or more pushes.
 #[inline]
 pub fn push_u32(out: &mut String, v: u32) {
-    push_u64(out, u64::from(v));
+    if v < 10_000 {
+        push_small(out, v as u16);
+    } else {
+        out.push_str(itoa::Buffer::new().format(v));
+    }
 }
 
 /// Appends `v` in decimal.
-pub fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+#[inline]
+pub fn push_u64(out: &mut String, v: u64) {
+    if v < 10_000 {
+        push_small(out, v as u16);
+    } else {
+        out.push_str(itoa::Buffer::new().format(v));
     }
-    push_ascii(out, &buf[i..]);
+}
+
+/// Appends `v < 10000` in decimal.
+#[inline]
+fn push_small(out: &mut String, v: u16) {
+    if v >= 1000 {
+        out.push(char::from(b'0' + (v / 1000 % 10) as u8));
+    }
+    if v >= 100 {
+        out.push(char::from(b'0' + (v / 100 % 10) as u8));
+    }
+    if v >= 10 {
+        out.push(char::from(b'0' + (v / 10 % 10) as u8));
+    }
+    out.push(char::from(b'0' + (v % 10) as u8));
 }
 
 /// Appends `v` in decimal, zero-padded to at least `width` digits (`%0*u`).
-pub fn push_u64_padded(out: &mut String, mut v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+pub fn push_u64_padded(out: &mut String, v: u64, width: usize) {
+    if width == 6 && v < 1_000_000 {
+        // Microseconds, once per packet: six digits by arithmetic.
+        let v = v as u32;
+        for div in [100_000, 10_000, 1_000, 100, 10, 1] {
+            out.push(char::from(b'0' + (v / div % 10) as u8));
         }
+        return;
     }
-    let start = i.min(buf.len().saturating_sub(width));
-    push_ascii(out, &buf[start..]);
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(digits);
+}
+
+/// Appends a byte value in decimal (an IPv4 address octet).
+#[inline]
+pub fn push_u8(out: &mut String, v: u8) {
+    // `b'0' + x % 10` is provably ASCII, so each push is a plain byte store.
+    if v >= 100 {
+        out.push(char::from(b'0' + v / 100));
+    }
+    if v >= 10 {
+        out.push(char::from(b'0' + v / 10 % 10));
+    }
+    out.push(char::from(b'0' + v % 10));
+}
+
+/// Appends `v` in lowercase hex without leading zeros (`%x`).
+#[inline]
+pub fn push_hex(out: &mut String, v: u32) {
+    let digits = (32 - (v | 1).leading_zeros()).div_ceil(4);
+    for i in (0..digits).rev() {
+        let d = (v >> (i * 4)) as u8 & 0xf;
+        out.push(char::from(if d < 10 { b'0' + d } else { b'a' - 10 + d }));
+    }
 }
 
 /// Appends bytes known to be ASCII (anything else is dropped, so this can never put
@@ -311,6 +378,12 @@ pub struct State {
     /// file's text by the caller.
     pub tcp_services: HashMap<u16, Box<str>>,
     pub udp_services: HashMap<u16, Box<str>>,
+    /// Host names for addresses, used only without `-n`; `None` prints every address as
+    /// numbers (and costs nothing). Set by the caller with its resolver.
+    pub hosts: Option<names::HostNames>,
+    /// MAC address -> name from `/etc/ethers` (tcpdump's `ether_ntohost`), used only
+    /// without `-n`; filled by the caller.
+    pub ethers: HashMap<[u8; 6], Box<str>>,
 }
 
 impl State {
@@ -512,7 +585,33 @@ mod tests {
         push_u64_padded(&mut s, 42, 6);
         s.push(' ');
         push_u64_padded(&mut s, 2147483648, 6);
-        assert_eq!(s, "0 4294967295 000042 2147483648");
+        s.push(' ');
+        push_u64(&mut s, u64::MAX);
+        s.push(' ');
+        push_u64_padded(&mut s, 0, 9);
+        for v in [0u8, 7, 10, 99, 100, 255] {
+            s.push(' ');
+            push_u8(&mut s, v);
+        }
+        assert_eq!(s, "0 4294967295 000042 2147483648 18446744073709551615 000000000 0 7 10 99 100 255");
+        for v in (0..70_000u32).chain([0xabcdef, u32::MAX]) {
+            let mut t = String::new();
+            push_hex(&mut t, v);
+            assert_eq!(t, format!("{v:x}"));
+        }
+        for v in (0..100_000u32).chain([999_999, 1_000_000, 4_294_967_295]) {
+            let mut t = String::new();
+            push_u32(&mut t, v);
+            assert_eq!(t, v.to_string());
+            t.clear();
+            push_u64(&mut t, u64::from(v));
+            assert_eq!(t, v.to_string());
+        }
+        for (v, w) in [(0u64, 6), (7, 6), (999_999, 6), (1_000_000, 6), (5, 9), (123_456_789, 9), (42, 0)] {
+            let mut t = String::new();
+            push_u64_padded(&mut t, v, w);
+            assert_eq!(t, format!("{v:0w$}"));
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::{Ctx, IpHdr, PResult, Trunc, app, get_be16, get_be32, get_bytes, get_u8, pseudo_cksum};
 use crate::pr;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 
 const TH_FIN: u8 = 0x01;
@@ -22,15 +22,47 @@ const TH_CWR: u8 = 0x80;
 /// RST payload shown with `-v` is cut to this many bytes (marked with `+`).
 const MAX_RST_DATA_LEN: u32 = 30;
 
-/// One direction-independent conversation key (tcpdump's `struct tha`/`tha6`): addresses
+/// One direction-independent IPv6 conversation key (tcpdump's `struct tha6`): addresses
 /// and ports in a canonical order, so both directions find the same entry.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct ConvKey {
-    v6: bool,
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key6 {
     src: [u8; 16],
     dst: [u8; 16],
     /// `port_a << 16 | port_b`
     ports: u32,
+}
+
+impl Hash for Key6 {
+    /// Five word-sized writes (the derived hash feeds the arrays byte-slice-wise).
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let [a, b] = words(&self.src);
+        let [c, d] = words(&self.dst);
+        h.write_u64(a);
+        h.write_u64(b);
+        h.write_u64(c);
+        h.write_u64(d);
+        h.write_u64(u64::from(self.ports));
+    }
+}
+
+fn words(a: &[u8; 16]) -> [u64; 2] {
+    let (lo, hi) = a.split_at(8);
+    let w = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
+    [w(lo), w(hi)]
+}
+
+/// The IPv4 key (tcpdump's `struct tha`), half the size of [`Key6`] so the table of a
+/// large capture stays in cache: `src << 32 | dst`, and the ports as in [`Key6`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key4 {
+    addrs: u64,
+    ports: u32,
+}
+
+impl Hash for Key4 {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.addrs ^ u64::from(self.ports).rotate_left(17));
+    }
 }
 
 /// The initial sequence numbers recorded for a conversation (tcpdump's `th->seq`/`th->ack`).
@@ -46,8 +78,11 @@ struct Isn {
 pub struct FastHasher(u64);
 
 impl Hasher for FastHasher {
+    /// The multiply leaves the low bits depending only on the input's low bits, and the
+    /// table indexes by the low bits: rotate the well-mixed high bits down (as rustc-hash
+    /// 2 does).
     fn finish(&self) -> u64 {
-        self.0
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
@@ -80,7 +115,8 @@ impl Hasher for FastHasher {
 /// segment (only captures with more than a million concurrent conversations differ).
 #[derive(Default)]
 pub struct SeqTable {
-    map: HashMap<ConvKey, Isn, BuildHasherDefault<FastHasher>>,
+    v4: HashMap<Key4, Isn, BuildHasherDefault<FastHasher>>,
+    v6: HashMap<Key6, Isn, BuildHasherDefault<FastHasher>>,
 }
 
 impl SeqTable {
@@ -88,54 +124,79 @@ impl SeqTable {
 
     /// Number of conversations tracked.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.v4.len() + self.v6.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// Looks up (or records) the conversation of a segment with the ACK flag and returns
     /// `(seq, ack, thseq, thack, rev)` as tcpdump computes them.
     fn relative(&mut self, seg: &Segment, syn: bool) -> (u32, u32, u32, u32, bool) {
-        let (src, dst, v6) = match (seg.src, seg.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => (pad16(&s.octets()), pad16(&d.octets()), false),
-            (s, d) => (to16(s), to16(d), true),
-        };
-        let alen = if v6 { 16 } else { 4 };
-        let rev = seg.sport > seg.dport || (seg.sport == seg.dport && src[..alen] > dst[..alen]);
-        let key = if rev {
-            ConvKey { v6, src: dst, dst: src, ports: u32::from(seg.dport) << 16 | u32::from(seg.sport) }
-        } else {
-            ConvKey { v6, src, dst, ports: u32::from(seg.sport) << 16 | u32::from(seg.dport) }
-        };
-        let (mut seq, mut ack) = (seg.seq, seg.ack);
-        let isn = match self.map.get(&key) {
-            Some(&isn) if !syn => {
-                if rev {
-                    seq = seq.wrapping_sub(isn.ack);
-                    ack = ack.wrapping_sub(isn.seq);
-                } else {
-                    seq = seq.wrapping_sub(isn.seq);
-                    ack = ack.wrapping_sub(isn.ack);
-                }
-                isn
-            }
-            _ => {
-                let isn = if rev {
-                    Isn { ack: seq, seq: ack.wrapping_sub(1) }
-                } else {
-                    Isn { seq, ack: ack.wrapping_sub(1) }
-                };
-                if self.map.len() >= Self::MAX_ENTRIES && !self.map.contains_key(&key) {
-                    self.map.clear();
-                }
-                self.map.insert(key, isn);
-                isn
+        let full = self.len() >= Self::MAX_ENTRIES;
+        let ports = |rev: bool| {
+            if rev {
+                u32::from(seg.dport) << 16 | u32::from(seg.sport)
+            } else {
+                u32::from(seg.sport) << 16 | u32::from(seg.dport)
             }
         };
-        (seq, ack, isn.seq, isn.ack, rev)
+        match (seg.src, seg.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let (s, d) = (u32::from(s), u32::from(d));
+                let rev = seg.sport > seg.dport || (seg.sport == seg.dport && s > d);
+                let (a, b) = if rev { (d, s) } else { (s, d) };
+                let key = Key4 { addrs: u64::from(a) << 32 | u64::from(b), ports: ports(rev) };
+                let (seq, ack, isn, cleared) = lookup(&mut self.v4, key, seg, syn, rev, full);
+                if cleared {
+                    self.v6.clear();
+                }
+                (seq, ack, isn.seq, isn.ack, rev)
+            }
+            (s, d) => {
+                let (s, d) = (to16(s), to16(d));
+                let rev = seg.sport > seg.dport || (seg.sport == seg.dport && s > d);
+                let key = if rev { Key6 { src: d, dst: s, ports: ports(rev) } } else { Key6 { src: s, dst: d, ports: ports(rev) } };
+                let (seq, ack, isn, cleared) = lookup(&mut self.v6, key, seg, syn, rev, full);
+                if cleared {
+                    self.v4.clear();
+                }
+                (seq, ack, isn.seq, isn.ack, rev)
+            }
+        }
     }
+}
+
+/// The lookup-or-record step of [`SeqTable::relative`] for one table; `full`: the tables
+/// hold [`SeqTable::MAX_ENTRIES`], so a new conversation clears this one first and says so
+/// (the caller then clears the other).
+fn lookup<K: Hash + Eq>(
+    map: &mut HashMap<K, Isn, BuildHasherDefault<FastHasher>>,
+    key: K,
+    seg: &Segment,
+    syn: bool,
+    rev: bool,
+    full: bool,
+) -> (u32, u32, Isn, bool) {
+    let (mut seq, mut ack) = (seg.seq, seg.ack);
+    if !syn && let Some(&isn) = map.get(&key) {
+        if rev {
+            seq = seq.wrapping_sub(isn.ack);
+            ack = ack.wrapping_sub(isn.seq);
+        } else {
+            seq = seq.wrapping_sub(isn.seq);
+            ack = ack.wrapping_sub(isn.ack);
+        }
+        return (seq, ack, isn, false);
+    }
+    let isn = if rev { Isn { ack: seq, seq: ack.wrapping_sub(1) } } else { Isn { seq, ack: ack.wrapping_sub(1) } };
+    let cleared = full && !map.contains_key(&key);
+    if cleared {
+        map.clear();
+    }
+    map.insert(key, isn);
+    (seq, ack, isn, cleared)
 }
 
 fn pad16(a: &[u8; 4]) -> [u8; 16] {
@@ -418,26 +479,34 @@ fn options(
             2 => {
                 datalen = 2;
                 lencheck!(datalen);
-                pr!(ctx, " {}", get_be16(bp, cp)?);
+                ctx.put(" ");
+                ctx.put_u32(u32::from(get_be16(bp, cp)?));
             }
             3 => {
                 datalen = 1;
                 lencheck!(datalen);
-                pr!(ctx, " {}", get_u8(bp, cp)?);
+                ctx.put(" ");
+                ctx.put_u32(u32::from(get_u8(bp, cp)?));
             }
             5 => {
                 datalen = len - 2;
                 if !datalen.is_multiple_of(8) {
                     ctx.put(" invalid sack");
                 } else {
-                    pr!(ctx, " {} ", datalen / 8);
+                    ctx.put(" ");
+                    ctx.put_u32(datalen / 8);
+                    ctx.put(" ");
                     let mut i = 0;
                     while i < datalen {
                         lencheck!(i + 4);
                         let s = get_be32(bp, cp + i as usize)?;
                         lencheck!(i + 8);
                         let e = get_be32(bp, cp + i as usize + 4)?;
-                        pr!(ctx, "{{{}:{}}}", s.wrapping_sub(sack_base), e.wrapping_sub(sack_base));
+                        ctx.put("{");
+                        ctx.put_u32(s.wrapping_sub(sack_base));
+                        ctx.put(":");
+                        ctx.put_u32(e.wrapping_sub(sack_base));
+                        ctx.put("}");
                         i += 8;
                     }
                 }

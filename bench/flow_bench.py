@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Flow benchmark: flowtrail's full flow analysis against tshark and tcpflow, same file, same run.
+
+Builds release, generates (once, cached under target/bench/) a capture with gen_capture.py
+(default 50000 TCP connections, about 1M packets), then times, best of --runs:
+
+  flowtrail --flows=json            decode, flow table, Zeek state/history, Wireshark TCP
+                                    analysis, reassembly of every stream; JSON to /dev/null
+  tshark -q -z conv,tcp             tshark's TCP conversation table (its cheapest flow view)
+  tcpflow -r FILE -o DIR            tcpflow writing every stream to files
+  flowtrail --flows=json --streams  the same as the first, plus every stream to files (what
+                                    tcpflow does), into a fresh directory
+
+For each: wall time, CPU time (user+sys) and peak RSS (wait4), and the ratio of each other
+tool's wall time to flowtrail's. Sanity checks (not timed): flowtrail reports every TCP
+connection, tshark lists as many conversations, and both stream writers wrote two files per
+connection. Not a test: it never fails on a slow ratio, only on wrong counts.
+
+usage: bench/flow_bench.py [--connections N] [--runs R] [--keep]
+"""
+import argparse, json, os, shutil, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+    """Runs cmd; returns (wall seconds, cpu seconds, peak RSS KiB)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=stderr)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[0]} failed with status {status}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def strip(endpoint):
+    """`[v6]:port` -> `v6:port`, as tshark writes endpoints."""
+    return endpoint.replace("[", "").replace("]", "")
+
+
+def compare_with_tshark(tshark, cap, ours):
+    """Per-flow check against tshark (not timed): packets each way from its conversation
+    table (exact counts), TCP payload bytes each way summed from its own per-packet tcp.len
+    (the conversation table shows bytes rounded, e.g. `12 kB`, and counts frame bytes)."""
+    conv = subprocess.run([tshark, "-r", cap, "-q", "-z", "conv,tcp"], capture_output=True, check=True).stdout
+    frames = {}
+    for line in conv.decode().splitlines():
+        if "<->" not in line:
+            continue
+        left, rest = line.split("<->")
+        words = rest.split()
+        a, b = left.strip(), words[0]
+        # "<-" columns are B -> A, "->" columns are A -> B; each is "frames bytes unit".
+        nums = [w for w in words[1:] if w.isdigit()]
+        frames[(a, b)] = (int(nums[2]), int(nums[0]))
+    fields = subprocess.run([tshark, "-r", cap, "-T", "fields", "-E", "separator=,", "-e", "ip.src", "-e", "ipv6.src",
+                             "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport", "-e", "tcp.len",
+                             "-Y", "tcp"], capture_output=True, check=True).stdout
+    payload = {}
+    for line in fields.decode().splitlines():
+        s4, s6, sp, d4, d6, dp, ln = line.split(",")
+        k = (f"{s4 or s6}:{sp}", f"{d4 or d6}:{dp}")
+        payload[k] = payload.get(k, 0) + int(ln or 0)
+    same_packets = same_bytes = 0
+    for (src, dst), (pk, by) in ours.items():
+        tf = frames.get((src, dst)) or tuple(reversed(frames.get((dst, src), (None, None))))
+        if list(tf) == pk:
+            same_packets += 1
+        if [payload.get((src, dst), 0), payload.get((dst, src), 0)] == by:
+            same_bytes += 1
+    print(f"per-flow agreement with tshark: packets {same_packets}/{len(ours)}, payload bytes {same_bytes}/{len(ours)} "
+          f"(tshark conversations: {len(frames)})")
+    if same_packets != len(ours) or same_bytes != len(ours) or len(frames) != len(ours):
+        sys.exit("flowtrail's flows differ from tshark's")
+
+
+def fresh(path):
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--connections", type=int, default=50000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the last stream directories")
+    a = ap.parse_args()
+    tshark = shutil.which("tshark")
+    tcpflow = shutil.which("tcpflow")
+    if not tshark or not tcpflow:
+        sys.exit("needs tshark and tcpflow (apt-get install -y tshark tcpflow)")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    ft = os.path.join(ROOT, "target/release/flowtrail")
+    bdir = os.path.join(ROOT, "target/bench")
+    os.makedirs(bdir, exist_ok=True)
+    cap = os.path.join(bdir, f"flow-{a.connections}.pcap")
+    if not os.path.exists(cap):
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench/gen_capture.py"), cap,
+                        "--connections", str(a.connections)], check=True)
+    # Sanity runs (untimed) stream their output to files: this process stays small, so the
+    # children forked from it start small (a child's peak RSS counts what it had at fork).
+    out_path = os.path.join(bdir, "flows.json")
+    with open(out_path, "wb") as out, open(out_path + ".err", "wb") as err:
+        subprocess.run([ft, "-r", cap, "--flows=json"], stdout=out, stderr=err, check=True)
+    ours = {}
+    with open(out_path, "rb") as f:
+        for line in f:
+            if not line.startswith(b'{"id":'):
+                continue
+            j = json.loads(line)
+            if j["proto"] != "tcp":
+                continue
+            for leg in j["legs"]:
+                for o in leg["observations"]:
+                    key = (strip(o["src"]), strip(o["dst"]))
+                    ours[key] = (o["packets"], o["bytes"])
+    tcp = len(ours)
+    with open(out_path + ".err", "rb") as f:
+        stats = next(json.loads(l)["stats"] for l in f if l.startswith(b"{"))
+    os.unlink(out_path)
+    packets = stats["frames"]
+    print(f"capture: {cap} ({os.path.getsize(cap) / 1e6:.0f} MB, {packets} packets, {a.connections} TCP connections)")
+    if tcp != a.connections:
+        sys.exit(f"flowtrail found {tcp} TCP flows, expected {a.connections}")
+    with open(out_path, "wb") as out:
+        subprocess.run([tshark, "-r", cap, "-q", "-z", "conv,tcp"], stdout=out, stderr=subprocess.DEVNULL, check=True)
+    with open(out_path, "rb") as f:
+        tshark_convs = sum(1 for l in f if b"<->" in l)
+    os.unlink(out_path)
+    if tshark_convs != a.connections:
+        sys.exit(f"tshark lists {tshark_convs} TCP conversations, expected {a.connections}")
+    compare_with_tshark(tshark, cap, ours)
+
+    ft_dir = os.path.join(bdir, "streams-flowtrail")
+    tf_dir = os.path.join(bdir, "streams-tcpflow")
+    tools = [
+        ("flowtrail --flows=json", lambda: [ft, "-r", cap, "--flows=json"], None),
+        ("tshark -z conv,tcp", lambda: [tshark, "-r", cap, "-q", "-z", "conv,tcp"], None),
+        ("tcpflow -o DIR", lambda: [tcpflow, "-r", cap, "-o", fresh(tf_dir)], tf_dir),
+        ("flowtrail --streams DIR", lambda: [ft, "-r", cap, "--flows=json", "--streams",
+                                             os.path.join(fresh(ft_dir), "s")], ft_dir),
+    ]
+    best = {}
+    for name, cmd, _ in tools:
+        res = []
+        for _ in range(a.runs):
+            c = cmd()  # (re)creates its output directory outside the timing
+            res.append(run(c))
+        best[name] = (min(r[0] for r in res), min(r[1] for r in res), max(r[2] for r in res))
+    files_tf = sum(1 for f in os.listdir(tf_dir) if f != "report.xml")
+    files_ft = sum(1 for f in os.listdir(os.path.join(ft_dir, "s")) if f != "index.json")
+    for who, n in (("tcpflow", files_tf), ("flowtrail", files_ft)):
+        if n != 2 * a.connections:
+            sys.exit(f"{who} wrote {n} stream files, expected {2 * a.connections}")
+    if not a.keep:
+        shutil.rmtree(ft_dir, ignore_errors=True)
+        shutil.rmtree(tf_dir, ignore_errors=True)
+
+    base = best["flowtrail --flows=json"][0]
+    print("(ratio: wall time over flowtrail's, --flows=json for tshark, --streams for tcpflow)")
+    print(f"{'tool':26} {'wall s':>8} {'cpu s':>8} {'peak RSS MiB':>13} {'Mpkt/s':>7} {'ratio':>7}")
+    for name, _, _ in tools:
+        wall, cpu, rss = best[name]
+        ref = best["flowtrail --streams DIR"][0] if "tcpflow" in name or "--streams" in name else base
+        ratio = wall / ref
+        print(f"{name:26} {wall:8.2f} {cpu:8.2f} {rss / 1024:13.1f} {packets / wall / 1e6:7.2f} {ratio:6.2f}x")
+    print(f"tshark is {best['tshark -z conv,tcp'][0] / base:.1f}x slower than flowtrail --flows=json; "
+          f"tcpflow is {best['tcpflow -o DIR'][0] / best['flowtrail --streams DIR'][0]:.1f}x the time of "
+          f"flowtrail --streams (both write {2 * a.connections} files)")
+
+
+if __name__ == "__main__":
+    main()

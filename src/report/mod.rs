@@ -1,0 +1,435 @@
+//! Flow outputs: `--flows` (text table or JSON lines), `--follow ID`, `--streams DIR`.
+//!
+//! [`FlowReport`] owns the [`FlowTable`] and the selected outputs; the pipeline hands it every
+//! frame that passed the filter ([`FlowReport::frame`]) and calls [`FlowReport::finish`] when
+//! input ends. When any of these options is given, packet printing is off unless `--print`.
+//!
+//! - `--flows[=text|json]`: one record per observation, printed when input ends, ordered by
+//!   id ([`table`], [`json`]). Finished records wait in memory up to
+//!   [`ReportOptions::max_held_records`]; beyond that the waiting ones are printed early, in
+//!   id order within the batch (counted: `records_flushed_early`), so memory stays bounded.
+//!   Global counters (`FlowTableStats`, plus the process's peak RSS) go to stderr at the end:
+//!   one line of text, or with `=json` one JSON object `{"stats":{...}}`.
+//! - `--follow ID`: the flow's conversation on stdout as it is reassembled ([`follow`]).
+//! - `--streams DIR`: stream files and `index.json` ([`streams`]).
+//!
+//! Output errors do not panic and do not lose the run's state: the first one is kept and
+//! returned by [`FlowReport::take_error`]; a closed stdout is [`ReportError::BrokenPipe`].
+
+pub mod follow;
+pub mod json;
+pub mod streams;
+pub mod table;
+
+use crate::capture::{Frame, Points};
+use crate::flow::{FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, FlowTableStats, Nanos, Proto};
+use crate::reassembly::{Direction, Event};
+use follow::{Follow, FollowFormat};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use streams::{StreamFiles, StreamsError};
+
+/// `--flows` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowsFormat {
+    Text,
+    Json,
+}
+
+/// What to produce.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub flows: Option<FlowsFormat>,
+    pub follow: Option<u64>,
+    pub follow_format: FollowFormat,
+    pub streams: Option<PathBuf>,
+    pub flow: FlowConfig,
+    /// Finished records kept for the end-of-input table before a batch is printed early.
+    pub max_held_records: usize,
+    /// Flush standard output after every frame (`-l`, `-U`; always for a terminal), so a
+    /// live `--follow` shows data as it comes.
+    pub eager: bool,
+}
+
+impl ReportOptions {
+    pub const DEFAULT_MAX_HELD_RECORDS: usize = 1 << 16;
+
+    /// The options from the command line; `None` when no flow output is asked for.
+    pub fn from_args(args: &crate::cli::Args) -> Result<Option<ReportOptions>, ReportError> {
+        if !args.flow_outputs() {
+            return Ok(None);
+        }
+        let flows = match args.flows.as_deref() {
+            None => None,
+            Some("" | "text") => Some(FlowsFormat::Text),
+            Some("json") => Some(FlowsFormat::Json),
+            Some(other) => return Err(ReportError::Usage(format!("--flows={other}: use --flows or --flows=json"))),
+        };
+        let follow_format = match FollowFormat::parse(args.follow_format.as_deref().unwrap_or("ascii")) {
+            Some(f) => f,
+            None => return Err(ReportError::Usage("--follow-format: use ascii, hex or raw".into())),
+        };
+        let mut flow = FlowConfig::default();
+        if let Some(n) = args.max_flows {
+            flow.max_flows = n.max(1);
+        }
+        if let Some(secs) = args.flow_timeout {
+            let t = Nanos::from_secs(i64::try_from(secs).unwrap_or(i64::MAX));
+            flow.tcp_timeout = t;
+            flow.udp_timeout = flow.udp_timeout.min(t);
+            flow.icmp_timeout = flow.icmp_timeout.min(t);
+            flow.tcp_attempt_timeout = flow.tcp_attempt_timeout.min(t);
+            flow.tcp_closed_timeout = flow.tcp_closed_timeout.min(t);
+        }
+        if let Some(bytes) = args.reassembly_memory {
+            flow.reassembly_memory = bytes;
+        }
+        if let Some(bytes) = args.stream_buffer {
+            flow.reassembly.max_buffered = bytes;
+        }
+        Ok(Some(ReportOptions {
+            flows,
+            follow: args.follow,
+            follow_format,
+            streams: args.streams.as_ref().map(PathBuf::from),
+            flow,
+            max_held_records: ReportOptions::DEFAULT_MAX_HELD_RECORDS,
+            eager: args.line_buffered || args.packet_buffered,
+        }))
+    }
+}
+
+/// Why flow output failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("--follow-format raw writes binary data: redirect standard output to a file or a pipe")]
+    RawToTerminal,
+    #[error(transparent)]
+    Streams(#[from] StreamsError),
+    /// Standard output went away (`| head`): end quietly.
+    #[error("standard output closed")]
+    BrokenPipe,
+    #[error("standard output: {}", crate::capture::os_message(.0))]
+    Output(io::Error),
+}
+
+impl ReportError {
+    fn output(e: io::Error) -> ReportError {
+        if e.kind() == io::ErrorKind::BrokenPipe { ReportError::BrokenPipe } else { ReportError::Output(e) }
+    }
+}
+
+/// The flow table and its outputs.
+pub struct FlowReport {
+    table: FlowTable,
+    outputs: Outputs,
+    eager: bool,
+}
+
+/// The observer side: everything the table's events go to.
+struct Outputs {
+    out: Box<dyn Write>,
+    flows: Option<FlowsFormat>,
+    held: Vec<FlowRecord>,
+    max_held: usize,
+    header_written: bool,
+    flushed_early: u64,
+    follow: Option<Follow>,
+    streams: Option<StreamFiles>,
+    error: Option<ReportError>,
+}
+
+impl FlowReport {
+    /// Opens the outputs (`--streams` creates its directory). `out` is standard output;
+    /// `out_is_terminal` refuses raw follow output to a terminal.
+    pub fn new(opts: ReportOptions, out: Box<dyn Write>, out_is_terminal: bool) -> Result<FlowReport, ReportError> {
+        if opts.follow.is_some() && opts.follow_format == FollowFormat::Raw && out_is_terminal {
+            return Err(ReportError::RawToTerminal);
+        }
+        let streams = match &opts.streams {
+            Some(dir) => Some(StreamFiles::create(dir)?),
+            None => None,
+        };
+        Ok(FlowReport {
+            eager: opts.eager || out_is_terminal,
+            table: FlowTable::new(opts.flow.clone()),
+            outputs: Outputs {
+                out,
+                flows: opts.flows,
+                held: Vec::new(),
+                max_held: opts.max_held_records.max(1),
+                header_written: false,
+                flushed_early: 0,
+                follow: opts.follow.map(|id| Follow::new(id, opts.follow_format)),
+                streams,
+                error: None,
+            },
+        })
+    }
+
+    /// Standard output, buffered, for [`FlowReport::new`].
+    pub fn stdout() -> (Box<dyn Write>, bool) {
+        let out = io::stdout();
+        let terminal = std::io::IsTerminal::is_terminal(&out);
+        (Box::new(io::BufWriter::with_capacity(1 << 16, out)), terminal)
+    }
+
+    /// One frame that passed the filter.
+    pub fn frame(&mut self, frame: &Frame, points: &Points) {
+        self.table.frame(frame, points, &mut self.outputs);
+        if self.eager
+            && self.outputs.error.is_none()
+            && let Err(e) = self.outputs.out.flush()
+        {
+            self.outputs.fail(ReportError::output(e));
+        }
+    }
+
+    /// The first output error, if one happened (then stop feeding frames).
+    pub fn take_error(&mut self) -> Option<ReportError> {
+        self.outputs.error.take()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> FlowTableStats {
+        self.table.stats()
+    }
+
+    /// End of input: ends every flow, prints what is left, closes files, writes the counters
+    /// to stderr. Returns the exit status contribution (1 if `--follow` named no flow).
+    pub fn finish(mut self) -> Result<i32, ReportError> {
+        self.table.finish(&mut self.outputs);
+        if let Some(e) = self.outputs.error.take() {
+            return Err(e);
+        }
+        let o = &mut self.outputs;
+        o.print_held()?;
+        o.out.flush().map_err(ReportError::output)?;
+        if let Some(s) = o.streams.as_mut() {
+            s.finish()?;
+        }
+        let stats = self.table.stats();
+        if let Some(format) = o.flows {
+            report_stats(format, &stats, o.flushed_early, o.streams.as_ref());
+        }
+        if let Some(f) = &o.follow
+            && !f.found()
+        {
+            eprintln!("flowtrail: --follow {}: no such flow ({} flows)", f.id, stats.flows_created);
+            return Ok(1);
+        }
+        Ok(0)
+    }
+}
+
+impl Outputs {
+    fn fail(&mut self, e: ReportError) {
+        self.error.get_or_insert(e);
+    }
+
+    fn is_followed(&self, info: &FlowInfo) -> bool {
+        self.follow.as_ref().is_some_and(|f| f.id == info.id)
+    }
+
+    /// Prints the waiting records, sorted by id.
+    fn print_held(&mut self) -> Result<(), ReportError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        // Records end roughly in id order: sorting is cheap, and moves only small records.
+        self.held.sort_unstable_by_key(|r| r.info.id);
+        match self.flows {
+            Some(FlowsFormat::Json) => {
+                let mut buf = Vec::with_capacity(1 << 17);
+                for r in &self.held {
+                    json::write_record(&mut buf, r).map_err(ReportError::output)?;
+                    if buf.len() >= 1 << 16 {
+                        self.out.write_all(&buf).map_err(ReportError::output)?;
+                        buf.clear();
+                    }
+                }
+                self.out.write_all(&buf).map_err(ReportError::output)?;
+            }
+            Some(FlowsFormat::Text) => {
+                let mut text = String::new();
+                table::write_rows(&mut text, &self.held, !self.header_written);
+                self.header_written = true;
+                self.out.write_all(text.as_bytes()).map_err(ReportError::output)?;
+            }
+            None => {}
+        }
+        self.held.clear();
+        Ok(())
+    }
+}
+
+impl FlowObserver for Outputs {
+    fn wants_payload(&mut self, flow: &FlowInfo) -> bool {
+        self.is_followed(flow) || (self.streams.is_some() && flow.proto == Proto::Tcp)
+    }
+
+    fn stream_event(&mut self, flow: &FlowInfo, direction: Direction, event: &Event<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.is_followed(flow)
+            && let Some(f) = self.follow.as_mut()
+        {
+            let r = match event {
+                Event::Data { offset, bytes } => f.data(&mut self.out, flow, direction, *offset, bytes),
+                Event::Gap { offset, len } => f.gap(&mut self.out, flow, direction, *offset, *len),
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                self.fail(ReportError::output(e));
+                return;
+            }
+        }
+        if let (Some(s), Event::Data { bytes, .. }) = (self.streams.as_mut(), event)
+            && let Err(e) = s.data(flow, direction, bytes)
+        {
+            self.fail(e.into());
+        }
+    }
+
+    fn datagram(&mut self, flow: &FlowInfo, direction: Direction, payload: &[u8]) {
+        if self.error.is_none()
+            && self.is_followed(flow)
+            && let Some(f) = self.follow.as_mut()
+            && let Err(e) = f.datagram(&mut self.out, flow, direction, payload)
+        {
+            self.fail(ReportError::output(e));
+        }
+    }
+
+    fn flow_ended(&mut self, record: FlowRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.is_followed(&record.info)
+            && let Some(f) = self.follow.as_mut()
+            && let Err(e) = f.end(&mut self.out, &record.info)
+        {
+            self.fail(ReportError::output(e));
+            return;
+        }
+        if let Some(s) = self.streams.as_mut()
+            && let Err(e) = s.flow_ended(&record)
+        {
+            self.fail(e.into());
+            return;
+        }
+        if self.flows.is_some() {
+            self.held.push(record);
+            if self.held.len() >= self.max_held {
+                self.flushed_early += 1;
+                if let Err(e) = self.print_held() {
+                    self.fail(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ReportOptions {
+        ReportOptions {
+            flows: None,
+            follow: Some(1),
+            follow_format: FollowFormat::Raw,
+            streams: None,
+            flow: FlowConfig::default(),
+            max_held_records: 4,
+            eager: false,
+        }
+    }
+
+    #[test]
+    fn raw_follow_is_refused_on_a_terminal() {
+        assert!(matches!(FlowReport::new(opts(), Box::new(Vec::new()), true), Err(ReportError::RawToTerminal)));
+        assert!(FlowReport::new(opts(), Box::new(Vec::new()), false).is_ok());
+        let ascii = ReportOptions { follow_format: FollowFormat::Ascii, ..opts() };
+        assert!(FlowReport::new(ascii, Box::new(Vec::new()), true).is_ok());
+    }
+
+    /// A writer that fails like a closed pipe.
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+    }
+
+    #[test]
+    fn a_closed_stdout_is_a_quiet_stop() {
+        let o = ReportOptions { flows: Some(FlowsFormat::Json), follow: None, ..opts() };
+        let report = FlowReport::new(o, Box::new(Closed), false).unwrap();
+        assert!(matches!(report.finish(), Ok(0) | Err(ReportError::BrokenPipe)));
+    }
+}
+
+/// The process's peak resident set size in KiB (Linux: `VmHWM` of /proc/self/status).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[derive(serde::Serialize)]
+struct StatsJson<'a> {
+    #[serde(flatten)]
+    table: &'a FlowTableStats,
+    records_flushed_early: u64,
+    stream_files: u64,
+    stream_file_reopens: u64,
+    peak_rss_kib: Option<u64>,
+}
+
+fn report_stats(format: FlowsFormat, s: &FlowTableStats, flushed_early: u64, streams: Option<&StreamFiles>) {
+    let rss = peak_rss_kib();
+    match format {
+        FlowsFormat::Json => {
+            let stats = StatsJson {
+                table: s,
+                records_flushed_early: flushed_early,
+                stream_files: streams.map_or(0, |s| s.files),
+                stream_file_reopens: streams.map_or(0, |s| s.reopens),
+                peak_rss_kib: rss,
+            };
+            if let Ok(text) = serde_json::to_string(&serde_json::json!({ "stats": stats })) {
+                eprintln!("{text}");
+            }
+        }
+        FlowsFormat::Text => {
+            eprintln!(
+                "flowtrail: {} flows ({} evicted, {} reused, {} idle), {} frames not in a flow; \
+                 streams: {} bytes delivered, {} gaps ({} bytes), {} overlaps ({} conflicting bytes), \
+                 {} cap skips, {} budget skips; peak memory: reassembly {} KiB, side tables {} KiB, \
+                 process {} KiB",
+                s.flows_created,
+                s.flows_evicted,
+                s.flows_reused,
+                s.flows_idle,
+                s.not_ip + s.fragments + s.other_proto,
+                s.stream_delivered_bytes,
+                s.stream_gaps,
+                s.stream_gap_bytes,
+                s.stream_overlaps,
+                s.stream_conflicting_bytes,
+                s.stream_cap_skips,
+                s.stream_budget_skips,
+                s.reassembly_memory_peak / 1024,
+                s.aux_memory_peak / 1024,
+                rss.map_or_else(|| "?".to_string(), |r| r.to_string()),
+            );
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! End to end: the real binary in a real terminal (tmux, 160x48) on the samples. Checks the
+//! paths table shows the flows, Enter opens the path view, `q` quits, SIGTERM quits, and the
+//! terminal is restored afterwards (the shell's `stty -a` shows canonical mode and echo
+//! again, and the main screen is back). Without a terminal `--tui` fails with a message.
+//!
+//! Needs tmux: skipped with a message when it is missing, a failure in CI (`CI=true`).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of our own (its own socket), killed when dropped.
+struct Tmux {
+    tmux: std::path::PathBuf,
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tmux: &Path, tag: &str) -> Tmux {
+        Tmux { tmux: tmux.to_path_buf(), socket: format!("flowtrail-tui-{tag}-{}", std::process::id()) }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.tmux).arg("-L").arg(&self.socket).args(args).output().expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `script` (sh) in a detached 160x48 session.
+    fn start(&self, script: &str) {
+        let out = Command::new(&self.tmux)
+            .arg("-L")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "48", "-s", "t", "sh", "-c", script])
+            .env("TERM", "xterm-256color")
+            .output()
+            .expect("tmux starts");
+        assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", "t"];
+        a.extend_from_slice(keys);
+        self.run(&a);
+    }
+
+    /// Waits until the screen satisfies `pred`; panics with the screen after 15 s.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pane_pid(&self) -> u32 {
+        self.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"]).trim().parse().expect("pane pid")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+/// The shell script: run flowtrail, then show its status and the terminal modes.
+fn script(args: &str) -> String {
+    let bin = env!("CARGO_BIN_EXE_flowtrail");
+    format!("cd '{}' && TZ=UTC '{bin}' {args}; echo \"flowtrail-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo stty-done; sleep 60", common::root().display())
+}
+
+fn assert_restored(s: &str) {
+    assert!(s.contains("icanon echo"), "canonical mode and echo are back:\n{s}");
+    assert!(!s.contains("-icanon") && !s.contains("-echo"), "raw mode left on:\n{s}");
+    assert!(!s.contains("PROTO") && !s.contains("DONE"), "the alternate screen was left:\n{s}");
+}
+
+#[test]
+fn paths_table_enter_detail_q_quits_and_terminal_restored() {
+    let Some(tmux) = common::require_tool("tmux") else { return };
+    let t = Tmux::new(&tmux, "q");
+    t.start(&script("--tui -r samples/vm-all.pcapng -r host=samples/host-lo.pcap"));
+    let s = t.wait_for("the paths table, fully loaded", |s| s.contains("DONE") && s.contains("PROTO"));
+    for flow in ["127.0.0.1:40001", "127.0.0.1:49673", "192.168.65.1:38892", "192.168.49.2:8443", "RSTO"] {
+        assert!(s.contains(flow), "{flow} in the table:\n{s}");
+    }
+    assert!(s.contains("paths 16 "), "16 paths:\n{s}");
+    assert!(s.contains("veth-host 60") && s.contains("host 50"), "per point counters:\n{s}");
+    eprintln!("--- paths view ---\n{s}");
+    t.keys(&["j", "Enter"]);
+    let s = t.wait_for("the path view", |s| s.contains("detail") && s.contains("stream") && s.contains("packets"));
+    assert!(s.contains("path 2 tcp"), "{s}");
+    assert!(s.contains("ft s1 c0000 o0000000000"), "the conversation:\n{s}");
+    assert!(s.contains("Flags [S]"), "tcpdump lines:\n{s}");
+    assert!(s.contains("0x0000:  4500"), "-X dump:\n{s}");
+    eprintln!("--- path view ---\n{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("the table again", |s| s.contains("PROTO"));
+    t.keys(&["q"]);
+    let s = t.wait_for("flowtrail to exit", |s| s.contains("stty-done"));
+    assert!(s.contains("flowtrail-exit=0"), "{s}");
+    assert_restored(&s);
+}
+
+#[test]
+fn sigterm_quits_cleanly_and_restores_the_terminal() {
+    let Some(tmux) = common::require_tool("tmux") else { return };
+    let t = Tmux::new(&tmux, "term");
+    t.start(&script("--tui -r samples/host-lo.pcap"));
+    t.wait_for("the paths table", |s| s.contains("DONE") && s.contains("PROTO"));
+    let sh = t.pane_pid();
+    let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).unwrap_or_default();
+    let pid: i32 = children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("flowtrail's pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let s = t.wait_for("flowtrail to exit", |s| s.contains("stty-done"));
+    assert!(s.contains("flowtrail-exit=0"), "{s}");
+    assert_restored(&s);
+}
+
+#[test]
+fn without_a_terminal_it_fails_with_a_message() {
+    let out = common::flowtrail()
+        .args(["--tui", "-r", "samples/host-lo.pcap"])
+        .current_dir(common::root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "flowtrail: --tui needs a terminal: standard input and output must be a tty\n"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_missing_file_fails_before_the_terminal_is_touched() {
+    let Some(tmux) = common::require_tool("tmux") else { return };
+    let t = Tmux::new(&tmux, "missing");
+    t.start(&script("--tui -r samples/no-such-file.pcap"));
+    let s = t.wait_for("flowtrail to exit", |s| s.contains("stty-done"));
+    assert!(s.contains("flowtrail: samples/no-such-file.pcap: No such file or directory"), "{s}");
+    assert!(s.contains("flowtrail-exit=1"), "{s}");
+    assert_restored(&s);
+}
