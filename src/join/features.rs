@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! new observation          ObservationFeatures::new(point, proto, client, server)
-//! every TCP segment        .on_tcp(direction, frame.ts, &ip, &tcp)
-//! every UDP datagram       .on_udp(direction, frame.ts, &ip, &udp)
+//! every TCP segment        .on_tcp(direction, time, &ip, &tcp)   // before reassembling it
+//! every UDP datagram       .on_udp(direction, time, &ip, &udp)   // (time: Timestamp, flow::Nanos
+//!                                                                //  or i64 ns, see [`At`])
 //! every frame (optional)   .on_link(direction, frame.linktype, &frame.data)   (MACs)
 //! reassembler Data event   .on_stream_data(direction, offset, &bytes)
 //! reassembler Gap event    .on_stream_gap(direction, offset)
@@ -48,6 +49,30 @@ pub fn nanos(ts: Timestamp) -> Nanos {
     ts.sec
         .saturating_mul(1_000_000_000)
         .saturating_add(i64::try_from(ts.nsec).unwrap_or(i64::MAX))
+}
+
+/// A packet's time as the hooks take it: a capture [`Timestamp`], the flow table's
+/// [`crate::flow::Nanos`], or nanoseconds since the epoch.
+pub trait At {
+    fn nanos(self) -> Nanos;
+}
+
+impl At for Timestamp {
+    fn nanos(self) -> Nanos {
+        nanos(self)
+    }
+}
+
+impl At for Nanos {
+    fn nanos(self) -> Nanos {
+        self
+    }
+}
+
+impl At for crate::flow::Nanos {
+    fn nanos(self) -> Nanos {
+        self.0
+    }
 }
 
 /// Transport protocol of an observation.
@@ -371,8 +396,8 @@ impl ObservationFeatures {
     }
 
     /// One TCP segment travelling `dir`.
-    pub fn on_tcp(&mut self, dir: Direction, ts: Timestamp, ip: &Ip, tcp: &Tcp<'_>) {
-        let at = self.touch(nanos(ts));
+    pub fn on_tcp(&mut self, dir: Direction, at: impl At, ip: &Ip, tcp: &Tcp<'_>) {
+        let at = self.touch(at.nanos());
         let d = &mut self.dirs[dir_index(dir)];
         let rel = d.packet(at, ip, tcp.payload_len);
         let syn = tcp.has(tcp_flags::SYN);
@@ -446,8 +471,8 @@ impl ObservationFeatures {
     }
 
     /// One UDP datagram travelling `dir` (for a fragmented datagram: its first fragment).
-    pub fn on_udp(&mut self, dir: Direction, ts: Timestamp, ip: &Ip, udp: &Udp<'_>) {
-        let at = self.touch(nanos(ts));
+    pub fn on_udp(&mut self, dir: Direction, at: impl At, ip: &Ip, udp: &Udp<'_>) {
+        let at = self.touch(at.nanos());
         let d = &mut self.dirs[dir_index(dir)];
         let rel = d.packet(at, ip, udp.payload_len);
         let hash = datagram_digest(udp.payload_len, udp.payload).map_or(0, |h| h.max(1));

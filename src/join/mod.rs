@@ -24,18 +24,17 @@
 //! ## The flow table's side (the adapter)
 //!
 //! ```text
-//! observation created   f = ObservationFeatures::new(frame.point as u32, Proto::Tcp | Proto::Udp,
-//!                                                    client, server)      // a new SYN with a new
-//!                                                    // ISN on a closed tuple: a new observation
-//! every frame           f.on_link(dir, frame.linktype, &frame.data)        // MACs (first frame/dir)
-//! every TCP segment     f.on_tcp(dir, frame.ts, &ip, &tcp)                 // before reassembling it
-//! every UDP datagram    f.on_udp(dir, frame.ts, &ip, &udp)                 // first fragment too
-//! Event::Data           f.on_stream_data(dir, offset, &bytes)
-//! Event::Gap            f.on_stream_gap(dir, offset)
+//! observation created   f = ObservationFeatures::new(point, Proto::Tcp | Proto::Udp, client, server)
+//!                       (a SYN with a new ISN on a finished tuple is a new observation)
+//! every frame           f.on_link(dir, frame.linktype, &frame.data)   // MACs, first frame per dir
+//! every TCP segment     f.on_tcp(dir, now, &ip, &tcp)                 // before reassembling it
+//! every UDP datagram    f.on_udp(dir, now, &ip, &udp)                 // a first fragment too
+//! reassembler Data      f.on_stream_data(dir, offset, &bytes)         // every TCP flow, not only
+//! reassembler Gap       f.on_stream_gap(dir, offset)                  //   those shown by --follow
 //! owner attributed      f.set_owner(Side::Client | Side::Server, Owner::from(&process_info))
 //! snapshot / end        let mut j = Joiner::new(JoinConfig::default());
-//!                       j.set_points(&points);   // or set_point(i, label, Some(netns)) live
-//!                       for each observation: j.add_observation(ObservationId(id), &f);
+//!                       j.set_points(&points);   // or j.set_point(i, label, Some(netns)) live
+//!                       for each observation: j.add_observation(ObservationId(flow id), &f);
 //!                       for each conntrack entry: j.add_conntrack(&entry);
 //!                       for each rewritten entry whose original socket has an owner:
 //!                           j.add_socket_owner(Some(entry.netns.clone()), proto,
@@ -45,7 +44,14 @@
 //!                       write!(out, "{model}")             // --flows
 //! ```
 //!
-//! `dir` is the flow table's own direction relative to the `client` it gave `new`.
+//! `dir` is the flow table's own direction relative to the `client` it gave `new`; `now` is
+//! the packet's time ([`At`]: `Timestamp`, `flow::Nanos` or nanoseconds). In
+//! `flow/table.rs` that is: a `features: Option<Box<ObservationFeatures>>` in `Flow` (TCP
+//! and UDP), made in `FlowTable::create` from `FlowInfo` (`point_index`, client and server
+//! endpoints); `on_tcp` in `FlowTable::tcp` once `dir` is known, before `tcp_packet`;
+//! `on_udp` in `FlowTable::datagram` (it needs the `Ip` and `Udp`); the stream hooks in the
+//! reassembly sinks of `Flow::tcp_packet` and `Flow::finish`; the features moved into
+//! `FlowRecord` when a flow ends, and lent from live flows for snapshots.
 //!
 //! ## Leg join: one connection, several points
 //!
@@ -160,7 +166,7 @@ pub mod view;
 
 pub use evidence::LinkEvidence;
 pub use evidence::{Dir, Evidence, Scored};
-pub use features::{Nanos, ObservationFeatures, Owner, Proto, Side, nanos};
+pub use features::{At, Nanos, ObservationFeatures, Owner, Proto, Side, nanos};
 pub use model::{JoinKind, Leg, LegJoin, Link, Model, Observation, Path, Source, Via};
 
 use crate::capture::Points;
