@@ -27,6 +27,7 @@ pub mod filter;
 pub mod flow;
 pub mod hexdump;
 pub mod hostinfo;
+pub mod join;
 pub mod live;
 pub mod netns;
 pub mod pipeline;

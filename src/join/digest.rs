@@ -1,0 +1,392 @@
+//! Prefix digests of a byte stream, and digests of single datagrams.
+//!
+//! A [`StreamDigest`] hashes the first [`HEAD`] bytes of one direction of a TCP connection,
+//! *in stream order*, as the reassembler delivers them (`Data { offset, bytes }`, offset 0
+//! is the byte after the SYN, so retransmissions and reordering never disturb it). It keeps
+//! the hash of the first 16, 64, 256 and 1024 bytes ([`MARKS`]) once that many bytes have
+//! arrived, and can always give the hash of everything hashed so far (the *head*). Two
+//! streams are compared at the longest prefix both can speak for ([`StreamDigest::compare`]):
+//! a mark both reached, or the head when both heads have the same length.
+//!
+//! The digest is only *anchored* when offset 0 is the real first byte of the stream (the
+//! direction's SYN was seen). On a midstream pickup the reassembler's offset 0 is wherever
+//! capture started, which differs between capture points, so such a digest says nothing and
+//! [`StreamDigest::compare`] answers [`DigestCmp::Unknown`]. A gap stops the digest where it
+//! is: the head stays a valid digest of the bytes before the gap, nothing later is hashed.
+//!
+//! The hash is a 64-bit multiply-rotate mix over little-endian 8-byte words (not
+//! cryptographic: an adversary able to choose payloads could forge a collision and make two
+//! legs look alike; every join also needs timing and, for legs, sequence-space agreement).
+//! It is split-invariant: hashing `a` then `b` equals hashing `a ++ b`.
+
+/// Bytes hashed per direction at most. A kilobyte of equal bytes in stream order already
+/// tells connections apart; hashing more would cost every analysis run time for no gain.
+pub const HEAD: u32 = 1024;
+/// Prefix lengths whose digests are kept.
+pub const MARKS: [u32; 4] = [16, 64, 256, 1024];
+
+const P1: u64 = 0x9E37_79B9_7F4A_7C15;
+const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const P3: u64 = 0x1656_67B1_9E37_79F9;
+const SEED: u64 = 0x5851_F42D_4C95_7F2D;
+
+fn absorb(acc: u64, word: u64) -> u64 {
+    (acc ^ word.wrapping_mul(P2))
+        .rotate_left(31)
+        .wrapping_mul(P1)
+        .wrapping_add(P3)
+}
+
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    h ^ (h >> 33)
+}
+
+/// Streaming 64-bit hash over bytes (split-invariant).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamHash {
+    acc: u64,
+    tail: u64,
+    tail_len: u8,
+    len: u64,
+}
+
+impl StreamHash {
+    pub fn new() -> StreamHash {
+        StreamHash::default()
+    }
+
+    /// Bytes hashed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn write(&mut self, mut bytes: &[u8]) {
+        self.len = self.len.wrapping_add(bytes.len() as u64);
+        // Fill the pending word first.
+        while self.tail_len > 0 && !bytes.is_empty() {
+            self.tail |= u64::from(bytes[0]) << (8 * u32::from(self.tail_len));
+            self.tail_len += 1;
+            bytes = &bytes[1..];
+            if self.tail_len == 8 {
+                self.acc = absorb(self.acc, self.tail);
+                self.tail = 0;
+                self.tail_len = 0;
+            }
+        }
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.acc = absorb(self.acc, u64::from_le_bytes(b));
+        }
+        for (i, &b) in words.remainder().iter().enumerate() {
+            self.tail |= u64::from(b) << (8 * i);
+            self.tail_len += 1;
+        }
+    }
+
+    /// The hash of everything written so far (does not consume the state).
+    pub fn finish(&self) -> u64 {
+        let acc = if self.tail_len > 0 {
+            absorb(self.acc, self.tail)
+        } else {
+            self.acc
+        };
+        fmix(absorb(acc, self.len ^ SEED))
+    }
+
+    /// Hash of one byte string.
+    pub fn oneshot(bytes: &[u8]) -> u64 {
+        let mut h = StreamHash::new();
+        h.write(bytes);
+        h.finish()
+    }
+}
+
+/// Whether a [`StreamDigest`]'s offset 0 is the stream's real first byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Anchor {
+    /// Nothing delivered yet.
+    #[default]
+    Pending,
+    /// Offset 0 is the byte after the SYN: comparable with other anchored digests.
+    Syn,
+    /// Midstream pickup: offset 0 is arbitrary, the digest is not comparable.
+    Midstream,
+}
+
+/// Digest of the first [`HEAD`] bytes of one stream direction (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamDigest {
+    hash: StreamHash,
+    marks: [u64; 4],
+    anchor: Anchor,
+    /// A gap (or a non-contiguous delivery) stopped hashing at `hash.len()`.
+    broken: bool,
+    /// In-order bytes delivered in total (also beyond HEAD, up to the first gap).
+    delivered: u64,
+}
+
+/// Result of comparing two stream digests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DigestCmp {
+    /// The first `n` bytes are equal.
+    Match(u32),
+    /// The first `n` bytes differ.
+    Mismatch(u32),
+    /// No common prefix to compare (unanchored, empty, or no common length).
+    Unknown,
+}
+
+impl StreamDigest {
+    /// Starts the digest: `anchored` says whether offset 0 is the real start of the stream
+    /// (the SYN of this direction was seen). Called once, before the first data; later calls
+    /// are ignored.
+    pub fn anchor(&mut self, anchored: bool) {
+        if self.anchor == Anchor::Pending {
+            self.anchor = if anchored {
+                Anchor::Syn
+            } else {
+                Anchor::Midstream
+            };
+        }
+    }
+
+    pub fn anchor_state(&self) -> Anchor {
+        self.anchor
+    }
+
+    /// In-order bytes at `offset` (a reassembler `Data` event). Bytes before the hashed
+    /// prefix are skipped (already hashed); a hole stops the digest.
+    pub fn data(&mut self, offset: u64, bytes: &[u8]) {
+        if self.broken {
+            return;
+        }
+        let end = offset.saturating_add(bytes.len() as u64);
+        if offset > self.delivered {
+            self.broken = true;
+            return;
+        }
+        if end <= self.delivered {
+            return;
+        }
+        let skip = usize::try_from(self.delivered - offset).unwrap_or(usize::MAX);
+        let Some(mut rest) = bytes.get(skip..) else {
+            return;
+        };
+        self.delivered = end;
+        // Hash up to HEAD, stopping at each mark to record it.
+        while !rest.is_empty() {
+            let hashed = self.hash.len() as u32;
+            if hashed >= HEAD {
+                break;
+            }
+            let next_mark = MARKS.iter().copied().find(|&m| m > hashed).unwrap_or(HEAD);
+            let take = rest.len().min((next_mark - hashed) as usize);
+            self.hash.write(&rest[..take]);
+            rest = &rest[take..];
+            let now = self.hash.len() as u32;
+            if let Some(i) = MARKS.iter().position(|&m| m == now) {
+                self.marks[i] = self.hash.finish();
+            }
+        }
+    }
+
+    /// A gap at `offset`: nothing after it can be hashed.
+    pub fn gap(&mut self, offset: u64) {
+        if offset <= self.delivered {
+            self.broken = true;
+        }
+    }
+
+    /// Bytes hashed (at most [`HEAD`]).
+    pub fn hashed(&self) -> u32 {
+        self.hash.len() as u32
+    }
+
+    /// In-order bytes delivered before any gap.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Digest of the first `n` bytes, if known (`n` a mark, or the head length).
+    pub fn prefix(&self, n: u32) -> Option<u64> {
+        if self.anchor != Anchor::Syn || n == 0 {
+            return None;
+        }
+        if n == self.hashed() {
+            return Some(self.hash.finish());
+        }
+        let i = MARKS.iter().position(|&m| m == n)?;
+        (self.hashed() >= n).then_some(self.marks[i])
+    }
+
+    /// The key under which the stream is indexed for candidate search: the 16-byte mark,
+    /// or, for a shorter stream, the head (with its length mixed in). `None` when empty
+    /// or unanchored.
+    pub fn index_key(&self) -> Option<u64> {
+        let n = self.hashed().min(MARKS[0]);
+        self.prefix(n).map(|h| h ^ u64::from(n).wrapping_mul(P1))
+    }
+
+    /// Compares at the longest prefix both digests know.
+    pub fn compare(&self, other: &StreamDigest) -> DigestCmp {
+        if self.anchor != Anchor::Syn || other.anchor != Anchor::Syn {
+            return DigestCmp::Unknown;
+        }
+        let (a, b) = (self.hashed(), other.hashed());
+        let mut n = 0;
+        if a == b {
+            n = a;
+        } else {
+            for m in MARKS {
+                if a >= m && b >= m {
+                    n = m;
+                }
+            }
+        }
+        if n == 0 {
+            return DigestCmp::Unknown;
+        }
+        match (self.prefix(n), other.prefix(n)) {
+            (Some(x), Some(y)) if x == y => DigestCmp::Match(n),
+            (Some(_), Some(_)) => DigestCmp::Mismatch(n),
+            _ => DigestCmp::Unknown,
+        }
+    }
+}
+
+/// Digest of one datagram: its length and the hash of its first [`DATAGRAM_HASHED`] bytes.
+/// `None` when the capture holds fewer of those bytes (snap length, or a fragment smaller
+/// than that), since another point may have captured more.
+pub fn datagram_digest(len: u32, captured: &[u8]) -> Option<u64> {
+    let want = (len as usize).min(DATAGRAM_HASHED);
+    let bytes = captured.get(..want)?;
+    Some(StreamHash::oneshot(bytes) ^ u64::from(len).wrapping_mul(P2))
+}
+
+/// Bytes of each datagram that go into its digest: enough to tell datagrams apart, and
+/// fewer than any first fragment carries, so fragmentation does not change the digest.
+pub const DATAGRAM_HASHED: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_split_invariant() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let whole = StreamHash::oneshot(&data);
+        for cut in [0, 1, 7, 8, 9, 63, 500, 999, 1000] {
+            let mut h = StreamHash::new();
+            h.write(&data[..cut]);
+            h.write(&data[cut..]);
+            assert_eq!(h.finish(), whole, "cut {cut}");
+        }
+        let mut h = StreamHash::new();
+        for b in &data {
+            h.write(std::slice::from_ref(b));
+        }
+        assert_eq!(h.finish(), whole);
+        assert_ne!(StreamHash::oneshot(b"abc"), StreamHash::oneshot(b"abc\0"));
+        assert_ne!(StreamHash::oneshot(b""), StreamHash::oneshot(b"\0"));
+    }
+
+    fn digest(data: &[u8], chunks: &[usize]) -> StreamDigest {
+        let mut d = StreamDigest::default();
+        d.anchor(true);
+        let mut off = 0usize;
+        for &c in chunks.iter().chain(std::iter::repeat(&usize::MAX)) {
+            if off >= data.len() {
+                break;
+            }
+            let end = off.saturating_add(c).min(data.len());
+            d.data(off as u64, &data[off..end]);
+            off = end;
+        }
+        d
+    }
+
+    #[test]
+    fn marks_do_not_depend_on_segmentation() {
+        let data: Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
+        let a = digest(&data, &[1000]);
+        let b = digest(&data, &[3, 13, 100, 7240]);
+        assert_eq!(a.compare(&b), DigestCmp::Match(1024));
+        assert_eq!(a.delivered(), 6000);
+        for m in MARKS {
+            assert_eq!(a.prefix(m), b.prefix(m));
+        }
+        // A retransmission (offset before the end) changes nothing.
+        let mut c = b;
+        c.data(10, &data[10..100]);
+        assert_eq!(c, b);
+    }
+
+    #[test]
+    fn compare_at_the_longest_common_prefix() {
+        let data: Vec<u8> = (0..600u32).map(|i| (i % 13) as u8).collect();
+        let short = digest(&data[..100], &[100]);
+        let long = digest(&data, &[600]);
+        assert_eq!(short.compare(&long), DigestCmp::Match(64));
+        let same = digest(&data[..100], &[50]);
+        assert_eq!(short.compare(&same), DigestCmp::Match(100));
+        let mut other = data.clone();
+        other[20] ^= 1;
+        let o = digest(&other, &[600]);
+        assert_eq!(o.compare(&long), DigestCmp::Mismatch(600));
+        assert_eq!(
+            o.compare(&digest(&data[..300], &[700])),
+            DigestCmp::Mismatch(256)
+        );
+        assert_eq!(short.compare(&o), DigestCmp::Mismatch(64));
+        let tiny = digest(&data[..10], &[10]);
+        assert_eq!(tiny.compare(&long), DigestCmp::Unknown);
+        assert_eq!(
+            tiny.compare(&digest(&data[..10], &[2])),
+            DigestCmp::Match(10)
+        );
+    }
+
+    #[test]
+    fn midstream_and_gaps() {
+        let mut m = StreamDigest::default();
+        m.anchor(false);
+        m.data(0, b"0123456789abcdefghij");
+        assert_eq!(m.compare(&m), DigestCmp::Unknown);
+        assert_eq!(m.index_key(), None);
+        let mut g = StreamDigest::default();
+        g.anchor(true);
+        g.data(0, b"0123456789");
+        g.data(20, b"xxxxxxxxxxxxxxxxxxxxxxxx");
+        assert!(g.is_broken());
+        assert_eq!(g.hashed(), 10);
+        assert_eq!(
+            g.compare(&digest(b"0123456789", &[4])),
+            DigestCmp::Match(10)
+        );
+    }
+
+    #[test]
+    fn datagram_digest_needs_the_hashed_bytes() {
+        assert!(datagram_digest(100, &[0; 100]).is_some());
+        assert!(datagram_digest(2000, &[0; 1472]).is_some());
+        assert!(datagram_digest(2000, &[0; 100]).is_none());
+        assert_ne!(
+            datagram_digest(2000, &[0; 1472]),
+            datagram_digest(1999, &[0; 1472])
+        );
+    }
+}

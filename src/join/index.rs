@@ -1,0 +1,159 @@
+//! Candidate search: entries keyed by a 64-bit hash of one piece of evidence (an ISN, a
+//! TSval, a tuple, a sequence block, a payload digest), grouped by key, and within a key
+//! paired only with entries that overlap in time. Grouping is a hash join without per-key
+//! allocations (a map from key to the head of a chain threaded through one array), each
+//! chain sorted by time; the pairs emitted per entry are capped, so no bucket (a popular
+//! ISN, a flood of identical requests) can make the search quadratic.
+
+use super::features::Nanos;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: u64,
+    from: Nanos,
+    until: Nanos,
+    item: u32,
+}
+
+/// Collects `(key, time range, item)` entries and emits candidate pairs.
+#[derive(Debug, Default)]
+pub(crate) struct Grouper {
+    entries: Vec<Entry>,
+}
+
+/// Mixes a tag and a value into a key.
+pub(crate) fn key(tag: u8, value: u64) -> u64 {
+    let mut h = value ^ (u64::from(tag) << 56) ^ 0x243F_6A88_85A3_08D3;
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (h ^ (h >> 31)) ^ u64::from(tag)
+}
+
+impl Grouper {
+    pub fn with_capacity(n: usize) -> Grouper {
+        Grouper {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// `item` has `key` and is live over `[from, until]`.
+    pub fn push(&mut self, key: u64, from: Nanos, until: Nanos, item: u32) {
+        self.entries.push(Entry {
+            key,
+            from,
+            until: until.max(from),
+            item,
+        });
+    }
+
+    /// Pairs `(a, b)` with `a != b`, the same key, and `b.from <= a.until + slack` where `a`
+    /// starts first (ties by item). At most `cap` pairs per entry and key; `capped` counts
+    /// entries that hit the cap. Pairs are ordered `(earlier, later)`, possibly repeated,
+    /// in no particular order.
+    pub fn pairs(self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
+        // Chain the entries of each key (a hash probe per entry, no sort of everything),
+        // then order each chain (short) by time.
+        let es = &self.entries;
+        let mut head: KeyMap<u32> = KeyMap::default();
+        head.reserve(es.len());
+        let mut next: Vec<u32> = vec![u32::MAX; es.len()];
+        for (i, e) in es.iter().enumerate() {
+            let h = head.entry(e.key).or_insert(u32::MAX);
+            next[i] = *h;
+            *h = i as u32;
+        }
+        let mut run: Vec<u32> = Vec::new();
+        for &h in head.values() {
+            if next[h as usize] == u32::MAX {
+                continue;
+            }
+            run.clear();
+            let mut i = h;
+            while i != u32::MAX {
+                run.push(i);
+                i = next[i as usize];
+            }
+            run.sort_unstable_by_key(|&i| (es[i as usize].from, es[i as usize].item));
+            for (k, &a) in run.iter().enumerate() {
+                let a = &es[a as usize];
+                let limit = a.until.saturating_add(slack);
+                let mut n = 0;
+                for &b in &run[k + 1..] {
+                    let b = &es[b as usize];
+                    if b.from > limit {
+                        break;
+                    }
+                    if b.item != a.item {
+                        out.push((a.item, b.item));
+                        n += 1;
+                        if n >= cap {
+                            *capped += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A hasher for keys that are already well-mixed 64-bit hashes ([`key`], tuple keys).
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+/// A map keyed by pre-hashed `u64`s.
+pub(crate) type KeyMap<V> =
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// Sorts and deduplicates unordered pairs (each as `(min, max)`).
+pub(crate) fn dedup_unordered(pairs: &mut Vec<(u32, u32)>) {
+    let mut packed: Vec<u64> = pairs
+        .iter()
+        .map(|&(a, b)| (u64::from(a.min(b)) << 32) | u64::from(a.max(b)))
+        .collect();
+    packed.sort_unstable();
+    packed.dedup();
+    pairs.clear();
+    pairs.extend(packed.into_iter().map(|p| ((p >> 32) as u32, p as u32)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_share_a_key_and_overlap() {
+        let mut g = Grouper::default();
+        g.push(key(1, 5), 0, 10, 0);
+        g.push(key(1, 5), 5, 20, 1);
+        g.push(key(1, 5), 100, 200, 2);
+        g.push(key(2, 5), 0, 10, 3);
+        let mut out = Vec::new();
+        let mut capped = 0;
+        g.pairs(0, 10, &mut out, &mut capped);
+        assert_eq!(out, vec![(0, 1)]);
+        assert_eq!(capped, 0);
+        let mut g = Grouper::default();
+        for i in 0..100 {
+            g.push(7, 0, 10, i);
+        }
+        let mut out = Vec::new();
+        g.pairs(0, 3, &mut out, &mut capped);
+        assert!(out.len() <= 300);
+        assert!(capped > 0);
+    }
+}

@@ -1,0 +1,803 @@
+//! Join: observations of one connection at several capture points become one **leg**;
+//! legs carrying the same bytes through userspace forwarders become one **path**
+//! (DESIGN.md's words).
+//!
+//! ## Contract
+//!
+//! Input, all optional except the observations:
+//!
+//! * per observation (one tuple at one capture point), an [`ObservationFeatures`] the flow
+//!   table fills packet by packet (see [`features`] for the hooks) and an [`ObservationId`]
+//!   of the flow table's choosing ([`Joiner::add_observation`]);
+//! * capture point labels and namespaces ([`Joiner::set_points`], [`Joiner::set_point`]);
+//! * conntrack entries ([`Joiner::add_conntrack`]);
+//! * socket owners for sockets no observation was attributed to, e.g. the pre-NAT socket of
+//!   a conntrack entry ([`Joiner::add_socket_owner`]).
+//!
+//! Output: [`Joiner::join`] returns a [`Model`]: every observation in exactly one leg, every
+//! leg in exactly one path, paths ordered by first packet with ids from 1, legs client to
+//! server, observations of a leg along the direction of travel, plus synthetic observations
+//! made from conntrack. The joiner is pure (no clock, no I/O), deterministic for the same
+//! input, never panics, and its memory is linear in the number of observations. It is
+//! re-run from scratch on every snapshot (50k paths take well under a second).
+//!
+//! ## The flow table's side (the adapter)
+//!
+//! ```text
+//! observation created   f = ObservationFeatures::new(point, Proto::Tcp | Proto::Udp, client, server)
+//!                       (a SYN with a new ISN on a finished tuple is a new observation)
+//! every frame           f.on_link(dir, frame.linktype, &frame.data)   // MACs, first frame per dir
+//! every TCP segment     f.on_tcp(dir, now, &ip, &tcp)                 // before reassembling it
+//! every UDP datagram    f.on_udp(dir, now, &ip, &udp)                 // a first fragment too
+//! reassembler Data      f.on_stream_data(dir, offset, &bytes)         // every TCP flow, not only
+//! reassembler Gap       f.on_stream_gap(dir, offset)                  //   those shown by --follow
+//! owner attributed      f.set_owner(Side::Client | Side::Server, Owner::from(&process_info))
+//! snapshot / end        let mut j = Joiner::new(JoinConfig::default());
+//!                       j.set_points(&points);   // or j.set_point(i, label, Some(netns)) live
+//!                       for each observation: j.add_observation(ObservationId(flow id), &f);
+//!                       for each conntrack entry: j.add_conntrack(&entry);
+//!                       for each rewritten entry whose original socket has an owner:
+//!                           j.add_socket_owner(Some(entry.netns.clone()), proto,
+//!                                              entry.orig.src_addr(), entry.orig.dst_addr(), owner);
+//!                       let model = j.join();
+//!                       model.write_json_lines(&mut out)   // --flows=json
+//!                       write!(out, "{model}")             // --flows
+//! ```
+//!
+//! `dir` is the flow table's own direction relative to the `client` it gave `new`; `now` is
+//! the packet's time ([`At`]: `Timestamp`, `flow::Nanos` or nanoseconds). In
+//! `flow/table.rs` that is: a `features: Option<Box<ObservationFeatures>>` in `Flow` (TCP
+//! and UDP), made in `FlowTable::create` from `FlowInfo` (`point_index`, client and server
+//! endpoints); `on_tcp` in `FlowTable::tcp` once `dir` is known, before `tcp_packet`;
+//! `on_udp` in `FlowTable::datagram` (it needs the `Ip` and `Udp`); the stream hooks in the
+//! reassembly sinks of `Flow::tcp_packet` and `Flow::finish`; the features moved into
+//! `FlowRecord` when a flow ends, and lent from live flows for snapshots.
+//!
+//! ## Leg join: one connection, several points
+//!
+//! Candidates: observations sharing an ISN (or whose acknowledgement names one), a first
+//! TSval, a tuple, a 1 MiB sequence block (midstream), or a datagram digest, and live within
+//! [`JoinConfig::leg_window_ns`] of each other. Each candidate pair is scored per direction
+//! (points in [`evidence::points`]):
+//!
+//! | evidence | points | why |
+//! |---|---|---|
+//! | equal ISN | 40 | 32 random bits per connection, unchanged by NAT |
+//! | acknowledgement names the other half's ISN | 40 | the same, across two half observations |
+//! | constant sequence shift, confirmed by the acks, payload and the other direction | 20 | sequence-randomizing middleboxes |
+//! | equal segments (seq, length, flags) | 15 | the same packets |
+//! | overlapping sequence ranges (no SYN seen) | 10 | midstream pickups |
+//! | equal TSval / echoed TSval / TSval advancing at 1 kHz | 20 / 20 / 10 | the same sender clock |
+//! | TSvals of the same SYN differ | -10 | a box rewriting timestamps, or another connection |
+//! | >= 2 equal non-zero IP-IDs | 15 | the same packets |
+//! | equal payload prefix (16/64/256/1024 bytes) | 15/20/25/30 (10 below 16) | the same bytes |
+//! | equal UDP datagram digests | 15 each, at most 30 | the same datagrams |
+//! | equal final byte count | 5 | |
+//! | same tuple | 15 (UDP 25) | the two ends of a veth, a bridge and its port |
+//! | conntrack maps one tuple to the other | 50 | the kernel says so |
+//!
+//! A pair is **rejected** when the ISNs of a direction differ without a confirmed shift, when
+//! the payload prefixes differ, or when they are not within the window. A pair is a **leg
+//! link** when it scores at least [`JoinConfig::leg_threshold`] (40) *and* has structural
+//! evidence: for TCP, agreement of the sequence space (equal ISN, acknowledged ISN,
+//! confirmed shift, equal segments or overlapping ranges), because only that separates one
+//! connection from the next leg of a forwarder, which carries the same payload (and, on
+//! hosts without per-connection timestamp offsets, similar TSvals); for UDP, equal IP-IDs or
+//! the same tuple. Hence UDP through NAT is one leg only with IPv4 IP-IDs or conntrack;
+//! IPv6 UDP through NAT66 without conntrack comes out as two legs of one path. Links are
+//! merged strongest first; a merge that would put two observations of the same tuple at the
+//! same point into one leg (a reused tuple) is refused and counted
+//! ([`JoinStats::leg_conflicts`]). Two observations at one point showing one direction each
+//! under different tuples (a bridge with br_netfilter shows replies already un-NATed) are
+//! merged into one observation with a `reply` tuple.
+//!
+//! Conntrack: an entry whose tuple was rewritten links an observation of its original tuple
+//! to one of its wire tuple (the reply reversed), each chosen nearest the entry's start (or
+//! the latest); the link still needs the pair not to contradict itself (reused tuples). When
+//! only one of the two tuples is observed anywhere, the other becomes a *synthetic
+//! observation* (point `NETNS/conntrack`, source `conntrack`), placed first in the leg if it
+//! is the original tuple (the socket's own view, before the rewrite), last otherwise.
+//!
+//! ## Path join: legs through a forwarder
+//!
+//! Candidates: legs sharing a payload key (digest of a direction's first 16 bytes, of a
+//! shorter whole stream, or of a first datagram) whose starts are within
+//! [`JoinConfig::path_window_ns`] of the upstream leg's start or first data. An edge
+//! upstream -> downstream must satisfy: the downstream leg starts after the upstream one
+//! (strictly, so no cycles); its first forwarded byte is not earlier than the upstream's
+//! first byte, and the upstream's first reply byte not earlier than the downstream's
+//! (causality, within [`JoinConfig::causality_slack_ns`]); no differing payload prefix; at
+//! least one direction with an equal prefix; not the same tuple or endpoint at one point.
+//! It scores:
+//!
+//! | evidence | points |
+//! |---|---|
+//! | equal payload prefix per direction (16/64/256/1024 bytes) | 25/30/35/40 (20 below 16); UDP datagrams 10 + 15 each, at most 40 |
+//! | timing: the worst of connect, forward and reply delays | 30 at <= 10 us, -10 per decade, 0 from 10 ms |
+//! | equal / differing final byte counts | 5 / -10 |
+//! | the same process ends the upstream and opens the downstream leg | 50 |
+//! | different processes (`comm`) at the two ends | -30 |
+//! | forwarder ends in different namespaces | -10 |
+//!
+//! and needs [`JoinConfig::path_threshold`] (40). Edges are then chosen as a matching (one
+//! upstream and one downstream per leg): an edge without rivals is taken; among edges
+//! sharing a leg end, every matching is weighed (`sum(score + 1000)`, so a chain through a
+//! middle leg beats its own skip edge), and only edges common to every matching within
+//! [`JoinConfig::margin`] (15) of the best are taken. The others are **ambiguous**: not
+//! joined, and listed in each path's `ambiguous` with the candidate paths and scores. So two
+//! clients sending identical bytes at the same moment stay apart unless the owning process,
+//! a timing difference of more than one and a half decades, or the structure (a leg with
+//! only one possible partner) separates them: a missing join is preferred to a wrong one.
+//!
+//! Orientation: the joiner calls the sender of the SYN the client, whatever the flow table
+//! said. Observations without a SYN keep the flow table's naming; when two of them match
+//! only with the directions swapped, the link says so and the leg's observations are turned
+//! to agree (the one with a SYN, or the first, decides).
+//!
+//! ## Limits
+//!
+//! Payload digests need the SYN of the direction (the stream's real offset 0): a midstream
+//! pickup has no payload evidence, so its legs are not joined into paths. IP-IDs count only
+//! when equal (the same packets), not as a progression: sockets of one host can advance
+//! alike. TSval progression assumes a 1 kHz clock (Linux). Hop latency needs the same
+//! segments at both points (equal sequence numbers: a leg through a sequence-shifting box
+//! gets no latency for that hop). Timestamps of all points are assumed to come from one
+//! clock.
+//!
+//! ## Cost
+//!
+//! Candidate search is hash-based (ISNs, TSvals, tuples, sequence blocks, datagram and
+//! payload digests; pairs only within the time windows, at most
+//! [`JoinConfig::max_candidates`] per entry and key), never all pairs. Memory: the features
+//! (about 1.2 KiB per observation, fixed), 64 bytes per candidate link, and the model. On
+//! the 2-core development machine (other jobs running) `tests/join_bench.rs` joins 50k
+//! seed-path-like paths (250k observations, 50k conntrack entries) in about 0.6-0.9 s of
+//! CPU time.
+
+pub mod digest;
+pub mod evidence;
+pub mod features;
+mod index;
+mod leg;
+pub mod model;
+mod path;
+mod text;
+pub mod view;
+
+pub use evidence::LinkEvidence;
+pub use evidence::{Dir, Evidence, Scored};
+pub use features::{At, Nanos, ObservationFeatures, Owner, Proto, Side, nanos};
+pub use model::{JoinKind, Leg, LegJoin, Link, Model, Observation, Path, Source, Via};
+
+use crate::capture::Points;
+use crate::conntrack::CtEntry;
+use crate::netns::Netns;
+use leg::{Clusters, Ob};
+use path::LegSum;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use view::View;
+
+/// The flow table's name for an observation (returned in [`Observation::ids`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObservationId(pub u64);
+
+/// Thresholds and windows (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinConfig {
+    /// Observations of one leg start (SYN) within this of each other, or their time ranges
+    /// overlap within it. Default 1 s: one leg crosses all points within milliseconds; the
+    /// rest is slack for timestamping delays.
+    pub leg_window_ns: i64,
+    /// A downstream leg starts within this of the upstream leg's start or first data.
+    /// Default 10 s (forwarders that connect lazily, on the first request).
+    pub path_window_ns: i64,
+    /// Causality slack for forwarded bytes (timestamps of different points). Default 1 ms.
+    pub causality_slack_ns: i64,
+    /// Default 40: one ISN, or conntrack, or TSval and a payload prefix.
+    pub leg_threshold: i32,
+    /// Default 40: a payload prefix in each direction, or one and good timing.
+    pub path_threshold: i32,
+    /// A path matching must beat every alternative by this. Default 15.
+    pub margin: i32,
+    /// Candidate pairs per observation and key at most. Default 64.
+    pub max_candidates: usize,
+    /// Observations per leg at most. Default 64.
+    pub max_leg_observations: usize,
+}
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        JoinConfig {
+            leg_window_ns: 1_000_000_000,
+            path_window_ns: 10_000_000_000,
+            causality_slack_ns: 1_000_000,
+            leg_threshold: 40,
+            path_threshold: 40,
+            margin: 15,
+            max_candidates: 64,
+            max_leg_observations: 64,
+        }
+    }
+}
+
+/// Counters of one join.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JoinStats {
+    pub observations: u64,
+    pub synthetic: u64,
+    pub legs: u64,
+    pub paths: u64,
+    pub leg_pairs_scored: u64,
+    pub leg_links: u64,
+    /// Links refused because they would join two observations of one tuple at one point.
+    pub leg_conflicts: u64,
+    pub path_pairs_scored: u64,
+    pub path_edges: u64,
+    pub path_links: u64,
+    pub ambiguous_hops: u64,
+    /// Entries that hit [`JoinConfig::max_candidates`].
+    pub capped_candidates: u64,
+    pub path_groups_exact: u64,
+    pub path_groups_greedy: u64,
+}
+
+/// A capture point as the joiner names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointInfo {
+    pub label: String,
+    /// `None` when unknown (offline files): matches any namespace.
+    pub netns: Option<Netns>,
+}
+
+/// Collects the input and joins it (see the module docs).
+#[derive(Debug, Default)]
+pub struct Joiner<'a> {
+    config: JoinConfig,
+    points: HashMap<u32, PointInfo>,
+    inputs: Vec<(ObservationId, &'a ObservationFeatures)>,
+    conntrack: Vec<(CtEntry, String)>,
+    sockets: HashMap<SocketKey, Vec<(Option<Netns>, Owner)>>,
+}
+
+/// `(protocol, local, remote)` of a socket, addresses canonical.
+type SocketKey = (Proto, SocketAddr, SocketAddr);
+
+fn canon(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+impl<'a> Joiner<'a> {
+    pub fn new(config: JoinConfig) -> Joiner<'a> {
+        Joiner {
+            config,
+            ..Joiner::default()
+        }
+    }
+
+    pub fn config(&self) -> &JoinConfig {
+        &self.config
+    }
+
+    /// Labels of every capture point (namespaces unknown).
+    pub fn set_points(&mut self, points: &Points) {
+        for (i, p) in points.points.iter().enumerate() {
+            self.set_point(i as u32, p.label.clone(), None);
+        }
+    }
+
+    /// Label and namespace of point `index`.
+    pub fn set_point(&mut self, index: u32, label: impl Into<String>, netns: Option<Netns>) {
+        self.points.insert(
+            index,
+            PointInfo {
+                label: label.into(),
+                netns,
+            },
+        );
+    }
+
+    pub fn add_observation(&mut self, id: ObservationId, features: &'a ObservationFeatures) {
+        self.inputs.push((id, features));
+    }
+
+    /// A conntrack entry of namespace `entry.netns`; synthetic observations made from it are
+    /// labelled `NETNS/conntrack`.
+    pub fn add_conntrack(&mut self, entry: &CtEntry) {
+        let label = format!("{}conntrack", entry.netns.label_prefix());
+        self.conntrack.push((entry.clone(), label));
+    }
+
+    /// A conntrack entry whose namespace is known only by a name (offline input): synthetic
+    /// observations are labelled `SCOPE/conntrack`.
+    pub fn add_conntrack_in(&mut self, entry: &CtEntry, scope: &str) {
+        self.conntrack
+            .push((entry.clone(), format!("{scope}/conntrack")));
+    }
+
+    /// The process holding the socket `local -> remote` in `netns` (`None`: any).
+    pub fn add_socket_owner(
+        &mut self,
+        netns: Option<Netns>,
+        proto: Proto,
+        local: SocketAddr,
+        remote: SocketAddr,
+        owner: Owner,
+    ) {
+        self.sockets
+            .entry((proto, canon(local), canon(remote)))
+            .or_default()
+            .push((netns, owner));
+    }
+
+    fn label(&self, point: u32) -> String {
+        match self.points.get(&point) {
+            Some(p) if !p.label.is_empty() => p.label.clone(),
+            _ => format!("point{point}"),
+        }
+    }
+
+    fn netns(&self, point: u32) -> Option<Netns> {
+        self.points.get(&point).and_then(|p| p.netns.clone())
+    }
+
+    /// Joins everything added so far.
+    pub fn join(&self) -> Model {
+        let cfg = &self.config;
+        let mut stats = JoinStats::default();
+        // Dense point ids (capture points in index order, then one per conntrack scope), so
+        // that no point index taken from the input sizes a table.
+        let mut seen_points: Vec<u32> = self.inputs.iter().map(|(_, f)| f.point).collect();
+        seen_points.sort_unstable();
+        seen_points.dedup();
+        let mut labels: Vec<Arc<str>> = seen_points
+            .iter()
+            .map(|&p| Arc::from(self.label(p)))
+            .collect();
+        let mut nss: Vec<Option<Netns>> = seen_points.iter().map(|&p| self.netns(p)).collect();
+        let dense = |p: u32| seen_points.binary_search(&p).unwrap_or(0) as u32;
+        let real: Vec<Ob<'_>> = self
+            .inputs
+            .iter()
+            .filter(|(_, f)| !f.is_empty())
+            .map(|&(id, f)| Ob::new(f, Some(id), dense(f.point)))
+            .collect();
+        stats.observations = real.len() as u64;
+
+        // Conntrack: links, and synthetic observations (with their own points).
+        let plan = leg::conntrack_plan(&real, &self.conntrack, &nss, cfg);
+        let mut synth_tuples: Vec<(SocketAddr, SocketAddr)> =
+            Vec::with_capacity(plan.synthetic.len());
+        let mut synth_meta: Vec<(usize, u32, u32)> = Vec::with_capacity(plan.synthetic.len());
+        for &(ei, orig, anchor) in &plan.synthetic {
+            let (e, label) = &self.conntrack[ei];
+            synth_tuples.push(if orig {
+                (e.orig.src_addr(), e.orig.dst_addr())
+            } else {
+                (e.reply.dst_addr(), e.reply.src_addr())
+            });
+            let point = match labels[seen_points.len()..]
+                .iter()
+                .position(|l| **l == **label)
+            {
+                Some(k) => seen_points.len() + k,
+                None => {
+                    labels.push(Arc::from(label.as_str()));
+                    nss.push(Some(e.netns.clone()));
+                    labels.len() - 1
+                }
+            };
+            synth_meta.push((ei, anchor, point as u32));
+        }
+        let mut obs = Vec::with_capacity(real.len() + synth_meta.len());
+        obs.extend_from_slice(&real);
+        for (t, &(ei, anchor, point)) in synth_tuples.iter().zip(&synth_meta) {
+            obs.push(Ob::synthetic(&real[anchor as usize], t, ei, point));
+        }
+        stats.synthetic = synth_meta.len() as u64;
+
+        // Leg links: scored candidates, conntrack links, synthetic links.
+        let pairs = leg::candidates(&obs, cfg, &mut stats);
+        let mut links = leg::links(&obs, &pairs, cfg, &mut stats);
+        links.extend(plan.links);
+        for (i, &(ei, anchor, _)) in synth_meta.iter().enumerate() {
+            let e = &self.conntrack[ei].0;
+            let ev = Evidence::Conntrack { id: e.id };
+            links.push(leg::LegLink {
+                a: anchor,
+                b: (real.len() + i) as u32,
+                score: evidence::points::CONNTRACK,
+                evidence: {
+                    let mut l = evidence::LinkEvidence::default();
+                    l.add(&ev);
+                    l
+                },
+                flipped: false,
+            });
+        }
+        links.sort_unstable_by(|x, y| y.score.cmp(&x.score).then((x.a, x.b).cmp(&(y.a, y.b))));
+        let mut clusters = Clusters::new(obs.len());
+        let mut accepted: Vec<usize> = Vec::new();
+        for (i, l) in links.iter().enumerate() {
+            match clusters.try_union(l.a, l.b, &obs, cfg.max_leg_observations) {
+                Ok(true) => accepted.push(i),
+                Ok(false) => {}
+                Err(()) => stats.leg_conflicts += 1,
+            }
+        }
+        stats.leg_links = accepted.len() as u64;
+        leg::orient(&mut obs, &links, &accepted, &mut clusters);
+
+        // Legs, in order of their first observation.
+        let mut roots: Vec<u32> = Vec::new();
+        let mut seen = vec![false; obs.len()];
+        for i in 0..obs.len() as u32 {
+            let r = clusters.find(i);
+            if !seen[r as usize] {
+                seen[r as usize] = true;
+                roots.push(r);
+            }
+        }
+        let is_orig = |ei: usize, o: &Ob<'_>| {
+            let e = &self.conntrack[ei].0;
+            leg::same_tuple(
+                (o.client(), o.server()),
+                (e.orig.src_addr(), e.orig.dst_addr()),
+            )
+        };
+        let owner_of = |v: &View, client_side: bool| -> Option<Owner> {
+            let o = v.main(&obs);
+            if let Some(w) = o.owner(client_side) {
+                return Some(w.clone());
+            }
+            if self.sockets.is_empty() {
+                return None;
+            }
+            let (local, remote) = if client_side {
+                (o.client(), o.server())
+            } else {
+                (o.server(), o.client())
+            };
+            let ns = nss.get(v.point as usize).and_then(|n| n.as_ref());
+            self.sockets
+                .get(&(o.f.proto, canon(local), canon(remote)))
+                .and_then(|list| {
+                    list.iter()
+                        .find(|(n, _)| n.is_none() || ns.is_none() || n.as_ref() == ns)
+                        .map(|(_, w)| w.clone())
+                })
+        };
+        let mut leg_of_obs = vec![0u32; obs.len()];
+        let mut sums: Vec<LegSum<'_>> = Vec::with_capacity(roots.len());
+        for (li, &r) in roots.iter().enumerate() {
+            for &m in clusters.members(r) {
+                leg_of_obs[m as usize] = li as u32;
+            }
+            let vs = view::views(clusters.members(r), &obs, &is_orig);
+            let (vs, hops) = vs;
+            let mut sum = LegSum::new(vs, &obs, &owner_of);
+            sum.hops = hops;
+            sums.push(sum);
+        }
+        stats.legs = sums.len() as u64;
+
+        // Path edges and the matching.
+        let ppairs = path::candidates(&sums, cfg, &mut stats);
+        let mut edges = path::edges(&sums, &ppairs, &obs, &nss, cfg, &mut stats);
+        stats.path_edges = edges.len() as u64;
+        let choice = path::choose(&edges, cfg.margin, &mut stats);
+        stats.path_links = choice.accepted.len() as u64;
+        stats.ambiguous_hops = choice.ambiguous.len() as u64;
+        let mut next: Vec<Option<usize>> = vec![None; sums.len()];
+        let mut prev: Vec<Option<usize>> = vec![None; sums.len()];
+        for &i in &choice.accepted {
+            let e = &edges[i];
+            next[e.up as usize] = Some(i);
+            prev[e.down as usize] = Some(i);
+        }
+        // Chains from their heads.
+        let mut chains: Vec<Vec<u32>> = Vec::new();
+        let mut placed = vec![false; sums.len()];
+        for head in 0..sums.len() {
+            if prev[head].is_some() {
+                continue;
+            }
+            let mut chain = Vec::with_capacity(4);
+            chain.push(head as u32);
+            placed[head] = true;
+            let mut cur = head;
+            while let Some(ei) = next[cur] {
+                let d = edges[ei].down as usize;
+                if placed[d] {
+                    break;
+                }
+                placed[d] = true;
+                chain.push(d as u32);
+                cur = d;
+            }
+            chains.push(chain);
+        }
+        // Anything left (cannot happen: edges go forward in time) becomes its own path.
+        for (i, p) in placed.iter().enumerate() {
+            if !p {
+                chains.push(vec![i as u32]);
+            }
+        }
+        chains.sort_unstable_by_key(|c| {
+            (
+                c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0),
+                c[0],
+            )
+        });
+        let mut path_of_leg = vec![(0u64, 0usize); sums.len()];
+        for (pi, c) in chains.iter().enumerate() {
+            for (k, &l) in c.iter().enumerate() {
+                path_of_leg[l as usize] = (pi as u64 + 1, k);
+            }
+        }
+        stats.paths = chains.len() as u64;
+
+        // The model.
+        // Accepted links grouped by leg: `by_leg[starts[l]..starts[l + 1]]`.
+        let mut by_leg: Vec<(u32, usize)> = accepted
+            .iter()
+            .map(|&i| (leg_of_obs[links[i].a as usize], i))
+            .collect();
+        by_leg.sort_unstable();
+        let mut starts = vec![0usize; sums.len() + 1];
+        for &(l, _) in &by_leg {
+            starts[l as usize + 1] += 1;
+        }
+        for l in 0..sums.len() {
+            starts[l + 1] += starts[l];
+        }
+        let link_ids: Vec<usize> = by_leg.iter().map(|x| x.1).collect();
+        let mut paths: Vec<Path> = Vec::with_capacity(chains.len());
+        for (pi, c) in chains.iter().enumerate() {
+            let legs_out: Vec<Leg> = c
+                .iter()
+                .map(|&l| {
+                    self.leg_out(
+                        &mut sums[l as usize],
+                        &obs,
+                        &links,
+                        &link_ids[starts[l as usize]..starts[l as usize + 1]],
+                        &labels,
+                    )
+                })
+                .collect();
+            let mut via = Vec::new();
+            for w in c.windows(2) {
+                let Some(ei) = next[w[0] as usize] else {
+                    continue;
+                };
+                let e = &mut edges[ei];
+                let (u, d) = (&sums[e.up as usize], &sums[e.down as usize]);
+                let process = e
+                    .evidence
+                    .iter()
+                    .find_map(|s| match &s.evidence {
+                        Evidence::Process { pid, comm } => Some(Owner {
+                            pid: *pid,
+                            comm: comm.to_string(),
+                        }),
+                        _ => None,
+                    })
+                    .or_else(|| d.client_owner.clone())
+                    .or_else(|| u.server_owner.clone());
+                let k = path_of_leg[e.up as usize].1;
+                via.push(Via {
+                    between: [k, k + 1],
+                    process,
+                    score: e.score,
+                    evidence: std::mem::take(&mut e.evidence),
+                });
+            }
+            let first_ns = c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0);
+            let last_ns = c.iter().map(|&l| sums[l as usize].last).max().unwrap_or(0);
+            let (fl, ll) = (&sums[c[0] as usize], &sums[c[c.len() - 1] as usize]);
+            let client = fl
+                .views
+                .iter()
+                .find(|v| v.synthetic(&obs).is_none())
+                .or(fl.views.first())
+                .map(|v| v.client(&obs));
+            let server = ll
+                .views
+                .iter()
+                .rev()
+                .find(|v| v.synthetic(&obs).is_none())
+                .or(ll.views.last())
+                .map(|v| v.server(&obs));
+            paths.push(Path {
+                id: pi as u64 + 1,
+                proto: match fl.proto {
+                    Proto::Tcp => "tcp",
+                    Proto::Udp => "udp",
+                },
+                client,
+                server,
+                first: model::unix_s(first_ns),
+                last: model::unix_s(last_ns),
+                legs: legs_out,
+                via,
+                ambiguous: Vec::new(),
+                first_ns,
+                last_ns,
+            });
+        }
+        for &i in &choice.ambiguous {
+            let e = &edges[i];
+            let (up_path, up_leg) = path_of_leg[e.up as usize];
+            let (down_path, down_leg) = path_of_leg[e.down as usize];
+            let mut note = |path: u64, leg: usize, side: &'static str, cand: model::Candidate| {
+                let Some(p) = paths.get_mut(path as usize - 1) else {
+                    return;
+                };
+                match p
+                    .ambiguous
+                    .iter_mut()
+                    .find(|a| a.leg == leg && a.side == side)
+                {
+                    Some(a) => a.candidates.push(cand),
+                    None => p.ambiguous.push(model::Ambiguity {
+                        leg,
+                        side,
+                        candidates: vec![cand],
+                    }),
+                }
+            };
+            note(
+                up_path,
+                up_leg,
+                "downstream",
+                model::Candidate {
+                    path: down_path,
+                    leg: down_leg,
+                    score: e.score,
+                },
+            );
+            note(
+                down_path,
+                down_leg,
+                "upstream",
+                model::Candidate {
+                    path: up_path,
+                    leg: up_leg,
+                    score: e.score,
+                },
+            );
+        }
+        Model { paths, stats }
+    }
+
+    fn leg_out(
+        &self,
+        sum: &mut LegSum<'_>,
+        obs: &[Ob<'_>],
+        links: &[leg::LegLink],
+        mine: &[usize],
+        labels: &[Arc<str>],
+    ) -> Leg {
+        let views = &sum.views;
+        let view_of = |m: u32| views.iter().position(|v| v.c2s == m || v.s2c == m);
+        let observations: Vec<Observation> = views
+            .iter()
+            .map(|v| {
+                let main = v.main(obs);
+                let mut ids = model::Ids::default();
+                for m in [v.c2s, v.s2c] {
+                    if let Some(i) = obs[m as usize].id {
+                        ids.push(i.0);
+                    }
+                }
+                let conntrack =
+                    v.synthetic(obs)
+                        .and_then(|ei| self.conntrack.get(ei))
+                        .map(|(e, _)| {
+                            Box::new(model::CtRef {
+                                id: e.id,
+                                orig: e.orig,
+                                reply: e.reply,
+                            })
+                        });
+                Observation {
+                    point: labels
+                        .get(v.point as usize)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from("?")),
+                    src: main.client(),
+                    dst: main.server(),
+                    packets: [v.d(obs, Dir::C2s).packets, v.d(obs, Dir::S2c).packets],
+                    bytes: [v.d(obs, Dir::C2s).bytes, v.d(obs, Dir::S2c).bytes],
+                    first: model::unix_s(v.first(obs)),
+                    last: model::unix_s(v.last(obs)),
+                    source: if conntrack.is_some() {
+                        Source::Conntrack
+                    } else {
+                        Source::Capture
+                    },
+                    reply: v
+                        .reply(obs)
+                        .map(|(src, dst)| Box::new(model::Endpoints { src, dst })),
+                    ids,
+                    conntrack,
+                }
+            })
+            .collect();
+        let mut joined: Vec<model::Link> = Vec::with_capacity(mine.len());
+        let mut score: Option<i32> = None;
+        for &i in mine {
+            let l = &links[i];
+            let (a, b) = (
+                view_of(l.a).unwrap_or(0) as u32,
+                view_of(l.b).unwrap_or(0) as u32,
+            );
+            joined.push(model::Link {
+                between: [a.min(b), a.max(b)],
+                score: l.score,
+                evidence: l.evidence,
+            });
+            score = Some(score.map_or(l.score, |s| s.min(l.score)));
+        }
+        joined.sort_by_key(|l| l.between);
+        let same = views.iter().all(|v| {
+            v.reply(obs).is_none()
+                && ((v.client(obs), v.server(obs)) == (views[0].client(obs), views[0].server(obs))
+                    || leg::same_tuple(
+                        (v.client(obs), v.server(obs)),
+                        (views[0].client(obs), views[0].server(obs)),
+                    ))
+        });
+        let kind = if views.len() <= 1 && views.iter().all(|v| !v.merged()) {
+            JoinKind::None
+        } else if same {
+            JoinKind::SameTuple
+        } else {
+            JoinKind::Nat
+        };
+        let hops = std::mem::take(&mut sum.hops)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (changes, latency))| model::Hop {
+                from: i,
+                to: i + 1,
+                changes,
+                latency,
+            })
+            .collect();
+        let rewrite = match (views.first(), views.last()) {
+            (Some(a), Some(b)) => {
+                let pair = |x: SocketAddr, y: SocketAddr| (x != y).then_some([x, y]);
+                let r = model::Rewrite {
+                    src: pair(a.client(obs), b.client(obs)),
+                    dst: pair(a.server(obs), b.server(obs)),
+                };
+                (r.src.is_some() || r.dst.is_some()).then(|| Box::new(r))
+            }
+            _ => None,
+        };
+        let process = (sum.client_owner.is_some() || sum.server_owner.is_some()).then(|| {
+            Box::new(model::LegProcess {
+                client: sum.client_owner.clone(),
+                server: sum.server_owner.clone(),
+            })
+        });
+        Leg {
+            observations,
+            join: model::LegJoin {
+                kind,
+                score: score.unwrap_or(0),
+                links: joined,
+            },
+            process,
+            hops,
+            rewrite,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,606 @@
+//! Path join: which legs carry the same bytes through a forwarder (see the module docs of
+//! [`crate::join`] for the rules). Candidates share a payload key (the digest of the first
+//! 16 bytes of a direction, or of a whole shorter stream; for UDP a datagram digest) and
+//! start within the path window; every candidate edge upstream -> downstream is scored by
+//! [`score_edge`]; edges are then chosen as a matching (each leg has at most one upstream
+//! and one downstream leg) that must be clearly better than every alternative
+//! ([`choose`]).
+
+use super::evidence::{Dir, Evidence, Scored, points, timing_points};
+use super::features::{DirFeatures, Nanos, Owner, Proto};
+use super::index::{Grouper, key};
+use super::leg::{Ob, datagram_alignment, same_tuple};
+use super::view::View;
+use super::{JoinConfig, JoinStats};
+use crate::join::digest::{DigestCmp, StreamDigest};
+use crate::netns::Netns;
+
+/// One direction of a leg, summarized over its views.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StreamSum<'b> {
+    /// The anchored digest that hashed the most bytes.
+    pub digest: Option<&'b StreamDigest>,
+    /// The view direction with the most comparable datagram digests (UDP).
+    pub datagrams: Option<&'b DirFeatures>,
+    pub bytes: u64,
+    pub finished: bool,
+    /// First payload at the view nearest the client / the server.
+    pub data_near_client: Option<Nanos>,
+    pub data_near_server: Option<Nanos>,
+}
+
+/// A leg as the path join sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct LegSum<'b> {
+    pub proto: Proto,
+    pub views: Vec<View>,
+    /// Changes and latency between consecutive views.
+    pub hops: Vec<(Vec<super::view::Change>, super::view::Latency)>,
+    pub first: Nanos,
+    pub last: Nanos,
+    /// Connection start at the real view nearest the client / the server.
+    pub start_near_client: Nanos,
+    pub start_near_server: Nanos,
+    pub streams: [StreamSum<'b>; 2],
+    pub client_owner: Option<Owner>,
+    pub server_owner: Option<Owner>,
+    /// Points of the real views nearest the client / the server.
+    pub point_near_client: u32,
+    pub point_near_server: u32,
+}
+
+impl<'b> LegSum<'b> {
+    pub fn new(
+        views: Vec<View>,
+        obs: &[Ob<'b>],
+        owner: &dyn Fn(&View, bool) -> Option<Owner>,
+    ) -> LegSum<'b> {
+        let is_real = |v: &&View| v.synthetic(obs).is_none();
+        let near_client = views.iter().find(is_real).or(views.first());
+        let near_server = views.iter().rev().find(is_real).or(views.last());
+        let proto = views.first().map_or(Proto::Tcp, |v| v.main(obs).f.proto);
+        let mut streams = [StreamSum::default(); 2];
+        for dir in Dir::BOTH {
+            let s = &mut streams[dir.index()];
+            for v in views.iter().filter(is_real) {
+                let d = v.d(obs, dir);
+                s.bytes = s.bytes.max(d.bytes);
+                s.finished |= d.finished();
+                if d.stream.anchor_state() == super::digest::Anchor::Syn
+                    && s.digest.is_none_or(|b| d.stream.hashed() > b.hashed())
+                {
+                    s.digest = Some(&d.stream);
+                }
+                let comparable = |x: &DirFeatures| {
+                    x.datagrams
+                        .as_slice()
+                        .iter()
+                        .filter(|g| g.digest().is_some())
+                        .count()
+                };
+                if comparable(d) > 0 && s.datagrams.is_none_or(|b| comparable(d) > comparable(b)) {
+                    s.datagrams = Some(d);
+                }
+            }
+            let data_at = |v: Option<&View>| -> Option<Nanos> {
+                let d = v?.d(obs, dir);
+                d.data_at
+                    .or_else(|| d.datagrams.as_slice().first().and_then(|g| d.time(g.at)))
+            };
+            s.data_near_client = data_at(near_client);
+            s.data_near_server = data_at(near_server);
+        }
+        let client_owner = views.iter().find_map(|v| owner(v, true));
+        let server_owner = views.iter().rev().find_map(|v| owner(v, false));
+        let first = views.iter().map(|v| v.first(obs)).min().unwrap_or(0);
+        let last = views.iter().map(|v| v.last(obs)).max().unwrap_or(0);
+        LegSum {
+            proto,
+            first,
+            last,
+            start_near_client: near_client.map_or(first, |v| v.start(obs)),
+            start_near_server: near_server.map_or(first, |v| v.start(obs)),
+            streams,
+            client_owner,
+            server_owner,
+            point_near_client: near_client.map_or(0, |v| v.point),
+            point_near_server: near_server.map_or(0, |v| v.point),
+            views,
+            hops: Vec::new(),
+        }
+    }
+
+    /// The payload keys the path search groups legs by.
+    fn keys(&self, out: &mut Vec<u64>) {
+        for dir in Dir::BOTH {
+            let s = &self.streams[dir.index()];
+            let tag = 10 + dir.index() as u8;
+            match self.proto {
+                Proto::Tcp => {
+                    if let Some(k) = s.digest.and_then(|d| d.index_key()) {
+                        out.push(key(tag, k));
+                    }
+                }
+                Proto::Udp => {
+                    if let Some(h) = s
+                        .datagrams
+                        .and_then(|d| d.datagrams.as_slice().iter().find_map(|g| g.digest()))
+                    {
+                        out.push(key(tag, h));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A candidate forwarder hop: leg `up` hands its bytes to leg `down`.
+#[derive(Clone, Debug)]
+pub(crate) struct PathEdge {
+    pub up: u32,
+    pub down: u32,
+    pub score: i32,
+    pub evidence: Vec<Scored>,
+}
+
+/// Candidate pairs of legs (unordered).
+pub(crate) fn candidates(
+    legs: &[LegSum<'_>],
+    cfg: &JoinConfig,
+    stats: &mut JoinStats,
+) -> Vec<(u32, u32)> {
+    let mut g = Grouper::with_capacity(legs.len() * 2);
+    let mut keys = Vec::with_capacity(4);
+    for (i, l) in legs.iter().enumerate() {
+        keys.clear();
+        l.keys(&mut keys);
+        keys.sort_unstable();
+        keys.dedup();
+        let busy = l.streams[0]
+            .data_near_server
+            .unwrap_or(l.start_near_server)
+            .max(l.start_near_server);
+        for &k in &keys {
+            g.push(
+                k,
+                l.start_near_client,
+                busy.saturating_add(cfg.path_window_ns),
+                i as u32,
+            );
+        }
+    }
+    let mut pairs = Vec::new();
+    g.pairs(
+        0,
+        cfg.max_candidates,
+        &mut pairs,
+        &mut stats.capped_candidates,
+    );
+    super::index::dedup_unordered(&mut pairs);
+    pairs
+}
+
+/// Scores `up -> down` as a forwarder hop; `None` when it cannot be one (order, causality,
+/// differing payload, no payload in common, a loop) or scores below the threshold.
+pub(crate) fn score_edge(
+    up: &LegSum<'_>,
+    down: &LegSum<'_>,
+    ui: u32,
+    di: u32,
+    obs: &[Ob<'_>],
+    netns: &[Option<Netns>],
+    cfg: &JoinConfig,
+) -> Option<PathEdge> {
+    if up.proto != down.proto {
+        return None;
+    }
+    // Order: the downstream leg starts after the upstream one (strictly; ties by index, so
+    // the candidate graph has no cycles).
+    let (us, ds) = (up.start_near_server, down.start_near_client);
+    if ds < us || (ds == us && di < ui) {
+        return None;
+    }
+    let up_busy = up.streams[0].data_near_server.unwrap_or(us).max(us);
+    if ds > up_busy.saturating_add(cfg.path_window_ns) {
+        return None;
+    }
+    // A forwarder does not connect to itself at the same point.
+    for u in &up.views {
+        for d in down.views.iter().filter(|d| d.point == u.point) {
+            let (c, s, c2, s2) = (u.client(obs), u.server(obs), d.client(obs), d.server(obs));
+            if same_tuple((c, s), (c2, s2)) || c == c2 || s == s2 {
+                return None;
+            }
+        }
+    }
+    let mut ev: Vec<(Evidence, i32)> = Vec::with_capacity(8);
+    let mut payload = false;
+    for dir in Dir::BOTH {
+        let (a, b) = (&up.streams[dir.index()], &down.streams[dir.index()]);
+        match up.proto {
+            Proto::Tcp => {
+                if let (Some(x), Some(y)) = (a.digest, b.digest) {
+                    match x.compare(y) {
+                        DigestCmp::Match(n) => {
+                            ev.push((Evidence::Payload { dir, bytes: n }, points::payload_path(n)));
+                            payload = true;
+                        }
+                        DigestCmp::Mismatch(_) => return None,
+                        DigestCmp::Unknown => {}
+                    }
+                }
+                if a.finished && b.finished && a.bytes > 0 {
+                    if a.bytes == b.bytes {
+                        ev.push((
+                            Evidence::Size {
+                                dir,
+                                bytes: a.bytes,
+                            },
+                            points::SIZE,
+                        ));
+                    } else {
+                        ev.push((
+                            Evidence::SizeDiffers {
+                                dir,
+                                upstream: a.bytes,
+                                downstream: b.bytes,
+                            },
+                            points::SIZE_DIFFERS,
+                        ));
+                    }
+                }
+            }
+            Proto::Udp => {
+                if let (Some(x), Some(y)) = (a.datagrams, b.datagrams)
+                    && let Some(m) = datagram_alignment(x, y).filter(|&m| m > 0)
+                {
+                    ev.push((
+                        Evidence::Datagrams { dir, matched: m },
+                        10 + (m as i32 * points::DATAGRAM).min(points::DATAGRAMS_MAX),
+                    ));
+                    payload = true;
+                }
+            }
+        }
+    }
+    if !payload {
+        return None;
+    }
+    // Causality: the forwarder writes downstream what it read upstream, and back.
+    let slack = cfg.causality_slack_ns;
+    let forward = match (a_data(up, Dir::C2s, false), a_data(down, Dir::C2s, true)) {
+        (Some(u), Some(d)) => Some(d.saturating_sub(u)),
+        _ => None,
+    };
+    let reply = match (a_data(up, Dir::S2c, false), a_data(down, Dir::S2c, true)) {
+        (Some(u), Some(d)) => Some(u.saturating_sub(d)),
+        _ => None,
+    };
+    if forward.is_some_and(|f| f < -slack) || reply.is_some_and(|r| r < -slack) {
+        return None;
+    }
+    let connect = ds.saturating_sub(us);
+    let worst = [Some(connect), forward, reply]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(connect);
+    let us_f = |ns: i64| Some((ns as f64 / 1000.0) as f32);
+    ev.push((
+        Evidence::Timing {
+            connect_us: us_f(connect),
+            forward_us: forward.and_then(us_f),
+            reply_us: reply.and_then(us_f),
+        },
+        timing_points(worst),
+    ));
+    match (&up.server_owner, &down.client_owner) {
+        (Some(a), Some(b)) if a.pid == b.pid => ev.push((
+            Evidence::Process {
+                pid: a.pid,
+                comm: a.comm.as_str().into(),
+            },
+            points::PROCESS,
+        )),
+        (Some(a), Some(b)) if a.comm != b.comm => ev.push((
+            Evidence::ProcessDiffers {
+                upstream: Box::new(a.clone()),
+                downstream: Box::new(b.clone()),
+            },
+            points::PROCESS_DIFFERS,
+        )),
+        _ => {}
+    }
+    let ns = |p: u32| netns.get(p as usize).and_then(|n| n.as_ref());
+    if let (Some(a), Some(b)) = (ns(up.point_near_server), ns(down.point_near_client))
+        && a != b
+    {
+        ev.push((Evidence::NetnsDiffers, points::NETNS_DIFFERS));
+    }
+    let score = ev.iter().map(|(_, p)| p).sum();
+    (score >= cfg.path_threshold).then(|| PathEdge {
+        up: ui,
+        down: di,
+        score,
+        evidence: ev
+            .into_iter()
+            .map(|(evidence, points)| Scored {
+                evidence,
+                points,
+                between: None,
+            })
+            .collect(),
+    })
+}
+
+/// First payload of `dir` at the view nearest the forwarder: the server end of an upstream
+/// leg (`near_client == false`), the client end of a downstream leg.
+fn a_data(l: &LegSum<'_>, dir: Dir, near_client: bool) -> Option<Nanos> {
+    let s = &l.streams[dir.index()];
+    if near_client {
+        s.data_near_client
+    } else {
+        s.data_near_server
+    }
+}
+
+/// Scores candidate pairs in both orders; at most one order passes the order gate.
+pub(crate) fn edges(
+    legs: &[LegSum<'_>],
+    pairs: &[(u32, u32)],
+    obs: &[Ob<'_>],
+    netns: &[Option<Netns>],
+    cfg: &JoinConfig,
+    stats: &mut JoinStats,
+) -> Vec<PathEdge> {
+    let mut out = Vec::new();
+    for &(a, b) in pairs {
+        stats.path_pairs_scored += 1;
+        let (la, lb) = (&legs[a as usize], &legs[b as usize]);
+        if let Some(e) = score_edge(la, lb, a, b, obs, netns, cfg)
+            .or_else(|| score_edge(lb, la, b, a, obs, netns, cfg))
+        {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// What the matching decided.
+#[derive(Debug, Default)]
+pub(crate) struct Choice {
+    /// Indices into the edge list.
+    pub accepted: Vec<usize>,
+    pub ambiguous: Vec<usize>,
+}
+
+/// Weight of one edge in a matching: cardinality first (a leg in the middle of a chain needs
+/// both its edges), then score.
+const BONUS: i64 = 1000;
+/// Edges per conflict group solved exactly; larger groups are solved greedily.
+const EXACT_EDGES: usize = 20;
+/// Matchings enumerated per group at most.
+const EXACT_MATCHINGS: usize = 1 << 16;
+
+/// Chooses edges so each leg has at most one upstream and one downstream leg.
+///
+/// Edges conflict when they share an upstream leg or a downstream leg. An edge without
+/// conflicts is taken. In a group of conflicting edges every matching is enumerated with
+/// weight `sum(score + BONUS)`; the edges common to every matching within `margin` of the
+/// best are taken, the other edges of those matchings are ambiguous (not joined, reported).
+/// Groups too large to enumerate are solved greedily: an edge is taken when it beats every
+/// edge it conflicts with (whose other end is still free) by `margin`.
+pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> Choice {
+    let mut choice = Choice::default();
+    // Conflict groups: union-find over edges through their (up, out) and (down, in) ends.
+    let mut parent: Vec<usize> = (0..edges.len()).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    let legs = edges
+        .iter()
+        .map(|e| e.up.max(e.down) as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut first_out: Vec<u32> = vec![u32::MAX; legs];
+    let mut first_in: Vec<u32> = vec![u32::MAX; legs];
+    for (i, e) in edges.iter().enumerate() {
+        for slot in [
+            &mut first_out[e.up as usize],
+            &mut first_in[e.down as usize],
+        ] {
+            if *slot == u32::MAX {
+                *slot = i as u32;
+            } else {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, *slot as usize));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut order: Vec<(usize, usize)> = (0..edges.len())
+        .map(|i| (find(&mut parent, i), i))
+        .collect();
+    order.sort_unstable();
+    let groups = order
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|g| g.iter().map(|x| x.1).collect::<Vec<usize>>());
+    for g in groups {
+        if g.len() == 1 {
+            choice.accepted.push(g[0]);
+        } else if g.len() <= EXACT_EDGES && exact(edges, &g, margin, &mut choice) {
+            stats.path_groups_exact += 1;
+        } else {
+            stats.path_groups_greedy += 1;
+            greedy(edges, &g, margin, &mut choice);
+        }
+    }
+    choice.accepted.sort_unstable();
+    choice.ambiguous.sort_unstable();
+    choice
+}
+
+fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> bool {
+    // Every matching, as (weight, edge mask), by depth-first search with the used ends in
+    // bitmasks over the group's own legs (at most 2 * EXACT_EDGES of them).
+    let mut legs: Vec<u32> = Vec::with_capacity(2 * g.len());
+    for &i in g {
+        for l in [edges[i].up, edges[i].down] {
+            if !legs.contains(&l) {
+                legs.push(l);
+            }
+        }
+    }
+    let local = |l: u32| legs.iter().position(|&x| x == l).unwrap_or(0) as u32;
+    let ends: Vec<(u64, u64, i64)> = g
+        .iter()
+        .map(|&i| {
+            (
+                1u64 << local(edges[i].up),
+                1u64 << local(edges[i].down),
+                i64::from(edges[i].score) + BONUS,
+            )
+        })
+        .collect();
+    let mut found: Vec<(i64, u32)> = Vec::with_capacity(1 << g.len().min(6));
+    // Iterative DFS: (next edge, used ups, used downs, weight, mask).
+    let mut stack: Vec<(usize, u64, u64, i64, u32)> = Vec::with_capacity(g.len() + 1);
+    stack.push((0, 0, 0, 0, 0));
+    while let Some((k, ups, downs, w, mask)) = stack.pop() {
+        if k == ends.len() {
+            found.push((w, mask));
+            if found.len() > EXACT_MATCHINGS {
+                return false;
+            }
+            continue;
+        }
+        stack.push((k + 1, ups, downs, w, mask));
+        let (u, d, ew) = ends[k];
+        if ups & u == 0 && downs & d == 0 {
+            stack.push((k + 1, ups | u, downs | d, w + ew, mask | (1 << k)));
+        }
+    }
+    let Some(best) = found.iter().map(|f| f.0).max() else {
+        return true;
+    };
+    let near = found.iter().filter(|f| f.0 >= best - i64::from(margin));
+    let (all, any) = near.fold((u32::MAX, 0u32), |(a, o), f| (a & f.1, o | f.1));
+    for (k, &i) in g.iter().enumerate() {
+        if all & (1 << k) != 0 {
+            choice.accepted.push(i);
+        } else if any & (1 << k) != 0 {
+            choice.ambiguous.push(i);
+        }
+    }
+    true
+}
+
+fn greedy(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) {
+    let mut order: Vec<usize> = g.to_vec();
+    order.sort_by_key(|&i| (std::cmp::Reverse(edges[i].score), i));
+    let mut up_used = std::collections::HashSet::new();
+    let mut down_used = std::collections::HashSet::new();
+    let mut taken = vec![false; edges.len()];
+    loop {
+        let mut progress = false;
+        for &i in &order {
+            let e = &edges[i];
+            if taken[i] || up_used.contains(&e.up) || down_used.contains(&e.down) {
+                continue;
+            }
+            let rival = order
+                .iter()
+                .filter(|&&j| j != i && !taken[j])
+                .map(|&j| &edges[j])
+                .filter(|r| {
+                    (r.up == e.up && !down_used.contains(&r.down))
+                        || (r.down == e.down && !up_used.contains(&r.up))
+                });
+            if rival
+                .map(|r| r.score)
+                .max()
+                .is_none_or(|s| e.score - s >= margin)
+            {
+                taken[i] = true;
+                up_used.insert(e.up);
+                down_used.insert(e.down);
+                choice.accepted.push(i);
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    for &i in &order {
+        let e = &edges[i];
+        if !taken[i] && !up_used.contains(&e.up) && !down_used.contains(&e.down) {
+            choice.ambiguous.push(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(up: u32, down: u32, score: i32) -> PathEdge {
+        PathEdge {
+            up,
+            down,
+            score,
+            evidence: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn chain_beats_its_skip_edge() {
+        let edges = vec![e(0, 1, 80), e(1, 2, 80), e(0, 2, 90)];
+        let c = choose(&edges, 15, &mut JoinStats::default());
+        assert_eq!(c.accepted, vec![0, 1]);
+        assert!(c.ambiguous.is_empty());
+    }
+
+    #[test]
+    fn symmetric_crossing_is_ambiguous() {
+        // Two upstream legs 0, 1 and two downstream legs 2, 3, all alike.
+        let edges = vec![e(0, 2, 80), e(0, 3, 80), e(1, 2, 80), e(1, 3, 78)];
+        let c = choose(&edges, 15, &mut JoinStats::default());
+        assert!(c.accepted.is_empty());
+        assert_eq!(c.ambiguous, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_forced_pairing_resolves() {
+        // Leg 2 can only come from 0; leg 3 from 0 or 1: the only full matching is 0-2, 1-3.
+        let edges = vec![e(0, 2, 80), e(0, 3, 80), e(1, 3, 80)];
+        let c = choose(&edges, 15, &mut JoinStats::default());
+        assert_eq!(c.accepted, vec![0, 2]);
+    }
+
+    #[test]
+    fn clear_margin_wins() {
+        let edges = vec![e(0, 2, 130), e(0, 3, 80)];
+        let c = choose(&edges, 15, &mut JoinStats::default());
+        assert_eq!(c.accepted, vec![0]);
+        assert!(c.ambiguous.is_empty());
+    }
+
+    #[test]
+    fn greedy_groups() {
+        let mut edges = Vec::new();
+        for u in 0..6u32 {
+            for d in 10..16u32 {
+                edges.push(e(u, d, if d - 10 == u { 120 } else { 60 }));
+            }
+        }
+        let c = choose(&edges, 15, &mut JoinStats::default());
+        assert_eq!(c.accepted.len(), 6);
+        for &i in &c.accepted {
+            assert_eq!(edges[i].down - 10, edges[i].up);
+        }
+    }
+}

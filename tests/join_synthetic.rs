@@ -1,0 +1,682 @@
+//! The joiner on synthetic features: the seed path, NAT, half observations, conntrack,
+//! forwarders with identical payloads, UDP, sequence shifts, reused tuples, midstream.
+
+mod join_support;
+
+use flowtrail::conntrack::{CtEntry, text};
+use flowtrail::join::{
+    Evidence, JoinConfig, JoinKind, Joiner, Model, Nanos, ObservationFeatures, ObservationId,
+    Owner, Proto, Side, Source,
+};
+use join_support::*;
+
+fn ct(line: &str) -> CtEntry {
+    let (mut v, errs) = text::parse_entries(line);
+    assert!(errs.is_empty(), "{errs:?}");
+    v.remove(0)
+}
+
+fn join(
+    obs: &[ObservationFeatures],
+    cts: &[CtEntry],
+    setup: impl FnOnce(&mut Joiner<'_>),
+) -> Model {
+    let mut j = Joiner::new(JoinConfig::default());
+    for (i, l) in SEED_POINTS.iter().enumerate() {
+        j.set_point(i as u32, *l, None);
+    }
+    for (i, f) in obs.iter().enumerate() {
+        j.add_observation(ObservationId(i as u64), f);
+    }
+    for e in cts {
+        j.add_conntrack_in(e, "vm");
+    }
+    setup(&mut j);
+    j.join()
+}
+
+/// Observation ids per path, per leg (sorted), for comparing with the truth.
+fn shape(m: &Model) -> Vec<Vec<Vec<u64>>> {
+    m.paths
+        .iter()
+        .map(|p| {
+            p.legs
+                .iter()
+                .map(|l| {
+                    l.observations
+                        .iter()
+                        .flat_map(|o| o.ids.iter().copied())
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn has(ev: &[flowtrail::join::Scored], f: impl Fn(&Evidence) -> bool) -> bool {
+    ev.iter().any(|s| f(&s.evidence))
+}
+
+#[test]
+fn seed_path_with_conntrack() {
+    let mut rng = Rng(7);
+    let sp = seed_path(&mut rng, 3, 1_795_928_336_000_000_000, 1500);
+    let obs = sp.observations();
+    let m = join(&obs, &[ct(&sp.conntrack)], |_| {});
+    assert_eq!(m.paths.len(), 1, "{m}");
+    let p = &m.paths[0];
+    assert_eq!(
+        shape(&m),
+        vec![vec![vec![0], vec![1, 2], vec![3, 4]]],
+        "{m}"
+    );
+    assert_eq!(p.client, Some(sp.legs[0].client));
+    assert_eq!(p.server, Some(addr("192.168.49.2:8443")));
+    // Leg 1: one observation.
+    assert_eq!(p.legs[0].join.kind, JoinKind::None);
+    // Leg 2: the two veth ends, same tuple, in travel order, ~3 us apart.
+    let l2 = &p.legs[1];
+    assert_eq!(l2.join.kind, JoinKind::SameTuple);
+    assert_eq!(
+        l2.observations
+            .iter()
+            .map(|o| &*o.point)
+            .collect::<Vec<_>>(),
+        ["host-veth", "vm-veth"]
+    );
+    assert!(has(&l2.join.evidence(), |e| matches!(
+        e,
+        Evidence::Isn { .. }
+    )));
+    assert_eq!(l2.hops[0].latency.c2s_us, Some(3.0));
+    assert_eq!(l2.hops[0].latency.s2c_us, Some(3.0));
+    assert!(l2.hops[0].changes.is_empty());
+    // Leg 3: conntrack's pre-NAT tuple first, then br0, then the node.
+    let l3 = &p.legs[2];
+    assert_eq!(l3.join.kind, JoinKind::Nat);
+    assert_eq!(
+        l3.observations
+            .iter()
+            .map(|o| &*o.point)
+            .collect::<Vec<_>>(),
+        ["vm/conntrack", "vm-br0", "node-eth0"]
+    );
+    assert_eq!(l3.observations[0].source, Source::Conntrack);
+    assert_eq!(l3.observations[0].dst, addr("127.0.0.1:55001"));
+    assert!(l3.observations[0].ids.is_empty());
+    let rw = l3.rewrite.as_ref().unwrap();
+    assert_eq!(rw.dst.unwrap()[1], addr("192.168.49.2:8443"));
+    assert_eq!(rw.src.unwrap()[0], sp.legs[2].client);
+    assert!(has(&l3.join.evidence(), |e| matches!(
+        e,
+        Evidence::Conntrack { .. }
+    )));
+    assert_eq!(l3.hops[1].latency.c2s_us, Some(4.0));
+    // Two forwarder hops, payload both ways.
+    assert_eq!(p.via.len(), 2);
+    for v in &p.via {
+        assert!(
+            has(&v.evidence, |e| matches!(
+                e,
+                Evidence::Payload { bytes: 1024, .. }
+            )),
+            "{m}"
+        );
+        assert!(v.process.is_none());
+    }
+    assert!(p.ambiguous.is_empty());
+}
+
+#[test]
+fn seed_path_without_conntrack() {
+    let mut rng = Rng(8);
+    let sp = seed_path(&mut rng, 1, 1_000_000_000_000, 64);
+    let m = join(&sp.observations(), &[], |_| {});
+    assert_eq!(
+        shape(&m),
+        vec![vec![vec![0], vec![1, 2], vec![3, 4]]],
+        "{m}"
+    );
+    assert_eq!(m.paths[0].legs[2].join.kind, JoinKind::SameTuple);
+    for v in &m.paths[0].via {
+        assert!(has(&v.evidence, |e| matches!(
+            e,
+            Evidence::Payload { bytes: 64, .. }
+        )));
+    }
+}
+
+/// Ground truth: path of each observation is its connection, leg its (connection, leg).
+fn precision_recall(m: &Model, truth: &dyn Fn(u64) -> (u64, usize)) -> (f64, f64, f64, f64) {
+    let mut ids: Vec<(u64, u64, usize)> = Vec::new(); // (id, path, leg index within model)
+    let mut leg_serial = 0;
+    for p in &m.paths {
+        for l in &p.legs {
+            leg_serial += 1;
+            for o in &l.observations {
+                for &id in &o.ids {
+                    ids.push((id, p.id, leg_serial));
+                }
+            }
+        }
+    }
+    let (mut tp_l, mut fp_l, mut fn_l, mut tp_p, mut fp_p, mut fn_p) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for i in 0..ids.len() {
+        for j in i + 1..ids.len() {
+            let (a, b) = (ids[i], ids[j]);
+            let (ta, tb) = (truth(a.0), truth(b.0));
+            let same_leg = a.2 == b.2;
+            let true_leg = ta == tb;
+            match (same_leg, true_leg) {
+                (true, true) => tp_l += 1,
+                (true, false) => fp_l += 1,
+                (false, true) => fn_l += 1,
+                _ => {}
+            }
+            let same_path = a.1 == b.1;
+            let true_path = ta.0 == tb.0;
+            match (same_path, true_path) {
+                (true, true) => tp_p += 1,
+                (true, false) => fp_p += 1,
+                (false, true) => fn_p += 1,
+                _ => {}
+            }
+        }
+    }
+    let r = |tp: u64, x: u64| {
+        if tp + x == 0 {
+            1.0
+        } else {
+            tp as f64 / (tp + x) as f64
+        }
+    };
+    (r(tp_l, fp_l), r(tp_l, fn_l), r(tp_p, fp_p), r(tp_p, fn_p))
+}
+
+#[test]
+fn many_concurrent_seed_paths() {
+    let mut rng = Rng(9);
+    let mut obs = Vec::new();
+    let mut cts = Vec::new();
+    let mut truth = Vec::new();
+    for i in 0..300u64 {
+        // A new connection every 200 us: dozens overlap.
+        let sp = seed_path(
+            &mut rng,
+            i,
+            5_000_000_000 + i as i64 * 200 * US,
+            64 + (i as usize * 97) % 5000,
+        );
+        for (k, f) in sp.observations().into_iter().enumerate() {
+            truth.push((i, sp.sights[k].0));
+            obs.push(f);
+        }
+        cts.push(ct(&sp.conntrack));
+    }
+    let m = join(&obs, &cts, |_| {});
+    let (lp, lr, pp, pr) = precision_recall(&m, &|id| truth[id as usize]);
+    println!(
+        "legs precision {lp} recall {lr}, paths precision {pp} recall {pr}; {:?}",
+        m.stats
+    );
+    assert_eq!((lp, lr, pp, pr), (1.0, 1.0, 1.0, 1.0));
+    assert_eq!(m.paths.len(), 300);
+    assert_eq!(m.stats.synthetic, 300);
+}
+
+#[test]
+fn bridge_nf_half_observations_merge() {
+    let mut rng = Rng(10);
+    let c = Conn::tcp(
+        &mut rng,
+        "192.168.49.1:53340",
+        "192.168.49.2:8443",
+        2_000_000_000,
+        payload(0, 1000),
+        payload(0, 1000),
+    );
+    let mut req = Sight::at(3, &c, 0);
+    req.dirs = [true, false];
+    let mut rep = Sight::at(3, &c, 0).tuple("127.0.0.1:53340", "192.168.49.2:8443");
+    rep.dirs = [false, true];
+    rep.first_sender_is_client = false; // the flow table calls the SYN-ACK's sender the client
+    let mut port = Sight::at(4, &c, 2 * US);
+    port.ttl = [64, 64];
+    let obs = vec![observe(&c, &req), observe(&c, &rep), observe(&c, &port)];
+    assert_eq!(obs[1].client.to_string(), "192.168.49.2:8443");
+    let m = join(&obs, &[], |_| {});
+    assert_eq!(shape(&m), vec![vec![vec![0, 1, 2]]], "{m}");
+    let l = &m.paths[0].legs[0];
+    assert_eq!(l.observations.len(), 2);
+    let br0 = &l.observations[0];
+    assert_eq!(&*br0.point, "vm-br0");
+    assert_eq!(
+        (br0.src, br0.dst),
+        (addr("192.168.49.1:53340"), addr("192.168.49.2:8443"))
+    );
+    let r = br0.reply.as_ref().unwrap();
+    assert_eq!(
+        (r.src, r.dst),
+        (addr("192.168.49.2:8443"), addr("127.0.0.1:53340"))
+    );
+    assert_eq!(br0.packets, [5, 4]);
+    assert_eq!(br0.bytes, [1000, 1000]);
+    assert_eq!(l.join.kind, JoinKind::Nat);
+    assert!(has(&l.join.evidence(), |e| matches!(
+        e,
+        Evidence::AckIsn { .. }
+    )));
+}
+
+#[test]
+fn half_observations_alone() {
+    let mut rng = Rng(11);
+    let c = Conn::tcp(
+        &mut rng,
+        "192.168.49.1:53340",
+        "192.168.49.2:8443",
+        2_000_000_000,
+        payload(0, 100),
+        payload(0, 100),
+    );
+    let mut req = Sight::at(0, &c, 0);
+    req.dirs = [true, false];
+    let mut rep = Sight::at(0, &c, 0).tuple("127.0.0.1:53340", "192.168.49.2:8443");
+    rep.dirs = [false, true];
+    let m = join(&[observe(&c, &req), observe(&c, &rep)], &[], |_| {});
+    assert_eq!(shape(&m), vec![vec![vec![0, 1]]], "{m}");
+}
+
+fn twins(gap: Nanos, owners: bool) -> (Model, Vec<(u64, usize)>) {
+    let mut rng = Rng(12);
+    let data = payload(42, 3000);
+    let a = seed_path_with(
+        &mut rng,
+        1,
+        10_000_000_000,
+        data.clone(),
+        300 * US,
+        100 * US,
+    );
+    let b = seed_path_with(&mut rng, 2, 10_000_000_000 + gap, data, 300 * US, 100 * US);
+    let mut obs = Vec::new();
+    let mut truth = Vec::new();
+    let mut cts = Vec::new();
+    for (n, sp) in [&a, &b].iter().enumerate() {
+        for (k, mut f) in sp.observations().into_iter().enumerate() {
+            if owners {
+                let fwd1 = Owner {
+                    pid: 100 + n as u32,
+                    comm: "socat".into(),
+                };
+                let fwd2 = Owner {
+                    pid: 200 + n as u32,
+                    comm: "socat".into(),
+                };
+                match k {
+                    0 => f.set_owner(Side::Server, fwd1),
+                    1 => f.set_owner(Side::Client, fwd1),
+                    2 => f.set_owner(Side::Server, fwd2),
+                    _ => {}
+                }
+            }
+            truth.push((n as u64, sp.sights[k].0));
+            obs.push(f);
+        }
+        cts.push(ct(&sp.conntrack));
+    }
+    let m = join(&obs, &cts, |j| {
+        if owners {
+            for (n, sp) in [&a, &b].iter().enumerate() {
+                j.add_socket_owner(
+                    None,
+                    Proto::Tcp,
+                    sp.legs[2].client,
+                    sp.legs[2].server,
+                    Owner {
+                        pid: 200 + n as u32,
+                        comm: "socat".into(),
+                    },
+                );
+            }
+        }
+    });
+    (m, truth)
+}
+
+#[test]
+fn identical_simultaneous_clients_do_not_cross() {
+    let (m, truth) = twins(20 * US, false);
+    let (lp, lr, pp, pr) = precision_recall(&m, &|id| truth[id as usize]);
+    println!("{m}\nlegs {lp}/{lr} paths {pp}/{pr}");
+    assert_eq!((lp, lr), (1.0, 1.0));
+    assert_eq!(pp, 1.0, "a wrong path join");
+    assert!(pr < 1.0, "cannot be told apart, so not joined");
+    assert!(
+        m.paths.iter().any(|p| !p.ambiguous.is_empty()),
+        "ambiguity is recorded"
+    );
+    assert!(m.stats.ambiguous_hops > 0);
+}
+
+#[test]
+fn identical_clients_apart_in_time_are_told_apart() {
+    let (m, truth) = twins(50 * MS, false);
+    let r = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
+    assert_eq!(m.paths.len(), 2);
+}
+
+#[test]
+fn identical_simultaneous_clients_with_owners() {
+    let (m, truth) = twins(20 * US, true);
+    let r = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
+    let via: Vec<String> = m.paths[0]
+        .via
+        .iter()
+        .map(|v| v.process.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(via, ["socat[100]", "socat[200]"]);
+    assert_eq!(
+        m.paths[0].legs[2]
+            .process
+            .as_ref()
+            .unwrap()
+            .client
+            .as_ref()
+            .unwrap()
+            .pid,
+        200
+    );
+    assert!(m.paths.iter().all(|p| p.ambiguous.is_empty()), "{m}");
+}
+
+#[test]
+fn udp_through_dnat_is_one_leg() {
+    let mut rng = Rng(13);
+    let c = Conn::udp(
+        &mut rng,
+        "192.168.65.1:40030",
+        "10.96.0.10:53",
+        3_000_000_000,
+        payload(5, 300),
+        payload(5, 300),
+        100,
+    );
+    let before = Sight::at(0, &c, 0);
+    let after = Sight::at(1, &c, 5 * US).tuple("192.168.65.1:40030", "172.17.0.5:5353");
+    let m = join(&[observe(&c, &before), observe(&c, &after)], &[], |_| {});
+    assert_eq!(shape(&m), vec![vec![vec![0, 1]]], "{m}");
+    let l = &m.paths[0].legs[0];
+    assert_eq!(m.paths[0].proto, "udp");
+    assert_eq!(l.join.kind, JoinKind::Nat);
+    assert!(has(&l.join.evidence(), |e| matches!(
+        e,
+        Evidence::IpId { .. }
+    )));
+    assert!(has(&l.join.evidence(), |e| matches!(
+        e,
+        Evidence::Datagrams { .. }
+    )));
+    assert_eq!(l.hops[0].latency.c2s_us, Some(5.0));
+}
+
+#[test]
+fn udp_forwarder_is_a_path_and_ipv6() {
+    let mut rng = Rng(14);
+    let data = payload(6, 400);
+    let up = Conn::udp(
+        &mut rng,
+        "[fd00:65::1]:40050",
+        "[fd00:65::2]:41000",
+        3_000_000_000,
+        data.clone(),
+        data.clone(),
+        100,
+    );
+    let mut down = Conn::udp(
+        &mut rng,
+        "[fd00:99::1]:51000",
+        "[fd00:99::2]:53",
+        3_000_000_000 + 80 * US,
+        data.clone(),
+        data,
+        100,
+    );
+    down.s2c_data_at = up.s2c_data_at - 100 * US;
+    let m = join(
+        &[
+            observe(&up, &Sight::at(0, &up, 0)),
+            observe(&down, &Sight::at(1, &down, 0)),
+        ],
+        &[],
+        |_| {},
+    );
+    assert_eq!(shape(&m), vec![vec![vec![0], vec![1]]], "{m}");
+    let json = m.paths[0].to_json();
+    assert!(json.contains(r#""src":"[fd00:65::1]:40050""#), "{json}");
+}
+
+#[test]
+fn sequence_shifting_box() {
+    let mut rng = Rng(15);
+    let c = Conn::tcp(
+        &mut rng,
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+        4_000_000_000,
+        payload(7, 2000),
+        payload(7, 700),
+    );
+    let mut behind = Sight::at(1, &c, 10 * US).tuple("10.0.0.1:40000", "10.0.9.9:8080");
+    behind.shift = [0x1234_5678, 0];
+    let m = join(
+        &[observe(&c, &Sight::at(0, &c, 0)), observe(&c, &behind)],
+        &[],
+        |_| {},
+    );
+    assert_eq!(shape(&m), vec![vec![vec![0, 1]]], "{m}");
+    assert!(has(&m.paths[0].legs[0].join.evidence(), |e| matches!(
+        e,
+        Evidence::SeqShift {
+            shift: 0x1234_5678,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn reused_tuple_is_two_legs() {
+    let mut rng = Rng(16);
+    let a = Conn::tcp(
+        &mut rng,
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+        4_000_000_000,
+        payload(1, 100),
+        payload(1, 100),
+    );
+    let b = Conn::tcp(
+        &mut rng,
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+        4_000_000_000 + 50 * MS,
+        payload(2, 100),
+        payload(2, 100),
+    );
+    let obs = vec![
+        observe(&a, &Sight::at(0, &a, 0)),
+        observe(&a, &Sight::at(1, &a, 2 * US)),
+        observe(&b, &Sight::at(0, &b, 0)),
+        observe(&b, &Sight::at(1, &b, 2 * US)),
+    ];
+    let m = join(&obs, &[], |_| {});
+    assert_eq!(shape(&m), vec![vec![vec![0, 1]], vec![vec![2, 3]]], "{m}");
+}
+
+#[test]
+fn midstream_pickups() {
+    let mut rng = Rng(17);
+    let c = Conn::tcp(
+        &mut rng,
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+        4_000_000_000,
+        payload(1, 20_000),
+        payload(1, 20_000),
+    );
+    let mut a = Sight::at(0, &c, 0);
+    a.starts_at = c.c2s_data_at + 35 * US;
+    let mut b = Sight::at(1, &c, 3 * US);
+    b.starts_at = c.c2s_data_at + 35 * US;
+    let mut nat = Sight::at(2, &c, 6 * US).tuple("10.9.0.1:1234", "10.0.0.2:80");
+    nat.starts_at = c.c2s_data_at + 75 * US;
+    let m = join(
+        &[observe(&c, &a), observe(&c, &b), observe(&c, &nat)],
+        &[],
+        |_| {},
+    );
+    assert_eq!(shape(&m), vec![vec![vec![0, 1, 2]]], "{m}");
+}
+
+#[test]
+fn midstream_pickups_named_the_other_way_round() {
+    let mut rng = Rng(21);
+    let c = Conn::tcp(
+        &mut rng,
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+        4_000_000_000,
+        payload(1, 20_000),
+        payload(1, 20_000),
+    );
+    let mut a = Sight::at(0, &c, 0);
+    a.starts_at = c.c2s_data_at + 35 * US;
+    // This point starts while the server sends: the flow table calls the server the client.
+    let mut b = Sight::at(1, &c, 3 * US);
+    b.starts_at = c.s2c_data_at + 25 * US;
+    b.first_sender_is_client = false;
+    let (fa, fb) = (observe(&c, &a), observe(&c, &b));
+    assert_eq!(fb.client, addr("10.0.0.2:80"));
+    let m = join(&[fa, fb], &[], |_| {});
+    assert_eq!(shape(&m), vec![vec![vec![0, 1]]], "{m}");
+    let l = &m.paths[0].legs[0];
+    assert_eq!(l.join.kind, JoinKind::SameTuple, "{m}");
+    assert!(
+        l.observations
+            .iter()
+            .all(|o| o.src == addr("10.0.0.1:40000")),
+        "{m}"
+    );
+}
+
+#[test]
+fn unrelated_connections_stay_apart() {
+    let mut rng = Rng(18);
+    let a = Conn::tcp(
+        &mut rng,
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+        4_000_000_000,
+        payload(1, 100),
+        payload(1, 100),
+    );
+    let b = Conn::tcp(
+        &mut rng,
+        "10.0.0.3:40000",
+        "10.0.0.4:80",
+        4_000_000_000,
+        payload(2, 100),
+        payload(2, 100),
+    );
+    let m = join(
+        &[
+            observe(&a, &Sight::at(0, &a, 0)),
+            observe(&b, &Sight::at(1, &b, 0)),
+        ],
+        &[],
+        |_| {},
+    );
+    assert_eq!(m.paths.len(), 2);
+}
+
+#[test]
+fn json_shape_of_the_seed_path() {
+    let mut rng = Rng(19);
+    let sp = seed_path(&mut rng, 0, 1_795_928_336_000_000_000, 64);
+    let m = join(&sp.observations(), &[ct(&sp.conntrack)], |_| {});
+    let mut out = Vec::new();
+    m.write_json_lines(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["id"], 1);
+    assert_eq!(v["proto"], "tcp");
+    let legs = v["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 3);
+    for l in legs {
+        for o in l["observations"].as_array().unwrap() {
+            for k in ["point", "src", "dst", "first", "last"] {
+                assert!(!o[k].is_null(), "{k} in {o}");
+            }
+            assert_eq!(o["packets"].as_array().unwrap().len(), 2);
+            assert_eq!(o["bytes"].as_array().unwrap().len(), 2);
+        }
+        assert!(["nat", "same-tuple", "none"].contains(&l["join"]["kind"].as_str().unwrap()));
+        assert!(l["join"]["evidence"].is_array());
+        assert!(l["join"]["links"].is_array());
+        assert!(l.get("process").is_some());
+    }
+    assert_eq!(
+        legs[0]["observations"][0]["bytes"],
+        serde_json::json!([64, 64])
+    );
+    assert_eq!(v["via"].as_array().unwrap().len(), 2);
+    assert_eq!(legs[2]["observations"][0]["source"], "conntrack");
+}
+
+#[test]
+fn text_tree_of_the_seed_path() {
+    let mut rng = Rng(20);
+    let sp = seed_path(&mut rng, 0, 1_795_928_336_000_000_000, 64);
+    let obs = sp.observations();
+    let m = join(&obs, &[ct(&sp.conntrack)], |j| {
+        j.add_socket_owner(
+            None,
+            Proto::Tcp,
+            sp.legs[2].client,
+            sp.legs[2].server,
+            Owner {
+                pid: 812,
+                comm: "socat".into(),
+            },
+        );
+    });
+    insta::assert_snapshot!(m.to_string());
+}
+
+#[test]
+fn empty_and_degenerate_input() {
+    let m = Joiner::new(JoinConfig::default()).join();
+    assert!(m.paths.is_empty());
+    let f = ObservationFeatures::new(0, Proto::Tcp, addr("1.1.1.1:1"), addr("2.2.2.2:2"));
+    let mut j = Joiner::new(JoinConfig::default());
+    j.add_observation(ObservationId(1), &f);
+    assert!(
+        j.join().paths.is_empty(),
+        "an observation without packets is skipped"
+    );
+}
+
+#[test]
+fn json_line_is_compact() {
+    let mut rng = Rng(19);
+    let sp = seed_path(&mut rng, 0, 1_795_928_336_000_000_000, 1500);
+    let m = join(&sp.observations(), &[ct(&sp.conntrack)], |_| {});
+    let line = m.paths[0].to_json();
+    // Three legs, six observations (one from conntrack), two forwarders.
+    assert!(line.len() < 3000, "{} bytes: {line}", line.len());
+    assert!(!line.contains('\n'));
+}
