@@ -128,11 +128,12 @@ def main():
     print(f"capture: {cap} ({os.path.getsize(cap) / 1e6:.0f} MB, {packets} packets, {a.connections} TCP connections)")
     if tcp != a.connections:
         sys.exit(f"flowtrail found {tcp} TCP flows, expected {a.connections}")
-    with open(out_path, "wb") as out:
+    conv_path = os.path.join(bdir, "conv.txt")
+    with open(conv_path, "wb") as out:
         subprocess.run([tshark, "-r", cap, "-q", "-z", "conv,tcp"], stdout=out, stderr=subprocess.DEVNULL, check=True)
-    with open(out_path, "rb") as f:
+    with open(conv_path, "rb") as f:
         tshark_convs = sum(1 for l in f if b"<->" in l)
-    os.unlink(out_path)
+    os.unlink(conv_path)
     if tshark_convs != a.connections:
         sys.exit(f"tshark lists {tshark_convs} TCP conversations, expected {a.connections}")
 
