@@ -521,7 +521,7 @@ pub fn stats_report(labels: &[String], stats: &[PointStats], captured: &[u64]) -
             let _ = writeln!(
                 out,
                 "{}: {} packet{} captured, {} received by filter, {} dropped by kernel{}",
-                labels.get(i).map_or("?", |l| l.as_str()),
+                crate::escape::text(labels.get(i).map_or("?", |l| l.as_str())),
                 s.captured,
                 plural(s.captured),
                 s.received,
@@ -881,9 +881,12 @@ pub fn list_interfaces() -> Result<String, LiveError> {
         })?;
         for d in devices {
             n += 1;
-            let _ = write!(out, "{n}.{}{}", ns.label_prefix(), d.name);
+            // Interface names inside a namespace are its owner's choice (a container can
+            // name one with escape sequences): never raw to the terminal.
+            let label = format!("{}{}", ns.label_prefix(), d.name);
+            let _ = write!(out, "{n}.{}", crate::escape::text(&label));
             if let Some(desc) = &d.desc {
-                let _ = write!(out, " ({desc})");
+                let _ = write!(out, " ({})", crate::escape::text(desc));
             }
             let f = &d.flags;
             let status = &f.connection_status;

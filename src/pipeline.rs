@@ -273,7 +273,7 @@ fn run_live(args: &Args) -> i32 {
         let name = crate::capture::linktype::describe(p.linktype);
         let name = name.split(' ').next().unwrap_or("");
         if several {
-            eprintln!("flowtrail: {}: data link type {name}", p.label);
+            eprintln!("flowtrail: {}: data link type {name}", crate::escape::text(&p.label));
         } else {
             eprintln!("flowtrail: data link type {name}");
         }
@@ -286,7 +286,7 @@ fn run_live(args: &Args) -> i32 {
         eprintln!(
             "{}listening on {}, link-type {}, snapshot length {} bytes",
             if suppressed { "" } else { "flowtrail: " },
-            p.label,
+            crate::escape::text(&p.label),
             crate::capture::linktype::describe(p.linktype),
             p.snaplen
         );

@@ -125,7 +125,13 @@ impl Points {
         self.add_with_ext(p, 0)
     }
     /// Adds a point whose classic pcap header had `ext` in its upper 6 link-type bits.
-    pub fn add_with_ext(&mut self, p: Point, ext: u32) -> usize {
+    ///
+    /// The label is made terminal-safe here ([`crate::escape::text`]): it may come from a
+    /// stranger's file (`if_name`, the file name), and every output prints it.
+    pub fn add_with_ext(&mut self, mut p: Point, ext: u32) -> usize {
+        if let std::borrow::Cow::Owned(clean) = crate::escape::text(&p.label) {
+            p.label = clean;
+        }
         let i = self.points.len();
         self.points.push(p);
         self.linktype_ext.resize(i, 0);
@@ -147,7 +153,7 @@ impl Points {
     }
     fn relabel(&mut self, i: usize, label: String) {
         if let Some(p) = self.points.get_mut(i) {
-            p.label = label;
+            p.label = crate::escape::text(&label).into_owned();
         }
     }
 }

@@ -154,6 +154,8 @@ pub struct FlowConfig {
     pub reassembly_memory: usize,
     /// Memory for side tables (remembered segments for RTTs, gap lists).
     pub aux_memory: usize,
+    /// Flows to reserve room for up front (0: grow on demand). At most `max_flows` is used.
+    pub reserve_flows: usize,
 }
 
 impl FlowConfig {
@@ -174,6 +176,7 @@ impl Default for FlowConfig {
             reassembly: Config::default(),
             reassembly_memory: Budget::DEFAULT_LIMIT,
             aux_memory: FlowConfig::DEFAULT_AUX_MEMORY,
+            reserve_flows: 0,
         }
     }
 }
