@@ -164,7 +164,15 @@ pub struct Args {
     #[arg(long = "streams", value_name = "DIR")]
     pub streams: Option<String>,
 
-    /// Most flows tracked at once (default 262144); beyond it the least active is evicted.
+    /// Memory for everything traffic can make flowtrail hold (default 512M; K/M/G suffixes,
+    /// at least 16M): it sets the flow cap, the reassembly memory, the per-stream buffer, the
+    /// side tables, the records waiting for --flows, the live capture queue and the printer's
+    /// TCP sequence table (README, "Limits"). The options below override their part.
+    #[arg(long = "max-memory", value_name = "BYTES", value_parser = parse_size)]
+    pub max_memory: Option<usize>,
+
+    /// Most flows tracked at once (default: what 30% of --max-memory holds, about 100000
+    /// at 512M); beyond it the least active is evicted.
     #[arg(long = "max-flows", value_name = "N")]
     pub max_flows: Option<usize>,
 
@@ -173,11 +181,13 @@ pub struct Args {
     #[arg(long = "flow-timeout", value_name = "SECS")]
     pub flow_timeout: Option<u64>,
 
-    /// Memory for out-of-order data of all streams together (default 256M; K/M/G suffixes).
+    /// Memory for out-of-order data of all streams together (default 30% of --max-memory;
+    /// K/M/G suffixes).
     #[arg(long = "reassembly-memory", value_name = "BYTES", value_parser = parse_size)]
     pub reassembly_memory: Option<usize>,
 
-    /// Memory for out-of-order data of one stream direction (default 1M).
+    /// Memory for out-of-order data of one stream direction (default 1M, or 1/32 of the
+    /// reassembly memory when that is less).
     #[arg(long = "stream-buffer", value_name = "BYTES", value_parser = parse_size)]
     pub stream_buffer: Option<usize>,
 

@@ -28,6 +28,7 @@ pub mod filter;
 pub mod flow;
 pub mod hexdump;
 pub mod hostinfo;
+pub mod limits;
 pub mod live;
 pub mod netns;
 pub mod pipeline;

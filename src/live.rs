@@ -36,8 +36,11 @@
 //!   the direction, which the link-layer printer shows after the label (`NS/any lo In IP
 //!   ...`, as `tcpdump -i any` prints `lo In IP ...`), and which `-w` keeps in the frame.
 //! * The channel is bounded ([`CHANNEL_BATCHES`] batches of at most one ring block's
-//!   frames): when the pipeline falls behind, the threads block, the kernel ring fills and
-//!   the kernel counts drops, which [`PointStats`] reports. Nothing is lost silently.
+//!   frames), and so are the bytes of every frame captured but not yet handed to the
+//!   pipeline (in the channel or the reorder window: [`LiveOptions::max_queued_bytes`], the
+//!   live share of `--max-memory`): when the pipeline falls behind, the threads block or
+//!   pause, the kernel ring fills and the kernel counts drops, which [`PointStats`] reports;
+//!   pauses are counted too ([`LiveCapture::pauses`]). Nothing is lost silently.
 //! * Frame buffers come back from the pipeline (the [`FrameSource`] `spare` argument) through
 //!   a shared [`BufferPool`], so steady-state capture allocates no per-frame memory.
 //! * [`Reorder`] restores time order across handles: a frame goes out once every handle has
@@ -127,6 +130,26 @@ pub struct LiveOptions {
     pub filter: Option<String>,
     /// Give every frame its direction (two handles per non-`any` point).
     pub directions: bool,
+    /// Most bytes of frames captured but not yet taken by the pipeline ([`FRAME_COST`] plus
+    /// the captured bytes each); a capture thread pauses while the queue is above it.
+    pub max_queued_bytes: usize,
+}
+
+/// What one queued frame costs besides its bytes (the `Frame` and the buffer's allocator
+/// header).
+pub const FRAME_COST: usize = std::mem::size_of::<Frame>() + 16;
+
+fn frame_cost(f: &Frame) -> usize {
+    f.data.len() + FRAME_COST
+}
+
+/// Bytes of frames between the capture threads and the pipeline, shared by both sides.
+#[derive(Debug, Default)]
+struct Queued {
+    bytes: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    /// Times a capture thread found the queue full and paused.
+    pauses: std::sync::atomic::AtomicU64,
 }
 
 impl Default for LiveOptions {
@@ -140,6 +163,7 @@ impl Default for LiveOptions {
             nano: false,
             filter: None,
             directions: false,
+            max_queued_bytes: crate::limits::Limits::default().live_frames,
         }
     }
 }
@@ -285,6 +309,7 @@ pub struct LiveCapture {
     errors: Vec<String>,
     /// The reorder window: [`REORDER_WINDOW`], or longer for slow block timeouts.
     window: Duration,
+    queued: Arc<Queued>,
 }
 
 /// What a handle thread reports once it has opened (or failed to open) its handle.
@@ -317,6 +342,7 @@ impl LiveCapture {
             pool,
             errors: Vec::new(),
             window: REORDER_WINDOW.max(Duration::from_millis(2 * u64::from(block_timeout_ms(opts)) + 100)),
+            queued: Arc::new(Queued { limit: opts.max_queued_bytes.max(1), ..Queued::default() }),
         };
         let snaplen = effective_snaplen(opts.snaplen);
         for (i, spec) in specs.iter().enumerate() {
@@ -344,7 +370,12 @@ impl LiveCapture {
                     source: cap.threads.len(),
                     watermarks: specs.len() > 1,
                 };
-                let ctl = Control { stop: cap.stop.clone(), abort: cap.abort.clone(), pool: cap.pool.clone() };
+                let ctl = Control {
+                    stop: cap.stop.clone(),
+                    abort: cap.abort.clone(),
+                    pool: cap.pool.clone(),
+                    queued: cap.queued.clone(),
+                };
                 let tx2 = tx.clone();
                 let join = std::thread::Builder::new()
                     .name(format!("cap {label}"))
@@ -396,6 +427,12 @@ impl LiveCapture {
         stats
     }
 
+    /// How often a capture thread paused because the frames waiting for the pipeline had
+    /// reached [`LiveOptions::max_queued_bytes`] (the kernel counts what it dropped then).
+    pub fn pauses(&self) -> u64 {
+        self.queued.pauses.load(Ordering::Relaxed)
+    }
+
     /// Errors of handles whose reads failed (an interface that disappeared), as
     /// `LABEL: libpcap's message`; known after [`LiveCapture::finish`].
     pub fn take_errors(&mut self) -> Vec<String> {
@@ -414,6 +451,7 @@ impl LiveCapture {
             ended: false,
             pool: self.pool.clone(),
             returned: Vec::new(),
+            queued: self.queued.clone(),
         }
     }
 }
@@ -443,6 +481,7 @@ pub struct LiveSource {
     pool: Arc<BufferPool>,
     /// Spare buffers collected from the pipeline, returned to the pool in groups.
     returned: Vec<Vec<u8>>,
+    queued: Arc<Queued>,
 }
 
 impl LiveSource {
@@ -454,6 +493,13 @@ impl LiveSource {
                 self.pool.give(&mut self.returned);
             }
         }
+    }
+
+    /// A frame leaves the queue for the pipeline.
+    fn out(&self, f: Frame) -> Frame {
+        let cost = frame_cost(&f);
+        let _ = self.queued.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(cost)));
+        f
     }
 
     fn take(&mut self, d: Delivery) {
@@ -479,13 +525,13 @@ impl FrameSource for LiveSource {
         loop {
             if self.several {
                 if let Some(f) = self.reorder.pop_ready() {
-                    return Ok(Some(f));
+                    return Ok(Some(self.out(f)));
                 }
             } else if let Some(f) = self.batch.pop_front() {
-                return Ok(Some(f));
+                return Ok(Some(self.out(f)));
             }
             let Some(rx) = self.rx.as_ref().filter(|_| !self.ended) else {
-                return Ok(self.reorder.pop_any());
+                return Ok(self.reorder.pop_any().map(|f| self.out(f)));
             };
             match rx.recv_timeout(Duration::from_millis(u64::from(POLL_MS))) {
                 Ok(d) => {
@@ -572,6 +618,7 @@ struct Control {
     stop: StopFlag,
     abort: Arc<AtomicBool>,
     pool: Arc<BufferPool>,
+    queued: Arc<Queued>,
 }
 
 impl HandleSetup {
@@ -604,6 +651,7 @@ impl HandleSetup {
         let mut last_mark = Instant::now();
         let source = self.source;
         let mut spares: Vec<Vec<u8>> = Vec::with_capacity(BATCH_FRAMES);
+        let mut paused = false;
         loop {
             if ctl.abort.load(Ordering::Relaxed) {
                 break;
@@ -614,7 +662,19 @@ impl HandleSetup {
             if spares.len() < BATCH_FRAMES / 4 {
                 ctl.pool.take(&mut spares, BATCH_FRAMES);
             }
+            // The pipeline is behind by the whole memory share: leave the frames in the
+            // kernel ring (it drops and counts what does not fit) until it catches up.
+            if ctl.queued.bytes.load(Ordering::Relaxed) >= ctl.queued.limit {
+                if !paused {
+                    paused = true;
+                    ctl.queued.pauses.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            paused = false;
             let mut batch: Vec<Frame> = ctl.pool.batch();
+            let mut batch_bytes = 0usize;
             let r = cap.dispatch(None, |p| {
                 seen += 1;
                 let frac = p.header.ts.tv_usec;
@@ -626,14 +686,9 @@ impl HandleSetup {
                 let mut data = spares.pop().unwrap_or_default();
                 data.clear();
                 data.extend_from_slice(p.data);
-                batch.push(Frame {
-                    point,
-                    ts,
-                    linktype,
-                    origlen: p.header.len,
-                    data,
-                    direction,
-                });
+                let frame = Frame { point, ts, linktype, origlen: p.header.len, data, direction };
+                batch_bytes += frame_cost(&frame);
+                batch.push(frame);
             });
             match r {
                 Ok(n) if n > 0 => {
@@ -642,6 +697,7 @@ impl HandleSetup {
                         continue;
                     }
                     captured += batch.len() as u64;
+                    ctl.queued.bytes.fetch_add(batch_bytes, Ordering::Relaxed);
                     if tx.send(Delivery { source, frames: batch, watermark: None }).is_err() {
                         break;
                     }

@@ -238,6 +238,7 @@ fn run_live(args: &Args) -> i32 {
         nano: args.want_nano(),
         filter: expr,
         directions: several,
+        max_queued_bytes: crate::limits::Limits::from_args(args).live_frames,
     };
     let stop = StopFlag::new();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -310,6 +311,14 @@ fn run_live(args: &Args) -> i32 {
     }
     let labels: Vec<String> = live.points.iter().map(|p| p.label.clone()).collect();
     eprint!("{}", crate::live::stats_report(&labels, &stats, &outcome.per_point));
+    if live.pauses() > 0 {
+        eprintln!(
+            "flowtrail: capture paused {} times: frames waiting for processing reached {} MiB \
+             (the live share of --max-memory); the kernel counted what it dropped meanwhile",
+            live.pauses(),
+            opts.max_queued_bytes >> 20
+        );
+    }
     if errors.is_empty() { outcome.status } else { 1 }
 }
 
@@ -380,6 +389,7 @@ pub fn process_with(
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
+    printer.state.tcp = crate::print::tcp::SeqTable::with_max_entries(crate::limits::Limits::from_args(args).print_seq_entries);
     if print {
         setup_names(args, &points, &mut printer.state);
     }

@@ -254,6 +254,19 @@ pub struct FlowRecord {
     pub tcp: Option<Box<TcpRecord>>,
 }
 
+impl FlowRecord {
+    /// Heap bytes this record holds (itself, boxed, its history and its gap lists), an upper
+    /// bound as the allocator counts them: what a batch of records waiting to be printed
+    /// costs (the report bounds that sum).
+    pub fn heap_bytes(&self) -> usize {
+        let block = |n: usize| if n == 0 { 0 } else { (n + 16).div_ceil(16) * 16 };
+        let tcp = self.tcp.as_ref().map_or(0, |t| {
+            block(std::mem::size_of::<TcpRecord>()) + t.gaps[0].heap_bytes() + t.gaps[1].heap_bytes()
+        });
+        std::mem::size_of::<FlowRecord>() + block(self.history.capacity()) + tcp
+    }
+}
+
 /// Receives what the flow table produces. All methods but `flow_ended` have empty defaults.
 ///
 /// Stream events arrive in order per direction (the reassembler's contract: Data and Gap tile
