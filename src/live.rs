@@ -883,6 +883,24 @@ pub fn sll2_interface_names(points: &[LivePoint]) -> Vec<(u32, String)> {
 /// A namespace error without the noise (`(os error N)`, the namespace named twice).
 fn netns_message(e: &netns::NetnsError) -> String {
     match e {
+        netns::NetnsError::Missing { ns, path, source } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            // The namespace exists; this user may not open it (another user's process).
+            let caps = match ns {
+                Netns::Pid(_) => "cap_net_raw,cap_net_admin,cap_sys_admin,cap_sys_ptrace",
+                _ => "cap_net_raw,cap_net_admin,cap_sys_admin",
+            };
+            format!(
+                "cannot open {ns} ({path}: {}): run as root, or give the binary the capabilities: {}",
+                crate::capture::os_message(source),
+                setcap_line(caps)
+            )
+        }
+        netns::NetnsError::Enter { ns, source } => format!(
+            "cannot enter {ns}: {} (entering a namespace needs CAP_SYS_ADMIN): run as root, or give the \
+             binary the capabilities: {}",
+            source.desc(),
+            setcap_line("cap_net_raw,cap_net_admin,cap_sys_admin")
+        ),
         netns::NetnsError::Missing { ns, path, source } => {
             let what = match ns {
                 Netns::Named(n) => format!("no such network namespace {n}"),
@@ -893,6 +911,17 @@ fn netns_message(e: &netns::NetnsError) -> String {
         }
         e => e.to_string(),
     }
+}
+
+/// The command that gives this binary `caps` (file capabilities; then no root is needed):
+/// `setcap CAPS+eip PATH`, PATH being this executable when it can be named.
+pub fn setcap_line(caps: &str) -> String {
+    let path = std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.is_empty() && !p.contains(char::is_whitespace))
+        .unwrap_or_else(|| "$(command -v flowtrail)".to_string());
+    format!("setcap {caps}+eip {}", crate::escape::text(&path))
 }
 
 /// libpcap's message, with a hint where the fix is known.
@@ -907,8 +936,8 @@ fn open_message(spec: &PointSpec, e: pcap::Error) -> String {
     };
     if m.contains("Operation not permitted") || m.contains("permission") {
         format!(
-            "{m}{where_}: run as root, or give the binary the capabilities: \
-             setcap cap_net_raw,cap_net_admin+eip $(command -v flowtrail)"
+            "{m}{where_}: run as root, or give the binary the capabilities: {}",
+            setcap_line("cap_net_raw,cap_net_admin")
         )
     } else {
         format!("{m}{where_}")
