@@ -250,6 +250,9 @@ pub struct Delivery {
 pub struct BufferPool {
     buffers: Mutex<Vec<Vec<u8>>>,
     batches: Mutex<Vec<Vec<Frame>>>,
+    /// Most spare buffers kept (at most [`POOL_BUFFERS`]; less for a small live share of
+    /// `--max-memory`, see [`BufferPool::for_queue`]).
+    max_buffers: usize,
 }
 
 /// Most spare batch vectors kept.
@@ -279,10 +282,20 @@ impl BufferPool {
         }
     }
 
-    /// Returns buffers (cleared) to the pool, keeping at most [`POOL_BUFFERS`].
+    /// A pool whose spare buffers (each at most [`POOL_MAX_CAPACITY`] bytes) hold no more
+    /// than half of `queue_bytes`, the live share of `--max-memory` (and at most
+    /// [`POOL_BUFFERS`], at least [`BATCH_FRAMES`]).
+    pub fn for_queue(queue_bytes: usize) -> BufferPool {
+        BufferPool {
+            max_buffers: (queue_bytes / 2 / POOL_MAX_CAPACITY).clamp(BATCH_FRAMES, POOL_BUFFERS),
+            ..BufferPool::default()
+        }
+    }
+
+    /// Returns buffers (cleared) to the pool, keeping at most `max_buffers`.
     fn give(&self, from: &mut Vec<Vec<u8>>) {
         if let Ok(mut v) = self.buffers.lock() {
-            let room = POOL_BUFFERS.saturating_sub(v.len());
+            let room = self.max_buffers.saturating_sub(v.len());
             let k = from.len().min(room);
             v.extend(from.drain(..k));
         }
@@ -331,7 +344,7 @@ impl LiveCapture {
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Delivery>(CHANNEL_BATCHES);
         let abort = Arc::new(AtomicBool::new(false));
-        let pool = Arc::new(BufferPool::default());
+        let pool = Arc::new(BufferPool::for_queue(opts.max_queued_bytes));
         let mut cap =
             LiveCapture {
             points: Vec::new(),
