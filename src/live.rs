@@ -150,6 +150,8 @@ struct Queued {
     limit: usize,
     /// Times a capture thread found the queue full and paused.
     pauses: std::sync::atomic::AtomicU64,
+    /// Frames the reorder window let out early ([`Reorder::released_early`]).
+    reorder_early: std::sync::atomic::AtomicU64,
 }
 
 impl Default for LiveOptions {
@@ -446,6 +448,12 @@ impl LiveCapture {
         self.queued.pauses.load(Ordering::Relaxed)
     }
 
+    /// Frames let out of the reorder window before their time because it held
+    /// [`REORDER_MAX_FRAMES`] (their order across points may be off).
+    pub fn reordered_early(&self) -> u64 {
+        self.queued.reorder_early.load(Ordering::Relaxed)
+    }
+
     /// Errors of handles whose reads failed (an interface that disappeared), as
     /// `LABEL: libpcap's message`; known after [`LiveCapture::finish`].
     pub fn take_errors(&mut self) -> Vec<String> {
@@ -538,6 +546,7 @@ impl FrameSource for LiveSource {
         loop {
             if self.several {
                 if let Some(f) = self.reorder.pop_ready() {
+                    self.queued.reorder_early.store(self.reorder.released_early(), Ordering::Relaxed);
                     return Ok(Some(self.out(f)));
                 }
             } else if let Some(f) = self.batch.pop_front() {
@@ -1039,6 +1048,9 @@ pub struct Reorder {
     /// Bound on frames held; beyond it the oldest is released early.
     cap: usize,
     held: usize,
+    /// Frames released only because more than `cap` were held (their order across sources
+    /// may be off).
+    early: u64,
 }
 
 #[derive(Default)]
@@ -1057,6 +1069,7 @@ impl Reorder {
             newest: Timestamp::default(),
             cap: cap.max(1),
             held: 0,
+            early: 0,
         }
     }
 
@@ -1115,10 +1128,19 @@ impl Reorder {
     pub fn pop_ready(&mut self) -> Option<Frame> {
         let (best, idle_mark) = self.earliest();
         let (i, ts) = best?;
-        if idle_mark.is_none_or(|m| ts <= m) || ts <= sub(self.newest, self.window) || self.held > self.cap {
+        if idle_mark.is_none_or(|m| ts <= m) || ts <= sub(self.newest, self.window) {
+            return self.take(i);
+        }
+        if self.held > self.cap {
+            self.early += 1;
             return self.take(i);
         }
         None
+    }
+
+    /// Frames released early because the cap was reached.
+    pub fn released_early(&self) -> u64 {
+        self.early
     }
 
     /// Releases the earliest frame regardless of the rules (input ended).

@@ -311,6 +311,13 @@ fn run_live(args: &Args) -> i32 {
     }
     let labels: Vec<String> = live.points.iter().map(|p| p.label.clone()).collect();
     eprint!("{}", crate::live::stats_report(&labels, &stats, &outcome.per_point));
+    if live.reordered_early() > 0 {
+        eprintln!(
+            "flowtrail: {} frames left the reorder window early ({} held): their order across points may be off",
+            live.reordered_early(),
+            crate::live::REORDER_MAX_FRAMES
+        );
+    }
     if live.pauses() > 0 {
         eprintln!(
             "flowtrail: capture paused {} times: frames waiting for processing reached {} MiB \
@@ -490,6 +497,7 @@ pub fn process_with(
         );
     }
     drop(writer);
+    report_printer_caps(&printer);
     let mut flow_status = 0;
     if stop.is_none()
         && let Some(f) = flows.take()
@@ -512,6 +520,26 @@ pub fn process_with(
         eprintln!("flowtrail: {e}");
     }
     Outcome { status: if errors.is_empty() && flow_status == 0 { 0 } else { 1 }, per_point, broken_pipe: false }
+}
+
+/// What the printer's caps cut (README, "Limits"); nothing when they were not reached.
+fn report_printer_caps(printer: &Printer) {
+    let seq = printer.state.tcp.clears();
+    if seq > 0 {
+        eprintln!(
+            "flowtrail: the TCP relative sequence table was full {seq} times (the printer's share of --max-memory): \
+             conversations then restarted from their next segment"
+        );
+    }
+    if let Some(h) = &printer.state.hosts
+        && h.clears() > 0
+    {
+        eprintln!(
+            "flowtrail: the host name cache was full {} times ({} addresses): names were looked up again",
+            h.clears(),
+            crate::print::names::HostNames::MAX_CACHED
+        );
+    }
 }
 
 /// The flow table and its outputs, if `--flows`, `--follow` or `--streams` asked for them.

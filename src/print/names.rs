@@ -45,6 +45,8 @@ pub struct HostNames {
     cache: HashMap<IpAddr, Box<str>>,
     /// `-N`: print names without their domain (up to the first dot).
     strip_domain: bool,
+    /// Times the cache was full and emptied.
+    clears: u64,
 }
 
 impl HostNames {
@@ -52,15 +54,21 @@ impl HostNames {
     /// million names).
     pub const MAX_CACHED: usize = 1 << 16;
 
+    /// Times the cache was full and emptied (names were asked again).
+    pub fn clears(&self) -> u64 {
+        self.clears
+    }
+
     pub fn new(lookup: Box<dyn HostLookup>, strip_domain: bool) -> HostNames {
-        HostNames { lookup, cache: HashMap::new(), strip_domain }
+        HostNames { lookup, cache: HashMap::new(), strip_domain, clears: 0 }
     }
 
     /// What tcpdump prints for `addr` (`ipaddr_string` / `ip6addr_string`).
     pub fn get(&mut self, addr: IpAddr) -> &str {
-        let HostNames { lookup, cache, strip_domain } = self;
+        let HostNames { lookup, cache, strip_domain, clears } = self;
         if cache.len() >= HostNames::MAX_CACHED && !cache.contains_key(&addr) {
             cache.clear();
+            *clears += 1;
         }
         cache.entry(addr).or_insert_with(|| match lookup.lookup(addr) {
             Some(mut name) => {
