@@ -14,6 +14,7 @@
 //!   `--follow`, and stderr are all clean; JSON carries the label escaped.
 
 mod common;
+mod tui_support;
 
 use flowtrail::capture::{Direction, Frame, FrameSource, OfflineReader, Point, Points, Timestamp};
 use flowtrail::escape::safe_char;
@@ -223,8 +224,7 @@ fn info(label: &str, proto: Proto) -> FlowInfo {
 /// A pcapng file whose interface names are terminal escape sequences (set the title, clear
 /// the screen, a bidirectional override), carrying a TCP connection whose payload is escape
 /// sequences too. Every output is clean; JSON holds the label escaped.
-#[test]
-fn hostile_interface_names_are_escaped_everywhere() {
+fn hostile_names_file() -> std::path::PathBuf {
     let names = ["eth0\x1b]0;owned\x07", "\x1b[2J\x1b[31mred\u{202e}lo"];
     let mut c = Conn { seq: [100, 900] };
     let payload = b"GET /\x1b[2J\x1b]0;title\x07\r\n\x9b31m\xff\x00";
@@ -249,6 +249,12 @@ fn hostile_interface_names_are_escaped_everywhere() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("names.pcapng");
     std::fs::write(&path, &file).unwrap();
+    path
+}
+
+#[test]
+fn hostile_interface_names_are_escaped_everywhere() {
+    let path = hostile_names_file();
     let p = path.to_str().unwrap();
     let runs: [&[&str]; 7] = [
         &["-n", "-r", p],
@@ -343,4 +349,23 @@ fn epb(iface: u32, i: u64, data: &[u8]) -> Vec<u8> {
         ]
         .concat(),
     )
+}
+
+/// The TUI's paths table and path view over the same file: every drawn cell is clean.
+#[test]
+fn tui_draws_hostile_interface_names_escaped() {
+    use crossterm::event::KeyCode;
+    let path = hostile_names_file();
+    let inputs = flowtrail::tui::source::Inputs::open(&[path.to_str().unwrap().to_string()], None).expect("open");
+    let print = Options { numeric: 2, ts_format: TsFormat::Unix, ..Options::default() };
+    let model = flowtrail::tui::source::FrameModel::load(inputs, print);
+    let mut app = tui_support::app(&model, tui_support::WIDTH, tui_support::HEIGHT);
+    let mut screens = vec![tui_support::screen(&app)];
+    tui_support::press(&mut app, &model, [tui_support::code(KeyCode::Enter)]);
+    screens.push(tui_support::screen(&app));
+    let all = screens.concat().join("\n");
+    if let Err(e) = clean(&all) {
+        panic!("{e}");
+    }
+    assert!(all.contains("eth0\\x1b]0;owned\\x07") || all.contains("\\x1b[2J"), "{all}");
 }
