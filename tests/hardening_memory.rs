@@ -83,6 +83,7 @@ impl Frame {
     fn tcp() -> Frame {
         Frame(Conn::new(([10, 0, 0, 1], 1), ([192, 168, 1, 1], 443), 0, 0).raw(true, 0, 0, ACK, b""))
     }
+    #[allow(clippy::too_many_arguments)]
     fn set(&mut self, src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, ack: u32, flags: u8, window: u16) {
         let f = &mut self.0;
         f[26..30].copy_from_slice(&src);
@@ -153,8 +154,8 @@ fn hostile_capture(path: &Path) -> u64 {
         // time in eight, overlapping the previous one with other bytes), random length.
         let j = rng.next() % STREAMS;
         // Half of them one byte long (adversarial segmentation: each a stored chunk).
-        let len = if rng.next() % 2 == 0 { 1 } else { 1 + rng.next() as usize % 300 };
-        let off = if rng.next() % 8 == 0 { last[j as usize].wrapping_add(3) } else { 1 + rng.next() % (1 << 20) };
+        let len = if rng.next().is_multiple_of(2) { 1 } else { 1 + rng.next() as usize % 300 };
+        let off = if rng.next().is_multiple_of(8) { last[j as usize].wrapping_add(3) } else { 1 + rng.next() % (1 << 20) };
         last[j as usize] = off;
         for b in payload.iter_mut().take(len) {
             *b = rng.next() as u8;
@@ -167,7 +168,7 @@ fn hostile_capture(path: &Path) -> u64 {
             // The server: a zero window, acknowledging nothing new; for one stream in 100
             // an ACK far ahead (the hole and what follows become gaps).
             let k = rng.next() % STREAMS;
-            let ack = if k % 100 == 0 { isn(k).wrapping_add(1).wrapping_add(rng.next() % (1 << 20)) } else { isn(k).wrapping_add(1) };
+            let ack = if k.is_multiple_of(100) { isn(k).wrapping_add(1).wrapping_add(rng.next() % (1 << 20)) } else { isn(k).wrapping_add(1) };
             f.payload(b"");
             f.set(server, 80, client(k), 40000, 8, ack, ACK, 0);
             t += 1;

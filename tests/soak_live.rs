@@ -61,7 +61,7 @@ fn live_capture_memory_is_flat_under_churn() {
             while !stop.load(Ordering::Relaxed) {
                 batch += 1;
                 let seed = batch.to_string();
-                let log = if batch % 3 == 0 {
+                let log = if batch.is_multiple_of(3) {
                     lab.traffic(&[
                         "--udp", "--connect", "192.168.65.2:41000", "-n", "50", "--datagrams", "2", "--interval", "0.01",
                         "--timeout", "5", "--deadline", "30", "--seed", &seed, "--allow-errors",
