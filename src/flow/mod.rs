@@ -35,7 +35,10 @@
 //!   attempt, ends that flow (`end: "reused"`) and starts a new one with a new id.
 //! - **Caps, all counted.** At most [`FlowConfig::max_flows`] live flows: a new flow evicts
 //!   the one closest to expiry (exactly: least recently active relative to its timeout),
-//!   `flows_evicted`. Reassembly memory is bounded per direction
+//!   `flows_evicted`. A live flow costs at most [`FlowTable::BYTES_PER_FLOW`] outside the two
+//!   budgets below, which is how `--max-memory` turns memory into a flow cap
+//!   (`crate::limits`); side-table memory is charged by allocation size (capacity plus the
+//!   allocator's header), so the budgets say what the allocator holds. Reassembly memory is bounded per direction
 //!   ([`Config::max_buffered`](crate::reassembly::Config)) and globally (one shared
 //!   [`Budget`](crate::reassembly::Budget)); see `crate::reassembly` for what a cap does to a
 //!   stream (a declared gap, never silent loss). Per-flow side tables (unacknowledged
