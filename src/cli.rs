@@ -168,7 +168,7 @@ pub struct Args {
     /// at least 16M): it sets the flow cap, the reassembly memory, the per-stream buffer, the
     /// side tables, the records waiting for --flows, the live capture queue and the printer's
     /// TCP sequence table (README, "Limits"). The options below override their part.
-    #[arg(long = "max-memory", value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long = "max-memory", value_name = "BYTES", value_parser = parse_max_memory)]
     pub max_memory: Option<usize>,
 
     /// Most flows tracked at once (default: what 30% of --max-memory holds, about 100000
@@ -243,6 +243,15 @@ impl Args {
     }
 }
 
+/// `--max-memory`: a byte count of at least [`crate::limits::Limits::MIN_MAX_MEMORY`].
+fn parse_max_memory(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    if n < crate::limits::Limits::MIN_MAX_MEMORY {
+        return Err(format!("{s}: at least {}M", crate::limits::Limits::MIN_MAX_MEMORY >> 20));
+    }
+    Ok(n)
+}
+
 /// A byte count with an optional K, M or G suffix (powers of 1024).
 fn parse_size(s: &str) -> Result<usize, String> {
     let (digits, shift) = match s.char_indices().last() {
@@ -290,6 +299,8 @@ mod tests {
         assert!(!p(&["-r", "x.pcap"]).flow_outputs());
         assert!(Args::try_parse_from(["flowtrail", "--flows=xml"]).is_err());
         assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(p(&["--max-memory", "128M"]).max_memory, Some(128 << 20));
+        assert!(Args::try_parse_from(["flowtrail", "--max-memory", "1M"]).is_err());
         assert!(parse_size("x").is_err());
     }
 
