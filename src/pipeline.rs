@@ -137,7 +137,7 @@ pub fn run(args: Args) -> i32 {
                     && let Err(e) = filter.prepare(r.info().linktype)
                 {
                     if e.msg.starts_with("unknown data link type") {
-                        eprintln!("flowtrail: {}: {}", r.path(), e.msg);
+                        eprintln!("flowtrail: {}: {}", crate::escape::text(r.path()), e.msg);
                     } else {
                         eprintln!("flowtrail: {}", e.msg);
                     }

@@ -369,3 +369,35 @@ fn tui_draws_hostile_interface_names_escaped() {
     }
     assert!(all.contains("eth0\\x1b]0;owned\\x07") || all.contains("\\x1b[2J"), "{all}");
 }
+
+/// A capture whose file name carries escape sequences (a directory of strangers' captures
+/// read with `-r *.pcap`): the `reading from file` line, the label and an error naming the
+/// file are all clean.
+#[test]
+fn hostile_file_names_are_escaped() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-file-names");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sample = std::fs::read(common::root().join("samples/icmp.pcap")).unwrap();
+    let good = dir.join("a\x1b]0;owned\x07.pcap");
+    let cut = dir.join("b\x1b[2J.pcap");
+    std::fs::write(&good, &sample).unwrap();
+    std::fs::write(&cut, &sample[..sample.len() - 5]).unwrap();
+    let o = common::flowtrail()
+        .args(["-n", "-r"])
+        .arg(&good)
+        .arg("-r")
+        .arg(&cut)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    for (what, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        if let Err(e) = clean(&String::from_utf8_lossy(bytes)) {
+            panic!("{what}: {e}");
+        }
+    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("reading from file") && err.contains("a\\x1b]0;owned\\x07.pcap"), "{err}");
+    assert!(err.contains("b\\x1b[2J.pcap: truncated dump file"), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("a\\x1b]0;owned\\x07 "), "labels are the escaped stems");
+}

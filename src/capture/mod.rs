@@ -160,17 +160,18 @@ impl Points {
 
 /// Errors reading capture input. Messages follow libpcap's wording (tcpdump prints them
 /// after `tcpdump: `), always name the file and, for faults inside a file, the byte offset of
-/// the record or block at fault.
+/// the record or block at fault. File names are escaped for the terminal (a directory of
+/// strangers' captures can hold a name with escape sequences).
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The file could not be opened (missing, permission denied, ...).
-    #[error("{path}: {}", os_message(source))]
+    #[error("{}: {}", crate::escape::text(path), os_message(source))]
     Open { path: String, source: io::Error },
     /// The operating system failed a read.
-    #[error("{path}: error reading dump file: {}", os_message(source))]
+    #[error("{}: error reading dump file: {}", crate::escape::text(path), os_message(source))]
     Read { path: String, offset: u64, source: io::Error },
     /// The file's contents are not a capture libpcap would accept.
-    #[error("{path}: {msg}{}", at(*offset))]
+    #[error("{}: {msg}{}", crate::escape::text(path), at(*offset))]
     Format { path: String, offset: Option<u64>, msg: String },
 }
 
@@ -178,7 +179,7 @@ impl CaptureError {
     /// libpcap's message alone, without the path and offset (what tcpdump prints).
     pub fn libpcap_message(&self) -> String {
         match self {
-            CaptureError::Open { path, source } => format!("{path}: {}", os_message(source)),
+            CaptureError::Open { path, source } => format!("{}: {}", crate::escape::text(path), os_message(source)),
             CaptureError::Read { source, .. } => format!("error reading dump file: {}", os_message(source)),
             CaptureError::Format { msg, .. } => msg.clone(),
         }
@@ -351,7 +352,7 @@ impl FileInfo {
     pub fn reading_line(&self) -> String {
         format!(
             "reading from file {}, link-type {}, snapshot length {}",
-            self.path,
+            crate::escape::text(&self.path),
             linktype::describe(self.linktype),
             self.snaplen
         )
