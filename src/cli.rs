@@ -164,7 +164,15 @@ pub struct Args {
     #[arg(long = "streams", value_name = "DIR")]
     pub streams: Option<String>,
 
-    /// Most flows tracked at once (default 262144); beyond it the least active is evicted.
+    /// Memory for everything traffic can make flowtrail hold (default 512M; K/M/G suffixes,
+    /// at least 16M): it sets the flow cap, the reassembly memory, the per-stream buffer, the
+    /// side tables, the records waiting for --flows, the live capture queue and the printer's
+    /// TCP sequence table (README, "Limits"). The options below override their part.
+    #[arg(long = "max-memory", value_name = "BYTES", value_parser = parse_max_memory)]
+    pub max_memory: Option<usize>,
+
+    /// Most flows tracked at once (default: what 30% of --max-memory holds, about 100000
+    /// at 512M); beyond it the least active is evicted.
     #[arg(long = "max-flows", value_name = "N")]
     pub max_flows: Option<usize>,
 
@@ -173,11 +181,13 @@ pub struct Args {
     #[arg(long = "flow-timeout", value_name = "SECS")]
     pub flow_timeout: Option<u64>,
 
-    /// Memory for out-of-order data of all streams together (default 256M; K/M/G suffixes).
+    /// Memory for out-of-order data of all streams together (default 30% of --max-memory;
+    /// K/M/G suffixes).
     #[arg(long = "reassembly-memory", value_name = "BYTES", value_parser = parse_size)]
     pub reassembly_memory: Option<usize>,
 
-    /// Memory for out-of-order data of one stream direction (default 1M).
+    /// Memory for out-of-order data of one stream direction (default 1M, or 1/32 of the
+    /// reassembly memory when that is less).
     #[arg(long = "stream-buffer", value_name = "BYTES", value_parser = parse_size)]
     pub stream_buffer: Option<usize>,
 
@@ -233,6 +243,15 @@ impl Args {
     }
 }
 
+/// `--max-memory`: a byte count of at least [`crate::limits::Limits::MIN_MAX_MEMORY`].
+fn parse_max_memory(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    if n < crate::limits::Limits::MIN_MAX_MEMORY {
+        return Err(format!("{s}: at least {}M", crate::limits::Limits::MIN_MAX_MEMORY >> 20));
+    }
+    Ok(n)
+}
+
 /// A byte count with an optional K, M or G suffix (powers of 1024).
 fn parse_size(s: &str) -> Result<usize, String> {
     let (digits, shift) = match s.char_indices().last() {
@@ -280,6 +299,8 @@ mod tests {
         assert!(!p(&["-r", "x.pcap"]).flow_outputs());
         assert!(Args::try_parse_from(["flowtrail", "--flows=xml"]).is_err());
         assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(p(&["--max-memory", "128M"]).max_memory, Some(128 << 20));
+        assert!(Args::try_parse_from(["flowtrail", "--max-memory", "1M"]).is_err());
         assert!(parse_size("x").is_err());
     }
 

@@ -36,8 +36,11 @@
 //!   the direction, which the link-layer printer shows after the label (`NS/any lo In IP
 //!   ...`, as `tcpdump -i any` prints `lo In IP ...`), and which `-w` keeps in the frame.
 //! * The channel is bounded ([`CHANNEL_BATCHES`] batches of at most one ring block's
-//!   frames): when the pipeline falls behind, the threads block, the kernel ring fills and
-//!   the kernel counts drops, which [`PointStats`] reports. Nothing is lost silently.
+//!   frames), and so are the bytes of every frame captured but not yet handed to the
+//!   pipeline (in the channel or the reorder window: [`LiveOptions::max_queued_bytes`], the
+//!   live share of `--max-memory`): when the pipeline falls behind, the threads block or
+//!   pause, the kernel ring fills and the kernel counts drops, which [`PointStats`] reports;
+//!   pauses are counted too ([`LiveCapture::pauses`]). Nothing is lost silently.
 //! * Frame buffers come back from the pipeline (the [`FrameSource`] `spare` argument) through
 //!   a shared [`BufferPool`], so steady-state capture allocates no per-frame memory.
 //! * [`Reorder`] restores time order across handles: a frame goes out once every handle has
@@ -127,6 +130,28 @@ pub struct LiveOptions {
     pub filter: Option<String>,
     /// Give every frame its direction (two handles per non-`any` point).
     pub directions: bool,
+    /// Most bytes of frames captured but not yet taken by the pipeline ([`FRAME_COST`] plus
+    /// the captured bytes each); a capture thread pauses while the queue is above it.
+    pub max_queued_bytes: usize,
+}
+
+/// What one queued frame costs besides its bytes (the `Frame` and the buffer's allocator
+/// header).
+pub const FRAME_COST: usize = std::mem::size_of::<Frame>() + 16;
+
+fn frame_cost(f: &Frame) -> usize {
+    f.data.len() + FRAME_COST
+}
+
+/// Bytes of frames between the capture threads and the pipeline, shared by both sides.
+#[derive(Debug, Default)]
+struct Queued {
+    bytes: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    /// Times a capture thread found the queue full and paused.
+    pauses: std::sync::atomic::AtomicU64,
+    /// Frames the reorder window let out early ([`Reorder::released_early`]).
+    reorder_early: std::sync::atomic::AtomicU64,
 }
 
 impl Default for LiveOptions {
@@ -140,6 +165,7 @@ impl Default for LiveOptions {
             nano: false,
             filter: None,
             directions: false,
+            max_queued_bytes: crate::limits::Limits::default().live_frames,
         }
     }
 }
@@ -226,6 +252,9 @@ pub struct Delivery {
 pub struct BufferPool {
     buffers: Mutex<Vec<Vec<u8>>>,
     batches: Mutex<Vec<Vec<Frame>>>,
+    /// Most spare buffers kept (at most [`POOL_BUFFERS`]; less for a small live share of
+    /// `--max-memory`, see [`BufferPool::for_queue`]).
+    max_buffers: usize,
 }
 
 /// Most spare batch vectors kept.
@@ -255,10 +284,20 @@ impl BufferPool {
         }
     }
 
-    /// Returns buffers (cleared) to the pool, keeping at most [`POOL_BUFFERS`].
+    /// A pool whose spare buffers (each at most [`POOL_MAX_CAPACITY`] bytes) hold no more
+    /// than half of `queue_bytes`, the live share of `--max-memory` (and at most
+    /// [`POOL_BUFFERS`], at least [`BATCH_FRAMES`]).
+    pub fn for_queue(queue_bytes: usize) -> BufferPool {
+        BufferPool {
+            max_buffers: (queue_bytes / 2 / POOL_MAX_CAPACITY).clamp(BATCH_FRAMES, POOL_BUFFERS),
+            ..BufferPool::default()
+        }
+    }
+
+    /// Returns buffers (cleared) to the pool, keeping at most `max_buffers`.
     fn give(&self, from: &mut Vec<Vec<u8>>) {
         if let Ok(mut v) = self.buffers.lock() {
-            let room = POOL_BUFFERS.saturating_sub(v.len());
+            let room = self.max_buffers.saturating_sub(v.len());
             let k = from.len().min(room);
             v.extend(from.drain(..k));
         }
@@ -285,6 +324,7 @@ pub struct LiveCapture {
     errors: Vec<String>,
     /// The reorder window: [`REORDER_WINDOW`], or longer for slow block timeouts.
     window: Duration,
+    queued: Arc<Queued>,
 }
 
 /// What a handle thread reports once it has opened (or failed to open) its handle.
@@ -306,7 +346,7 @@ impl LiveCapture {
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Delivery>(CHANNEL_BATCHES);
         let abort = Arc::new(AtomicBool::new(false));
-        let pool = Arc::new(BufferPool::default());
+        let pool = Arc::new(BufferPool::for_queue(opts.max_queued_bytes));
         let mut cap =
             LiveCapture {
             points: Vec::new(),
@@ -317,6 +357,7 @@ impl LiveCapture {
             pool,
             errors: Vec::new(),
             window: REORDER_WINDOW.max(Duration::from_millis(2 * u64::from(block_timeout_ms(opts)) + 100)),
+            queued: Arc::new(Queued { limit: opts.max_queued_bytes.max(1), ..Queued::default() }),
         };
         let snaplen = effective_snaplen(opts.snaplen);
         for (i, spec) in specs.iter().enumerate() {
@@ -344,7 +385,12 @@ impl LiveCapture {
                     source: cap.threads.len(),
                     watermarks: specs.len() > 1,
                 };
-                let ctl = Control { stop: cap.stop.clone(), abort: cap.abort.clone(), pool: cap.pool.clone() };
+                let ctl = Control {
+                    stop: cap.stop.clone(),
+                    abort: cap.abort.clone(),
+                    pool: cap.pool.clone(),
+                    queued: cap.queued.clone(),
+                };
                 let tx2 = tx.clone();
                 let join = std::thread::Builder::new()
                     .name(format!("cap {label}"))
@@ -396,6 +442,18 @@ impl LiveCapture {
         stats
     }
 
+    /// How often a capture thread paused because the frames waiting for the pipeline had
+    /// reached [`LiveOptions::max_queued_bytes`] (the kernel counts what it dropped then).
+    pub fn pauses(&self) -> u64 {
+        self.queued.pauses.load(Ordering::Relaxed)
+    }
+
+    /// Frames let out of the reorder window before their time because it held
+    /// [`REORDER_MAX_FRAMES`] (their order across points may be off).
+    pub fn reordered_early(&self) -> u64 {
+        self.queued.reorder_early.load(Ordering::Relaxed)
+    }
+
     /// Errors of handles whose reads failed (an interface that disappeared), as
     /// `LABEL: libpcap's message`; known after [`LiveCapture::finish`].
     pub fn take_errors(&mut self) -> Vec<String> {
@@ -414,6 +472,7 @@ impl LiveCapture {
             ended: false,
             pool: self.pool.clone(),
             returned: Vec::new(),
+            queued: self.queued.clone(),
         }
     }
 }
@@ -443,6 +502,7 @@ pub struct LiveSource {
     pool: Arc<BufferPool>,
     /// Spare buffers collected from the pipeline, returned to the pool in groups.
     returned: Vec<Vec<u8>>,
+    queued: Arc<Queued>,
 }
 
 impl LiveSource {
@@ -454,6 +514,13 @@ impl LiveSource {
                 self.pool.give(&mut self.returned);
             }
         }
+    }
+
+    /// A frame leaves the queue for the pipeline.
+    fn out(&self, f: Frame) -> Frame {
+        let cost = frame_cost(&f);
+        let _ = self.queued.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(cost)));
+        f
     }
 
     fn take(&mut self, d: Delivery) {
@@ -479,13 +546,14 @@ impl FrameSource for LiveSource {
         loop {
             if self.several {
                 if let Some(f) = self.reorder.pop_ready() {
-                    return Ok(Some(f));
+                    self.queued.reorder_early.store(self.reorder.released_early(), Ordering::Relaxed);
+                    return Ok(Some(self.out(f)));
                 }
             } else if let Some(f) = self.batch.pop_front() {
-                return Ok(Some(f));
+                return Ok(Some(self.out(f)));
             }
             let Some(rx) = self.rx.as_ref().filter(|_| !self.ended) else {
-                return Ok(self.reorder.pop_any());
+                return Ok(self.reorder.pop_any().map(|f| self.out(f)));
             };
             match rx.recv_timeout(Duration::from_millis(u64::from(POLL_MS))) {
                 Ok(d) => {
@@ -521,7 +589,7 @@ pub fn stats_report(labels: &[String], stats: &[PointStats], captured: &[u64]) -
             let _ = writeln!(
                 out,
                 "{}: {} packet{} captured, {} received by filter, {} dropped by kernel{}",
-                labels.get(i).map_or("?", |l| l.as_str()),
+                crate::escape::text(labels.get(i).map_or("?", |l| l.as_str())),
                 s.captured,
                 plural(s.captured),
                 s.received,
@@ -572,6 +640,7 @@ struct Control {
     stop: StopFlag,
     abort: Arc<AtomicBool>,
     pool: Arc<BufferPool>,
+    queued: Arc<Queued>,
 }
 
 impl HandleSetup {
@@ -604,6 +673,7 @@ impl HandleSetup {
         let mut last_mark = Instant::now();
         let source = self.source;
         let mut spares: Vec<Vec<u8>> = Vec::with_capacity(BATCH_FRAMES);
+        let mut paused = false;
         loop {
             if ctl.abort.load(Ordering::Relaxed) {
                 break;
@@ -614,7 +684,19 @@ impl HandleSetup {
             if spares.len() < BATCH_FRAMES / 4 {
                 ctl.pool.take(&mut spares, BATCH_FRAMES);
             }
+            // The pipeline is behind by the whole memory share: leave the frames in the
+            // kernel ring (it drops and counts what does not fit) until it catches up.
+            if ctl.queued.bytes.load(Ordering::Relaxed) >= ctl.queued.limit {
+                if !paused {
+                    paused = true;
+                    ctl.queued.pauses.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            paused = false;
             let mut batch: Vec<Frame> = ctl.pool.batch();
+            let mut batch_bytes = 0usize;
             let r = cap.dispatch(None, |p| {
                 seen += 1;
                 let frac = p.header.ts.tv_usec;
@@ -626,14 +708,9 @@ impl HandleSetup {
                 let mut data = spares.pop().unwrap_or_default();
                 data.clear();
                 data.extend_from_slice(p.data);
-                batch.push(Frame {
-                    point,
-                    ts,
-                    linktype,
-                    origlen: p.header.len,
-                    data,
-                    direction,
-                });
+                let frame = Frame { point, ts, linktype, origlen: p.header.len, data, direction };
+                batch_bytes += frame_cost(&frame);
+                batch.push(frame);
             });
             match r {
                 Ok(n) if n > 0 => {
@@ -642,6 +719,7 @@ impl HandleSetup {
                         continue;
                     }
                     captured += batch.len() as u64;
+                    ctl.queued.bytes.fetch_add(batch_bytes, Ordering::Relaxed);
                     if tx.send(Delivery { source, frames: batch, watermark: None }).is_err() {
                         break;
                     }
@@ -827,6 +905,24 @@ pub fn sll2_interface_names(points: &[LivePoint]) -> Vec<(u32, String)> {
 /// A namespace error without the noise (`(os error N)`, the namespace named twice).
 fn netns_message(e: &netns::NetnsError) -> String {
     match e {
+        netns::NetnsError::Missing { ns, path, source } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            // The namespace exists; this user may not open it (another user's process).
+            let caps = match ns {
+                Netns::Pid(_) => "cap_net_raw,cap_net_admin,cap_sys_admin,cap_sys_ptrace",
+                _ => "cap_net_raw,cap_net_admin,cap_sys_admin",
+            };
+            format!(
+                "cannot open {ns} ({path}: {}): run as root, or give the binary the capabilities: {}",
+                crate::capture::os_message(source),
+                setcap_line(caps)
+            )
+        }
+        netns::NetnsError::Enter { ns, source } => format!(
+            "cannot enter {ns}: {} (entering a namespace needs CAP_SYS_ADMIN): run as root, or give the \
+             binary the capabilities: {}",
+            source.desc(),
+            setcap_line("cap_net_raw,cap_net_admin,cap_sys_admin")
+        ),
         netns::NetnsError::Missing { ns, path, source } => {
             let what = match ns {
                 Netns::Named(n) => format!("no such network namespace {n}"),
@@ -837,6 +933,17 @@ fn netns_message(e: &netns::NetnsError) -> String {
         }
         e => e.to_string(),
     }
+}
+
+/// The command that gives this binary `caps` (file capabilities; then no root is needed):
+/// `setcap CAPS+eip PATH`, PATH being this executable when it can be named.
+pub fn setcap_line(caps: &str) -> String {
+    let path = std::env::current_exe()
+        .ok()
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.is_empty() && !p.contains(char::is_whitespace))
+        .unwrap_or_else(|| "$(command -v flowtrail)".to_string());
+    format!("setcap {caps}+eip {}", crate::escape::text(&path))
 }
 
 /// libpcap's message, with a hint where the fix is known.
@@ -851,8 +958,8 @@ fn open_message(spec: &PointSpec, e: pcap::Error) -> String {
     };
     if m.contains("Operation not permitted") || m.contains("permission") {
         format!(
-            "{m}{where_}: run as root, or give the binary the capabilities: \
-             setcap cap_net_raw,cap_net_admin+eip $(command -v flowtrail)"
+            "{m}{where_}: run as root, or give the binary the capabilities: {}",
+            setcap_line("cap_net_raw,cap_net_admin")
         )
     } else {
         format!("{m}{where_}")
@@ -881,9 +988,12 @@ pub fn list_interfaces() -> Result<String, LiveError> {
         })?;
         for d in devices {
             n += 1;
-            let _ = write!(out, "{n}.{}{}", ns.label_prefix(), d.name);
+            // Interface names inside a namespace are its owner's choice (a container can
+            // name one with escape sequences): never raw to the terminal.
+            let label = format!("{}{}", ns.label_prefix(), d.name);
+            let _ = write!(out, "{n}.{}", crate::escape::text(&label));
             if let Some(desc) = &d.desc {
-                let _ = write!(out, " ({desc})");
+                let _ = write!(out, " ({})", crate::escape::text(desc));
             }
             let f = &d.flags;
             let status = &f.connection_status;
@@ -938,6 +1048,9 @@ pub struct Reorder {
     /// Bound on frames held; beyond it the oldest is released early.
     cap: usize,
     held: usize,
+    /// Frames released only because more than `cap` were held (their order across sources
+    /// may be off).
+    early: u64,
 }
 
 #[derive(Default)]
@@ -956,6 +1069,7 @@ impl Reorder {
             newest: Timestamp::default(),
             cap: cap.max(1),
             held: 0,
+            early: 0,
         }
     }
 
@@ -1014,10 +1128,19 @@ impl Reorder {
     pub fn pop_ready(&mut self) -> Option<Frame> {
         let (best, idle_mark) = self.earliest();
         let (i, ts) = best?;
-        if idle_mark.is_none_or(|m| ts <= m) || ts <= sub(self.newest, self.window) || self.held > self.cap {
+        if idle_mark.is_none_or(|m| ts <= m) || ts <= sub(self.newest, self.window) {
+            return self.take(i);
+        }
+        if self.held > self.cap {
+            self.early += 1;
             return self.take(i);
         }
         None
+    }
+
+    /// Frames released early because the cap was reached.
+    pub fn released_early(&self) -> u64 {
+        self.early
     }
 
     /// Releases the earliest frame regardless of the rules (input ended).

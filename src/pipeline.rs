@@ -137,7 +137,7 @@ pub fn run(args: Args) -> i32 {
                     && let Err(e) = filter.prepare(r.info().linktype)
                 {
                     if e.msg.starts_with("unknown data link type") {
-                        eprintln!("flowtrail: {}: {}", r.path(), e.msg);
+                        eprintln!("flowtrail: {}: {}", crate::escape::text(r.path()), e.msg);
                     } else {
                         eprintln!("flowtrail: {}", e.msg);
                     }
@@ -238,6 +238,7 @@ fn run_live(args: &Args) -> i32 {
         nano: args.want_nano(),
         filter: expr,
         directions: several,
+        max_queued_bytes: crate::limits::Limits::from_args(args).live_frames,
     };
     let stop = StopFlag::new();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -273,7 +274,7 @@ fn run_live(args: &Args) -> i32 {
         let name = crate::capture::linktype::describe(p.linktype);
         let name = name.split(' ').next().unwrap_or("");
         if several {
-            eprintln!("flowtrail: {}: data link type {name}", p.label);
+            eprintln!("flowtrail: {}: data link type {name}", crate::escape::text(&p.label));
         } else {
             eprintln!("flowtrail: data link type {name}");
         }
@@ -286,7 +287,7 @@ fn run_live(args: &Args) -> i32 {
         eprintln!(
             "{}listening on {}, link-type {}, snapshot length {} bytes",
             if suppressed { "" } else { "flowtrail: " },
-            p.label,
+            crate::escape::text(&p.label),
             crate::capture::linktype::describe(p.linktype),
             p.snaplen
         );
@@ -310,6 +311,21 @@ fn run_live(args: &Args) -> i32 {
     }
     let labels: Vec<String> = live.points.iter().map(|p| p.label.clone()).collect();
     eprint!("{}", crate::live::stats_report(&labels, &stats, &outcome.per_point));
+    if live.reordered_early() > 0 {
+        eprintln!(
+            "flowtrail: {} frames left the reorder window early ({} held): their order across points may be off",
+            live.reordered_early(),
+            crate::live::REORDER_MAX_FRAMES
+        );
+    }
+    if live.pauses() > 0 {
+        eprintln!(
+            "flowtrail: capture paused {} times: frames waiting for processing reached {} MiB \
+             (the live share of --max-memory); the kernel counted what it dropped meanwhile",
+            live.pauses(),
+            opts.max_queued_bytes >> 20
+        );
+    }
     if errors.is_empty() { outcome.status } else { 1 }
 }
 
@@ -380,6 +396,7 @@ pub fn process_with(
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
+    printer.state.tcp = crate::print::tcp::SeqTable::with_max_entries(crate::limits::Limits::from_args(args).print_seq_entries);
     if print {
         setup_names(args, &points, &mut printer.state);
     }
@@ -480,6 +497,7 @@ pub fn process_with(
         );
     }
     drop(writer);
+    report_printer_caps(&printer);
     let mut flow_status = 0;
     if stop.is_none()
         && let Some(f) = flows.take()
@@ -502,6 +520,26 @@ pub fn process_with(
         eprintln!("flowtrail: {e}");
     }
     Outcome { status: if errors.is_empty() && flow_status == 0 { 0 } else { 1 }, per_point, broken_pipe: false }
+}
+
+/// What the printer's caps cut (README, "Limits"); nothing when they were not reached.
+fn report_printer_caps(printer: &Printer) {
+    let seq = printer.state.tcp.clears();
+    if seq > 0 {
+        eprintln!(
+            "flowtrail: the TCP relative sequence table was full {seq} times (the printer's share of --max-memory): \
+             conversations then restarted from their next segment"
+        );
+    }
+    if let Some(h) = &printer.state.hosts
+        && h.clears() > 0
+    {
+        eprintln!(
+            "flowtrail: the host name cache was full {} times ({} addresses): names were looked up again",
+            h.clears(),
+            crate::print::names::HostNames::MAX_CACHED
+        );
+    }
 }
 
 /// The flow table and its outputs, if `--flows`, `--follow` or `--streams` asked for them.

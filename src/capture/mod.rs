@@ -125,7 +125,13 @@ impl Points {
         self.add_with_ext(p, 0)
     }
     /// Adds a point whose classic pcap header had `ext` in its upper 6 link-type bits.
-    pub fn add_with_ext(&mut self, p: Point, ext: u32) -> usize {
+    ///
+    /// The label is made terminal-safe here ([`crate::escape::text`]): it may come from a
+    /// stranger's file (`if_name`, the file name), and every output prints it.
+    pub fn add_with_ext(&mut self, mut p: Point, ext: u32) -> usize {
+        if let std::borrow::Cow::Owned(clean) = crate::escape::text(&p.label) {
+            p.label = clean;
+        }
         let i = self.points.len();
         self.points.push(p);
         self.linktype_ext.resize(i, 0);
@@ -147,24 +153,25 @@ impl Points {
     }
     fn relabel(&mut self, i: usize, label: String) {
         if let Some(p) = self.points.get_mut(i) {
-            p.label = label;
+            p.label = crate::escape::text(&label).into_owned();
         }
     }
 }
 
 /// Errors reading capture input. Messages follow libpcap's wording (tcpdump prints them
 /// after `tcpdump: `), always name the file and, for faults inside a file, the byte offset of
-/// the record or block at fault.
+/// the record or block at fault. File names are escaped for the terminal (a directory of
+/// strangers' captures can hold a name with escape sequences).
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The file could not be opened (missing, permission denied, ...).
-    #[error("{path}: {}", os_message(source))]
+    #[error("{}: {}", crate::escape::text(path), os_message(source))]
     Open { path: String, source: io::Error },
     /// The operating system failed a read.
-    #[error("{path}: error reading dump file: {}", os_message(source))]
+    #[error("{}: error reading dump file: {}", crate::escape::text(path), os_message(source))]
     Read { path: String, offset: u64, source: io::Error },
     /// The file's contents are not a capture libpcap would accept.
-    #[error("{path}: {msg}{}", at(*offset))]
+    #[error("{}: {msg}{}", crate::escape::text(path), at(*offset))]
     Format { path: String, offset: Option<u64>, msg: String },
 }
 
@@ -172,7 +179,7 @@ impl CaptureError {
     /// libpcap's message alone, without the path and offset (what tcpdump prints).
     pub fn libpcap_message(&self) -> String {
         match self {
-            CaptureError::Open { path, source } => format!("{path}: {}", os_message(source)),
+            CaptureError::Open { path, source } => format!("{}: {}", crate::escape::text(path), os_message(source)),
             CaptureError::Read { source, .. } => format!("error reading dump file: {}", os_message(source)),
             CaptureError::Format { msg, .. } => msg.clone(),
         }
@@ -345,7 +352,7 @@ impl FileInfo {
     pub fn reading_line(&self) -> String {
         format!(
             "reading from file {}, link-type {}, snapshot length {}",
-            self.path,
+            crate::escape::text(&self.path),
             linktype::describe(self.linktype),
             self.snaplen
         )

@@ -64,6 +64,27 @@ pub mod flag {
 pub const MAX_UNACKED: usize = 64;
 /// Memory charged per remembered segment.
 const UNACKED_COST: usize = std::mem::size_of::<Unacked>();
+
+/// What a remembered-segment vector of `capacity` costs (its heap block, allocator header
+/// included; nothing when unallocated). The side-table budget is charged by capacity, so
+/// what it says is what the allocator holds.
+const fn unacked_alloc(capacity: usize) -> usize {
+    if capacity == 0 { 0 } else { (capacity * UNACKED_COST + 16).div_ceil(16) * 16 }
+}
+
+/// Makes room for one more remembered segment, charging any growth of the vector to `aux`
+/// (capacity doubles from 4 up to [`MAX_UNACKED`]). False if the budget refuses.
+fn room_for_one(v: &mut Vec<Unacked>, aux: &mut AuxBudget) -> bool {
+    if v.len() < v.capacity() {
+        return true;
+    }
+    let new_cap = (v.capacity() * 2).clamp(4, MAX_UNACKED);
+    if new_cap <= v.len() || !aux.reserve(unacked_alloc(new_cap) - unacked_alloc(v.capacity())) {
+        return false;
+    }
+    v.reserve_exact(new_cap - v.len());
+    true
+}
 /// Out-of-order threshold without a handshake RTT: 3 ms.
 const DEFAULT_OOO_THRESHOLD: i64 = 3_000_000;
 /// A fast retransmission follows the last dup ACK within 20 ms.
@@ -365,7 +386,7 @@ impl TcpAnalysis {
             if flags.syn() || flags.fin() {
                 nextseq = nextseq.add(1);
             }
-            if fwd.segments.len() < MAX_UNACKED && aux.reserve(UNACKED_COST) {
+            if fwd.segments.len() < MAX_UNACKED && room_for_one(&mut fwd.segments, aux) {
                 fwd.segments.push(Unacked { seq, nextseq, ts: s.ts });
             } else {
                 self.rtt_untracked = self.rtt_untracked.saturating_add(1);
@@ -401,8 +422,8 @@ impl TcpAnalysis {
                 true
             }
         });
-        aux.release((before - rev.segments.len()) * UNACKED_COST);
-        if rev.segments.is_empty() && rev.segments.capacity() > 0 {
+        if before > 0 && rev.segments.is_empty() {
+            aux.release(unacked_alloc(rev.segments.capacity()));
             rev.segments = Vec::new();
         }
         if let Some(nanos) = sample {
@@ -454,7 +475,7 @@ impl TcpAnalysis {
     /// Returns every remembered segment's memory to `aux` (call before dropping).
     pub fn release(&mut self, aux: &mut AuxBudget) {
         for d in &mut self.dirs {
-            aux.release(d.segments.len() * UNACKED_COST);
+            aux.release(unacked_alloc(d.segments.capacity()));
             d.segments = Vec::new();
         }
     }
@@ -564,7 +585,8 @@ mod tests {
         for i in 0..1000u32 {
             r.seg(0, 0, 0x10, 1001 + i * 10, 5001, 10, 65535);
         }
-        assert!(r.aux.used() <= 2 * MAX_UNACKED * UNACKED_COST);
+        assert!(r.aux.used() <= 2 * unacked_alloc(MAX_UNACKED));
+        assert_eq!(r.aux.used(), unacked_alloc(MAX_UNACKED), "charged by capacity");
         assert!(r.a.rtt_untracked > 900);
         let mut aux = std::mem::replace(&mut r.aux, AuxBudget::new(0));
         r.a.release(&mut aux);

@@ -35,7 +35,10 @@
 //!   attempt, ends that flow (`end: "reused"`) and starts a new one with a new id.
 //! - **Caps, all counted.** At most [`FlowConfig::max_flows`] live flows: a new flow evicts
 //!   the one closest to expiry (exactly: least recently active relative to its timeout),
-//!   `flows_evicted`. Reassembly memory is bounded per direction
+//!   `flows_evicted`. A live flow costs at most [`FlowTable::BYTES_PER_FLOW`] outside the two
+//!   budgets below, which is how `--max-memory` turns memory into a flow cap
+//!   (`crate::limits`); side-table memory is charged by allocation size (capacity plus the
+//!   allocator's header), so the budgets say what the allocator holds. Reassembly memory is bounded per direction
 //!   ([`Config::max_buffered`](crate::reassembly::Config)) and globally (one shared
 //!   [`Budget`](crate::reassembly::Budget)); see `crate::reassembly` for what a cap does to a
 //!   stream (a declared gap, never silent loss). Per-flow side tables (unacknowledged
@@ -154,6 +157,8 @@ pub struct FlowConfig {
     pub reassembly_memory: usize,
     /// Memory for side tables (remembered segments for RTTs, gap lists).
     pub aux_memory: usize,
+    /// Flows to reserve room for up front (0: grow on demand). At most `max_flows` is used.
+    pub reserve_flows: usize,
 }
 
 impl FlowConfig {
@@ -174,6 +179,7 @@ impl Default for FlowConfig {
             reassembly: Config::default(),
             reassembly_memory: Budget::DEFAULT_LIMIT,
             aux_memory: FlowConfig::DEFAULT_AUX_MEMORY,
+            reserve_flows: 0,
         }
     }
 }
@@ -249,6 +255,19 @@ pub struct FlowRecord {
     pub end: EndReason,
     /// TCP's additions (boxed: records wait in memory, and most of their size is here).
     pub tcp: Option<Box<TcpRecord>>,
+}
+
+impl FlowRecord {
+    /// Heap bytes this record holds (itself, boxed, its history and its gap lists), an upper
+    /// bound as the allocator counts them: what a batch of records waiting to be printed
+    /// costs (the report bounds that sum).
+    pub fn heap_bytes(&self) -> usize {
+        let block = |n: usize| if n == 0 { 0 } else { (n + 16).div_ceil(16) * 16 };
+        let tcp = self.tcp.as_ref().map_or(0, |t| {
+            block(std::mem::size_of::<TcpRecord>()) + t.gaps[0].heap_bytes() + t.gaps[1].heap_bytes()
+        });
+        std::mem::size_of::<FlowRecord>() + block(self.history.capacity()) + tcp
+    }
 }
 
 /// Receives what the flow table produces. All methods but `flow_ended` have empty defaults.

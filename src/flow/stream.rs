@@ -18,8 +18,14 @@ use super::AuxBudget;
 use crate::reassembly::{Budget, Config, Conversation, Counters, Direction, Event, Segment, TcpFlags};
 use crate::seq::SeqNum;
 
-/// Memory charged per listed gap.
+/// Memory of one listed gap.
 const GAP_COST: usize = std::mem::size_of::<(u64, u64)>();
+
+/// What a gap vector of `capacity` costs (its heap block with the allocator's header); the
+/// side-table budget is charged by capacity, so it matches what the allocator holds.
+const fn gaps_alloc(capacity: usize) -> usize {
+    if capacity == 0 { 0 } else { (capacity * GAP_COST + 16).div_ceil(16) * 16 }
+}
 
 /// The gaps of one direction, in stream order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -31,15 +37,30 @@ pub struct GapList {
 
 impl GapList {
     fn add(&mut self, offset: u64, len: u64, aux: &mut AuxBudget) {
-        if aux.reserve(GAP_COST) {
-            self.listed.push((offset, len));
+        let v = &mut self.listed;
+        let room = v.len() < v.capacity() || {
+            let new_cap = (v.capacity() * 2).max(4);
+            aux.reserve(gaps_alloc(new_cap) - gaps_alloc(v.capacity())) && {
+                v.reserve_exact(new_cap - v.len());
+                true
+            }
+        };
+        if room {
+            v.push((offset, len));
         } else {
             self.unlisted = self.unlisted.saturating_add(1);
         }
     }
 
+    /// Returns the list's memory to `aux` (the list itself is kept for the record, which
+    /// the report accounts for in its own bound).
     fn release(&mut self, aux: &mut AuxBudget) {
-        aux.release(self.listed.len() * GAP_COST);
+        aux.release(gaps_alloc(self.listed.capacity()));
+    }
+
+    /// Heap bytes the list holds.
+    pub fn heap_bytes(&self) -> usize {
+        gaps_alloc(self.listed.capacity())
     }
 }
 
@@ -236,16 +257,18 @@ mod tests {
     #[test]
     fn gaps_are_listed_until_the_budget_ends() {
         let p = params();
-        let mut aux = AuxBudget::new(2 * GAP_COST);
+        let mut aux = AuxBudget::new(gaps_alloc(4));
         let mut s = TcpStreams::default();
         let mut sink = |_d, _e: Event<'_>| {};
         s.segment(C2S, seg(0, None, 0x02, b""), &p, &mut aux, &mut sink);
-        for i in 0..5u32 {
+        for i in 0..7u32 {
             s.segment(C2S, seg(1 + i * 10, None, 0x10, b"ab"), &p, &mut aux, &mut sink);
         }
         s.flush(&mut aux, &mut sink);
-        assert_eq!(s.gaps[0].listed, vec![(2, 8), (12, 8)]);
+        // Room for four (the first allocation); growing to eight is refused.
+        assert_eq!(s.gaps[0].listed, vec![(2, 8), (12, 8), (22, 8), (32, 8)]);
         assert_eq!(s.gaps[0].unlisted, 2);
+        assert_eq!(aux.used(), gaps_alloc(4));
         s.release(&mut aux);
         assert_eq!(aux.used(), 0);
         assert!(s.closed());

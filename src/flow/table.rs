@@ -145,6 +145,14 @@ struct Flow {
 /// A heap entry: `(deadline, slot, flow id)`, smallest deadline first.
 type Entry = Reverse<(i64, u32, u64)>;
 
+/// What the allocator adds to every heap block (glibc: an 8-byte header, 16-byte alignment).
+const ALLOC_OVERHEAD: usize = 16;
+
+/// A heap block of `size` bytes as the allocator sees it.
+const fn heap_block(size: usize) -> usize {
+    (size + ALLOC_OVERHEAD).div_ceil(16) * 16
+}
+
 /// The flow table. Feed it frames with [`FlowTable::frame`], end with [`FlowTable::finish`].
 pub struct FlowTable {
     config: FlowConfig,
@@ -161,17 +169,34 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
+    /// An upper bound of the memory one live flow costs, outside the reassembly budget and
+    /// the side-table budget (which account for themselves): its slab slot, the boxed TCP
+    /// state and a reassembler (created on the first payload; counted for every flow), its
+    /// share of the hash index (at most 16/7 buckets per flow: load factor 7/8, and up to half
+    /// the buckets of a power-of-two table unused), up to two deadline-heap entries (the
+    /// heap is rebuilt beyond that), and its free-list slot. [`crate::limits`] divides the
+    /// flow table's share of `--max-memory` by this to get the flow cap.
+    pub const BYTES_PER_FLOW: usize = std::mem::size_of::<Option<Flow>>()
+        + heap_block(std::mem::size_of::<TcpFlow>())
+        + heap_block(std::mem::size_of::<crate::reassembly::Conversation>())
+        + (std::mem::size_of::<(FlowKey, u32)>() + 1) * 16 / 7
+        + 2 * std::mem::size_of::<Entry>()
+        + std::mem::size_of::<u32>();
+
     pub fn new(config: FlowConfig) -> FlowTable {
         let budget = Budget::new(config.reassembly_memory);
         let params = ReassemblyParams { config: config.reassembly, budget };
         let aux = AuxBudget::new(config.aux_memory);
+        // Reserved up front (when asked) so the index never rehashes into a second table and
+        // no vector doubles past what the cap needs; untouched pages cost no resident memory.
+        let reserve = config.reserve_flows.min(config.max_flows);
         FlowTable {
             params,
             aux,
-            index: HashMap::new(),
-            slab: Vec::new(),
+            index: HashMap::with_capacity(reserve),
+            slab: Vec::with_capacity(reserve),
             free: Vec::new(),
-            heap: BinaryHeap::new(),
+            heap: BinaryHeap::with_capacity(if reserve > 0 { 2 * reserve + 4096 } else { 0 }),
             clock: Nanos(i64::MIN),
             next_id: 1,
             labels: Vec::new(),

@@ -806,6 +806,8 @@ fn sll2_if(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult<usize> {
     let hdr = get_bytes(bp, 0, 20)?;
     let ifindex = get_be32(hdr, 4)?;
     let name = ctx.state.if_names.iter().find(|(i, _)| *i == ifindex).map(|(_, n)| n.as_str()).unwrap_or("?");
+    // An interface name is the namespace owner's choice: never raw to the terminal.
+    let name = crate::escape::text(name);
     let _ = std::fmt::Write::write_fmt(ctx.out, format_args!("{:<5} ", name));
     pr!(ctx, "{:<3} ", sll_pkttype(u32::from(get_u8(hdr, 10)?)));
     if ctx.eflag() {

@@ -501,7 +501,8 @@ impl Printer {
         }
         self.ts.print(out, frame.ts);
         if self.opts.labels {
-            out.push_str(&point.label);
+            // Registered labels are clean already; a `Point` built elsewhere may not be.
+            crate::escape::push_text(out, &point.label);
             out.push(' ');
             match frame.direction {
                 Direction::In => out.push_str("In "),

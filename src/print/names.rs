@@ -34,29 +34,48 @@ impl HostLookup for HashMap<IpAddr, String> {
     }
 }
 
-/// Printed forms of host addresses, one per address for the run.
+/// Printed forms of host addresses, one per address, for the run or until
+/// [`HostNames::MAX_CACHED`] addresses are cached: then the cache is emptied and names are
+/// asked again (the output does not change; only lookups are repeated). Names are escaped
+/// for the terminal ([`crate::escape::text`]) once, when cached: a resolver's answer is
+/// not ours to trust.
 pub struct HostNames {
     lookup: Box<dyn HostLookup>,
     /// Address -> what is printed for it (the name, or the numeric form when none).
     cache: HashMap<IpAddr, Box<str>>,
     /// `-N`: print names without their domain (up to the first dot).
     strip_domain: bool,
+    /// Times the cache was full and emptied.
+    clears: u64,
 }
 
 impl HostNames {
+    /// Most addresses cached (a capture of a million spoofed sources would otherwise keep a
+    /// million names).
+    pub const MAX_CACHED: usize = 1 << 16;
+
+    /// Times the cache was full and emptied (names were asked again).
+    pub fn clears(&self) -> u64 {
+        self.clears
+    }
+
     pub fn new(lookup: Box<dyn HostLookup>, strip_domain: bool) -> HostNames {
-        HostNames { lookup, cache: HashMap::new(), strip_domain }
+        HostNames { lookup, cache: HashMap::new(), strip_domain, clears: 0 }
     }
 
     /// What tcpdump prints for `addr` (`ipaddr_string` / `ip6addr_string`).
     pub fn get(&mut self, addr: IpAddr) -> &str {
-        let HostNames { lookup, cache, strip_domain } = self;
+        let HostNames { lookup, cache, strip_domain, clears } = self;
+        if cache.len() >= HostNames::MAX_CACHED && !cache.contains_key(&addr) {
+            cache.clear();
+            *clears += 1;
+        }
         cache.entry(addr).or_insert_with(|| match lookup.lookup(addr) {
             Some(mut name) => {
                 if *strip_domain && let Some(dot) = name.find('.') {
                     name.truncate(dot);
                 }
-                name.into_boxed_str()
+                crate::escape::text(&name).into_owned().into_boxed_str()
             }
             None => numeric(addr).into_boxed_str(),
         })

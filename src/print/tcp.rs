@@ -113,14 +113,36 @@ impl Hasher for FastHasher {
 /// without bound; ours holds at most [`SeqTable::MAX_ENTRIES`] conversations and is cleared
 /// when a new one would exceed that, after which conversations restart from their next
 /// segment (only captures with more than a million concurrent conversations differ).
-#[derive(Default)]
+/// `--max-memory` may set a smaller cap ([`SeqTable::with_max_entries`]); each clear is
+/// counted ([`SeqTable::clears`]).
 pub struct SeqTable {
     v4: HashMap<Key4, Isn, BuildHasherDefault<FastHasher>>,
     v6: HashMap<Key6, Isn, BuildHasherDefault<FastHasher>>,
+    max_entries: usize,
+    clears: u64,
+}
+
+impl Default for SeqTable {
+    fn default() -> Self {
+        SeqTable::with_max_entries(SeqTable::MAX_ENTRIES)
+    }
 }
 
 impl SeqTable {
     pub const MAX_ENTRIES: usize = 1 << 20;
+    /// Upper bound of one entry's memory: the larger (IPv6) key and its value, a control
+    /// byte, and at most 16/7 buckets per entry (load factor 7/8, power-of-two tables).
+    pub const BYTES_PER_ENTRY: usize = (std::mem::size_of::<(Key6, Isn)>() + 1) * 16 / 7;
+
+    /// A table that holds at most `n` conversations (at least 1).
+    pub fn with_max_entries(n: usize) -> SeqTable {
+        SeqTable { v4: HashMap::default(), v6: HashMap::default(), max_entries: n.max(1), clears: 0 }
+    }
+
+    /// How often the table was full and cleared.
+    pub fn clears(&self) -> u64 {
+        self.clears
+    }
 
     /// Number of conversations tracked.
     pub fn len(&self) -> usize {
@@ -134,7 +156,7 @@ impl SeqTable {
     /// Looks up (or records) the conversation of a segment with the ACK flag and returns
     /// `(seq, ack, thseq, thack, rev)` as tcpdump computes them.
     fn relative(&mut self, seg: &Segment, syn: bool) -> (u32, u32, u32, u32, bool) {
-        let full = self.len() >= Self::MAX_ENTRIES;
+        let full = self.len() >= self.max_entries;
         let ports = |rev: bool| {
             if rev {
                 u32::from(seg.dport) << 16 | u32::from(seg.sport)
@@ -151,6 +173,7 @@ impl SeqTable {
                 let (seq, ack, isn, cleared) = lookup(&mut self.v4, key, seg, syn, rev, full);
                 if cleared {
                     self.v6.clear();
+                    self.clears += 1;
                 }
                 (seq, ack, isn.seq, isn.ack, rev)
             }
@@ -161,6 +184,7 @@ impl SeqTable {
                 let (seq, ack, isn, cleared) = lookup(&mut self.v6, key, seg, syn, rev, full);
                 if cleared {
                     self.v4.clear();
+                    self.clears += 1;
                 }
                 (seq, ack, isn.seq, isn.ack, rev)
             }

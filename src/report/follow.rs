@@ -120,7 +120,7 @@ impl Follow {
             "\n{RULE}\nFollow: {proto},{}\nFilter: flow eq {}\nPoint: {}\nNode 0: {}\nNode 1: {}\n",
             self.format.name(),
             info.id,
-            info.point,
+            crate::escape::text(&info.point),
             info.client,
             info.server
         )

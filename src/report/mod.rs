@@ -6,8 +6,10 @@
 //!
 //! - `--flows[=text|json]`: one record per observation, printed when input ends, ordered by
 //!   id ([`table`], [`json`]). Finished records wait in memory up to
-//!   [`ReportOptions::max_held_records`]; beyond that the waiting ones are printed early, in
-//!   id order within the batch (counted: `records_flushed_early`), so memory stays bounded.
+//!   [`ReportOptions::max_held_records`] records or [`ReportOptions::max_held_bytes`] bytes
+//!   ([`FlowRecord::heap_bytes`], gap lists included); beyond that the waiting ones are
+//!   printed early, in id order within the batch (counted: `records_flushed_early`), so
+//!   memory stays bounded.
 //!   Global counters (`FlowTableStats`, plus the process's peak RSS) go to stderr at the end:
 //!   one line of text, or with `=json` one JSON object `{"stats":{...}}`.
 //! - `--follow ID`: the flow's conversation on stdout as it is reassembled ([`follow`]).
@@ -23,6 +25,7 @@ pub mod table;
 
 use crate::capture::{Frame, Points};
 use crate::flow::{FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, FlowTableStats, Nanos, Proto};
+use crate::limits::Limits;
 use crate::reassembly::{Direction, Event};
 use follow::{Follow, FollowFormat};
 use std::io::{self, Write};
@@ -46,6 +49,10 @@ pub struct ReportOptions {
     pub flow: FlowConfig,
     /// Finished records kept for the end-of-input table before a batch is printed early.
     pub max_held_records: usize,
+    /// The same bound in bytes ([`FlowRecord::heap_bytes`] summed).
+    pub max_held_bytes: usize,
+    /// The memory plan the caps came from (reported with the statistics).
+    pub limits: Limits,
     /// Flush standard output after every frame (`-l`, `-U`; always for a terminal), so a
     /// live `--follow` shows data as it comes.
     pub eager: bool,
@@ -69,10 +76,17 @@ impl ReportOptions {
             Some(f) => f,
             None => return Err(ReportError::Usage("--follow-format: use ascii, hex or raw".into())),
         };
-        let mut flow = FlowConfig::default();
-        if let Some(n) = args.max_flows {
-            flow.max_flows = n.max(1);
-        }
+        let limits = Limits::from_args(args);
+        let mut flow = FlowConfig {
+            max_flows: limits.max_flows,
+            reassembly_memory: limits.reassembly_memory,
+            aux_memory: limits.aux_memory,
+            // Room for the flows the memory plan allows, reserved once (an explicit larger
+            // --max-flows grows on demand beyond it).
+            reserve_flows: limits.max_flows.min(Limits::new(limits.max_memory).max_flows),
+            ..FlowConfig::default()
+        };
+        flow.reassembly.max_buffered = limits.stream_buffer;
         if let Some(secs) = args.flow_timeout {
             let t = Nanos::from_secs(i64::try_from(secs).unwrap_or(i64::MAX));
             flow.tcp_timeout = t;
@@ -81,12 +95,6 @@ impl ReportOptions {
             flow.tcp_attempt_timeout = flow.tcp_attempt_timeout.min(t);
             flow.tcp_closed_timeout = flow.tcp_closed_timeout.min(t);
         }
-        if let Some(bytes) = args.reassembly_memory {
-            flow.reassembly_memory = bytes;
-        }
-        if let Some(bytes) = args.stream_buffer {
-            flow.reassembly.max_buffered = bytes;
-        }
         Ok(Some(ReportOptions {
             flows,
             follow: args.follow,
@@ -94,6 +102,8 @@ impl ReportOptions {
             streams: args.streams.as_ref().map(PathBuf::from),
             flow,
             max_held_records: ReportOptions::DEFAULT_MAX_HELD_RECORDS,
+            max_held_bytes: limits.held_records,
+            limits,
             eager: args.line_buffered || args.packet_buffered,
         }))
     }
@@ -134,6 +144,11 @@ struct Outputs {
     flows: Option<FlowsFormat>,
     held: Vec<FlowRecord>,
     max_held: usize,
+    /// Bytes the held records hold, their bound, and the most held at once.
+    held_bytes: usize,
+    max_held_bytes: usize,
+    held_bytes_peak: usize,
+    limits: Limits,
     header_written: bool,
     flushed_early: u64,
     follow: Option<Follow>,
@@ -160,6 +175,10 @@ impl FlowReport {
                 flows: opts.flows,
                 held: Vec::new(),
                 max_held: opts.max_held_records.max(1),
+                held_bytes: 0,
+                max_held_bytes: opts.max_held_bytes,
+                held_bytes_peak: 0,
+                limits: opts.limits,
                 header_written: false,
                 flushed_early: 0,
                 follow: opts.follow.map(|id| Follow::new(id, opts.follow_format)),
@@ -212,7 +231,7 @@ impl FlowReport {
         }
         let stats = self.table.stats();
         if let Some(format) = o.flows {
-            report_stats(format, &stats, o.flushed_early, o.streams.as_ref());
+            report_stats(format, &stats, o, o.streams.as_ref());
         }
         if let Some(f) = &o.follow
             && !f.found()
@@ -261,6 +280,7 @@ impl Outputs {
             None => {}
         }
         self.held.clear();
+        self.held_bytes = 0;
         Ok(())
     }
 }
@@ -322,8 +342,10 @@ impl FlowObserver for Outputs {
             return;
         }
         if self.flows.is_some() {
+            self.held_bytes += record.heap_bytes();
+            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes);
             self.held.push(record);
-            if self.held.len() >= self.max_held {
+            if self.held.len() >= self.max_held || self.held_bytes >= self.max_held_bytes {
                 self.flushed_early += 1;
                 if let Err(e) = self.print_held() {
                     self.fail(e);
@@ -345,6 +367,8 @@ mod tests {
             streams: None,
             flow: FlowConfig::default(),
             max_held_records: 4,
+            max_held_bytes: 1 << 20,
+            limits: Limits::default(),
             eager: false,
         }
     }
@@ -388,20 +412,31 @@ struct StatsJson<'a> {
     #[serde(flatten)]
     table: &'a FlowTableStats,
     records_flushed_early: u64,
+    /// Most bytes of finished records held at once, and the bound.
+    records_held_peak_bytes: u64,
+    records_held_limit_bytes: u64,
     stream_files: u64,
     stream_file_reopens: u64,
+    /// `--max-memory` and the flow cap in force (derived from it unless given).
+    max_memory: u64,
+    max_flows: u64,
     peak_rss_kib: Option<u64>,
 }
 
-fn report_stats(format: FlowsFormat, s: &FlowTableStats, flushed_early: u64, streams: Option<&StreamFiles>) {
+fn report_stats(format: FlowsFormat, s: &FlowTableStats, o: &Outputs, streams: Option<&StreamFiles>) {
     let rss = peak_rss_kib();
+    let flushed_early = o.flushed_early;
     match format {
         FlowsFormat::Json => {
             let stats = StatsJson {
                 table: s,
                 records_flushed_early: flushed_early,
+                records_held_peak_bytes: o.held_bytes_peak as u64,
+                records_held_limit_bytes: o.max_held_bytes as u64,
                 stream_files: streams.map_or(0, |s| s.files),
                 stream_file_reopens: streams.map_or(0, |s| s.reopens),
+                max_memory: o.limits.max_memory as u64,
+                max_flows: o.limits.max_flows as u64,
                 peak_rss_kib: rss,
             };
             if let Ok(text) = serde_json::to_string(&serde_json::json!({ "stats": stats })) {
@@ -410,12 +445,13 @@ fn report_stats(format: FlowsFormat, s: &FlowTableStats, flushed_early: u64, str
         }
         FlowsFormat::Text => {
             eprintln!(
-                "flowtrail: {} flows ({} evicted, {} reused, {} idle), {} frames not in a flow; \
+                "flowtrail: {} flows ({} evicted at the cap of {}, {} reused, {} idle), {} frames not in a flow; \
                  streams: {} bytes delivered, {} gaps ({} bytes), {} overlaps ({} conflicting bytes), \
-                 {} cap skips, {} budget skips; peak memory: reassembly {} KiB, side tables {} KiB, \
-                 process {} KiB",
+                 {} cap skips, {} budget skips; {} side-table refusals, {} record batches printed early; \
+                 peak memory: reassembly {} KiB, side tables {} KiB, process {} KiB (--max-memory {} MiB)",
                 s.flows_created,
                 s.flows_evicted,
+                o.limits.max_flows,
                 s.flows_reused,
                 s.flows_idle,
                 s.not_ip + s.fragments + s.other_proto,
@@ -426,9 +462,12 @@ fn report_stats(format: FlowsFormat, s: &FlowTableStats, flushed_early: u64, str
                 s.stream_conflicting_bytes,
                 s.stream_cap_skips,
                 s.stream_budget_skips,
+                s.aux_refusals,
+                flushed_early,
                 s.reassembly_memory_peak / 1024,
                 s.aux_memory_peak / 1024,
                 rss.map_or_else(|| "?".to_string(), |r| r.to_string()),
+                o.limits.max_memory >> 20,
             );
         }
     }

@@ -60,11 +60,11 @@ fn row(r: &FlowRecord) -> [String; 10] {
     let duration = r.last.0.saturating_sub(r.first.0) as f64 / 1e9;
     [
         r.info.id.to_string(),
-        r.info.point.to_string(),
+        crate::escape::text(&r.info.point).into_owned(),
         r.info.proto.name().to_string(),
         format!("{} -> {}", r.info.client, r.info.server),
         r.conn_state.name().to_string(),
-        if r.history.is_empty() { "-".to_string() } else { r.history.clone() },
+        if r.history.is_empty() { "-".to_string() } else { crate::escape::text(&r.history).into_owned() },
         format!("{}/{}", r.packets[0], r.packets[1]),
         format!("{}/{}", r.bytes[0], r.bytes[1]),
         format!("{duration:.6}"),

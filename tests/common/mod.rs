@@ -45,3 +45,31 @@ pub fn sample_files() -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Runs `cmd` under GNU time (`/usr/bin/time -f %M`, `wait4`'s `ru_maxrss`) and returns its
+/// output and its peak resident set size in KiB, measured from outside the child. `None`
+/// (with a `SKIP:` line) when GNU time is missing outside CI; in CI a missing tool fails.
+pub fn peak_rss(cmd: &Command) -> Option<(std::process::Output, u64)> {
+    let time = require_tool("time")?;
+    let out = std::env::temp_dir().join(format!(
+        "flowtrail-rss-{}-{}",
+        std::process::id(),
+        RSS_FILES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let mut c = Command::new(time);
+    c.arg("-f").arg("%M").arg("-o").arg(&out).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let o = c.stdin(std::process::Stdio::null()).output().expect("run GNU time");
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    // GNU time writes "Command exited with non-zero status N" before the figure.
+    let kib = text.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("GNU time wrote {text:?}"));
+    Some((o, kib))
+}
+
+static RSS_FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Soak: live capture on every point of the seed-path lab under continuous connection churn
+# (tests/soak_live.rs) for SECONDS (default 600), printing the memory samples and counters.
+# Needs root (network namespaces); fails instead of skipping (CI=true).
+# usage: scripts/soak.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-600}
+export FLOWTRAIL_SOAK_SECS="$secs" CI=true
+cargo test --release --locked --test soak_live -- --nocapture --test-threads 1 live_capture_memory_is_flat_under_churn
