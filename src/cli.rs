@@ -9,7 +9,13 @@ use clap::{ArgAction, Parser};
 /// flowtrail: capture on many interfaces at once, print like tcpdump, reassemble and join
 /// flows across NAT and forwarders.
 #[derive(Parser, Debug, Clone, Default)]
-#[command(name = "flowtrail", version, disable_help_flag = true, disable_version_flag = true, args_override_self = true)]
+#[command(
+    name = "flowtrail",
+    version,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
 pub struct Args {
     /// Print help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
@@ -140,8 +146,9 @@ pub struct Args {
     #[arg(long = "tui")]
     pub tui: bool,
 
-    /// Print one line per flow when input ends: `--flows` (a table) or `--flows=json` (one
-    /// JSON object per line). Packet printing is off with it unless `--print`.
+    /// Print the joined flows when input ends: `--flows` (a tree: path -> legs ->
+    /// observations) or `--flows=json` (one JSON object per path, one line each). Packet
+    /// printing is off with it unless `--print`.
     #[arg(
         long = "flows",
         value_name = "FORMAT",
@@ -152,7 +159,8 @@ pub struct Args {
     )]
     pub flows: Option<String>,
 
-    /// Print the conversation of flow ID (as `--flows` numbers it) as it is reassembled.
+    /// Print the conversation of observation ID as it is reassembled (`--flows` lists
+    /// observation ids as `#ID`, JSON as `ids`; path ids are numbered separately).
     #[arg(long = "follow", value_name = "ID")]
     pub follow: Option<u64>,
 
@@ -180,6 +188,17 @@ pub struct Args {
     /// Memory for out-of-order data of one stream direction (default 1M).
     #[arg(long = "stream-buffer", value_name = "BYTES", value_parser = parse_size)]
     pub stream_buffer: Option<usize>,
+
+    /// Conntrack table text for the joiner (`conntrack -L [-o extended,id]` or
+    /// `/proc/net/nf_conntrack`), as `NETNS=FILE` (synthetic observations are labelled
+    /// `NETNS/conntrack`) or `FILE` (labelled by the file's stem). Repeatable.
+    #[arg(long = "conntrack", value_name = "[NETNS=]FILE")]
+    pub conntrack: Vec<String>,
+
+    /// `--flows` without joining: one path per observation (no legs or paths across capture
+    /// points). For measurements and for tools that want plain per-point flows.
+    #[arg(long = "no-join")]
+    pub no_join: bool,
 
     /// Filter expression (pcap-filter syntax).
     #[arg(value_name = "EXPRESSION", trailing_var_arg = false)]
@@ -209,10 +228,17 @@ impl Args {
         if let Some(f) = &self.filter_file {
             let text = std::fs::read_to_string(f)?;
             // tcpdump strips '#' comments from -F files.
-            let cleaned: Vec<&str> = text.lines().map(|l| l.split('#').next().unwrap_or("")).collect();
+            let cleaned: Vec<&str> = text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or(""))
+                .collect();
             let joined = cleaned.join(" ");
             let t = joined.trim();
-            return Ok(if t.is_empty() { None } else { Some(t.to_string()) });
+            return Ok(if t.is_empty() {
+                None
+            } else {
+                Some(t.to_string())
+            });
         }
         if self.expression.is_empty() {
             Ok(None)
@@ -241,8 +267,11 @@ fn parse_size(s: &str) -> Result<usize, String> {
         Some((i, 'g' | 'G')) => (&s[..i], 30),
         _ => (s, 0),
     };
-    let n: usize = digits.parse().map_err(|_| format!("{s}: not a byte count (e.g. 64M)"))?;
-    n.checked_mul(1usize << shift).ok_or_else(|| format!("{s}: too large"))
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s}: not a byte count (e.g. 64M)"))?;
+    n.checked_mul(1usize << shift)
+        .ok_or_else(|| format!("{s}: too large"))
 }
 
 #[cfg(test)]
@@ -271,8 +300,22 @@ mod tests {
     fn flow_options() {
         let a = p(&["-r", "x.pcap", "--flows", "tcp"]);
         assert_eq!(a.flows.as_deref(), Some("text"));
-        assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp"), "--flows takes no separate value");
-        let a = p(&["-r", "x.pcap", "--flows=json", "--follow", "3", "--follow-format", "hex", "--stream-buffer", "64K"]);
+        assert_eq!(
+            a.filter_text().unwrap().as_deref(),
+            Some("tcp"),
+            "--flows takes no separate value"
+        );
+        let a = p(&[
+            "-r",
+            "x.pcap",
+            "--flows=json",
+            "--follow",
+            "3",
+            "--follow-format",
+            "hex",
+            "--stream-buffer",
+            "64K",
+        ]);
         assert_eq!(a.flows.as_deref(), Some("json"));
         assert_eq!(a.follow, Some(3));
         assert_eq!(a.stream_buffer, Some(65536));
@@ -285,7 +328,9 @@ mod tests {
 
     #[test]
     fn trailing_expression_and_repeats() {
-        let a = p(&["-r", "a=x.pcap", "-r", "y.pcapng", "-nn", "tcp", "and", "port", "80"]);
+        let a = p(&[
+            "-r", "a=x.pcap", "-r", "y.pcapng", "-nn", "tcp", "and", "port", "80",
+        ]);
         assert_eq!(a.read.len(), 2);
         assert_eq!(a.numeric, 2);
         assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp and port 80"));
@@ -293,7 +338,10 @@ mod tests {
 
     #[test]
     fn repeated_flags_are_accepted_like_tcpdump() {
-        let a = p(&["-e", "-e", "-N", "-N", "-q", "-q", "-v", "-v", "-r", "a", "-r", "b", "-c", "1", "-c", "2"]);
+        let a = p(&[
+            "-e", "-e", "-N", "-N", "-q", "-q", "-v", "-v", "-r", "a", "-r", "b", "-c", "1", "-c",
+            "2",
+        ]);
         assert!(a.link_header && a.no_domain && a.quick);
         assert_eq!(a.verbose, 2);
         assert_eq!(a.read, vec!["a", "b"]);

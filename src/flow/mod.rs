@@ -99,7 +99,12 @@ pub struct AuxBudget {
 
 impl AuxBudget {
     pub const fn new(limit: usize) -> AuxBudget {
-        AuxBudget { limit, used: 0, peak: 0, refusals: 0 }
+        AuxBudget {
+            limit,
+            used: 0,
+            peak: 0,
+            refusals: 0,
+        }
     }
 
     /// Takes `bytes` if they fit.
@@ -154,6 +159,11 @@ pub struct FlowConfig {
     pub reassembly_memory: usize,
     /// Memory for side tables (remembered segments for RTTs, gap lists).
     pub aux_memory: usize,
+    /// Keep an [`ObservationFeatures`](crate::join::ObservationFeatures) per TCP and UDP
+    /// flow for the joiner (about 1.2 KiB each, fixed; bounded with the flows by
+    /// `max_flows`), handed over in [`FlowRecord::features`] and lent from live flows by
+    /// [`FlowTable::live_features`].
+    pub features: bool,
 }
 
 impl FlowConfig {
@@ -174,6 +184,7 @@ impl Default for FlowConfig {
             reassembly: Config::default(),
             reassembly_memory: Budget::DEFAULT_LIMIT,
             aux_memory: FlowConfig::DEFAULT_AUX_MEMORY,
+            features: false,
         }
     }
 }
@@ -249,6 +260,8 @@ pub struct FlowRecord {
     pub end: EndReason,
     /// TCP's additions (boxed: records wait in memory, and most of their size is here).
     pub tcp: Option<Box<TcpRecord>>,
+    /// The joiner's features of a TCP/UDP observation, when [`FlowConfig::features`].
+    pub features: Option<Box<crate::join::ObservationFeatures>>,
 }
 
 /// Receives what the flow table produces. All methods but `flow_ended` have empty defaults.

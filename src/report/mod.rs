@@ -18,13 +18,17 @@
 
 pub mod follow;
 pub mod json;
+pub mod paths;
 pub mod streams;
 pub mod table;
 
 use crate::capture::{Frame, Points};
-use crate::flow::{FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, FlowTableStats, Nanos, Proto};
+use crate::flow::{
+    FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, FlowTableStats, Nanos, Proto,
+};
 use crate::reassembly::{Direction, Event};
 use follow::{Follow, FollowFormat};
+use paths::JoinEvidence;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use streams::{StreamFiles, StreamsError};
@@ -49,6 +53,10 @@ pub struct ReportOptions {
     /// Flush standard output after every frame (`-l`, `-U`; always for a terminal), so a
     /// live `--follow` shows data as it comes.
     pub eager: bool,
+    /// `--flows` joins observations into legs and paths (not `--no-join`).
+    pub join: bool,
+    /// Offline evidence for the joiner (`--conntrack`).
+    pub evidence: JoinEvidence,
 }
 
 impl ReportOptions {
@@ -63,12 +71,21 @@ impl ReportOptions {
             None => None,
             Some("" | "text") => Some(FlowsFormat::Text),
             Some("json") => Some(FlowsFormat::Json),
-            Some(other) => return Err(ReportError::Usage(format!("--flows={other}: use --flows or --flows=json"))),
+            Some(other) => {
+                return Err(ReportError::Usage(format!(
+                    "--flows={other}: use --flows or --flows=json"
+                )));
+            }
         };
-        let follow_format = match FollowFormat::parse(args.follow_format.as_deref().unwrap_or("ascii")) {
-            Some(f) => f,
-            None => return Err(ReportError::Usage("--follow-format: use ascii, hex or raw".into())),
-        };
+        let follow_format =
+            match FollowFormat::parse(args.follow_format.as_deref().unwrap_or("ascii")) {
+                Some(f) => f,
+                None => {
+                    return Err(ReportError::Usage(
+                        "--follow-format: use ascii, hex or raw".into(),
+                    ));
+                }
+            };
         let mut flow = FlowConfig::default();
         if let Some(n) = args.max_flows {
             flow.max_flows = n.max(1);
@@ -87,6 +104,29 @@ impl ReportOptions {
         if let Some(bytes) = args.stream_buffer {
             flow.reassembly.max_buffered = bytes;
         }
+        let join = flows.is_some() && !args.no_join;
+        flow.features = join;
+        let mut evidence = JoinEvidence::default();
+        for spec in &args.conntrack {
+            let (scope, file) = conntrack_spec(spec);
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                ReportError::Usage(format!(
+                    "--conntrack {file}: {}",
+                    crate::capture::os_message(&e)
+                ))
+            })?;
+            let (entries, errors) = crate::conntrack::text::parse_entries(&text);
+            if entries.is_empty() && !errors.is_empty() {
+                return Err(ReportError::Usage(format!(
+                    "--conntrack {file}: no conntrack entries ({})",
+                    errors[0]
+                )));
+            }
+            let scope: std::sync::Arc<str> = std::sync::Arc::from(scope);
+            evidence
+                .conntrack
+                .extend(entries.into_iter().map(|e| (e, Some(scope.clone()))));
+        }
         Ok(Some(ReportOptions {
             flows,
             follow: args.follow,
@@ -95,7 +135,23 @@ impl ReportOptions {
             flow,
             max_held_records: ReportOptions::DEFAULT_MAX_HELD_RECORDS,
             eager: args.line_buffered || args.packet_buffered,
+            join,
+            evidence,
         }))
+    }
+}
+
+/// `NETNS=FILE` or `FILE` (scope: the file's stem).
+fn conntrack_spec(spec: &str) -> (&str, &str) {
+    match spec.split_once('=') {
+        Some((scope, file)) if !scope.is_empty() && !scope.contains('/') => (scope, file),
+        _ => {
+            let stem = std::path::Path::new(spec)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("conntrack");
+            (stem, spec)
+        }
     }
 }
 
@@ -117,7 +173,11 @@ pub enum ReportError {
 
 impl ReportError {
     fn output(e: io::Error) -> ReportError {
-        if e.kind() == io::ErrorKind::BrokenPipe { ReportError::BrokenPipe } else { ReportError::Output(e) }
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            ReportError::BrokenPipe
+        } else {
+            ReportError::Output(e)
+        }
     }
 }
 
@@ -139,12 +199,23 @@ struct Outputs {
     follow: Option<Follow>,
     streams: Option<StreamFiles>,
     error: Option<ReportError>,
+    /// Joined output (see [`paths`]).
+    join: bool,
+    evidence: JoinEvidence,
+    next_path: u64,
+    join_stats: crate::join::JoinStats,
+    /// Told of every new flow (live process attribution); must not block.
+    on_new_flow: Option<Box<dyn FnMut(&FlowInfo)>>,
 }
 
 impl FlowReport {
     /// Opens the outputs (`--streams` creates its directory). `out` is standard output;
     /// `out_is_terminal` refuses raw follow output to a terminal.
-    pub fn new(opts: ReportOptions, out: Box<dyn Write>, out_is_terminal: bool) -> Result<FlowReport, ReportError> {
+    pub fn new(
+        opts: ReportOptions,
+        out: Box<dyn Write>,
+        out_is_terminal: bool,
+    ) -> Result<FlowReport, ReportError> {
         if opts.follow.is_some() && opts.follow_format == FollowFormat::Raw && out_is_terminal {
             return Err(ReportError::RawToTerminal);
         }
@@ -165,15 +236,42 @@ impl FlowReport {
                 follow: opts.follow.map(|id| Follow::new(id, opts.follow_format)),
                 streams,
                 error: None,
+                join: opts.join,
+                evidence: opts.evidence,
+                next_path: 1,
+                join_stats: crate::join::JoinStats::default(),
+                on_new_flow: None,
             },
         })
+    }
+
+    /// More evidence for the joiner (live conntrack, socket owners, point namespaces); used
+    /// when the held records are joined (at the end, or when the hold cap is reached).
+    pub fn add_evidence(&mut self, e: JoinEvidence) {
+        let ev = &mut self.outputs.evidence;
+        ev.conntrack.extend(e.conntrack);
+        ev.owners.extend(e.owners);
+        ev.point_netns.extend(e.point_netns);
+    }
+
+    /// Calls `hook` with every new flow, on the packet path: it must only queue work.
+    pub fn on_new_flow(&mut self, hook: Box<dyn FnMut(&FlowInfo)>) {
+        self.outputs.on_new_flow = Some(hook);
+    }
+
+    /// Whether `--flows` joins (features are kept).
+    pub fn joins(&self) -> bool {
+        self.outputs.join
     }
 
     /// Standard output, buffered, for [`FlowReport::new`].
     pub fn stdout() -> (Box<dyn Write>, bool) {
         let out = io::stdout();
         let terminal = std::io::IsTerminal::is_terminal(&out);
-        (Box::new(io::BufWriter::with_capacity(1 << 16, out)), terminal)
+        (
+            Box::new(io::BufWriter::with_capacity(1 << 16, out)),
+            terminal,
+        )
     }
 
     /// One frame that passed the filter.
@@ -212,12 +310,16 @@ impl FlowReport {
         }
         let stats = self.table.stats();
         if let Some(format) = o.flows {
-            report_stats(format, &stats, o.flushed_early, o.streams.as_ref());
+            let join = o.join.then_some(&o.join_stats);
+            report_stats(format, &stats, o.flushed_early, o.streams.as_ref(), join);
         }
         if let Some(f) = &o.follow
             && !f.found()
         {
-            eprintln!("flowtrail: --follow {}: no such flow ({} flows)", f.id, stats.flows_created);
+            eprintln!(
+                "flowtrail: --follow {}: no such flow ({} flows)",
+                f.id, stats.flows_created
+            );
             return Ok(1);
         }
         Ok(0)
@@ -240,6 +342,28 @@ impl Outputs {
         }
         // Records end roughly in id order: sorting is cheap, and moves only small records.
         self.held.sort_unstable_by_key(|r| r.info.id);
+        if self.join && self.flows.is_some() {
+            let model = paths::join(&self.held, &self.evidence, self.next_path);
+            self.next_path = self.next_path.saturating_add(model.paths.len() as u64);
+            add_join_stats(&mut self.join_stats, &model.stats);
+            match self.flows {
+                Some(FlowsFormat::Json) => {
+                    let mut buf = Vec::with_capacity(1 << 17);
+                    paths::write_json(&mut buf, &model, &paths::Records::new(&self.held))
+                        .map_err(ReportError::output)?;
+                    self.out.write_all(&buf).map_err(ReportError::output)?;
+                }
+                _ => {
+                    let mut text = String::new();
+                    paths::write_text(&mut text, &model);
+                    self.out
+                        .write_all(text.as_bytes())
+                        .map_err(ReportError::output)?;
+                }
+            }
+            self.held.clear();
+            return Ok(());
+        }
         match self.flows {
             Some(FlowsFormat::Json) => {
                 let mut buf = Vec::with_capacity(1 << 17);
@@ -256,7 +380,9 @@ impl Outputs {
                 let mut text = String::new();
                 table::write_rows(&mut text, &self.held, !self.header_written);
                 self.header_written = true;
-                self.out.write_all(text.as_bytes()).map_err(ReportError::output)?;
+                self.out
+                    .write_all(text.as_bytes())
+                    .map_err(ReportError::output)?;
             }
             None => {}
         }
@@ -267,6 +393,9 @@ impl Outputs {
 
 impl FlowObserver for Outputs {
     fn wants_payload(&mut self, flow: &FlowInfo) -> bool {
+        if let Some(hook) = self.on_new_flow.as_mut() {
+            hook(flow);
+        }
         self.is_followed(flow) || (self.streams.is_some() && flow.proto == Proto::Tcp)
     }
 
@@ -278,7 +407,9 @@ impl FlowObserver for Outputs {
             && let Some(f) = self.follow.as_mut()
         {
             let r = match event {
-                Event::Data { offset, bytes } => f.data(&mut self.out, flow, direction, *offset, bytes),
+                Event::Data { offset, bytes } => {
+                    f.data(&mut self.out, flow, direction, *offset, bytes)
+                }
                 Event::Gap { offset, len } => f.gap(&mut self.out, flow, direction, *offset, *len),
                 _ => Ok(()),
             };
@@ -346,14 +477,22 @@ mod tests {
             flow: FlowConfig::default(),
             max_held_records: 4,
             eager: false,
+            join: false,
+            evidence: JoinEvidence::default(),
         }
     }
 
     #[test]
     fn raw_follow_is_refused_on_a_terminal() {
-        assert!(matches!(FlowReport::new(opts(), Box::new(Vec::new()), true), Err(ReportError::RawToTerminal)));
+        assert!(matches!(
+            FlowReport::new(opts(), Box::new(Vec::new()), true),
+            Err(ReportError::RawToTerminal)
+        ));
         assert!(FlowReport::new(opts(), Box::new(Vec::new()), false).is_ok());
-        let ascii = ReportOptions { follow_format: FollowFormat::Ascii, ..opts() };
+        let ascii = ReportOptions {
+            follow_format: FollowFormat::Ascii,
+            ..opts()
+        };
         assert!(FlowReport::new(ascii, Box::new(Vec::new()), true).is_ok());
     }
 
@@ -370,9 +509,16 @@ mod tests {
 
     #[test]
     fn a_closed_stdout_is_a_quiet_stop() {
-        let o = ReportOptions { flows: Some(FlowsFormat::Json), follow: None, ..opts() };
+        let o = ReportOptions {
+            flows: Some(FlowsFormat::Json),
+            follow: None,
+            ..opts()
+        };
         let report = FlowReport::new(o, Box::new(Closed), false).unwrap();
-        assert!(matches!(report.finish(), Ok(0) | Err(ReportError::BrokenPipe)));
+        assert!(matches!(
+            report.finish(),
+            Ok(0) | Err(ReportError::BrokenPipe)
+        ));
     }
 }
 
@@ -391,9 +537,37 @@ struct StatsJson<'a> {
     stream_files: u64,
     stream_file_reopens: u64,
     peak_rss_kib: Option<u64>,
+    /// The joiner's counters (absent with `--no-join`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    join: Option<&'a crate::join::JoinStats>,
 }
 
-fn report_stats(format: FlowsFormat, s: &FlowTableStats, flushed_early: u64, streams: Option<&StreamFiles>) {
+/// Sums the counters of joined batches.
+fn add_join_stats(total: &mut crate::join::JoinStats, s: &crate::join::JoinStats) {
+    let t = total;
+    t.observations += s.observations;
+    t.synthetic += s.synthetic;
+    t.legs += s.legs;
+    t.paths += s.paths;
+    t.leg_pairs_scored += s.leg_pairs_scored;
+    t.leg_links += s.leg_links;
+    t.leg_conflicts += s.leg_conflicts;
+    t.path_pairs_scored += s.path_pairs_scored;
+    t.path_edges += s.path_edges;
+    t.path_links += s.path_links;
+    t.ambiguous_hops += s.ambiguous_hops;
+    t.capped_candidates += s.capped_candidates;
+    t.path_groups_exact += s.path_groups_exact;
+    t.path_groups_greedy += s.path_groups_greedy;
+}
+
+fn report_stats(
+    format: FlowsFormat,
+    s: &FlowTableStats,
+    flushed_early: u64,
+    streams: Option<&StreamFiles>,
+    join: Option<&crate::join::JoinStats>,
+) {
     let rss = peak_rss_kib();
     match format {
         FlowsFormat::Json => {
@@ -403,6 +577,7 @@ fn report_stats(format: FlowsFormat, s: &FlowTableStats, flushed_early: u64, str
                 stream_files: streams.map_or(0, |s| s.files),
                 stream_file_reopens: streams.map_or(0, |s| s.reopens),
                 peak_rss_kib: rss,
+                join,
             };
             if let Ok(text) = serde_json::to_string(&serde_json::json!({ "stats": stats })) {
                 eprintln!("{text}");
@@ -430,6 +605,13 @@ fn report_stats(format: FlowsFormat, s: &FlowTableStats, flushed_early: u64, str
                 s.aux_memory_peak / 1024,
                 rss.map_or_else(|| "?".to_string(), |r| r.to_string()),
             );
+            if let Some(j) = join {
+                eprintln!(
+                    "flowtrail: joined {} observations (+{} from conntrack) into {} legs and {} paths; \
+                     {} forwarder hops joined, {} left ambiguous",
+                    j.observations, j.synthetic, j.legs, j.paths, j.path_links, j.ambiguous_hops
+                );
+            }
         }
     }
 }
