@@ -23,6 +23,7 @@ pub mod capture;
 pub mod cli;
 pub mod conntrack;
 pub mod decode;
+pub mod evidence;
 pub mod filter;
 pub mod flow;
 pub mod hexdump;

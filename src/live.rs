@@ -137,6 +137,9 @@ pub struct LiveOptions {
     pub filter: Option<String>,
     /// Give every frame its direction (two handles per non-`any` point).
     pub directions: bool,
+    /// Connection starts to the process attribution of a joined `--flows` (see
+    /// [`crate::evidence`]); the capture threads call it on every frame they read.
+    pub tap: Option<crate::evidence::SocketTap>,
 }
 
 impl Default for LiveOptions {
@@ -150,6 +153,7 @@ impl Default for LiveOptions {
             nano: false,
             filter: None,
             directions: false,
+            tap: None,
         }
     }
 }
@@ -686,6 +690,8 @@ impl HandleSetup {
         let mut last_mark = Instant::now();
         let source = self.source;
         let mut spares: Vec<Vec<u8>> = Vec::with_capacity(BATCH_FRAMES);
+        let tap = self.opts.tap.clone();
+        let mut udp_seen = std::collections::HashSet::new();
         loop {
             if ctl.abort.load(Ordering::Relaxed) {
                 break;
@@ -707,6 +713,9 @@ impl HandleSetup {
                 };
                 if discard_before.is_some_and(|t| ts < t) {
                     return;
+                }
+                if let Some(t) = &tap {
+                    t.frame(&self.spec.netns, linktype, p.data, &mut udp_seen);
                 }
                 let mut data = spares.pop().unwrap_or_default();
                 data.clear();

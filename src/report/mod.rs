@@ -206,6 +206,7 @@ struct Outputs {
     join_stats: crate::join::JoinStats,
     /// Told of every new flow (live process attribution); must not block.
     on_new_flow: Option<Box<dyn FnMut(&FlowInfo)>>,
+    evidence_stats: Option<crate::evidence::EvidenceStats>,
 }
 
 impl FlowReport {
@@ -241,6 +242,7 @@ impl FlowReport {
                 next_path: 1,
                 join_stats: crate::join::JoinStats::default(),
                 on_new_flow: None,
+                evidence_stats: None,
             },
         })
     }
@@ -257,6 +259,11 @@ impl FlowReport {
     /// Calls `hook` with every new flow, on the packet path: it must only queue work.
     pub fn on_new_flow(&mut self, hook: Box<dyn FnMut(&FlowInfo)>) {
         self.outputs.on_new_flow = Some(hook);
+    }
+
+    /// Counters of the live evidence, reported with the flow counters.
+    pub fn set_evidence_stats(&mut self, stats: crate::evidence::EvidenceStats) {
+        self.outputs.evidence_stats = Some(stats);
     }
 
     /// Whether `--flows` joins (features are kept).
@@ -311,7 +318,7 @@ impl FlowReport {
         let stats = self.table.stats();
         if let Some(format) = o.flows {
             let join = o.join.then_some(&o.join_stats);
-            report_stats(format, &stats, o.flushed_early, o.streams.as_ref(), join);
+            report_stats(format, &stats, o.flushed_early, o.streams.as_ref(), join, o.evidence_stats.as_ref());
         }
         if let Some(f) = &o.follow
             && !f.found()
@@ -540,6 +547,9 @@ struct StatsJson<'a> {
     /// The joiner's counters (absent with `--no-join`).
     #[serde(skip_serializing_if = "Option::is_none")]
     join: Option<&'a crate::join::JoinStats>,
+    /// Live conntrack and process attribution counters (live joined captures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<&'a crate::evidence::EvidenceStats>,
 }
 
 /// Sums the counters of joined batches.
@@ -567,6 +577,7 @@ fn report_stats(
     flushed_early: u64,
     streams: Option<&StreamFiles>,
     join: Option<&crate::join::JoinStats>,
+    evidence: Option<&crate::evidence::EvidenceStats>,
 ) {
     let rss = peak_rss_kib();
     match format {
@@ -578,6 +589,7 @@ fn report_stats(
                 stream_file_reopens: streams.map_or(0, |s| s.reopens),
                 peak_rss_kib: rss,
                 join,
+                evidence,
             };
             if let Ok(text) = serde_json::to_string(&serde_json::json!({ "stats": stats })) {
                 eprintln!("{text}");
@@ -610,6 +622,17 @@ fn report_stats(
                     "flowtrail: joined {} observations (+{} from conntrack) into {} legs and {} paths; \
                      {} forwarder hops joined, {} left ambiguous",
                     j.observations, j.synthetic, j.legs, j.paths, j.path_links, j.ambiguous_hops
+                );
+            }
+            if let Some(e) = evidence {
+                eprintln!(
+                    "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped",
+                    e.conntrack_watched,
+                    e.conntrack_entries,
+                    e.conntrack_unavailable.iter().map(|u| format!("; unavailable: {u}")).collect::<String>(),
+                    e.sockets_attributed,
+                    e.sockets_unknown,
+                    e.attribution_dropped
                 );
             }
         }
