@@ -355,6 +355,37 @@ fn rank(kind: Option<MatchKind>) -> u8 {
     }
 }
 
+/// The connected sockets of process `pid` in `netns`: its `socket:[INODE]` descriptors
+/// matched with the namespace's table (read now). Processes with many descriptors are
+/// skipped (a forwarder's connection child holds a handful).
+fn sockets_of(index: &mut ProcessIndex, netns: &Netns, proto: Proto, pid: u32) -> Vec<(SocketAddr, SocketAddr)> {
+    const MAX_FDS: usize = 64;
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    let mut inodes = std::collections::HashSet::new();
+    for (n, e) in dir.flatten().enumerate() {
+        if n >= MAX_FDS {
+            return Vec::new();
+        }
+        if let Ok(t) = std::fs::read_link(e.path())
+            && let Some(i) = t.to_str().and_then(crate::process::procfs::parse_socket_link)
+        {
+            inodes.insert(i);
+        }
+    }
+    if inodes.len() < 2 {
+        return Vec::new();
+    }
+    let p = match proto {
+        Proto::Tcp => crate::process::SockProto::Tcp,
+        Proto::Udp => crate::process::SockProto::Udp,
+    };
+    let Ok(rows) = index.sockets(netns, p) else { return Vec::new() };
+    rows.into_iter()
+        .filter(|r| r.inode != 0 && inodes.contains(&r.inode) && r.remote.port() != 0)
+        .map(|r| (r.local, r.remote))
+        .collect()
+}
+
 /// The attribution thread: immediate requests first, each as it comes; deferred ones when
 /// due and nothing immediate waits (each looked up at most twice: [`RETRY_AFTER`] and four
 /// times that after it was asked).
@@ -369,9 +400,12 @@ fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> 
     // FLOWTRAIL_DEBUG_ATTRIBUTION=1: every lookup and its answer on stderr.
     let debug = std::env::var_os("FLOWTRAIL_DEBUG_ATTRIBUTION").is_some();
     let mut owners_dropped = 0u64;
+    // Processes whose sockets were listed already.
+    let mut expanded: std::collections::HashSet<u32> = std::collections::HashSet::new();
     let mut look = |r: &Request, out: &mut HashMap<OwnerKey, (Owner, u8)>| -> u8 {
         let k = (r.netns.clone(), r.proto, r.local, r.remote);
-        if let Some((_, rk)) = out.get(&k)
+        if !r.deferred
+            && let Some((_, rk)) = out.get(&k)
             && *rk >= 3
         {
             return *rk;
@@ -386,11 +420,26 @@ fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> 
         if debug {
             eprintln!("flowtrail: attribution: {} {key}: {:?} in {:?}", r.netns, a.matched(), t0.elapsed());
         }
-        let owner = a.owner().map(Owner::from);
+        // Several holders (a listener's accepted socket right after `fork`): the newest
+        // process, i.e. the child that serves the connection.
+        let owner = a.owners().iter().max_by_key(|p| p.pid).map(Owner::from);
+        // A connecting socket's owner also holds the socket it forwards from (a forwarder's
+        // child connects on behalf of the connection it accepted): attribute that one now,
+        // while it is certainly open, instead of trusting a later lookup of the server side.
+        let mut siblings = Vec::new();
+        if !r.deferred
+            && rk == 3
+            && let Some(o) = &owner
+            && expanded.insert(o.pid)
+        {
+            siblings = sockets_of(&mut index, &r.netns, r.proto, o.pid);
+        }
         let room = out.len() < MAX_OWNERS;
         match out.get_mut(&k) {
             Some(old) => {
-                if rk > old.1
+                // A later exact answer wins (the parent may have held it at first).
+                if rk >= old.1
+                    && rk > 0
                     && let Some(o) = owner
                 {
                     *old = (o, rk);
@@ -401,6 +450,14 @@ fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> 
                 out.insert(k, owner.map_or_else(|| (unknown(), 0), |o| (o, rk)));
             }
             None => owners_dropped += 1,
+        }
+        if let Some(o) = a.owners().iter().max_by_key(|p| p.pid).map(Owner::from) {
+            for (local, remote) in siblings {
+                let k = (r.netns.clone(), r.proto, local, remote);
+                if out.len() < MAX_OWNERS || out.contains_key(&k) {
+                    out.insert(k, (o.clone(), 3));
+                }
+            }
         }
         rk
     };
@@ -427,8 +484,10 @@ fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> 
         if let Some((due, _, _)) = later.front()
             && *due <= now
         {
+            // Deferred sockets are looked at twice whatever the first answer (the process
+            // holding an accepted socket can change once, parent to child).
             if let Some((_, tries, r)) = later.pop_front()
-                && look(&r, &mut out) < 3
+                && look(&r, &mut out) <= 3
                 && tries == 0
                 && later.len() < QUEUE
             {

@@ -569,6 +569,7 @@ fn add_join_stats(total: &mut crate::join::JoinStats, s: &crate::join::JoinStats
     t.capped_candidates += s.capped_candidates;
     t.path_groups_exact += s.path_groups_exact;
     t.path_groups_greedy += s.path_groups_greedy;
+    t.path_loops_cut += s.path_loops_cut;
 }
 
 fn report_stats(
