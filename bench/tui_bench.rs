@@ -31,28 +31,17 @@ struct Synthetic {
 }
 
 fn ep(a: u32, port: u16) -> Endpoint {
-    Endpoint {
-        ip: IpAddr::V4(Ipv4Addr::from(a)),
-        port,
-    }
+    Endpoint { ip: IpAddr::V4(Ipv4Addr::from(a)), port }
 }
 
 impl Synthetic {
     fn new(n: usize, generation: u64) -> Synthetic {
-        let states: [Arc<str>; 4] = [
-            Arc::from("SF"),
-            Arc::from("S1"),
-            Arc::from("RSTO"),
-            Arc::from("S0"),
-        ];
+        let states: [Arc<str>; 4] = [Arc::from("SF"), Arc::from("S1"), Arc::from("RSTO"), Arc::from("S0")];
         let history: Arc<str> = Arc::from("ShADadFf");
         let proc_: Arc<str> = Arc::from("socat[4242]");
         let paths = (0..n)
             .map(|i| {
-                let client = ep(
-                    0x0a00_0000 + (i as u32 % 60_000),
-                    32768 + (i % 28_000) as u16,
-                );
+                let client = ep(0x0a00_0000 + (i as u32 % 60_000), 32768 + (i % 28_000) as u16);
                 let server = ep(0xc0a8_3102 + (i as u32 % 50), [8443, 55001, 49673][i % 3]);
                 let x = (i as u64).wrapping_mul(2_654_435_761) % 1_000_003;
                 PathRow {
@@ -61,42 +50,25 @@ impl Synthetic {
                     client,
                     server,
                     legs: 1 + (i % 3) as u32,
-                    hops: Arc::from(vec![Hop {
-                        point: (i % 4) as u32,
-                        client,
-                        server,
-                    }]),
+                    hops: Arc::from(vec![Hop { point: (i % 4) as u32, client, server }]),
                     packets: [x % 100, x % 77],
                     bytes: [x * 13, x * 7],
                     state: states[i % 4].clone(),
                     history: history.clone(),
-                    first: Timestamp {
-                        sec: 1_700_000_000 + (i / 100) as i64,
-                        nsec: 0,
-                    },
-                    last: Timestamp {
-                        sec: 1_700_000_000 + (i / 100) as i64 + (x % 100) as i64,
-                        nsec: 0,
-                    },
+                    first: Timestamp { sec: 1_700_000_000 + (i / 100) as i64, nsec: 0 },
+                    last: Timestamp { sec: 1_700_000_000 + (i / 100) as i64 + (x % 100) as i64, nsec: 0 },
                     process: (i % 2 == 0).then(|| proc_.clone()),
                 }
             })
             .collect();
         let points = ["lo", "vm/br0", "vm/veth-node", "node/eth0"]
             .iter()
-            .map(|l| PointStatus {
-                label: Arc::from(*l),
-                packets: 1_234_567,
-                dropped: Some(0),
-            })
+            .map(|l| PointStatus { label: Arc::from(*l), packets: 1_234_567, dropped: Some(0) })
             .collect();
         Synthetic {
             snapshot: Arc::new(Snapshot {
                 generation,
-                clock: Some(Timestamp {
-                    sec: 1_700_001_100,
-                    nsec: 0,
-                }),
+                clock: Some(Timestamp { sec: 1_700_001_100, nsec: 0 }),
                 paths,
                 points,
                 live: true,
@@ -112,10 +84,7 @@ impl ModelSource for Synthetic {
         self.snapshot.clone()
     }
     fn detail(&self, id: PathId) -> Option<PathDetail> {
-        let r = self
-            .snapshot
-            .paths
-            .get(usize::try_from(id).ok()?.checked_sub(1)?)?;
+        let r = self.snapshot.paths.get(usize::try_from(id).ok()?.checked_sub(1)?)?;
         let obs = |p: &str| ObservationDetail {
             point: Arc::from(p),
             client: r.client,
@@ -133,10 +102,7 @@ impl ModelSource for Synthetic {
             legs: vec![LegDetail {
                 observations: vec![obs("lo"), obs("vm/br0"), obs("node/eth0")],
                 process: r.process.clone(),
-                join: Some(JoinInfo {
-                    kind: "nat".into(),
-                    evidence: vec!["conntrack".into()],
-                }),
+                join: Some(JoinInfo { kind: "nat".into(), evidence: vec!["conntrack".into()] }),
                 link: None,
             }],
         })
@@ -146,11 +112,7 @@ impl ModelSource for Synthetic {
         StreamView {
             chunks: (0..2000)
                 .map(|i| StreamChunk::Data {
-                    side: if i % 2 == 0 {
-                        Side::Client
-                    } else {
-                        Side::Server
-                    },
+                    side: if i % 2 == 0 { Side::Client } else { Side::Server },
                     offset: i as u64 * 64,
                     bytes: line.clone(),
                 })
@@ -171,16 +133,7 @@ impl ModelSource for Synthetic {
         }
     }
     fn packet_dump(&self, _p: PacketRef) -> Option<Vec<String>> {
-        Some(
-            (0..20)
-                .map(|i| {
-                    format!(
-                        "0x{:04x}:  4500 003c e585 4000 4006 71e2 c0a8 3101  E..<..@.@.q...1.",
-                        i * 16
-                    )
-                })
-                .collect(),
-        )
+        Some((0..20).map(|i| format!("0x{:04x}:  4500 003c e585 4000 4006 71e2 c0a8 3101  E..<..@.@.q...1.", i * 16)).collect())
     }
     fn save(&self, _id: PathId, _file: &Path) -> Result<Saved, String> {
         Err("not in the benchmark".into())
@@ -200,34 +153,18 @@ struct Stats {
 fn stats(mut v: Vec<Duration>) -> Stats {
     v.sort();
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    Stats {
-        median: at(0.5),
-        p99: at(0.99),
-        max: *v.last().unwrap_or(&Duration::ZERO),
-    }
+    Stats { median: at(0.5), p99: at(0.99), max: *v.last().unwrap_or(&Duration::ZERO) }
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-fn time_frames(
-    term: &mut Terminal<TestBackend>,
-    app: &mut App,
-    model: &dyn ModelSource,
-    frames: usize,
-) -> Stats {
+fn time_frames(term: &mut Terminal<TestBackend>, app: &mut App, model: &dyn ModelSource, frames: usize) -> Stats {
     let mut v = Vec::with_capacity(frames);
     for i in 0..frames {
         // Move the selection every frame (a scrolling user), as the worst realistic case.
-        app.handle(
-            key(if (i / 50) % 2 == 0 {
-                KeyCode::Char('j')
-            } else {
-                KeyCode::Char('k')
-            }),
-            model,
-        );
+        app.handle(key(if (i / 50) % 2 == 0 { KeyCode::Char('j') } else { KeyCode::Char('k') }), model);
         let t = Instant::now();
         term.draw(|f| flowtrail::tui::render(f, app)).expect("draw");
         v.push(t.elapsed());
@@ -256,11 +193,7 @@ fn render_benchmark(frames: usize) -> bool {
     // The same, scrolled to the end of the table.
     app.handle(key(KeyCode::Char('G')), &model);
     let end = time_frames(&mut term, &mut app, &model, frames / 4);
-    println!(
-        "paths view frame at row 100000:  median {}  p99 {}",
-        ms(end.median),
-        ms(end.p99)
-    );
+    println!("paths view frame at row 100000:  median {}  p99 {}", ms(end.median), ms(end.p99));
     let mut sort = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -268,11 +201,7 @@ fn render_benchmark(frames: usize) -> bool {
         sort.push(t.elapsed());
     }
     let sort = stats(sort);
-    println!(
-        "re-sort on `s` (once per change): median {}  max {}",
-        ms(sort.median),
-        ms(sort.max)
-    );
+    println!("re-sort on `s` (once per change): median {}  max {}", ms(sort.median), ms(sort.max));
     let t = Instant::now();
     for c in "/net 10.0.0.0/20 and port 8443".chars() {
         app.handle(key(KeyCode::Char(c)), &model);
@@ -283,10 +212,7 @@ fn render_benchmark(frames: usize) -> bool {
         ms(t.elapsed()),
         app.paths.order.len()
     );
-    let next = Arc::new(Snapshot {
-        generation: 2,
-        ..(*model.snapshot()).clone()
-    });
+    let next = Arc::new(Snapshot { generation: 2, ..(*model.snapshot()).clone() });
     let t = Instant::now();
     app.handle(Event::Snapshot(next), &model);
     println!("adopt a new snapshot (re-filter+sort): {}", ms(t.elapsed()));
@@ -299,11 +225,7 @@ fn render_benchmark(frames: usize) -> bool {
         ms(path.max)
     );
     let ok = paths.p99 < BUDGET && path.p99 < BUDGET && end.p99 < BUDGET;
-    println!(
-        "budget {}: {}",
-        ms(BUDGET),
-        if ok { "met (p99)" } else { "MISSED" }
-    );
+    println!("budget {}: {}", ms(BUDGET), if ok { "met (p99)" } else { "MISSED" });
     ok
 }
 
@@ -324,10 +246,7 @@ fn replay_benchmark(quick: bool) {
     }
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let spec = vec![file.to_string_lossy().into_owned()];
-    let print = flowtrail::print::Options {
-        numeric: 2,
-        ..Default::default()
-    };
+    let print = flowtrail::print::Options { numeric: 2, ..Default::default() };
 
     // The data thread alone (no UI), before and after the run with the UI.
     let without_ui = |print: flowtrail::print::Options| {
@@ -345,11 +264,7 @@ fn replay_benchmark(quick: bool) {
         size as f64 / 1e6,
         s.paths.len()
     );
-    println!(
-        "load without UI:                 {:.3} s ({:.0} packets/s)",
-        alone.as_secs_f64(),
-        packets as f64 / alone.as_secs_f64()
-    );
+    println!("load without UI:                 {:.3} s ({:.0} packets/s)", alone.as_secs_f64(), packets as f64 / alone.as_secs_f64());
     drop(s);
     drop(m);
 
@@ -385,12 +300,8 @@ fn replay_benchmark(quick: bool) {
             app.handle(key(KeyCode::Tab), &*model);
             opened = true;
         }
-        app.handle(
-            key(KeyCode::Char(if i % 40 < 20 { 'j' } else { 'k' })),
-            &*model,
-        );
-        term.draw(|f| flowtrail::tui::render(f, &app))
-            .expect("draw");
+        app.handle(key(KeyCode::Char(if i % 40 < 20 { 'j' } else { 'k' })), &*model);
+        term.draw(|f| flowtrail::tui::render(f, &app)).expect("draw");
         key_to_frame.push(k.elapsed());
         frame_work.push(start.elapsed());
         i += 1;
@@ -403,10 +314,7 @@ fn replay_benchmark(quick: bool) {
     drop(model);
     let (m, again) = without_ui(print2);
     drop(m);
-    println!(
-        "load without UI (again):         {:.3} s",
-        again.as_secs_f64()
-    );
+    println!("load without UI (again):         {:.3} s", again.as_secs_f64());
     let alone = alone.min(again);
     let fw = stats(frame_work);
     let kf = stats(key_to_frame);
@@ -415,22 +323,9 @@ fn replay_benchmark(quick: bool) {
         with_ui.as_secs_f64(),
         (with_ui.as_secs_f64() / alone.as_secs_f64() - 1.0) * 100.0
     );
-    println!(
-        "UI frames: {i}, snapshots adopted: {snapshots} (published every {} ms)",
-        flowtrail::tui::source::PUBLISH_PERIOD.as_millis()
-    );
-    println!(
-        "UI work per frame (adopt+keys+draw): median {}  p99 {}  max {}",
-        ms(fw.median),
-        ms(fw.p99),
-        ms(fw.max)
-    );
-    println!(
-        "key to drawn frame:              median {}  p99 {}  max {}",
-        ms(kf.median),
-        ms(kf.p99),
-        ms(kf.max)
-    );
+    println!("UI frames: {i}, snapshots adopted: {snapshots} (published every {} ms)", flowtrail::tui::source::PUBLISH_PERIOD.as_millis());
+    println!("UI work per frame (adopt+keys+draw): median {}  p99 {}  max {}", ms(fw.median), ms(fw.p99), ms(fw.max));
+    println!("key to drawn frame:              median {}  p99 {}  max {}", ms(kf.median), ms(kf.p99), ms(kf.max));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

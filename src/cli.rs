@@ -9,13 +9,7 @@ use clap::{ArgAction, Parser};
 /// flowtrail: capture on many interfaces at once, print like tcpdump, reassemble and join
 /// flows across NAT and forwarders.
 #[derive(Parser, Debug, Clone, Default)]
-#[command(
-    name = "flowtrail",
-    version,
-    disable_help_flag = true,
-    disable_version_flag = true,
-    args_override_self = true
-)]
+#[command(name = "flowtrail", version, disable_help_flag = true, disable_version_flag = true, args_override_self = true)]
 pub struct Args {
     /// Print help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
@@ -228,17 +222,10 @@ impl Args {
         if let Some(f) = &self.filter_file {
             let text = std::fs::read_to_string(f)?;
             // tcpdump strips '#' comments from -F files.
-            let cleaned: Vec<&str> = text
-                .lines()
-                .map(|l| l.split('#').next().unwrap_or(""))
-                .collect();
+            let cleaned: Vec<&str> = text.lines().map(|l| l.split('#').next().unwrap_or("")).collect();
             let joined = cleaned.join(" ");
             let t = joined.trim();
-            return Ok(if t.is_empty() {
-                None
-            } else {
-                Some(t.to_string())
-            });
+            return Ok(if t.is_empty() { None } else { Some(t.to_string()) });
         }
         if self.expression.is_empty() {
             Ok(None)
@@ -267,11 +254,8 @@ fn parse_size(s: &str) -> Result<usize, String> {
         Some((i, 'g' | 'G')) => (&s[..i], 30),
         _ => (s, 0),
     };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{s}: not a byte count (e.g. 64M)"))?;
-    n.checked_mul(1usize << shift)
-        .ok_or_else(|| format!("{s}: too large"))
+    let n: usize = digits.parse().map_err(|_| format!("{s}: not a byte count (e.g. 64M)"))?;
+    n.checked_mul(1usize << shift).ok_or_else(|| format!("{s}: too large"))
 }
 
 #[cfg(test)]
@@ -300,22 +284,8 @@ mod tests {
     fn flow_options() {
         let a = p(&["-r", "x.pcap", "--flows", "tcp"]);
         assert_eq!(a.flows.as_deref(), Some("text"));
-        assert_eq!(
-            a.filter_text().unwrap().as_deref(),
-            Some("tcp"),
-            "--flows takes no separate value"
-        );
-        let a = p(&[
-            "-r",
-            "x.pcap",
-            "--flows=json",
-            "--follow",
-            "3",
-            "--follow-format",
-            "hex",
-            "--stream-buffer",
-            "64K",
-        ]);
+        assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp"), "--flows takes no separate value");
+        let a = p(&["-r", "x.pcap", "--flows=json", "--follow", "3", "--follow-format", "hex", "--stream-buffer", "64K"]);
         assert_eq!(a.flows.as_deref(), Some("json"));
         assert_eq!(a.follow, Some(3));
         assert_eq!(a.stream_buffer, Some(65536));
@@ -328,9 +298,7 @@ mod tests {
 
     #[test]
     fn trailing_expression_and_repeats() {
-        let a = p(&[
-            "-r", "a=x.pcap", "-r", "y.pcapng", "-nn", "tcp", "and", "port", "80",
-        ]);
+        let a = p(&["-r", "a=x.pcap", "-r", "y.pcapng", "-nn", "tcp", "and", "port", "80"]);
         assert_eq!(a.read.len(), 2);
         assert_eq!(a.numeric, 2);
         assert_eq!(a.filter_text().unwrap().as_deref(), Some("tcp and port 80"));
@@ -338,10 +306,7 @@ mod tests {
 
     #[test]
     fn repeated_flags_are_accepted_like_tcpdump() {
-        let a = p(&[
-            "-e", "-e", "-N", "-N", "-q", "-q", "-v", "-v", "-r", "a", "-r", "b", "-c", "1", "-c",
-            "2",
-        ]);
+        let a = p(&["-e", "-e", "-N", "-N", "-q", "-q", "-v", "-v", "-r", "a", "-r", "b", "-c", "1", "-c", "2"]);
         assert!(a.link_header && a.no_domain && a.quick);
         assert_eq!(a.verbose, 2);
         assert_eq!(a.read, vec!["a", "b"]);

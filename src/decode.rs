@@ -96,15 +96,9 @@ pub enum Transport<'a> {
     Tcp(Tcp<'a>),
     Udp(Udp<'a>),
     /// ICMP or ICMPv6 (type, code).
-    Icmp {
-        v6: bool,
-        kind: u8,
-        code: u8,
-    },
+    Icmp { v6: bool, kind: u8, code: u8 },
     /// Another IP protocol, or a transport header cut short by the capture.
-    Other {
-        proto: u8,
-    },
+    Other { proto: u8 },
     None,
 }
 
@@ -116,10 +110,7 @@ pub struct Decoded<'a> {
 }
 
 impl Decoded<'_> {
-    const EMPTY: Decoded<'static> = Decoded {
-        ip: None,
-        transport: Transport::None,
-    };
+    const EMPTY: Decoded<'static> = Decoded { ip: None, transport: Transport::None };
 }
 
 /// Decodes a frame of the given link type. Unknown link types and non-IP frames give
@@ -133,9 +124,7 @@ pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
         linktype::LINUX_SLL => ether_at(data, 14, 16),
         linktype::LINUX_SLL2 => ether_at(data, 0, 20),
         linktype::NULL | linktype::LOOP => {
-            let Some(fam) = data.get(..4) else {
-                return Decoded::EMPTY;
-            };
+            let Some(fam) = data.get(..4) else { return Decoded::EMPTY };
             let fam = [fam[0], fam[1], fam[2], fam[3]];
             // NULL is host byte order of the capturing machine, LOOP network order: accept both.
             let af = match (u32::from_le_bytes(fam), u32::from_be_bytes(fam)) {
@@ -159,10 +148,7 @@ pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
 fn ether_at(data: &[u8], at: usize, hdr: usize) -> Option<LaxSlicedPacket<'_>> {
     let et = data.get(at..at + 2)?;
     let payload = data.get(hdr..)?;
-    Some(LaxSlicedPacket::from_ether_type(
-        EtherType(u16::from_be_bytes([et[0], et[1]])),
-        payload,
-    ))
+    Some(LaxSlicedPacket::from_ether_type(EtherType(u16::from_be_bytes([et[0], et[1]])), payload))
 }
 
 fn from_sliced<'a>(s: &LaxSlicedPacket<'a>) -> Decoded<'a> {
@@ -180,11 +166,7 @@ fn from_sliced<'a>(s: &LaxSlicedPacket<'a>) -> Decoded<'a> {
                     fragmented: p.fragmented,
                 },
                 // Segmentation offload captures show total_len 0: fall back to what we have.
-                if claimed == 0 {
-                    p.payload.len() as u32
-                } else {
-                    claimed.saturating_sub(v4_exts_len(v4))
-                },
+                if claimed == 0 { p.payload.len() as u32 } else { claimed.saturating_sub(v4_exts_len(v4)) },
             )
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
@@ -201,11 +183,7 @@ fn from_sliced<'a>(s: &LaxSlicedPacket<'a>) -> Decoded<'a> {
                     fragmented: p.fragmented,
                 },
                 // Jumbograms and offload captures show 0: fall back to what we have.
-                if claimed == 0 {
-                    p.payload.len() as u32
-                } else {
-                    claimed.saturating_sub(exts)
-                },
+                if claimed == 0 { p.payload.len() as u32 } else { claimed.saturating_sub(exts) },
             )
         }
         _ => return Decoded::EMPTY,
@@ -221,18 +199,14 @@ fn from_sliced<'a>(s: &LaxSlicedPacket<'a>) -> Decoded<'a> {
                 flags: u16::from(t.slice()[13]) | if t.ns() { 0x100 } else { 0 },
                 window: t.window_size(),
                 payload: t.payload(),
-                payload_len: ip_payload_len
-                    .saturating_sub(hl)
-                    .max(t.payload().len() as u32),
+                payload_len: ip_payload_len.saturating_sub(hl).max(t.payload().len() as u32),
                 ..Tcp::default()
             };
             for opt in t.options_iterator() {
                 match opt {
                     Ok(TcpOptionElement::MaximumSegmentSize(m)) => tcp.mss = Some(m),
                     Ok(TcpOptionElement::WindowScale(w)) => tcp.wscale = Some(w),
-                    Ok(TcpOptionElement::SelectiveAcknowledgementPermitted) => {
-                        tcp.sack_permitted = true
-                    }
+                    Ok(TcpOptionElement::SelectiveAcknowledgementPermitted) => tcp.sack_permitted = true,
                     Ok(TcpOptionElement::Timestamp(v, e)) => tcp.ts = Some((v, e)),
                     Ok(TcpOptionElement::SelectiveAcknowledgement(first, rest)) => {
                         tcp.sack[0] = first;
@@ -252,31 +226,16 @@ fn from_sliced<'a>(s: &LaxSlicedPacket<'a>) -> Decoded<'a> {
             sport: u.source_port(),
             dport: u.destination_port(),
             payload: u.payload(),
-            payload_len: u32::from(u.length())
-                .saturating_sub(8)
-                .max(u.payload().len() as u32),
+            payload_len: u32::from(u.length()).saturating_sub(8).max(u.payload().len() as u32),
         }),
-        Some(TransportSlice::Icmpv4(i)) => Transport::Icmp {
-            v6: false,
-            kind: i.type_u8(),
-            code: i.code_u8(),
-        },
-        Some(TransportSlice::Icmpv6(i)) => Transport::Icmp {
-            v6: true,
-            kind: i.type_u8(),
-            code: i.code_u8(),
-        },
+        Some(TransportSlice::Icmpv4(i)) => Transport::Icmp { v6: false, kind: i.type_u8(), code: i.code_u8() },
+        Some(TransportSlice::Icmpv6(i)) => Transport::Icmp { v6: true, kind: i.type_u8(), code: i.code_u8() },
         _ => match s.ip_payload() {
-            Some(p) => Transport::Other {
-                proto: p.ip_number.0,
-            },
+            Some(p) => Transport::Other { proto: p.ip_number.0 },
             None => Transport::None,
         },
     };
-    Decoded {
-        ip: Some(ip),
-        transport,
-    }
+    Decoded { ip: Some(ip), transport }
 }
 
 /// Length of IPv4 extension headers (IPsec AH) etherparse consumed before the payload.
@@ -307,9 +266,7 @@ mod tests {
         let ip = d.ip.unwrap();
         assert_eq!(ip.src, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(ip.ttl, 64);
-        let Transport::Tcp(t) = d.transport else {
-            panic!("{d:?}")
-        };
+        let Transport::Tcp(t) = d.transport else { panic!("{d:?}") };
         assert_eq!((t.sport, t.dport, t.seq, t.ack), (40000, 8443, 1000, 77));
         assert!(t.has(tcp_flags::ACK) && t.has(tcp_flags::PSH) && !t.has(tcp_flags::SYN));
         assert_eq!(t.payload, b"hello");
@@ -320,9 +277,7 @@ mod tests {
     fn snaplen_cut_payload_keeps_the_wire_length() {
         let f = tcp_frame(&[7u8; 100]);
         let cut = &f[..14 + 20 + 20 + 10];
-        let Transport::Tcp(t) = decode(linktype::EN10MB, cut).transport else {
-            panic!()
-        };
+        let Transport::Tcp(t) = decode(linktype::EN10MB, cut).transport else { panic!() };
         assert_eq!(t.payload.len(), 10);
         assert_eq!(t.payload_len, 100);
     }
@@ -331,23 +286,14 @@ mod tests {
     fn cooked_and_raw_link_types() {
         let f = tcp_frame(b"x");
         let ip = &f[14..];
-        assert!(matches!(
-            decode(linktype::RAW, ip).transport,
-            Transport::Tcp(_)
-        ));
+        assert!(matches!(decode(linktype::RAW, ip).transport, Transport::Tcp(_)));
         let mut sll2 = vec![0x08, 0x00, 0, 0];
         sll2.extend_from_slice(&[0; 16]);
         sll2.extend_from_slice(ip);
-        assert!(matches!(
-            decode(linktype::LINUX_SLL2, &sll2).transport,
-            Transport::Tcp(_)
-        ));
+        assert!(matches!(decode(linktype::LINUX_SLL2, &sll2).transport, Transport::Tcp(_)));
         let mut null = 2u32.to_le_bytes().to_vec();
         null.extend_from_slice(ip);
-        assert!(matches!(
-            decode(linktype::NULL, &null).transport,
-            Transport::Tcp(_)
-        ));
+        assert!(matches!(decode(linktype::NULL, &null).transport, Transport::Tcp(_)));
     }
 
     #[test]

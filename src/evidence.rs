@@ -45,9 +45,9 @@ use crate::process::{MatchKind, ProcessIndex, SocketKey};
 use crate::report::paths::{JoinEvidence, SocketOwner};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -185,10 +185,8 @@ impl LiveEvidence {
         stats.conntrack_watched = watchers.len() as u64;
         drop(ct_tx);
         let ct_attr = attr_tx.clone();
-        let ct_thread = std::thread::Builder::new()
-            .name("conntrack".into())
-            .spawn(move || collect_conntrack(ct_rx, ct_attr))
-            .ok();
+        let ct_thread =
+            std::thread::Builder::new().name("conntrack".into()).spawn(move || collect_conntrack(ct_rx, ct_attr)).ok();
         let attr_stop = stop.clone();
         let warm = namespaces.clone();
         let attr_thread = std::thread::Builder::new()
@@ -210,11 +208,7 @@ impl LiveEvidence {
 
     /// The capture threads' tap (`LiveOptions::tap`).
     pub fn tap(&self) -> Option<SocketTap> {
-        Some(SocketTap {
-            tx: self.attr_tx.clone()?,
-            requests: self.requests.clone(),
-            dropped: self.dropped.clone(),
-        })
+        Some(SocketTap { tx: self.attr_tx.clone()?, requests: self.requests.clone(), dropped: self.dropped.clone() })
     }
 
     /// The new-flow hook for [`crate::report::FlowReport::on_new_flow`]: queues the
@@ -255,21 +249,13 @@ impl LiveEvidence {
         }
         // The watchers' senders are gone: the conntrack thread drains and ends, and with it
         // its sender of attribution requests.
-        let (entries, dropped, lost) = self
-            .ct_thread
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let (entries, dropped, lost) = self.ct_thread.take().and_then(|h| h.join().ok()).unwrap_or_default();
         stats.conntrack_entries = entries.len() as u64;
         stats.conntrack_dropped = dropped;
         stats.conntrack_lost_events += lost;
         self.attr_tx = None;
         self.stop.store(true, Ordering::Relaxed);
-        let (owners, owners_dropped) = self
-            .attr_thread
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let (owners, owners_dropped) = self.attr_thread.take().and_then(|h| h.join().ok()).unwrap_or_default();
         stats.owners_dropped = owners_dropped;
         stats.attribution_requests = self.requests.load(Ordering::Relaxed);
         stats.attribution_dropped = self.dropped.load(Ordering::Relaxed);
@@ -360,7 +346,9 @@ fn rank(kind: Option<MatchKind>) -> u8 {
 /// skipped (a forwarder's connection child holds a handful).
 fn sockets_of(index: &mut ProcessIndex, netns: &Netns, proto: Proto, pid: u32) -> Vec<(SocketAddr, SocketAddr)> {
     const MAX_FDS: usize = 64;
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
     let mut inodes = std::collections::HashSet::new();
     for (n, e) in dir.flatten().enumerate() {
         if n >= MAX_FDS {
@@ -379,7 +367,9 @@ fn sockets_of(index: &mut ProcessIndex, netns: &Netns, proto: Proto, pid: u32) -
         Proto::Tcp => crate::process::SockProto::Tcp,
         Proto::Udp => crate::process::SockProto::Udp,
     };
-    let Ok(rows) = index.sockets(netns, p) else { return Vec::new() };
+    let Ok(rows) = index.sockets(netns, p) else {
+        return Vec::new();
+    };
     rows.into_iter()
         .filter(|r| r.inode != 0 && inodes.contains(&r.inode) && r.remote.port() != 0)
         .map(|r| (r.local, r.remote))

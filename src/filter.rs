@@ -12,7 +12,7 @@
 //! Programs are cached per link type. Like tcpdump, an empty expression is compiled too (a link
 //! type libpcap cannot generate code for is an error even without a filter), but never run.
 
-use crate::capture::{Frame, linktype};
+use crate::capture::{linktype, Frame};
 use std::collections::HashMap;
 
 /// A filter could not be compiled for some link type; the message is libpcap's.
@@ -77,15 +77,12 @@ impl Program {
     /// Compiles `expr` with libpcap for LINKTYPE_ `linktype`.
     pub fn compile(expr: &str, linktype: u32) -> Result<Program, FilterError> {
         let fail = |msg: String| FilterError { linktype, msg };
-        let dlt = i32::try_from(linktype::to_dlt(linktype))
-            .map_err(|_| fail(format!("unknown data link type {linktype}")))?;
-        let cap =
-            ::pcap::Capture::dead(::pcap::Linktype(dlt)).map_err(|e| fail(pcap_message(e)))?;
+        let dlt = i32::try_from(linktype::to_dlt(linktype)).map_err(|_| fail(format!("unknown data link type {linktype}")))?;
+        let cap = ::pcap::Capture::dead(::pcap::Linktype(dlt)).map_err(|e| fail(pcap_message(e)))?;
         let bpf = cap.compile(expr, true).map_err(|e| fail(pcap_message(e)))?;
         let mut insns = Vec::with_capacity(bpf.get_instructions().len());
         for i in bpf.get_instructions() {
-            let insn = Self::parse_insn(&i.to_string())
-                .ok_or_else(|| fail(format!("unreadable BPF instruction {i}")))?;
+            let insn = Self::parse_insn(&i.to_string()).ok_or_else(|| fail(format!("unreadable BPF instruction {i}")))?;
             insns.push(insn);
         }
         Ok(Program { insns })
@@ -109,9 +106,7 @@ impl Program {
             })
         };
         loop {
-            let Some(&ins) = self.insns.get(pc) else {
-                return 0;
-            };
+            let Some(&ins) = self.insns.get(pc) else { return 0 };
             pc += 1;
             let k = ins.k;
             match ins.code {
@@ -138,9 +133,7 @@ impl Program {
                         BPF_B => 1,
                         _ => return 0,
                     };
-                    let Some(off) = x.checked_add(k) else {
-                        return 0;
-                    };
+                    let Some(off) = x.checked_add(k) else { return 0 };
                     match load(off, size) {
                         Some(v) => a = v,
                         None => return 0,
@@ -173,9 +166,9 @@ impl Program {
                     }
                     let src = if c & BPF_X != 0 { x } else { k };
                     let cond = match op {
-                        0x10 => a == src,     // JEQ
-                        0x20 => a > src,      // JGT
-                        0x30 => a >= src,     // JGE
+                        0x10 => a == src, // JEQ
+                        0x20 => a > src,  // JGT
+                        0x30 => a >= src, // JGE
                         0x40 => a & src != 0, // JSET
                         _ => return 0,
                     };
@@ -245,10 +238,7 @@ pub struct Filter {
 impl Filter {
     /// A filter for `expr` (`None` or empty: accept everything).
     pub fn new(expr: Option<&str>) -> Filter {
-        Filter {
-            expr: expr.unwrap_or("").trim().to_string(),
-            ..Filter::default()
-        }
+        Filter { expr: expr.unwrap_or("").trim().to_string(), ..Filter::default() }
     }
 
     /// True when there is no expression: every frame passes.
@@ -304,9 +294,7 @@ impl Filter {
         if self.expr.is_empty() {
             return Ok(true);
         }
-        Ok(
-            matches!(self.programs.get(&frame.linktype), Some(Some(p)) if p.run(&frame.data, frame.origlen) != 0),
-        )
+        Ok(matches!(self.programs.get(&frame.linktype), Some(Some(p)) if p.run(&frame.data, frame.origlen) != 0))
     }
 }
 
@@ -326,14 +314,10 @@ mod tests {
         }
     }
 
-    const ARP: &str =
-        "ffffffffffff00112233445508060001080006040001001122334455c0a80101000000000000c0a80102";
+    const ARP: &str = "ffffffffffff00112233445508060001080006040001001122334455c0a80101000000000000c0a80102";
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]

@@ -116,11 +116,7 @@ pub fn ascii(out: &mut String, data: &[u8]) {
     for (i, &c) in data.iter().enumerate() {
         let remaining = data.len() - i - 1;
         let emit = if c == b'\r' {
-            if remaining > 1 && data.get(i + 1) != Some(&b'\n') {
-                Some(b'.')
-            } else {
-                None
-            }
+            if remaining > 1 && data.get(i + 1) != Some(&b'\n') { Some(b'.') } else { None }
         } else if c > 0x20 && c <= 0x7e || c == b'\t' || c == b' ' || c == b'\n' {
             Some(c)
         } else {
@@ -148,10 +144,7 @@ mod tests {
     fn hex_and_ascii_layout() {
         let mut s = String::new();
         hex_and_ascii(&mut s, "\n\t", MSG);
-        assert_eq!(
-            s,
-            "\n\t0x0000:  4865 6c6c 6f2c 2057 6f72 6c64 210a       Hello,.World!."
-        );
+        assert_eq!(s, "\n\t0x0000:  4865 6c6c 6f2c 2057 6f72 6c64 210a       Hello,.World!.");
         let mut s = String::new();
         hex_and_ascii(&mut s, "\n\t", &[0u8; 17]);
         assert_eq!(
@@ -186,18 +179,9 @@ mod tests {
         hex_and_ascii(&mut s, "\n\t", &data);
         let lines: Vec<&str> = s.split('\n').skip(1).collect();
         assert_eq!(lines.len(), 0x1235);
-        assert_eq!(
-            lines[1],
-            "\t0x0010:  1011 1213 1415 1617 1819 1a1b 1c1d 1e1f  ................"
-        );
-        assert_eq!(
-            lines[0x1000],
-            "\t0x10000:  0001 0203 0405 0607 0809 0a0b 0c0d 0e0f  ................"
-        );
-        assert_eq!(
-            lines[0x1234],
-            format!("\t0x12340:  4041 4243 44{}@ABCD", " ".repeat(29))
-        );
+        assert_eq!(lines[1], "\t0x0010:  1011 1213 1415 1617 1819 1a1b 1c1d 1e1f  ................");
+        assert_eq!(lines[0x1000], "\t0x10000:  0001 0203 0405 0607 0809 0a0b 0c0d 0e0f  ................");
+        assert_eq!(lines[0x1234], format!("\t0x12340:  4041 4243 44{}@ABCD", " ".repeat(29)));
         let mut x = String::new();
         hex(&mut x, "\n\t", &data);
         assert!(x.ends_with("\n\t0x12340:  4041 4243 44"));

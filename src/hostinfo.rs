@@ -19,9 +19,7 @@ pub struct SystemHosts;
 
 impl HostLookup for SystemHosts {
     fn lookup(&mut self, addr: IpAddr) -> Option<String> {
-        dns_lookup::getnameinfo(&SocketAddr::new(addr, 0), libc::NI_NAMEREQD)
-            .ok()
-            .map(|(host, _)| host)
+        dns_lookup::getnameinfo(&SocketAddr::new(addr, 0), libc::NI_NAMEREQD).ok().map(|(host, _)| host)
     }
 }
 
@@ -39,9 +37,7 @@ pub fn ethers_text() -> String {
 /// (what `if_indextoname` answers), sorted by index.
 pub fn interface_names() -> Vec<(u32, String)> {
     let mut v = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
-        return v;
-    };
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else { return v };
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Ok(idx) = std::fs::read_to_string(entry.path().join("ifindex"))

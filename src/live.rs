@@ -80,15 +80,9 @@ pub fn block_timeout_ms(opts: &LiveOptions) -> u16 {
     }
     // libpcap: a block holds at least one frame of the snapshot length (plus headers),
     // in a power of two of pages; the buffer is -B or 2 MiB.
-    let block = (u64::from(effective_snaplen(opts.snaplen)) + 256)
-        .next_power_of_two()
-        .max(4096);
+    let block = (u64::from(effective_snaplen(opts.snaplen)) + 256).next_power_of_two().max(4096);
     let buffer = opts.buffer_kib.map_or(2 << 20, |k| u64::from(k) * 1024);
-    if buffer / block < MIN_FAST_BLOCKS {
-        SLOW_BLOCK_MS
-    } else {
-        POLL_MS
-    }
+    if buffer / block < MIN_FAST_BLOCKS { SLOW_BLOCK_MS } else { POLL_MS }
 }
 
 /// How many spare frame buffers a capture thread takes from the pool at once (and the
@@ -111,11 +105,7 @@ pub const POOL_MAX_CAPACITY: usize = 4096;
 
 /// libpcap's snapshot length for a live handle given `-s` (0 or too large: the maximum).
 pub fn effective_snaplen(s: u32) -> u32 {
-    if s == 0 || s > MAXIMUM_SNAPLEN {
-        MAXIMUM_SNAPLEN
-    } else {
-        s
-    }
+    if s == 0 || s > MAXIMUM_SNAPLEN { MAXIMUM_SNAPLEN } else { s }
 }
 
 /// Settings applied to every live handle (tcpdump's flags of the same names).
@@ -161,10 +151,7 @@ impl Default for LiveOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error("{label}: {}", netns_message(source))]
-    Netns {
-        label: String,
-        source: netns::NetnsError,
-    },
+    Netns { label: String, source: netns::NetnsError },
     #[error("{label}: {msg}")]
     Open { label: String, msg: String },
     #[error("{label}: {msg}")]
@@ -251,11 +238,7 @@ const POOL_BATCHES: usize = 64;
 impl BufferPool {
     /// An empty batch vector, recycled when one is there.
     fn batch(&self) -> Vec<Frame> {
-        self.batches
-            .lock()
-            .ok()
-            .and_then(|mut v| v.pop())
-            .unwrap_or_else(|| Vec::with_capacity(64))
+        self.batches.lock().ok().and_then(|mut v| v.pop()).unwrap_or_else(|| Vec::with_capacity(64))
     }
 
     /// Gives an emptied batch vector back.
@@ -323,15 +306,13 @@ impl LiveCapture {
     ) -> Result<LiveCapture, LiveError> {
         // Fail early and clearly on a missing namespace, before any thread starts.
         for s in specs {
-            netns::open(&s.netns).map_err(|source| LiveError::Netns {
-                label: s.label(),
-                source,
-            })?;
+            netns::open(&s.netns).map_err(|source| LiveError::Netns { label: s.label(), source })?;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Delivery>(CHANNEL_BATCHES);
         let abort = Arc::new(AtomicBool::new(false));
         let pool = Arc::new(BufferPool::default());
-        let mut cap = LiveCapture {
+        let mut cap =
+            LiveCapture {
             points: Vec::new(),
             frames: Some(rx),
             threads: Vec::new(),
@@ -339,9 +320,7 @@ impl LiveCapture {
             abort,
             pool,
             errors: Vec::new(),
-            window: REORDER_WINDOW.max(Duration::from_millis(
-                2 * u64::from(block_timeout_ms(opts)) + 100,
-            )),
+            window: REORDER_WINDOW.max(Duration::from_millis(2 * u64::from(block_timeout_ms(opts)) + 100)),
         };
         let snaplen = effective_snaplen(opts.snaplen);
         for (i, spec) in specs.iter().enumerate() {
@@ -369,11 +348,7 @@ impl LiveCapture {
                     source: cap.threads.len(),
                     watermarks: specs.len() > 1,
                 };
-                let ctl = Control {
-                    stop: cap.stop.clone(),
-                    abort: cap.abort.clone(),
-                    pool: cap.pool.clone(),
-                };
+                let ctl = Control { stop: cap.stop.clone(), abort: cap.abort.clone(), pool: cap.pool.clone() };
                 let tx2 = tx.clone();
                 let join = std::thread::Builder::new()
                     .name(format!("cap {label}"))
@@ -382,10 +357,7 @@ impl LiveCapture {
                     Ok(j) => j,
                     Err(e) => {
                         cap.finish();
-                        return Err(LiveError::Thread {
-                            label,
-                            msg: e.to_string(),
-                        });
+                        return Err(LiveError::Thread { label, msg: e.to_string() });
                     }
                 };
                 cap.threads.push(HandleThread { point: index, join });
@@ -397,20 +369,11 @@ impl LiveCapture {
                     }
                     Err(_) => {
                         cap.finish();
-                        return Err(LiveError::Thread {
-                            label,
-                            msg: "exited".into(),
-                        });
+                        return Err(LiveError::Thread { label, msg: "exited".into() });
                     }
                 }
             }
-            cap.points.push(LivePoint {
-                spec: spec.clone(),
-                label,
-                linktype,
-                snaplen,
-                index,
-            });
+            cap.points.push(LivePoint { spec: spec.clone(), label, linktype, snaplen, index });
         }
         Ok(cap)
     }
@@ -424,17 +387,13 @@ impl LiveCapture {
         self.frames = None;
         let mut stats = vec![PointStats::default(); self.points.len()];
         for t in self.threads.drain(..) {
-            let Ok((s, error)) = t.join.join() else {
-                continue;
-            };
+            let Ok((s, error)) = t.join.join() else { continue };
             let slot = self.points.iter().position(|p| p.index == t.point);
             if let Some(slot) = slot {
                 stats[slot] += s;
             }
             if let Some(e) = error {
-                let label = slot
-                    .and_then(|i| self.points.get(i))
-                    .map_or("?", |p| p.label.as_str());
+                let label = slot.and_then(|i| self.points.get(i)).map_or("?", |p| p.label.as_str());
                 self.errors.push(format!("{label}: {e}"));
             }
         }
@@ -502,11 +461,7 @@ impl LiveSource {
     }
 
     fn take(&mut self, d: Delivery) {
-        let Delivery {
-            source,
-            mut frames,
-            watermark,
-        } = d;
+        let Delivery { source, mut frames, watermark } = d;
         if self.several {
             for f in frames.drain(..) {
                 self.reorder.push(source, f);
@@ -523,11 +478,7 @@ impl LiveSource {
 }
 
 impl FrameSource for LiveSource {
-    fn next_frame(
-        &mut self,
-        _points: &mut Points,
-        spare: Vec<u8>,
-    ) -> Result<Option<Frame>, CaptureError> {
+    fn next_frame(&mut self, _points: &mut Points, spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
         self.keep_spare(spare);
         loop {
             if self.several {
@@ -579,40 +530,16 @@ pub fn stats_report(labels: &[String], stats: &[PointStats], captured: &[u64]) -
                 plural(s.captured),
                 s.received,
                 s.dropped,
-                if s.if_dropped > 0 {
-                    format!(", {} dropped by interface", s.if_dropped)
-                } else {
-                    String::new()
-                }
+                if s.if_dropped > 0 { format!(", {} dropped by interface", s.if_dropped) } else { String::new() }
             );
         }
         total += s;
     }
-    let _ = writeln!(
-        out,
-        "{} packet{} captured",
-        total.captured,
-        plural(total.captured)
-    );
-    let _ = writeln!(
-        out,
-        "{} packet{} received by filter",
-        total.received,
-        plural(total.received)
-    );
-    let _ = writeln!(
-        out,
-        "{} packet{} dropped by kernel",
-        total.dropped,
-        plural(total.dropped)
-    );
+    let _ = writeln!(out, "{} packet{} captured", total.captured, plural(total.captured));
+    let _ = writeln!(out, "{} packet{} received by filter", total.received, plural(total.received));
+    let _ = writeln!(out, "{} packet{} dropped by kernel", total.dropped, plural(total.dropped));
     if total.if_dropped > 0 {
-        let _ = writeln!(
-            out,
-            "{} packet{} dropped by interface",
-            total.if_dropped,
-            plural(total.if_dropped)
-        );
+        let _ = writeln!(out, "{} packet{} dropped by interface", total.if_dropped, plural(total.if_dropped));
     }
     out
 }
@@ -620,7 +547,7 @@ pub fn stats_report(labels: &[String], stats: &[PointStats], captured: &[u64]) -
 /// `-Z USER`: drop root once every handle is open (supplementary groups, gid, then uid;
 /// glibc applies them to every thread).
 pub fn drop_privileges(user: &str) -> Result<(), String> {
-    use nix::unistd::{User, setgid, setgroups, setuid};
+    use nix::unistd::{setgid, setgroups, setuid, User};
     let u = User::from_name(user)
         .map_err(|e| format!("couldn't look up user {user}: {e}"))?
         .ok_or_else(|| format!("couldn't find user '{user}'"))?;
@@ -652,12 +579,7 @@ struct Control {
 }
 
 impl HandleSetup {
-    fn run(
-        self,
-        ready: SyncSender<Ready>,
-        tx: SyncSender<Delivery>,
-        ctl: Control,
-    ) -> (PointStats, Option<String>) {
+    fn run(self, ready: SyncSender<Ready>, tx: SyncSender<Delivery>, ctl: Control) -> (PointStats, Option<String>) {
         let (mut cap, discard_before) = match self.open() {
             Ok(c) => c,
             Err(e) => {
@@ -669,11 +591,7 @@ impl HandleSetup {
         let linktype = cap.get_datalink().0 as u32;
         let _ = ready.send(Ok(linktype));
         drop(ready);
-        let direction = if self.stamp_direction {
-            self.dir.unwrap_or_default()
-        } else {
-            Direction::Unknown
-        };
+        let direction = if self.stamp_direction { self.dir.unwrap_or_default() } else { Direction::Unknown };
         let (point, nano) = (self.point, self.opts.nano);
         // After a stop, how long to keep reading an empty ring: until a partly filled
         // TPACKET_V3 block has certainly been retired (see the module docs).
@@ -707,10 +625,7 @@ impl HandleSetup {
                 seen += 1;
                 let frac = p.header.ts.tv_usec;
                 let nsec = if nano { frac } else { frac * 1000 };
-                let ts = Timestamp {
-                    sec: p.header.ts.tv_sec,
-                    nsec: nsec.clamp(0, 999_999_999) as u64,
-                };
+                let ts = Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u64 };
                 if discard_before.is_some_and(|t| ts < t) {
                     return;
                 }
@@ -736,23 +651,13 @@ impl HandleSetup {
                         continue;
                     }
                     captured += batch.len() as u64;
-                    if tx
-                        .send(Delivery {
-                            source,
-                            frames: batch,
-                            watermark: None,
-                        })
-                        .is_err()
-                    {
+                    if tx.send(Delivery { source, frames: batch, watermark: None }).is_err() {
                         break;
                     }
                 }
                 Ok(_) => {
                     ctl.pool.give_batch(batch);
-                    if self.watermarks
-                        && stopped_at.is_none()
-                        && last_mark.elapsed() >= WATERMARK_EVERY
-                    {
+                    if self.watermarks && stopped_at.is_none() && last_mark.elapsed() >= WATERMARK_EVERY {
                         // Nothing ready in the ring. If the kernel accepted no more packets
                         // than libpcap handed over, none is waiting in a block not yet
                         // retired either: nothing stamped before now can still come.
@@ -760,14 +665,7 @@ impl HandleSetup {
                         let received = cap.stats().map(|s| s.received).ok();
                         if received == Some(seen as u32) {
                             let mark = sub(t, Duration::from_millis(1));
-                            if tx
-                                .send(Delivery {
-                                    source,
-                                    frames: Vec::new(),
-                                    watermark: Some(mark),
-                                })
-                                .is_err()
-                            {
+                            if tx.send(Delivery { source, frames: Vec::new(), watermark: Some(mark) }).is_err() {
                                 break;
                             }
                         }
@@ -775,9 +673,7 @@ impl HandleSetup {
                     }
                     // Draining after a stop: done once the ring's time is up, or at once when
                     // the kernel accepted no more packets than were read (nothing pending).
-                    if stopped_at.is_some()
-                        && cap.stats().map(|s| s.received).ok() == Some(seen as u32)
-                    {
+                    if stopped_at.is_some() && cap.stats().map(|s| s.received).ok() == Some(seen as u32) {
                         break;
                     }
                     let wait = match stopped_at {
@@ -801,11 +697,7 @@ impl HandleSetup {
                 }
             }
         }
-        let s = cap.stats().unwrap_or(pcap::Stat {
-            received: 0,
-            dropped: 0,
-            if_dropped: 0,
-        });
+        let s = cap.stats().unwrap_or(pcap::Stat { received: 0, dropped: 0, if_dropped: 0 });
         let stats = PointStats {
             captured,
             received: u64::from(s.received),
@@ -819,14 +711,8 @@ impl HandleSetup {
     /// Returns the handle (non-blocking) and, when the filter was attached directly, the
     /// time before which frames in the ring predate it.
     fn open(&self) -> Result<(pcap::Capture<pcap::Active>, Option<Timestamp>), LiveError> {
-        netns::enter(&self.spec.netns).map_err(|source| LiveError::Netns {
-            label: self.label.clone(),
-            source,
-        })?;
-        let err = |e: pcap::Error| LiveError::Open {
-            label: self.label.clone(),
-            msg: open_message(&self.spec, e),
-        };
+        netns::enter(&self.spec.netns).map_err(|source| LiveError::Netns { label: self.label.clone(), source })?;
+        let err = |e: pcap::Error| LiveError::Open { label: self.label.clone(), msg: open_message(&self.spec, e) };
         let o = &self.opts;
         let mut inactive = pcap::Capture::from_device(self.spec.iface.as_str())
             .map_err(err)?
@@ -834,11 +720,7 @@ impl HandleSetup {
             .promisc(o.promisc)
             .immediate_mode(o.immediate)
             .timeout(i32::from(block_timeout_ms(o)))
-            .precision(if o.nano {
-                pcap::Precision::Nano
-            } else {
-                pcap::Precision::Micro
-            });
+            .precision(if o.nano { pcap::Precision::Nano } else { pcap::Precision::Micro });
         if let Some(kib) = o.buffer_kib {
             inactive = inactive.buffer_size(kib.saturating_mul(1024).min(i32::MAX as u32) as i32);
         }
@@ -846,8 +728,7 @@ impl HandleSetup {
         // tcpdump asks for LINUX_SLL2 on `any` (libpcap's default there is LINUX_SLL), so
         // the cooked header carries the interface index; before the filter is compiled.
         if self.spec.iface == "any" {
-            cap.set_datalink(pcap::Linktype(LINKTYPE_LINUX_SLL2 as i32))
-                .map_err(err)?;
+            cap.set_datalink(pcap::Linktype(LINKTYPE_LINUX_SLL2 as i32)).map_err(err)?;
         }
         let filter_error = |e: pcap::Error| LiveError::Filter {
             label: self.label.clone(),
@@ -866,11 +747,7 @@ impl HandleSetup {
                 // lost. So the program is attached to the socket directly, libpcap keeps no
                 // userland filter, and frames that were in the ring before (unfiltered,
                 // stamped before the attach returned) are dropped by timestamp.
-                let dir = if d == Direction::In {
-                    "inbound"
-                } else {
-                    "outbound"
-                };
+                let dir = if d == Direction::In { "inbound" } else { "outbound" };
                 let expr = match &o.filter {
                     Some(f) => format!("({f}) and {dir}"),
                     None => dir.to_string(),
@@ -880,24 +757,15 @@ impl HandleSetup {
                     label: self.label.clone(),
                     msg: "cannot translate the compiled filter for the kernel".into(),
                 })?;
-                socket2::SockRef::from(&cap)
-                    .attach_filter(&code)
-                    .map_err(|e| LiveError::Filter {
-                        label: self.label.clone(),
-                        msg: format!(
-                            "can't attach the filter: {}",
-                            crate::capture::os_message(&e)
-                        ),
-                    })?;
+                socket2::SockRef::from(&cap).attach_filter(&code).map_err(|e| LiveError::Filter {
+                    label: self.label.clone(),
+                    msg: format!("can't attach the filter: {}", crate::capture::os_message(&e)),
+                })?;
                 discard_before = Some(now());
             }
             None => {
                 if let Some(d) = self.dir {
-                    let pd = if d == Direction::In {
-                        pcap::Direction::In
-                    } else {
-                        pcap::Direction::Out
-                    };
+                    let pd = if d == Direction::In { pcap::Direction::In } else { pcap::Direction::Out };
                     cap.direction(pd).map_err(err)?;
                 }
                 if let Some(f) = &o.filter {
@@ -949,11 +817,7 @@ pub fn sll2_interface_names(points: &[LivePoint]) -> Vec<(u32, String)> {
         seen.push(&p.spec.netns);
         let list = netns::run_in(&p.spec.netns, || {
             nix::net::if_::if_nameindex()
-                .map(|l| {
-                    l.iter()
-                        .map(|i| (i.index(), i.name().to_string_lossy().into_owned()))
-                        .collect::<Vec<_>>()
-                })
+                .map(|l| l.iter().map(|i| (i.index(), i.name().to_string_lossy().into_owned())).collect::<Vec<_>>())
                 .unwrap_or_default()
         })
         .unwrap_or_default();
@@ -1018,12 +882,7 @@ pub fn list_interfaces() -> Result<String, LiveError> {
             Ok(d) => d,
             // A namespace deleted between listing and entering: skip it.
             Err(netns::NetnsError::Missing { .. }) => continue,
-            Err(source) => {
-                return Err(LiveError::Netns {
-                    label: ns.label_prefix(),
-                    source,
-                });
-            }
+            Err(source) => return Err(LiveError::Netns { label: ns.label_prefix(), source }),
         };
         let devices = devices.map_err(|e| LiveError::Open {
             label: ns.to_string(),
@@ -1164,10 +1023,7 @@ impl Reorder {
     pub fn pop_ready(&mut self) -> Option<Frame> {
         let (best, idle_mark) = self.earliest();
         let (i, ts) = best?;
-        if idle_mark.is_none_or(|m| ts <= m)
-            || ts <= sub(self.newest, self.window)
-            || self.held > self.cap
-        {
+        if idle_mark.is_none_or(|m| ts <= m) || ts <= sub(self.newest, self.window) || self.held > self.cap {
             return self.take(i);
         }
         None
@@ -1198,21 +1054,13 @@ impl Reorder {
 
 fn sub(t: Timestamp, d: Duration) -> Timestamp {
     let total = i128::from(t.sec) * 1_000_000_000 + i128::from(t.nsec) - d.as_nanos() as i128;
-    Timestamp {
-        sec: total.div_euclid(1_000_000_000) as i64,
-        nsec: total.rem_euclid(1_000_000_000) as u64,
-    }
+    Timestamp { sec: total.div_euclid(1_000_000_000) as i64, nsec: total.rem_euclid(1_000_000_000) as u64 }
 }
 
 /// Wall-clock now as a capture timestamp.
 pub fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        sec: d.as_secs() as i64,
-        nsec: u64::from(d.subsec_nanos()),
-    }
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp { sec: d.as_secs() as i64, nsec: u64::from(d.subsec_nanos()) }
 }
 
 #[cfg(test)]
@@ -1222,10 +1070,7 @@ mod tests {
     fn frame(point: usize, sec: i64, nsec: u32) -> Frame {
         Frame {
             point,
-            ts: Timestamp {
-                sec,
-                nsec: u64::from(nsec),
-            },
+            ts: Timestamp { sec, nsec: u64::from(nsec) },
             linktype: 1,
             origlen: 0,
             data: vec![],
@@ -1238,23 +1083,14 @@ mod tests {
         let mut r = Reorder::new(Duration::from_millis(100), 1000, 3);
         r.push(0, frame(0, 10, 50_000_000));
         r.push(1, frame(1, 10, 10_000_000));
-        assert!(
-            r.pop_ready().is_none(),
-            "both still inside the window, source 2 silent"
-        );
+        assert!(r.pop_ready().is_none(), "both still inside the window, source 2 silent");
         r.push(0, frame(0, 10, 200_000_000));
         let a = r.pop_ready().unwrap();
         let b = r.pop_ready().unwrap();
         assert_eq!((a.point, b.point), (1, 0));
         assert!(r.pop_ready().is_none());
         r.advance(Timestamp { sec: 11, nsec: 0 });
-        assert_eq!(
-            r.pop_ready().unwrap().ts,
-            Timestamp {
-                sec: 10,
-                nsec: 200_000_000
-            }
-        );
+        assert_eq!(r.pop_ready().unwrap().ts, Timestamp { sec: 10, nsec: 200_000_000 });
     }
 
     #[test]
@@ -1262,23 +1098,14 @@ mod tests {
         let mut r = Reorder::new(Duration::from_secs(10), 1000, 3);
         r.push(0, frame(0, 10, 50));
         r.mark(2, Timestamp { sec: 10, nsec: 60 });
-        assert!(
-            r.pop_ready().is_none(),
-            "source 1 may still send something earlier"
-        );
+        assert!(r.pop_ready().is_none(), "source 1 may still send something earlier");
         r.push(1, frame(1, 10, 20));
         r.push(1, frame(1, 10, 90));
         assert_eq!(r.pop_ready().unwrap().ts.nsec, 20);
         assert_eq!(r.pop_ready().unwrap().ts.nsec, 50);
-        assert!(
-            r.pop_ready().is_none(),
-            "source 0 is empty again, without a watermark"
-        );
+        assert!(r.pop_ready().is_none(), "source 0 is empty again, without a watermark");
         r.mark(0, Timestamp { sec: 10, nsec: 100 });
-        assert!(
-            r.pop_ready().is_none(),
-            "source 2's watermark (60) is before 90"
-        );
+        assert!(r.pop_ready().is_none(), "source 2's watermark (60) is before 90");
         r.mark(2, Timestamp { sec: 10, nsec: 95 });
         assert_eq!(r.pop_ready().unwrap().ts.nsec, 90);
         assert!(r.is_empty());
@@ -1290,9 +1117,7 @@ mod tests {
         r.push(0, frame(0, 10, 30));
         r.push(0, frame(0, 10, 20)); // a ring's small inversion stays as the ring gave it
         r.push(1, frame(1, 10, 25));
-        let order: Vec<u64> = std::iter::from_fn(|| r.pop_ready())
-            .map(|f| f.ts.nsec)
-            .collect();
+        let order: Vec<u64> = std::iter::from_fn(|| r.pop_ready()).map(|f| f.ts.nsec).collect();
         assert_eq!(order, vec![25, 30, 20]);
     }
 
@@ -1309,13 +1134,7 @@ mod tests {
 
     #[test]
     fn timestamp_subtraction_borrows() {
-        assert_eq!(
-            sub(Timestamp { sec: 10, nsec: 50 }, Duration::from_nanos(100)),
-            Timestamp {
-                sec: 9,
-                nsec: 999_999_950
-            }
-        );
+        assert_eq!(sub(Timestamp { sec: 10, nsec: 50 }, Duration::from_nanos(100)), Timestamp { sec: 9, nsec: 999_999_950 });
     }
 
     #[test]
@@ -1324,16 +1143,11 @@ mod tests {
         if !netns::named_namespaces().is_empty() {
             return;
         }
-        let Ok(out) = std::process::Command::new("tcpdump").arg("-D").output() else {
-            return;
-        };
+        let Ok(out) = std::process::Command::new("tcpdump").arg("-D").output() else { return };
         if !out.status.success() {
             return;
         }
-        assert_eq!(
-            list_interfaces().unwrap(),
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_eq!(list_interfaces().unwrap(), String::from_utf8_lossy(&out.stdout));
     }
 
     #[test]

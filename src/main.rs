@@ -3,10 +3,6 @@
 
 fn main() {
     let args = flowtrail::cli::Args::parse_from_env();
-    let code = if args.tui {
-        flowtrail::tui::run(&args)
-    } else {
-        flowtrail::pipeline::run(args)
-    };
+    let code = if args.tui { flowtrail::tui::run(&args) } else { flowtrail::pipeline::run(args) };
     std::process::exit(code);
 }

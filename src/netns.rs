@@ -75,11 +75,7 @@ pub enum NetnsError {
     #[error("bad capture point '{0}': expected IFACE, NETNS/IFACE or pid:PID/IFACE")]
     BadSpec(String),
     #[error("{ns}: no such network namespace ({path}: {source})")]
-    Missing {
-        ns: Netns,
-        path: String,
-        source: std::io::Error,
-    },
+    Missing { ns: Netns, path: String, source: std::io::Error },
     #[error("cannot enter {ns}: {source} (entering a namespace needs root or CAP_SYS_ADMIN)")]
     Enter { ns: Netns, source: nix::Error },
     #[error("thread for {ns} failed: {msg}")]
@@ -103,19 +99,13 @@ pub fn parse_point(s: &str) -> Result<PointSpec, NetnsError> {
     if iface.is_empty() || iface.contains('/') || iface.len() > 15 && iface != "any" {
         return Err(bad());
     }
-    Ok(PointSpec {
-        netns,
-        iface: iface.to_string(),
-    })
+    Ok(PointSpec { netns, iface: iface.to_string() })
 }
 
 /// Names under `/var/run/netns`, sorted (empty when the directory doesn't exist).
 pub fn named_namespaces() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(NETNS_DIR)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
         .unwrap_or_default();
     v.sort();
     v
@@ -123,28 +113,20 @@ pub fn named_namespaces() -> Vec<String> {
 
 /// Opens the namespace's file (checks it exists) without entering it.
 pub fn open(ns: &Netns) -> Result<Option<File>, NetnsError> {
-    let Some(path) = ns.path() else {
-        return Ok(None);
-    };
-    File::open(&path)
-        .map(Some)
-        .map_err(|source| NetnsError::Missing {
-            ns: ns.clone(),
-            path: path.display().to_string(),
-            source,
-        })
+    let Some(path) = ns.path() else { return Ok(None) };
+    File::open(&path).map(Some).map_err(|source| NetnsError::Missing {
+        ns: ns.clone(),
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Moves the calling thread into `ns`. Only for threads flowtrail owns for that purpose
 /// (capture threads); prefer [`run_in`].
 pub fn enter(ns: &Netns) -> Result<(), NetnsError> {
     if let Some(f) = open(ns)? {
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
-            NetnsError::Enter {
-                ns: ns.clone(),
-                source,
-            }
-        })?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|source| NetnsError::Enter { ns: ns.clone(), source })?;
     }
     Ok(())
 }
@@ -163,24 +145,14 @@ pub fn run_in<T: Send + 'static>(
         .name(format!("netns-{}", ns.label_prefix().trim_end_matches('/')))
         .spawn(move || -> Result<T, NetnsError> {
             if let Some(file) = file {
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
-                    |source| NetnsError::Enter {
-                        ns: ns2.clone(),
-                        source,
-                    },
-                )?;
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|source| NetnsError::Enter { ns: ns2.clone(), source })?;
             }
             Ok(f())
         })
-        .map_err(|e| NetnsError::Thread {
-            ns: ns.clone(),
-            msg: e.to_string(),
-        })?
+        .map_err(|e| NetnsError::Thread { ns: ns.clone(), msg: e.to_string() })?
         .join()
-        .map_err(|_| NetnsError::Thread {
-            ns: ns.clone(),
-            msg: "panicked".into(),
-        })?
+        .map_err(|_| NetnsError::Thread { ns: ns.clone(), msg: "panicked".into() })?
 }
 
 #[cfg(test)]
@@ -189,13 +161,7 @@ mod tests {
 
     #[test]
     fn parses_point_specs() {
-        assert_eq!(
-            parse_point("lo").unwrap(),
-            PointSpec {
-                netns: Netns::Current,
-                iface: "lo".into()
-            }
-        );
+        assert_eq!(parse_point("lo").unwrap(), PointSpec { netns: Netns::Current, iface: "lo".into() });
         let p = parse_point("sd_vm/br0").unwrap();
         assert_eq!(p.netns, Netns::Named("sd_vm".into()));
         assert_eq!(p.label(), "sd_vm/br0");
@@ -203,15 +169,7 @@ mod tests {
         assert_eq!(p.netns, Netns::Pid(42));
         assert_eq!(p.label(), "pid:42/eth0");
         assert_eq!(parse_point("ns/any").unwrap().iface, "any");
-        for bad in [
-            "",
-            "/lo",
-            "ns/",
-            "pid:x/lo",
-            "a/b/c",
-            "../lo",
-            "waytoolonginterfacename0",
-        ] {
+        for bad in ["", "/lo", "ns/", "pid:x/lo", "a/b/c", "../lo", "waytoolonginterfacename0"] {
             assert!(parse_point(bad).is_err(), "{bad}");
         }
     }

@@ -69,9 +69,7 @@ impl TextOut {
             return Ok(());
         }
         let mut lock = self.out.lock();
-        let r = lock
-            .write_all(self.text.as_bytes())
-            .and_then(|_| if force { lock.flush() } else { Ok(()) });
+        let r = lock.write_all(self.text.as_bytes()).and_then(|_| if force { lock.flush() } else { Ok(()) });
         self.text.clear();
         r.map_err(|e| io_stop(e, "standard output"))
     }
@@ -188,10 +186,7 @@ fn run_live(args: &Args) -> i32 {
     use crate::live::{LiveCapture, LiveOptions, StopFlag};
     let specs: Vec<crate::netns::PointSpec> = if args.interface.is_empty() {
         match pcap::Device::lookup() {
-            Ok(Some(d)) => vec![crate::netns::PointSpec {
-                netns: crate::netns::Netns::Current,
-                iface: d.name,
-            }],
+            Ok(Some(d)) => vec![crate::netns::PointSpec { netns: crate::netns::Netns::Current, iface: d.name }],
             _ => {
                 eprintln!("flowtrail: no suitable device found; name one with -i");
                 return 1;
@@ -323,10 +318,7 @@ fn run_live(args: &Args) -> i32 {
         eprintln!("flowtrail: {e}");
     }
     let labels: Vec<String> = live.points.iter().map(|p| p.label.clone()).collect();
-    eprint!(
-        "{}",
-        crate::live::stats_report(&labels, &stats, &outcome.per_point)
-    );
+    eprint!("{}", crate::live::stats_report(&labels, &stats, &outcome.per_point));
     if errors.is_empty() { outcome.status } else { 1 }
 }
 
@@ -357,11 +349,7 @@ pub fn process_live(
     if_names: Vec<(u32, String)>,
     mut evidence: Option<crate::evidence::LiveEvidence>,
 ) -> Outcome {
-    let fail = || Outcome {
-        status: 1,
-        per_point: Vec::new(),
-        broken_pipe: false,
-    };
+    let fail = || Outcome { status: 1, per_point: Vec::new(), broken_pipe: false };
     // 2. Lookahead, then count points.
     merger.prime(&mut points);
     let labels = points.len() > 1;
@@ -390,12 +378,7 @@ pub fn process_live(
         return fail();
     }
     let mut writer = match &args.write {
-        Some(path) => match SaveWriter::create(
-            path,
-            Format::choose(path, points.len()),
-            &points,
-            write_precision(args),
-        ) {
+        Some(path) => match SaveWriter::create(path, Format::choose(path, points.len()), &points, write_precision(args)) {
             Ok(mut w) => {
                 w.set_packet_buffered(args.packet_buffered);
                 Some(w)
@@ -435,9 +418,7 @@ pub fn process_live(
         out: io::stdout(),
         text: String::with_capacity(TEXT_CHUNK * 2),
         // A terminal gets each packet as it comes, as stdio's line buffering gives tcpdump.
-        eager: args.line_buffered
-            || args.packet_buffered
-            || std::io::IsTerminal::is_terminal(&io::stdout()),
+        eager: args.line_buffered || args.packet_buffered || std::io::IsTerminal::is_terminal(&io::stdout()),
     };
 
     // 4. Packets.
@@ -453,10 +434,7 @@ pub fn process_live(
                     continue;
                 }
                 Err(e) => {
-                    let label = points
-                        .get(frame.point)
-                        .map(|p| p.label.clone())
-                        .unwrap_or_default();
+                    let label = points.get(frame.point).map(|p| p.label.clone()).unwrap_or_default();
                     let _ = out.flush_text(true);
                     if let Some(w) = writer.as_mut() {
                         let _ = w.flush();
@@ -544,20 +522,10 @@ pub fn process_live(
         }
     }
     match stop {
-        Some(Stop::BrokenPipe) => {
-            return Outcome {
-                status: 0,
-                per_point,
-                broken_pipe: true,
-            };
-        }
+        Some(Stop::BrokenPipe) => return Outcome { status: 0, per_point, broken_pipe: true },
         Some(Stop::Fail(msg)) => {
             eprintln!("flowtrail: {msg}");
-            return Outcome {
-                status: 1,
-                per_point,
-                broken_pipe: false,
-            };
+            return Outcome { status: 1, per_point, broken_pipe: false };
         }
         None => {}
     }
@@ -565,24 +533,12 @@ pub fn process_live(
     for e in &errors {
         eprintln!("flowtrail: {e}");
     }
-    Outcome {
-        status: if errors.is_empty() && flow_status == 0 {
-            0
-        } else {
-            1
-        },
-        per_point,
-        broken_pipe: false,
-    }
+    Outcome { status: if errors.is_empty() && flow_status == 0 { 0 } else { 1 }, per_point, broken_pipe: false }
 }
 
 /// The flow table and its outputs, if `--flows`, `--follow` or `--streams` asked for them.
-fn start_flows(
-    args: &Args,
-) -> Result<Option<crate::report::FlowReport>, crate::report::ReportError> {
-    let Some(opts) = crate::report::ReportOptions::from_args(args)? else {
-        return Ok(None);
-    };
+fn start_flows(args: &Args) -> Result<Option<crate::report::FlowReport>, crate::report::ReportError> {
+    let Some(opts) = crate::report::ReportOptions::from_args(args)? else { return Ok(None) };
     let (out, terminal) = crate::report::FlowReport::stdout();
     crate::report::FlowReport::new(opts, out, terminal).map(Some)
 }
@@ -607,10 +563,7 @@ fn setup_names(args: &Args, points: &Points, state: &mut crate::print::State) {
     if args.numeric == 0 {
         state.load_services(&hostinfo::services_text());
         state.ethers = crate::print::names::parse_ethers(&hostinfo::ethers_text());
-        state.hosts = Some(crate::print::names::HostNames::new(
-            Box::new(hostinfo::SystemHosts),
-            args.no_domain,
-        ));
+        state.hosts = Some(crate::print::names::HostNames::new(Box::new(hostinfo::SystemHosts), args.no_domain));
     }
 }
 

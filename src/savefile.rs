@@ -36,11 +36,7 @@ pub enum Format {
 impl Format {
     /// pcapng for several points or a name ending in `.pcapng`, else classic pcap.
     pub fn choose(path: &str, points: usize) -> Format {
-        if points > 1 || path.to_ascii_lowercase().ends_with(".pcapng") {
-            Format::Pcapng
-        } else {
-            Format::Pcap
-        }
+        if points > 1 || path.to_ascii_lowercase().ends_with(".pcapng") { Format::Pcapng } else { Format::Pcap }
     }
 }
 
@@ -73,19 +69,14 @@ impl SaveWriter {
     ///
     /// `precision`: `Some(true)` writes nanoseconds, `Some(false)` microseconds (tcpdump's
     /// `--nano`/`--micro`); `None` keeps each point's own precision.
-    pub fn create(
-        path: &str,
-        format: Format,
-        points: &Points,
-        precision: Option<bool>,
-    ) -> Result<SaveWriter, SavefileError> {
+    pub fn create(path: &str, format: Format, points: &Points, precision: Option<bool>) -> Result<SaveWriter, SavefileError> {
         let sink: Box<dyn Write + Send> = if path == "-" {
             Box::new(io::stdout())
         } else {
-            Box::new(std::fs::File::create(path).map_err(|e| SavefileError {
-                path: path.to_string(),
-                source: e,
-            })?)
+            Box::new(
+                std::fs::File::create(path)
+                    .map_err(|e| SavefileError { path: path.to_string(), source: e })?,
+            )
         };
         Self::from_writer(path, sink, format, points, precision)
     }
@@ -113,10 +104,7 @@ impl SaveWriter {
         };
         match format {
             Format::Pcap => {
-                let (linktype, snaplen, nano) = points
-                    .get(0)
-                    .map(|p| (p.linktype, p.snaplen, p.nano))
-                    .unwrap_or((1, 262_144, false));
+                let (linktype, snaplen, nano) = points.get(0).map(|p| (p.linktype, p.snaplen, p.nano)).unwrap_or((1, 262_144, false));
                 let nano = precision.unwrap_or(nano);
                 w.nano = nano;
                 w.pcap_linktype = linktype;
@@ -151,17 +139,11 @@ impl SaveWriter {
     }
 
     fn err(&self, e: io::Error) -> SavefileError {
-        SavefileError {
-            path: self.path.clone(),
-            source: e,
-        }
+        SavefileError { path: self.path.clone(), source: e }
     }
 
     fn put(&mut self, b: &[u8]) -> Result<(), SavefileError> {
-        self.out.write_all(b).map_err(|e| SavefileError {
-            path: self.path.clone(),
-            source: e,
-        })
+        self.out.write_all(b).map_err(|e| SavefileError { path: self.path.clone(), source: e })
     }
 
     /// Writes one pcapng block with `body` (padded to 4 bytes).
@@ -181,10 +163,7 @@ impl SaveWriter {
             return Ok(*id);
         }
         let Some(p) = points.get(i) else {
-            return Err(self.err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("no capture point {i}"),
-            )));
+            return Err(self.err(io::Error::new(io::ErrorKind::InvalidInput, format!("no capture point {i}"))));
         };
         let mut b = Vec::with_capacity(64);
         b.extend((p.linktype as u16).to_le_bytes());
@@ -220,11 +199,7 @@ impl SaveWriter {
                 return Ok(());
             }
             Format::Pcap => {
-                let frac = (if self.nano {
-                    frame.ts.nsec
-                } else {
-                    frame.ts.nsec / 1000
-                }) as u32;
+                let frac = (if self.nano { frame.ts.nsec } else { frame.ts.nsec / 1000 }) as u32;
                 let mut h = [0u8; 16];
                 h[0..4].copy_from_slice(&(frame.ts.sec as i32).to_le_bytes());
                 h[4..8].copy_from_slice(&frac.to_le_bytes());
@@ -235,17 +210,11 @@ impl SaveWriter {
             }
             Format::Pcapng => {
                 let id = self.declare(frame.point, points)?;
-                let nano = self
-                    .precision
-                    .unwrap_or(points.get(frame.point).is_some_and(|p| p.nano));
+                let nano = self.precision.unwrap_or(points.get(frame.point).is_some_and(|p| p.nano));
                 let units = if nano {
-                    (frame.ts.sec as u64)
-                        .wrapping_mul(1_000_000_000)
-                        .wrapping_add(frame.ts.nsec)
+                    (frame.ts.sec as u64).wrapping_mul(1_000_000_000).wrapping_add(frame.ts.nsec)
                 } else {
-                    (frame.ts.sec as u64)
-                        .wrapping_mul(1_000_000)
-                        .wrapping_add(frame.ts.nsec / 1000)
+                    (frame.ts.sec as u64).wrapping_mul(1_000_000).wrapping_add(frame.ts.nsec / 1000)
                 };
                 let mut b = std::mem::take(&mut self.scratch);
                 b.clear();
@@ -303,10 +272,7 @@ mod tests {
     struct Shared(Arc<Mutex<Vec<u8>>>);
     impl Write for Shared {
         fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| io::Error::other("poisoned"))?
-                .extend_from_slice(b);
+            self.0.lock().map_err(|_| io::Error::other("poisoned"))?.extend_from_slice(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -317,12 +283,7 @@ mod tests {
     fn points(n: usize, nano: bool) -> Points {
         let mut p = Points::default();
         for i in 0..n {
-            p.add(Point {
-                label: format!("p{i}"),
-                linktype: 1 + i as u32 * 100,
-                snaplen: 1000,
-                nano,
-            });
+            p.add(Point { label: format!("p{i}"), linktype: 1 + i as u32 * 100, snaplen: 1000, nano });
         }
         p
     }
@@ -330,10 +291,7 @@ mod tests {
     fn frame(point: usize, sec: i64, nsec: u32, direction: Direction) -> Frame {
         Frame {
             point,
-            ts: Timestamp {
-                sec,
-                nsec: u64::from(nsec),
-            },
+            ts: Timestamp { sec, nsec: u64::from(nsec) },
             linktype: 1 + point as u32 * 100,
             origlen: 99,
             data: vec![point as u8; 5 + point],
@@ -351,12 +309,7 @@ mod tests {
         drop(w);
         let bytes = buf.0.lock().unwrap().clone();
         let mut back = Points::default();
-        let mut r = OfflineReader::from_reader(
-            InputSpec::parse("y"),
-            Box::new(io::Cursor::new(bytes)),
-            &mut back,
-        )
-        .unwrap();
+        let mut r = OfflineReader::from_reader(InputSpec::parse("y"), Box::new(io::Cursor::new(bytes)), &mut back).unwrap();
         let mut out = vec![];
         while let Some(f) = r.next_frame(&mut back, Vec::new()).unwrap() {
             out.push(f);
@@ -367,10 +320,7 @@ mod tests {
     #[test]
     fn pcap_round_trip_nano() {
         let pts = points(1, true);
-        let frames = [
-            frame(0, 5, 123_456_789, Direction::Unknown),
-            frame(0, 6, 1, Direction::Unknown),
-        ];
+        let frames = [frame(0, 5, 123_456_789, Direction::Unknown), frame(0, 6, 1, Direction::Unknown)];
         let (back, bp) = round_trip(Format::Pcap, &pts, &frames);
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].ts, frames[0].ts);
@@ -383,26 +333,13 @@ mod tests {
     #[test]
     fn pcapng_round_trip_points_labels_directions() {
         let pts = points(2, false);
-        let frames = [
-            frame(0, 5, 123_456_000, Direction::In),
-            frame(1, 6, 0, Direction::Out),
-            frame(0, 7, 0, Direction::Unknown),
-        ];
+        let frames = [frame(0, 5, 123_456_000, Direction::In), frame(1, 6, 0, Direction::Out), frame(0, 7, 0, Direction::Unknown)];
         let (back, bp) = round_trip(Format::Pcapng, &pts, &frames);
         assert_eq!(back.len(), 3);
-        assert_eq!(
-            bp.points
-                .iter()
-                .map(|p| p.label.as_str())
-                .collect::<Vec<_>>(),
-            vec!["p0", "p1"]
-        );
+        assert_eq!(bp.points.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(), vec!["p0", "p1"]);
         assert_eq!(bp.points[1].linktype, 101);
         for (a, b) in back.iter().zip(&frames) {
-            assert_eq!(
-                (a.point, a.ts, &a.data, a.direction, a.origlen),
-                (b.point, b.ts, &b.data, b.direction, b.origlen)
-            );
+            assert_eq!((a.point, a.ts, &a.data, a.direction, a.origlen), (b.point, b.ts, &b.data, b.direction, b.origlen));
         }
     }
 }

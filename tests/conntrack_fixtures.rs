@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/os")
-        .join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/os").join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -22,9 +20,7 @@ fn fixture_text(name: &str) -> String {
 /// Messages of a recording, all of which must parse.
 fn netlink(name: &str) -> Vec<CtMessage> {
     let raw = fixture(name);
-    wire::messages(&raw)
-        .map(|m| m.unwrap_or_else(|e| panic!("{name}: {e}")))
-        .collect()
+    wire::messages(&raw).map(|m| m.unwrap_or_else(|e| panic!("{name}: {e}"))).collect()
 }
 
 /// What every source reports alike (timeouts tick, `use` differs between readers).
@@ -51,20 +47,12 @@ fn is_seed_dnat(e: &CtEntry) -> bool {
 #[test]
 fn netlink_dump_equals_conntrack_l_and_proc() {
     let msgs = netlink("ct-dump-vm.bin");
-    assert!(
-        matches!(msgs.last(), Some(CtMessage::Done { .. })),
-        "a complete dump ends with DONE"
-    );
+    assert!(matches!(msgs.last(), Some(CtMessage::Done { .. })), "a complete dump ends with DONE");
     let nl: Vec<CtEntry> = msgs
         .into_iter()
         .filter_map(|m| match m {
-            CtMessage::Entry {
-                kind, flags, entry, ..
-            } => {
-                assert_eq!(
-                    (kind, flags & wire::NLM_F_MULTI),
-                    (CtEventKind::Update, wire::NLM_F_MULTI)
-                );
+            CtMessage::Entry { kind, flags, entry, .. } => {
+                assert_eq!((kind, flags & wire::NLM_F_MULTI), (CtEventKind::Update, wire::NLM_F_MULTI));
                 Some(entry)
             }
             _ => None,
@@ -79,16 +67,9 @@ fn netlink_dump_equals_conntrack_l_and_proc() {
     assert_eq!(set(&nl), set(&cli));
     assert_eq!(set(&nl), set(&procfs));
     // conntrack -L and netlink also agree on ids and marks; netlink has start times.
-    let ids = |v: &[CtEntry]| {
-        v.iter()
-            .map(|e| (e.id, e.mark, essence(e)))
-            .collect::<BTreeSet<_>>()
-    };
+    let ids = |v: &[CtEntry]| v.iter().map(|e| (e.id, e.mark, essence(e))).collect::<BTreeSet<_>>();
     assert_eq!(ids(&nl), ids(&cli));
-    assert!(
-        nl.iter()
-            .all(|e| e.start_ns.is_some() && e.stop_ns.is_none() && e.counters.is_some())
-    );
+    assert!(nl.iter().all(|e| e.start_ns.is_some() && e.stop_ns.is_none() && e.counters.is_some()));
     assert!(procfs.iter().all(|e| e.id.is_none()));
 
     // What the recording holds: 3 IPv4 + 1 IPv6 client connections, each with its HOST->VM
@@ -98,15 +79,9 @@ fn netlink_dump_equals_conntrack_l_and_proc() {
     for e in &dnat {
         assert_eq!(e.tcp_state, Some(TcpCtState::TimeWait));
         let snat = e.rewrite().snat.unwrap();
-        assert_eq!(
-            (snat.0.ip().to_string(), snat.1.ip().to_string()),
-            ("127.0.0.1".into(), "192.168.49.1".into())
-        );
+        assert_eq!((snat.0.ip().to_string(), snat.1.ip().to_string()), ("127.0.0.1".into(), "192.168.49.1".into()));
         assert_eq!(snat.0.port(), snat.1.port(), "MASQUERADE kept the port");
-        assert_eq!(
-            e.wire_orig().to_string(),
-            format!("192.168.49.1:{} -> {DNAT_TO}", snat.1.port())
-        );
+        assert_eq!(e.wire_orig().to_string(), format!("192.168.49.1:{} -> {DNAT_TO}", snat.1.port()));
     }
     let legs: Vec<&CtEntry> = nl.iter().filter(|e| e.orig.dport == 49700).collect();
     assert_eq!(legs.len(), 4);
@@ -114,10 +89,7 @@ fn netlink_dump_equals_conntrack_l_and_proc() {
     assert!(legs.iter().all(|e| e.rewrite().is_none()));
     let udp: Vec<&CtEntry> = nl.iter().filter(|e| e.proto == CtProto::Udp).collect();
     assert_eq!(udp.len(), 2);
-    assert!(
-        udp.iter()
-            .all(|e| e.orig.dport == 41000 && e.tcp_state.is_none())
-    );
+    assert!(udp.iter().all(|e| e.orig.dport == 41000 && e.tcp_state.is_none()));
 }
 
 #[test]
@@ -134,16 +106,7 @@ fn netlink_events_equal_conntrack_e() {
     assert_eq!(nl.len(), recs.len());
     for ((kind, e), r) in nl.iter().zip(&recs) {
         assert_eq!(Some(*kind), r.event);
-        assert_eq!(
-            (e.id, e.proto, e.orig, e.reply, e.tcp_state),
-            (
-                r.entry.id,
-                r.entry.proto,
-                r.entry.orig,
-                r.entry.reply,
-                r.entry.tcp_state
-            )
-        );
+        assert_eq!((e.id, e.proto, e.orig, e.reply, e.tcp_state), (r.entry.id, r.entry.proto, r.entry.orig, r.entry.reply, r.entry.tcp_state));
         assert!(r.at.is_some());
     }
     // Every connection: one NEW, updates, one DESTROY (the recorder flushed the table).
@@ -155,29 +118,14 @@ fn netlink_events_equal_conntrack_e() {
     for (id, kinds) in &by_id {
         assert_eq!(kinds.first(), Some(&CtEventKind::New), "{id}: {kinds:?}");
         assert_eq!(kinds.last(), Some(&CtEventKind::Destroy), "{id}: {kinds:?}");
-        assert_eq!(
-            kinds.iter().filter(|k| **k != CtEventKind::Update).count(),
-            2,
-            "{id}: {kinds:?}"
-        );
+        assert_eq!(kinds.iter().filter(|k| **k != CtEventKind::Update).count(), 2, "{id}: {kinds:?}");
     }
-    let new_dnat: Vec<&CtEntry> = nl
-        .iter()
-        .filter(|(k, e)| *k == CtEventKind::New && is_seed_dnat(e))
-        .map(|(_, e)| e)
-        .collect();
+    let new_dnat: Vec<&CtEntry> = nl.iter().filter(|(k, e)| *k == CtEventKind::New && is_seed_dnat(e)).map(|(_, e)| e).collect();
     assert_eq!(new_dnat.len(), 4);
-    assert!(
-        new_dnat
-            .iter()
-            .all(|e| e.tcp_state == Some(TcpCtState::SynSent) && !e.status.seen_reply())
-    );
+    assert!(new_dnat.iter().all(|e| e.tcp_state == Some(TcpCtState::SynSent) && !e.status.seen_reply()));
     for (k, e) in &nl {
         if *k == CtEventKind::Destroy {
-            assert!(
-                e.start_ns.is_some() && e.stop_ns >= e.start_ns && e.counters.is_some(),
-                "{e:?}"
-            );
+            assert!(e.start_ns.is_some() && e.stop_ns >= e.start_ns && e.counters.is_some(), "{e:?}");
         } else {
             assert!(e.start_ns.is_none() && e.counters.is_none(), "{e:?}");
         }

@@ -3,8 +3,8 @@
 mod os_lab;
 
 use flowtrail::conntrack::{
-    self, Backend, ConntrackError, ConntrackWatcher, CtEntry, CtEventKind, CtSocket, CtUpdate,
-    EventOrigin, ProcTable, Recv, WatchOptions,
+    self, Backend, ConntrackError, ConntrackWatcher, CtEntry, CtEventKind, CtSocket, CtUpdate, EventOrigin, ProcTable,
+    Recv, WatchOptions,
 };
 use flowtrail::netns::Netns;
 use os_lab::Lab;
@@ -21,11 +21,7 @@ fn is_seed_dnat(e: &CtEntry) -> bool {
 }
 
 /// Receives until `done` says so or `within` passes; returns everything received.
-fn collect(
-    rx: &Receiver<CtUpdate>,
-    within: Duration,
-    mut done: impl FnMut(&[CtUpdate]) -> bool,
-) -> Vec<CtUpdate> {
+fn collect(rx: &Receiver<CtUpdate>, within: Duration, mut done: impl FnMut(&[CtUpdate]) -> bool) -> Vec<CtUpdate> {
     let deadline = Instant::now() + within;
     let mut got = Vec::new();
     while !done(&got) {
@@ -51,10 +47,7 @@ fn events(got: &[CtUpdate], kind: CtEventKind, f: impl Fn(&CtEntry) -> bool) -> 
 
 /// Connections of lab/client.py in HOST that went through (client JSON lines).
 fn ok_connections(lines: &[String]) -> usize {
-    lines
-        .iter()
-        .filter(|l| l.contains("\"echo_ok\": true") || l.contains("\"echo_ok\":true"))
-        .count()
+    lines.iter().filter(|l| l.contains("\"echo_ok\": true") || l.contains("\"echo_ok\":true")).count()
 }
 
 #[test]
@@ -62,52 +55,21 @@ fn vm_dump_and_events_show_the_dnat_of_each_client_connection() {
     let Some(lab) = Lab::up("cdnat") else { return };
     let vm = lab.ns("vm");
     // Timestamps and counters, in the lab's VM namespace only.
-    let out = lab.exec(
-        "vm",
-        &[
-            "sysctl",
-            "-q",
-            "-w",
-            "net.netfilter.nf_conntrack_timestamp=1",
-            "net.netfilter.nf_conntrack_acct=1",
-        ],
-    );
+    let out = lab.exec("vm", &["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_timestamp=1", "net.netfilter.nf_conntrack_acct=1"]);
     assert!(out.status.success(), "{out:?}");
 
     let (tx, rx) = sync_channel(4096);
-    let w = ConntrackWatcher::start(
-        &vm,
-        WatchOptions {
-            backend: Backend::Netlink,
-            ..WatchOptions::default()
-        },
-        tx,
-    )
-    .unwrap();
+    let w = ConntrackWatcher::start(&vm, WatchOptions { backend: Backend::Netlink, ..WatchOptions::default() }, tx).unwrap();
     assert_eq!(w.backend(), Backend::Netlink);
-    let first = collect(&rx, Duration::from_secs(10), |g| {
-        g.iter().any(|u| matches!(u, CtUpdate::DumpDone { .. }))
-    });
-    assert!(
-        matches!(first.last(), Some(CtUpdate::DumpDone { .. })),
-        "{first:?}"
-    );
+    let first = collect(&rx, Duration::from_secs(10), |g| g.iter().any(|u| matches!(u, CtUpdate::DumpDone { .. })));
+    assert!(matches!(first.last(), Some(CtUpdate::DumpDone { .. })), "{first:?}");
 
     const N: usize = 5;
-    let log = lab.traffic(&[
-        "-n",
-        &N.to_string(),
-        "--size",
-        "1000,20000",
-        "--mode",
-        "halfclose,close,reset",
-    ]);
+    let log = lab.traffic(&["-n", &N.to_string(), "--size", "1000,20000", "--mode", "halfclose,close,reset"]);
     assert_eq!(ok_connections(&log), N, "{log:?}");
 
     // NEW for each connection's DNAT'ed leg, and for the HOST -> VM leg.
-    let got = collect(&rx, Duration::from_secs(10), |g| {
-        events(g, CtEventKind::New, is_seed_dnat).len() >= N
-    });
+    let got = collect(&rx, Duration::from_secs(10), |g| events(g, CtEventKind::New, is_seed_dnat).len() >= N);
     let new = events(&got, CtEventKind::New, is_seed_dnat);
     assert_eq!(new.len(), N, "{got:#?}");
     for e in &new {
@@ -117,27 +79,20 @@ fn vm_dump_and_events_show_the_dnat_of_each_client_connection() {
         assert!(e.id.is_some() && e.start_ns.is_none(), "{e:?}");
         assert_eq!(e.tcp_state, Some(conntrack::TcpCtState::SynSent));
     }
-    let vm_leg = events(&got, CtEventKind::New, |e| {
-        e.orig.dst_addr().to_string() == "192.168.65.2:49700"
-    });
+    let vm_leg = events(&got, CtEventKind::New, |e| e.orig.dst_addr().to_string() == "192.168.65.2:49700");
     assert_eq!(vm_leg.len(), N);
     assert!(vm_leg.iter().all(|e| e.rewrite().is_none()));
     let ids: BTreeSet<u32> = new.iter().filter_map(|e| e.id).collect();
     assert_eq!(ids.len(), N);
     // Every update event of those ids is an UPDATE of the same tuples.
-    let updates = events(&got, CtEventKind::Update, |e| {
-        e.id.is_some_and(|i| ids.contains(&i))
-    });
+    let updates = events(&got, CtEventKind::Update, |e| e.id.is_some_and(|i| ids.contains(&i)));
     assert!(updates.iter().all(is_seed_dnat) && !updates.is_empty());
 
     // The dump has them too, with the same ids, counters and start times.
     let d = conntrack::dump_with(&vm, Backend::Netlink).unwrap();
     assert_eq!((d.backend, d.malformed), (Backend::Netlink, 0));
     let dumped: Vec<&CtEntry> = d.entries.iter().filter(|e| is_seed_dnat(e)).collect();
-    assert_eq!(
-        dumped.iter().filter_map(|e| e.id).collect::<BTreeSet<_>>(),
-        ids
-    );
+    assert_eq!(dumped.iter().filter_map(|e| e.id).collect::<BTreeSet<_>>(), ids);
     for e in &dumped {
         let (o, r) = e.counters.expect("nf_conntrack_acct=1 gives counters");
         assert!(o.packets > 0 && r.packets > 0 && o.bytes >= 1000, "{e:?}");
@@ -145,50 +100,22 @@ fn vm_dump_and_events_show_the_dnat_of_each_client_connection() {
     }
     // The same entries through procfs (no ids there).
     let p = conntrack::dump_with(&vm, Backend::Proc).unwrap();
-    let tuples = |v: &[CtEntry]| -> BTreeSet<String> {
-        v.iter()
-            .filter(|e| is_seed_dnat(e))
-            .map(|e| format!("{} {}", e.orig, e.reply))
-            .collect()
-    };
+    let tuples = |v: &[CtEntry]| -> BTreeSet<String> { v.iter().filter(|e| is_seed_dnat(e)).map(|e| format!("{} {}", e.orig, e.reply)).collect() };
     assert_eq!(tuples(&p.entries), tuples(&d.entries));
     assert_eq!(p.malformed, 0);
 
     // DESTROY: delete them in the lab's VM (TIME_WAIT would take 120 s).
-    let out = lab.exec(
-        "vm",
-        &["conntrack", "-D", "-p", "tcp", "--orig-port-dst", "55001"],
-    );
+    let out = lab.exec("vm", &["conntrack", "-D", "-p", "tcp", "--orig-port-dst", "55001"]);
     assert!(out.status.success(), "{out:?}");
-    let got = collect(&rx, Duration::from_secs(10), |g| {
-        events(g, CtEventKind::Destroy, is_seed_dnat).len() >= N
-    });
+    let got = collect(&rx, Duration::from_secs(10), |g| events(g, CtEventKind::Destroy, is_seed_dnat).len() >= N);
     let destroyed = events(&got, CtEventKind::Destroy, is_seed_dnat);
-    assert_eq!(
-        destroyed
-            .iter()
-            .filter_map(|e| e.id)
-            .collect::<BTreeSet<_>>(),
-        ids
-    );
-    assert!(
-        destroyed
-            .iter()
-            .all(|e| e.start_ns.is_some() && e.stop_ns >= e.start_ns && e.counters.is_some()),
-        "{destroyed:?}"
-    );
+    assert_eq!(destroyed.iter().filter_map(|e| e.id).collect::<BTreeSet<_>>(), ids);
+    assert!(destroyed.iter().all(|e| e.start_ns.is_some() && e.stop_ns >= e.start_ns && e.counters.is_some()), "{destroyed:?}");
 
     let t = Instant::now();
     let stats = w.stop();
-    assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "stop took {:?}",
-        t.elapsed()
-    );
-    assert!(
-        stats.events as usize >= 3 * N && stats.overruns == 0 && stats.malformed == 0,
-        "{stats:?}"
-    );
+    assert!(t.elapsed() < Duration::from_secs(1), "stop took {:?}", t.elapsed());
+    assert!(stats.events as usize >= 3 * N && stats.overruns == 0 && stats.malformed == 0, "{stats:?}");
 }
 
 #[test]
@@ -200,39 +127,19 @@ fn auto_backend_uses_netlink_and_proc_fallback_watches_too() {
 
     // The procfs watcher sees a connection that lives longer than its poll interval.
     let (tx, rx) = sync_channel(1024);
-    let opts = WatchOptions {
-        backend: Backend::Proc,
-        poll_interval: Duration::from_millis(50),
-        ..WatchOptions::default()
-    };
+    let opts = WatchOptions { backend: Backend::Proc, poll_interval: Duration::from_millis(50), ..WatchOptions::default() };
     let w = ConntrackWatcher::start(&vm, opts, tx).unwrap();
     assert_eq!(w.backend(), Backend::Proc);
-    collect(&rx, Duration::from_secs(5), |g| {
-        g.iter().any(|u| matches!(u, CtUpdate::DumpDone { .. }))
-    });
+    collect(&rx, Duration::from_secs(5), |g| g.iter().any(|u| matches!(u, CtUpdate::DumpDone { .. })));
     let stream = os_lab::open_seed_connection(&lab);
-    let got = collect(&rx, Duration::from_secs(5), |g| {
-        !events(g, CtEventKind::New, is_seed_dnat).is_empty()
-    });
+    let got = collect(&rx, Duration::from_secs(5), |g| !events(g, CtEventKind::New, is_seed_dnat).is_empty());
     let new = events(&got, CtEventKind::New, is_seed_dnat);
     assert_eq!(new.len(), 1, "{got:#?}");
-    assert!(
-        got.iter()
-            .all(|u| !matches!(u, CtUpdate::Event(e) if e.origin != EventOrigin::ProcPoll))
-    );
+    assert!(got.iter().all(|u| !matches!(u, CtUpdate::Event(e) if e.origin != EventOrigin::ProcPoll)));
     drop(stream);
-    lab.exec(
-        "vm",
-        &["conntrack", "-D", "-p", "tcp", "--orig-port-dst", "55001"],
-    );
-    let got = collect(&rx, Duration::from_secs(5), |g| {
-        !events(g, CtEventKind::Destroy, is_seed_dnat).is_empty()
-    });
-    assert_eq!(
-        events(&got, CtEventKind::Destroy, is_seed_dnat).len(),
-        1,
-        "{got:#?}"
-    );
+    lab.exec("vm", &["conntrack", "-D", "-p", "tcp", "--orig-port-dst", "55001"]);
+    let got = collect(&rx, Duration::from_secs(5), |g| !events(g, CtEventKind::Destroy, is_seed_dnat).is_empty());
+    assert_eq!(events(&got, CtEventKind::Destroy, is_seed_dnat).len(), 1, "{got:#?}");
     let stats = w.stop();
     assert!(stats.polls >= 2, "{stats:?}");
 }
@@ -241,14 +148,9 @@ fn auto_backend_uses_netlink_and_proc_fallback_watches_too() {
 fn missing_namespace_is_an_error_naming_it() {
     let ns = Netns::Named("flowtrail-no-such-ns-ct".into());
     let e = conntrack::dump(&ns).unwrap_err();
-    assert!(
-        matches!(e, ConntrackError::Netns(_)) && e.to_string().contains("flowtrail-no-such-ns-ct"),
-        "{e}"
-    );
+    assert!(matches!(e, ConntrackError::Netns(_)) && e.to_string().contains("flowtrail-no-such-ns-ct"), "{e}");
     let (tx, _rx) = sync_channel(1);
-    let e = ConntrackWatcher::start(&ns, WatchOptions::default(), tx)
-        .err()
-        .unwrap();
+    let e = ConntrackWatcher::start(&ns, WatchOptions::default(), tx).err().unwrap();
     assert!(e.to_string().contains("flowtrail-no-such-ns-ct"), "{e}");
 }
 
@@ -277,80 +179,29 @@ fn record_conntrack_fixtures() {
     let vm = lab.ns("vm");
     let dir = os_lab::root_dir().join("tests/fixtures/os");
     std::fs::create_dir_all(&dir).unwrap();
-    lab.exec(
-        "vm",
-        &[
-            "sysctl",
-            "-q",
-            "-w",
-            "net.netfilter.nf_conntrack_timestamp=1",
-            "net.netfilter.nf_conntrack_acct=1",
-        ],
-    );
+    lab.exec("vm", &["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_timestamp=1", "net.netfilter.nf_conntrack_acct=1"]);
     // An ip6tables rule using conntrack makes the VM track IPv6 too (in the lab's VM only).
     let ip6t = lab.var("FT_IPTABLES").replace("iptables", "ip6tables");
-    let out = lab.exec(
-        "vm",
-        &[
-            &ip6t,
-            "-A",
-            "INPUT",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "NEW",
-            "-j",
-            "ACCEPT",
-        ],
-    );
+    let out = lab.exec("vm", &[&ip6t, "-A", "INPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT"]);
     assert!(out.status.success(), "{out:?}");
     // conntrack -E first, then our socket: both see every event from here on.
     let cli = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &format!("{}_vm", lab.id),
-            "timeout",
-            "60",
-            "conntrack",
-            "-E",
-            "-o",
-            "timestamp,id",
-        ])
+        .args(["netns", "exec", &format!("{}_vm", lab.id), "timeout", "60", "conntrack", "-E", "-o", "timestamp,id"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let mut ev = CtSocket::open_events(&vm).unwrap();
-    lab.traffic(&[
-        "-n",
-        "3",
-        "--size",
-        "1000,20000,64",
-        "--mode",
-        "halfclose,close,reset",
-    ]);
+    lab.traffic(&["-n", "3", "--size", "1000,20000,64", "--mode", "halfclose,close,reset"]);
     lab.traffic(&["--connect", "[fd00:65::2]:49700", "-n", "1"]);
-    lab.traffic(&[
-        "--udp",
-        "--connect",
-        "192.168.65.2:41000",
-        "-n",
-        "1",
-        "--datagrams",
-        "2",
-    ]);
+    lab.traffic(&["--udp", "--connect", "192.168.65.2:41000", "-n", "1", "--datagrams", "2"]);
     lab.traffic(&["--udp", "--connect", "[fd00:65::2]:41000", "-n", "1"]);
     std::thread::sleep(Duration::from_millis(300));
 
     let (raw, dump) = CtSocket::open(&vm).unwrap().dump_raw().unwrap();
     let cli_list = lab.exec("vm", &["conntrack", "-L", "-o", "id"]);
-    let proc_text = ProcTable::open(&vm)
-        .unwrap()
-        .read_text()
-        .unwrap()
-        .to_string();
+    let proc_text = ProcTable::open(&vm).unwrap().read_text().unwrap().to_string();
     std::fs::write(dir.join("ct-dump-vm.bin"), raw.concat()).unwrap();
     std::fs::write(dir.join("ct-dump-vm.txt"), &cli_list.stdout).unwrap();
     std::fs::write(dir.join("ct-proc-vm.txt"), proc_text).unwrap();
@@ -367,9 +218,7 @@ fn record_conntrack_fixtures() {
     }
     std::fs::write(dir.join("ct-events-vm.bin"), &raw_events).unwrap();
     // SIGINT to `timeout`, which passes it on to conntrack (our own child, by its pid).
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &cli.id().to_string()])
-        .status();
+    let _ = std::process::Command::new("kill").args(["-INT", &cli.id().to_string()]).status();
     let out = cli.wait_with_output().unwrap();
     std::fs::write(dir.join("ct-events-vm.txt"), &out.stdout).unwrap();
     eprintln!(
@@ -377,9 +226,6 @@ fn record_conntrack_fixtures() {
         dump.entries.len(),
         raw.len(),
         raw_events.len(),
-        out.stdout
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .count()
+        out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count()
     );
 }

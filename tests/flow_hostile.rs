@@ -13,13 +13,7 @@ const T0: u64 = 1_700_000_000_000_000;
 
 /// Runs `--flows=json` with stdout discarded; returns the stats object.
 fn stats_only(args: &[&str]) -> Value {
-    let o = flowtrail()
-        .args(args)
-        .arg("--flows=json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let o = flowtrail().args(args).arg("--flows=json").stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     stats(&o)
 }
@@ -34,8 +28,7 @@ fn kib(v: &Value) -> u64 {
 fn a_million_syns_stay_under_the_flow_cap() {
     let dir = tempdir("syns");
     let path = dir.join("syns.pcap");
-    let template =
-        Conn::new(([10, 0, 0, 0], 1), ([192, 168, 1, 1], 443), 0, 0).raw(true, 7, 0, SYN, b"");
+    let template = Conn::new(([10, 0, 0, 0], 1), ([192, 168, 1, 1], 443), 0, 0).raw(true, 7, 0, SYN, b"");
     let mut p = Pcap::create(&path);
     let mut frame = template.clone();
     for i in 0..1_000_000u32 {
@@ -54,18 +47,10 @@ fn a_million_syns_stay_under_the_flow_cap() {
     assert_eq!(capped["flows_active_peak"], 100_000);
     assert_eq!(capped["tcp_packets"], 1_000_000);
     // A SYN-only flow costs well under 1 KiB; records wait in batches of 65536.
-    assert!(
-        kib(&capped) < 200 * 1024,
-        "peak RSS {} KiB with 100k flows",
-        kib(&capped)
-    );
+    assert!(kib(&capped) < 200 * 1024, "peak RSS {} KiB with 100k flows", kib(&capped));
     let default = stats_only(&["-r", f]);
     assert_eq!(default["flows_evicted"], 1_000_000 - 262_144);
-    assert!(
-        kib(&default) < 400 * 1024,
-        "peak RSS {} KiB with 262144 flows",
-        kib(&default)
-    );
+    assert!(kib(&default) < 400 * 1024, "peak RSS {} KiB with 262144 flows", kib(&default));
     eprintln!(
         "1M SYNs: peak RSS {} KiB at --max-flows 100000, {} KiB at the default 262144; {} evicted",
         kib(&capped),
@@ -100,13 +85,7 @@ fn overlapping_segments_first_copy_wins_and_is_reported() {
     }
     p.finish();
     let st = dir.join("streams");
-    let o = run(&[
-        "-r",
-        path.to_str().unwrap(),
-        "--flows=json",
-        "--streams",
-        st.to_str().unwrap(),
-    ]);
+    let o = run(&["-r", path.to_str().unwrap(), "--flows=json", "--streams", st.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let flows = json_lines(&o);
     let s = &obs(&flows[0])["stream"];
@@ -115,20 +94,11 @@ fn overlapping_segments_first_copy_wins_and_is_reported() {
     assert_eq!(s["overlaps"][0], 3);
     assert_eq!(s["retransmitted_bytes"][0], 8);
     assert_eq!(s["gaps"][0], serde_json::json!([]));
-    let index: Value = serde_json::from_str(
-        std::fs::read_to_string(st.join("index.json"))
-            .unwrap()
-            .trim(),
-    )
-    .unwrap();
+    let index: Value = serde_json::from_str(std::fs::read_to_string(st.join("index.json")).unwrap().trim()).unwrap();
     let stream = std::fs::read(st.join(index["c2s"]["file"].as_str().unwrap())).unwrap();
     assert_eq!(stream, b"abcdXXXXijklMMopNN");
     let table = run(&["-r", path.to_str().unwrap(), "--flows"]);
-    assert!(
-        text(&table.stdout).contains("conflicts:8/0"),
-        "{}",
-        text(&table.stdout)
-    );
+    assert!(text(&table.stdout).contains("conflicts:8/0"), "{}", text(&table.stdout));
 }
 
 /// Huge windows and memory caps: a segment beyond any TCP window is dropped and counted; a
@@ -150,42 +120,24 @@ fn caps_bound_memory_and_say_what_they_cut() {
     let payload = vec![b'z'; 1400];
     let mut conns = Vec::new();
     for i in 0..FLOWS {
-        let mut c = Conn::new(
-            ([10, 1, (i >> 8) as u8, i as u8], 40000 + i),
-            ([10, 2, 0, 1], 80),
-            1000,
-            5000,
-        );
+        let mut c = Conn::new(([10, 1, (i >> 8) as u8, i as u8], 40000 + i), ([10, 2, 0, 1], 80), 1000, 5000);
         for f in c.handshake() {
             put(&mut p, &f);
         }
         // A segment 1.5 GiB ahead: beyond the largest TCP window (1 GiB).
-        put(
-            &mut p,
-            &c.raw(true, c.cseq.wrapping_add(3 << 29), c.sseq, ACK, b"far"),
-        );
+        put(&mut p, &c.raw(true, c.cseq.wrapping_add(3 << 29), c.sseq, ACK, b"far"));
         conns.push(c);
     }
     // Then every flow sends 200 segments after a 1400-byte hole it never fills (280 kB held
     // each, 84 MB in all), interleaved across flows.
     for k in 1..=SEGMENTS {
         for c in &conns {
-            put(
-                &mut p,
-                &c.raw(true, c.cseq.wrapping_add(1400 * k), c.sseq, ACK, &payload),
-            );
+            put(&mut p, &c.raw(true, c.cseq.wrapping_add(1400 * k), c.sseq, ACK, &payload));
         }
     }
     p.finish();
     let f = path.to_str().unwrap();
-    let s = stats_only(&[
-        "-r",
-        f,
-        "--reassembly-memory",
-        "16M",
-        "--stream-buffer",
-        "256K",
-    ]);
+    let s = stats_only(&["-r", f, "--reassembly-memory", "16M", "--stream-buffer", "256K"]);
     let held_total = u64::from(FLOWS) * u64::from(SEGMENTS) * 1400;
     assert_eq!(s["stream_out_of_window_bytes"], u64::from(FLOWS) * 3);
     assert!(s["reassembly_memory_peak"].as_u64().unwrap() <= 16 << 20);
@@ -197,18 +149,8 @@ fn caps_bound_memory_and_say_what_they_cut() {
     assert_eq!(delivered, held_total);
     assert_eq!(gap_bytes, u64::from(FLOWS) * 1400);
     let rss = kib(&s);
-    assert!(
-        rss < 150 * 1024,
-        "peak RSS {rss} KiB with a 16 MiB reassembly budget"
-    );
-    let unbounded = stats_only(&[
-        "-r",
-        f,
-        "--reassembly-memory",
-        "1G",
-        "--stream-buffer",
-        "1G",
-    ]);
+    assert!(rss < 150 * 1024, "peak RSS {rss} KiB with a 16 MiB reassembly budget");
+    let unbounded = stats_only(&["-r", f, "--reassembly-memory", "1G", "--stream-buffer", "1G"]);
     assert_eq!(unbounded["stream_cap_skips"], 0);
     assert_eq!(unbounded["stream_budget_skips"], 0);
     eprintln!(

@@ -57,10 +57,7 @@ impl Lab {
             .output()
             .unwrap();
         // Build the guard first so that a half-built lab is torn down too.
-        let mut lab = Lab {
-            id: id.to_string(),
-            env: HashMap::new(),
-        };
+        let mut lab = Lab { id: id.to_string(), env: HashMap::new() };
         assert!(o.status.success(), "lab up failed: {}", text(&o.stderr));
         for line in text(&o.stdout).lines() {
             if let Some((k, v)) = line.split_once('=') {
@@ -71,28 +68,19 @@ impl Lab {
     }
 
     fn var(&self, k: &str) -> &str {
-        self.env
-            .get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("lab variable {k}"))
+        self.env.get(k).map(String::as_str).unwrap_or_else(|| panic!("lab variable {k}"))
     }
 
     /// Runs a command inside the lab namespace `ns` (one of FT_*_NS), checked.
     fn exec(&self, ns: &str, args: &[&str]) {
-        let o = Command::new("ip")
-            .args(["netns", "exec", self.var(ns)])
-            .args(args)
-            .output()
-            .unwrap();
+        let o = Command::new("ip").args(["netns", "exec", self.var(ns)]).args(args).output().unwrap();
         assert!(o.status.success(), "{ns}: {args:?}: {}", text(&o.stderr));
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("lab/seedpath.sh"))
-            .args(["down", &self.id])
-            .status();
+        let _ = Command::new(root().join("lab/seedpath.sh")).args(["down", &self.id]).status();
     }
 }
 
@@ -126,16 +114,7 @@ impl Captures {
                 // A 32 MiB ring: everything the test sends fits, so the kernel drops nothing
                 // even if tcpdump falls behind (checked below: a capture that lost packets
                 // has real gaps and is no oracle).
-                .args([
-                    "-B",
-                    "32768",
-                    "-s",
-                    "262144",
-                    "-i",
-                    iface,
-                    "-w",
-                    file.to_str().unwrap(),
-                ])
+                .args(["-B", "32768", "-s", "262144", "-i", iface, "-w", file.to_str().unwrap()])
                 .stdout(Stdio::null())
                 .stderr(err)
                 .spawn()
@@ -146,10 +125,7 @@ impl Captures {
         let deadline = Instant::now() + Duration::from_secs(10);
         for (name, _, _) in points {
             let log = dir.join(format!("{name}.tcpdump.log"));
-            while !std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("listening on")
-            {
+            while !std::fs::read_to_string(&log).unwrap_or_default().contains("listening on") {
                 assert!(Instant::now() < deadline, "tcpdump at {name} did not start");
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -161,8 +137,7 @@ impl Captures {
     fn kernel_drops(dir: &Path, points: &[(&str, String, String)]) -> Vec<(String, u64)> {
         let mut v = Vec::new();
         for (name, _, _) in points {
-            let log = std::fs::read_to_string(dir.join(format!("{name}.tcpdump.log")))
-                .unwrap_or_default();
+            let log = std::fs::read_to_string(dir.join(format!("{name}.tcpdump.log"))).unwrap_or_default();
             let n = log
                 .lines()
                 .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
@@ -175,9 +150,7 @@ impl Captures {
     fn stop(&mut self) {
         for (child, _) in &mut self.children {
             // Our own child (`timeout`, which passes SIGINT on to tcpdump), by pid.
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
         }
         for (child, _) in &mut self.children {
             let _ = child.wait();
@@ -204,11 +177,7 @@ fn tshark_raw_streams(out: &str) -> Vec<(String, Vec<u8>, Vec<u8>)> {
             continue;
         }
         let Some(c) = current.as_mut() else { continue };
-        if line.starts_with("===")
-            || line.starts_with("Follow:")
-            || line.starts_with("Node ")
-            || line.is_empty()
-        {
+        if line.starts_with("===") || line.starts_with("Follow:") || line.starts_with("Node ") || line.is_empty() {
             continue;
         }
         let (target, hex) = match line.strip_prefix('\t') {
@@ -230,30 +199,16 @@ fn tshark_raw_streams(out: &str) -> Vec<(String, Vec<u8>, Vec<u8>)> {
 
 fn tshark_tcp_streams(file: &Path) -> usize {
     let o = Command::new("tshark")
-        .args([
-            "-r",
-            file.to_str().unwrap(),
-            "-T",
-            "fields",
-            "-e",
-            "tcp.stream",
-        ])
+        .args(["-r", file.to_str().unwrap(), "-T", "fields", "-e", "tcp.stream"])
         .output()
         .unwrap();
-    text(&o.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse::<usize>().ok())
-        .max()
-        .map_or(0, |m| m + 1)
+    text(&o.stdout).lines().filter_map(|l| l.trim().parse::<usize>().ok()).max().map_or(0, |m| m + 1)
 }
 
 const FLAGS: [(&str, &str); 12] = [
     ("retransmission", "tcp.analysis.retransmission"),
     ("fast_retransmission", "tcp.analysis.fast_retransmission"),
-    (
-        "spurious_retransmission",
-        "tcp.analysis.spurious_retransmission",
-    ),
+    ("spurious_retransmission", "tcp.analysis.spurious_retransmission"),
     ("out_of_order", "tcp.analysis.out_of_order"),
     ("dup_ack", "tcp.analysis.duplicate_ack"),
     ("zero_window", "tcp.analysis.zero_window"),
@@ -267,12 +222,7 @@ const FLAGS: [(&str, &str); 12] = [
 
 /// Per-flag packet counts tshark reports for a file.
 fn tshark_analysis(file: &Path) -> [u64; 12] {
-    let mut args: Vec<String> = vec![
-        "-r".into(),
-        file.to_string_lossy().into_owned(),
-        "-T".into(),
-        "fields".into(),
-    ];
+    let mut args: Vec<String> = vec!["-r".into(), file.to_string_lossy().into_owned(), "-T".into(), "fields".into()];
     args.extend(["-E", "separator=,", "-E", "occurrence=f"].map(String::from));
     for (_, f) in FLAGS {
         args.push("-e".into());
@@ -295,15 +245,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
     if !root_or_skip() {
         return;
     }
-    for tool in [
-        "ip",
-        "tcpdump",
-        "socat",
-        "python3",
-        "tshark",
-        "sha256sum",
-        "timeout",
-    ] {
+    for tool in ["ip", "tcpdump", "socat", "python3", "tshark", "sha256sum", "timeout"] {
         if common::require_tool(tool).is_none() {
             return;
         }
@@ -338,11 +280,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
         ("FT_NODE_NS", "INPUT", "-i", "FT_NODE_IF"),
     ];
     for (ns, chain, dirflag, iface) in rules {
-        let iface = if iface.starts_with("FT_") {
-            lab.var(iface).to_string()
-        } else {
-            iface.to_string()
-        };
+        let iface = if iface.starts_with("FT_") { lab.var(iface).to_string() } else { iface.to_string() };
         let mut args = vec![ipt.as_str(), "-A", chain, dirflag, iface.as_str()];
         args.extend(drop("0.04"));
         lab.exec(ns, &args);
@@ -357,15 +295,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
     let resolved: Vec<(&str, String, String)> = points
         .iter()
         .map(|(n, ns, i)| {
-            (
-                *n,
-                lab.var(ns).to_string(),
-                if i.starts_with("FT_") {
-                    lab.var(i).to_string()
-                } else {
-                    i.to_string()
-                },
-            )
+            (*n, lab.var(ns).to_string(), if i.starts_with("FT_") { lab.var(i).to_string() } else { i.to_string() })
         })
         .collect();
     let mut caps = Captures::start(&dir, &resolved);
@@ -382,43 +312,21 @@ fn streams_under_random_loss_equal_what_was_sent() {
             "--mode",
             "halfclose,close,reset",
         ])
-        .args([
-            "--timeout",
-            "15",
-            "--deadline",
-            "90",
-            "--log",
-            log.to_str().unwrap(),
-        ])
+        .args(["--timeout", "15", "--deadline", "90", "--log", log.to_str().unwrap()])
         .env("FT_CLIENT_TIMEOUT", "120")
         .output()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     caps.stop();
-    assert!(
-        traffic.status.success(),
-        "client failed: {}",
-        text(&traffic.stderr)
-    );
+    assert!(traffic.status.success(), "client failed: {}", text(&traffic.stderr));
     let drops = Captures::kernel_drops(&dir, &resolved);
-    assert!(
-        drops.iter().all(|(_, n)| *n == 0),
-        "tcpdump lost packets, the captures are no oracle: {drops:?}"
-    );
-    let truth: Vec<Value> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(drops.iter().all(|(_, n)| *n == 0), "tcpdump lost packets, the captures are no oracle: {drops:?}");
+    let truth: Vec<Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(truth.len(), 15);
     let pairs: Vec<(String, String)> = truth
         .iter()
-        .map(|r| {
-            (
-                r["sha256_sent"].as_str().unwrap().to_string(),
-                r["sha256_received"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|r| (r["sha256_sent"].as_str().unwrap().to_string(), r["sha256_received"].as_str().unwrap().to_string()))
         .collect();
 
     // 1. flowtrail over all five points at once.
@@ -426,32 +334,18 @@ fn streams_under_random_loss_equal_what_was_sent() {
     let mut args: Vec<String> = Vec::new();
     for (name, _, _) in &points {
         args.push("-r".into());
-        args.push(format!(
-            "{name}={}",
-            dir.join(format!("{name}.pcap")).display()
-        ));
+        args.push(format!("{name}={}", dir.join(format!("{name}.pcap")).display()));
     }
-    args.extend([
-        "--flows=json".to_string(),
-        "--streams".into(),
-        st.to_string_lossy().into_owned(),
-    ]);
+    args.extend(["--flows=json".to_string(), "--streams".into(), st.to_string_lossy().into_owned()]);
     let o = flowtrail().args(&args).output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     let flows = json_lines(&o);
     let mut by_point: BTreeMap<String, usize> = BTreeMap::new();
     let mut matched = 0;
     let mut ours: HashMap<(String, String, String), (String, String)> = HashMap::new();
-    for line in std::fs::read_to_string(st.join("index.json"))
-        .unwrap()
-        .lines()
-    {
+    for line in std::fs::read_to_string(st.join("index.json")).unwrap().lines() {
         let r: Value = serde_json::from_str(line).unwrap();
-        let h = |d: &str| {
-            r[d]["file"]
-                .as_str()
-                .map_or_else(|| sha256(b""), |f| sha256_file(&st.join(f)))
-        };
+        let h = |d: &str| r[d]["file"].as_str().map_or_else(|| sha256(b""), |f| sha256_file(&st.join(f)));
         let pair = (h("c2s"), h("s2c"));
         let point = r["point"].as_str().unwrap().to_string();
         assert!(
@@ -461,22 +355,10 @@ fn streams_under_random_loss_equal_what_was_sent() {
             r["src"],
             r["dst"]
         );
-        assert_eq!(
-            r["c2s"]["gaps"],
-            serde_json::json!([]),
-            "{point} flow {}: gap in a complete capture",
-            r["id"]
-        );
+        assert_eq!(r["c2s"]["gaps"], serde_json::json!([]), "{point} flow {}: gap in a complete capture", r["id"]);
         matched += 2;
         *by_point.entry(point.clone()).or_default() += 1;
-        ours.insert(
-            (
-                point,
-                r["src"].as_str().unwrap().into(),
-                r["dst"].as_str().unwrap().into(),
-            ),
-            pair,
-        );
+        ours.insert((point, r["src"].as_str().unwrap().into(), r["dst"].as_str().unwrap().into()), pair);
     }
     for (name, _, _) in &points {
         assert_eq!(by_point.get(*name), Some(&15), "{name}: {by_point:?}");
@@ -484,10 +366,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
     let mut lossy = 0;
     for v in &flows {
         let a = &obs(v)["analysis"];
-        if a["retransmission"][0].as_u64().unwrap_or(0)
-            + a["retransmission"][1].as_u64().unwrap_or(0)
-            > 0
-        {
+        if a["retransmission"][0].as_u64().unwrap_or(0) + a["retransmission"][1].as_u64().unwrap_or(0) > 0 {
             lossy += 1;
         }
     }
@@ -496,10 +375,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
         2 * 15 * points.len(),
         flows.len()
     );
-    assert!(
-        lossy > 0,
-        "no retransmission anywhere: the loss rules did not work"
-    );
+    assert!(lossy > 0, "no retransmission anywhere: the loss rules did not work");
 
     // 2. tshark's follow of the same files, and 4. its analysis counters.
     let mut agree = 0;
@@ -509,11 +385,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
     for (name, _, _) in &points {
         let file = dir.join(format!("{name}.pcap"));
         let n = tshark_tcp_streams(&file);
-        let mut targs = vec![
-            "-r".to_string(),
-            file.to_string_lossy().into_owned(),
-            "-q".into(),
-        ];
+        let mut targs = vec!["-r".to_string(), file.to_string_lossy().into_owned(), "-q".into()];
         for i in 0..n {
             targs.push("-z".into());
             targs.push(format!("follow,tcp,raw,{i}"));
@@ -534,9 +406,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
         }
         for (filter, c2s, s2c) in tshark_raw_streams(&text_out) {
             let (n0, n1) = nodes.get(&filter).cloned().unwrap_or_default();
-            let Some(pair) = ours.get(&(name.to_string(), n0.clone(), n1.clone())) else {
-                continue;
-            };
+            let Some(pair) = ours.get(&(name.to_string(), n0.clone(), n1.clone())) else { continue };
             total += 2;
             agree += usize::from(sha256(&c2s) == pair.0) + usize::from(sha256(&s2c) == pair.1);
         }
@@ -554,10 +424,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
             if mine[i] == theirs[i] {
                 flag_agree += 1;
             } else {
-                eprintln!(
-                    "oracle: {name}: {}: flowtrail {} tshark {}",
-                    FLAGS[i].1, mine[i], theirs[i]
-                );
+                eprintln!("oracle: {name}: {}: flowtrail {} tshark {}", FLAGS[i].1, mine[i], theirs[i]);
             }
         }
     }
@@ -570,35 +437,22 @@ fn streams_under_random_loss_equal_what_was_sent() {
     let src = dir.join("host-veth.pcap");
     let (header, records) = read_pcap(&src);
     let linktype = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
-    let facts: Vec<Option<TcpFacts>> = records
-        .iter()
-        .map(|(_, d)| tcp_facts(linktype, d))
-        .collect();
+    let facts: Vec<Option<TcpFacts>> = records.iter().map(|(_, d)| tcp_facts(linktype, d)).collect();
     let covers = |i: usize, j: usize| -> bool {
-        let (Some(a), Some(b)) = (&facts[i], &facts[j]) else {
-            return false;
-        };
-        if (a.0.as_str(), a.1, a.2.as_str(), a.3) != (b.0.as_str(), b.1, b.2.as_str(), b.3)
-            || b.6 == 0
-        {
+        let (Some(a), Some(b)) = (&facts[i], &facts[j]) else { return false };
+        if (a.0.as_str(), a.1, a.2.as_str(), a.3) != (b.0.as_str(), b.1, b.2.as_str(), b.3) || b.6 == 0 {
             return false;
         }
         let (s, e) = (a.4, a.4.wrapping_add(a.6));
         let (bs, be) = (b.4, b.4.wrapping_add(b.6));
-        (bs.wrapping_sub(s) as i32) < a.6 as i32
-            && (s.wrapping_sub(bs) as i32) < b.6 as i32
-            && e != bs
-            && be != s
+        (bs.wrapping_sub(s) as i32) < a.6 as i32 && (s.wrapping_sub(bs) as i32) < b.6 as i32 && e != bs && be != s
     };
     // The third uncovered data segment of each flow direction (mid-stream), six in all.
     let mut victims = Vec::new();
     let mut eligible: HashMap<(u16, u16), u32> = HashMap::new();
     for (i, f) in facts.iter().enumerate() {
         let Some(f) = f else { continue };
-        if f.6 < 1000
-            || f.5 & (SYN | FIN | RST) != 0
-            || (0..facts.len()).any(|j| j != i && covers(i, j))
-        {
+        if f.6 < 1000 || f.5 & (SYN | FIN | RST) != 0 || (0..facts.len()).any(|j| j != i && covers(i, j)) {
             continue;
         }
         let n = eligible.entry((f.1, f.3)).or_default();
@@ -612,23 +466,13 @@ fn streams_under_random_loss_equal_what_was_sent() {
         }
     }
     assert!(victims.len() >= 3, "too few deletable frames");
-    let cut: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !victims.contains(i))
-        .map(|(_, r)| r.clone())
-        .collect();
+    let cut: Vec<Record> =
+        records.iter().enumerate().filter(|(i, _)| !victims.contains(i)).map(|(_, r)| r.clone()).collect();
     let cut_path = dir.join("host-veth-cut.pcap");
     write_pcap(&cut_path, &header, &cut);
     let cst = dir.join("cut-streams");
     let o = flowtrail()
-        .args([
-            "-r",
-            &format!("host-veth={}", cut_path.display()),
-            "--flows=json",
-            "--streams",
-            cst.to_str().unwrap(),
-        ])
+        .args(["-r", &format!("host-veth={}", cut_path.display()), "--flows=json", "--streams", cst.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -645,11 +489,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
     // tshark's view of the cut file: its follow inserts the text "[N bytes missing in
     // capture file]" and a NUL byte as data where we declare a gap.
     let n = tshark_tcp_streams(&cut_path);
-    let mut targs = vec![
-        "-r".to_string(),
-        cut_path.to_string_lossy().into_owned(),
-        "-q".into(),
-    ];
+    let mut targs = vec!["-r".to_string(), cut_path.to_string_lossy().into_owned(), "-q".into()];
     for i in 0..n {
         targs.push("-z".into());
         targs.push(format!("follow,tcp,raw,{i}"));
@@ -669,13 +509,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
     let mut tshark_agree = 0;
     for &v in &victims {
         let f = facts[v].as_ref().unwrap();
-        let ep = |a: &str, p: u16| {
-            if a.contains(':') {
-                format!("[{a}]:{p}")
-            } else {
-                format!("{a}:{p}")
-            }
-        };
+        let ep = |a: &str, p: u16| if a.contains(':') { format!("[{a}]:{p}") } else { format!("{a}:{p}") };
         let (sender, receiver) = (ep(&f.0, f.1), ep(&f.2, f.3));
         let entry = index
             .iter()
@@ -684,48 +518,31 @@ fn streams_under_random_loss_equal_what_was_sent() {
                     || (r["src"] == receiver.as_str() && r["dst"] == sender.as_str())
             })
             .expect("flow of a deleted frame");
-        let d = if entry["src"] == sender.as_str() {
-            "c2s"
-        } else {
-            "s2c"
-        };
+        let d = if entry["src"] == sender.as_str() { "c2s" } else { "s2c" };
         // The ISN of the sender: its SYN in the file.
         let isn = facts
             .iter()
             .flatten()
             .find(|g| {
-                (g.0.as_str(), g.1, g.2.as_str(), g.3) == (f.0.as_str(), f.1, f.2.as_str(), f.3)
-                    && g.5 & SYN != 0
+                (g.0.as_str(), g.1, g.2.as_str(), g.3) == (f.0.as_str(), f.1, f.2.as_str(), f.3) && g.5 & SYN != 0
             })
             .map(|g| g.4)
             .expect("SYN");
         let offset = f.4.wrapping_sub(isn).wrapping_sub(1) as u64;
-        assert_eq!(
-            entry[d]["gaps"],
-            serde_json::json!([[offset, f.6]]),
-            "deleted frame {v}: {sender} seq {}",
-            f.4
-        );
+        assert_eq!(entry[d]["gaps"], serde_json::json!([[offset, f.6]]), "deleted frame {v}: {sender} seq {}", f.4);
         // The file is the full stream without that range.
         let full = full_index
             .iter()
-            .find(|r| {
-                r["point"] == "host-veth" && r["src"] == entry["src"] && r["dst"] == entry["dst"]
-            })
+            .find(|r| r["point"] == "host-veth" && r["src"] == entry["src"] && r["dst"] == entry["dst"])
             .unwrap();
         let whole = std::fs::read(st.join(full[d]["file"].as_str().unwrap())).unwrap();
         let got = std::fs::read(cst.join(entry[d]["file"].as_str().unwrap())).unwrap();
         let (o, l) = (offset as usize, f.6 as usize);
-        assert_eq!(
-            got,
-            [&whole[..o], &whole[o + l..]].concat(),
-            "deleted frame {v}: the rest of the stream"
-        );
+        assert_eq!(got, [&whole[..o], &whole[o + l..]].concat(), "deleted frame {v}: the rest of the stream");
         exact += 1;
         let client = entry["src"].as_str().unwrap();
-        if let Some((_, c2s, s2c)) = cut_streams
-            .iter()
-            .find(|(f, _, _)| cut_nodes.get(f).map(String::as_str) == Some(client))
+        if let Some((_, c2s, s2c)) =
+            cut_streams.iter().find(|(f, _, _)| cut_nodes.get(f).map(String::as_str) == Some(client))
         {
             let theirs = if d == "c2s" { c2s } else { s2c };
             // (In raw follow the marker ends in a NUL byte, shown as "." by ascii follow.)

@@ -11,11 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 fn sample(name: &str) -> String {
-    root()
-        .join("samples")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
+    root().join("samples").join(name).to_string_lossy().into_owned()
 }
 
 /// Every TCP stream the samples hold equals what lab/client.py sent or received (its log is
@@ -29,16 +25,8 @@ fn sample_streams_equal_the_client_logs() {
     }
     let mut pairs = BTreeSet::new();
     let (mut sent, mut received) = (BTreeSet::new(), BTreeSet::new());
-    for log in [
-        "seedpath-client.jsonl",
-        "vm-lo-client.jsonl",
-        "tcp6-client.jsonl",
-        "brnf-client.jsonl",
-    ] {
-        for line in std::fs::read_to_string(root().join("samples").join(log))
-            .unwrap()
-            .lines()
-        {
+    for log in ["seedpath-client.jsonl", "vm-lo-client.jsonl", "tcp6-client.jsonl", "brnf-client.jsonl"] {
+        for line in std::fs::read_to_string(root().join("samples").join(log)).unwrap().lines() {
             let r: Value = serde_json::from_str(line).unwrap();
             if r["proto"] == "tcp" {
                 let (s, rx) = (
@@ -72,11 +60,7 @@ fn sample_streams_equal_the_client_logs() {
             if name.contains("brnf") {
                 let ok_c = r["c2s"]["bytes"] == 0 || sent.contains(&c2s);
                 let ok_s = r["s2c"]["bytes"] == 0 || received.contains(&s2c);
-                assert!(
-                    ok_c && ok_s,
-                    "{name}: flow {} does not match the client log",
-                    r["id"]
-                );
+                assert!(ok_c && ok_s, "{name}: flow {} does not match the client log", r["id"]);
             } else {
                 assert!(
                     pairs.contains(&(c2s, s2c)),
@@ -96,10 +80,8 @@ fn sample_streams_equal_the_client_logs() {
 /// an independent reader) for every TCP flow of every sample.
 #[test]
 fn sample_flows_match_the_manifest() {
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("samples/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("samples/manifest.json")).unwrap()).unwrap();
     let mut checked = 0;
     for (file, entry) in manifest.as_object().unwrap() {
         let o = run(&["-r", &sample(file), "--flows=json"]);
@@ -118,11 +100,7 @@ fn sample_flows_match_the_manifest() {
                 )
             })
             .collect();
-        let stem = Path::new(file)
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let stem = Path::new(file).file_stem().unwrap().to_string_lossy().into_owned();
         for iface in entry["interfaces"].as_array().unwrap() {
             let label = iface["name"].as_str().map_or(stem.clone(), str::to_string);
             for flow in iface["flows"].as_array().unwrap() {
@@ -134,9 +112,7 @@ fn sample_flows_match_the_manifest() {
                     flow["client"].as_str().unwrap().to_string(),
                     flow["server"].as_str().unwrap().to_string(),
                 );
-                let (packets, bytes) = ours
-                    .get(&key)
-                    .unwrap_or_else(|| panic!("{file}: no flow {key:?}"));
+                let (packets, bytes) = ours.get(&key).unwrap_or_else(|| panic!("{file}: no flow {key:?}"));
                 assert_eq!(packets, &flow["packets"], "{file} {key:?}");
                 assert_eq!(bytes, &flow["bytes"], "{file} {key:?}");
                 checked += 1;
@@ -156,20 +132,10 @@ fn follow_matches_tshark_on_the_samples() {
     }
     const RULE: &str = "===================================================================";
     let strip = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with("Filter:") && !l.starts_with("Point:"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        s.lines().filter(|l| !l.starts_with("Filter:") && !l.starts_with("Point:")).collect::<Vec<_>>().join("\n")
     };
     let mut compared = 0;
-    for file in [
-        "host-lo.pcap",
-        "host-veth.pcap",
-        "node-eth0.pcap",
-        "tcp6.pcap",
-        "vm-br0.pcap",
-        "udp6.pcap",
-    ] {
+    for file in ["host-lo.pcap", "host-veth.pcap", "node-eth0.pcap", "tcp6.pcap", "vm-br0.pcap", "udp6.pcap"] {
         let o = run(&["-r", &sample(file), "--flows=json"]);
         // tshark numbers TCP and UDP streams separately, in order of first packet, as we
         // number flows (which also counts ICMP flows).
@@ -190,37 +156,17 @@ fn follow_matches_tshark_on_the_samples() {
                 args.push("-z".into());
                 args.push(format!("follow,{proto},{format},{n}"));
             }
-            let out = text(
-                &std::process::Command::new("tshark")
-                    .args(&args)
-                    .output()
-                    .unwrap()
-                    .stdout,
-            );
-            let starts: Vec<usize> = out
-                .match_indices(&format!("{RULE}\nFollow:"))
-                .map(|(i, _)| i)
-                .collect();
+            let out = text(&std::process::Command::new("tshark").args(&args).output().unwrap().stdout);
+            let starts: Vec<usize> = out.match_indices(&format!("{RULE}\nFollow:")).map(|(i, _)| i).collect();
             let mut blocks: HashMap<String, &str> = HashMap::new();
             for (k, &start) in starts.iter().enumerate() {
                 let end = starts.get(k + 1).map_or(out.len(), |&e| e - 1);
                 let block = &out[start..end];
-                let filter = block
-                    .lines()
-                    .find(|l| l.starts_with("Filter:"))
-                    .unwrap_or_default()
-                    .to_string();
+                let filter = block.lines().find(|l| l.starts_with("Filter:")).unwrap_or_default().to_string();
                 blocks.insert(filter, block);
             }
             for (id, proto, n) in &streams {
-                let ours = run(&[
-                    "-r",
-                    &sample(file),
-                    "--follow",
-                    &id.to_string(),
-                    "--follow-format",
-                    format,
-                ]);
+                let ours = run(&["-r", &sample(file), "--follow", &id.to_string(), "--follow-format", format]);
                 assert!(ours.status.success(), "{}", text(&ours.stderr));
                 let ours = text(&ours.stdout);
                 let theirs = blocks
@@ -247,19 +193,13 @@ fn follow_matches_tshark_on_the_samples() {
 fn flows_json_shape_and_ipv6_endpoints() {
     let o = run(&["-r", &sample("tcp6.pcap"), "--flows=json"]);
     assert!(o.status.success());
-    let flows: Vec<Value> = json_lines(&o)
-        .into_iter()
-        .filter(|v| v["proto"] == "tcp")
-        .collect();
+    let flows: Vec<Value> = json_lines(&o).into_iter().filter(|v| v["proto"] == "tcp").collect();
     assert_eq!(flows.len(), 2);
     let v = &flows[0];
     assert_eq!(v["proto"], "tcp");
     assert_eq!(v["via"], serde_json::json!([]));
     let leg = &v["legs"][0];
-    assert_eq!(
-        leg["join"],
-        serde_json::json!({"kind": "same-tuple", "evidence": []})
-    );
+    assert_eq!(leg["join"], serde_json::json!({"kind": "same-tuple", "evidence": []}));
     assert_eq!(leg["process"], Value::Null);
     let ob = obs(v);
     assert_eq!(ob["point"], "tcp6");
@@ -283,11 +223,7 @@ fn flows_table_snapshot() {
     assert!(o.status.success());
     insta::assert_snapshot!("flows_host_lo", text(&o.stdout));
     let o = run(&["-r", &sample("host-veth.pcap"), "--follow", "2"]);
-    let excerpt: String = text(&o.stdout)
-        .lines()
-        .take(12)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let excerpt: String = text(&o.stdout).lines().take(12).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!("follow_host_veth_2", excerpt);
 }
 
@@ -295,11 +231,7 @@ fn flows_table_snapshot() {
 fn following_an_unknown_flow_fails() {
     let o = run(&["-r", &sample("host-lo.pcap"), "--follow", "99"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("--follow 99: no such flow (5 flows)"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("--follow 99: no such flow (5 flows)"), "{}", text(&o.stderr));
     assert!(o.stdout.is_empty());
 }
 
@@ -311,32 +243,17 @@ fn the_same_packets_at_two_points_are_not_retransmissions() {
     let b = format!("vm-veth={}", sample("vm-veth.pcap"));
     let o = run(&["-r", &a, "-r", &b, "--flows=json"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let flows: Vec<Value> = json_lines(&o)
-        .into_iter()
-        .filter(|v| v["proto"] == "tcp")
-        .collect();
+    let flows: Vec<Value> = json_lines(&o).into_iter().filter(|v| v["proto"] == "tcp").collect();
     assert_eq!(flows.len(), 10);
     for v in &flows {
         let ob = obs(v);
         for (k, pair) in ob["analysis"].as_object().unwrap() {
-            assert_eq!(
-                pair,
-                &serde_json::json!([0, 0]),
-                "{} {}: {k}",
-                ob["point"],
-                ob["src"]
-            );
+            assert_eq!(pair, &serde_json::json!([0, 0]), "{} {}: {k}", ob["point"], ob["src"]);
         }
-        assert_eq!(
-            ob["stream"]["retransmitted_bytes"],
-            serde_json::json!([0, 0])
-        );
+        assert_eq!(ob["stream"]["retransmitted_bytes"], serde_json::json!([0, 0]));
         assert!(!ob["history"].as_str().unwrap().contains(['T', 't']));
     }
-    let points: BTreeSet<&str> = flows
-        .iter()
-        .map(|v| obs(v)["point"].as_str().unwrap())
-        .collect();
+    let points: BTreeSet<&str> = flows.iter().map(|v| obs(v)["point"].as_str().unwrap()).collect();
     assert_eq!(points.len(), 2);
 }
 
@@ -361,28 +278,14 @@ fn keep_alives_are_not_data() {
     }
     p.finish();
     let st = dir.join("streams");
-    let o = run(&[
-        "-r",
-        path.to_str().unwrap(),
-        "--flows=json",
-        "--streams",
-        st.to_str().unwrap(),
-    ]);
+    let o = run(&["-r", path.to_str().unwrap(), "--flows=json", "--streams", st.to_str().unwrap()]);
     let ob = obs(&json_lines(&o)[0]).clone();
     assert_eq!(ob["stream"]["keep_alives"], serde_json::json!([3, 0]));
     assert_eq!(ob["analysis"]["keep_alive"], serde_json::json!([3, 0]));
     assert_eq!(ob["analysis"]["keep_alive_ack"], serde_json::json!([0, 3]));
     assert_eq!(ob["tcp_state"], serde_json::json!(["closed", "closed"]));
-    let index: Value = serde_json::from_str(
-        std::fs::read_to_string(st.join("index.json"))
-            .unwrap()
-            .trim(),
-    )
-    .unwrap();
-    assert_eq!(
-        std::fs::read(st.join(index["c2s"]["file"].as_str().unwrap())).unwrap(),
-        b"hello world"
-    );
+    let index: Value = serde_json::from_str(std::fs::read_to_string(st.join("index.json")).unwrap().trim()).unwrap();
+    assert_eq!(std::fs::read(st.join(index["c2s"]["file"].as_str().unwrap())).unwrap(), b"hello world");
 }
 
 /// Packet printing is off with flow outputs unless `--print`, and unchanged otherwise.
@@ -394,10 +297,7 @@ fn printing_only_with_print() {
     assert!(text(&flows.stdout).starts_with("ID  POINT"));
     assert!(text(&both.stdout).starts_with(&text(&plain.stdout)));
     assert!(text(&both.stdout).ends_with(&text(&flows.stdout)));
-    assert_eq!(
-        text(&plain.stderr),
-        text(&flows.stderr).lines().next().unwrap().to_string() + "\n"
-    );
+    assert_eq!(text(&plain.stderr), text(&flows.stderr).lines().next().unwrap().to_string() + "\n");
 }
 
 /// Builds a connection with 10 client and 10 server segments of 100 bytes each, and returns
@@ -437,41 +337,18 @@ fn cut_captures_show_exact_gaps() {
     }
     p.finish();
     let st = dir.join("streams");
-    let o = run(&[
-        "-r",
-        path.to_str().unwrap(),
-        "--flows=json",
-        "--streams",
-        st.to_str().unwrap(),
-    ]);
+    let o = run(&["-r", path.to_str().unwrap(), "--flows=json", "--streams", st.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let ob = obs(&json_lines(&o)[0]).clone();
-    assert_eq!(
-        ob["stream"]["gaps"],
-        serde_json::json!([[[300, 100], [700, 100]], [[500, 100]]])
-    );
+    assert_eq!(ob["stream"]["gaps"], serde_json::json!([[[300, 100], [700, 100]], [[500, 100]]]));
     assert_eq!(ob["stream"]["gap_bytes"], serde_json::json!([200, 100]));
-    let index: Value = serde_json::from_str(
-        std::fs::read_to_string(st.join("index.json"))
-            .unwrap()
-            .trim(),
-    )
-    .unwrap();
-    assert_eq!(
-        index["c2s"]["gaps"],
-        serde_json::json!([[300, 100], [700, 100]])
-    );
+    let index: Value = serde_json::from_str(std::fs::read_to_string(st.join("index.json")).unwrap().trim()).unwrap();
+    assert_eq!(index["c2s"]["gaps"], serde_json::json!([[300, 100], [700, 100]]));
     assert_eq!(index["s2c"]["gaps"], serde_json::json!([[500, 100]]));
     let expect_up: Vec<u8> = [&up[..300], &up[400..700], &up[800..]].concat();
     let expect_down: Vec<u8> = [&down[..500], &down[600..]].concat();
-    assert_eq!(
-        std::fs::read(st.join(index["c2s"]["file"].as_str().unwrap())).unwrap(),
-        expect_up
-    );
-    assert_eq!(
-        std::fs::read(st.join(index["s2c"]["file"].as_str().unwrap())).unwrap(),
-        expect_down
-    );
+    assert_eq!(std::fs::read(st.join(index["c2s"]["file"].as_str().unwrap())).unwrap(), expect_up);
+    assert_eq!(std::fs::read(st.join(index["s2c"]["file"].as_str().unwrap())).unwrap(), expect_down);
     assert_eq!(index["c2s"]["bytes"], 800);
 
     let f = run(&["-r", path.to_str().unwrap(), "--follow", "1"]);
@@ -479,14 +356,7 @@ fn cut_captures_show_exact_gaps() {
     assert_eq!(t.matches("[100 bytes missing in capture file]").count(), 3);
     assert!(t.contains("\t[100 bytes missing in capture file]\n"));
     assert!(!t.contains('\0'));
-    let raw = run(&[
-        "-r",
-        path.to_str().unwrap(),
-        "--follow",
-        "1",
-        "--follow-format",
-        "raw",
-    ]);
+    let raw = run(&["-r", path.to_str().unwrap(), "--follow", "1", "--follow-format", "raw"]);
     assert_eq!(raw.stdout.len(), 800 + 900);
     assert!(!raw.stdout.contains(&0u8));
     assert_eq!(text(&raw.stderr).matches("100 bytes missing").count(), 3);
@@ -500,11 +370,7 @@ fn cut_captures_show_exact_gaps() {
     let facts = tcp_facts(1, &records[victim].1).unwrap();
     let isn = records
         .iter()
-        .find_map(|(_, d)| {
-            tcp_facts(1, d)
-                .filter(|t| t.1 == facts.1 && t.5 & SYN != 0)
-                .map(|t| t.4)
-        })
+        .find_map(|(_, d)| tcp_facts(1, d).filter(|t| t.1 == facts.1 && t.5 & SYN != 0).map(|t| t.4))
         .unwrap();
     let mut cut = records.clone();
     cut.remove(victim);
@@ -513,18 +379,10 @@ fn cut_captures_show_exact_gaps() {
     let o = run(&["-r", cut_path.to_str().unwrap(), "--flows=json"]);
     let flow = json_lines(&o)
         .into_iter()
-        .find(|v| {
-            obs(v)["src"]
-                .as_str()
-                .unwrap()
-                .ends_with(&format!(":{}", facts.1))
-        })
+        .find(|v| obs(v)["src"].as_str().unwrap().ends_with(&format!(":{}", facts.1)))
         .unwrap();
     let offset = facts.4.wrapping_sub(isn).wrapping_sub(1);
-    assert_eq!(
-        obs(&flow)["stream"]["gaps"][0],
-        serde_json::json!([[offset, facts.6]])
-    );
+    assert_eq!(obs(&flow)["stream"]["gaps"][0], serde_json::json!([[offset, facts.6]]));
 }
 
 /// The same tuple at two capture points, and a reused tuple: tcpflow's name, then `@POINT`,
@@ -552,39 +410,22 @@ fn stream_names_for_points_and_reused_tuples() {
     };
     let (a, b) = (write("a.pcap", 0), write("b.pcap", 100));
     let st = dir.join("streams");
-    let o = run(&[
-        "-r",
-        &format!("outer={a}"),
-        "-r",
-        &format!("inner={b}"),
-        "--streams",
-        st.to_str().unwrap(),
-    ]);
+    let o = run(&["-r", &format!("outer={a}"), "-r", &format!("inner={b}"), "--streams", st.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let mut names: BTreeMap<u64, (String, String)> = BTreeMap::new();
-    for line in std::fs::read_to_string(st.join("index.json"))
-        .unwrap()
-        .lines()
-    {
+    for line in std::fs::read_to_string(st.join("index.json")).unwrap().lines() {
         let r: Value = serde_json::from_str(line).unwrap();
         names.insert(
             r["id"].as_u64().unwrap(),
-            (
-                r["point"].as_str().unwrap().into(),
-                r["c2s"]["file"].as_str().unwrap().into(),
-            ),
+            (r["point"].as_str().unwrap().into(), r["c2s"]["file"].as_str().unwrap().into()),
         );
     }
     let base = "010.000.000.001.40000-010.000.000.002.00080";
     let files: BTreeSet<String> = names.values().map(|(_, f)| f.clone()).collect();
-    let expected: BTreeSet<String> = [
-        base.to_string(),
-        format!("{base}c1"),
-        format!("{base}@inner"),
-        format!("{base}@innerc1"),
-    ]
-    .into_iter()
-    .collect();
+    let expected: BTreeSet<String> =
+        [base.to_string(), format!("{base}c1"), format!("{base}@inner"), format!("{base}@innerc1")]
+            .into_iter()
+            .collect();
     assert_eq!(files, expected, "{names:?}");
     for f in &files {
         assert_eq!(std::fs::read(st.join(f)).unwrap(), b"hello");
@@ -631,25 +472,13 @@ fn analysis_matches_tshark() {
     put(&mut p, 0, s4); // out of order
     put(&mut p, 1, c.ack(false));
     put(&mut p, 1, c.raw_window(false, c.sseq, c.cseq, ACK, b"", 0)); // zero window
-    put(
-        &mut p,
-        1,
-        c.raw_window(false, c.sseq, c.cseq, ACK, b"", 200),
-    ); // window update
+    put(&mut p, 1, c.raw_window(false, c.sseq, c.cseq, ACK, b"", 200)); // window update
     let s6 = c.data(true, &[6; 200]); // fills the 200-byte window: window full
     put(&mut p, 1, s6);
     put(&mut p, 1, c.ack(false));
-    put(
-        &mut p,
-        5000,
-        c.raw(true, c.cseq.wrapping_sub(1), c.sseq, ACK, b""),
-    ); // keep-alive
+    put(&mut p, 5000, c.raw(true, c.cseq.wrapping_sub(1), c.sseq, ACK, b"")); // keep-alive
     put(&mut p, 1, c.ack(false)); // keep-alive ack
-    put(
-        &mut p,
-        1,
-        c.raw(false, c.sseq, c.cseq.wrapping_add(500), ACK, b""),
-    ); // acked unseen
+    put(&mut p, 1, c.raw(false, c.sseq, c.cseq.wrapping_add(500), ACK, b"")); // acked unseen
     for f in c.close() {
         put(&mut p, 1, f);
     }
@@ -660,10 +489,7 @@ fn analysis_matches_tshark() {
     let fields = [
         ("retransmission", "tcp.analysis.retransmission"),
         ("fast_retransmission", "tcp.analysis.fast_retransmission"),
-        (
-            "spurious_retransmission",
-            "tcp.analysis.spurious_retransmission",
-        ),
+        ("spurious_retransmission", "tcp.analysis.spurious_retransmission"),
         ("out_of_order", "tcp.analysis.out_of_order"),
         ("dup_ack", "tcp.analysis.duplicate_ack"),
         ("zero_window", "tcp.analysis.zero_window"),
@@ -688,10 +514,7 @@ fn analysis_matches_tshark() {
         args.push("-e".into());
         args.push((*f).into());
     }
-    let tshark = std::process::Command::new("tshark")
-        .args(&args)
-        .output()
-        .unwrap();
+    let tshark = std::process::Command::new("tshark").args(&args).output().unwrap();
     let mut theirs = [0u64; 12];
     for line in text(&tshark.stdout).lines() {
         for (i, cell) in line.split(',').enumerate() {
@@ -705,22 +528,13 @@ fn analysis_matches_tshark() {
     for (i, (ours_name, field)) in fields.iter().enumerate() {
         // tshark's retransmission field is also set on fast and spurious retransmissions.
         let mine = if *ours_name == "retransmission" {
-            total("retransmission")
-                + total("fast_retransmission")
-                + total("spurious_retransmission")
+            total("retransmission") + total("fast_retransmission") + total("spurious_retransmission")
         } else {
             total(ours_name)
         };
-        assert_eq!(
-            mine, theirs[i],
-            "{field}: flowtrail {mine}, tshark {}",
-            theirs[i]
-        );
+        assert_eq!(mine, theirs[i], "{field}: flowtrail {mine}, tshark {}", theirs[i]);
         assert!(mine > 0, "{field} not exercised");
         agree += 1;
     }
-    eprintln!(
-        "analysis flags agreeing with tshark: {agree}/{}",
-        fields.len()
-    );
+    eprintln!("analysis flags agreeing with tshark: {agree}/{}", fields.len());
 }

@@ -66,11 +66,7 @@ struct Chain {
 
 fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd.stdin(Stdio::null()).output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -107,23 +103,24 @@ impl Chain {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let names: Vec<String> = (0..=hops).map(|i| format!("{id}_{i}")).collect();
-        let mut c = Chain {
-            names: Vec::new(),
-            dir,
-            iptables: String::new(),
-            ip6tables: String::new(),
-        };
+        let mut c = Chain { names: Vec::new(), dir, iptables: String::new(), ip6tables: String::new() };
         for n in &names {
             ip(&["netns", "add", n]);
             c.names.push(n.clone()); // from here on, Drop deletes it
-            c.sysctl(c.names.len() - 1, &[
-                "net.ipv6.conf.default.accept_dad=0",
-                "net.ipv6.conf.default.router_solicitations=0",
-                "net.ipv6.conf.default.accept_ra=0",
-                "net.ipv6.conf.all.accept_ra=0",
-            ]);
+            c.sysctl(
+                c.names.len() - 1,
+                &[
+                    "net.ipv6.conf.default.accept_dad=0",
+                    "net.ipv6.conf.default.router_solicitations=0",
+                    "net.ipv6.conf.default.accept_ra=0",
+                    "net.ipv6.conf.all.accept_ra=0",
+                ],
+            );
             if !v6 {
-                c.sysctl(c.names.len() - 1, &["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+                c.sysctl(
+                    c.names.len() - 1,
+                    &["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
+                );
             }
             ip(&["-n", n, "link", "set", "lo", "up"]);
         }
@@ -152,7 +149,18 @@ impl Chain {
                 };
                 ip(&["-n", &names[j], "route", "add", &format!("10.77.{}.0/24", k + 1), "via", &via4, "dev", &dev]);
                 if v6 {
-                    ip(&["-n", &names[j], "-6", "route", "add", &format!("fd77:{}::/64", k + 1), "via", &via6, "dev", &dev]);
+                    ip(&[
+                        "-n",
+                        &names[j],
+                        "-6",
+                        "route",
+                        "add",
+                        &format!("fd77:{}::/64", k + 1),
+                        "via",
+                        &via6,
+                        "dev",
+                        &dev,
+                    ]);
                 }
             }
             if j > 0 && j < hops {
@@ -168,8 +176,10 @@ impl Chain {
         let t0 = Instant::now();
         for i in 0..hops {
             for (n, dev) in [(&names[i], format!("r{i}")), (&names[i + 1], format!("l{i}"))] {
-                while !String::from_utf8_lossy(&run(Command::new("ip").args(["-n", n, "-o", "link", "show", "dev", &dev])).stdout)
-                    .contains(" state UP ")
+                while !String::from_utf8_lossy(
+                    &run(Command::new("ip").args(["-n", n, "-o", "link", "show", "dev", &dev])).stdout,
+                )
+                .contains(" state UP ")
                 {
                     assert!(t0.elapsed() < Duration::from_secs(10), "{n}/{dev} not up");
                     std::thread::sleep(Duration::from_millis(20));
@@ -309,8 +319,25 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
         let (ns, dev) = p.split_once('/').unwrap();
         let file = dir.join(format!("p{i}.pcap"));
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, "timeout", "300", "tcpdump", "-n", "-U", "--immediate-mode", "-B", "32768", "-s", "0", "-i", dev, "-w"])
-            .arg(&file);
+        c.args([
+            "netns",
+            "exec",
+            ns,
+            "timeout",
+            "300",
+            "tcpdump",
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-B",
+            "32768",
+            "-s",
+            "0",
+            "-i",
+            dev,
+            "-w",
+        ])
+        .arg(&file);
         let mut b = Background::spawn(c, dir, &format!("tcpdump{i}"));
         b.wait_for("listening on", 1, Duration::from_secs(20));
         dumps.push((format!("p{i}"), file, b));
@@ -364,7 +391,10 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
     for ns in &case.ct_ns {
         let mut text_all = String::new();
         for fam in ["ipv4", "ipv6"] {
-            let o = Command::new("ip").args(["netns", "exec", ns, "conntrack", "-L", "-o", "id", "-f", fam]).output().unwrap();
+            let o = Command::new("ip")
+                .args(["netns", "exec", ns, "conntrack", "-L", "-o", "id", "-f", fam])
+                .output()
+                .unwrap();
             text_all.push_str(&String::from_utf8_lossy(&o.stdout));
         }
         let (e, errs) = text::parse_entries(&text_all);
@@ -484,8 +514,12 @@ impl Truth {
                 let d = decode(f.linktype, &f.data);
                 let Some(ip) = d.ip else { continue };
                 let (k, payload, udp) = match d.transport {
-                    Transport::Tcp(x) => (key(6, SocketAddr::new(ip.src, x.sport), SocketAddr::new(ip.dst, x.dport)), x.payload, false),
-                    Transport::Udp(x) => (key(17, SocketAddr::new(ip.src, x.sport), SocketAddr::new(ip.dst, x.dport)), x.payload, true),
+                    Transport::Tcp(x) => {
+                        (key(6, SocketAddr::new(ip.src, x.sport), SocketAddr::new(ip.dst, x.dport)), x.payload, false)
+                    }
+                    Transport::Udp(x) => {
+                        (key(17, SocketAddr::new(ip.src, x.sport), SocketAddr::new(ip.dst, x.dport)), x.payload, true)
+                    }
                     _ => continue,
                 };
                 t.leg.find(k);
@@ -646,7 +680,22 @@ fn seed_path_live_and_offline() {
     let entry = lab.var("FT_ENTRY").to_string();
     let client = client_cmd(
         lab.ns("host"),
-        &["--connect", &entry, "-n", "48", "--parallel", "8", "--size", SIZES, "--mode", MODES, "--timeout", "10", "--deadline", "60"],
+        &[
+            "--connect",
+            &entry,
+            "-n",
+            "48",
+            "--parallel",
+            "8",
+            "--size",
+            SIZES,
+            "--mode",
+            MODES,
+            "--timeout",
+            "10",
+            "--deadline",
+            "60",
+        ],
         &log,
     );
     run_case(Case {
@@ -670,9 +719,24 @@ fn three(tag: &str, v6: bool) -> Option<Chain> {
 fn snat_masquerade() {
     let Some(c) = three("snat", false) else { return };
     c.nat(1, false, &["-A", "POSTROUTING", "-o", "r1", "-j", "MASQUERADE"]);
-    let _server = c.daemon(2, "server", &["python3", common::root().join("lab/server.py").to_str().unwrap(), "--tcp", "10.77.2.2:8443", "--lifetime", "120"]);
+    let _server = c.daemon(
+        2,
+        "server",
+        &[
+            "python3",
+            common::root().join("lab/server.py").to_str().unwrap(),
+            "--tcp",
+            "10.77.2.2:8443",
+            "--lifetime",
+            "120",
+        ],
+    );
     let log = c.dir.join("client.jsonl");
-    let client = client_cmd(c.ns(0), &["--connect", "10.77.2.2:8443", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES], &log);
+    let client = client_cmd(
+        c.ns(0),
+        &["--connect", "10.77.2.2:8443", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES],
+        &log,
+    );
     run_case(Case {
         name: "snat",
         dir: &c.dir,
@@ -688,11 +752,60 @@ fn snat_masquerade() {
 #[test]
 fn two_dnats_in_two_namespaces() {
     let Some(c) = Chain::new("dnat2", 3, false) else { return };
-    c.nat(1, false, &["-A", "PREROUTING", "-p", "tcp", "-d", "10.77.1.2", "--dport", "80", "-j", "DNAT", "--to-destination", "10.77.2.2:81"]);
-    c.nat(2, false, &["-A", "PREROUTING", "-p", "tcp", "-d", "10.77.2.2", "--dport", "81", "-j", "DNAT", "--to-destination", "10.77.3.2:8443"]);
-    let _server = c.daemon(3, "server", &["python3", common::root().join("lab/server.py").to_str().unwrap(), "--tcp", "10.77.3.2:8443", "--lifetime", "120"]);
+    c.nat(
+        1,
+        false,
+        &[
+            "-A",
+            "PREROUTING",
+            "-p",
+            "tcp",
+            "-d",
+            "10.77.1.2",
+            "--dport",
+            "80",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.77.2.2:81",
+        ],
+    );
+    c.nat(
+        2,
+        false,
+        &[
+            "-A",
+            "PREROUTING",
+            "-p",
+            "tcp",
+            "-d",
+            "10.77.2.2",
+            "--dport",
+            "81",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.77.3.2:8443",
+        ],
+    );
+    let _server = c.daemon(
+        3,
+        "server",
+        &[
+            "python3",
+            common::root().join("lab/server.py").to_str().unwrap(),
+            "--tcp",
+            "10.77.3.2:8443",
+            "--lifetime",
+            "120",
+        ],
+    );
     let log = c.dir.join("client.jsonl");
-    let client = client_cmd(c.ns(0), &["--connect", "10.77.1.2:80", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES], &log);
+    let client = client_cmd(
+        c.ns(0),
+        &["--connect", "10.77.1.2:80", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES],
+        &log,
+    );
     run_case(Case {
         name: "two dnats",
         dir: &c.dir,
@@ -708,12 +821,52 @@ fn two_dnats_in_two_namespaces() {
 #[test]
 fn udp_through_dnat() {
     let Some(c) = three("udp", false) else { return };
-    c.nat(1, false, &["-A", "PREROUTING", "-p", "udp", "-d", "10.77.1.2", "--dport", "5353", "-j", "DNAT", "--to-destination", "10.77.2.2:41000"]);
-    let _server = c.daemon(2, "server", &["python3", common::root().join("lab/server.py").to_str().unwrap(), "--udp", "10.77.2.2:41000", "--lifetime", "120"]);
+    c.nat(
+        1,
+        false,
+        &[
+            "-A",
+            "PREROUTING",
+            "-p",
+            "udp",
+            "-d",
+            "10.77.1.2",
+            "--dport",
+            "5353",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "10.77.2.2:41000",
+        ],
+    );
+    let _server = c.daemon(
+        2,
+        "server",
+        &[
+            "python3",
+            common::root().join("lab/server.py").to_str().unwrap(),
+            "--udp",
+            "10.77.2.2:41000",
+            "--lifetime",
+            "120",
+        ],
+    );
     let log = c.dir.join("client.jsonl");
     let client = client_cmd(
         c.ns(0),
-        &["--udp", "--connect", "10.77.1.2:5353", "-n", "30", "--parallel", "6", "--datagrams", "3", "--size", "200,1200,40"],
+        &[
+            "--udp",
+            "--connect",
+            "10.77.1.2:5353",
+            "-n",
+            "30",
+            "--parallel",
+            "6",
+            "--datagrams",
+            "3",
+            "--size",
+            "200,1200,40",
+        ],
         &log,
     );
     run_case(Case {
@@ -731,10 +884,42 @@ fn udp_through_dnat() {
 #[test]
 fn ipv6_dnat() {
     let Some(c) = three("v6", true) else { return };
-    c.nat(1, true, &["-A", "PREROUTING", "-p", "tcp", "-d", "fd77:1::2", "--dport", "80", "-j", "DNAT", "--to-destination", "[fd77:2::2]:8443"]);
-    let _server = c.daemon(2, "server", &["python3", common::root().join("lab/server.py").to_str().unwrap(), "--tcp", "[fd77:2::2]:8443", "--lifetime", "120"]);
+    c.nat(
+        1,
+        true,
+        &[
+            "-A",
+            "PREROUTING",
+            "-p",
+            "tcp",
+            "-d",
+            "fd77:1::2",
+            "--dport",
+            "80",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            "[fd77:2::2]:8443",
+        ],
+    );
+    let _server = c.daemon(
+        2,
+        "server",
+        &[
+            "python3",
+            common::root().join("lab/server.py").to_str().unwrap(),
+            "--tcp",
+            "[fd77:2::2]:8443",
+            "--lifetime",
+            "120",
+        ],
+    );
     let log = c.dir.join("client.jsonl");
-    let client = client_cmd(c.ns(0), &["--connect", "[fd77:1::2]:80", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES], &log);
+    let client = client_cmd(
+        c.ns(0),
+        &["--connect", "[fd77:1::2]:80", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES],
+        &log,
+    );
     run_case(Case {
         name: "ipv6 dnat",
         dir: &c.dir,
@@ -749,7 +934,18 @@ fn ipv6_dnat() {
 
 /// A forwarder in the middle namespace (lab/forwarder.py, one process per connection).
 fn forwarder(c: &Chain, delay: &str) -> (Background, Background, PathBuf) {
-    let server = c.daemon(2, "server", &["python3", common::root().join("lab/server.py").to_str().unwrap(), "--tcp", "10.77.2.2:8443", "--lifetime", "120"]);
+    let server = c.daemon(
+        2,
+        "server",
+        &[
+            "python3",
+            common::root().join("lab/server.py").to_str().unwrap(),
+            "--tcp",
+            "10.77.2.2:8443",
+            "--lifetime",
+            "120",
+        ],
+    );
     let flog = c.dir.join("forwarder.jsonl");
     let fwd = c.daemon(
         1,
@@ -777,7 +973,11 @@ fn forwarder_connecting_after_a_delay() {
     let Some(c) = three("delay", false) else { return };
     let (_server, _fwd, flog) = forwarder(&c, "0.3");
     let log = c.dir.join("client.jsonl");
-    let client = client_cmd(c.ns(0), &["--connect", "10.77.1.2:9000", "-n", "30", "--parallel", "6", "--size", SIZES, "--mode", MODES], &log);
+    let client = client_cmd(
+        c.ns(0),
+        &["--connect", "10.77.1.2:9000", "-n", "30", "--parallel", "6", "--size", SIZES, "--mode", MODES],
+        &log,
+    );
     run_case(Case {
         name: "delayed forwarder",
         dir: &c.dir,
@@ -794,9 +994,28 @@ fn forwarder_connecting_after_a_delay() {
 fn two_clients_identical_payloads_at_once() {
     let Some(c) = three("same", false) else { return };
     let (_server, _fwd, flog) = forwarder(&c, "0");
-    let at = format!("{:.3}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 1.0);
-    let args = ["--connect", "10.77.1.2:9000", "-n", "12", "--parallel", "2", "--size", "3000,100,20000", "--mode", MODES, "--start-at", &at];
-    let clients = vec![client_cmd(c.ns(0), &args, &c.dir.join("client-a.jsonl")), client_cmd(c.ns(0), &args, &c.dir.join("client-b.jsonl"))];
+    let at = format!(
+        "{:.3}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 1.0
+    );
+    let args = [
+        "--connect",
+        "10.77.1.2:9000",
+        "-n",
+        "12",
+        "--parallel",
+        "2",
+        "--size",
+        "3000,100,20000",
+        "--mode",
+        MODES,
+        "--start-at",
+        &at,
+    ];
+    let clients = vec![
+        client_cmd(c.ns(0), &args, &c.dir.join("client-a.jsonl")),
+        client_cmd(c.ns(0), &args, &c.dir.join("client-b.jsonl")),
+    ];
     run_case(Case {
         name: "identical payloads",
         dir: &c.dir,

@@ -37,9 +37,7 @@ fn printers_ready() -> bool {
         .env("TZ", "UTC")
         .output()
         .expect("flowtrail -r");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| !l.trim().is_empty())
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| !l.trim().is_empty())
 }
 
 struct Pair {
@@ -53,13 +51,9 @@ struct Pair {
 
 #[test]
 fn one_point_output_is_tcpdumps() {
-    let Some(tcpdump) = common::require_tool("tcpdump") else {
-        return;
-    };
+    let Some(tcpdump) = common::require_tool("tcpdump") else { return };
     if !printers_ready() {
-        eprintln!(
-            "SKIP: printers are stubs on this branch (flowtrail -n -r samples/host-lo.pcap prints empty lines); this test runs once they merge"
-        );
+        eprintln!("SKIP: printers are stubs on this branch (flowtrail -n -r samples/host-lo.pcap prints empty lines); this test runs once they merge");
         return;
     }
     let Some(lab) = Lab::up("parity") else { return };
@@ -79,20 +73,13 @@ fn one_point_output_is_tcpdumps() {
         // `any` in immediate mode uses TPACKET_V2 with one 64 KiB+ slot per packet: the
         // default 2 MiB ring overflows on 30 kB GSO bursts (both tools drop), hence -B.
         ("vm", "any", vec!["-n", "-B", "32768", im]),
-        (
-            "vm",
-            "any",
-            vec!["-t", "-nn", "-e", "-v", "-B", "32768", im],
-        ),
+        ("vm", "any", vec!["-t", "-nn", "-e", "-v", "-B", "32768", im]),
     ];
     let mut pairs = Vec::new();
     for (k, (role, iface, flags)) in cases.iter().enumerate() {
         let ns = lab.ns(role).to_string();
         let mut ft = common::flowtrail();
-        ft.arg("-i")
-            .arg(format!("{ns}/{iface}"))
-            .args(flags)
-            .env("TZ", "UTC");
+        ft.arg("-i").arg(format!("{ns}/{iface}")).args(flags).env("TZ", "UTC");
         let mut td = lab.command_in(role, &tcpdump);
         td.arg("-i").arg(iface).args(flags).env("TZ", "UTC");
         pairs.push(Pair {
@@ -107,18 +94,7 @@ fn one_point_output_is_tcpdumps() {
         p.ft.wait_for("listening on", 1, Duration::from_secs(20));
         p.td.wait_for("listening on", 1, Duration::from_secs(20));
     }
-    let truth = lab.traffic(&[
-        "-n",
-        "4",
-        "--size",
-        "2000,30000",
-        "--mode",
-        "halfclose,reset",
-        "--timeout",
-        "10",
-        "--deadline",
-        "60",
-    ]);
+    let truth = lab.traffic(&["-n", "4", "--size", "2000,30000", "--mode", "halfclose,reset", "--timeout", "10", "--deadline", "60"]);
     assert!(truth.iter().all(|c| c.echo_ok), "{truth:?}");
     std::thread::sleep(Duration::from_millis(500));
 
@@ -130,54 +106,26 @@ fn one_point_output_is_tcpdumps() {
         } else {
             (p.ft.interrupt(), p.td.interrupt())
         };
-        assert!(
-            ft.status.success(),
-            "{}: flowtrail {:?}\n{}",
-            p.what,
-            ft.status,
-            ft.stderr
-        );
-        assert!(
-            td.status.success(),
-            "{}: tcpdump {:?}\n{}",
-            p.what,
-            td.status,
-            td.stderr
-        );
+        assert!(ft.status.success(), "{}: flowtrail {:?}\n{}", p.what, ft.status, ft.stderr);
+        assert!(td.status.success(), "{}: tcpdump {:?}\n{}", p.what, td.status, td.stderr);
         let (out_ft, out_td) = if p.what.contains("-t ") {
-            (
-                String::from_utf8_lossy(&ft.stdout).into_owned(),
-                String::from_utf8_lossy(&td.stdout).into_owned(),
-            )
+            (String::from_utf8_lossy(&ft.stdout).into_owned(), String::from_utf8_lossy(&td.stdout).into_owned())
         } else {
             let (a, ta) = strip_times(&String::from_utf8_lossy(&ft.stdout));
             let (b, tb) = strip_times(&String::from_utf8_lossy(&td.stdout));
             if let Some(far) = ta.iter().zip(&tb).find(|(x, y)| (*x - *y).abs() > 0.010) {
-                failures.push(format!(
-                    "{}: timestamps {far:?} more than 10 ms apart",
-                    p.what
-                ));
+                failures.push(format!("{}: timestamps {far:?} more than 10 ms apart", p.what));
             }
             (a, b)
         };
-        assert!(
-            out_td.lines().count() > 10,
-            "{}: tcpdump saw too little:\n{out_td}",
-            p.what
-        );
+        assert!(out_td.lines().count() > 10, "{}: tcpdump saw too little:\n{out_td}", p.what);
         if out_ft != out_td && same_packets(&out_ft, &out_td) {
             // Concurrent packets (two CPUs, or two interfaces under `any`) reach each packet
             // socket's ring in an order of their own; same lines, different order.
-            eprintln!(
-                "NOTE {}: same packets, kernel delivered them in another order",
-                p.what
-            );
+            eprintln!("NOTE {}: same packets, kernel delivered them in another order", p.what);
         } else if out_ft != out_td {
-            let (a, b): (Vec<&str>, Vec<&str>) =
-                (out_td.lines().collect(), out_ft.lines().collect());
-            let i = (0..a.len().max(b.len()))
-                .find(|&i| a.get(i) != b.get(i))
-                .unwrap_or(0);
+            let (a, b): (Vec<&str>, Vec<&str>) = (out_td.lines().collect(), out_ft.lines().collect());
+            let i = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)).unwrap_or(0);
             failures.push(format!(
                 "{}: stdout line {}\n    tcpdump:   {:?}\n    flowtrail: {:?}",
                 p.what,
@@ -189,11 +137,8 @@ fn one_point_output_is_tcpdumps() {
         // A `-c` run reads the kernel's counters when it reaches its count, which is not
         // the same instant for both while traffic goes on: those two numbers may differ.
         let counters = |l: String| -> String {
-            if p.by_count
-                && (l.ends_with(" received by filter") || l.ends_with(" dropped by kernel"))
-            {
-                l.split_once(' ')
-                    .map_or(l.clone(), |(_, r)| format!("N {r}"))
+            if p.by_count && (l.ends_with(" received by filter") || l.ends_with(" dropped by kernel")) {
+                l.split_once(' ').map_or(l.clone(), |(_, r)| format!("N {r}"))
             } else {
                 l
             }
@@ -204,24 +149,12 @@ fn one_point_output_is_tcpdumps() {
             .filter(|l| !l.contains("Running as user"))
             .map(|l| counters(l.replacen("tcpdump: ", "flowtrail: ", 1)))
             .collect();
-        let norm_ft: Vec<String> = ft
-            .stderr
-            .lines()
-            .map(|l| counters(l.replacen(&p.prefix, "", 1)))
-            .collect();
+        let norm_ft: Vec<String> = ft.stderr.lines().map(|l| counters(l.replacen(&p.prefix, "", 1))).collect();
         if norm_td != norm_ft {
-            failures.push(format!(
-                "{}: stderr\n    tcpdump:   {norm_td:?}\n    flowtrail: {norm_ft:?}",
-                p.what
-            ));
+            failures.push(format!("{}: stderr\n    tcpdump:   {norm_td:?}\n    flowtrail: {norm_ft:?}", p.what));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
 }
 
 fn wait_exit(mut b: Background) -> lab::Finished {
@@ -246,9 +179,7 @@ fn strip_times(text: &str) -> (String, Vec<f64>) {
     for line in text.split_inclusive('\n') {
         let lead = line.len() - line.trim_start_matches(' ').len();
         let (num, rest) = match line[lead..].find("  ") {
-            Some(i) if lead < line.len() && line[lead..lead + i].parse::<u64>().is_ok() => {
-                line.split_at(lead + i + 2)
-            }
+            Some(i) if lead < line.len() && line[lead..lead + i].parse::<u64>().is_ok() => line.split_at(lead + i + 2),
             _ => ("", line),
         };
         // `HH:MM:SS.ffffff` or, with -tttt, `YYYY-MM-DD HH:MM:SS.ffffff`.
@@ -279,9 +210,7 @@ fn same_packets(a: &str, b: &str) -> bool {
         for line in t.lines() {
             let trimmed = line.trim_start_matches(' ');
             let numbered = line.starts_with(' ')
-                && trimmed
-                    .split_once("  ")
-                    .is_some_and(|(n, _)| n.parse::<u64>().is_ok());
+                && trimmed.split_once("  ").is_some_and(|(n, _)| n.parse::<u64>().is_ok());
             let starts = numbered || !(line.starts_with(' ') || line.starts_with('\t'));
             match v.last_mut() {
                 Some(last) if !starts => {

@@ -12,18 +12,14 @@ fn pcap_both_byte_orders_and_precisions() {
     let d = tempdir("orders");
     for be in [false, true] {
         for nano in [false, true] {
-            let f = Pcap::new(be, nano, 0, 1)
-                .record(1, 5, &arp(), 42)
-                .record(2, 6, &arp(), 42);
+            let f = Pcap::new(be, nano, 0, 1).record(1, 5, &arp(), 42).record(2, 6, &arp(), 42);
             let p = write(&d, &format!("o{be}{nano}.pcap"), &f.bytes);
             let o = run(&["-r", &p], None);
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
             assert_eq!(lines(&o), 2);
             assert_eq!(
                 stderr(&o),
-                format!(
-                    "reading from file {p}, link-type EN10MB (Ethernet), snapshot length 262144\n"
-                )
+                format!("reading from file {p}, link-type EN10MB (Ethernet), snapshot length 262144\n")
             );
             let rows = frames_of(&p).unwrap();
             assert_eq!((rows[0].1, rows[0].2), (1, if nano { 5 } else { 5000 }));
@@ -77,18 +73,12 @@ fn pcapng_labels_with_label_prefix() {
     let p = write(&d, "two.pcapng", &two_sections());
     let mut points = Points::default();
     let mut m = flowtrail::capture::Merger::new();
-    m.add(Box::new(
-        OfflineReader::open(&format!("vm={p}"), &mut points).unwrap(),
-    ));
+    m.add(Box::new(OfflineReader::open(&format!("vm={p}"), &mut points).unwrap()));
     m.prime(&mut points);
     let labels: Vec<&str> = points.points.iter().map(|p| p.label.as_str()).collect();
     assert_eq!(labels, vec!["vm/eth0", "vm/tun0"]);
     // One interface: the label alone; unnamed interface: the file stem.
-    let one = Pcapng::new()
-        .shb(false)
-        .idb(1, 0, None, None)
-        .epb(0, 1, &arp(), 42, None)
-        .bytes;
+    let one = Pcapng::new().shb(false).idb(1, 0, None, None).epb(0, 1, &arp(), 42, None).bytes;
     let p1 = write(&d, "one.pcapng", &one);
     assert_eq!(frames_of(&p1).unwrap()[0].0, "one");
     assert_eq!(frames_of(&format!("x={p1}")).unwrap()[0].0, "x");
@@ -96,16 +86,11 @@ fn pcapng_labels_with_label_prefix() {
 
 #[test]
 fn stdin_input() {
-    let f = Pcap::new(false, false, 0, 1)
-        .record(1, 0, &arp(), 42)
-        .record(2, 0, &arp(), 42);
+    let f = Pcap::new(false, false, 0, 1).record(1, 0, &arp(), 42).record(2, 0, &arp(), 42);
     let o = run(&["-r", "-"], Some(&f.bytes));
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(lines(&o), 2);
-    assert_eq!(
-        stderr(&o),
-        "reading from file -, link-type EN10MB (Ethernet), snapshot length 262144\n"
-    );
+    assert_eq!(stderr(&o), "reading from file -, link-type EN10MB (Ethernet), snapshot length 262144\n");
     let ng = two_sections();
     let o = run(&["-r", "-"], Some(&ng));
     assert_eq!(lines(&o), 5);
@@ -114,16 +99,8 @@ fn stdin_input() {
 #[test]
 fn merge_order_of_two_files_and_labels() {
     let d = tempdir("merge");
-    let a = Pcap::new(false, false, 0, 1)
-        .record(1, 0, &arp(), 42)
-        .record(3, 0, &arp(), 42)
-        .record(3, 0, &arp(), 43);
-    let b = Pcapng::new()
-        .shb(true)
-        .idb(101, 0, Some("tun0"), None)
-        .epb(0, 0, &raw_udp(), 28, None)
-        .epb(0, 3_000_000, &raw_udp(), 29, None)
-        .epb(0, 4_000_000, &raw_udp(), 30, None);
+    let a = Pcap::new(false, false, 0, 1).record(1, 0, &arp(), 42).record(3, 0, &arp(), 42).record(3, 0, &arp(), 43);
+    let b = Pcapng::new().shb(true).idb(101, 0, Some("tun0"), None).epb(0, 0, &raw_udp(), 28, None).epb(0, 3_000_000, &raw_udp(), 29, None).epb(0, 4_000_000, &raw_udp(), 30, None);
     let pa = write(&d, "a.pcap", &a.bytes);
     let pb = write(&d, "b.pcapng", &b.bytes);
     let out = d.join("m.pcapng").to_string_lossy().into_owned();
@@ -135,14 +112,7 @@ fn merge_order_of_two_files_and_labels() {
     let got: Vec<(&str, i64, u32)> = rows.iter().map(|r| (r.0.as_str(), r.1, r.4)).collect();
     assert_eq!(
         got,
-        vec![
-            ("tun0", 0, 28),
-            ("left", 1, 42),
-            ("left", 3, 42),
-            ("left", 3, 43),
-            ("tun0", 3, 29),
-            ("tun0", 4, 30)
-        ]
+        vec![("tun0", 0, 28), ("left", 1, 42), ("left", 3, 42), ("left", 3, 43), ("tun0", 3, 29), ("tun0", 4, 30)]
     );
 }
 
@@ -171,9 +141,7 @@ fn filter_on_off_and_count() {
 fn len_filters_use_wire_length_like_tcpdump() {
     let d = tempdir("len");
     // Snapped frames: 20 bytes captured of 200 on the wire, and a full 42-byte one.
-    let f = Pcap::new(false, false, 20, 1)
-        .record(1, 0, &arp()[..20], 200)
-        .record(2, 0, &arp()[..20], 42);
+    let f = Pcap::new(false, false, 20, 1).record(1, 0, &arp()[..20], 200).record(2, 0, &arp()[..20], 42);
     let p = write(&d, "len.pcap", &f.bytes);
     assert_eq!(lines(&run(&["-r", &p, "greater", "100"], None)), 1);
     assert_eq!(lines(&run(&["-r", &p, "less", "50"], None)), 1);
@@ -181,11 +149,7 @@ fn len_filters_use_wire_length_like_tcpdump() {
         for expr in ["greater 100", "less 50", "len > 30"] {
             let t = tcpdump(&["-r", &p, expr]);
             let ours = run(&["-r", &p, expr], None);
-            assert_eq!(
-                String::from_utf8_lossy(&t.stdout).lines().count(),
-                lines(&ours),
-                "{expr}"
-            );
+            assert_eq!(String::from_utf8_lossy(&t.stdout).lines().count(), lines(&ours), "{expr}");
         }
     }
 }
@@ -193,19 +157,11 @@ fn len_filters_use_wire_length_like_tcpdump() {
 #[test]
 fn bad_filter_exits_1_with_libpcap_message() {
     let d = tempdir("badfilter");
-    let p = write(
-        &d,
-        "g.pcap",
-        &Pcap::new(false, false, 0, 1).record(1, 0, &arp(), 42).bytes,
-    );
+    let p = write(&d, "g.pcap", &Pcap::new(false, false, 0, 1).record(1, 0, &arp(), 42).bytes);
     let o = run(&["-r", &p, "tcp", "port"], None);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(lines(&o), 0);
-    assert!(
-        stderr(&o).ends_with("\nflowtrail: can't parse filter expression: syntax error\n"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).ends_with("\nflowtrail: can't parse filter expression: syntax error\n"), "{}", stderr(&o));
     let o = run(&["-r", &p, "port 99999"], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).ends_with("flowtrail: illegal port number 99999 > 65535\n"));
@@ -229,25 +185,14 @@ fn linktype_names_like_tcpdump() {
         (229, "IPV6 (Raw IPv6)"),
         (147, "147"),
     ] {
-        let p = write(
-            &d,
-            &format!("lt{lt}.pcap"),
-            &Pcap::new(false, false, 65535, lt).bytes,
-        );
+        let p = write(&d, &format!("lt{lt}.pcap"), &Pcap::new(false, false, 65535, lt).bytes);
         let o = run(&["-r", &p], None);
         assert_eq!(o.status.code(), Some(0));
         let first = stderr(&o).lines().next().unwrap().to_string();
-        assert_eq!(
-            first,
-            format!("reading from file {p}, link-type {text}, snapshot length 65535")
-        );
+        assert_eq!(first, format!("reading from file {p}, link-type {text}, snapshot length 65535"));
         if have_tcpdump() {
             let t = tcpdump(&["-r", &p]);
-            assert_eq!(
-                String::from_utf8_lossy(&t.stderr),
-                stderr(&o),
-                "link type {lt}"
-            );
+            assert_eq!(String::from_utf8_lossy(&t.stderr), stderr(&o), "link type {lt}");
         }
     }
 }
@@ -258,12 +203,7 @@ fn corpus_files_read_like_tcpdump() {
     if !dir.exists() {
         return;
     }
-    for name in [
-        "empty.pcap",
-        "empty.pcapng",
-        "time_2106_overflow.pcapng",
-        "time_2106.pcap",
-    ] {
+    for name in ["empty.pcap", "empty.pcapng", "time_2106_overflow.pcapng", "time_2106.pcap"] {
         let p = dir.join(name).to_string_lossy().into_owned();
         let o = run(&["-r", &p], None);
         assert_eq!(o.status.code(), Some(0), "{name}");
@@ -275,10 +215,7 @@ fn corpus_files_read_like_tcpdump() {
     let rows = frames_of(&dir.join("time_2106_overflow.pcapng").to_string_lossy()).unwrap();
     assert_eq!(rows[0].1, 4_294_967_296);
     let rows = frames_of(&dir.join("time_2106_max.pcap").to_string_lossy()).unwrap();
-    assert_eq!(
-        rows[0].1, -1,
-        "libpcap 1.10 reads pcap seconds as signed 32-bit"
-    );
+    assert_eq!(rows[0].1, -1, "libpcap 1.10 reads pcap seconds as signed 32-bit");
 }
 
 #[test]

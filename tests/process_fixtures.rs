@@ -12,11 +12,7 @@ use std::net::SocketAddr;
 fn recorded() -> (RecordedProc, SocketAddr) {
     let dir = os_lab::root_dir().join("tests/fixtures/os/proc-seedpath");
     let rec = RecordedProc::load(&dir).unwrap();
-    let client = std::fs::read_to_string(dir.join("client"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let client = std::fs::read_to_string(dir.join("client")).unwrap().trim().parse().unwrap();
     (rec, client)
 }
 
@@ -46,10 +42,7 @@ fn every_socket_with_an_inode_in_the_lab_has_an_owner() {
         assert!(!all.is_empty());
         for (row, a) in &all {
             if row.inode == 0 {
-                assert_eq!(
-                    a,
-                    &flowtrail::process::Attribution::Unknown(UnknownReason::NoInode)
-                );
+                assert_eq!(a, &flowtrail::process::Attribution::Unknown(UnknownReason::NoInode));
             } else {
                 assert!(a.is_known(), "{alias}: {row:?} {a:?}");
             }

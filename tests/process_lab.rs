@@ -4,8 +4,8 @@ mod os_lab;
 
 use flowtrail::netns;
 use flowtrail::process::{
-    Attribution, LiveProc, MatchKind, NetTable, ProcSource, ProcessError, ProcessIndex,
-    RecordedProc, SockProto, SockState, SocketKey, UnknownReason, procfs,
+    Attribution, LiveProc, MatchKind, NetTable, ProcSource, ProcessError, ProcessIndex, RecordedProc, SockProto, SockState,
+    SocketKey, UnknownReason, procfs,
 };
 use os_lab::{Lab, check_seed_owners, open_seed_connection, seed_sockets};
 use std::io::{Read, Seek, SeekFrom};
@@ -42,12 +42,7 @@ impl ProcSource for TablesOnly {
 }
 
 fn listeners(text: &str) -> Vec<std::net::SocketAddr> {
-    procfs::parse_net_table(text, SockProto::Tcp)
-        .0
-        .into_iter()
-        .filter(|r| r.state == SockState::Listen)
-        .map(|r| r.local)
-        .collect()
+    procfs::parse_net_table(text, SockProto::Tcp).0.into_iter().filter(|r| r.state == SockState::Listen).map(|r| r.local).collect()
 }
 
 /// What the module docs of `process` claim: after `setns` on a thread, `/proc/net` and
@@ -57,56 +52,36 @@ fn listeners(text: &str) -> Vec<std::net::SocketAddr> {
 fn proc_self_net_is_the_main_threads_namespace() {
     let Some(lab) = Lab::up("pself") else { return };
     let entry: std::net::SocketAddr = lab.var("FT_ENTRY").parse().unwrap();
-    let root_has_entry =
-        listeners(&std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap()).contains(&entry);
-    let (self_net, proc_net, thread_net, self_ns, thread_ns, file) =
-        netns::run_in(&lab.ns("host"), || {
-            let r = |p: &str| std::fs::read_to_string(p).unwrap();
-            let l = |p: &str| std::fs::read_link(p).unwrap();
-            (
-                r("/proc/self/net/tcp"),
-                r("/proc/net/tcp"),
-                r("/proc/thread-self/net/tcp"),
-                l("/proc/self/ns/net"),
-                l("/proc/thread-self/ns/net"),
-                std::fs::File::open("/proc/thread-self/net/tcp").unwrap(),
-            )
-        })
-        .unwrap();
+    let root_has_entry = listeners(&std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap()).contains(&entry);
+    let (self_net, proc_net, thread_net, self_ns, thread_ns, file) = netns::run_in(&lab.ns("host"), || {
+        let r = |p: &str| std::fs::read_to_string(p).unwrap();
+        let l = |p: &str| std::fs::read_link(p).unwrap();
+        (
+            r("/proc/self/net/tcp"),
+            r("/proc/net/tcp"),
+            r("/proc/thread-self/net/tcp"),
+            l("/proc/self/ns/net"),
+            l("/proc/thread-self/ns/net"),
+            std::fs::File::open("/proc/thread-self/net/tcp").unwrap(),
+        )
+    })
+    .unwrap();
     assert_ne!(self_ns, thread_ns, "the thread moved, the process did not");
-    assert_eq!(
-        std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
-        self_ns
-    );
-    assert!(
-        listeners(&thread_net).contains(&entry),
-        "thread-self/net shows HOST's listener"
-    );
+    assert_eq!(std::fs::read_link("/proc/thread-self/ns/net").unwrap(), self_ns);
+    assert!(listeners(&thread_net).contains(&entry), "thread-self/net shows HOST's listener");
     if !root_has_entry {
-        assert!(
-            !listeners(&self_net).contains(&entry),
-            "/proc/self/net is the main thread's namespace"
-        );
-        assert!(
-            !listeners(&proc_net).contains(&entry),
-            "/proc/net is /proc/self/net"
-        );
+        assert!(!listeners(&self_net).contains(&entry), "/proc/self/net is the main thread's namespace");
+        assert!(!listeners(&proc_net).contains(&entry), "/proc/net is /proc/self/net");
     }
     // The file opened in HOST, reread from offset 0 on this (root-namespace) thread after a
     // new listener appeared in HOST, shows it.
-    let extra = netns::run_in(&lab.ns("host"), || {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap()
-    })
-    .unwrap();
+    let extra = netns::run_in(&lab.ns("host"), || std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     let extra_addr = extra.local_addr().unwrap();
     let mut file = file;
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).unwrap();
     file.read_to_string(&mut text).unwrap();
-    assert!(
-        listeners(&text).contains(&extra_addr) && listeners(&text).contains(&entry),
-        "{text}"
-    );
+    assert!(listeners(&text).contains(&extra_addr) && listeners(&text).contains(&entry), "{text}");
 }
 
 #[test]
@@ -119,72 +94,32 @@ fn seed_path_sockets_belong_to_the_forwarders_and_the_server() {
     let socks = seed_sockets(&mut ix, &host, &vm, &node, client);
     let t = Instant::now();
     let [client_pid, hf, vf, server] = check_seed_owners(&mut ix, &host, &vm, &node, &socks);
-    eprintln!(
-        "seed path owners: client {client_pid}, HOST socat {hf}, VM socat {vf}, server {server} ({:?}, {:?})",
-        t.elapsed(),
-        ix.stats()
-    );
-    assert_eq!(
-        client_pid,
-        std::process::id(),
-        "the test holds the client socket"
-    );
-    assert!(
-        ix.stats().kernel_lookups > 0 && ix.stats().kernel_lookup_errors == 0,
-        "{:?}",
-        ix.stats()
-    );
+    eprintln!("seed path owners: client {client_pid}, HOST socat {hf}, VM socat {vf}, server {server} ({:?}, {:?})", t.elapsed(), ix.stats());
+    assert_eq!(client_pid, std::process::id(), "the test holds the client socket");
+    assert!(ix.stats().kernel_lookups > 0 && ix.stats().kernel_lookup_errors == 0, "{:?}", ix.stats());
 
     // The same answers from the tables alone (no sock_diag).
     let mut tables = ProcessIndex::with_source(TablesOnly(LiveProc::new()));
-    assert_eq!(
-        check_seed_owners(&mut tables, &host, &vm, &node, &socks),
-        [client_pid, hf, vf, server]
-    );
+    assert_eq!(check_seed_owners(&mut tables, &host, &vm, &node, &socks), [client_pid, hf, vf, server]);
     assert_eq!(tables.stats().kernel_lookups, 0);
 
     // UDP: the VM's echo service is an unconnected socket, IPv4 and IPv6, both ways.
-    for (local, remote) in [
-        ("192.168.65.2:41000", "192.168.65.1:5000"),
-        ("[fd00:65::2]:41000", "[fd00:65::1]:5000"),
-    ] {
+    for (local, remote) in [("192.168.65.2:41000", "192.168.65.1:5000"), ("[fd00:65::2]:41000", "[fd00:65::1]:5000")] {
         let key = SocketKey::udp(local.parse().unwrap(), remote.parse().unwrap());
         for a in [ix.lookup(&vm, &key), tables.lookup(&vm, &key)] {
             assert_eq!(a.matched(), Some(MatchKind::Unconnected), "{key}: {a:?}");
-            assert!(
-                a.owner()
-                    .unwrap()
-                    .cmdline
-                    .iter()
-                    .any(|x| x.ends_with("server.py")),
-                "{a:?}"
-            );
+            assert!(a.owner().unwrap().cmdline.iter().any(|x| x.ends_with("server.py")), "{a:?}");
         }
     }
     assert_eq!(ix.stats().kernel_lookup_errors, 0, "{:?}", ix.stats());
     // Nothing there at all.
-    let none = SocketKey::tcp(
-        "127.0.0.1:1".parse().unwrap(),
-        "127.0.0.1:2".parse().unwrap(),
-    );
-    assert_eq!(
-        ix.lookup(&vm, &none),
-        Attribution::Unknown(UnknownReason::NoSocket)
-    );
-    assert_eq!(
-        tables.lookup(&vm, &none),
-        Attribution::Unknown(UnknownReason::NoSocket)
-    );
+    let none = SocketKey::tcp("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+    assert_eq!(ix.lookup(&vm, &none), Attribution::Unknown(UnknownReason::NoSocket));
+    assert_eq!(tables.lookup(&vm, &none), Attribution::Unknown(UnknownReason::NoSocket));
 
     // Conntrack in the VM agrees: the VM forwarder's outgoing socket is the DNAT'ed leg.
     let d = flowtrail::conntrack::dump(&vm).unwrap();
-    let e = d
-        .entries
-        .iter()
-        .find(|e| {
-            e.orig.src_addr() == socks.vm_out.local && e.orig.dst_addr() == socks.vm_out.remote
-        })
-        .expect("conntrack entry of the VM's outgoing leg");
+    let e = d.entries.iter().find(|e| e.orig.src_addr() == socks.vm_out.local && e.orig.dst_addr() == socks.vm_out.remote).expect("conntrack entry of the VM's outgoing leg");
     let rw = e.rewrite();
     assert_eq!(rw.dnat.unwrap().1.to_string(), "192.168.49.2:8443");
     assert_eq!(rw.snat.unwrap().1, socks.node_accepted.remote);
@@ -194,11 +129,7 @@ fn seed_path_sockets_belong_to_the_forwarders_and_the_server() {
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     while Instant::now() < deadline {
         let rows = ix.sockets(&host, SockProto::Tcp).unwrap();
-        if !rows.iter().any(|r| {
-            r.local == socks.host_accepted.local
-                && r.remote == socks.host_accepted.remote
-                && r.inode != 0
-        }) {
+        if !rows.iter().any(|r| r.local == socks.host_accepted.local && r.remote == socks.host_accepted.remote && r.inode != 0) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -216,35 +147,17 @@ fn record_proc_fixture() {
     let (host, vm, node) = (lab.ns("host"), lab.ns("vm"), lab.ns("node"));
     let stream = open_seed_connection(&lab);
     let mut live = LiveProc::new();
-    let lab_inodes: Vec<u64> = [&host, &vm, &node]
-        .iter()
-        .map(|n| live.netns_inode(n).unwrap())
-        .collect();
+    let lab_inodes: Vec<u64> = [&host, &vm, &node].iter().map(|n| live.netns_inode(n).unwrap()).collect();
     let pids: Vec<u32> = live
         .pids()
         .unwrap()
         .into_iter()
-        .filter(|&p| {
-            p == std::process::id() || live.pid_netns(p).is_ok_and(|i| lab_inodes.contains(&i))
-        })
+        .filter(|&p| p == std::process::id() || live.pid_netns(p).is_ok_and(|i| lab_inodes.contains(&i)))
         .collect();
-    let rec = RecordedProc::record(
-        &mut live,
-        &[("host", host), ("vm", vm), ("node", node)],
-        &pids,
-    )
-    .unwrap();
+    let rec = RecordedProc::record(&mut live, &[("host", host), ("vm", vm), ("node", node)], &pids).unwrap();
     let dir = os_lab::root_dir().join("tests/fixtures/os/proc-seedpath");
     let _ = std::fs::remove_dir_all(&dir);
     rec.save(&dir).unwrap();
-    std::fs::write(
-        dir.join("client"),
-        format!("{}\n", stream.local_addr().unwrap()),
-    )
-    .unwrap();
-    eprintln!(
-        "recorded {} processes into {}",
-        rec.procs.len(),
-        dir.display()
-    );
+    std::fs::write(dir.join("client"), format!("{}\n", stream.local_addr().unwrap())).unwrap();
+    eprintln!("recorded {} processes into {}", rec.procs.len(), dir.display());
 }

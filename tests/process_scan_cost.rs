@@ -49,17 +49,10 @@ impl Drop for Sleepers {
 struct TablesOnly(flowtrail::process::LiveProc);
 
 impl ProcSource for TablesOnly {
-    fn net_table(
-        &mut self,
-        ns: &flowtrail::netns::Netns,
-        t: flowtrail::process::NetTable,
-    ) -> Result<String, flowtrail::process::ProcessError> {
+    fn net_table(&mut self, ns: &flowtrail::netns::Netns, t: flowtrail::process::NetTable) -> Result<String, flowtrail::process::ProcessError> {
         self.0.net_table(ns, t)
     }
-    fn netns_inode(
-        &mut self,
-        ns: &flowtrail::netns::Netns,
-    ) -> Result<u64, flowtrail::process::ProcessError> {
+    fn netns_inode(&mut self, ns: &flowtrail::netns::Netns) -> Result<u64, flowtrail::process::ProcessError> {
         self.0.netns_inode(ns)
     }
     fn pids(&mut self) -> std::io::Result<Vec<u32>> {
@@ -92,9 +85,7 @@ fn time<T>(what: &str, f: impl FnOnce() -> T) -> T {
 #[test]
 #[ignore]
 fn scan_cost_with_a_thousand_processes() {
-    let Some(lab) = os_lab::Lab::up("pcost") else {
-        return;
-    };
+    let Some(lab) = os_lab::Lab::up("pcost") else { return };
     let mut sleepers = Sleepers(Vec::new());
     let mut keep = Vec::new();
     time("spawning 1000 processes", || {
@@ -119,13 +110,8 @@ fn scan_cost_with_a_thousand_processes() {
     let vm = lab.ns("vm");
     let host = lab.ns("host");
     let mut ix = ProcessIndex::new();
-    time(
-        "first table read of a namespace (opens the files in it)",
-        || ix.sockets(&vm, SockProto::Tcp).unwrap(),
-    );
-    time("tcp+tcp6 table read", || {
-        ix.sockets(&vm, SockProto::Tcp).unwrap()
-    });
+    time("first table read of a namespace (opens the files in it)", || ix.sockets(&vm, SockProto::Tcp).unwrap());
+    time("tcp+tcp6 table read", || ix.sockets(&vm, SockProto::Tcp).unwrap());
     time("process list", || live.pids().unwrap());
     let scanned = time("full scan, cold (scan_all)", || ix.scan_all());
     eprintln!("  scanned {scanned}");
@@ -136,34 +122,20 @@ fn scan_cost_with_a_thousand_processes() {
     let client = stream.local_addr().unwrap();
     let socks = os_lab::seed_sockets(&mut ix, &host, &vm, &lab.ns("node"), client);
     let before = ix.stats();
-    let a = time("lookup: new connection's accepted socket in the VM", || {
-        ix.lookup(&vm, &socks.vm_accepted)
-    });
-    assert_eq!(
-        (a.matched(), a.owner().unwrap().comm.as_str()),
-        (Some(MatchKind::Socket), "socat")
-    );
-    eprintln!(
-        "  fd directories read: {}",
-        ix.stats().pids_scanned - before.pids_scanned
-    );
-    let a = time("lookup: same socket again (verified cache hit)", || {
-        ix.lookup(&vm, &socks.vm_accepted)
-    });
+    let a = time("lookup: new connection's accepted socket in the VM", || ix.lookup(&vm, &socks.vm_accepted));
+    assert_eq!((a.matched(), a.owner().unwrap().comm.as_str()), (Some(MatchKind::Socket), "socat"));
+    eprintln!("  fd directories read: {}", ix.stats().pids_scanned - before.pids_scanned);
+    let a = time("lookup: same socket again (verified cache hit)", || ix.lookup(&vm, &socks.vm_accepted));
     assert!(a.is_known());
-    let a = time(
-        "lookup: the VM forwarder's outgoing socket (cached)",
-        || ix.lookup(&vm, &socks.vm_out),
-    );
+    let a = time("lookup: the VM forwarder's outgoing socket (cached)", || ix.lookup(&vm, &socks.vm_out));
     assert!(a.is_known());
 
     // A socket in HOST held by this test process (root namespace): falls through to tier (c).
     let mut cold = ProcessIndex::new();
     cold.sockets(&host, SockProto::Tcp).unwrap();
-    let a = time(
-        "lookup, cold index: HOST client socket held from the root namespace",
-        || cold.lookup(&host, &socks.host_client),
-    );
+    let a = time("lookup, cold index: HOST client socket held from the root namespace", || {
+        cold.lookup(&host, &socks.host_client)
+    });
     assert_eq!(a.owner().unwrap().pid, std::process::id());
     eprintln!("  fd directories read: {}", cold.stats().pids_scanned);
 
@@ -176,11 +148,7 @@ fn scan_cost_with_a_thousand_processes() {
             assert!(cold.lookup(&host, k).is_known());
         }
     }
-    eprintln!(
-        "{:<70} {:>10.3} ms",
-        "lookup, warm, average",
-        t.elapsed().as_secs_f64() * 1e3 / (rounds * keys.len()) as f64
-    );
+    eprintln!("{:<70} {:>10.3} ms", "lookup, warm, average", t.elapsed().as_secs_f64() * 1e3 / (rounds * keys.len()) as f64);
     eprintln!("{:?}", cold.stats());
 
     // The same with the tables only (no sock_diag): every miss reads tcp+tcp6.
@@ -189,35 +157,17 @@ fn scan_cost_with_a_thousand_processes() {
     drop(stream);
     std::thread::sleep(Duration::from_millis(300));
     let stream2 = os_lab::open_seed_connection(&lab);
-    let socks2 = os_lab::seed_sockets(
-        &mut ix,
-        &host,
-        &vm,
-        &lab.ns("node"),
-        stream2.local_addr().unwrap(),
-    );
-    let a = time(
-        "tables only: lookup of a new connection's accepted socket in the VM",
-        || tables.lookup(&vm, &socks2.vm_accepted),
-    );
+    let socks2 = os_lab::seed_sockets(&mut ix, &host, &vm, &lab.ns("node"), stream2.local_addr().unwrap());
+    let a = time("tables only: lookup of a new connection's accepted socket in the VM", || tables.lookup(&vm, &socks2.vm_accepted));
     assert!(a.is_known());
-    let a = time(
-        "tables only: same socket again (rows cached, verified owner)",
-        || tables.lookup(&vm, &socks2.vm_accepted),
-    );
+    let a = time("tables only: same socket again (rows cached, verified owner)", || tables.lookup(&vm, &socks2.vm_accepted));
     assert!(a.is_known());
     let a = time("tables only: listener fallback (table read)", || {
-        tables.lookup(
-            &vm,
-            &SocketKey::tcp(socks2.vm_accepted.local, "192.168.65.1:1".parse().unwrap()),
-        )
+        tables.lookup(&vm, &SocketKey::tcp(socks2.vm_accepted.local, "192.168.65.1:1".parse().unwrap()))
     });
     assert_eq!(a.matched(), Some(MatchKind::Listener));
     let a = time("sock_diag: listener fallback", || {
-        ix.lookup(
-            &vm,
-            &SocketKey::tcp(socks2.vm_accepted.local, "192.168.65.1:1".parse().unwrap()),
-        )
+        ix.lookup(&vm, &SocketKey::tcp(socks2.vm_accepted.local, "192.168.65.1:1".parse().unwrap()))
     });
     assert_eq!(a.matched(), Some(MatchKind::Listener));
     drop(stream2);

@@ -21,11 +21,7 @@ struct Case {
 fn corpus_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let shared = root.join("../shared/corpus/tcpdump");
-    if shared.join("cases.tsv").exists() {
-        shared
-    } else {
-        root.join("tests/corpus/tcpdump")
-    }
+    if shared.join("cases.tsv").exists() { shared } else { root.join("tests/corpus/tcpdump") }
 }
 
 fn load_cases(dir: &Path) -> Vec<Case> {
@@ -33,13 +29,8 @@ fn load_cases(dir: &Path) -> Vec<Case> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let (n, p, e, f, c) = (
-        col("name"),
-        col("pcap"),
-        col("expected_out_4.99.3"),
-        col("flags"),
-        col("category"),
-    );
+    let (n, p, e, f, c) =
+        (col("name"), col("pcap"), col("expected_out_4.99.3"), col("flags"), col("category"));
     lines
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -75,14 +66,9 @@ fn run_case(dir: &Path, case: &Case) -> Option<String> {
     if out.stdout == want && out.status.success() {
         return None;
     }
-    let (got, want) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&want),
-    );
+    let (got, want) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&want));
     let (gl, wl): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
-    let i = (0..gl.len().max(wl.len()))
-        .find(|&i| gl.get(i) != wl.get(i))
-        .unwrap_or(0);
+    let i = (0..gl.len().max(wl.len())).find(|&i| gl.get(i) != wl.get(i)).unwrap_or(0);
     Some(format!(
         "{} (flowtrail {}; exit {:?})\n    want: {}\n    got:  {}",
         case.name,
@@ -94,27 +80,16 @@ fn run_case(dir: &Path, case: &Case) -> Option<String> {
 }
 
 fn run_category(dir: &Path, cases: &[&Case]) -> (usize, Vec<String>) {
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
     let chunks: Vec<Vec<&Case>> = (0..threads)
         .map(|t| cases.iter().skip(t).step_by(threads).copied().collect())
         .collect();
     let mut failures: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = chunks
             .iter()
-            .map(|chunk| {
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .filter_map(|c| run_case(dir, c))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|chunk| s.spawn(move || chunk.iter().filter_map(|c| run_case(dir, c)).collect::<Vec<_>>()))
             .collect();
-        hs.into_iter()
-            .flat_map(|h| h.join().expect("case thread"))
-            .collect()
+        hs.into_iter().flat_map(|h| h.join().expect("case thread")).collect()
     });
     failures.sort();
     (cases.len() - failures.len(), failures)
@@ -130,10 +105,7 @@ fn tcpdump_corpus_core() {
         println!("FAIL {f}");
     }
     println!("tcpdump corpus: {pass}/{} core cases identical", core.len());
-    assert!(
-        pass >= CORE_FLOOR,
-        "core cases identical fell to {pass}, below the floor {CORE_FLOOR}"
-    );
+    assert!(pass >= CORE_FLOOR, "core cases identical fell to {pass}, below the floor {CORE_FLOOR}");
 }
 
 #[test]
@@ -146,8 +118,5 @@ fn tcpdump_corpus_app_report() {
         return;
     }
     let (pass, _) = run_category(&dir, &app);
-    println!(
-        "tcpdump corpus: {pass}/{} app cases identical (report only)",
-        app.len()
-    );
+    println!("tcpdump corpus: {pass}/{} app cases identical (report only)", app.len());
 }

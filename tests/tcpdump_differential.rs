@@ -29,9 +29,7 @@ const FLAG_SETS: &[&[&str]] = &[
 
 #[test]
 fn samples_match_tcpdump() {
-    let Some(tcpdump) = common::require_tool("tcpdump") else {
-        return;
-    };
+    let Some(tcpdump) = common::require_tool("tcpdump") else { return };
     let files = common::sample_files();
     assert!(!files.is_empty(), "samples/ holds no captures");
     let mut failures = Vec::new();
@@ -41,12 +39,7 @@ fn samples_match_tcpdump() {
         for flags in FLAG_SETS {
             runs += 1;
             let run = |mut cmd: Command| {
-                cmd.args(*flags)
-                    .arg("-r")
-                    .arg(file)
-                    .env("TZ", "UTC")
-                    .output()
-                    .expect("run")
+                cmd.args(*flags).arg("-r").arg(file).env("TZ", "UTC").output().expect("run")
             };
             let want = run(Command::new(&tcpdump));
             let mut got = run(common::flowtrail());
@@ -63,14 +56,9 @@ fn samples_match_tcpdump() {
                 got.stdout = stripped;
             }
             if want.stdout != got.stdout || want.status.code() != got.status.code() {
-                let (w, g) = (
-                    String::from_utf8_lossy(&want.stdout),
-                    String::from_utf8_lossy(&got.stdout),
-                );
+                let (w, g) = (String::from_utf8_lossy(&want.stdout), String::from_utf8_lossy(&got.stdout));
                 let (wl, gl): (Vec<&str>, Vec<&str>) = (w.lines().collect(), g.lines().collect());
-                let i = (0..wl.len().max(gl.len()))
-                    .find(|&i| wl.get(i) != gl.get(i))
-                    .unwrap_or(0);
+                let i = (0..wl.len().max(gl.len())).find(|&i| wl.get(i) != gl.get(i)).unwrap_or(0);
                 failures.push(format!(
                     "{} {}: line {}\n    tcpdump:   {}\n    flowtrail: {}",
                     file.file_name().unwrap().to_string_lossy(),
@@ -85,15 +73,8 @@ fn samples_match_tcpdump() {
     for f in &failures {
         println!("DIFF {f}");
     }
-    println!(
-        "differential: {}/{runs} file×flag runs identical to tcpdump",
-        runs - failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} runs differ from tcpdump",
-        failures.len()
-    );
+    println!("differential: {}/{runs} file×flag runs identical to tcpdump", runs - failures.len());
+    assert!(failures.is_empty(), "{} runs differ from tcpdump", failures.len());
 }
 
 /// Labels of the capture points that hold packets in `file`, and the number of packets.
@@ -107,12 +88,7 @@ fn point_labels(file: &std::path::Path) -> (Vec<String>, usize) {
         seen.insert(f.point);
         frames += 1;
     }
-    (
-        seen.into_iter()
-            .map(|i| points.get(i).unwrap().label.clone())
-            .collect(),
-        frames,
-    )
+    (seen.into_iter().map(|i| points.get(i).unwrap().label.clone()).collect(), frames)
 }
 
 /// Removes `LABEL[ In| Out] ` after the timestamp of each packet line (lines that don't start
@@ -124,9 +100,7 @@ fn strip_labels(out: &[u8], labels: &[String]) -> (Vec<u8>, usize) {
     let mut res = String::new();
     let mut n = 0;
     for line in text.split_inclusive('\n') {
-        if line.starts_with('\t')
-            || line.starts_with(' ') && !line.trim_start().starts_with(|c: char| c.is_ascii_digit())
-        {
+        if line.starts_with('\t') || line.starts_with(' ') && !line.trim_start().starts_with(|c: char| c.is_ascii_digit()) {
             res.push_str(line);
             continue;
         }
@@ -136,11 +110,7 @@ fn strip_labels(out: &[u8], labels: &[String]) -> (Vec<u8>, usize) {
             let rest = &line[cut..];
             let lead = rest.len() - rest.trim_start().len();
             let word = rest.trim_start().split(' ').next().unwrap_or("");
-            if !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || "-:.".contains(c))
-            {
+            if !word.is_empty() && word.chars().all(|c| c.is_ascii_digit() || "-:.".contains(c)) {
                 cut += lead + word.len() + 1;
             } else {
                 break;

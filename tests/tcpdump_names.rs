@@ -49,14 +49,9 @@ fn differ(label: &str, args: &[&str], want: &Output, got: &Output) -> Option<Str
     if want.stdout == got.stdout && want.status.code() == got.status.code() {
         return None;
     }
-    let (w, g) = (
-        String::from_utf8_lossy(&want.stdout),
-        String::from_utf8_lossy(&got.stdout),
-    );
+    let (w, g) = (String::from_utf8_lossy(&want.stdout), String::from_utf8_lossy(&got.stdout));
     let (wl, gl): (Vec<&str>, Vec<&str>) = (w.lines().collect(), g.lines().collect());
-    let i = (0..wl.len().max(gl.len()))
-        .find(|&i| wl.get(i) != gl.get(i))
-        .unwrap_or(0);
+    let i = (0..wl.len().max(gl.len())).find(|&i| wl.get(i) != gl.get(i)).unwrap_or(0);
     Some(format!(
         "{label} [{}] exit {:?}/{:?} line {}\n    tcpdump:   {}\n    flowtrail: {}",
         args.join(" "),
@@ -72,24 +67,14 @@ fn report(what: &str, runs: usize, failures: &[String]) {
     for f in failures {
         println!("DIFF {f}");
     }
-    println!(
-        "{what}: {}/{runs} runs identical to tcpdump",
-        runs - failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {runs} runs differ from tcpdump",
-        failures.len()
-    );
+    println!("{what}: {}/{runs} runs identical to tcpdump", runs - failures.len());
+    assert!(failures.is_empty(), "{} of {runs} runs differ from tcpdump", failures.len());
 }
 
 // ---- packet builders ----
 
 fn csum(data: &[u8]) -> u16 {
-    let mut s: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
+    let mut s: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
     while s >> 16 != 0 {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -160,16 +145,8 @@ const HOST: [u8; 6] = [0x02, 0x42, 0xac, 0x11, 0x00, 0x02];
 fn loopback_frames() -> Vec<Vec<u8>> {
     let mut v = Vec::new();
     for port in [22u16, 53, 80, 443, 8443, 6000] {
-        v.push(ether(
-            HOST,
-            0x0800,
-            &ipv4(6, 0x4000, &tcp(40000, port, 0x02)),
-        ));
-        v.push(ether(
-            HOST,
-            0x0800,
-            &ipv4(6, 0x4000, &tcp(port, 40000, 0x12)),
-        ));
+        v.push(ether(HOST, 0x0800, &ipv4(6, 0x4000, &tcp(40000, port, 0x02))));
+        v.push(ether(HOST, 0x0800, &ipv4(6, 0x4000, &tcp(port, 40000, 0x12))));
         v.push(ether(HOST, 0x86dd, &ipv6(6, &tcp(40001, port, 0x02))));
     }
     // A DNS response from port 53 with A and AAAA answers (tcpdump prints those numerically).
@@ -179,11 +156,7 @@ fn loopback_frames() -> Vec<Vec<u8>> {
     dns.extend(LO4);
     dns.extend([0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
     dns.extend(LO6);
-    v.push(ether(
-        HOST,
-        0x0800,
-        &ipv4(17, 0x4000, &udp(53, 40000, &dns)),
-    ));
+    v.push(ether(HOST, 0x0800, &ipv4(17, 0x4000, &udp(53, 40000, &dns))));
     v.push(ether(HOST, 0x86dd, &ipv6(17, &udp(53, 40000, &dns))));
     // ICMP port unreachable quoting UDP to 53 and TCP to 22; ICMPv6 the same.
     for (proto, inner) in [(17u8, udp(40000, 53, &[])), (6, tcp(40000, 22, 0x02))] {
@@ -232,22 +205,13 @@ fn pcap_of(linktype: u32, frames: &[Vec<u8>]) -> Vec<u8> {
     p.bytes
 }
 
-fn compare_on(
-    file: &str,
-    flag_sets: &[&[&str]],
-    tcpdump: &Path,
-    failures: &mut Vec<String>,
-) -> usize {
+fn compare_on(file: &str, flag_sets: &[&[&str]], tcpdump: &Path, failures: &mut Vec<String>) -> usize {
     for flags in flag_sets {
         let mut args: Vec<&str> = flags.to_vec();
         args.extend(["-r", file]);
         let want = run_tool(Command::new(tcpdump), &args, None);
         let got = run_tool(common::flowtrail(), &args, None);
-        let name = Path::new(file)
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let name = Path::new(file).file_name().unwrap().to_string_lossy().into_owned();
         failures.extend(differ(&name, &args, &want, &got));
     }
     flag_sets.len()
@@ -255,20 +219,13 @@ fn compare_on(
 
 #[test]
 fn loopback_capture_matches_tcpdump_without_n() {
-    let Some(tcpdump) = common::require_tool("tcpdump") else {
-        return;
-    };
+    let Some(tcpdump) = common::require_tool("tcpdump") else { return };
     let d = tempdir("names-lo");
     let eth = write(&d, "lo-names.pcap", &pcap_of(1, &loopback_frames()));
     let sll2 = write(&d, "sll2-names.pcap", &pcap_of(276, &sll2_frames()));
     let mut failures = Vec::new();
     let mut runs = compare_on(&eth, FLAG_SETS, &tcpdump, &mut failures);
-    runs += compare_on(
-        &sll2,
-        &[&[], &["-e"], &["-n"], &["-nn", "-e"]],
-        &tcpdump,
-        &mut failures,
-    );
+    runs += compare_on(&sll2, &[&[], &["-e"], &["-n"], &["-nn", "-e"]], &tcpdump, &mut failures);
     report("loopback names", runs, &failures);
     // The capture does exercise names: ports by name at least (from /etc/services).
     let out = run_tool(common::flowtrail(), &["-r", &eth], None);
@@ -286,9 +243,7 @@ fn single_point_samples() -> Vec<String> {
     for f in common::sample_files() {
         let path = f.to_string_lossy().into_owned();
         let mut points = Points::default();
-        let Ok(mut r) = OfflineReader::open(&path, &mut points) else {
-            continue;
-        };
+        let Ok(mut r) = OfflineReader::open(&path, &mut points) else { continue };
         let mut seen = BTreeSet::new();
         while let Ok(Some(fr)) = r.next_frame(&mut points, Vec::new()) {
             seen.insert(fr.point);
@@ -302,9 +257,7 @@ fn single_point_samples() -> Vec<String> {
 
 #[test]
 fn samples_without_n_match_tcpdump() {
-    let Some(tcpdump) = common::require_tool("tcpdump") else {
-        return;
-    };
+    let Some(tcpdump) = common::require_tool("tcpdump") else { return };
     let files = single_point_samples();
     assert!(!files.is_empty(), "samples/ holds no single-point captures");
     let mut failures = Vec::new();
@@ -353,13 +306,7 @@ fn hosts_file(addrs: &BTreeSet<IpAddr>) -> String {
 /// Runs `tool args` with `hosts` mounted over /etc/hosts in a private mount namespace.
 fn with_hosts(hosts: &str, tool: &Path, args: &[String], dir: &Path) -> Output {
     Command::new("unshare")
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
-            hosts,
-        ])
+        .args(["-m", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts])
         .arg(tool)
         .args(args)
         .current_dir(dir)
@@ -394,19 +341,14 @@ fn corpus_cases(dir: &Path) -> Vec<Case> {
             args.push("-tttt".into());
             args.extend(flags);
         }
-        v.push(Case {
-            label: f_[n].to_string(),
-            args,
-        });
+        v.push(Case { label: f_[n].to_string(), args });
     }
     v
 }
 
 #[test]
 fn hosts_file_names_match_tcpdump_everywhere() {
-    let Some(tcpdump) = common::require_tool("tcpdump") else {
-        return;
-    };
+    let Some(tcpdump) = common::require_tool("tcpdump") else { return };
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("SKIP: needs root (a private mount namespace to replace /etc/hosts)");
         return;
@@ -419,10 +361,7 @@ fn hosts_file_names_match_tcpdump_everywhere() {
         for flags in [&[][..], &["-e"], &["-v"]] {
             let mut args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
             args.extend(["-r".to_string(), f.clone()]);
-            cases.push(Case {
-                label: Path::new(&f).file_name().unwrap().to_string_lossy().into(),
-                args,
-            });
+            cases.push(Case { label: Path::new(&f).file_name().unwrap().to_string_lossy().into(), args });
         }
     }
     // Name every address the numeric outputs show.
@@ -430,27 +369,15 @@ fn hosts_file_names_match_tcpdump_everywhere() {
     for c in &cases {
         let mut args = vec!["-n".to_string()];
         args.extend(c.args.iter().cloned());
-        let out = run_tool(
-            common::flowtrail(),
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            Some(&corpus),
-        );
+        let out = run_tool(common::flowtrail(), &args.iter().map(String::as_str).collect::<Vec<_>>(), Some(&corpus));
         addresses_in(&String::from_utf8_lossy(&out.stdout), &mut addrs);
     }
     assert!(addrs.len() > 50, "only {} addresses found", addrs.len());
     let hosts = write(&d, "hosts", hosts_file(&addrs).as_bytes());
     // Is a private mount namespace to be had here?
-    let probe = with_hosts(
-        &hosts,
-        Path::new("getent"),
-        &["hosts".into(), "127.0.0.1".into()],
-        &corpus,
-    );
+    let probe = with_hosts(&hosts, Path::new("getent"), &["hosts".into(), "127.0.0.1".into()], &corpus);
     if !probe.status.success() {
-        let msg = format!(
-            "cannot mount a private /etc/hosts: {}",
-            String::from_utf8_lossy(&probe.stderr)
-        );
+        let msg = format!("cannot mount a private /etc/hosts: {}", String::from_utf8_lossy(&probe.stderr));
         if common::in_ci() {
             panic!("{msg}");
         }
@@ -475,14 +402,8 @@ fn hosts_file_names_match_tcpdump_everywhere() {
             failures.extend(differ(&c.label, &a, &want, &got));
         }
     }
-    println!(
-        "{named} runs print names from the private hosts file ({} addresses)",
-        addrs.len()
-    );
-    assert!(
-        named > 50,
-        "the private hosts file was not used ({named} runs with names)"
-    );
+    println!("{named} runs print names from the private hosts file ({} addresses)", addrs.len());
+    assert!(named > 50, "the private hosts file was not used ({named} runs with names)");
     report("private /etc/hosts", runs, &failures);
 }
 
@@ -495,16 +416,7 @@ fn address_scan_finds_ports_glued_on() {
         &mut s,
     );
     let want: BTreeSet<IpAddr> = [
-        "10.0.0.1",
-        "10.0.0.2",
-        "fe80::1",
-        "ff02::1:2",
-        "2001:db8::1",
-        "fec0::",
-        "::1",
-        "::2",
-        "::ffff:1.2.3.4",
-        "2.3.4.5",
+        "10.0.0.1", "10.0.0.2", "fe80::1", "ff02::1:2", "2001:db8::1", "fec0::", "::1", "::2", "::ffff:1.2.3.4", "2.3.4.5",
     ]
     .iter()
     .map(|a| a.parse().unwrap())

@@ -31,10 +31,7 @@ fn vertical_movement_keys() {
     assert_eq!(a.paths.selected, 0);
     press(&mut a, &m, [key('G')]);
     assert_eq!(a.paths.selected, n - 1);
-    assert!(
-        a.paths.offset > 0 && a.paths.offset < n,
-        "selection scrolled into view"
-    );
+    assert!(a.paths.offset > 0 && a.paths.offset < n, "selection scrolled into view");
     press(&mut a, &m, [key('g')]);
     assert_eq!((a.paths.selected, a.paths.offset), (0, 0));
     press(&mut a, &m, [code(KeyCode::End)]);
@@ -58,18 +55,7 @@ fn vertical_movement_keys() {
     // Nothing panics or moves on an empty table.
     press(&mut a, &m, [key('/')]);
     type_text(&mut a, &m, "udp");
-    press(
-        &mut a,
-        &m,
-        [
-            code(KeyCode::Enter),
-            key('j'),
-            key('G'),
-            ctrl('d'),
-            code(KeyCode::Enter),
-            key('w'),
-        ],
-    );
+    press(&mut a, &m, [code(KeyCode::Enter), key('j'), key('G'), ctrl('d'), code(KeyCode::Enter), key('w')]);
     assert_eq!(a.paths.order.len(), 0);
     assert_eq!(a.view, View::Paths);
     assert_eq!(a.message.as_deref(), Some("no path selected"));
@@ -86,11 +72,7 @@ fn enter_esc_and_tab_between_panes() {
     assert_eq!(p.id, 2);
     assert_eq!(p.observations.len(), 2);
     assert_eq!(p.packets.lines.len(), 20, "both points' packets");
-    assert!(
-        p.dump
-            .as_ref()
-            .is_some_and(|d| d[0].starts_with("0x0000:  4500"))
-    );
+    assert!(p.dump.as_ref().is_some_and(|d| d[0].starts_with("0x0000:  4500")));
     press(&mut a, &m, [code(KeyCode::Tab)]);
     assert_eq!(a.focus, Pane::Stream);
     press(&mut a, &m, [code(KeyCode::Tab)]);
@@ -107,12 +89,7 @@ fn enter_esc_and_tab_between_panes() {
     assert_eq!(p.detail_selected, 1);
     assert!(p.picked.is_some());
     assert_eq!(p.packets.lines.len(), 10);
-    assert!(
-        p.packets
-            .lines
-            .iter()
-            .all(|l| l.summary.contains(" veth-node "))
-    );
+    assert!(p.packets.lines.iter().all(|l| l.summary.contains(" veth-node ")));
     // Esc: whole path again, then the paths table with the same path selected.
     press(&mut a, &m, [code(KeyCode::Esc)]);
     assert_eq!(a.view, View::Path);
@@ -136,22 +113,9 @@ fn packets_and_stream_panes_move_and_scroll() {
     let m = model(&["host-lo.pcap"]);
     let mut a = app(&m, WIDTH, 30);
     // Connection 3 (12000 bytes each way).
-    press(
-        &mut a,
-        &m,
-        [
-            key('j'),
-            key('j'),
-            key('j'),
-            code(KeyCode::Enter),
-            code(KeyCode::Tab),
-        ],
-    );
+    press(&mut a, &m, [key('j'), key('j'), key('j'), code(KeyCode::Enter), code(KeyCode::Tab)]);
     let lines = a.path.as_ref().unwrap().stream_lines.len();
-    assert!(
-        lines > 300,
-        "12000 bytes in 64-byte lines each way: {lines}"
-    );
+    assert!(lines > 300, "12000 bytes in 64-byte lines each way: {lines}");
     press(&mut a, &m, [key('j'), key('j')]);
     assert_eq!(a.path.as_ref().unwrap().stream_offset, 2);
     press(&mut a, &m, [key('G')]);
@@ -159,11 +123,7 @@ fn packets_and_stream_panes_move_and_scroll() {
     assert!(bottom > 300 && bottom < lines);
     press(&mut a, &m, [key('x')]);
     assert_eq!(a.stream_format, StreamFormat::Hex);
-    assert!(
-        a.path.as_ref().unwrap().stream_lines[0]
-            .text
-            .starts_with("> 00000000  6674 2073")
-    );
+    assert!(a.path.as_ref().unwrap().stream_lines[0].text.starts_with("> 00000000  6674 2073"));
     press(&mut a, &m, [key('x')]);
     assert_eq!(a.stream_format, StreamFormat::Ascii);
     press(&mut a, &m, [key('g'), code(KeyCode::Tab)]);
@@ -191,17 +151,9 @@ fn sort_cycles_every_column_and_reverses() {
         press(&mut a, &m, [key('s')]);
         assert_eq!(a.paths.sort, *k);
         assert_eq!(selected_id(&a), id, "selection follows the path");
-        let rows: Vec<_> = a
-            .paths
-            .order
-            .iter()
-            .map(|&i| &a.snapshot.paths[i as usize])
-            .collect();
+        let rows: Vec<_> = a.paths.order.iter().map(|&i| &a.snapshot.paths[i as usize]).collect();
         if *k == SortKey::Bytes {
-            assert!(
-                rows.windows(2)
-                    .all(|w| w[0].bytes[0] + w[0].bytes[1] <= w[1].bytes[0] + w[1].bytes[1])
-            );
+            assert!(rows.windows(2).all(|w| w[0].bytes[0] + w[0].bytes[1] <= w[1].bytes[0] + w[1].bytes[1]));
         }
     }
     press(&mut a, &m, [key('s')]);
@@ -226,29 +178,13 @@ fn filter_keys_apply_cancel_clear_and_errors() {
     assert!(a.filter.error.is_some());
     press(&mut a, &m, [code(KeyCode::Enter)]);
     assert!(a.filter.editing, "an invalid filter is not applied");
-    press(
-        &mut a,
-        &m,
-        [
-            code(KeyCode::Backspace),
-            code(KeyCode::Backspace),
-            code(KeyCode::Backspace),
-            code(KeyCode::Backspace),
-            code(KeyCode::Backspace),
-            code(KeyCode::Backspace),
-        ],
-    );
+    press(&mut a, &m, [code(KeyCode::Backspace), code(KeyCode::Backspace), code(KeyCode::Backspace), code(KeyCode::Backspace), code(KeyCode::Backspace), code(KeyCode::Backspace)]);
     assert_eq!(a.filter.input, "port 8443");
     assert!(a.filter.error.is_none());
     press(&mut a, &m, [code(KeyCode::Enter)]);
     assert!(!a.filter.editing);
     assert_eq!(a.paths.order.len(), 5);
-    assert!(
-        a.paths
-            .order
-            .iter()
-            .all(|&i| a.snapshot.paths[i as usize].server.port == 8443)
-    );
+    assert!(a.paths.order.iter().all(|&i| a.snapshot.paths[i as usize].server.port == 8443));
     // Esc cancels an edit and keeps the filter.
     press(&mut a, &m, [key('/'), ctrl('u')]);
     assert_eq!(a.filter.input, "");
@@ -260,13 +196,7 @@ fn filter_keys_apply_cancel_clear_and_errors() {
     press(&mut a, &m, [key('/'), ctrl('c')]);
     assert!(!a.filter.editing && !a.quit);
     // Other filters.
-    for (f, n) in [
-        ("point host", 5),
-        ("net 192.168.65.0/24", 5),
-        ("host 127.0.0.1 and not port 55002", 5),
-        ("proto tcp", all),
-        ("", all),
-    ] {
+    for (f, n) in [("point host", 5), ("net 192.168.65.0/24", 5), ("host 127.0.0.1 and not port 55002", 5), ("proto tcp", all), ("", all)] {
         press(&mut a, &m, [key('/'), ctrl('u')]);
         type_text(&mut a, &m, f);
         press(&mut a, &m, [code(KeyCode::Enter)]);
@@ -321,11 +251,7 @@ fn help_quit_and_terminate() {
     press(&mut a, &m, [key('?')]);
     assert!(a.help);
     press(&mut a, &m, [key('j'), code(KeyCode::Enter)]);
-    assert_eq!(
-        (a.paths.selected, a.view),
-        (0, View::Paths),
-        "keys do not reach the panes under the help"
-    );
+    assert_eq!((a.paths.selected, a.view), (0, View::Paths), "keys do not reach the panes under the help");
     press(&mut a, &m, [key('?')]);
     assert!(!a.help);
     press(&mut a, &m, [code(KeyCode::F(1)), code(KeyCode::Esc)]);
@@ -364,12 +290,7 @@ fn write_saves_the_selected_path_as_pcapng() {
     assert_eq!(labels, ["br0", "veth-node"]);
     // From the path view too; Esc clears the message in the table.
     press(&mut a, &m, [code(KeyCode::Enter), key('w')]);
-    assert!(
-        a.message
-            .as_deref()
-            .unwrap()
-            .starts_with("wrote 20 packets of path 2")
-    );
+    assert!(a.message.as_deref().unwrap().starts_with("wrote 20 packets of path 2"));
     press(&mut a, &m, [code(KeyCode::Esc), code(KeyCode::Esc)]);
     assert_eq!((a.view, a.message.as_deref()), (View::Paths, None));
     let _ = std::fs::remove_dir_all(&dir);
@@ -415,41 +336,17 @@ fn resize_changes_the_layout_and_keeps_the_selection_visible() {
     let m = model(&["vm-all.pcapng"]);
     let mut a = app(&m, WIDTH, HEIGHT);
     press(&mut a, &m, [key('G')]);
-    a.handle(
-        Event::Resize {
-            width: 80,
-            height: 10,
-        },
-        &m,
-    );
+    a.handle(Event::Resize { width: 80, height: 10 }, &m);
     assert_eq!((a.size.width, a.size.height), (80, 10));
     let visible = 10 - 2 - 3;
     assert!(a.paths.selected < a.paths.offset + visible && a.paths.selected >= a.paths.offset);
     press(&mut a, &m, [code(KeyCode::Enter)]);
-    assert!(
-        a.areas().dump.unwrap().y > a.areas().packets.unwrap().y,
-        "narrow: stacked"
-    );
-    a.handle(
-        Event::Resize {
-            width: 220,
-            height: 50,
-        },
-        &m,
-    );
-    assert!(
-        a.areas().dump.unwrap().x > a.areas().packets.unwrap().x,
-        "wide: side by side"
-    );
+    assert!(a.areas().dump.unwrap().y > a.areas().packets.unwrap().y, "narrow: stacked");
+    a.handle(Event::Resize { width: 220, height: 50 }, &m);
+    assert!(a.areas().dump.unwrap().x > a.areas().packets.unwrap().x, "wide: side by side");
     // Tiny terminals draw without panicking.
     for (w, h) in [(1, 1), (0, 0), (5, 3), (20, 4)] {
-        a.handle(
-            Event::Resize {
-                width: w,
-                height: h,
-            },
-            &m,
-        );
+        a.handle(Event::Resize { width: w, height: h }, &m);
         let _ = draw(&a);
     }
 }
@@ -458,26 +355,10 @@ fn resize_changes_the_layout_and_keeps_the_selection_visible() {
 fn every_key_map_action_is_covered_here() {
     // The tests above exercise each of these; this guards the list against new actions.
     let covered = [
-        Action::Up,
-        Action::Down,
-        Action::Top,
-        Action::Bottom,
-        Action::HalfPageDown,
-        Action::HalfPageUp,
-        Action::PageDown,
-        Action::PageUp,
-        Action::Open,
-        Action::Back,
-        Action::FocusNext,
-        Action::FocusPrev,
-        Action::FilterStart,
-        Action::SortNext,
-        Action::SortReverse,
-        Action::TogglePause,
-        Action::ToggleStreamFormat,
-        Action::WritePath,
-        Action::ToggleHelp,
-        Action::Quit,
+        Action::Up, Action::Down, Action::Top, Action::Bottom, Action::HalfPageDown, Action::HalfPageUp,
+        Action::PageDown, Action::PageUp, Action::Open, Action::Back, Action::FocusNext, Action::FocusPrev,
+        Action::FilterStart, Action::SortNext, Action::SortReverse, Action::TogglePause,
+        Action::ToggleStreamFormat, Action::WritePath, Action::ToggleHelp, Action::Quit,
     ];
     for e in KEY_MAP {
         assert!(covered.contains(&e.action), "{:?} has no test", e.action);
@@ -498,28 +379,21 @@ fn hostile_payloads_never_reach_the_screen_raw() {
         .udp(5353, 53)
         .write(&mut frame, &payload)
         .unwrap();
-    let mut pcap = vec![
-        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0,
-    ];
+    let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0];
     pcap.extend(1u32.to_le_bytes());
     pcap.extend(0u32.to_le_bytes());
     pcap.extend((frame.len() as u32).to_le_bytes());
     pcap.extend((frame.len() as u32).to_le_bytes());
     pcap.extend(&frame);
     std::fs::write(&file, pcap).unwrap();
-    let inputs =
-        flowtrail::tui::source::Inputs::open(&[file.to_string_lossy().into_owned()], None).unwrap();
+    let inputs = flowtrail::tui::source::Inputs::open(&[file.to_string_lossy().into_owned()], None).unwrap();
     let m = flowtrail::tui::source::FrameModel::load(inputs, flowtrail::print::Options::default());
     let mut a = app(&m, WIDTH, HEIGHT);
     press(&mut a, &m, [code(KeyCode::Enter)]);
     for fmt in [0, 1] {
         let t = draw(&a);
         for cell in t.backend().buffer().content() {
-            assert!(
-                !cell.symbol().chars().any(|c| c.is_control()),
-                "{:?}",
-                cell.symbol()
-            );
+            assert!(!cell.symbol().chars().any(|c| c.is_control()), "{:?}", cell.symbol());
         }
         if fmt == 0 {
             press(&mut a, &m, [key('x')]);

@@ -25,31 +25,13 @@ fn paths_table_several_points_sorted_by_bytes_descending() {
     let m = model(&["vm-all.pcapng", "host=host-lo.pcap", "node=node-eth0.pcap"]);
     let mut a = app(&m, WIDTH, HEIGHT);
     // s x6: id -> proto -> client -> server -> legs -> packets -> bytes; S: descending.
-    press(
-        &mut a,
-        &m,
-        [
-            key('s'),
-            key('s'),
-            key('s'),
-            key('s'),
-            key('s'),
-            key('s'),
-            key('S'),
-        ],
-    );
+    press(&mut a, &m, [key('s'), key('s'), key('s'), key('s'), key('s'), key('s'), key('S')]);
     snap("paths_several_points_bytes_desc", &a);
 }
 
 #[test]
 fn paths_table_udp_icmp_and_ipv6() {
-    let m = model(&[
-        "udp.pcap",
-        "icmp.pcap",
-        "udp6.pcap",
-        "icmp6.pcap",
-        "tcp6.pcap",
-    ]);
+    let m = model(&["udp.pcap", "icmp.pcap", "udp6.pcap", "icmp6.pcap", "tcp6.pcap"]);
     let a = app(&m, WIDTH, HEIGHT);
     snap("paths_udp_icmp_ipv6", &a);
 }
@@ -65,22 +47,9 @@ fn path_view_detail_stream_packets_dump() {
 
 #[test]
 fn detail_hop_diagram_with_three_observations_and_a_picked_one() {
-    let m = model(&[
-        "br0=vm-br0.pcap",
-        "veth-node=vm-brport.pcap",
-        "node-eth0=node-eth0.pcap",
-    ]);
+    let m = model(&["br0=vm-br0.pcap", "veth-node=vm-brport.pcap", "node-eth0=node-eth0.pcap"]);
     let mut a = app(&m, WIDTH, HEIGHT);
-    press(
-        &mut a,
-        &m,
-        [
-            code(KeyCode::Enter),
-            key('j'),
-            key('j'),
-            code(KeyCode::Enter),
-        ],
-    );
+    press(&mut a, &m, [code(KeyCode::Enter), key('j'), key('j'), code(KeyCode::Enter)]);
     snap("detail_three_observations_picked", &a);
 }
 
@@ -88,19 +57,7 @@ fn detail_hop_diagram_with_three_observations_and_a_picked_one() {
 fn stream_hex_ipv6_and_packet_selection() {
     let m = model(&["tcp6.pcap"]);
     let mut a = app(&m, WIDTH, HEIGHT);
-    press(
-        &mut a,
-        &m,
-        [
-            code(KeyCode::Enter),
-            code(KeyCode::Tab),
-            key('x'),
-            code(KeyCode::Tab),
-            key('j'),
-            key('j'),
-            key('j'),
-        ],
-    );
+    press(&mut a, &m, [code(KeyCode::Enter), code(KeyCode::Tab), key('x'), code(KeyCode::Tab), key('j'), key('j'), key('j')]);
     snap("stream_hex_tcp6_packet_4", &a);
 }
 
@@ -111,8 +68,7 @@ fn stream_shows_gaps_as_gaps() {
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("gap.pcap");
     let mut points = flowtrail::capture::Points::default();
-    let mut r =
-        flowtrail::capture::OfflineReader::open(&sample("vm-br0.pcap"), &mut points).unwrap();
+    let mut r = flowtrail::capture::OfflineReader::open(&sample("vm-br0.pcap"), &mut points).unwrap();
     let mut w = flowtrail::savefile::SaveWriter::create(
         out.to_str().unwrap(),
         flowtrail::savefile::Format::Pcap,
@@ -136,13 +92,8 @@ fn stream_shows_gaps_as_gaps() {
     }
     w.flush().unwrap();
     drop(w);
-    let inputs =
-        flowtrail::tui::source::Inputs::open(&[out.to_string_lossy().into_owned()], None).unwrap();
-    let print = flowtrail::print::Options {
-        numeric: 2,
-        ts_format: flowtrail::print::TsFormat::Unix,
-        ..Default::default()
-    };
+    let inputs = flowtrail::tui::source::Inputs::open(&[out.to_string_lossy().into_owned()], None).unwrap();
+    let print = flowtrail::print::Options { numeric: 2, ts_format: flowtrail::print::TsFormat::Unix, ..Default::default() };
     let m = flowtrail::tui::source::FrameModel::load(inputs, print);
     let mut a = app(&m, WIDTH, HEIGHT);
     press(&mut a, &m, [code(KeyCode::Enter)]);

@@ -19,19 +19,11 @@ struct Tmux {
 
 impl Tmux {
     fn new(tmux: &Path, tag: &str) -> Tmux {
-        Tmux {
-            tmux: tmux.to_path_buf(),
-            socket: format!("flowtrail-tui-{tag}-{}", std::process::id()),
-        }
+        Tmux { tmux: tmux.to_path_buf(), socket: format!("flowtrail-tui-{tag}-{}", std::process::id()) }
     }
 
     fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.tmux)
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
+        let out = Command::new(&self.tmux).arg("-L").arg(&self.socket).args(args).output().expect("tmux runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -40,29 +32,11 @@ impl Tmux {
         let out = Command::new(&self.tmux)
             .arg("-L")
             .arg(&self.socket)
-            .args([
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                "160",
-                "-y",
-                "48",
-                "-s",
-                "t",
-                "sh",
-                "-c",
-                script,
-            ])
+            .args(["-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "48", "-s", "t", "sh", "-c", script])
             .env("TERM", "xterm-256color")
             .output()
             .expect("tmux starts");
-        assert!(
-            out.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn screen(&self) -> String {
@@ -91,10 +65,7 @@ impl Tmux {
     }
 
     fn pane_pid(&self) -> u32 {
-        self.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
-            .trim()
-            .parse()
-            .expect("pane pid")
+        self.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"]).trim().parse().expect("pane pid")
     }
 }
 
@@ -107,63 +78,31 @@ impl Drop for Tmux {
 /// The shell script: run flowtrail, then show its status and the terminal modes.
 fn script(args: &str) -> String {
     let bin = env!("CARGO_BIN_EXE_flowtrail");
-    format!(
-        "cd '{}' && TZ=UTC '{bin}' {args}; echo \"flowtrail-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo stty-done; sleep 60",
-        common::root().display()
-    )
+    format!("cd '{}' && TZ=UTC '{bin}' {args}; echo \"flowtrail-exit=$?\"; stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo stty-done; sleep 60", common::root().display())
 }
 
 fn assert_restored(s: &str) {
-    assert!(
-        s.contains("icanon echo"),
-        "canonical mode and echo are back:\n{s}"
-    );
-    assert!(
-        !s.contains("-icanon") && !s.contains("-echo"),
-        "raw mode left on:\n{s}"
-    );
-    assert!(
-        !s.contains("PROTO") && !s.contains("DONE"),
-        "the alternate screen was left:\n{s}"
-    );
+    assert!(s.contains("icanon echo"), "canonical mode and echo are back:\n{s}");
+    assert!(!s.contains("-icanon") && !s.contains("-echo"), "raw mode left on:\n{s}");
+    assert!(!s.contains("PROTO") && !s.contains("DONE"), "the alternate screen was left:\n{s}");
 }
 
 #[test]
 fn paths_table_enter_detail_q_quits_and_terminal_restored() {
-    let Some(tmux) = common::require_tool("tmux") else {
-        return;
-    };
+    let Some(tmux) = common::require_tool("tmux") else { return };
     let t = Tmux::new(&tmux, "q");
-    t.start(&script(
-        "--tui -r samples/vm-all.pcapng -r host=samples/host-lo.pcap",
-    ));
-    let s = t.wait_for("the paths table, fully loaded", |s| {
-        s.contains("DONE") && s.contains("PROTO")
-    });
-    for flow in [
-        "127.0.0.1:40001",
-        "127.0.0.1:49673",
-        "192.168.65.1:38892",
-        "192.168.49.2:8443",
-        "RSTO",
-    ] {
+    t.start(&script("--tui -r samples/vm-all.pcapng -r host=samples/host-lo.pcap"));
+    let s = t.wait_for("the paths table, fully loaded", |s| s.contains("DONE") && s.contains("PROTO"));
+    for flow in ["127.0.0.1:40001", "127.0.0.1:49673", "192.168.65.1:38892", "192.168.49.2:8443", "RSTO"] {
         assert!(s.contains(flow), "{flow} in the table:\n{s}");
     }
     assert!(s.contains("paths 16 "), "16 paths:\n{s}");
-    assert!(
-        s.contains("veth-host 60") && s.contains("host 50"),
-        "per point counters:\n{s}"
-    );
+    assert!(s.contains("veth-host 60") && s.contains("host 50"), "per point counters:\n{s}");
     eprintln!("--- paths view ---\n{s}");
     t.keys(&["j", "Enter"]);
-    let s = t.wait_for("the path view", |s| {
-        s.contains("detail") && s.contains("stream") && s.contains("packets")
-    });
+    let s = t.wait_for("the path view", |s| s.contains("detail") && s.contains("stream") && s.contains("packets"));
     assert!(s.contains("path 2 tcp"), "{s}");
-    assert!(
-        s.contains("ft s1 c0000 o0000000000"),
-        "the conversation:\n{s}"
-    );
+    assert!(s.contains("ft s1 c0000 o0000000000"), "the conversation:\n{s}");
     assert!(s.contains("Flags [S]"), "tcpdump lines:\n{s}");
     assert!(s.contains("0x0000:  4500"), "-X dump:\n{s}");
     eprintln!("--- path view ---\n{s}");
@@ -177,27 +116,14 @@ fn paths_table_enter_detail_q_quits_and_terminal_restored() {
 
 #[test]
 fn sigterm_quits_cleanly_and_restores_the_terminal() {
-    let Some(tmux) = common::require_tool("tmux") else {
-        return;
-    };
+    let Some(tmux) = common::require_tool("tmux") else { return };
     let t = Tmux::new(&tmux, "term");
     t.start(&script("--tui -r samples/host-lo.pcap"));
-    t.wait_for("the paths table", |s| {
-        s.contains("DONE") && s.contains("PROTO")
-    });
+    t.wait_for("the paths table", |s| s.contains("DONE") && s.contains("PROTO"));
     let sh = t.pane_pid();
-    let children =
-        std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).unwrap_or_default();
-    let pid: i32 = children
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("flowtrail's pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).unwrap_or_default();
+    let pid: i32 = children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("flowtrail's pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
     let s = t.wait_for("flowtrail to exit", |s| s.contains("stty-done"));
     assert!(s.contains("flowtrail-exit=0"), "{s}");
     assert_restored(&s);
@@ -206,22 +132,13 @@ fn sigterm_quits_cleanly_and_restores_the_terminal() {
 #[test]
 fn a_terminal_that_goes_away_ends_the_ui() {
     // Regression: after tmux died, crossterm retried end-of-file reads forever at full CPU.
-    let Some(tmux) = common::require_tool("tmux") else {
-        return;
-    };
+    let Some(tmux) = common::require_tool("tmux") else { return };
     let t = Tmux::new(&tmux, "hup");
     t.start(&script("--tui -r samples/host-lo.pcap"));
-    t.wait_for("the paths table", |s| {
-        s.contains("DONE") && s.contains("PROTO")
-    });
+    t.wait_for("the paths table", |s| s.contains("DONE") && s.contains("PROTO"));
     let sh = t.pane_pid();
-    let children =
-        std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).unwrap_or_default();
-    let pid: u32 = children
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("flowtrail's pid");
+    let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children")).unwrap_or_default();
+    let pid: u32 = children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("flowtrail's pid");
     t.run(&["kill-server"]);
     let start = Instant::now();
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -230,10 +147,7 @@ fn a_terminal_that_goes_away_ends_the_ui() {
         if stat.split_whitespace().nth(2) == Some("Z") {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "flowtrail still runs after its terminal went away"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "flowtrail still runs after its terminal went away");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -256,16 +170,11 @@ fn without_a_terminal_it_fails_with_a_message() {
 
 #[test]
 fn a_missing_file_fails_before_the_terminal_is_touched() {
-    let Some(tmux) = common::require_tool("tmux") else {
-        return;
-    };
+    let Some(tmux) = common::require_tool("tmux") else { return };
     let t = Tmux::new(&tmux, "missing");
     t.start(&script("--tui -r samples/no-such-file.pcap"));
     let s = t.wait_for("flowtrail to exit", |s| s.contains("stty-done"));
-    assert!(
-        s.contains("flowtrail: samples/no-such-file.pcap: No such file or directory"),
-        "{s}"
-    );
+    assert!(s.contains("flowtrail: samples/no-such-file.pcap: No such file or directory"), "{s}");
     assert!(s.contains("flowtrail-exit=1"), "{s}");
     assert_restored(&s);
 }

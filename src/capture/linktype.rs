@@ -8,29 +8,21 @@
 
 /// LINKTYPE_/DLT_ pairs whose numbers differ on Linux (libpcap `pcap-common.c`).
 const DIFFERING: &[(u32, u32)] = &[
-    (100, 11), // ATM_RFC1483
-    (101, 12), // RAW
-    (102, 15), // SLIP_BSDOS
-    (103, 16), // PPP_BSDOS
-    (106, 19), // ATM_CLIP
+    (100, 11),  // ATM_RFC1483
+    (101, 12),  // RAW
+    (102, 15),  // SLIP_BSDOS
+    (103, 16),  // PPP_BSDOS
+    (106, 19),  // ATM_CLIP
 ];
 
 /// libpcap's `linktype_to_dlt` (values without a mapping pass through).
 pub fn to_dlt(linktype: u32) -> u32 {
-    DIFFERING
-        .iter()
-        .find(|(l, _)| *l == linktype)
-        .map(|(_, d)| *d)
-        .unwrap_or(linktype)
+    DIFFERING.iter().find(|(l, _)| *l == linktype).map(|(_, d)| *d).unwrap_or(linktype)
 }
 
 /// libpcap's `dlt_to_linktype` where it is defined; other values pass through.
 pub fn from_dlt(dlt: u32) -> u32 {
-    DIFFERING
-        .iter()
-        .find(|(_, d)| *d == dlt)
-        .map(|(l, _)| *l)
-        .unwrap_or(dlt)
+    DIFFERING.iter().find(|(_, d)| *d == dlt).map(|(l, _)| *l).unwrap_or(dlt)
 }
 
 /// The LINKTYPE_ value libpcap would write back for a file's LINKTYPE_ value (e.g. a file that
@@ -58,11 +50,7 @@ pub fn max_snaplen(linktype: u32) -> u32 {
 /// (tcpdump then prints e.g. `snapshot length 524288`; records above the maximum are still
 /// rejected by the readers).
 pub fn adjust_snapshot(linktype: u32, snaplen: u32) -> u32 {
-    if snaplen == 0 || snaplen > i32::MAX as u32 {
-        max_snaplen(linktype)
-    } else {
-        snaplen
-    }
+    if snaplen == 0 || snaplen > i32::MAX as u32 { max_snaplen(linktype) } else { snaplen }
 }
 
 /// libpcap's name (`EN10MB`) of a LINKTYPE_ value, if it has one.

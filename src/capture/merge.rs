@@ -42,11 +42,7 @@ impl Merger {
 
     /// Adds a source; sources added earlier win timestamp ties.
     pub fn add(&mut self, source: Box<dyn FrameSource>) {
-        self.slots.push(Slot {
-            source,
-            head: None,
-            live: true,
-        });
+        self.slots.push(Slot { source, head: None, live: true });
     }
 
     pub fn len(&self) -> usize {
@@ -69,9 +65,7 @@ impl Merger {
 
     fn refill(&mut self, i: usize, points: &mut Points) {
         let spare = self.pool.pop().unwrap_or_default();
-        let Some(slot) = self.slots.get_mut(i) else {
-            return;
-        };
+        let Some(slot) = self.slots.get_mut(i) else { return };
         if !slot.live {
             return;
         }
@@ -130,11 +124,7 @@ mod tests {
 
     struct Fixed(Vec<(usize, i64)>);
     impl FrameSource for Fixed {
-        fn next_frame(
-            &mut self,
-            _p: &mut Points,
-            data: Vec<u8>,
-        ) -> Result<Option<Frame>, CaptureError> {
+        fn next_frame(&mut self, _p: &mut Points, data: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
             if self.0.is_empty() {
                 return Ok(None);
             }
@@ -162,9 +152,6 @@ mod tests {
             out.push((f.point, f.ts.sec));
             m.recycle(f);
         }
-        assert_eq!(
-            out,
-            vec![(1, 0), (0, 1), (0, 3), (0, 3), (0, 2), (1, 3), (1, 4)]
-        );
+        assert_eq!(out, vec![(1, 0), (0, 1), (0, 3), (0, 3), (0, 2), (1, 3), (1, 4)]);
     }
 }

@@ -162,18 +162,10 @@ pub enum CaptureError {
     Open { path: String, source: io::Error },
     /// The operating system failed a read.
     #[error("{path}: error reading dump file: {}", os_message(source))]
-    Read {
-        path: String,
-        offset: u64,
-        source: io::Error,
-    },
+    Read { path: String, offset: u64, source: io::Error },
     /// The file's contents are not a capture libpcap would accept.
     #[error("{path}: {msg}{}", at(*offset))]
-    Format {
-        path: String,
-        offset: Option<u64>,
-        msg: String,
-    },
+    Format { path: String, offset: Option<u64>, msg: String },
 }
 
 impl CaptureError {
@@ -181,9 +173,7 @@ impl CaptureError {
     pub fn libpcap_message(&self) -> String {
         match self {
             CaptureError::Open { path, source } => format!("{path}: {}", os_message(source)),
-            CaptureError::Read { source, .. } => {
-                format!("error reading dump file: {}", os_message(source))
-            }
+            CaptureError::Read { source, .. } => format!("error reading dump file: {}", os_message(source)),
             CaptureError::Format { msg, .. } => msg.clone(),
         }
     }
@@ -211,11 +201,7 @@ pub fn os_message(e: &io::Error) -> String {
 /// (the pipeline recycles printed frames' buffers, so steady-state reading allocates nothing).
 /// After the source returned `Ok(None)` or an error it is finished.
 pub trait FrameSource {
-    fn next_frame(
-        &mut self,
-        points: &mut Points,
-        spare: Vec<u8>,
-    ) -> Result<Option<Frame>, CaptureError>;
+    fn next_frame(&mut self, points: &mut Points, spare: Vec<u8>) -> Result<Option<Frame>, CaptureError>;
 }
 
 /// What `-r [LABEL=]FILE` asks for.
@@ -230,14 +216,10 @@ impl InputSpec {
     /// whole argument is the path (so `./a=b.pcap` still names a file).
     pub fn parse(spec: &str) -> InputSpec {
         match spec.split_once('=') {
-            Some((l, p)) if !l.is_empty() && !l.contains('/') && !p.is_empty() => InputSpec {
-                label: Some(l.to_string()),
-                path: p.to_string(),
-            },
-            _ => InputSpec {
-                label: None,
-                path: spec.to_string(),
-            },
+            Some((l, p)) if !l.is_empty() && !l.contains('/') && !p.is_empty() => {
+                InputSpec { label: Some(l.to_string()), path: p.to_string() }
+            }
+            _ => InputSpec { label: None, path: spec.to_string() },
         }
     }
 
@@ -270,21 +252,15 @@ impl Input {
         let inner: Box<dyn Read + Send> = if path == "-" {
             Box::new(io::stdin())
         } else {
-            let f = std::fs::File::open(path).map_err(|e| CaptureError::Open {
-                path: path.to_string(),
-                source: e,
-            })?;
+            let f = std::fs::File::open(path)
+                .map_err(|e| CaptureError::Open { path: path.to_string(), source: e })?;
             Box::new(f)
         };
         Ok(Input::from_reader(path, inner))
     }
 
     pub(crate) fn from_reader(path: &str, r: Box<dyn Read + Send>) -> Input {
-        Input {
-            path: path.to_string(),
-            inner: io::BufReader::with_capacity(READ_BUFFER, r),
-            offset: 0,
-        }
+        Input { path: path.to_string(), inner: io::BufReader::with_capacity(READ_BUFFER, r), offset: 0 }
     }
 
     /// Reads until `buf` is full or the input ends; returns how many bytes were read
@@ -345,19 +321,11 @@ impl Input {
     }
 
     fn read_error(&self, e: io::Error) -> CaptureError {
-        CaptureError::Read {
-            path: self.path.clone(),
-            offset: self.offset,
-            source: e,
-        }
+        CaptureError::Read { path: self.path.clone(), offset: self.offset, source: e }
     }
 
     pub fn format_error(&self, offset: u64, msg: String) -> CaptureError {
-        CaptureError::Format {
-            path: self.path.clone(),
-            offset: Some(offset),
-            msg,
-        }
+        CaptureError::Format { path: self.path.clone(), offset: Some(offset), msg }
     }
 }
 
@@ -409,20 +377,14 @@ impl OfflineReader {
         Self::from_input(spec, input, points)
     }
 
-    fn from_input(
-        spec: InputSpec,
-        mut input: Input,
-        points: &mut Points,
-    ) -> Result<OfflineReader, CaptureError> {
+    fn from_input(spec: InputSpec, mut input: Input, points: &mut Points) -> Result<OfflineReader, CaptureError> {
         let mut magic = [0u8; 4];
         let n = input.read_full(&mut magic)?;
         if n < 4 {
             return Err(CaptureError::Format {
                 path: spec.path.clone(),
                 offset: None,
-                msg: format!(
-                    "truncated dump file; tried to read 4 file header bytes, only got {n}"
-                ),
+                msg: format!("truncated dump file; tried to read 4 file header bytes, only got {n}"),
             });
         }
         let input = match pcap::PcapReader::open(&spec, magic, input, points)? {
@@ -432,11 +394,7 @@ impl OfflineReader {
         if let Some(r) = pcapng::PcapngReader::open(spec.clone(), magic, input, points)? {
             return Ok(OfflineReader::Pcapng(r));
         }
-        Err(CaptureError::Format {
-            path: spec.path,
-            offset: None,
-            msg: "unknown file format".into(),
-        })
+        Err(CaptureError::Format { path: spec.path, offset: None, msg: "unknown file format".into() })
     }
 
     pub fn info(&self) -> &FileInfo {
@@ -452,11 +410,7 @@ impl OfflineReader {
 }
 
 impl FrameSource for OfflineReader {
-    fn next_frame(
-        &mut self,
-        points: &mut Points,
-        spare: Vec<u8>,
-    ) -> Result<Option<Frame>, CaptureError> {
+    fn next_frame(&mut self, points: &mut Points, spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
         match self {
             OfflineReader::Pcap(r) => r.next_frame(points, spare),
             OfflineReader::Pcapng(r) => r.next_frame(points, spare),
@@ -481,9 +435,7 @@ mod tests {
     fn drain(bytes: Vec<u8>) {
         let mut points = Points::default();
         let spec = InputSpec::parse("fuzz");
-        if let Ok(mut r) =
-            OfflineReader::from_reader(spec, Box::new(io::Cursor::new(bytes)), &mut points)
-        {
+        if let Ok(mut r) = OfflineReader::from_reader(spec, Box::new(io::Cursor::new(bytes)), &mut points) {
             let mut n = 0;
             while let Ok(Some(f)) = r.next_frame(&mut points, Vec::new()) {
                 assert!(f.point < points.len());

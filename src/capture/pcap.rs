@@ -10,9 +10,7 @@
 //! record whose caplen exceeds libpcap's maximum for the link type is an error, one that
 //! exceeds only the file's snaplen is cut to it (the rest is skipped), as libpcap does.
 
-use super::{
-    CaptureError, Direction, FileInfo, Frame, Input, InputSpec, Point, Points, Timestamp, linktype,
-};
+use super::{linktype, CaptureError, Direction, FileInfo, Frame, Input, InputSpec, Point, Points, Timestamp};
 
 const TCPDUMP_MAGIC: u32 = 0xa1b2_c3d4;
 const KUZNETZOV_MAGIC: u32 = 0xa1b2_cd34;
@@ -82,18 +80,12 @@ impl PcapReader {
         };
         let (major, minor) = (u16_at(0), u16_at(2));
         let (snaplen, raw_linktype) = (u32_at(12), u32_at(16));
-        let fail = |msg: String| CaptureError::Format {
-            path: spec.path.clone(),
-            offset: None,
-            msg,
-        };
+        let fail = |msg: String| CaptureError::Format { path: spec.path.clone(), offset: None, msg };
         if major < 2 {
             return Err(fail("archaic pcap savefile format".into()));
         }
         if !((major == 2 && minor <= 4) || (major == 543 && minor == 0)) {
-            return Err(fail(format!(
-                "unsupported pcap savefile version {major}.{minor}"
-            )));
+            return Err(fail(format!("unsupported pcap savefile version {major}.{minor}")));
         }
         let lt = linktype::canonical(raw_linktype & 0x03ff_ffff);
         let ext = raw_linktype & 0xfc00_0000;
@@ -114,21 +106,9 @@ impl PcapReader {
         };
         let nano = magic == NSEC_MAGIC;
         let label = spec.label.clone().unwrap_or_else(|| spec.stem());
-        let point = points.add_with_ext(
-            Point {
-                label,
-                linktype: lt,
-                snaplen: snapshot,
-                nano,
-            },
-            ext,
-        );
+        let point = points.add_with_ext(Point { label, linktype: lt, snaplen: snapshot, nano }, ext);
         Ok(Ok(PcapReader {
-            info: FileInfo {
-                path: spec.path.clone(),
-                linktype: lt,
-                snaplen: snapshot,
-            },
+            info: FileInfo { path: spec.path.clone(), linktype: lt, snaplen: snapshot },
             input,
             point,
             linktype: lt,
@@ -147,11 +127,7 @@ impl PcapReader {
     }
 
     /// Next record, or `Ok(None)` at a clean end of file.
-    pub fn next_frame(
-        &mut self,
-        _points: &mut Points,
-        spare: Vec<u8>,
-    ) -> Result<Option<Frame>, CaptureError> {
+    pub fn next_frame(&mut self, _points: &mut Points, spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
         if self.done {
             return Ok(None);
         }
@@ -173,10 +149,7 @@ impl PcapReader {
         if n < hdr.len() {
             return Err(self.input.format_error(
                 at,
-                format!(
-                    "truncated dump file; tried to read {} header bytes, only got {n}",
-                    hdr.len()
-                ),
+                format!("truncated dump file; tried to read {} header bytes, only got {n}", hdr.len()),
             ));
         }
         let u32_at = |o: usize| {
@@ -194,15 +167,9 @@ impl PcapReader {
         }
         if caplen > self.max_caplen {
             let msg = if caplen > self.snapshot {
-                format!(
-                    "invalid packet capture length {caplen}, bigger than snaplen of {}",
-                    self.snapshot
-                )
+                format!("invalid packet capture length {caplen}, bigger than snaplen of {}", self.snapshot)
             } else {
-                format!(
-                    "invalid packet capture length {caplen}, bigger than maximum of {}",
-                    self.max_caplen
-                )
+                format!("invalid packet capture length {caplen}, bigger than maximum of {}", self.max_caplen)
             };
             return Err(self.input.format_error(at, msg));
         }
@@ -213,10 +180,7 @@ impl PcapReader {
             if got < self.snapshot as usize {
                 return Err(self.input.format_error(
                     at,
-                    format!(
-                        "truncated dump file; tried to read {} captured bytes, only got {got}",
-                        self.snapshot
-                    ),
+                    format!("truncated dump file; tried to read {} captured bytes, only got {got}", self.snapshot),
                 ));
             }
             let rest = u64::from(caplen - self.snapshot);
@@ -235,9 +199,7 @@ impl PcapReader {
             if got < caplen as usize {
                 return Err(self.input.format_error(
                     at,
-                    format!(
-                        "truncated dump file; tried to read {caplen} captured bytes, only got {got}"
-                    ),
+                    format!("truncated dump file; tried to read {caplen} captured bytes, only got {got}"),
                 ));
             }
         }
@@ -258,10 +220,7 @@ impl PcapReader {
 fn timestamp(sec: i32, frac: i32, nano: bool) -> Timestamp {
     let frac = u64::from(frac as u32);
     let nsec = if nano { frac } else { frac * 1000 };
-    Timestamp {
-        sec: i64::from(sec),
-        nsec,
-    }
+    Timestamp { sec: i64::from(sec), nsec }
 }
 
 #[cfg(test)]
@@ -293,11 +252,7 @@ mod tests {
     fn read_all(bytes: Vec<u8>) -> (Vec<Frame>, Option<CaptureError>, Points) {
         let mut points = Points::default();
         let spec = InputSpec::parse("t.pcap");
-        let mut r = match OfflineReader::from_reader(
-            spec,
-            Box::new(std::io::Cursor::new(bytes)),
-            &mut points,
-        ) {
+        let mut r = match OfflineReader::from_reader(spec, Box::new(std::io::Cursor::new(bytes)), &mut points) {
             Ok(r) => r,
             Err(e) => return (vec![], Some(e), points),
         };

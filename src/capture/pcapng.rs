@@ -15,9 +15,7 @@
 //! link type, snapshot length and resolution) maps to the same point, so a file made by
 //! concatenating captures of one interface stays one capture point.
 
-use super::{
-    CaptureError, Direction, FileInfo, Frame, Input, InputSpec, Point, Points, Timestamp, linktype,
-};
+use super::{linktype, CaptureError, Direction, FileInfo, Frame, Input, InputSpec, Point, Points, Timestamp};
 
 pub const BT_SHB: u32 = 0x0A0D_0D0A;
 pub const BT_IDB: u32 = 1;
@@ -83,10 +81,7 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.data.len() < n {
-            return Err(format!(
-                "block of type {} in pcapng dump file is too short",
-                self.block_type
-            ));
+            return Err(format!("block of type {} in pcapng dump file is too short", self.block_type));
         }
         let (a, b) = self.data.split_at(n);
         self.data = b;
@@ -112,11 +107,7 @@ struct IdbOptions {
 }
 
 fn idb_options(c: &mut Cursor<'_>) -> Result<IdbOptions, String> {
-    let mut o = IdbOptions {
-        name: None,
-        tsresol: 1_000_000,
-        tsoffset: 0,
-    };
+    let mut o = IdbOptions { name: None, tsresol: 1_000_000, tsoffset: 0 };
     let (mut saw_tsresol, mut saw_tsoffset) = (false, false);
     while !c.data.is_empty() {
         let code = c.u16()?;
@@ -147,9 +138,7 @@ fn idb_options(c: &mut Cursor<'_>) -> Result<IdbOptions, String> {
                     ));
                 }
                 if saw_tsresol {
-                    return Err(
-                        "Interface Description Block has more than one if_tsresol option".into(),
-                    );
+                    return Err("Interface Description Block has more than one if_tsresol option".into());
                 }
                 saw_tsresol = true;
                 let r = value[0];
@@ -177,9 +166,7 @@ fn idb_options(c: &mut Cursor<'_>) -> Result<IdbOptions, String> {
                     ));
                 }
                 if saw_tsoffset {
-                    return Err(
-                        "Interface Description Block has more than one if_tsoffset option".into(),
-                    );
+                    return Err("Interface Description Block has more than one if_tsoffset option".into());
                 }
                 saw_tsoffset = true;
                 let mut b = [0u8; 8];
@@ -203,9 +190,7 @@ fn packet_direction(mut opts: &[u8], swapped: bool) -> Direction {
         };
         let (code, len) = (rd16(&opts[0..2]), usize::from(rd16(&opts[2..4])));
         let padded = len.div_ceil(4) * 4;
-        let Some(value) = opts.get(4..4 + len) else {
-            break;
-        };
+        let Some(value) = opts.get(4..4 + len) else { break };
         match code {
             0 => break,
             2 if len == 4 => {
@@ -251,11 +236,7 @@ impl PcapngReader {
             return Ok(None);
         };
         let path = spec.path.clone();
-        let fail = |msg: String| CaptureError::Format {
-            path: path.clone(),
-            offset: None,
-            msg,
-        };
+        let fail = |msg: String| CaptureError::Format { path: path.clone(), offset: None, msg };
         if !(28..=SHB_INSANE_MAX).contains(&total) {
             return Err(fail(format!(
                 "Section Header Block in pcapng dump file has invalid length 28 < _{total}_ < {SHB_INSANE_MAX} (BT_SHB_INSANE_MAX)"
@@ -265,9 +246,7 @@ impl PcapngReader {
         let want = (total - 12) as usize;
         let got = input.read_into(&mut rest, want)?;
         if got < want {
-            return Err(fail(format!(
-                "truncated pcapng dump file; tried to read {want} bytes, only got {got}"
-            )));
+            return Err(fail(format!("truncated pcapng dump file; tried to read {want} bytes, only got {got}")));
         }
         let rd16 = |o: usize| {
             let v = u16::from_le_bytes([rest[o], rest[o + 1]]);
@@ -275,16 +254,10 @@ impl PcapngReader {
         };
         let (major, minor) = (rd16(0), rd16(2));
         if !(major == 1 && (minor == 0 || minor == 2)) {
-            return Err(fail(format!(
-                "unsupported pcapng savefile version {major}.{minor}"
-            )));
+            return Err(fail(format!("unsupported pcapng savefile version {major}.{minor}")));
         }
         let mut r = PcapngReader {
-            info: FileInfo {
-                path: spec.path.clone(),
-                linktype: 0,
-                snaplen: 0,
-            },
+            info: FileInfo { path: spec.path.clone(), linktype: 0, snaplen: 0 },
             input,
             spec,
             swapped,
@@ -297,9 +270,7 @@ impl PcapngReader {
         };
         loop {
             let Some((ty, at)) = r.read_block()? else {
-                return Err(fail(
-                    "the capture file has no Interface Description Blocks".into(),
-                ));
+                return Err(fail("the capture file has no Interface Description Blocks".into()));
             };
             match ty {
                 BT_IDB => {
@@ -327,11 +298,7 @@ impl PcapngReader {
     }
 
     /// Next packet, or `Ok(None)` at a clean end of file.
-    pub fn next_frame(
-        &mut self,
-        points: &mut Points,
-        spare: Vec<u8>,
-    ) -> Result<Option<Frame>, CaptureError> {
+    pub fn next_frame(&mut self, points: &mut Points, spare: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
         if self.done {
             return Ok(None);
         }
@@ -356,10 +323,7 @@ impl PcapngReader {
             return Ok(None);
         }
         if n < 8 {
-            return Err(self.err(
-                at,
-                format!("truncated pcapng dump file; tried to read 8 bytes, only got {n}"),
-            ));
+            return Err(self.err(at, format!("truncated pcapng dump file; tried to read 8 bytes, only got {n}")));
         }
         self.block.clear();
         let raw_type = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
@@ -368,12 +332,7 @@ impl PcapngReader {
             // A new section may change the byte order: its byte-order magic tells.
             self.input.read_into(&mut self.block, 4)?;
             if self.block.len() == 4 {
-                let bom = u32::from_le_bytes([
-                    self.block[0],
-                    self.block[1],
-                    self.block[2],
-                    self.block[3],
-                ]);
+                let bom = u32::from_le_bytes([self.block[0], self.block[1], self.block[2], self.block[3]]);
                 if bom == BYTE_ORDER_MAGIC {
                     swapped = false;
                 } else if bom.swap_bytes() == BYTE_ORDER_MAGIC {
@@ -388,43 +347,26 @@ impl PcapngReader {
         let ty = rd(&hdr[0..4]);
         let total = rd(&hdr[4..8]);
         if total < 12 {
-            return Err(self.err(
-                at,
-                format!("block in pcapng dump file has a length of {total} < 12"),
-            ));
+            return Err(self.err(at, format!("block in pcapng dump file has a length of {total} < 12")));
         }
         if total % 4 != 0 {
             return Err(self.err(
                 at,
-                format!(
-                    "block in pcapng dump file has a length of {total} that is not a multiple of 4"
-                ),
+                format!("block in pcapng dump file has a length of {total} that is not a multiple of 4"),
             ));
         }
         if total > self.max_blocksize {
-            return Err(self.err(
-                at,
-                format!("pcapng block size {total} > maximum {}", self.max_blocksize),
-            ));
+            return Err(self.err(at, format!("pcapng block size {total} > maximum {}", self.max_blocksize)));
         }
         let want = (total - 8) as usize;
         let already = self.block.len();
-        let got = already
-            + self
-                .input
-                .read_into(&mut self.block, want - already.min(want))?;
+        let got = already + self.input.read_into(&mut self.block, want - already.min(want))?;
         if got < want {
-            return Err(self.err(
-                at,
-                format!("truncated pcapng dump file; tried to read {want} bytes, only got {got}"),
-            ));
+            return Err(self.err(at, format!("truncated pcapng dump file; tried to read {want} bytes, only got {got}")));
         }
         let trailer = rd(&self.block[want - 4..want]);
         if trailer != total {
-            return Err(self.err(
-                at,
-                "block total length in header and trailer don't match".into(),
-            ));
+            return Err(self.err(at, "block total length in header and trailer don't match".into()));
         }
         self.block.truncate(want - 4);
         Ok(Some((ty, at)))
@@ -434,10 +376,7 @@ impl PcapngReader {
     fn section(&mut self, at: u64) -> Result<(), CaptureError> {
         let b = &self.block;
         if b.len() < 16 {
-            return Err(self.err(
-                at,
-                format!("block of type {BT_SHB} in pcapng dump file is too short"),
-            ));
+            return Err(self.err(at, format!("block of type {BT_SHB} in pcapng dump file is too short")));
         }
         let bom = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let swapped = if bom == BYTE_ORDER_MAGIC {
@@ -445,18 +384,12 @@ impl PcapngReader {
         } else if bom.swap_bytes() == BYTE_ORDER_MAGIC {
             true
         } else {
-            return Err(self.err(
-                at,
-                "the file has a section with a bad byte order magic field".into(),
-            ));
+            return Err(self.err(at, "the file has a section with a bad byte order magic field".into()));
         };
         let major = u16::from_le_bytes([b[4], b[5]]);
         let major = if swapped { major.swap_bytes() } else { major };
         if major != 1 {
-            return Err(self.err(
-                at,
-                format!("unknown pcapng savefile major version number {major}"),
-            ));
+            return Err(self.err(at, format!("unknown pcapng savefile major version number {major}")));
         }
         self.swapped = swapped;
         self.ifaces.clear();
@@ -464,11 +397,7 @@ impl PcapngReader {
     }
 
     fn add_interface(&mut self, at: u64, points: &mut Points) -> Result<(), CaptureError> {
-        let mut c = Cursor {
-            data: &self.block,
-            swapped: self.swapped,
-            block_type: BT_IDB,
-        };
+        let mut c = Cursor { data: &self.block, swapped: self.swapped, block_type: BT_IDB };
         let parsed = (|| {
             let lt = c.u16()?;
             let _reserved = c.u16()?;
@@ -504,30 +433,12 @@ impl PcapngReader {
                     }
                 }
                 let label = self.label(opts.name.as_deref(), index, multi);
-                let point = points.add(Point {
-                    label,
-                    linktype: lt,
-                    snaplen: snapshot,
-                    nano,
-                });
-                self.file_ifaces.push(FileIface {
-                    point,
-                    name: opts.name,
-                    linktype: lt,
-                    snapshot,
-                    nano,
-                    index,
-                });
+                let point = points.add(Point { label, linktype: lt, snaplen: snapshot, nano });
+                self.file_ifaces.push(FileIface { point, name: opts.name, linktype: lt, snapshot, nano, index });
                 point
             }
         };
-        self.ifaces.push(Iface {
-            point,
-            linktype: lt,
-            snapshot,
-            tsresol: opts.tsresol,
-            tsoffset: opts.tsoffset,
-        });
+        self.ifaces.push(Iface { point, linktype: lt, snapshot, tsresol: opts.tsresol, tsoffset: opts.tsoffset });
         Ok(())
     }
 
@@ -543,15 +454,9 @@ impl PcapngReader {
         }
     }
 
-    fn read_packet(
-        &mut self,
-        points: &mut Points,
-        data: Vec<u8>,
-    ) -> Result<Option<Frame>, CaptureError> {
+    fn read_packet(&mut self, points: &mut Points, data: Vec<u8>) -> Result<Option<Frame>, CaptureError> {
         loop {
-            let Some((ty, at)) = self.read_block()? else {
-                return Ok(None);
-            };
+            let Some((ty, at)) = self.read_block()? else { return Ok(None) };
             match ty {
                 BT_EPB | BT_PB | BT_SPB => return self.packet(ty, at, data).map(Some),
                 BT_IDB => self.add_interface(at, points)?,
@@ -562,11 +467,7 @@ impl PcapngReader {
     }
 
     fn packet(&self, ty: u32, at: u64, mut data: Vec<u8>) -> Result<Frame, CaptureError> {
-        let mut c = Cursor {
-            data: &self.block,
-            swapped: self.swapped,
-            block_type: ty,
-        };
+        let mut c = Cursor { data: &self.block, swapped: self.swapped, block_type: ty };
         let fields = (|| {
             Ok::<_, String>(match ty {
                 BT_EPB => {
@@ -597,10 +498,7 @@ impl PcapngReader {
         if caplen > iface.snapshot {
             return Err(self.err(
                 at,
-                format!(
-                    "invalid packet capture length {caplen}, bigger than snaplen of {}",
-                    iface.snapshot
-                ),
+                format!("invalid packet capture length {caplen}, bigger than snaplen of {}", iface.snapshot),
             ));
         }
         let bytes = c.take(caplen as usize).map_err(|m| self.err(at, m))?;
@@ -630,10 +528,7 @@ fn timestamp(t: u64, tsresol: u64, tsoffset: i64) -> Timestamp {
     let sec = (t / tsresol).wrapping_add(tsoffset as u64);
     let frac = t % tsresol;
     let nsec = (u128::from(frac) * 1_000_000_000 / u128::from(tsresol)) as u32;
-    Timestamp {
-        sec: sec as i64,
-        nsec: u64::from(nsec),
-    }
+    Timestamp { sec: sec as i64, nsec: u64::from(nsec) }
 }
 
 #[cfg(test)]
@@ -642,24 +537,9 @@ mod tests {
 
     #[test]
     fn timestamp_resolutions() {
-        assert_eq!(
-            timestamp(1_500_000_001, 1_000_000_000, 100),
-            Timestamp {
-                sec: 101,
-                nsec: 500_000_001
-            }
-        );
-        assert_eq!(
-            timestamp(3_000_001, 1_000_000, 0),
-            Timestamp { sec: 3, nsec: 1000 }
-        );
-        assert_eq!(
-            timestamp(3 << 20 | 1 << 19, 1 << 20, 0),
-            Timestamp {
-                sec: 3,
-                nsec: 500_000_000
-            }
-        );
+        assert_eq!(timestamp(1_500_000_001, 1_000_000_000, 100), Timestamp { sec: 101, nsec: 500_000_001 });
+        assert_eq!(timestamp(3_000_001, 1_000_000, 0), Timestamp { sec: 3, nsec: 1000 });
+        assert_eq!(timestamp(3 << 20 | 1 << 19, 1 << 20, 0), Timestamp { sec: 3, nsec: 500_000_000 });
         assert_eq!(timestamp(1_000_000 << 32, 1_000_000, 0).sec, 4_294_967_296);
     }
 
@@ -674,10 +554,7 @@ mod tests {
         };
         assert_eq!(packet_direction(&opt(2, 1), false), Direction::In);
         assert_eq!(packet_direction(&opt(2, 2), false), Direction::Out);
-        assert_eq!(
-            packet_direction(&[opt(1, 7), opt(2, 2)].concat(), false),
-            Direction::Out
-        );
+        assert_eq!(packet_direction(&[opt(1, 7), opt(2, 2)].concat(), false), Direction::Out);
         assert_eq!(packet_direction(&[1, 2, 3], false), Direction::Unknown);
     }
 }

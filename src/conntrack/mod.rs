@@ -136,10 +136,7 @@ impl CtProto {
 
     /// Whether the tuple's `sport`/`dport` are real ports.
     pub fn has_ports(self) -> bool {
-        matches!(
-            self,
-            CtProto::Tcp | CtProto::Udp | CtProto::UdpLite | CtProto::Sctp | CtProto::Dccp
-        )
+        matches!(self, CtProto::Tcp | CtProto::Udp | CtProto::UdpLite | CtProto::Sctp | CtProto::Dccp)
     }
 }
 
@@ -180,13 +177,7 @@ impl CtTuple {
     }
     /// The same tuple seen from the other end.
     pub fn reversed(&self) -> CtTuple {
-        CtTuple {
-            src: self.dst,
-            dst: self.src,
-            sport: self.dport,
-            dport: self.sport,
-            icmp: self.icmp,
-        }
+        CtTuple { src: self.dst, dst: self.src, sport: self.dport, dport: self.sport, icmp: self.icmp }
     }
 }
 
@@ -492,41 +483,17 @@ pub enum ConntrackError {
     #[error(transparent)]
     Netns(#[from] NetnsError),
     #[error("{ns}: cannot {what} the ctnetlink socket: {source}{}", hint(source.raw_os_error()))]
-    Socket {
-        ns: Netns,
-        what: &'static str,
-        source: std::io::Error,
-    },
+    Socket { ns: Netns, what: &'static str, source: std::io::Error },
     #[error("{ns}: the kernel refused the conntrack {what}: {}{}", std::io::Error::from_raw_os_error(*errno), hint(Some(*errno)))]
-    Kernel {
-        ns: Netns,
-        what: &'static str,
-        errno: i32,
-    },
+    Kernel { ns: Netns, what: &'static str, errno: i32 },
     #[error("{ns}: conntrack {what} timed out after {ms} ms")]
-    Timeout {
-        ns: Netns,
-        what: &'static str,
-        ms: u64,
-    },
+    Timeout { ns: Netns, what: &'static str, ms: u64 },
     #[error("{ns}: malformed ctnetlink data in the {what}: {source}")]
-    Wire {
-        ns: Netns,
-        what: &'static str,
-        source: wire::WireError,
-    },
+    Wire { ns: Netns, what: &'static str, source: wire::WireError },
     #[error("{ns}: cannot read {path}: {source}{}", proc_hint(source))]
-    Proc {
-        ns: Netns,
-        path: &'static str,
-        source: std::io::Error,
-    },
+    Proc { ns: Netns, path: &'static str, source: std::io::Error },
     #[error("{ns}: conntrack is unavailable: netlink: {netlink}; procfs: {proc}")]
-    Unavailable {
-        ns: Netns,
-        netlink: String,
-        proc: String,
-    },
+    Unavailable { ns: Netns, netlink: String, proc: String },
     #[error("cannot start the conntrack watcher thread for {ns}: {msg}")]
     Thread { ns: Netns, msg: String },
 }
@@ -556,13 +523,7 @@ mod tests {
     fn t(s: &str, d: &str) -> CtTuple {
         let s: SocketAddr = s.parse().unwrap();
         let d: SocketAddr = d.parse().unwrap();
-        CtTuple {
-            src: s.ip(),
-            dst: d.ip(),
-            sport: s.port(),
-            dport: d.port(),
-            icmp: None,
-        }
+        CtTuple { src: s.ip(), dst: d.ip(), sport: s.port(), dport: d.port(), icmp: None }
     }
 
     fn entry(orig: CtTuple, reply: CtTuple) -> CtEntry {
@@ -586,61 +547,28 @@ mod tests {
 
     #[test]
     fn rewrite_of_the_seed_path_dnat_plus_masquerade() {
-        let e = entry(
-            t("127.0.0.1:39658", "127.0.0.1:55001"),
-            t("192.168.49.2:8443", "192.168.49.1:39658"),
-        );
+        let e = entry(t("127.0.0.1:39658", "127.0.0.1:55001"), t("192.168.49.2:8443", "192.168.49.1:39658"));
         let rw = e.rewrite();
-        assert_eq!(
-            rw.dnat,
-            Some((
-                "127.0.0.1:55001".parse().unwrap(),
-                "192.168.49.2:8443".parse().unwrap()
-            ))
-        );
-        assert_eq!(
-            rw.snat,
-            Some((
-                "127.0.0.1:39658".parse().unwrap(),
-                "192.168.49.1:39658".parse().unwrap()
-            ))
-        );
+        assert_eq!(rw.dnat, Some(("127.0.0.1:55001".parse().unwrap(), "192.168.49.2:8443".parse().unwrap())));
+        assert_eq!(rw.snat, Some(("127.0.0.1:39658".parse().unwrap(), "192.168.49.1:39658".parse().unwrap())));
         assert_eq!(e.wire_orig(), t("192.168.49.1:39658", "192.168.49.2:8443"));
-        assert_eq!(
-            rw.to_string(),
-            "dnat 127.0.0.1:55001 -> 192.168.49.2:8443, snat 127.0.0.1:39658 -> 192.168.49.1:39658"
-        );
+        assert_eq!(rw.to_string(), "dnat 127.0.0.1:55001 -> 192.168.49.2:8443, snat 127.0.0.1:39658 -> 192.168.49.1:39658");
     }
 
     #[test]
     fn rewrite_none_dnat_only_snat_only_and_port_only() {
-        let plain = entry(
-            t("192.168.65.1:38892", "192.168.65.2:49700"),
-            t("192.168.65.2:49700", "192.168.65.1:38892"),
-        );
+        let plain = entry(t("192.168.65.1:38892", "192.168.65.2:49700"), t("192.168.65.2:49700", "192.168.65.1:38892"));
         assert!(plain.rewrite().is_none());
         assert_eq!(plain.rewrite().to_string(), "none");
         assert_eq!(plain.wire_orig(), plain.orig);
-        let dnat = entry(
-            t("10.0.0.1:1000", "10.0.0.2:80"),
-            t("10.0.0.3:8080", "10.0.0.1:1000"),
-        );
+        let dnat = entry(t("10.0.0.1:1000", "10.0.0.2:80"), t("10.0.0.3:8080", "10.0.0.1:1000"));
         assert!(dnat.rewrite().dnat.is_some() && dnat.rewrite().snat.is_none());
-        let snat = entry(
-            t("10.0.0.1:1000", "8.8.8.8:53"),
-            t("8.8.8.8:53", "10.9.9.9:1000"),
-        );
+        let snat = entry(t("10.0.0.1:1000", "8.8.8.8:53"), t("8.8.8.8:53", "10.9.9.9:1000"));
         assert!(snat.rewrite().snat.is_some() && snat.rewrite().dnat.is_none());
-        let port = entry(
-            t("10.0.0.1:1000", "10.0.0.2:80"),
-            t("10.0.0.2:8080", "10.0.0.1:1000"),
-        );
+        let port = entry(t("10.0.0.1:1000", "10.0.0.2:80"), t("10.0.0.2:8080", "10.0.0.1:1000"));
         assert_eq!(port.rewrite().dnat.unwrap().1.port(), 8080);
         // A v4-mapped address is the same endpoint.
-        let mapped = entry(
-            t("[::ffff:10.0.0.1]:1", "10.0.0.2:2"),
-            t("10.0.0.2:2", "10.0.0.1:1"),
-        );
+        let mapped = entry(t("[::ffff:10.0.0.1]:1", "10.0.0.2:2"), t("10.0.0.2:2", "10.0.0.1:1"));
         assert!(mapped.rewrite().is_none());
     }
 
@@ -660,11 +588,7 @@ mod tests {
 
     #[test]
     fn errors_carry_context_and_hints() {
-        let e = ConntrackError::Kernel {
-            ns: Netns::Named("x_vm".into()),
-            what: "dump",
-            errno: libc::EPERM,
-        };
+        let e = ConntrackError::Kernel { ns: Netns::Named("x_vm".into()), what: "dump", errno: libc::EPERM };
         let s = e.to_string();
         assert!(s.contains("x_vm") && s.contains("CAP_NET_ADMIN"), "{s}");
     }

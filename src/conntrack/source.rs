@@ -48,27 +48,18 @@ impl CtSocket {
     pub fn open_events(ns: &Netns) -> Result<CtSocket, ConntrackError> {
         Self::open_with(
             ns,
-            &[
-                wire::NFNLGRP_CONNTRACK_NEW,
-                wire::NFNLGRP_CONNTRACK_UPDATE,
-                wire::NFNLGRP_CONNTRACK_DESTROY,
-            ],
+            &[wire::NFNLGRP_CONNTRACK_NEW, wire::NFNLGRP_CONNTRACK_UPDATE, wire::NFNLGRP_CONNTRACK_DESTROY],
         )
     }
 
     fn open_with(ns: &Netns, groups: &'static [u32]) -> Result<CtSocket, ConntrackError> {
         let ns2 = ns.clone();
-        let err = move |what, source| ConntrackError::Socket {
-            ns: ns2.clone(),
-            what,
-            source,
-        };
+        let err = move |what, source| ConntrackError::Socket { ns: ns2.clone(), what, source };
         let sock = netns::run_in(ns, move || -> Result<Socket, (&'static str, io::Error)> {
             let mut s = Socket::new(NETLINK_NETFILTER).map_err(|e| ("create", e))?;
             s.bind(&SocketAddr::new(0, 0)).map_err(|e| ("bind", e))?;
             for &g in groups {
-                s.add_membership(g)
-                    .map_err(|e| ("subscribe to events on", e))?;
+                s.add_membership(g).map_err(|e| ("subscribe to events on", e))?;
             }
             if !groups.is_empty() {
                 // Best effort: a smaller buffer only means earlier overruns, which are counted.
@@ -77,12 +68,7 @@ impl CtSocket {
             Ok(s)
         })?
         .map_err(|(what, e)| err(what, e))?;
-        Ok(CtSocket {
-            sock,
-            ns: ns.clone(),
-            buf: vec![0; RECV_BUF],
-            seq: 0,
-        })
+        Ok(CtSocket { sock, ns: ns.clone(), buf: vec![0; RECV_BUF], seq: 0 })
     }
 
     pub fn netns(&self) -> &Netns {
@@ -95,11 +81,7 @@ impl CtSocket {
         let req = wire::dump_request(self.seq);
         self.sock
             .send(&req, 0)
-            .map_err(|source| ConntrackError::Socket {
-                ns: self.ns.clone(),
-                what: "send a dump request on",
-                source,
-            })?;
+            .map_err(|source| ConntrackError::Socket { ns: self.ns.clone(), what: "send a dump request on", source })?;
         Ok(self.seq)
     }
 
@@ -112,29 +94,14 @@ impl CtSocket {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => return Ok(Recv::Idle),
             Err(e) => {
-                return Err(ConntrackError::Socket {
-                    ns: self.ns.clone(),
-                    what: "poll",
-                    source: e.into(),
-                });
+                return Err(ConntrackError::Socket { ns: self.ns.clone(), what: "poll", source: e.into() });
             }
         }
         match self.sock.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT) {
             Ok(n) => Ok(Recv::Data(self.buf.get(..n).unwrap_or_default())),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Recv::Overrun),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(Recv::Idle)
-            }
-            Err(source) => Err(ConntrackError::Socket {
-                ns: self.ns.clone(),
-                what: "receive from",
-                source,
-            }),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(Recv::Idle),
+            Err(source) => Err(ConntrackError::Socket { ns: self.ns.clone(), what: "receive from", source }),
         }
     }
 
@@ -144,58 +111,34 @@ impl CtSocket {
         let deadline = Instant::now() + DUMP_TIMEOUT;
         let ns = self.ns.clone();
         let mut raw = Vec::new();
-        let mut dump = Dump {
-            backend: Backend::Netlink,
-            ..Dump::default()
-        };
+        let mut dump = Dump { backend: Backend::Netlink, ..Dump::default() };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ConntrackError::Timeout {
-                    ns,
-                    what: "dump",
-                    ms: DUMP_TIMEOUT.as_millis() as u64,
-                });
+                return Err(ConntrackError::Timeout { ns, what: "dump", ms: DUMP_TIMEOUT.as_millis() as u64 });
             }
             let data = match self.recv(left.min(Duration::from_millis(500)))? {
                 Recv::Idle => continue,
                 Recv::Overrun => {
-                    return Err(ConntrackError::Kernel {
-                        ns,
-                        what: "dump (receive buffer overrun)",
-                        errno: libc::ENOBUFS,
-                    });
+                    return Err(ConntrackError::Kernel { ns, what: "dump (receive buffer overrun)", errno: libc::ENOBUFS });
                 }
                 Recv::Data(d) => d,
             };
             raw.push(data.to_vec());
             for m in wire::messages(data) {
                 match m {
-                    Ok(CtMessage::Entry {
-                        seq: s, mut entry, ..
-                    }) if s == seq => {
+                    Ok(CtMessage::Entry { seq: s, mut entry, .. }) if s == seq => {
                         entry.netns = ns.clone();
                         dump.entries.push(entry);
                     }
                     Ok(CtMessage::Done { seq: s }) if s == seq => return Ok((raw, dump)),
                     Ok(CtMessage::Error { errno, seq: s }) if s == seq && errno != 0 => {
-                        return Err(ConntrackError::Kernel {
-                            ns,
-                            what: "dump",
-                            errno,
-                        });
+                        return Err(ConntrackError::Kernel { ns, what: "dump", errno });
                     }
                     Ok(_) => {}
-                    Err(
-                        e @ (wire::WireError::ShortHeader { .. }
-                        | wire::WireError::BadLength { .. }),
-                    ) => {
+                    Err(e @ (wire::WireError::ShortHeader { .. } | wire::WireError::BadLength { .. })) => {
                         // The rest of the datagram, possibly the DONE, is lost: give up.
-                        return Err(ConntrackError::Wire {
-                            ns,
-                            what: "dump",
-                            source: e,
-                        });
+                        return Err(ConntrackError::Wire { ns, what: "dump", source: e });
                     }
                     Err(wire::WireError::Entry { .. }) => dump.malformed += 1,
                 }
@@ -222,11 +165,7 @@ pub fn dump_with(ns: &Netns, backend: Backend) -> Result<Dump, ConntrackError> {
                     d.fallback = Some(nl.to_string());
                     Ok(d)
                 }
-                Err(pe) => Err(ConntrackError::Unavailable {
-                    ns: ns.clone(),
-                    netlink: nl.to_string(),
-                    proc: pe.to_string(),
-                }),
+                Err(pe) => Err(ConntrackError::Unavailable { ns: ns.clone(), netlink: nl.to_string(), proc: pe.to_string() }),
             },
         },
     }
@@ -242,18 +181,9 @@ pub struct ProcTable {
 
 impl ProcTable {
     pub fn open(ns: &Netns) -> Result<ProcTable, ConntrackError> {
-        let file = netns::run_in(ns, || File::open(PROC_CONNTRACK))?.map_err(|source| {
-            ConntrackError::Proc {
-                ns: ns.clone(),
-                path: PROC_CONNTRACK,
-                source,
-            }
-        })?;
-        Ok(ProcTable {
-            file,
-            ns: ns.clone(),
-            text: String::new(),
-        })
+        let file = netns::run_in(ns, || File::open(PROC_CONNTRACK))?
+            .map_err(|source| ConntrackError::Proc { ns: ns.clone(), path: PROC_CONNTRACK, source })?;
+        Ok(ProcTable { file, ns: ns.clone(), text: String::new() })
     }
 
     /// The current table text.
@@ -262,11 +192,7 @@ impl ProcTable {
         self.file
             .seek(SeekFrom::Start(0))
             .and_then(|_| self.file.read_to_string(&mut self.text))
-            .map_err(|source| ConntrackError::Proc {
-                ns: self.ns.clone(),
-                path: PROC_CONNTRACK,
-                source,
-            })?;
+            .map_err(|source| ConntrackError::Proc { ns: self.ns.clone(), path: PROC_CONNTRACK, source })?;
         Ok(&self.text)
     }
 
@@ -276,11 +202,6 @@ impl ProcTable {
         for e in &mut entries {
             e.netns = ns.clone();
         }
-        Ok(Dump {
-            entries,
-            backend: Backend::Proc,
-            malformed: bad.len(),
-            fallback: None,
-        })
+        Ok(Dump { entries, backend: Backend::Proc, malformed: bad.len(), fallback: None })
     }
 }

@@ -14,10 +14,7 @@
 //! an ICMP tuple's `code=` is the ICMP id; any other `id=` is the conntrack id. `packets=` /
 //! `bytes=` belong to the tuple before them. Unknown `key=value` words and flags are ignored.
 
-use super::{
-    CtCounters, CtEntry, CtEvent, CtEventKind, CtProto, CtStatus, CtTuple, EventOrigin, IcmpKey,
-    TcpCtState,
-};
+use super::{CtCounters, CtEntry, CtEvent, CtEventKind, CtProto, CtStatus, CtTuple, EventOrigin, IcmpKey, TcpCtState};
 use crate::netns::Netns;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,28 +83,17 @@ struct TupleAcc {
 
 impl TupleAcc {
     fn finish(&self) -> Result<CtTuple, &'static str> {
-        let (Some(src), Some(dst)) = (self.src, self.dst) else {
-            return Err("tuple without src= or dst=");
-        };
-        let icmp = (self.icmp_type.is_some() || self.icmp_code.is_some() || self.icmp_id.is_some())
-            .then(|| IcmpKey {
-                id: self.icmp_id.unwrap_or(0),
-                kind: self.icmp_type.unwrap_or(0),
-                code: self.icmp_code.unwrap_or(0),
-            });
-        Ok(CtTuple {
-            src,
-            dst,
-            sport: self.sport.unwrap_or(0),
-            dport: self.dport.unwrap_or(0),
-            icmp,
-        })
+        let (Some(src), Some(dst)) = (self.src, self.dst) else { return Err("tuple without src= or dst=") };
+        let icmp = (self.icmp_type.is_some() || self.icmp_code.is_some() || self.icmp_id.is_some()).then(|| IcmpKey {
+            id: self.icmp_id.unwrap_or(0),
+            kind: self.icmp_type.unwrap_or(0),
+            code: self.icmp_code.unwrap_or(0),
+        });
+        Ok(CtTuple { src, dst, sport: self.sport.unwrap_or(0), dport: self.dport.unwrap_or(0), icmp })
     }
     fn counters(&self) -> Option<CtCounters> {
-        (self.packets.is_some() || self.bytes.is_some()).then(|| CtCounters {
-            packets: self.packets.unwrap_or(0),
-            bytes: self.bytes.unwrap_or(0),
-        })
+        (self.packets.is_some() || self.bytes.is_some())
+            .then(|| CtCounters { packets: self.packets.unwrap_or(0), bytes: self.bytes.unwrap_or(0) })
     }
 }
 
@@ -118,9 +104,7 @@ pub fn parse_line(line: &str) -> Result<TextRecord, &'static str> {
     let mut event = None;
     // Optional "[seconds.micros]" then "[NEW]" / "[UPDATE]" / "[DESTROY]".
     while let Some(w) = words.peek() {
-        let Some(inner) = w.strip_prefix('[').and_then(|w| w.strip_suffix(']')) else {
-            break;
-        };
+        let Some(inner) = w.strip_prefix('[').and_then(|w| w.strip_suffix(']')) else { break };
         match inner {
             "NEW" => event = Some(CtEventKind::New),
             "UPDATE" => event = Some(CtEventKind::Update),
@@ -135,12 +119,7 @@ pub fn parse_line(line: &str) -> Result<TextRecord, &'static str> {
         words.next();
     }
     let _name = words.next().ok_or("empty line")?;
-    let proto = CtProto::from_number(
-        words
-            .next()
-            .and_then(|n| n.parse().ok())
-            .ok_or("no protocol number")?,
-    );
+    let proto = CtProto::from_number(words.next().and_then(|n| n.parse().ok()).ok_or("no protocol number")?);
     let mut timeout_s = None;
     let mut tcp_state = None;
     while let Some(w) = words.peek() {
@@ -191,9 +170,7 @@ pub fn parse_line(line: &str) -> Result<TextRecord, &'static str> {
             ("dport", Some(t)) if in_tuple => t.dport = Some(v.parse().map_err(|_| "bad dport")?),
             ("type", Some(t)) if in_tuple => t.icmp_type = v.parse().ok(),
             ("code", Some(t)) if in_tuple => t.icmp_code = v.parse().ok(),
-            ("id", Some(t)) if in_tuple && t.icmp_code.is_some() && t.icmp_id.is_none() => {
-                t.icmp_id = v.parse().ok()
-            }
+            ("id", Some(t)) if in_tuple && t.icmp_code.is_some() && t.icmp_id.is_none() => t.icmp_id = v.parse().ok(),
             ("packets", Some(t)) => t.packets = v.parse().ok(),
             ("bytes", Some(t)) => t.bytes = v.parse().ok(),
             (k, _) => {
@@ -223,11 +200,7 @@ pub fn parse_line(line: &str) -> Result<TextRecord, &'static str> {
         proto,
         orig: o.finish()?,
         reply: r.finish()?,
-        tcp_state: if proto == CtProto::Tcp {
-            tcp_state
-        } else {
-            None
-        },
+        tcp_state: if proto == CtProto::Tcp { tcp_state } else { None },
         status,
         timeout_s,
         mark,
@@ -247,11 +220,7 @@ fn parse_time(s: &str) -> Option<SystemTime> {
     if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let nanos: u32 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().ok()?
-    };
+    let nanos: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
     UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
@@ -269,25 +238,10 @@ mod tests {
         assert_eq!(e.tcp_state, Some(TcpCtState::Established));
         assert_eq!(e.timeout_s, Some(431999));
         assert_eq!(e.orig.to_string(), "127.0.0.1:39658 -> 127.0.0.1:55001");
-        assert_eq!(
-            e.reply.to_string(),
-            "192.168.49.2:8443 -> 192.168.49.1:39658"
-        );
+        assert_eq!(e.reply.to_string(), "192.168.49.2:8443 -> 192.168.49.1:39658");
         assert!(!e.status.seen_reply());
-        assert_eq!(
-            e.counters,
-            Some((
-                CtCounters {
-                    packets: 3,
-                    bytes: 180
-                },
-                CtCounters::default()
-            ))
-        );
-        assert_eq!(
-            (e.mark, e.zone, e.use_count, e.id),
-            (Some(0), Some(3), Some(2), None)
-        );
+        assert_eq!(e.counters, Some((CtCounters { packets: 3, bytes: 180 }, CtCounters::default())));
+        assert_eq!((e.mark, e.zone, e.use_count, e.id), (Some(0), Some(3), Some(2), None));
     }
 
     #[test]
@@ -295,17 +249,11 @@ mod tests {
         let l = "[1795928336.049628]\t [UPDATE] tcp      6 60 CLOSE_WAIT src=192.168.65.1 dst=192.168.65.2 sport=38892 dport=49700 src=192.168.65.2 dst=192.168.65.1 sport=49700 dport=38892 [ASSURED] id=850974663";
         let r = parse_line(l).unwrap();
         assert_eq!(r.event, Some(CtEventKind::Update));
-        assert_eq!(
-            r.at,
-            Some(UNIX_EPOCH + Duration::new(1795928336, 49_628_000))
-        );
+        assert_eq!(r.at, Some(UNIX_EPOCH + Duration::new(1795928336, 49_628_000)));
         assert_eq!(r.entry.id, Some(850974663));
         assert!(r.entry.status.assured() && r.entry.status.seen_reply());
         let d = parse_line("[DESTROY] udp      17 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=53 src=10.0.0.2 dst=10.0.0.1 sport=53 dport=1 id=9").unwrap();
-        assert_eq!(
-            (d.event, d.entry.timeout_s, d.entry.tcp_state, d.entry.id),
-            (Some(CtEventKind::Destroy), None, None, Some(9))
-        );
+        assert_eq!((d.event, d.entry.timeout_s, d.entry.tcp_state, d.entry.id), (Some(CtEventKind::Destroy), None, None, Some(9)));
     }
 
     #[test]
@@ -313,22 +261,8 @@ mod tests {
         let l = "ipv6     10 icmpv6   58 29 src=fd00:0065:0000:0000:0000:0000:0000:0001 dst=fd00:65::2 type=128 code=0 id=4242 src=fd00:65::2 dst=fd00:65::1 type=129 code=0 id=4242 mark=0 use=1 id=77";
         let e = parse_line(l).unwrap().entry;
         assert_eq!(e.proto, CtProto::Icmpv6);
-        assert_eq!(
-            e.orig.icmp,
-            Some(IcmpKey {
-                id: 4242,
-                kind: 128,
-                code: 0
-            })
-        );
-        assert_eq!(
-            e.reply.icmp,
-            Some(IcmpKey {
-                id: 4242,
-                kind: 129,
-                code: 0
-            })
-        );
+        assert_eq!(e.orig.icmp, Some(IcmpKey { id: 4242, kind: 128, code: 0 }));
+        assert_eq!(e.reply.icmp, Some(IcmpKey { id: 4242, kind: 129, code: 0 }));
         assert_eq!(e.orig.src, "fd00:65::1".parse::<IpAddr>().unwrap());
         assert_eq!(e.id, Some(77));
         assert!(e.rewrite().is_none());
@@ -341,10 +275,7 @@ mod tests {
         let (entries, bad) = parse_entries(&table);
         assert!(bad.is_empty(), "{bad:?}");
         assert_eq!(entries.len(), table.lines().count());
-        let dnat: Vec<_> = entries
-            .iter()
-            .filter(|e| e.rewrite().dnat.is_some())
-            .collect();
+        let dnat: Vec<_> = entries.iter().filter(|e| e.rewrite().dnat.is_some()).collect();
         assert_eq!(dnat.len(), 5);
         for e in &dnat {
             assert_eq!(e.rewrite().dnat.unwrap().1.to_string(), "192.168.49.2:8443");
@@ -353,41 +284,21 @@ mod tests {
         let events = std::fs::read_to_string(root.join("samples/vm-conntrack-events.txt")).unwrap();
         let (recs, bad) = parse(&events);
         assert!(bad.is_empty(), "{bad:?}");
-        let new_dnat = recs
-            .iter()
-            .filter(|r| r.event == Some(CtEventKind::New) && r.entry.rewrite().dnat.is_some())
-            .count();
+        let new_dnat = recs.iter().filter(|r| r.event == Some(CtEventKind::New) && r.entry.rewrite().dnat.is_some()).count();
         assert_eq!(new_dnat, 5);
         assert!(recs.iter().all(|r| r.at.is_some() && r.entry.id.is_some()));
     }
 
     #[test]
     fn bad_lines_are_errors_not_panics() {
-        for l in [
-            "",
-            "tcp",
-            "tcp x",
-            "tcp 6 1 src=1.2.3.4",
-            "tcp 6 1 src=1.2.3.4 dst=1.1.1.1 src=",
-            "[zz] tcp 6",
-            "tcp 6 1 src=1.1.1.1 dst=2.2.2.2 src=1.1.1.1 dst=2.2.2.2 src=3.3.3.3",
-            "[1.1234567891] tcp 6",
-            "ipv4",
-            "ipv4 2",
-            "tcp 6 src=1.1.1.1 dst=2.2.2.2 sport=99999 src=2.2.2.2 dst=1.1.1.1",
-        ] {
+        for l in ["", "tcp", "tcp x", "tcp 6 1 src=1.2.3.4", "tcp 6 1 src=1.2.3.4 dst=1.1.1.1 src=", "[zz] tcp 6",
+            "tcp 6 1 src=1.1.1.1 dst=2.2.2.2 src=1.1.1.1 dst=2.2.2.2 src=3.3.3.3", "[1.1234567891] tcp 6",
+            "ipv4", "ipv4 2", "tcp 6 src=1.1.1.1 dst=2.2.2.2 sport=99999 src=2.2.2.2 dst=1.1.1.1"] {
             assert!(parse_line(l).is_err(), "{l}");
         }
-        let (ok, bad) =
-            parse("tcp 6 1 src=1.1.1.1 dst=2.2.2.2 src=2.2.2.2 dst=1.1.1.1\n\nnonsense\n");
+        let (ok, bad) = parse("tcp 6 1 src=1.1.1.1 dst=2.2.2.2 src=2.2.2.2 dst=1.1.1.1\n\nnonsense\n");
         assert_eq!((ok.len(), bad.len()), (1, 1));
-        assert_eq!(
-            bad[0],
-            TextError::Line {
-                line: 3,
-                what: "no protocol number"
-            }
-        );
+        assert_eq!(bad[0], TextError::Line { line: 3, what: "no protocol number" });
     }
 
     proptest::proptest! {

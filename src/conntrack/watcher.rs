@@ -3,9 +3,7 @@
 
 use super::source::{CtSocket, ProcTable, Recv};
 use super::wire::{self, CtMessage};
-use super::{
-    Backend, ConntrackError, CtEntry, CtEvent, CtEventKind, CtProto, CtTuple, EventOrigin,
-};
+use super::{Backend, ConntrackError, CtEntry, CtEvent, CtEventKind, CtProto, CtTuple, EventOrigin};
 use crate::netns::Netns;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,11 +44,7 @@ pub struct WatchOptions {
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions {
-            backend: Backend::Auto,
-            initial_dump: true,
-            poll_interval: Duration::from_millis(200),
-        }
+        WatchOptions { backend: Backend::Auto, initial_dump: true, poll_interval: Duration::from_millis(200) }
     }
 }
 
@@ -113,37 +107,20 @@ pub struct ConntrackWatcher {
 }
 
 enum Source {
-    Netlink {
-        events: CtSocket,
-        dump: Option<CtSocket>,
-    },
-    Proc {
-        table: ProcTable,
-        interval: Duration,
-    },
+    Netlink { events: CtSocket, dump: Option<CtSocket> },
+    Proc { table: ProcTable, interval: Duration },
 }
 
 impl ConntrackWatcher {
-    pub fn start(
-        ns: &Netns,
-        opts: WatchOptions,
-        tx: SyncSender<CtUpdate>,
-    ) -> Result<Self, ConntrackError> {
+    pub fn start(ns: &Netns, opts: WatchOptions, tx: SyncSender<CtUpdate>) -> Result<Self, ConntrackError> {
         let open_netlink = || -> Result<Source, ConntrackError> {
             // Events first: whatever happens during the dump is then also in the stream.
             let events = CtSocket::open_events(ns)?;
-            let dump = if opts.initial_dump {
-                Some(CtSocket::open(ns)?)
-            } else {
-                None
-            };
+            let dump = if opts.initial_dump { Some(CtSocket::open(ns)?) } else { None };
             Ok(Source::Netlink { events, dump })
         };
         let open_proc = || -> Result<Source, ConntrackError> {
-            Ok(Source::Proc {
-                table: ProcTable::open(ns)?,
-                interval: opts.poll_interval.max(Duration::from_millis(10)),
-            })
+            Ok(Source::Proc { table: ProcTable::open(ns)?, interval: opts.poll_interval.max(Duration::from_millis(10)) })
         };
         let mut fallback = None;
         let source = match opts.backend {
@@ -173,12 +150,7 @@ impl ConntrackWatcher {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
-        let run = Run {
-            ns: ns.clone(),
-            tx,
-            stop: stop.clone(),
-            counters: counters.clone(),
-        };
+        let run = Run { ns: ns.clone(), tx, stop: stop.clone(), counters: counters.clone() };
         let initial_dump = opts.initial_dump;
         let label = ns.label_prefix();
         let handle = std::thread::Builder::new()
@@ -187,18 +159,8 @@ impl ConntrackWatcher {
                 Source::Netlink { events, dump } => run.netlink(events, dump),
                 Source::Proc { table, interval } => run.proc(table, interval, initial_dump),
             })
-            .map_err(|e| ConntrackError::Thread {
-                ns: ns.clone(),
-                msg: e.to_string(),
-            })?;
-        Ok(ConntrackWatcher {
-            ns: ns.clone(),
-            backend,
-            fallback,
-            stop,
-            counters,
-            handle: Some(handle),
-        })
+            .map_err(|e| ConntrackError::Thread { ns: ns.clone(), msg: e.to_string() })?;
+        Ok(ConntrackWatcher { ns: ns.clone(), backend, fallback, stop, counters, handle: Some(handle) })
     }
 
     pub fn netns(&self) -> &Netns {
@@ -273,9 +235,7 @@ impl Run {
             match d.dump_raw() {
                 Ok((_, dump)) => {
                     let n = dump.entries.len();
-                    self.counters
-                        .malformed
-                        .fetch_add(dump.malformed as u64, Ordering::Relaxed);
+                    self.counters.malformed.fetch_add(dump.malformed as u64, Ordering::Relaxed);
                     for e in dump.entries {
                         bump(&self.counters.dump_entries);
                         if !self.send(CtUpdate::Entry(e)) {
@@ -313,16 +273,9 @@ impl Run {
             let mut out = Vec::new();
             for m in wire::messages(data) {
                 match m {
-                    Ok(CtMessage::Entry {
-                        kind, mut entry, ..
-                    }) => {
+                    Ok(CtMessage::Entry { kind, mut entry, .. }) => {
                         entry.netns = self.ns.clone();
-                        out.push(CtUpdate::Event(CtEvent {
-                            kind,
-                            entry,
-                            at,
-                            origin: EventOrigin::Netlink,
-                        }));
+                        out.push(CtUpdate::Event(CtEvent { kind, entry, at, origin: EventOrigin::Netlink }));
                     }
                     Ok(CtMessage::Overrun) => {
                         let total = bump(&self.counters.overruns);
@@ -353,17 +306,10 @@ impl Run {
             bump(&self.counters.polls);
             match table.read() {
                 Ok(d) => {
-                    self.counters
-                        .malformed
-                        .fetch_add(d.malformed as u64, Ordering::Relaxed);
+                    self.counters.malformed.fetch_add(d.malformed as u64, Ordering::Relaxed);
                     let at = SystemTime::now();
-                    let cur: HashMap<Key, CtEntry> =
-                        d.entries.into_iter().map(|e| (key(&e), e)).collect();
-                    let updates = if first {
-                        initial(&cur, initial_dump)
-                    } else {
-                        diff(&prev, &cur, at)
-                    };
+                    let cur: HashMap<Key, CtEntry> = d.entries.into_iter().map(|e| (key(&e), e)).collect();
+                    let updates = if first { initial(&cur, initial_dump) } else { diff(&prev, &cur, at) };
                     for u in updates {
                         match &u {
                             CtUpdate::Entry(_) => bump(&self.counters.dump_entries),
@@ -414,19 +360,8 @@ fn initial(cur: &HashMap<Key, CtEntry>, send: bool) -> Vec<CtUpdate> {
 
 /// Events that turn `prev` into `cur`: NEW for added entries, UPDATE when the TCP state or
 /// the status changed, DESTROY (with the last entry seen) for removed ones.
-fn diff(
-    prev: &HashMap<Key, CtEntry>,
-    cur: &HashMap<Key, CtEntry>,
-    at: SystemTime,
-) -> Vec<CtUpdate> {
-    let ev = |kind, entry: &CtEntry| {
-        CtUpdate::Event(CtEvent {
-            kind,
-            entry: entry.clone(),
-            at,
-            origin: EventOrigin::ProcPoll,
-        })
-    };
+fn diff(prev: &HashMap<Key, CtEntry>, cur: &HashMap<Key, CtEntry>, at: SystemTime) -> Vec<CtUpdate> {
+    let ev = |kind, entry: &CtEntry| CtUpdate::Event(CtEvent { kind, entry: entry.clone(), at, origin: EventOrigin::ProcPoll });
     let mut out = Vec::new();
     let mut keys: Vec<&Key> = cur.keys().collect();
     keys.sort_by_key(|k| (k.0, k.1.src, k.1.sport, k.1.dst, k.1.dport));
@@ -440,8 +375,7 @@ fn diff(
             Some(_) => {}
         }
     }
-    let mut gone: Vec<(&Key, &CtEntry)> =
-        prev.iter().filter(|(k, _)| !cur.contains_key(*k)).collect();
+    let mut gone: Vec<(&Key, &CtEntry)> = prev.iter().filter(|(k, _)| !cur.contains_key(*k)).collect();
     gone.sort_by_key(|(k, _)| (k.0, k.1.src, k.1.sport, k.1.dst, k.1.dport));
     for (_, e) in gone {
         out.push(ev(CtEventKind::Destroy, e));
@@ -455,11 +389,7 @@ mod tests {
     use crate::conntrack::text::parse_line;
 
     fn map(lines: &[&str]) -> HashMap<Key, CtEntry> {
-        lines
-            .iter()
-            .map(|l| parse_line(l).unwrap().entry)
-            .map(|e| (key(&e), e))
-            .collect()
+        lines.iter().map(|l| parse_line(l).unwrap().entry).map(|e| (key(&e), e)).collect()
     }
 
     #[test]
@@ -470,27 +400,13 @@ mod tests {
         let b = "udp 17 29 src=10.0.0.1 dst=10.0.0.2 sport=5 dport=53 src=10.0.0.2 dst=10.0.0.1 sport=53 dport=5";
         let at = SystemTime::UNIX_EPOCH;
         let kinds = |v: Vec<CtUpdate>| -> Vec<CtEventKind> {
-            v.into_iter()
-                .map(|u| match u {
-                    CtUpdate::Event(e) => e.kind,
-                    u => panic!("{u:?}"),
-                })
-                .collect()
+            v.into_iter().map(|u| match u { CtUpdate::Event(e) => e.kind, u => panic!("{u:?}") }).collect()
         };
-        assert_eq!(
-            kinds(diff(&map(&[]), &map(&[a, b]), at)),
-            [CtEventKind::New, CtEventKind::New]
-        );
-        assert_eq!(
-            kinds(diff(&map(&[a, b]), &map(&[a2, b]), at)),
-            [CtEventKind::Update]
-        );
+        assert_eq!(kinds(diff(&map(&[]), &map(&[a, b]), at)), [CtEventKind::New, CtEventKind::New]);
+        assert_eq!(kinds(diff(&map(&[a, b]), &map(&[a2, b]), at)), [CtEventKind::Update]);
         // A timeout tick alone is not an update.
         assert!(diff(&map(&[a2]), &map(&[a3]), at).is_empty());
-        assert_eq!(
-            kinds(diff(&map(&[a2, b]), &map(&[a2]), at)),
-            [CtEventKind::Destroy]
-        );
+        assert_eq!(kinds(diff(&map(&[a2, b]), &map(&[a2]), at)), [CtEventKind::Destroy]);
         let init = initial(&map(&[a, b]), true);
         assert_eq!(init.len(), 3);
         assert_eq!(init[2], CtUpdate::DumpDone { entries: 2 });

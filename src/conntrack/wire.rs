@@ -97,17 +97,9 @@ pub enum WireError {
     #[error("offset {offset}: {have} bytes left, too short for a netlink header")]
     ShortHeader { offset: usize, have: usize },
     #[error("offset {offset}: netlink message claims {len} bytes, {have} left")]
-    BadLength {
-        offset: usize,
-        len: u32,
-        have: usize,
-    },
+    BadLength { offset: usize, len: u32, have: usize },
     #[error("offset {offset}: ctnetlink message (type {nlmsg_type:#06x}): {what}")]
-    Entry {
-        offset: usize,
-        nlmsg_type: u16,
-        what: EntryError,
-    },
+    Entry { offset: usize, nlmsg_type: u16, what: EntryError },
 }
 
 /// Why one conntrack message's body did not give an entry.
@@ -135,12 +127,7 @@ pub enum EntryError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CtMessage {
     /// A conntrack entry: a dump reply (`multi`) or an event.
-    Entry {
-        kind: CtEventKind,
-        flags: u16,
-        seq: u32,
-        entry: CtEntry,
-    },
+    Entry { kind: CtEventKind, flags: u16, seq: u32, entry: CtEntry },
     /// End of a dump.
     Done { seq: u32 },
     /// `NLMSG_ERROR`: `errno` is positive (0 is an ACK).
@@ -161,11 +148,7 @@ pub struct Messages<'a> {
 /// Parses the messages of one datagram (or several datagrams concatenated: netlink
 /// messages are self-delimiting).
 pub fn messages(buf: &[u8]) -> Messages<'_> {
-    Messages {
-        buf,
-        pos: 0,
-        done: false,
-    }
+    Messages { buf, pos: 0, done: false }
 }
 
 impl Iterator for Messages<'_> {
@@ -177,26 +160,16 @@ impl Iterator for Messages<'_> {
         }
         let offset = self.pos;
         let rest = self.buf.get(offset..).unwrap_or_default();
-        let (Some(len), Some(nlmsg_type), Some(flags), Some(seq)) = (
-            ne_u32(rest, 0),
-            ne_u16(rest, 4),
-            ne_u16(rest, 6),
-            ne_u32(rest, 8),
-        ) else {
+        let (Some(len), Some(nlmsg_type), Some(flags), Some(seq)) =
+            (ne_u32(rest, 0), ne_u16(rest, 4), ne_u16(rest, 6), ne_u32(rest, 8))
+        else {
             self.done = true;
-            return Some(Err(WireError::ShortHeader {
-                offset,
-                have: rest.len(),
-            }));
+            return Some(Err(WireError::ShortHeader { offset, have: rest.len() }));
         };
         let len_us = len as usize;
         if len_us < NLMSG_HDRLEN || len_us > rest.len() {
             self.done = true;
-            return Some(Err(WireError::BadLength {
-                offset,
-                len,
-                have: rest.len(),
-            }));
+            return Some(Err(WireError::BadLength { offset, len, have: rest.len() }));
         }
         let body = rest.get(NLMSG_HDRLEN..len_us).unwrap_or_default();
         self.pos = offset.saturating_add(align4(len_us));
@@ -204,46 +177,26 @@ impl Iterator for Messages<'_> {
     }
 }
 
-fn parse_message(
-    offset: usize,
-    nlmsg_type: u16,
-    flags: u16,
-    seq: u32,
-    body: &[u8],
-) -> Result<CtMessage, WireError> {
-    let err = |what| WireError::Entry {
-        offset,
-        nlmsg_type,
-        what,
-    };
+fn parse_message(offset: usize, nlmsg_type: u16, flags: u16, seq: u32, body: &[u8]) -> Result<CtMessage, WireError> {
+    let err = |what| WireError::Entry { offset, nlmsg_type, what };
     match nlmsg_type {
         NLMSG_DONE => return Ok(CtMessage::Done { seq }),
         NLMSG_OVERRUN => return Ok(CtMessage::Overrun),
         NLMSG_ERROR => {
             let e = ne_i32(body, 0).ok_or(err(EntryError::ShortError))?;
-            return Ok(CtMessage::Error {
-                errno: e.checked_neg().unwrap_or(i32::MAX),
-                seq,
-            });
+            return Ok(CtMessage::Error { errno: e.checked_neg().unwrap_or(i32::MAX), seq });
         }
         _ => {}
     }
     let [subsys, msg] = nlmsg_type.to_be_bytes();
     let kind = match (subsys, msg) {
-        (NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW) if flags & (NLM_F_CREATE | NLM_F_EXCL) != 0 => {
-            CtEventKind::New
-        }
+        (NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW) if flags & (NLM_F_CREATE | NLM_F_EXCL) != 0 => CtEventKind::New,
         (NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW) => CtEventKind::Update,
         (NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE) => CtEventKind::Destroy,
         _ => return Ok(CtMessage::Other { nlmsg_type }),
     };
     let entry = parse_entry(body).map_err(err)?;
-    Ok(CtMessage::Entry {
-        kind,
-        flags,
-        seq,
-        entry,
-    })
+    Ok(CtMessage::Entry { kind, flags, seq, entry })
 }
 
 /// Parses one conntrack message body (nfgenmsg + attributes) into an entry.
@@ -291,11 +244,7 @@ pub fn parse_entry(body: &[u8]) -> Result<CtEntry, EntryError> {
         proto,
         orig,
         reply,
-        tcp_state: if proto == CtProto::Tcp {
-            e.tcp_state
-        } else {
-            None
-        },
+        tcp_state: if proto == CtProto::Tcp { e.tcp_state } else { None },
         status: e.status.unwrap_or_default(),
         timeout_s: e.timeout_s,
         mark: e.mark,
@@ -368,20 +317,9 @@ fn parse_tuple(buf: &[u8]) -> Result<(CtProto, CtTuple), EntryError> {
             _ => {}
         }
     }
-    let (Some(src), Some(dst)) = (src, dst) else {
-        return Err(EntryError::NoAddress);
-    };
+    let (Some(src), Some(dst)) = (src, dst) else { return Err(EntryError::NoAddress) };
     let proto = CtProto::from_number(proto.ok_or(EntryError::NoProtocol)?);
-    Ok((
-        proto,
-        CtTuple {
-            src,
-            dst,
-            sport,
-            dport,
-            icmp,
-        },
-    ))
+    Ok((proto, CtTuple { src, dst, sport, dport, icmp }))
 }
 
 fn parse_protoinfo(buf: &[u8]) -> Result<Option<TcpCtState>, EntryError> {
@@ -457,10 +395,7 @@ impl<'a> Iterator for Attrs<'a> {
             return Some(Err(EntryError::TruncatedAttr(at)));
         };
         self.pos = at.saturating_add(align4(len));
-        Some(Ok(Attr {
-            kind: kind & NLA_TYPE_MASK,
-            value,
-        }))
+        Some(Ok(Attr { kind: kind & NLA_TYPE_MASK, value }))
     }
 }
 
@@ -527,20 +462,10 @@ pub mod build {
         attr(kind | 0x8000, &parts.concat())
     }
 
-    pub fn tuple(
-        kind: u16,
-        src: IpAddr,
-        dst: IpAddr,
-        proto: u8,
-        sport: u16,
-        dport: u16,
-    ) -> Vec<u8> {
+    pub fn tuple(kind: u16, src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> Vec<u8> {
         let ip = match (src, dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                vec![
-                    attr(CTA_IP_V4_SRC, &s.octets()),
-                    attr(CTA_IP_V4_DST, &d.octets()),
-                ]
+                vec![attr(CTA_IP_V4_SRC, &s.octets()), attr(CTA_IP_V4_DST, &d.octets())]
             }
             (s, d) => {
                 let six = |a: IpAddr| match a {
@@ -555,19 +480,11 @@ pub mod build {
             attr(CTA_PROTO_SRC_PORT, &sport.to_be_bytes()),
             attr(CTA_PROTO_DST_PORT, &dport.to_be_bytes()),
         ];
-        nested(
-            kind,
-            &[nested(CTA_TUPLE_IP, &ip), nested(CTA_TUPLE_PROTO, &l4)],
-        )
+        nested(kind, &[nested(CTA_TUPLE_IP, &ip), nested(CTA_TUPLE_PROTO, &l4)])
     }
 
     pub fn message(msg: u8, flags: u16, seq: u32, attrs: &[Vec<u8>]) -> Vec<u8> {
-        let body: Vec<u8> = [vec![0u8, 0, 0, 0]]
-            .iter()
-            .chain(attrs)
-            .flatten()
-            .copied()
-            .collect();
+        let body: Vec<u8> = [vec![0u8, 0, 0, 0]].iter().chain(attrs).flatten().copied().collect();
         let len = NLMSG_HDRLEN + body.len();
         let mut v = Vec::with_capacity(len);
         v.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -602,19 +519,10 @@ pub mod build {
         v
     }
 
-    pub use super::{
-        CTA_ID, CTA_MARK, CTA_PROTOINFO, CTA_STATUS, CTA_TIMEOUT, CTA_TIMESTAMP, CTA_TUPLE_ORIG,
-        CTA_TUPLE_REPLY, CTA_ZONE,
-    };
+    pub use super::{CTA_ID, CTA_MARK, CTA_PROTOINFO, CTA_STATUS, CTA_TIMEOUT, CTA_TIMESTAMP, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE};
 
     pub fn tcp_state(state: u8) -> Vec<u8> {
-        nested(
-            CTA_PROTOINFO,
-            &[nested(
-                CTA_PROTOINFO_TCP,
-                &[attr(CTA_PROTOINFO_TCP_STATE, &[state])],
-            )],
-        )
+        nested(CTA_PROTOINFO, &[nested(CTA_PROTOINFO_TCP, &[attr(CTA_PROTOINFO_TCP_STATE, &[state])])])
     }
 }
 
@@ -633,35 +541,15 @@ mod tests {
             flags,
             7,
             &[
-                tuple(
-                    CTA_TUPLE_ORIG,
-                    ip("127.0.0.1"),
-                    ip("127.0.0.1"),
-                    6,
-                    39658,
-                    55001,
-                ),
-                tuple(
-                    CTA_TUPLE_REPLY,
-                    ip("192.168.49.2"),
-                    ip("192.168.49.1"),
-                    6,
-                    8443,
-                    39658,
-                ),
-                attr(
-                    CTA_STATUS,
-                    &(CtStatus::SEEN_REPLY | CtStatus::ASSURED | CtStatus::DST_NAT).to_be_bytes(),
-                ),
+                tuple(CTA_TUPLE_ORIG, ip("127.0.0.1"), ip("127.0.0.1"), 6, 39658, 55001),
+                tuple(CTA_TUPLE_REPLY, ip("192.168.49.2"), ip("192.168.49.1"), 6, 8443, 39658),
+                attr(CTA_STATUS, &(CtStatus::SEEN_REPLY | CtStatus::ASSURED | CtStatus::DST_NAT).to_be_bytes()),
                 tcp_state(3),
                 attr(CTA_TIMEOUT, &432000u32.to_be_bytes()),
                 attr(CTA_MARK, &0u32.to_be_bytes()),
                 attr(CTA_ID, &2727558185u32.to_be_bytes()),
                 attr(CTA_ZONE, &5u16.to_be_bytes()),
-                nested(
-                    CTA_TIMESTAMP,
-                    &[attr(1, &1_795_928_335_000_000_000u64.to_be_bytes())],
-                ),
+                nested(CTA_TIMESTAMP, &[attr(1, &1_795_928_335_000_000_000u64.to_be_bytes())]),
             ],
         )
     }
@@ -671,25 +559,14 @@ mod tests {
         let m = seed_entry_msg(IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL);
         let got: Vec<_> = messages(&m).collect();
         assert_eq!(got.len(), 1);
-        let CtMessage::Entry {
-            kind, seq, entry, ..
-        } = got[0].clone().unwrap()
-        else {
-            panic!("{got:?}")
-        };
+        let CtMessage::Entry { kind, seq, entry, .. } = got[0].clone().unwrap() else { panic!("{got:?}") };
         assert_eq!((kind, seq), (CtEventKind::New, 7));
         assert_eq!(entry.proto, CtProto::Tcp);
         assert_eq!(entry.orig.to_string(), "127.0.0.1:39658 -> 127.0.0.1:55001");
-        assert_eq!(
-            entry.reply.to_string(),
-            "192.168.49.2:8443 -> 192.168.49.1:39658"
-        );
+        assert_eq!(entry.reply.to_string(), "192.168.49.2:8443 -> 192.168.49.1:39658");
         assert_eq!(entry.tcp_state, Some(TcpCtState::Established));
         assert!(entry.status.assured() && entry.status.has(CtStatus::DST_NAT));
-        assert_eq!(
-            (entry.timeout_s, entry.mark, entry.id, entry.zone),
-            (Some(432000), Some(0), Some(2727558185), Some(5))
-        );
+        assert_eq!((entry.timeout_s, entry.mark, entry.id, entry.zone), (Some(432000), Some(0), Some(2727558185), Some(5)));
         assert_eq!(entry.start_ns, Some(1_795_928_335_000_000_000));
         assert_eq!(entry.stop_ns, None);
     }
@@ -700,22 +577,10 @@ mod tests {
             Some(Ok(CtMessage::Entry { kind, .. })) => kind,
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            kind(seed_entry_msg(IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL)),
-            CtEventKind::New
-        );
-        assert_eq!(
-            kind(seed_entry_msg(IPCTNL_MSG_CT_NEW, 0)),
-            CtEventKind::Update
-        );
-        assert_eq!(
-            kind(seed_entry_msg(IPCTNL_MSG_CT_NEW, NLM_F_MULTI)),
-            CtEventKind::Update
-        );
-        assert_eq!(
-            kind(seed_entry_msg(IPCTNL_MSG_CT_DELETE, 0)),
-            CtEventKind::Destroy
-        );
+        assert_eq!(kind(seed_entry_msg(IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL)), CtEventKind::New);
+        assert_eq!(kind(seed_entry_msg(IPCTNL_MSG_CT_NEW, 0)), CtEventKind::Update);
+        assert_eq!(kind(seed_entry_msg(IPCTNL_MSG_CT_NEW, NLM_F_MULTI)), CtEventKind::Update);
+        assert_eq!(kind(seed_entry_msg(IPCTNL_MSG_CT_DELETE, 0)), CtEventKind::Destroy);
     }
 
     #[test]
@@ -727,13 +592,7 @@ mod tests {
         let got: Vec<_> = messages(&d).map(Result::unwrap).collect();
         assert_eq!(got.len(), 4);
         assert_eq!(got[2], CtMessage::Done { seq: 7 });
-        assert_eq!(
-            got[3],
-            CtMessage::Error {
-                errno: libc::EPERM,
-                seq: 8
-            }
-        );
+        assert_eq!(got[3], CtMessage::Error { errno: libc::EPERM, seq: 8 });
     }
 
     #[test]
@@ -743,32 +602,13 @@ mod tests {
             0,
             1,
             &[
-                tuple(
-                    CTA_TUPLE_ORIG,
-                    ip("fd00:65::1"),
-                    ip("fd00:65::2"),
-                    17,
-                    5000,
-                    41000,
-                ),
-                tuple(
-                    CTA_TUPLE_REPLY,
-                    ip("fd00:65::2"),
-                    ip("fd00:65::1"),
-                    17,
-                    41000,
-                    5000,
-                ),
+                tuple(CTA_TUPLE_ORIG, ip("fd00:65::1"), ip("fd00:65::2"), 17, 5000, 41000),
+                tuple(CTA_TUPLE_REPLY, ip("fd00:65::2"), ip("fd00:65::1"), 17, 41000, 5000),
             ],
         );
-        let Some(Ok(CtMessage::Entry { entry, .. })) = messages(&m).next() else {
-            panic!()
-        };
+        let Some(Ok(CtMessage::Entry { entry, .. })) = messages(&m).next() else { panic!() };
         assert_eq!(entry.proto, CtProto::Udp);
-        assert_eq!(
-            entry.orig.to_string(),
-            "[fd00:65::1]:5000 -> [fd00:65::2]:41000"
-        );
+        assert_eq!(entry.orig.to_string(), "[fd00:65::1]:5000 -> [fd00:65::2]:41000");
         assert!(entry.rewrite().is_none());
         assert_eq!(entry.tcp_state, None);
     }
@@ -776,36 +616,16 @@ mod tests {
     #[test]
     fn broken_bodies_are_errors_and_parsing_goes_on() {
         // Missing reply tuple.
-        let mut d = message(
-            IPCTNL_MSG_CT_NEW,
-            0,
-            1,
-            &[tuple(CTA_TUPLE_ORIG, ip("1.1.1.1"), ip("2.2.2.2"), 6, 1, 2)],
-        );
+        let mut d = message(IPCTNL_MSG_CT_NEW, 0, 1, &[tuple(CTA_TUPLE_ORIG, ip("1.1.1.1"), ip("2.2.2.2"), 6, 1, 2)]);
         d.extend(seed_entry_msg(IPCTNL_MSG_CT_NEW, 0));
         let got: Vec<_> = messages(&d).collect();
-        assert!(
-            matches!(
-                got[0],
-                Err(WireError::Entry {
-                    what: EntryError::NoReplyTuple,
-                    ..
-                })
-            ),
-            "{got:?}"
-        );
+        assert!(matches!(got[0], Err(WireError::Entry { what: EntryError::NoReplyTuple, .. })), "{got:?}");
         assert!(got[1].is_ok());
         // A truncated attribute inside.
         let mut m = seed_entry_msg(IPCTNL_MSG_CT_NEW, 0);
         let n = m.len();
         m[n - 12..n - 10].copy_from_slice(&200u16.to_ne_bytes());
-        assert!(matches!(
-            messages(&m).next(),
-            Some(Err(WireError::Entry {
-                what: EntryError::TruncatedAttr(_),
-                ..
-            }))
-        ));
+        assert!(matches!(messages(&m).next(), Some(Err(WireError::Entry { what: EntryError::TruncatedAttr(_), .. }))));
     }
 
     #[test]
@@ -818,17 +638,11 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!(matches!(got[1], Err(WireError::BadLength { .. })));
         let got: Vec<_> = messages(&[1, 2, 3]).collect();
-        assert!(matches!(
-            got[..],
-            [Err(WireError::ShortHeader { have: 3, .. })]
-        ));
+        assert!(matches!(got[..], [Err(WireError::ShortHeader { have: 3, .. })]));
         // Length smaller than a header.
         let mut z = seed_entry_msg(IPCTNL_MSG_CT_NEW, 0);
         z[0..4].copy_from_slice(&4u32.to_ne_bytes());
-        assert!(matches!(
-            messages(&z).next(),
-            Some(Err(WireError::BadLength { len: 4, .. }))
-        ));
+        assert!(matches!(messages(&z).next(), Some(Err(WireError::BadLength { len: 4, .. }))));
     }
 
     #[test]
@@ -856,10 +670,7 @@ mod tests {
         let r = dump_request(42);
         assert_eq!(u32::from_ne_bytes(r[0..4].try_into().unwrap()), 20);
         assert_eq!(u16::from_ne_bytes(r[4..6].try_into().unwrap()), 0x0101);
-        assert_eq!(
-            u16::from_ne_bytes(r[6..8].try_into().unwrap()),
-            NLM_F_REQUEST | NLM_F_DUMP
-        );
+        assert_eq!(u16::from_ne_bytes(r[6..8].try_into().unwrap()), NLM_F_REQUEST | NLM_F_DUMP);
         assert_eq!(u32::from_ne_bytes(r[8..12].try_into().unwrap()), 42);
         assert_eq!(&r[16..], &[0, 0, 0, 0]);
     }

@@ -96,10 +96,7 @@ impl AnalysisCounters {
         let fields: [(u32, &mut [u32; 2]); 14] = [
             (flag::RETRANSMISSION, &mut self.retransmission),
             (flag::FAST_RETRANSMISSION, &mut self.fast_retransmission),
-            (
-                flag::SPURIOUS_RETRANSMISSION,
-                &mut self.spurious_retransmission,
-            ),
+            (flag::SPURIOUS_RETRANSMISSION, &mut self.spurious_retransmission),
             (flag::OUT_OF_ORDER, &mut self.out_of_order),
             (flag::DUP_ACK, &mut self.dup_ack),
             (flag::ZERO_WINDOW, &mut self.zero_window),
@@ -286,29 +283,18 @@ impl TcpAnalysis {
             if seglen <= 1 && seq == fwd.nextseq.sub(1) && !syn_fin_rst {
                 ta |= flag::KEEP_ALIVE;
             }
-            let same_seq_ack =
-                seglen == 0 && seq == fwd.nextseq && ack == fwd.lastack && !syn_fin_rst;
+            let same_seq_ack = seglen == 0 && seq == fwd.nextseq && ack == fwd.lastack && !syn_fin_rst;
             if same_seq_ack && window != 0 && window != fwd.window {
                 ta |= flag::WINDOW_UPDATE;
             }
             if seglen > 0 && rev.win_scale != -1 && !syn_fin_rst {
-                let shift = if rev.win_scale < 0 || rev.window_from_syn {
-                    0
-                } else {
-                    rev.win_scale.unsigned_abs()
-                };
-                let edge = rev
-                    .lastack
-                    .add(rev.window.checked_shl(u32::from(shift)).unwrap_or(0));
+                let shift = if rev.win_scale < 0 || rev.window_from_syn { 0 } else { rev.win_scale.unsigned_abs() };
+                let edge = rev.lastack.add(rev.window.checked_shl(u32::from(shift)).unwrap_or(0));
                 if seq.add(seglen) == edge {
                     ta |= flag::WINDOW_FULL;
                 }
             }
-            if same_seq_ack
-                && window != 0
-                && window == fwd.window
-                && rev.lastsegmentflags & flag::KEEP_ALIVE != 0
-            {
+            if same_seq_ack && window != 0 && window == fwd.window && rev.lastsegmentflags & flag::KEEP_ALIVE != 0 {
                 ta |= flag::KEEP_ALIVE_ACK;
                 break 'fwd;
             }
@@ -321,11 +307,7 @@ impl TcpAnalysis {
                 break 'fwd;
             }
             if same_seq_ack && window != 0 && window == fwd.window {
-                fwd.dupacknum = if fwd.dupacknum == -1 {
-                    1
-                } else {
-                    fwd.dupacknum.saturating_add(1)
-                };
+                fwd.dupacknum = if fwd.dupacknum == -1 { 1 } else { fwd.dupacknum.saturating_add(1) };
                 ta |= flag::DUP_ACK;
             }
         }
@@ -366,15 +348,8 @@ impl TcpAnalysis {
                     break 'kind;
                 }
                 let since_next = s.ts.0.saturating_sub(fwd.nextseq_time.0);
-                let threshold = self
-                    .rtt
-                    .handshake
-                    .filter(|&r| r != 0)
-                    .unwrap_or(DEFAULT_OOO_THRESHOLD);
-                if seq_not_advanced
-                    && since_next < threshold
-                    && fwd.nextseq != seq.add(seglen).add(syn_fin)
-                {
+                let threshold = self.rtt.handshake.filter(|&r| r != 0).unwrap_or(DEFAULT_OOO_THRESHOLD);
+                if seq_not_advanced && since_next < threshold && fwd.nextseq != seq.add(seglen).add(syn_fin) {
                     ta |= flag::OUT_OF_ORDER;
                     break 'kind;
                 }
@@ -391,11 +366,7 @@ impl TcpAnalysis {
                 nextseq = nextseq.add(1);
             }
             if fwd.segments.len() < MAX_UNACKED && aux.reserve(UNACKED_COST) {
-                fwd.segments.push(Unacked {
-                    seq,
-                    nextseq,
-                    ts: s.ts,
-                });
+                fwd.segments.push(Unacked { seq, nextseq, ts: s.ts });
             } else {
                 self.rtt_untracked = self.rtt_untracked.saturating_add(1);
             }
@@ -503,24 +474,11 @@ mod tests {
 
     impl Run {
         fn new() -> Run {
-            Run {
-                a: TcpAnalysis::default(),
-                aux: AuxBudget::new(1 << 20),
-                t: 0,
-            }
+            Run { a: TcpAnalysis::default(), aux: AuxBudget::new(1 << 20), t: 0 }
         }
         /// Sends one segment `dt` ms after the previous one.
         #[allow(clippy::too_many_arguments)]
-        fn seg(
-            &mut self,
-            dir: usize,
-            dt: i64,
-            flags: u8,
-            seq: u32,
-            ack: u32,
-            len: u32,
-            window: u16,
-        ) -> u32 {
+        fn seg(&mut self, dir: usize, dt: i64, flags: u8, seq: u32, ack: u32, len: u32, window: u16) -> u32 {
             self.t += dt * MS;
             let facts = SegmentFacts {
                 seq: SeqNum(seq),
@@ -551,10 +509,7 @@ mod tests {
         assert_eq!(r.a.rtt.handshake, Some(20 * MS));
         assert_eq!(r.a.rtt.syn_synack, Some(10 * MS));
         assert_eq!(r.a.rtt.synack_ack, Some(10 * MS));
-        assert_eq!(
-            r.a.rtt.ack[0].samples, 2,
-            "SYN/ACK acks the SYN, then the data"
-        );
+        assert_eq!(r.a.rtt.ack[0].samples, 2, "SYN/ACK acks the SYN, then the data");
         assert_eq!(r.a.rtt.ack[0].max, 10 * MS);
         assert_eq!(r.a.rtt.ack[1].min, 2 * MS);
     }
@@ -565,37 +520,19 @@ mod tests {
         r.handshake();
         r.seg(0, 1, 0x18, 1001, 5001, 100, 65535);
         // The same segment 200 ms later, unacknowledged: a retransmission.
-        assert_eq!(
-            r.seg(0, 200, 0x18, 1001, 5001, 100, 65535),
-            flag::RETRANSMISSION
-        );
+        assert_eq!(r.seg(0, 200, 0x18, 1001, 5001, 100, 65535), flag::RETRANSMISSION);
         // Acknowledged, then sent again: spurious.
         r.seg(1, 1, 0x10, 5001, 1101, 0, 65535);
-        assert_eq!(
-            r.seg(0, 200, 0x18, 1001, 5001, 100, 65535),
-            flag::SPURIOUS_RETRANSMISSION
-        );
+        assert_eq!(r.seg(0, 200, 0x18, 1001, 5001, 100, 65535), flag::SPURIOUS_RETRANSMISSION);
         // A hole, three dup ACKs, then the fill: previous segment not captured, dup ACKs, fast
         // retransmission.
-        assert_eq!(
-            r.seg(0, 1, 0x18, 1201, 5001, 100, 65535),
-            flag::LOST_SEGMENT
-        );
+        assert_eq!(r.seg(0, 1, 0x18, 1201, 5001, 100, 65535), flag::LOST_SEGMENT);
         assert_eq!(r.seg(1, 1, 0x10, 5001, 1101, 0, 65535), flag::DUP_ACK);
         assert_eq!(r.seg(1, 1, 0x10, 5001, 1101, 0, 65535), flag::DUP_ACK);
-        assert_eq!(
-            r.seg(0, 1, 0x18, 1101, 5001, 100, 65535),
-            flag::FAST_RETRANSMISSION
-        );
+        assert_eq!(r.seg(0, 1, 0x18, 1101, 5001, 100, 65535), flag::FAST_RETRANSMISSION);
         // Out of order: an earlier segment right after a later one.
-        assert_eq!(
-            r.seg(0, 1, 0x18, 1401, 5001, 100, 65535),
-            flag::LOST_SEGMENT
-        );
-        assert_eq!(
-            r.seg(0, 0, 0x18, 1301, 5001, 100, 65535),
-            flag::OUT_OF_ORDER
-        );
+        assert_eq!(r.seg(0, 1, 0x18, 1401, 5001, 100, 65535), flag::LOST_SEGMENT);
+        assert_eq!(r.seg(0, 0, 0x18, 1301, 5001, 100, 65535), flag::OUT_OF_ORDER);
         assert_eq!(r.a.counters.retransmission, [1, 0]);
         assert_eq!(r.a.counters.dup_ack, [0, 2]);
     }
@@ -605,16 +542,10 @@ mod tests {
         let mut r = Run::new();
         r.handshake();
         assert_eq!(r.seg(0, 1000, 0x10, 1000, 5001, 0, 65535), flag::KEEP_ALIVE);
-        assert_eq!(
-            r.seg(1, 1, 0x10, 5001, 1001, 0, 65535),
-            flag::KEEP_ALIVE_ACK
-        );
+        assert_eq!(r.seg(1, 1, 0x10, 5001, 1001, 0, 65535), flag::KEEP_ALIVE_ACK);
         assert_eq!(r.seg(1, 1, 0x10, 5001, 1001, 0, 0), flag::ZERO_WINDOW);
         // The server acknowledges 500 bytes the capture never saw.
-        assert_eq!(
-            r.seg(1, 1, 0x10, 5001, 1501, 0, 100),
-            flag::ACK_LOST_SEGMENT
-        );
+        assert_eq!(r.seg(1, 1, 0x10, 5001, 1501, 0, 100), flag::ACK_LOST_SEGMENT);
         assert_eq!(r.a.counters.zero_window, [0, 1]);
     }
 

@@ -116,11 +116,7 @@ impl TcpEndpoints {
                 }
             }
             Established | Partial => {
-                if flags.syn()
-                    && self.state[me] == Partial
-                    && self.state[peer] == Inactive
-                    && !flags.ack()
-                {
+                if flags.syn() && self.state[me] == Partial && self.state[peer] == Inactive && !flags.ack() {
                     self.set(me, SynSent);
                 }
                 if flags.fin() && !flags.rst() {
@@ -151,10 +147,8 @@ impl TcpEndpoints {
 
     /// Only the originator's SYN(s) so far.
     pub fn attempt(&self) -> bool {
-        matches!(
-            self.state[0],
-            EndpointState::SynSent | EndpointState::SynAckSent
-        ) && self.state[1] == EndpointState::Inactive
+        matches!(self.state[0], EndpointState::SynSent | EndpointState::SynAckSent)
+            && self.state[1] == EndpointState::Inactive
     }
 }
 
@@ -224,28 +218,16 @@ impl ConnState {
             }
         } else if os == Reset {
             if r_inactive {
-                if history.syn_then_reset() {
-                    ConnState::RSTOS0
-                } else {
-                    ConnState::OTH
-                }
+                if history.syn_then_reset() { ConnState::RSTOS0 } else { ConnState::OTH }
             } else {
                 ConnState::RSTO
             }
         } else if rs == Closed && os == Closed {
             ConnState::SF
         } else if os == Closed {
-            if r_inactive {
-                ConnState::SH
-            } else {
-                ConnState::S2
-            }
+            if r_inactive { ConnState::SH } else { ConnState::S2 }
         } else if rs == Closed {
-            if o_inactive {
-                ConnState::SHR
-            } else {
-                ConnState::S3
-            }
+            if o_inactive { ConnState::SHR } else { ConnState::S3 }
         } else if os == SynSent && rs == Inactive {
             ConnState::S0
         } else if os == Established && rs == Established {
@@ -299,10 +281,7 @@ struct Scaled {
 
 impl Default for Scaled {
     fn default() -> Self {
-        Scaled {
-            count: 0,
-            threshold: 1,
-        }
+        Scaled { count: 0, threshold: 1 }
     }
 }
 
@@ -345,11 +324,7 @@ impl History {
     }
 
     fn push(&mut self, from_orig: bool, letter: u8) {
-        let letter = if from_orig {
-            letter.to_ascii_uppercase()
-        } else {
-            letter.to_ascii_lowercase()
-        };
+        let letter = if from_orig { letter.to_ascii_uppercase() } else { letter.to_ascii_lowercase() };
         if usize::from(self.len) < History::MAX {
             self.letters[usize::from(self.len)] = letter;
             self.len += 1;
@@ -453,9 +428,7 @@ impl History {
     pub fn syn_then_reset(&self) -> bool {
         let s = self.as_str();
         let s = s.strip_prefix('^').unwrap_or(s);
-        let Some(rest) = s.strip_prefix('S') else {
-            return false;
-        };
+        let Some(rest) = s.strip_prefix('S') else { return false };
         for c in rest.chars() {
             match c {
                 'R' => return true,
@@ -489,10 +462,7 @@ mod tests {
             ends.update(o, flags, len);
             sizes[usize::from(!o)] += u64::from(len);
         }
-        (
-            ConnState::tcp(&ends, sizes, &history),
-            history.as_str().to_string(),
-        )
+        (ConnState::tcp(&ends, sizes, &history), history.as_str().to_string())
     }
 
     #[test]
@@ -513,18 +483,12 @@ mod tests {
 
     #[test]
     fn rejected_and_unanswered() {
-        assert_eq!(
-            run(&[(true, S, 1, 0), (false, RA, 0, 0)]),
-            (ConnState::REJ, "Sr".into())
-        );
+        assert_eq!(run(&[(true, S, 1, 0), (false, RA, 0, 0)]), (ConnState::REJ, "Sr".into()));
         assert_eq!(run(&[(true, S, 1, 0)]).0, ConnState::S0);
         // A retransmitted SYN (same seq) adds nothing; a new ISN adds another S.
         assert_eq!(run(&[(true, S, 1, 0), (true, S, 1, 0)]).1, "S");
         assert_eq!(run(&[(true, S, 1, 0), (true, S, 9, 0)]).1, "SS");
-        assert_eq!(
-            run(&[(true, S, 1, 0), (true, R, 2, 0)]),
-            (ConnState::RSTOS0, "SR".into())
-        );
+        assert_eq!(run(&[(true, S, 1, 0), (true, R, 2, 0)]), (ConnState::RSTOS0, "SR".into()));
     }
 
     #[test]
@@ -549,19 +513,10 @@ mod tests {
 
     #[test]
     fn midstream_and_half_open() {
-        assert_eq!(
-            run(&[(true, PA, 5, 10), (false, A, 9, 0)]),
-            (ConnState::OTH, "Da".into())
-        );
+        assert_eq!(run(&[(true, PA, 5, 10), (false, A, 9, 0)]), (ConnState::OTH, "Da".into()));
         assert_eq!(run(&[(true, S, 1, 0), (true, FA, 2, 0)]).0, ConnState::SH);
-        assert_eq!(
-            run(&[(false, SA, 1, 0), (false, FA, 2, 0)]).0,
-            ConnState::SHR
-        );
-        assert_eq!(
-            run(&[(false, SA, 1, 0), (false, R, 2, 0)]).0,
-            ConnState::RSTRH
-        );
+        assert_eq!(run(&[(false, SA, 1, 0), (false, FA, 2, 0)]).0, ConnState::SHR);
+        assert_eq!(run(&[(false, SA, 1, 0), (false, R, 2, 0)]).0, ConnState::RSTRH);
         // FIN then RST from one side, FIN from the other: still a normal close.
         let (state, _) = run(&[
             (true, S, 1, 0),

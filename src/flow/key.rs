@@ -92,25 +92,9 @@ impl FlowKey {
     /// The key of a packet from `src` to `dst`, and which side of it the sender is.
     pub fn of_packet(point: u32, proto: Proto, src: Endpoint, dst: Endpoint) -> (FlowKey, Side) {
         if src <= dst {
-            (
-                FlowKey {
-                    point,
-                    proto,
-                    lo: src,
-                    hi: dst,
-                },
-                Side::Lo,
-            )
+            (FlowKey { point, proto, lo: src, hi: dst }, Side::Lo)
         } else {
-            (
-                FlowKey {
-                    point,
-                    proto,
-                    lo: dst,
-                    hi: src,
-                },
-                Side::Hi,
-            )
+            (FlowKey { point, proto, lo: dst, hi: src }, Side::Hi)
         }
     }
 

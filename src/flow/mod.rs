@@ -99,12 +99,7 @@ pub struct AuxBudget {
 
 impl AuxBudget {
     pub const fn new(limit: usize) -> AuxBudget {
-        AuxBudget {
-            limit,
-            used: 0,
-            peak: 0,
-            refusals: 0,
-        }
+        AuxBudget { limit, used: 0, peak: 0, refusals: 0 }
     }
 
     /// Takes `bytes` if they fit.

@@ -15,9 +15,7 @@
 //! beyond it are only counted (`unlisted`). They are never filled with anything.
 
 use super::AuxBudget;
-use crate::reassembly::{
-    Budget, Config, Conversation, Counters, Direction, Event, Segment, TcpFlags,
-};
+use crate::reassembly::{Budget, Config, Conversation, Counters, Direction, Event, Segment, TcpFlags};
 use crate::seq::SeqNum;
 
 /// Memory charged per listed gap.
@@ -93,13 +91,7 @@ impl TcpStreams {
             self.first_ack[d].get_or_insert(ack);
             self.last_ack[d] = Some(ack);
         }
-        let Self {
-            conversation,
-            isn,
-            first_ack,
-            last_ack,
-            gaps,
-        } = self;
+        let Self { conversation, isn, first_ack, last_ack, gaps } = self;
         let mut on_event = |direction: Direction, event: Event<'a>| {
             if let Event::Gap { offset, len } = event {
                 gaps[index(direction)].add(offset, len, aux);
@@ -121,9 +113,7 @@ impl TcpStreams {
     /// End of the observation: delivers what is held, declaring gaps, and closes both
     /// directions (see `HalfStream::flush`).
     pub fn flush<'a>(&mut self, aux: &mut AuxBudget, sink: &mut impl FnMut(Direction, Event<'a>)) {
-        let Self {
-            conversation, gaps, ..
-        } = self;
+        let Self { conversation, gaps, .. } = self;
         if let Some(c) = conversation {
             c.flush(&mut |direction: Direction, event: Event<'a>| {
                 if let Event::Gap { offset, len } = event {
@@ -137,10 +127,7 @@ impl TcpStreams {
     /// Reassembly counters per direction (all zero before any payload).
     pub fn counters(&self) -> [Counters; 2] {
         match &self.conversation {
-            Some(c) => [
-                *c.counters(Direction::ClientToServer),
-                *c.counters(Direction::ServerToClient),
-            ],
+            Some(c) => [*c.counters(Direction::ClientToServer), *c.counters(Direction::ServerToClient)],
             None => [Counters::default(); 2],
         }
     }
@@ -177,11 +164,7 @@ fn replay<'a>(
             if let Some(ack) = acks[d] {
                 // A pure ACK at the sender's offset 0: never data, never a keep-alive.
                 let seq = isn[d].map_or(SeqNum(0), |isn| isn.add(1));
-                c.segment(
-                    direction,
-                    Segment::new(seq, TcpFlags::ACK, &[]).with_ack(ack),
-                    sink,
-                );
+                c.segment(direction, Segment::new(seq, TcpFlags::ACK, &[]).with_ack(ack), sink);
             }
         }
     }
@@ -195,10 +178,7 @@ mod tests {
     const S2C: Direction = Direction::ServerToClient;
 
     fn params() -> ReassemblyParams {
-        ReassemblyParams {
-            config: Config::default(),
-            budget: Budget::default(),
-        }
+        ReassemblyParams { config: Config::default(), budget: Budget::default() }
     }
 
     fn seg(seq: u32, ack: Option<u32>, flags: u8, payload: &[u8]) -> Segment<'_> {
@@ -219,9 +199,7 @@ mod tests {
         let mut lazy = TcpStreams::default();
         let mut a = Vec::new();
         for (d, s) in segments {
-            lazy.segment(*d, *s, &p, &mut aux, &mut |d, e: Event<'_>| {
-                a.push((d, e.into_owned()))
-            });
+            lazy.segment(*d, *s, &p, &mut aux, &mut |d, e: Event<'_>| a.push((d, e.into_owned())));
         }
         lazy.flush(&mut aux, &mut |d, e: Event<'_>| a.push((d, e.into_owned())));
         let mut eager = Conversation::new(p.config, &p.budget);
@@ -245,10 +223,7 @@ mod tests {
             (S2C, seg(901, Some(115), 0x18, b"back")),
         ]);
         assert_eq!(a, b);
-        assert!(
-            a.iter()
-                .any(|(d, e)| *d == C2S && *e == Event::Gap { offset: 0, len: 10 })
-        );
+        assert!(a.iter().any(|(d, e)| *d == C2S && *e == Event::Gap { offset: 0, len: 10 }));
         // Midstream: offset 0 from the peer's first ACK.
         let (a, b) = both(&[
             (S2C, seg(900, Some(500), 0x10, b"")),
@@ -266,13 +241,7 @@ mod tests {
         let mut sink = |_d, _e: Event<'_>| {};
         s.segment(C2S, seg(0, None, 0x02, b""), &p, &mut aux, &mut sink);
         for i in 0..5u32 {
-            s.segment(
-                C2S,
-                seg(1 + i * 10, None, 0x10, b"ab"),
-                &p,
-                &mut aux,
-                &mut sink,
-            );
+            s.segment(C2S, seg(1 + i * 10, None, 0x10, b"ab"), &p, &mut aux, &mut sink);
         }
         s.flush(&mut aux, &mut sink);
         assert_eq!(s.gaps[0].listed, vec![(2, 8), (12, 8)]);

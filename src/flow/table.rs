@@ -17,9 +17,7 @@ use super::analysis::{SegmentFacts, TcpAnalysis};
 use super::conn_state::{ConnState, History, TcpEndpoints};
 use super::key::{Endpoint, FlowKey, Proto, Side, destination_is_server, icmp_ports};
 use super::stream::{ReassemblyParams, TcpStreams};
-use super::{
-    AuxBudget, EndReason, FlowConfig, FlowInfo, FlowObserver, FlowRecord, Nanos, TcpRecord,
-};
+use super::{AuxBudget, EndReason, FlowConfig, FlowInfo, FlowObserver, FlowRecord, Nanos, TcpRecord};
 use crate::capture::{Frame, Points};
 use crate::decode::{Ip, Tcp, Transport, Udp, decode};
 use crate::join::ObservationFeatures;
@@ -168,10 +166,7 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(config: FlowConfig) -> FlowTable {
         let budget = Budget::new(config.reassembly_memory);
-        let params = ReassemblyParams {
-            config: config.reassembly,
-            budget,
-        };
+        let params = ReassemblyParams { config: config.reassembly, budget };
         let aux = AuxBudget::new(config.aux_memory);
         FlowTable {
             params,
@@ -208,10 +203,7 @@ impl FlowTable {
     /// The joiner's features of every live flow, `(flow id, features)` in slot order, lent
     /// for a snapshot join (ended flows hand theirs over in [`FlowRecord::features`]).
     pub fn live_features(&self) -> impl Iterator<Item = (u64, &ObservationFeatures)> + '_ {
-        self.slab
-            .iter()
-            .flatten()
-            .filter_map(|f| f.features.as_deref().map(|x| (f.info.id, x)))
+        self.slab.iter().flatten().filter_map(|f| f.features.as_deref().map(|x| (f.info.id, x)))
     }
 
     /// Live flows now.
@@ -266,19 +258,7 @@ impl FlowTable {
                 let src = Endpoint::new(ip.src, sport);
                 let dst = Endpoint::new(ip.dst, dport);
                 let proto = if v6 { Proto::Icmp6 } else { Proto::Icmp };
-                self.datagram(
-                    point,
-                    proto,
-                    src,
-                    dst,
-                    originator,
-                    0,
-                    &[],
-                    now,
-                    None,
-                    points,
-                    obs,
-                );
+                self.datagram(point, proto, src, dst, originator, 0, &[], now, None, points, obs);
             }
             Transport::Other { .. } | Transport::None => self.stats.other_proto += 1,
         }
@@ -286,12 +266,8 @@ impl FlowTable {
 
     /// End of input: every live flow ends (`eof`), in id order.
     pub fn finish(&mut self, obs: &mut impl FlowObserver) {
-        let mut live: Vec<(u64, u32)> = self
-            .slab
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| f.as_ref().map(|f| (f.info.id, i as u32)))
-            .collect();
+        let mut live: Vec<(u64, u32)> =
+            self.slab.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.info.id, i as u32))).collect();
         live.sort_unstable();
         for (_, slot) in live {
             self.end(slot, EndReason::Eof, obs);
@@ -303,9 +279,7 @@ impl FlowTable {
         let i = point as usize;
         while self.labels.len() <= i {
             let n = self.labels.len();
-            let label = points
-                .get(n)
-                .map_or_else(|| format!("point{n}"), |p| p.label.clone());
+            let label = points.get(n).map_or_else(|| format!("point{n}"), |p| p.label.clone());
             self.labels.push(Arc::from(label));
         }
         self.labels[i].clone()
@@ -335,22 +309,12 @@ impl FlowTable {
                     self.end(old, EndReason::Reused, obs);
                 }
                 // Roles: from the SYN, else from the ports.
-                let sender_is_client = if flags.syn() {
-                    !flags.ack()
-                } else {
-                    destination_is_server(t.sport, t.dport)
-                };
+                let sender_is_client = if flags.syn() { !flags.ack() } else { destination_is_server(t.sport, t.dport) };
                 let state = FlowState::Tcp(Box::default());
                 self.create(key, side, sender_is_client, state, now, points, obs)
             }
         };
-        let Self {
-            slab,
-            params,
-            aux,
-            stats,
-            ..
-        } = self;
+        let Self { slab, params, aux, stats, .. } = self;
         let Some(flow) = slab.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -360,9 +324,7 @@ impl FlowTable {
             f.on_tcp(direction(dir), now, ip, t);
         }
         flow.tcp_packet(dir, t, flags, now, params, aux, obs);
-        stats.reassembly_memory_peak = stats
-            .reassembly_memory_peak
-            .max(params.budget.used() as u64);
+        stats.reassembly_memory_peak = stats.reassembly_memory_peak.max(params.budget.used() as u64);
         self.touch(slot);
     }
 
@@ -461,21 +423,11 @@ impl FlowTable {
             client: key.endpoint(client),
             server: key.endpoint(server),
         };
-        let features =
-            (self.config.features && matches!(key.proto, Proto::Tcp | Proto::Udp)).then(|| {
-                let proto = if key.proto == Proto::Tcp {
-                    crate::join::Proto::Tcp
-                } else {
-                    crate::join::Proto::Udp
-                };
-                let addr = |e: super::Endpoint| std::net::SocketAddr::new(e.addr, e.port);
-                Box::new(ObservationFeatures::new(
-                    key.point,
-                    proto,
-                    addr(info.client),
-                    addr(info.server),
-                ))
-            });
+        let features = (self.config.features && matches!(key.proto, Proto::Tcp | Proto::Udp)).then(|| {
+            let proto = if key.proto == Proto::Tcp { crate::join::Proto::Tcp } else { crate::join::Proto::Udp };
+            let addr = |e: super::Endpoint| std::net::SocketAddr::new(e.addr, e.port);
+            Box::new(ObservationFeatures::new(key.point, proto, addr(info.client), addr(info.server)))
+        });
         let wants_payload = obs.wants_payload(&info);
         let mut history = History::default();
         if !sender_is_client {
@@ -497,11 +449,7 @@ impl FlowTable {
         let deadline = flow.deadline(&self.config);
         flow.queued = deadline;
         // A freed slot (always inside the slab), else a new one at the end.
-        let slot = match self
-            .free
-            .pop()
-            .and_then(|slot| self.slab.get_mut(slot as usize).map(|s| (slot, s)))
-        {
+        let slot = match self.free.pop().and_then(|slot| self.slab.get_mut(slot as usize).map(|s| (slot, s))) {
             Some((slot, place)) => {
                 *place = Some(flow);
                 slot
@@ -539,10 +487,7 @@ impl FlowTable {
             .slab
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| {
-                f.as_ref()
-                    .map(|f| Reverse((f.queued.0, i as u32, f.info.id)))
-            })
+            .filter_map(|(i, f)| f.as_ref().map(|f| Reverse((f.queued.0, i as u32, f.info.id))))
             .collect();
         self.heap = BinaryHeap::from(entries);
     }
@@ -550,10 +495,7 @@ impl FlowTable {
     /// The flow a heap entry refers to, if the entry is its current one.
     fn current(&self, entry: (i64, u32, u64)) -> Option<&Flow> {
         let (deadline, slot, id) = entry;
-        self.slab
-            .get(slot as usize)
-            .and_then(Option::as_ref)
-            .filter(|f| f.info.id == id && f.queued.0 == deadline)
+        self.slab.get(slot as usize).and_then(Option::as_ref).filter(|f| f.info.id == id && f.queued.0 == deadline)
     }
 
     /// Moves the clock to `now` and ends every flow idle past its deadline.
@@ -627,8 +569,7 @@ impl FlowTable {
             for c in &tcp.stream {
                 self.stats.add_stream(c);
             }
-            self.stats.gaps_unlisted +=
-                u64::from(tcp.gaps[0].unlisted) + u64::from(tcp.gaps[1].unlisted);
+            self.stats.gaps_unlisted += u64::from(tcp.gaps[0].unlisted) + u64::from(tcp.gaps[1].unlisted);
         }
         if let FlowState::Tcp(tcp) = &flow.state {
             self.stats.rtt_untracked += u64::from(tcp.analysis.rtt_untracked);
@@ -639,11 +580,7 @@ impl FlowTable {
 }
 
 const fn direction(dir: usize) -> Direction {
-    if dir == 0 {
-        Direction::ClientToServer
-    } else {
-        Direction::ServerToClient
-    }
+    if dir == 0 { Direction::ClientToServer } else { Direction::ServerToClient }
 }
 
 impl Flow {
@@ -665,9 +602,7 @@ impl Flow {
             FlowState::Tcp(tcp) if tcp.ends.finished() => config.tcp_closed_timeout,
             FlowState::Tcp(tcp) if tcp.ends.attempt() => config.tcp_attempt_timeout,
             FlowState::Tcp(_) => config.tcp_timeout,
-            FlowState::Datagram { .. } if matches!(self.info.proto, Proto::Udp) => {
-                config.udp_timeout
-            }
+            FlowState::Datagram { .. } if matches!(self.info.proto, Proto::Udp) => config.udp_timeout,
             FlowState::Datagram { .. } => config.icmp_timeout,
         };
         Nanos(self.last.0.saturating_add(timeout.0))
@@ -685,24 +620,14 @@ impl Flow {
         obs: &mut impl FlowObserver,
     ) {
         self.count(dir, t.payload_len, now);
-        let Flow {
-            info,
-            history,
-            state,
-            wants_payload,
-            features,
-            ..
-        } = self;
+        let Flow { info, history, state, wants_payload, features, .. } = self;
         let FlowState::Tcp(tcp) = state else { return };
         let from_orig = dir == 0;
         let len = t.payload_len;
         history.tcp_packet(from_orig, flags, t.seq, len);
 
         // Zeek: a payload that does not advance the highest sequence seen is a retransmission.
-        let end = SeqNum(t.seq)
-            .add(len)
-            .add(u32::from(flags.syn()))
-            .add(u32::from(flags.fin()));
+        let end = SeqNum(t.seq).add(len).add(u32::from(flags.syn())).add(u32::from(flags.fin()));
         match tcp.last_seq[dir] {
             None => tcp.last_seq[dir] = Some(end),
             Some(last) => {
@@ -719,11 +644,8 @@ impl Flow {
 
         tcp.ends.update(from_orig, flags, len);
         // Zeek: zero windows matter unless reset, or after the peer's FIN.
-        let (me, peer) = if from_orig {
-            (tcp.ends.orig(), tcp.ends.resp())
-        } else {
-            (tcp.ends.resp(), tcp.ends.orig())
-        };
+        let (me, peer) =
+            if from_orig { (tcp.ends.orig(), tcp.ends.resp()) } else { (tcp.ends.resp(), tcp.ends.orig()) };
         if t.window == 0
             && !flags.rst()
             && peer != super::conn_state::EndpointState::Closed
@@ -758,8 +680,7 @@ impl Flow {
                 obs.stream_event(info, d, &e);
             }
         };
-        tcp.streams
-            .segment(direction(dir), segment, params, aux, &mut sink);
+        tcp.streams.segment(direction(dir), segment, params, aux, &mut sink);
 
         let counters = tcp.streams.counters();
         for (d, c) in counters.iter().enumerate() {
@@ -772,21 +693,9 @@ impl Flow {
     }
 
     /// Flushes the streams and builds the record.
-    fn finish(
-        &mut self,
-        end: EndReason,
-        aux: &mut AuxBudget,
-        obs: &mut impl FlowObserver,
-    ) -> FlowRecord {
+    fn finish(&mut self, end: EndReason, aux: &mut AuxBudget, obs: &mut impl FlowObserver) -> FlowRecord {
         let sizes = [self.traffic[0].bytes, self.traffic[1].bytes];
-        let Flow {
-            info,
-            history,
-            state,
-            wants_payload,
-            features,
-            ..
-        } = self;
+        let Flow { info, history, state, wants_payload, features, .. } = self;
         let (conn_state, tcp_record) = match state {
             FlowState::Tcp(tcp) => {
                 let wants = *wants_payload;
@@ -811,10 +720,7 @@ impl Flow {
                     analysis: tcp.analysis.counters,
                     rtt: tcp.analysis.rtt,
                 };
-                (
-                    ConnState::tcp(&tcp.ends, sizes, history),
-                    Some(Box::new(record)),
-                )
+                (ConnState::tcp(&tcp.ends, sizes, history), Some(Box::new(record)))
             }
             // Zeek's conn_state is OTH for every ICMP flow.
             FlowState::Datagram { .. } if info.proto != Proto::Udp => (ConnState::OTH, None),
@@ -855,18 +761,8 @@ mod tests {
 
     fn points() -> Points {
         let mut p = Points::default();
-        p.add(Point {
-            label: "a".into(),
-            linktype: 1,
-            snaplen: 262144,
-            nano: false,
-        });
-        p.add(Point {
-            label: "b".into(),
-            linktype: 1,
-            snaplen: 262144,
-            nano: false,
-        });
+        p.add(Point { label: "a".into(), linktype: 1, snaplen: 262144, nano: false });
+        p.add(Point { label: "b".into(), linktype: 1, snaplen: 262144, nano: false });
         p
     }
 
@@ -882,9 +778,7 @@ mod tests {
         flags: u8,
         payload: &[u8],
     ) -> Frame {
-        let mut b = PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv4(src.0, dst.0, 64)
-            .tcp(src.1, dst.1, seq, 65000);
+        let mut b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, seq, 65000);
         if flags & 0x02 != 0 {
             b = b.syn();
         }
@@ -904,10 +798,7 @@ mod tests {
         b.write(&mut data, payload).unwrap();
         Frame {
             point,
-            ts: Timestamp {
-                sec: t.div_euclid(1000),
-                nsec: (t.rem_euclid(1000) * 1_000_000) as u64,
-            },
+            ts: Timestamp { sec: t.div_euclid(1000), nsec: (t.rem_euclid(1000) * 1_000_000) as u64 },
             linktype: 1,
             origlen: data.len() as u32,
             data,
@@ -971,12 +862,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         for r in &out {
             let tcp = r.tcp.as_ref().unwrap();
-            assert_eq!(
-                tcp.analysis,
-                Default::default(),
-                "no retransmissions at {}",
-                r.info.point
-            );
+            assert_eq!(tcp.analysis, Default::default(), "no retransmissions at {}", r.info.point);
             assert_eq!(tcp.stream[0].retransmitted_bytes, 0);
             assert_eq!(r.history, "ShADdFf");
         }
@@ -991,23 +877,13 @@ mod tests {
         let mut table = FlowTable::new(FlowConfig::default());
         let out = run(&mut table, &frames);
         let ids: Vec<(u64, EndReason)> = out.iter().map(|r| (r.info.id, r.end)).collect();
-        assert_eq!(
-            ids,
-            vec![
-                (1, EndReason::Reused),
-                (2, EndReason::Idle),
-                (3, EndReason::Eof)
-            ]
-        );
+        assert_eq!(ids, vec![(1, EndReason::Reused), (2, EndReason::Idle), (3, EndReason::Eof)]);
         assert_eq!(table.stats().flows_reused, 1);
     }
 
     #[test]
     fn the_cap_evicts_the_least_recently_active() {
-        let config = FlowConfig {
-            max_flows: 2,
-            ..FlowConfig::default()
-        };
+        let config = FlowConfig { max_flows: 2, ..FlowConfig::default() };
         let mut table = FlowTable::new(config);
         let s = |port: u16, t: i64| tcp(0, t, ([10, 0, 0, 9], port), S, 1, None, 0x02, b"");
         let frames = vec![s(1001, 0), s(1002, 10), s(1001, 20), s(1003, 30)];
@@ -1023,10 +899,7 @@ mod tests {
     fn midstream_roles_and_flip() {
         let mut table = FlowTable::new(FlowConfig::default());
         // First packet from the server (port 80): the client is the other side, history '^'.
-        let frames = vec![
-            tcp(0, 0, S, C, 900, Some(105), 0x08, b"data"),
-            tcp(0, 1, C, S, 105, Some(904), 0, b""),
-        ];
+        let frames = vec![tcp(0, 0, S, C, 900, Some(105), 0x08, b"data"), tcp(0, 1, C, S, 105, Some(904), 0, b"")];
         let out = run(&mut table, &frames);
         assert_eq!(out[0].info.client.port, 40000);
         assert_eq!(out[0].history, "^dA");

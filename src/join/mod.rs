@@ -235,6 +235,8 @@ pub struct JoinStats {
     /// Links refused because they would join two observations of one tuple at one point.
     pub leg_conflicts: u64,
     pub path_pairs_scored: u64,
+    /// Candidate pairs skipped unscored: both legs end at the same server socket.
+    pub path_pairs_same_server: u64,
     pub path_edges: u64,
     pub path_links: u64,
     pub ambiguous_hops: u64,
@@ -504,7 +506,11 @@ impl<'a> Joiner<'a> {
         // same server, i.e. two paths that identical bytes chained head to tail (A's last
         // leg -> B's first leg). The weakest hop between them is cut, until none is left.
         let server_at = |l: usize| -> Option<(u32, SocketAddr)> {
-            let v = sums[l].views.iter().rev().find(|v| v.synthetic(&obs).is_none())?;
+            let v = sums[l]
+                .views
+                .iter()
+                .rev()
+                .find(|v| v.synthetic(&obs).is_none())?;
             Some((v.point, canon(v.server(&obs))))
         };
         for head in 0..sums.len() {
@@ -524,7 +530,9 @@ impl<'a> Joiner<'a> {
                     legs.push((cur, Some(ei)));
                 }
                 for j in 1..legs.len() {
-                    let Some(sj) = server_at(legs[j].0) else { continue };
+                    let Some(sj) = server_at(legs[j].0) else {
+                        continue;
+                    };
                     if let Some(i) = (0..j).find(|&i| server_at(legs[i].0) == Some(sj)) {
                         // Weakest hop among those between legs i and j.
                         let cut = (i + 1..=j)

@@ -109,12 +109,7 @@ fn printable(c: u8) -> bool {
 
 /// tcpdump's `fetch_token`: the token starting at `idx` (into `tok`), and the index after
 /// it and the blanks that follow it; `None` when there is no usable token.
-fn fetch_token(
-    bp: &[u8],
-    mut idx: usize,
-    len: usize,
-    tok: &mut [u8; 129],
-) -> Option<(usize, usize)> {
+fn fetch_token(bp: &[u8], mut idx: usize, len: usize, tok: &mut [u8; 129]) -> Option<(usize, usize)> {
     let mut toklen = 0usize;
     while idx < len {
         let c = *bp.get(idx)?;
@@ -150,13 +145,7 @@ fn fetch_token(
 /// tcpdump's `print_txt_line`: prints the line at `idx` after `prefix` and returns the
 /// index after its line ending; `Ok(None)` stops (binary data, a lone CR, or no line end,
 /// in which case the partial line is printed with a truncation marker).
-fn txt_line(
-    ctx: &mut Ctx<'_>,
-    prefix: &str,
-    bp: &[u8],
-    mut idx: usize,
-    len: usize,
-) -> PResult<Option<usize>> {
+fn txt_line(ctx: &mut Ctx<'_>, prefix: &str, bp: &[u8], mut idx: usize, len: usize) -> PResult<Option<usize>> {
     let start = idx;
     while idx < len {
         let c = get_u8(bp, idx)?;
@@ -191,13 +180,7 @@ fn put_line(ctx: &mut Ctx<'_>, prefix: &str, line: &[u8]) {
 /// tcpdump's `txtproto_print` for protocol `proto` (printed in capitals). With a command
 /// list, only request lines (a known command) and response lines (a 3-digit code as second
 /// token) are shown; without one, the first line always is. `-v` prints every text line.
-pub fn txtproto(
-    ctx: &mut Ctx<'_>,
-    proto: &'static str,
-    bp: &[u8],
-    length: u32,
-    cmds: Option<&[&str]>,
-) -> PResult {
+pub fn txtproto(ctx: &mut Ctx<'_>, proto: &'static str, bp: &[u8], length: u32, cmds: Option<&[&str]>) -> PResult {
     ctx.protocol = proto;
     let len = length as usize;
     let print_this = match cmds {
@@ -206,10 +189,7 @@ pub fn txtproto(
             let mut tok = [0u8; 129];
             let mut yes = false;
             if let Some((idx, n)) = fetch_token(bp, 0, len, &mut tok) {
-                if cmds
-                    .iter()
-                    .any(|c| c.as_bytes().eq_ignore_ascii_case(&tok[..n]))
-                {
+                if cmds.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(&tok[..n])) {
                     yes = true;
                 }
                 // RESP_CODE_SECOND_TOKEN: the response code is the next token.

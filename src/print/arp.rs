@@ -89,11 +89,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
     let hrd = get_be16(bp, 0)?;
     let pro = get_be16(bp, 2)?;
     let op = get_be16(bp, 6)?;
-    let l = Layout {
-        hln: usize::from(get_u8(bp, 4)?),
-        pln: usize::from(get_u8(bp, 5)?),
-        pro,
-    };
+    let l = Layout { hln: usize::from(get_u8(bp, 4)?), pln: usize::from(get_u8(bp, 5)?), pro };
     get_bytes(bp, l.tpa(), l.pln)?;
     if !ctx.eflag() {
         ctx.put("ARP, ");

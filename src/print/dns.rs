@@ -304,9 +304,7 @@ fn fqdn_based(ctx: &mut Ctx<'_>, msg: &[u8], mut cp: usize, base: usize) -> Opti
                     if !printn(ctx, msg, cp, l) {
                         return None;
                     }
-                } else if name_chars < MAXCDNAME
-                    && !printn(ctx, msg, cp, (MAXCDNAME - name_chars) as usize)
-                {
+                } else if name_chars < MAXCDNAME && !printn(ctx, msg, cp, (MAXCDNAME - name_chars) as usize) {
                     return None;
                 }
                 name_chars += l as u32;
@@ -354,14 +352,7 @@ fn relts(ctx: &mut Ctx<'_>, mut secs: u32) {
         ctx.put("0s");
         return;
     }
-    for (unit, name) in [
-        (31_536_000u32, "y"),
-        (604_800, "w"),
-        (86_400, "d"),
-        (3600, "h"),
-        (60, "m"),
-        (1, "s"),
-    ] {
+    for (unit, name) in [(31_536_000u32, "y"), (604_800, "w"), (86_400, "d"), (3600, "h"), (60, "m"), (1, "s")] {
         if secs >= unit {
             pr!(ctx, "{}{}", secs / unit, name);
             secs %= unit;
@@ -452,13 +443,7 @@ fn rprint(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize, mdns: bool) -> Option<usize>
             ctx.put(" ");
             msg.get(cp..cp + 6)?;
             fqdn(ctx, msg, cp + 6)?;
-            pr!(
-                ctx,
-                ":{} {} {}",
-                get_be16(msg, cp + 4).ok()?,
-                get_be16(msg, cp).ok()?,
-                get_be16(msg, cp + 2).ok()?
-            );
+            pr!(ctx, ":{} {} {}", get_be16(msg, cp + 4).ok()?, get_be16(msg, cp).ok()?, get_be16(msg, cp + 2).ok()?);
         }
         T_AAAA => {
             let a = msg.get(cp..cp + 16)?;
@@ -487,12 +472,7 @@ fn rprint(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize, mdns: bool) -> Option<usize>
         }
         T_URI => {
             msg.get(cp..cp + len)?;
-            pr!(
-                ctx,
-                " {} {} ",
-                get_be16(msg, cp).ok()?,
-                get_be16(msg, cp + 2).ok()?
-            );
+            pr!(ctx, " {} {} ", get_be16(msg, cp).ok()?, get_be16(msg, cp + 2).ok()?);
             if !printn(ctx, msg, cp + 4, len.wrapping_sub(4)) {
                 return None;
             }
@@ -616,22 +596,14 @@ fn eopt(ctx: &mut Ctx<'_>, msg: &[u8], cp: usize) -> Option<usize> {
                 if data_len != 2 {
                     ctx.print_invalid();
                 } else {
-                    pr!(
-                        ctx,
-                        "{:.1} sec",
-                        f64::from(u16::from_be_bytes([data[0], data[1]])) / 10.0
-                    );
+                    pr!(ctx, "{:.1} sec", f64::from(u16::from_be_bytes([data[0], data[1]])) / 10.0);
                 }
             }
             9 => {
                 if data_len != 4 {
                     ctx.print_invalid();
                 } else {
-                    pr!(
-                        ctx,
-                        "{} sec",
-                        u32::from_be_bytes([data[0], data[1], data[2], data[3]])
-                    );
+                    pr!(ctx, "{} sec", u32::from_be_bytes([data[0], data[1], data[2], data[3]]));
                 }
             }
             12 => pr!(ctx, "({})", data_len),
@@ -887,14 +859,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, over_tcp: bool, mdns: bo
 }
 
 /// The `-vv` authority (` ns:`) and additional (` ar:`) sections.
-fn sections_ns_ar(
-    ctx: &mut Ctx<'_>,
-    msg: &[u8],
-    cp: &mut usize,
-    ns: &mut u32,
-    ar: &mut u32,
-    mdns: bool,
-) -> bool {
+fn sections_ns_ar(ctx: &mut Ctx<'_>, msg: &[u8], cp: &mut usize, ns: &mut u32, ar: &mut u32, mdns: bool) -> bool {
     if *cp < msg.len() && *ns > 0 {
         ctx.put(" ns:");
         if !section(ctx, msg, cp, ns, mdns) {
@@ -920,41 +885,31 @@ fn extended_rcode(msg: &[u8], flags: u16, qd: u32, an_ns: u32, ar: u32) -> u16 {
     let len = msg.len();
     let mut cp = 12usize;
     for _ in 0..qd {
-        let Some(p) = nskip(msg, cp) else {
-            return rcode;
-        };
+        let Some(p) = nskip(msg, cp) else { return rcode };
         cp = p + 4;
         if cp >= len {
             return rcode;
         }
     }
     for _ in 0..an_ns {
-        let Some(p) = nskip(msg, cp) else {
-            return rcode;
-        };
+        let Some(p) = nskip(msg, cp) else { return rcode };
         cp = p + 8;
         if cp + 2 > len {
             return rcode;
         }
-        let Ok(rdlen) = get_be16(msg, cp) else {
-            return rcode;
-        };
+        let Ok(rdlen) = get_be16(msg, cp) else { return rcode };
         cp += 2 + usize::from(rdlen);
         if cp >= len {
             return rcode;
         }
     }
     for _ in 0..ar {
-        let Some(p) = nskip(msg, cp) else {
-            return rcode;
-        };
+        let Some(p) = nskip(msg, cp) else { return rcode };
         cp = p;
         if cp + 2 > len {
             return rcode;
         }
-        let Ok(t) = get_be16(msg, cp) else {
-            return rcode;
-        };
+        let Ok(t) = get_be16(msg, cp) else { return rcode };
         cp += 4;
         if cp + 1 > len {
             return rcode;
@@ -969,9 +924,7 @@ fn extended_rcode(msg: &[u8], flags: u16, qd: u32, an_ns: u32, ar: u32) -> u16 {
         if cp + 2 > len {
             return rcode;
         }
-        let Ok(rdlen) = get_be16(msg, cp) else {
-            return rcode;
-        };
+        let Ok(rdlen) = get_be16(msg, cp) else { return rcode };
         cp += 2 + usize::from(rdlen);
         if cp >= len {
             return rcode;
@@ -986,18 +939,10 @@ mod tests {
     use crate::print::{Options, State};
 
     fn run(msg: &[u8], v: u8) -> String {
-        let opts = Options {
-            verbose: v,
-            ..Options::default()
-        };
+        let opts = Options { verbose: v, ..Options::default() };
         let mut state = State::default();
         let mut out = String::new();
-        let mut ctx = Ctx {
-            opts: &opts,
-            out: &mut out,
-            protocol: "",
-            state: &mut state,
-        };
+        let mut ctx = Ctx { opts: &opts, out: &mut out, protocol: "", state: &mut state };
         print(&mut ctx, msg, msg.len() as u32, false, false).unwrap();
         out
     }
@@ -1011,10 +956,7 @@ mod tests {
         r.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
         r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 93, 184, 216, 34]);
         assert_eq!(run(&r, 0), "4660 1/0/0 A 93.184.216.34 (45)");
-        assert_eq!(
-            run(&r, 2),
-            "4660 q: A? example.com. 1/0/0 example.com. A 93.184.216.34 (45)"
-        );
+        assert_eq!(run(&r, 2), "4660 q: A? example.com. 1/0/0 example.com. A 93.184.216.34 (45)");
     }
 
     #[test]

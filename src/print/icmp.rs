@@ -58,11 +58,7 @@ fn summary(ctx: &mut Ctx<'_>, bp: &[u8], icmp_type: u8, code: u8) -> PResult<Sum
                 addr(ctx, bp, IDST)?;
                 match proto {
                     6 | 17 => {
-                        ctx.put(if proto == 6 {
-                            " tcp port "
-                        } else {
-                            " udp port "
-                        });
+                        ctx.put(if proto == 6 { " tcp port " } else { " udp port " });
                         super::tcp::put_port(ctx, proto, dport);
                         ctx.put(" unreachable");
                     }
@@ -115,17 +111,9 @@ fn summary(ctx: &mut Ctx<'_>, bp: &[u8], icmp_type: u8, code: u8) -> PResult<Sum
             get_bytes_check(bp, 4, 4)?;
             match code {
                 0..=3 => {
-                    ctx.put(if code < 2 {
-                        "redirect "
-                    } else {
-                        "redirect-tos "
-                    });
+                    ctx.put(if code < 2 { "redirect " } else { "redirect-tos " });
                     addr(ctx, bp, IDST)?;
-                    ctx.put(if code.is_multiple_of(2) {
-                        " to net "
-                    } else {
-                        " to host "
-                    });
+                    ctx.put(if code.is_multiple_of(2) { " to net " } else { " to host " });
                     addr(ctx, bp, 4)?;
                 }
                 _ => {
@@ -147,13 +135,7 @@ fn summary(ctx: &mut Ctx<'_>, bp: &[u8], icmp_type: u8, code: u8) -> PResult<Sum
             } else if lifetime < 3600 {
                 pr!(ctx, "{}:{:02}", lifetime / 60, lifetime % 60);
             } else {
-                pr!(
-                    ctx,
-                    "{}:{:02}:{:02}",
-                    lifetime / 3600,
-                    (lifetime % 3600) / 60,
-                    lifetime % 60
-                );
+                pr!(ctx, "{}:{:02}:{:02}", lifetime / 3600, (lifetime % 3600) / 60, lifetime % 60);
             }
             let num = get_u8(bp, 4)?;
             pr!(ctx, " {}:", num);
@@ -191,22 +173,12 @@ fn summary(ctx: &mut Ctx<'_>, bp: &[u8], icmp_type: u8, code: u8) -> PResult<Sum
             }
         }
         18 => pr!(ctx, "address mask is 0x{:08x}", get_be32(bp, 8)?),
-        13 => pr!(
-            ctx,
-            "time stamp query id {} seq {}",
-            get_be16(bp, 4)?,
-            get_be16(bp, 6)?
-        ),
+        13 => pr!(ctx, "time stamp query id {} seq {}", get_be16(bp, 4)?, get_be16(bp, 6)?),
         14 => {
             if bp.len() < 20 {
                 return Ok(Summary::Trunc);
             }
-            pr!(
-                ctx,
-                "time stamp reply id {} seq {}: org ",
-                get_be16(bp, 4)?,
-                get_be16(bp, 6)?
-            );
+            pr!(ctx, "time stamp reply id {} seq {}: org ", get_be16(bp, 4)?, get_be16(bp, 6)?);
             tstamp(ctx, get_be32(bp, 8)?);
             ctx.put(", recv ");
             tstamp(ctx, get_be32(bp, 12)?);
@@ -254,12 +226,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], plen: u32, iph: &IpHdr<'_>) -> PResul
         let sum = in_cksum(&[msg]);
         if sum != 0 {
             let icmp_sum = get_be16(bp, 2)?;
-            pr!(
-                ctx,
-                " (wrong icmp cksum {:x} (->{:x})!)",
-                icmp_sum,
-                super::in_cksum_shouldbe(icmp_sum, sum)
-            );
+            pr!(ctx, " (wrong icmp cksum {:x} (->{:x})!)", icmp_sum, super::in_cksum_shouldbe(icmp_sum, sum));
         }
     }
     // The quoted datagram of an error message.
@@ -323,14 +290,7 @@ fn extensions(ctx: &mut Ctx<'_>, bp: &[u8], plen: u32) -> PResult {
             2 => "Interface Identification",
             _ => "unknown",
         };
-        pr!(
-            ctx,
-            "\n\t  {} Object ({}), Class-Type: {}, length {}",
-            name,
-            class,
-            ctype,
-            obj_tlen
-        );
+        pr!(ctx, "\n\t  {} Object ({}), Class-Type: {}, length {}", name, class, ctype, obj_tlen);
         hlen -= 4;
         if class == 0 || obj_tlen < 4 {
             return Ok(());
@@ -338,12 +298,7 @@ fn extensions(ctx: &mut Ctx<'_>, bp: &[u8], plen: u32) -> PResult {
         obj_tlen -= 4;
         if class == 1 && ctype == 1 {
             let raw = get_be32(bp, obj)?;
-            pr!(
-                ctx,
-                "\n\t    label {}, tc {}",
-                (raw >> 12) & 0xfffff,
-                (raw >> 9) & 7
-            );
+            pr!(ctx, "\n\t    label {}, tc {}", (raw >> 12) & 0xfffff, (raw >> 9) & 7);
             if (raw >> 8) & 1 != 0 {
                 ctx.put(", [S]");
             }

@@ -171,11 +171,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
                     ctx.put_ip6(dst);
                     match prot {
                         6 | 17 => {
-                            ctx.put(if prot == 6 {
-                                " tcp port "
-                            } else {
-                                " udp port "
-                            });
+                            ctx.put(if prot == 6 { " tcp port " } else { " udp port " });
                             super::tcp::put_port(ctx, prot, dport);
                         }
                         _ => pr!(ctx, " protocol {prot} port {dport} unreachable"),

@@ -391,12 +391,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
         if ttl >= 1 {
             pr!(ctx, ", ttl {}", ttl);
         }
-        pr!(
-            ctx,
-            ", id {}, offset {}, flags [",
-            get_be16(bp, 4)?,
-            u32::from(off & IP_OFFMASK) * 8
-        );
+        pr!(ctx, ", id {}, offset {}, flags [", get_be16(bp, 4)?, u32::from(off & IP_OFFMASK) * 8);
         let mut any = false;
         for (bit, name) in [(IP_MF, "+"), (IP_DF, "DF"), (IP_RES, "rsvd")] {
             if off & bit != 0 {
@@ -410,12 +405,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
         if !any {
             ctx.put("none");
         }
-        pr!(
-            ctx,
-            "], proto {} ({})",
-            ipproto_name(proto).unwrap_or("unknown"),
-            proto
-        );
+        pr!(ctx, "], proto {} ({})", ipproto_name(proto).unwrap_or("unknown"), proto);
         pr!(ctx, ", length {}", total);
         let mut truncated = false;
         if hlen > 20 {
@@ -430,12 +420,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
             let sum = super::in_cksum(&[h]);
             if sum != 0 {
                 let ip_sum = get_be16(bp, 10)?;
-                pr!(
-                    ctx,
-                    ", bad cksum {:x} (->{:x})!",
-                    ip_sum,
-                    super::in_cksum_shouldbe(ip_sum, sum)
-                );
+                pr!(ctx, ", bad cksum {:x} (->{:x})!", ip_sum, super::in_cksum_shouldbe(ip_sum, sum));
             }
         }
         ctx.put(")\n    ");
@@ -459,19 +444,10 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult {
             ctx.put(": ");
         }
         let Some(hdr) = bp.get(..hlen as usize) else {
-            pr!(
-                ctx,
-                " [remaining caplen({}) < header length({})]",
-                bp.len(),
-                hlen
-            );
+            pr!(ctx, " [remaining caplen({}) < header length({})]", bp.len(), hlen);
             return Err(super::Trunc);
         };
-        let cksum_dst = if hlen == 20 {
-            dst4
-        } else {
-            final_dst(hdr).unwrap_or(dst4)
-        };
+        let cksum_dst = if hlen == 20 { dst4 } else { final_dst(hdr).unwrap_or(dst4) };
         let iph = IpHdr {
             src: IpAddr::V4(src4),
             dst: IpAddr::V4(dst4),
@@ -704,21 +680,9 @@ fn timestamp_print(ctx: &mut Ctx<'_>, cp: &[u8], length: u32) -> bool {
 /// IPv6 (and the IPv6 extension-header chain once it reaches an upper layer).
 /// `bp` starts at the upper-layer header, `length` is its length from the IP layer,
 /// `ver` is 4 or 6, `nh` the protocol number.
-pub fn demux(
-    ctx: &mut Ctx<'_>,
-    bp: &[u8],
-    length: u32,
-    ver: u8,
-    nh: u8,
-    ip: &IpHdr<'_>,
-) -> PResult {
+pub fn demux(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ver: u8, nh: u8, ip: &IpHdr<'_>) -> PResult {
     let requires = |ctx: &mut Ctx<'_>, v: u8| {
-        pr!(
-            ctx,
-            "[{} requires IPv{}]",
-            ipproto_name(nh).unwrap_or("unknown"),
-            v
-        );
+        pr!(ctx, "[{} requires IPv{}]", ipproto_name(nh).unwrap_or("unknown"), v);
         ctx.print_invalid();
     };
     match nh {
@@ -770,9 +734,7 @@ mod tests {
 
     #[test]
     fn finddst_uses_last_lsrr_hop() {
-        let mut h = vec![
-            0x47u8, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
-        ];
+        let mut h = vec![0x47u8, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2];
         h.extend_from_slice(&[1, 131, 7, 4, 9, 9, 9, 9]);
         assert_eq!(final_dst(&h), Some(Ipv4Addr::new(9, 9, 9, 9)));
         h[21] = 7; // RR: not a source route

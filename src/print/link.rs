@@ -160,12 +160,7 @@ pub fn put_mac(ctx: &mut Ctx<'_>, a: &[u8]) {
 /// tcpdump's `ether_type_print`.
 fn ether_type_print(ctx: &mut Ctx<'_>, t: u16) {
     if !ctx.opts.quick {
-        pr!(
-            ctx,
-            "ethertype {} (0x{:04x})",
-            ethertype_name(t).unwrap_or("Unknown"),
-            t
-        );
+        pr!(ctx, "ethertype {} (0x{:04x})", ethertype_name(t).unwrap_or("Unknown"), t);
     } else {
         match ethertype_name(t) {
             Some(n) => ctx.put(n),
@@ -243,10 +238,7 @@ pub fn ether(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult<usize> {
             }
         }
     }
-    while matches!(
-        length_type,
-        ETHERTYPE_8021Q | ETHERTYPE_8021Q9100 | ETHERTYPE_8021Q9200 | ETHERTYPE_8021QINQ
-    ) {
+    while matches!(length_type, ETHERTYPE_8021Q | ETHERTYPE_8021Q9100 | ETHERTYPE_8021Q9200 | ETHERTYPE_8021QINQ) {
         if caplen < 4 {
             ctx.protocol = "vlan";
             ctx.print_trunc();
@@ -266,13 +258,7 @@ pub fn ether(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult<usize> {
             } else {
                 ctx.put(", ");
             }
-            pr!(
-                ctx,
-                "vlan {}, p {}{}, ",
-                tag & 0xfff,
-                tag >> 13,
-                if tag & 0x1000 != 0 { ", DEI" } else { "" }
-            );
+            pr!(ctx, "vlan {}, p {}{}, ", tag & 0xfff, tag >> 13, if tag & 0x1000 != 0 { ", DEI" } else { "" });
         }
         length_type = get_be16(bp, off + 2)?;
         off += 4;
@@ -334,13 +320,7 @@ fn macsec_header(ctx: &mut Ctx<'_>, tag: &[u8], short_length: u8) -> PResult {
     let tci = get_u8(tag, 0)?;
     pr!(ctx, "an {}, pn {}, flags ", tci & 3, get_be32(tag, 2)?);
     let mut any = false;
-    for (bit, c) in [
-        (0x08u8, 'E'),
-        (0x04, 'C'),
-        (0x40, 'S'),
-        (0x10, 'B'),
-        (0x20, 'I'),
-    ] {
+    for (bit, c) in [(0x08u8, 'E'), (0x04, 'C'), (0x40, 'S'), (0x10, 'B'), (0x20, 'I')] {
         if tci & bit != 0 {
             ctx.out.push(c);
             any = true;
@@ -354,9 +334,7 @@ fn macsec_header(ctx: &mut Ctx<'_>, tag: &[u8], short_length: u8) -> PResult {
     }
     if tci & 0x20 != 0 {
         let sci = get_bytes(tag, 6, 8)?;
-        let v = u64::from_be_bytes([
-            sci[0], sci[1], sci[2], sci[3], sci[4], sci[5], sci[6], sci[7],
-        ]);
+        let v = u64::from_be_bytes([sci[0], sci[1], sci[2], sci[3], sci[4], sci[5], sci[6], sci[7]]);
         pr!(ctx, ", sci {:016x}", v);
     }
     ctx.put(", ");
@@ -364,13 +342,7 @@ fn macsec_header(ctx: &mut Ctx<'_>, tag: &[u8], short_length: u8) -> PResult {
 }
 
 /// tcpdump's `macsec_print` (802.1AE SecTAG at `bp[off..]`); updates `length`/`caplen`.
-fn macsec(
-    ctx: &mut Ctx<'_>,
-    bp: &[u8],
-    off: usize,
-    length: &mut u32,
-    caplen: &mut u32,
-) -> PResult<Macsec> {
+fn macsec(ctx: &mut Ctx<'_>, bp: &[u8], off: usize, length: &mut u32, caplen: &mut u32) -> PResult<Macsec> {
     let save = ctx.protocol;
     ctx.protocol = "macsec";
     let trunc = |ctx: &mut Ctx<'_>, caplen: u32| {
@@ -427,10 +399,7 @@ fn macsec(
         *caplen = (*caplen).min(sl);
     }
     ctx.protocol = save;
-    Ok(Macsec::Clear {
-        hdr: tag_len as usize,
-        end,
-    })
+    Ok(Macsec::Clear { hdr: tag_len as usize, end })
 }
 
 /// tcpdump's `llc_print` for the SAPs that carry what we decode (IP, SNAP-encapsulated
@@ -474,18 +443,10 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
             "LLC, dsap {} (0x{:02x}) {}, ssap {} (0x{:02x}) {}",
             sap_name(dsap).unwrap_or("Unknown"),
             dsap,
-            if dsap_field & 1 != 0 {
-                "Group"
-            } else {
-                "Individual"
-            },
+            if dsap_field & 1 != 0 { "Group" } else { "Individual" },
             sap_name(ssap).unwrap_or("Unknown"),
             ssap,
-            if ssap_field & 1 != 0 {
-                "Response"
-            } else {
-                "Command"
-            }
+            if ssap_field & 1 != 0 { "Response" } else { "Command" }
         );
         if is_u {
             pr!(ctx, ", ctrl 0x{:02x}: ", control);
@@ -505,11 +466,7 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
         let oui = u32::from_be_bytes([0, p[0], p[1], p[2]]);
         let et = u16::from_be_bytes([p[3], p[4]]);
         let oui_name = oui_name(oui).unwrap_or("Unknown");
-        let pid_name = if oui == 0 {
-            ethertype_name(et).unwrap_or("Unknown")
-        } else {
-            "Unknown"
-        };
+        let pid_name = if oui == 0 { ethertype_name(et).unwrap_or("Unknown") } else { "Unknown" };
         if ctx.eflag() {
             pr!(
                 ctx,
@@ -534,13 +491,7 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
                 ctx.put(" ");
             }
             if oui == 0 {
-                pr!(
-                    ctx,
-                    "SNAP, ethertype {} (0x{:04x}), length {}: ",
-                    pid_name,
-                    et,
-                    length - 5
-                );
+                pr!(ctx, "SNAP, ethertype {} (0x{:04x}), length {}: ", pid_name, et, length - 5);
             } else {
                 pr!(
                     ctx,
@@ -562,16 +513,8 @@ fn llc(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, macs: Option<&[u8]>) -> PResul
     }
     if !ctx.eflag() {
         let macs = macs.and_then(|m| Some((m.get(6..12)?, m.get(0..6)?)));
-        let dname = |v: u8| {
-            sap_name(v)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("Unknown DSAP 0x{v:02x}"))
-        };
-        let sname = |v: u8| {
-            sap_name(v)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("Unknown SSAP 0x{v:02x}"))
-        };
+        let dname = |v: u8| sap_name(v).map(str::to_string).unwrap_or_else(|| format!("Unknown DSAP 0x{v:02x}"));
+        let sname = |v: u8| sap_name(v).map(str::to_string).unwrap_or_else(|| format!("Unknown SSAP 0x{v:02x}"));
         match macs {
             None if ssap == dsap => pr!(ctx, "{} ", dname(dsap)),
             None => pr!(ctx, "{} > {} ", sname(ssap), dname(dsap)),
@@ -758,12 +701,7 @@ fn sll_proto_print(ctx: &mut Ctx<'_>, ether_type: u16, length: u32) {
             _ => pr!(ctx, "ethertype Unknown (0x{:04x})", ether_type),
         }
     } else {
-        pr!(
-            ctx,
-            "ethertype {} (0x{:04x})",
-            ethertype_name(ether_type).unwrap_or("Unknown"),
-            ether_type
-        );
+        pr!(ctx, "ethertype {} (0x{:04x})", ethertype_name(ether_type).unwrap_or("Unknown"), ether_type);
     }
     pr!(ctx, ", length {}: ", length);
 }
@@ -823,24 +761,14 @@ fn sll_payload(
             }
             if ctx.eflag() {
                 let tag = get_be16(payload, 0)?;
-                pr!(
-                    ctx,
-                    "vlan {}, p {}{}, ",
-                    tag & 0xfff,
-                    tag >> 13,
-                    if tag & 0x1000 != 0 { ", DEI" } else { "" }
-                );
+                pr!(ctx, "vlan {}, p {}{}, ", tag & 0xfff, tag >> 13, if tag & 0x1000 != 0 { ", DEI" } else { "" });
             }
             ether_type = get_be16(payload, 2)?;
             if ether_type <= MAX_ETHERNET_LENGTH_VAL {
                 ether_type = 4;
             }
             if !ctx.opts.quick {
-                pr!(
-                    ctx,
-                    "ethertype {}, ",
-                    ethertype_name(ether_type).unwrap_or("Unknown")
-                );
+                pr!(ctx, "ethertype {}, ", ethertype_name(ether_type).unwrap_or("Unknown"));
             }
             off += 4;
             length = length.wrapping_sub(4);
@@ -877,13 +805,7 @@ fn sll2_if(ctx: &mut Ctx<'_>, bp: &[u8], length: u32) -> PResult<usize> {
     ctx.protocol = "sll2";
     let hdr = get_bytes(bp, 0, 20)?;
     let ifindex = get_be32(hdr, 4)?;
-    let name = ctx
-        .state
-        .if_names
-        .iter()
-        .find(|(i, _)| *i == ifindex)
-        .map(|(_, n)| n.as_str())
-        .unwrap_or("?");
+    let name = ctx.state.if_names.iter().find(|(i, _)| *i == ifindex).map(|(_, n)| n.as_str()).unwrap_or("?");
     let _ = std::fmt::Write::write_fmt(ctx.out, format_args!("{:<5} ", name));
     pr!(ctx, "{:<3} ", sll_pkttype(u32::from(get_u8(hdr, 10)?)));
     if ctx.eflag() {
@@ -913,12 +835,7 @@ fn bsd_af_name(af: u32) -> Option<&'static str> {
 
 fn null_hdr_print(ctx: &mut Ctx<'_>, family: u32, length: u32) {
     if !ctx.opts.quick {
-        pr!(
-            ctx,
-            "AF {} ({})",
-            bsd_af_name(family).unwrap_or("Unknown"),
-            family
-        );
+        pr!(ctx, "AF {} ({})", bsd_af_name(family).unwrap_or("Unknown"), family);
     } else {
         match bsd_af_name(family) {
             Some(n) => ctx.put(n),

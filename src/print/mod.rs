@@ -393,15 +393,9 @@ impl State {
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("");
             let mut words = line.split_whitespace();
-            let (Some(name), Some(port_proto)) = (words.next(), words.next()) else {
-                continue;
-            };
-            let Some((port, proto)) = port_proto.split_once('/') else {
-                continue;
-            };
-            let Ok(port) = port.parse::<u16>() else {
-                continue;
-            };
+            let (Some(name), Some(port_proto)) = (words.next(), words.next()) else { continue };
+            let Some((port, proto)) = port_proto.split_once('/') else { continue };
+            let Ok(port) = port.parse::<u16>() else { continue };
             let table = match proto {
                 "tcp" => &mut self.tcp_services,
                 "udp" => &mut self.udp_services,
@@ -488,12 +482,7 @@ pub struct Printer {
 impl Printer {
     pub fn new(opts: Options) -> Printer {
         let ts = ts::TsPrinter::new(opts.ts_format, opts.nano);
-        Printer {
-            opts,
-            state: State::default(),
-            count: 0,
-            ts,
-        }
+        Printer { opts, state: State::default(), count: 0, ts }
     }
 
     /// Appends the full text for one frame (summary line, then any hex/ASCII dump) to `out`
@@ -520,12 +509,7 @@ impl Printer {
                 Direction::Unknown => {}
             }
         }
-        let mut ctx = Ctx {
-            opts: &self.opts,
-            out,
-            protocol: "",
-            state: &mut self.state,
-        };
+        let mut ctx = Ctx { opts: &self.opts, out, protocol: "", state: &mut self.state };
         let hdrlen = link::print(&mut ctx, frame.linktype, &frame.data, frame.origlen);
         let data = &frame.data[..];
         let past_link = data.get(hdrlen..).filter(|d| !d.is_empty());
@@ -609,10 +593,7 @@ mod tests {
             s.push(' ');
             push_u8(&mut s, v);
         }
-        assert_eq!(
-            s,
-            "0 4294967295 000042 2147483648 18446744073709551615 000000000 0 7 10 99 100 255"
-        );
+        assert_eq!(s, "0 4294967295 000042 2147483648 18446744073709551615 000000000 0 7 10 99 100 255");
         for v in (0..70_000u32).chain([0xabcdef, u32::MAX]) {
             let mut t = String::new();
             push_hex(&mut t, v);
@@ -626,15 +607,7 @@ mod tests {
             push_u64(&mut t, u64::from(v));
             assert_eq!(t, v.to_string());
         }
-        for (v, w) in [
-            (0u64, 6),
-            (7, 6),
-            (999_999, 6),
-            (1_000_000, 6),
-            (5, 9),
-            (123_456_789, 9),
-            (42, 0),
-        ] {
+        for (v, w) in [(0u64, 6), (7, 6), (999_999, 6), (1_000_000, 6), (5, 9), (123_456_789, 9), (42, 0)] {
             let mut t = String::new();
             push_u64_padded(&mut t, v, w);
             assert_eq!(t, format!("{v:0w$}"));
@@ -653,17 +626,12 @@ mod tests {
     fn udp_frame(direction: Direction) -> Frame {
         // Ethernet + IPv4 + UDP 10.0.0.1:1234 -> 10.0.0.2:5678, 2 bytes of payload
         let mut d = vec![1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 8, 0];
-        d.extend_from_slice(&[
-            0x45, 0, 0, 30, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ]);
+        d.extend_from_slice(&[0x45, 0, 0, 30, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
         d.extend_from_slice(&[0x04, 0xd2, 0x16, 0x2e, 0, 10, 0, 0, b'h', b'i']);
         let origlen = d.len() as u32;
         Frame {
             point: 0,
-            ts: crate::capture::Timestamp {
-                sec: 3_600,
-                nsec: 5_000,
-            },
+            ts: crate::capture::Timestamp { sec: 3_600, nsec: 5_000 },
             linktype: 1,
             origlen,
             data: d,
@@ -673,18 +641,8 @@ mod tests {
 
     #[test]
     fn frame_line_with_number_labels_and_direction() {
-        let point = Point {
-            label: "sd_vm/br0".into(),
-            linktype: 1,
-            snaplen: 65535,
-            nano: false,
-        };
-        let opts = Options {
-            number: true,
-            labels: true,
-            ts_format: TsFormat::Unix,
-            ..Options::default()
-        };
+        let point = Point { label: "sd_vm/br0".into(), linktype: 1, snaplen: 65535, nano: false };
+        let opts = Options { number: true, labels: true, ts_format: TsFormat::Unix, ..Options::default() };
         let mut p = Printer::new(opts);
         let mut out = String::new();
         p.print_frame(&udp_frame(Direction::Out), &point, &mut out);
@@ -700,17 +658,8 @@ mod tests {
 
     #[test]
     fn truncated_frame_dumps_from_link_header() {
-        let point = Point {
-            label: "x".into(),
-            linktype: 1,
-            snaplen: 65535,
-            nano: false,
-        };
-        let opts = Options {
-            hex: 1,
-            ts_format: TsFormat::None,
-            ..Options::default()
-        };
+        let point = Point { label: "x".into(), linktype: 1, snaplen: 65535, nano: false };
+        let opts = Options { hex: 1, ts_format: TsFormat::None, ..Options::default() };
         let mut p = Printer::new(opts);
         // ARP truncated inside its fixed header: tcpdump's longjmp, so the marker and a dump
         // from the link header on (as /usr/bin/tcpdump prints it).
@@ -721,10 +670,7 @@ mod tests {
         f.data[14..18].copy_from_slice(&[0, 1, 8, 0]);
         let mut out = String::new();
         p.print_frame(&f, &point, &mut out);
-        assert_eq!(
-            out,
-            " [|arp]\n\t0x0000:  0102 0304 0506 0a0b 0c0d 0e0f 0806 0001\n\t0x0010:  0800\n"
-        );
+        assert_eq!(out, " [|arp]\n\t0x0000:  0102 0304 0506 0a0b 0c0d 0e0f 0806 0001\n\t0x0010:  0800\n");
         // IPv4 cut inside its header is a local truncation: the dump starts at the IP header.
         let mut f = udp_frame(Direction::Unknown);
         f.data.truncate(16);
@@ -745,14 +691,8 @@ mod tests {
     #[test]
     fn invalid_headers() {
         assert_eq!(invalid_header(10, 10), None);
-        assert_eq!(
-            invalid_header(0, 0).unwrap(),
-            "[Invalid header: caplen==0, len==0]"
-        );
-        assert_eq!(
-            invalid_header(20, 10).unwrap(),
-            "[Invalid header: len(10) < caplen(20)]"
-        );
+        assert_eq!(invalid_header(0, 0).unwrap(), "[Invalid header: caplen==0, len==0]");
+        assert_eq!(invalid_header(20, 10).unwrap(), "[Invalid header: len(10) < caplen(20)]");
     }
 
     #[test]
@@ -760,8 +700,8 @@ mod tests {
         // RFC 1071-style example header with checksum b861; zero the field and ask what it
         // should have been.
         let mut hdr = [
-            0x45u8, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45u8, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0,
+            0xa8, 0x00, 0xc7,
         ];
         assert_eq!(in_cksum(&[&hdr]), 0);
         hdr[10] = 0x12;

@@ -45,31 +45,21 @@ pub struct HostNames {
 
 impl HostNames {
     pub fn new(lookup: Box<dyn HostLookup>, strip_domain: bool) -> HostNames {
-        HostNames {
-            lookup,
-            cache: HashMap::new(),
-            strip_domain,
-        }
+        HostNames { lookup, cache: HashMap::new(), strip_domain }
     }
 
     /// What tcpdump prints for `addr` (`ipaddr_string` / `ip6addr_string`).
     pub fn get(&mut self, addr: IpAddr) -> &str {
-        let HostNames {
-            lookup,
-            cache,
-            strip_domain,
-        } = self;
-        cache
-            .entry(addr)
-            .or_insert_with(|| match lookup.lookup(addr) {
-                Some(mut name) => {
-                    if *strip_domain && let Some(dot) = name.find('.') {
-                        name.truncate(dot);
-                    }
-                    name.into_boxed_str()
+        let HostNames { lookup, cache, strip_domain } = self;
+        cache.entry(addr).or_insert_with(|| match lookup.lookup(addr) {
+            Some(mut name) => {
+                if *strip_domain && let Some(dot) = name.find('.') {
+                    name.truncate(dot);
                 }
-                None => numeric(addr).into_boxed_str(),
-            })
+                name.into_boxed_str()
+            }
+            None => numeric(addr).into_boxed_str(),
+        })
     }
 }
 
@@ -88,18 +78,11 @@ pub fn parse_ethers(text: &str) -> HashMap<[u8; 6], Box<str>> {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("");
         let mut words = line.split_whitespace();
-        let (Some(mac), Some(name)) = (words.next(), words.next()) else {
-            continue;
-        };
+        let (Some(mac), Some(name)) = (words.next(), words.next()) else { continue };
         let mut a = [0u8; 6];
         let mut parts = mac.split(':');
         let ok = a.iter_mut().all(|b| {
-            parts
-                .next()
-                .filter(|p| (1..=2).contains(&p.len()))
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .map(|v| *b = v)
-                .is_some()
+            parts.next().filter(|p| (1..=2).contains(&p.len())).and_then(|p| u8::from_str_radix(p, 16).ok()).map(|v| *b = v).is_some()
         }) && parts.next().is_none();
         if ok {
             map.entry(a).or_insert_with(|| name.into());
@@ -142,10 +125,7 @@ mod tests {
 
     #[test]
     fn dash_n_cap_keeps_the_first_label() {
-        let table = HashMap::from([
-            (ip("::1"), "ip6-localhost".to_string()),
-            (ip("10.0.0.1"), "db.example.net".into()),
-        ]);
+        let table = HashMap::from([(ip("::1"), "ip6-localhost".to_string()), (ip("10.0.0.1"), "db.example.net".into())]);
         let mut h = HostNames::new(Box::new(table), true);
         assert_eq!(h.get(ip("10.0.0.1")), "db");
         assert_eq!(h.get(ip("::1")), "ip6-localhost");
@@ -153,9 +133,7 @@ mod tests {
 
     #[test]
     fn ethers_lines() {
-        let m = parse_ethers(
-            "# c\n8:0:20:1:2:3 sun # old\n08:00:20:01:02:03 dup\nzz:0:0:0:0:0 bad\n0:1:2:3:4 short\n",
-        );
+        let m = parse_ethers("# c\n8:0:20:1:2:3 sun # old\n08:00:20:01:02:03 dup\nzz:0:0:0:0:0 bad\n0:1:2:3:4 short\n");
         assert_eq!(m.len(), 1);
         assert_eq!(m.get(&[8, 0, 0x20, 1, 2, 3]).map(|s| &**s), Some("sun"));
     }

@@ -147,10 +147,7 @@ impl SeqTable {
                 let (s, d) = (u32::from(s), u32::from(d));
                 let rev = seg.sport > seg.dport || (seg.sport == seg.dport && s > d);
                 let (a, b) = if rev { (d, s) } else { (s, d) };
-                let key = Key4 {
-                    addrs: u64::from(a) << 32 | u64::from(b),
-                    ports: ports(rev),
-                };
+                let key = Key4 { addrs: u64::from(a) << 32 | u64::from(b), ports: ports(rev) };
                 let (seq, ack, isn, cleared) = lookup(&mut self.v4, key, seg, syn, rev, full);
                 if cleared {
                     self.v6.clear();
@@ -160,19 +157,7 @@ impl SeqTable {
             (s, d) => {
                 let (s, d) = (to16(s), to16(d));
                 let rev = seg.sport > seg.dport || (seg.sport == seg.dport && s > d);
-                let key = if rev {
-                    Key6 {
-                        src: d,
-                        dst: s,
-                        ports: ports(rev),
-                    }
-                } else {
-                    Key6 {
-                        src: s,
-                        dst: d,
-                        ports: ports(rev),
-                    }
-                };
+                let key = if rev { Key6 { src: d, dst: s, ports: ports(rev) } } else { Key6 { src: s, dst: d, ports: ports(rev) } };
                 let (seq, ack, isn, cleared) = lookup(&mut self.v6, key, seg, syn, rev, full);
                 if cleared {
                     self.v4.clear();
@@ -205,17 +190,7 @@ fn lookup<K: Hash + Eq>(
         }
         return (seq, ack, isn, false);
     }
-    let isn = if rev {
-        Isn {
-            ack: seq,
-            seq: ack.wrapping_sub(1),
-        }
-    } else {
-        Isn {
-            seq,
-            ack: ack.wrapping_sub(1),
-        }
-    };
+    let isn = if rev { Isn { ack: seq, seq: ack.wrapping_sub(1) } } else { Isn { seq, ack: ack.wrapping_sub(1) } };
     let cleared = full && !map.contains_key(&key);
     if cleared {
         map.clear();
@@ -257,11 +232,7 @@ pub fn ip_next_is(ip: &IpHdr<'_>, proto: u8) -> bool {
 /// caller loaded `/etc/services`, else the number.
 pub fn put_port(ctx: &mut Ctx<'_>, proto: u8, port: u16) {
     if ctx.opts.numeric == 0 {
-        let table = if proto == 6 {
-            &ctx.state.tcp_services
-        } else {
-            &ctx.state.udp_services
-        };
+        let table = if proto == 6 { &ctx.state.tcp_services } else { &ctx.state.udp_services };
         if let Some(name) = table.get(&port) {
             ctx.out.push_str(name);
             return;
@@ -310,12 +281,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
     }
     let mut hlen = u32::from(get_u8(bp, 12)? >> 4) * 4;
     if hlen < 20 {
-        pr!(
-            ctx,
-            " tcp {} [bad hdr length {} - too short, < 20]",
-            length.wrapping_sub(hlen),
-            hlen
-        );
+        pr!(ctx, " tcp {} [bad hdr length {} - too short, < 20]", length.wrapping_sub(hlen), hlen);
         return Ok(());
     }
     let seq = get_be32(bp, 4)?;
@@ -354,14 +320,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
 
     let (mut seq, mut ack, mut thseq, mut thack, mut rev) = (seq, ack, 0u32, 0u32, false);
     if !ctx.opts.absolute_seq && flags & TH_ACK != 0 {
-        let seg = Segment {
-            src: ip.src,
-            dst: ip.dst,
-            sport,
-            dport,
-            seq,
-            ack,
-        };
+        let seg = Segment { src: ip.src, dst: ip.dst, sport, dport, seq, ack };
         (seq, ack, thseq, thack, rev) = ctx.state.tcp.relative(&seg, flags & TH_SYN != 0);
     }
     if hlen > length {
@@ -376,11 +335,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
         let tcp_sum = get_be16(bp, 16)?;
         pr!(ctx, ", cksum 0x{:04x}", tcp_sum);
         if sum != 0 {
-            pr!(
-                ctx,
-                " (incorrect -> 0x{:04x})",
-                super::in_cksum_shouldbe(tcp_sum, sum)
-            );
+            pr!(ctx, " (incorrect -> 0x{:04x})", super::in_cksum_shouldbe(tcp_sum, sum));
         } else {
             ctx.put(" (correct)");
         }
@@ -432,12 +387,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
     }
     let header_len = usize::from(get_u8(bp, 12)? >> 4) * 4;
     let Some(payload) = bp.get(header_len..) else {
-        pr!(
-            ctx,
-            " [remaining caplen({}) < header length({})]",
-            bp.len(),
-            header_len
-        );
+        pr!(ctx, " [remaining caplen({}) < header length({})]", bp.len(), header_len);
         return Err(Trunc);
     };
     if flags & TH_RST != 0 && ctx.vflag() > 0 {
@@ -594,12 +544,7 @@ fn options(
             20 => {
                 datalen = 2;
                 lencheck!(datalen);
-                pr!(
-                    ctx,
-                    " cap {:02x} id {}",
-                    get_u8(bp, cp)?,
-                    get_u8(bp, cp + 1)?
-                );
+                pr!(ctx, " cap {:02x} id {}", get_u8(bp, cp)?, get_u8(bp, cp + 1)?);
             }
             29 => {
                 datalen = len - 2;
@@ -701,11 +646,7 @@ fn fastopen(ctx: &mut Ctx<'_>, data: &[u8], exp: bool) {
 
 /// tcpdump's `print_tcp_rst_data` (`-v`): up to 30 payload bytes, escaped.
 fn rst_data(ctx: &mut Ctx<'_>, payload: &[u8], length: u32) {
-    ctx.put(if payload.len() >= length as usize {
-        " [RST"
-    } else {
-        " [!RST"
-    });
+    ctx.put(if payload.len() >= length as usize { " [RST" } else { " [!RST" });
     let mut n = length;
     if n > MAX_RST_DATA_LEN {
         n = MAX_RST_DATA_LEN;

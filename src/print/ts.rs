@@ -33,13 +33,7 @@ pub struct TsPrinter {
 
 impl TsPrinter {
     pub fn new(format: TsFormat, nano: bool) -> TsPrinter {
-        TsPrinter {
-            format,
-            nano,
-            cached_sec: None,
-            cached: String::with_capacity(32),
-            reference: (0, 0),
-        }
+        TsPrinter { format, nano, cached_sec: None, cached: String::with_capacity(32), reference: (0, 0) }
     }
 
     /// The fraction in the printing precision (tcpdump's `tv_usec`).
@@ -85,11 +79,7 @@ impl TsPrinter {
                     self.reference = now;
                 }
                 let negative = now < self.reference;
-                let (a, b) = if negative {
-                    (self.reference, now)
-                } else {
-                    (now, self.reference)
-                };
+                let (a, b) = if negative { (self.reference, now) } else { (now, self.reference) };
                 let mut sec = a.0.wrapping_sub(b.0);
                 let mut frac = a.1 - b.1;
                 if frac < 0 {
@@ -165,10 +155,7 @@ mod tests {
     use super::*;
 
     fn ts(sec: i64, nsec: u32) -> Timestamp {
-        Timestamp {
-            sec,
-            nsec: u64::from(nsec),
-        }
+        Timestamp { sec, nsec: u64::from(nsec) }
     }
 
     fn run(format: TsFormat, nano: bool, times: &[Timestamp]) -> Vec<String> {
@@ -185,11 +172,7 @@ mod tests {
 
     #[test]
     fn unix_and_errors() {
-        let v = run(
-            TsFormat::Unix,
-            false,
-            &[ts(1_000, 500_000_000), ts(1 << 32, 0), ts(2_147_483_648, 0)],
-        );
+        let v = run(TsFormat::Unix, false, &[ts(1_000, 500_000_000), ts(1 << 32, 0), ts(2_147_483_648, 0)]);
         assert_eq!(v, ["1000.500000 ", "0.000000 ", "[Error converting time] "]);
         let v = run(TsFormat::Unix, true, &[ts(7, 5)]);
         assert_eq!(v, ["7.000000005 "]);
@@ -197,22 +180,9 @@ mod tests {
 
     #[test]
     fn deltas() {
-        let t = [
-            ts(100, 900_000_000),
-            ts(101, 27_522_000),
-            ts(101, 27_610_000),
-            ts(100, 0),
-        ];
+        let t = [ts(100, 900_000_000), ts(101, 27_522_000), ts(101, 27_610_000), ts(100, 0)];
         let v = run(TsFormat::DeltaPrev, false, &t);
-        assert_eq!(
-            v,
-            [
-                " 00:00:00.000000 ",
-                " 00:00:00.127522 ",
-                " 00:00:00.000088 ",
-                "-00:00:01.027610 "
-            ]
-        );
+        assert_eq!(v, [" 00:00:00.000000 ", " 00:00:00.127522 ", " 00:00:00.000088 ", "-00:00:01.027610 "]);
         let v = run(TsFormat::DeltaFirst, false, &t);
         assert_eq!(v[2], " 00:00:00.127610 ");
         assert_eq!(v[3], "-00:00:00.900000 ");

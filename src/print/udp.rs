@@ -100,12 +100,7 @@ pub fn print(ctx: &mut Ctx<'_>, bp: &[u8], length: u32, ip: &IpHdr<'_>) -> PResu
 
 fn cksum_verdict(ctx: &mut Ctx<'_>, udp_sum: u16, sum: u16) {
     if sum != 0 {
-        pr!(
-            ctx,
-            "[bad udp cksum 0x{:04x} -> 0x{:04x}!] ",
-            udp_sum,
-            super::in_cksum_shouldbe(udp_sum, sum)
-        );
+        pr!(ctx, "[bad udp cksum 0x{:04x} -> 0x{:04x}!] ", udp_sum, super::in_cksum_shouldbe(udp_sum, sum));
     } else {
         ctx.put("[udp sum ok] ");
     }

@@ -88,9 +88,7 @@ pub fn parse_reply(buf: &[u8], seq: u32, proto: SockProto) -> Reply {
     let mut pos = 0usize;
     while let Some(rest) = buf.get(pos..).filter(|r| r.len() >= 16) {
         let len = ne_u32(rest, 0).unwrap_or(0) as usize;
-        let (Some(kind), Some(s)) = (ne_u16(rest, 4), ne_u32(rest, 8)) else {
-            break;
-        };
+        let (Some(kind), Some(s)) = (ne_u16(rest, 4), ne_u32(rest, 8)) else { break };
         if len < 16 || len > rest.len() {
             break;
         }
@@ -130,12 +128,8 @@ pub fn parse_msg(b: &[u8], proto: SockProto) -> Option<SocketRow> {
     let dport = u16::from_be_bytes(id.get(2..4)?.try_into().ok()?);
     let ip = |raw: &[u8]| -> Option<IpAddr> {
         match family {
-            AF_INET => Some(IpAddr::V4(Ipv4Addr::from(
-                <[u8; 4]>::try_from(raw.get(0..4)?).ok()?,
-            ))),
-            AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(
-                <[u8; 16]>::try_from(raw.get(0..16)?).ok()?,
-            ))),
+            AF_INET => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(raw.get(0..4)?).ok()?))),
+            AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(raw.get(0..16)?).ok()?))),
             _ => None,
         }
     };
@@ -154,14 +148,10 @@ pub fn parse_msg(b: &[u8], proto: SockProto) -> Option<SocketRow> {
 }
 
 fn ne_u16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(
-        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
+    Some(u16::from_ne_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
 }
 fn ne_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(
-        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
+    Some(u32::from_ne_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -199,10 +189,7 @@ mod tests {
 
     #[test]
     fn request_layout_tcp_and_udp() {
-        let k = SocketKey::tcp(
-            "127.0.0.1:49673".parse().unwrap(),
-            "127.0.0.1:40000".parse().unwrap(),
-        );
+        let k = SocketKey::tcp("127.0.0.1:49673".parse().unwrap(), "127.0.0.1:40000".parse().unwrap());
         let r = request(9, &k);
         assert_eq!(u32::from_ne_bytes(r[0..4].try_into().unwrap()), 72);
         assert_eq!((r[16], r[17]), (AF_INET, 6));
@@ -211,32 +198,14 @@ mod tests {
         assert_eq!(&r[28..32], &[127, 0, 0, 1]);
         assert_eq!(&r[64..72], &[0xff; 8]);
         // UDP: the kernel reads src as the remote end.
-        let u = request(
-            1,
-            &SocketKey::udp(
-                "192.168.65.2:41000".parse().unwrap(),
-                "192.168.65.1:5000".parse().unwrap(),
-            ),
-        );
+        let u = request(1, &SocketKey::udp("192.168.65.2:41000".parse().unwrap(), "192.168.65.1:5000".parse().unwrap()));
         assert_eq!((u[16], u[17]), (AF_INET, 17));
         assert_eq!(&u[24..26], &5000u16.to_be_bytes());
         assert_eq!(&u[28..32], &[192, 168, 65, 1]);
         // IPv6, and mapped addresses asked as IPv4.
-        let six = request(
-            1,
-            &SocketKey::tcp(
-                "[fd00:65::2]:49700".parse().unwrap(),
-                "[fd00:65::1]:5".parse().unwrap(),
-            ),
-        );
+        let six = request(1, &SocketKey::tcp("[fd00:65::2]:49700".parse().unwrap(), "[fd00:65::1]:5".parse().unwrap()));
         assert_eq!(six[16], AF_INET6);
-        let mapped = request(
-            1,
-            &SocketKey::tcp(
-                "[::ffff:127.0.0.1]:1".parse().unwrap(),
-                "0.0.0.0:0".parse().unwrap(),
-            ),
-        );
+        let mapped = request(1, &SocketKey::tcp("[::ffff:127.0.0.1]:1".parse().unwrap(), "0.0.0.0:0".parse().unwrap()));
         assert_eq!(mapped[16], AF_INET);
     }
 
@@ -247,10 +216,7 @@ mod tests {
         assert_eq!(parse_reply(&m, 5, SockProto::Tcp), Reply::Found(r));
         assert_eq!(parse_reply(&m, 6, SockProto::Tcp), Reply::Nothing);
         let six = row("[fd00:65::2]:49700", "[fd00:65::1]:5");
-        assert_eq!(
-            parse_reply(&reply_msg(1, &six), 1, SockProto::Tcp),
-            Reply::Found(six)
-        );
+        assert_eq!(parse_reply(&reply_msg(1, &six), 1, SockProto::Tcp), Reply::Found(six));
         let mut e = vec![0u8; 36];
         e[0..4].copy_from_slice(&36u32.to_ne_bytes());
         e[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
@@ -258,10 +224,7 @@ mod tests {
         e[16..20].copy_from_slice(&(-libc::ENOENT).to_ne_bytes());
         assert_eq!(parse_reply(&e, 3, SockProto::Tcp), Reply::NotFound);
         e[16..20].copy_from_slice(&(-libc::EPERM).to_ne_bytes());
-        assert_eq!(
-            parse_reply(&e, 3, SockProto::Tcp),
-            Reply::Error(libc::EPERM)
-        );
+        assert_eq!(parse_reply(&e, 3, SockProto::Tcp), Reply::Error(libc::EPERM));
         for n in 0..m.len() {
             assert_eq!(parse_reply(&m[..n], 5, SockProto::Tcp), Reply::Nothing);
         }

@@ -117,22 +117,10 @@ pub struct NetTable {
 
 impl NetTable {
     pub const ALL: [NetTable; 4] = [
-        NetTable {
-            proto: SockProto::Tcp,
-            ipv6: false,
-        },
-        NetTable {
-            proto: SockProto::Tcp,
-            ipv6: true,
-        },
-        NetTable {
-            proto: SockProto::Udp,
-            ipv6: false,
-        },
-        NetTable {
-            proto: SockProto::Udp,
-            ipv6: true,
-        },
+        NetTable { proto: SockProto::Tcp, ipv6: false },
+        NetTable { proto: SockProto::Tcp, ipv6: true },
+        NetTable { proto: SockProto::Udp, ipv6: false },
+        NetTable { proto: SockProto::Udp, ipv6: true },
     ];
 
     /// `tcp`, `tcp6`, `udp`, `udp6`.
@@ -209,33 +197,17 @@ pub struct SocketKey {
 
 impl SocketKey {
     pub fn tcp(local: SocketAddr, remote: SocketAddr) -> SocketKey {
-        SocketKey {
-            proto: SockProto::Tcp,
-            local,
-            remote,
-        }
+        SocketKey { proto: SockProto::Tcp, local, remote }
     }
     pub fn udp(local: SocketAddr, remote: SocketAddr) -> SocketKey {
-        SocketKey {
-            proto: SockProto::Udp,
-            local,
-            remote,
-        }
+        SocketKey { proto: SockProto::Udp, local, remote }
     }
     /// The same connection from the other end.
     pub fn peer(&self) -> SocketKey {
-        SocketKey {
-            proto: self.proto,
-            local: self.remote,
-            remote: self.local,
-        }
+        SocketKey { proto: self.proto, local: self.remote, remote: self.local }
     }
     fn canonical(&self) -> SocketKey {
-        SocketKey {
-            proto: self.proto,
-            local: canon(self.local),
-            remote: canon(self.remote),
-        }
+        SocketKey { proto: self.proto, local: canon(self.local), remote: canon(self.remote) }
     }
 }
 
@@ -295,11 +267,7 @@ pub enum UnknownReason {
 /// The answer of a lookup.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Attribution {
-    Owned {
-        owners: Vec<ProcessInfo>,
-        inode: u64,
-        matched: MatchKind,
-    },
+    Owned { owners: Vec<ProcessInfo>, inode: u64, matched: MatchKind },
     Unknown(UnknownReason),
 }
 
@@ -351,11 +319,7 @@ pub enum ProcessError {
     #[error(transparent)]
     Netns(#[from] NetnsError),
     #[error("{ns}: cannot read {path}: {source}")]
-    Table {
-        ns: Netns,
-        path: String,
-        source: std::io::Error,
-    },
+    Table { ns: Netns, path: String, source: std::io::Error },
 }
 
 /// Counters of one index (cumulative).
@@ -445,11 +409,7 @@ impl<S: ProcSource> ProcessIndex<S> {
     }
 
     /// The current socket rows of `ns` for one protocol (IPv4 and IPv6 tables), read now.
-    pub fn sockets(
-        &mut self,
-        ns: &Netns,
-        proto: SockProto,
-    ) -> Result<Vec<SocketRow>, ProcessError> {
+    pub fn sockets(&mut self, ns: &Netns, proto: SockProto) -> Result<Vec<SocketRow>, ProcessError> {
         let mut rows = Vec::new();
         for t in NetTable::ALL.into_iter().filter(|t| t.proto == proto) {
             let text = self.src.net_table(ns, t)?;
@@ -468,27 +428,16 @@ impl<S: ProcSource> ProcessIndex<S> {
         let live = self.lookup_live(ns, key);
         let remembered = self.remembered.get(&(ns.clone(), key.canonical()));
         let answer = match (&live, remembered) {
-            (
-                Attribution::Owned {
-                    matched: MatchKind::Socket | MatchKind::Unconnected,
-                    ..
-                },
-                _,
-            )
-            | (_, None) => live,
-            (
-                Attribution::Owned {
-                    matched: MatchKind::Listener,
-                    ..
-                },
-                Some(r),
-            ) if r.matched() == Some(MatchKind::Listener) => live,
+            (Attribution::Owned { matched: MatchKind::Socket | MatchKind::Unconnected, .. }, _) | (_, None) => live,
+            (Attribution::Owned { matched: MatchKind::Listener, .. }, Some(r))
+                if r.matched() == Some(MatchKind::Listener) =>
+            {
+                live
+            }
             (_, Some(r)) => match r.clone() {
-                Attribution::Owned { owners, inode, .. } => Attribution::Owned {
-                    owners,
-                    inode,
-                    matched: MatchKind::Remembered,
-                },
+                Attribution::Owned { owners, inode, .. } => {
+                    Attribution::Owned { owners, inode, matched: MatchKind::Remembered }
+                }
                 u => u,
             },
         };
@@ -512,11 +461,7 @@ impl<S: ProcSource> ProcessIndex<S> {
             && let Ok((inode, MatchKind::Socket)) = find_socket(rows, key)
             && let Some(owners) = self.cached_owners(inode)
         {
-            return Attribution::Owned {
-                owners,
-                inode,
-                matched: MatchKind::Socket,
-            };
+            return Attribution::Owned { owners, inode, matched: MatchKind::Socket };
         }
         let found = match self.kernel_lookup(ns, key) {
             Some(found) => found,
@@ -533,27 +478,15 @@ impl<S: ProcSource> ProcessIndex<S> {
         if owners.is_empty() {
             Attribution::Unknown(UnknownReason::NoOwner)
         } else {
-            Attribution::Owned {
-                owners,
-                inode,
-                matched,
-            }
+            Attribution::Owned { owners, inode, matched }
         }
     }
 
     /// The socket through the source's own lookup (sock_diag), `None` when it has none or
     /// it failed (then the tables are read).
-    fn kernel_lookup(
-        &mut self,
-        ns: &Netns,
-        key: &SocketKey,
-    ) -> Option<Result<(u64, MatchKind), UnknownReason>> {
+    fn kernel_lookup(&mut self, ns: &Netns, key: &SocketKey) -> Option<Result<(u64, MatchKind), UnknownReason>> {
         let k = key.canonical();
-        let waiting = if k.proto == SockProto::Tcp {
-            MatchKind::Listener
-        } else {
-            MatchKind::Unconnected
-        };
+        let waiting = if k.proto == SockProto::Tcp { MatchKind::Listener } else { MatchKind::Unconnected };
         let row = match self.src.find_socket(ns, key)? {
             Ok(Some(row)) => row,
             Ok(None) => {
@@ -569,11 +502,7 @@ impl<S: ProcSource> ProcessIndex<S> {
         let exact = canon(row.local) == k.local && canon(row.remote) == k.remote;
         if !exact {
             // The kernel fell back to the listener (TCP) or a bound socket (UDP).
-            return Some(if row.inode != 0 {
-                Ok((row.inode, waiting))
-            } else {
-                Err(UnknownReason::NoSocket)
-            });
+            return Some(if row.inode != 0 { Ok((row.inode, waiting)) } else { Err(UnknownReason::NoSocket) });
         }
         if row.inode != 0 {
             return Some(Ok((row.inode, MatchKind::Socket)));
@@ -581,11 +510,7 @@ impl<S: ProcSource> ProcessIndex<S> {
         // TIME_WAIT or a request socket: ask for the listener on the local address.
         if k.proto == SockProto::Tcp {
             let any = SocketAddr::new(
-                if k.local.is_ipv4() {
-                    std::net::Ipv4Addr::UNSPECIFIED.into()
-                } else {
-                    std::net::Ipv6Addr::UNSPECIFIED.into()
-                },
+                if k.local.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() },
                 0,
             );
             if let Some(Ok(Some(l))) = self.src.find_socket(ns, &SocketKey::tcp(key.local, any))
@@ -612,10 +537,7 @@ impl<S: ProcSource> ProcessIndex<S> {
 
     /// Every socket of `ns` with its owners, after a full scan of all processes (for
     /// listings and tests; too slow for the packet path).
-    pub fn attribute_all(
-        &mut self,
-        ns: &Netns,
-    ) -> Result<Vec<(SocketRow, Attribution)>, ProcessError> {
+    pub fn attribute_all(&mut self, ns: &Netns) -> Result<Vec<(SocketRow, Attribution)>, ProcessError> {
         let mut rows = self.sockets(ns, SockProto::Tcp)?;
         rows.extend(self.sockets(ns, SockProto::Udp)?);
         self.scan_all();
@@ -625,20 +547,12 @@ impl<S: ProcSource> ProcessIndex<S> {
                 let a = if r.inode == 0 {
                     Attribution::Unknown(UnknownReason::NoInode)
                 } else {
-                    let pids: Vec<u32> = self
-                        .owners
-                        .get(&r.inode)
-                        .map(|v| v.iter().map(|p| p.0).collect())
-                        .unwrap_or_default();
+                    let pids: Vec<u32> = self.owners.get(&r.inode).map(|v| v.iter().map(|p| p.0).collect()).unwrap_or_default();
                     let owners = self.infos(&pids);
                     if owners.is_empty() {
                         Attribution::Unknown(UnknownReason::NoOwner)
                     } else {
-                        Attribution::Owned {
-                            owners,
-                            inode: r.inode,
-                            matched: MatchKind::Socket,
-                        }
+                        Attribution::Owned { owners, inode: r.inode, matched: MatchKind::Socket }
                     }
                 };
                 (r, a)
@@ -726,12 +640,7 @@ impl<S: ProcSource> ProcessIndex<S> {
         self.stats.pid_lists += 1;
         let Ok(list) = self.src.pids() else { return };
         let alive: HashSet<u32> = list.iter().copied().collect();
-        let gone: Vec<u32> = self
-            .pids
-            .keys()
-            .filter(|p| !alive.contains(p))
-            .copied()
-            .collect();
+        let gone: Vec<u32> = self.pids.keys().filter(|p| !alive.contains(p)).copied().collect();
         for p in gone {
             self.forget_pid_sockets(p);
             self.pids.remove(&p);
@@ -739,22 +648,13 @@ impl<S: ProcSource> ProcessIndex<S> {
         for p in list {
             if !self.pids.contains_key(&p) {
                 let netns = self.src.pid_netns(p).ok();
-                self.pids.insert(
-                    p,
-                    PidState {
-                        netns,
-                        fresh: true,
-                        ..PidState::default()
-                    },
-                );
+                self.pids.insert(p, PidState { netns, fresh: true, ..PidState::default() });
             }
         }
     }
 
     fn forget_pid_sockets(&mut self, pid: u32) {
-        let Some(st) = self.pids.get_mut(&pid) else {
-            return;
-        };
+        let Some(st) = self.pids.get_mut(&pid) else { return };
         for (fd, inode) in std::mem::take(&mut st.sockets) {
             if let Some(v) = self.owners.get_mut(&inode) {
                 v.retain(|&(p, f)| (p, f) != (pid, fd));
@@ -769,9 +669,7 @@ impl<S: ProcSource> ProcessIndex<S> {
         self.stats.pids_scanned += 1;
         let result = self.src.socket_fds(pid);
         self.forget_pid_sockets(pid);
-        let Some(st) = self.pids.get_mut(&pid) else {
-            return;
-        };
+        let Some(st) = self.pids.get_mut(&pid) else { return };
         st.fresh = false;
         match result {
             Ok(mut socks) => {
@@ -788,9 +686,7 @@ impl<S: ProcSource> ProcessIndex<S> {
                 }
                 st.sockets = socks;
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
-                self.stats.denied += 1
-            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => self.stats.denied += 1,
             Err(_) => {} // gone meanwhile
         }
     }
@@ -822,10 +718,7 @@ impl<S: ProcSource> ProcessIndex<S> {
 
 fn read_info<S: ProcSource>(src: &mut S, pid: u32) -> Option<ProcessInfo> {
     let comm = procfs::parse_comm(&src.comm(pid).ok()?);
-    let cmdline = src
-        .cmdline(pid)
-        .map(|c| procfs::parse_cmdline(&c))
-        .unwrap_or_default();
+    let cmdline = src.cmdline(pid).map(|c| procfs::parse_cmdline(&c)).unwrap_or_default();
     Some(ProcessInfo { pid, comm, cmdline })
 }
 
@@ -833,10 +726,7 @@ fn read_info<S: ProcSource>(src: &mut S, pid: u32) -> Option<ProcessInfo> {
 pub fn find_socket(rows: &[SocketRow], key: &SocketKey) -> Result<(u64, MatchKind), UnknownReason> {
     let k = key.canonical();
     let mut no_inode = false;
-    for r in rows
-        .iter()
-        .filter(|r| r.proto == k.proto && canon(r.local) == k.local && canon(r.remote) == k.remote)
-    {
+    for r in rows.iter().filter(|r| r.proto == k.proto && canon(r.local) == k.local && canon(r.remote) == k.remote) {
         if r.inode != 0 {
             return Ok((r.inode, MatchKind::Socket));
         }
@@ -845,10 +735,7 @@ pub fn find_socket(rows: &[SocketRow], key: &SocketKey) -> Result<(u64, MatchKin
     // Listener (TCP) or unconnected socket (UDP) on the local port: an exact address beats
     // a wildcard one.
     let mut best: Option<(u64, bool)> = None;
-    for r in rows
-        .iter()
-        .filter(|r| r.proto == k.proto && r.inode != 0 && r.local.port() == k.local.port())
-    {
+    for r in rows.iter().filter(|r| r.proto == k.proto && r.inode != 0 && r.local.port() == k.local.port()) {
         let waiting = match k.proto {
             SockProto::Tcp => r.state == SockState::Listen,
             SockProto::Udp => r.remote.port() == 0 && r.remote.ip().is_unspecified(),
@@ -864,14 +751,9 @@ pub fn find_socket(rows: &[SocketRow], key: &SocketKey) -> Result<(u64, MatchKin
         }
     }
     match best {
-        Some((inode, _)) => Ok((
-            inode,
-            if k.proto == SockProto::Tcp {
-                MatchKind::Listener
-            } else {
-                MatchKind::Unconnected
-            },
-        )),
+        Some((inode, _)) => {
+            Ok((inode, if k.proto == SockProto::Tcp { MatchKind::Listener } else { MatchKind::Unconnected }))
+        }
         None if no_inode => Err(UnknownReason::NoInode),
         None => Err(UnknownReason::NoSocket),
     }

@@ -49,14 +49,7 @@ pub fn parse_net_line(line: &str, proto: SockProto) -> Option<SocketRow> {
     let state = u8::from_str_radix(f[3], 16).ok()?;
     let uid = f[7].parse().ok()?;
     let inode = f[9].parse().ok()?;
-    Some(SocketRow {
-        proto,
-        local,
-        remote,
-        state: SockState::from_number(state),
-        uid,
-        inode,
-    })
+    Some(SocketRow { proto, local, remote, state: SockState::from_number(state), uid, inode })
 }
 
 /// `HEXADDR:HEXPORT` with 8 (IPv4) or 32 (IPv6) address digits.
@@ -89,20 +82,12 @@ pub fn parse_endpoint(s: &str) -> Option<SocketAddr> {
 
 /// `socket:[INODE]` -> INODE (other link targets -> `None`).
 pub fn parse_socket_link(target: &str) -> Option<u64> {
-    target
-        .strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// `net:[INODE]` -> INODE.
 pub fn parse_netns_link(target: &str) -> Option<u64> {
-    target
-        .strip_prefix("net:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    target.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// NUL-separated arguments (lossy UTF-8); a trailing NUL does not make an empty argument.
@@ -111,9 +96,7 @@ pub fn parse_cmdline(raw: &[u8]) -> Vec<String> {
     if raw.is_empty() {
         return Vec::new();
     }
-    raw.split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect()
+    raw.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 /// `/proc/PID/comm` without its newline.
@@ -125,16 +108,9 @@ pub fn parse_comm(raw: &[u8]) -> String {
 pub fn format_endpoint(a: SocketAddr) -> String {
     let words: Vec<[u8; 4]> = match a.ip() {
         IpAddr::V4(v) => vec![v.octets()],
-        IpAddr::V6(v) => v
-            .octets()
-            .chunks_exact(4)
-            .map(|c| [c[0], c[1], c[2], c[3]])
-            .collect(),
+        IpAddr::V6(v) => v.octets().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),
     };
-    let hex: String = words
-        .iter()
-        .map(|w| format!("{:08X}", u32::from_ne_bytes(*w)))
-        .collect();
+    let hex: String = words.iter().map(|w| format!("{:08X}", u32::from_ne_bytes(*w))).collect();
     format!("{hex}:{:04X}", a.port())
 }
 
@@ -178,26 +154,13 @@ mod tests {
     #[test]
     fn links_cmdline_comm() {
         assert_eq!(parse_socket_link("socket:[40965]"), Some(40965));
-        for bad in [
-            "socket:[]",
-            "socket:[x]",
-            "pipe:[1]",
-            "/dev/null",
-            "socket:[1",
-            "anon_inode:[eventpoll]",
-        ] {
+        for bad in ["socket:[]", "socket:[x]", "pipe:[1]", "/dev/null", "socket:[1", "anon_inode:[eventpoll]"] {
             assert_eq!(parse_socket_link(bad), None, "{bad}");
         }
         assert_eq!(parse_netns_link("net:[4026531840]"), Some(4026531840));
         assert_eq!(parse_netns_link("mnt:[4026531840]"), None);
-        assert_eq!(
-            parse_cmdline(b"socat\0-d\0TCP4-LISTEN:1\0"),
-            ["socat", "-d", "TCP4-LISTEN:1"]
-        );
-        assert_eq!(
-            parse_cmdline(b"nginx: worker process"),
-            ["nginx: worker process"]
-        );
+        assert_eq!(parse_cmdline(b"socat\0-d\0TCP4-LISTEN:1\0"), ["socat", "-d", "TCP4-LISTEN:1"]);
+        assert_eq!(parse_cmdline(b"nginx: worker process"), ["nginx: worker process"]);
         assert!(parse_cmdline(b"").is_empty() && parse_cmdline(b"\0").is_empty());
         assert_eq!(parse_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
         assert_eq!(parse_comm(b"socat\n"), "socat");
@@ -210,15 +173,7 @@ mod tests {
         let (rows, bad) = parse_net_table(text, SockProto::Udp);
         assert_eq!((rows.len(), bad), (1, 5));
         assert_eq!(rows[0].proto, SockProto::Udp);
-        for e in [
-            "",
-            ":",
-            "0100007F:",
-            "0100007F",
-            "ÿÿÿÿÿÿÿÿ:0000",
-            "0100007F:+1",
-            "+100007F:0001",
-        ] {
+        for e in ["", ":", "0100007F:", "0100007F", "ÿÿÿÿÿÿÿÿ:0000", "0100007F:+1", "+100007F:0001"] {
             assert_eq!(parse_endpoint(e), None, "{e}");
         }
     }

@@ -37,10 +37,7 @@ pub struct RecordedProc {
 }
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{}: {what}", path.display()),
-    )
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()))
 }
 
 impl RecordedProc {
@@ -60,20 +57,10 @@ impl RecordedProc {
             }
         }
         for &pid in pids {
-            let (Ok(netns), Ok(fds)) = (src.pid_netns(pid), src.socket_fds(pid)) else {
-                continue;
-            };
+            let (Ok(netns), Ok(fds)) = (src.pid_netns(pid), src.socket_fds(pid)) else { continue };
             let comm = super::procfs::parse_comm(&src.comm(pid).unwrap_or_default());
             let cmdline = super::procfs::parse_cmdline(&src.cmdline(pid).unwrap_or_default());
-            r.procs.insert(
-                pid,
-                RecordedPid {
-                    netns,
-                    comm,
-                    cmdline,
-                    fds,
-                },
-            );
+            r.procs.insert(pid, RecordedPid { netns, comm, cmdline, fds });
         }
         Ok(r)
     }
@@ -110,18 +97,11 @@ impl RecordedProc {
         let mut r = RecordedProc::default();
         for e in std::fs::read_dir(dir.join("ns"))? {
             let e = e?;
-            let Some(alias) = e.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
+            let Some(alias) = e.file_name().to_str().map(str::to_string) else { continue };
             let ns = Netns::Named(alias);
             let ino_path = e.path().join("inode");
             let ino = std::fs::read_to_string(&ino_path)?;
-            r.ns_inodes.insert(
-                ns.clone(),
-                ino.trim()
-                    .parse()
-                    .map_err(|_| bad(&ino_path, "not a number"))?,
-            );
+            r.ns_inodes.insert(ns.clone(), ino.trim().parse().map_err(|_| bad(&ino_path, "not a number"))?);
             for t in NetTable::ALL {
                 if let Ok(text) = std::fs::read_to_string(e.path().join(t.file_name())) {
                     r.tables.insert((ns.clone(), t), text);
@@ -137,22 +117,12 @@ impl RecordedProc {
             let pid: u32 = pid.parse().map_err(|_| bad(&path, "bad pid"))?;
             let netns = netns.parse().map_err(|_| bad(&path, "bad netns inode"))?;
             let cmdline = f.map(str::to_string).collect();
-            r.procs.insert(
-                pid,
-                RecordedPid {
-                    netns,
-                    comm: comm.to_string(),
-                    cmdline,
-                    fds: Vec::new(),
-                },
-            );
+            r.procs.insert(pid, RecordedPid { netns, comm: comm.to_string(), cmdline, fds: Vec::new() });
         }
         let path = dir.join("fds.tsv");
         for l in std::fs::read_to_string(&path)?.lines() {
             let v: Vec<&str> = l.split('\t').collect();
-            let [pid, fd, ino] = v[..] else {
-                return Err(bad(&path, format!("bad line {l:?}")));
-            };
+            let [pid, fd, ino] = v[..] else { return Err(bad(&path, format!("bad line {l:?}"))) };
             let (Ok(pid), Ok(fd), Ok(ino)) = (pid.parse::<u32>(), fd.parse(), ino.parse()) else {
                 return Err(bad(&path, format!("bad line {l:?}")));
             };
@@ -175,22 +145,15 @@ impl ProcSource for RecordedProc {
                 source: io::Error::new(io::ErrorKind::NotFound, "not recorded"),
             });
         }
-        Ok(self
-            .tables
-            .get(&(ns.clone(), table))
-            .cloned()
-            .unwrap_or_default())
+        Ok(self.tables.get(&(ns.clone(), table)).cloned().unwrap_or_default())
     }
 
     fn netns_inode(&mut self, ns: &Netns) -> Result<u64, ProcessError> {
-        self.ns_inodes
-            .get(ns)
-            .copied()
-            .ok_or_else(|| ProcessError::Table {
-                ns: ns.clone(),
-                path: "/proc/thread-self/ns/net".into(),
-                source: io::Error::new(io::ErrorKind::NotFound, "not recorded"),
-            })
+        self.ns_inodes.get(ns).copied().ok_or_else(|| ProcessError::Table {
+            ns: ns.clone(),
+            path: "/proc/thread-self/ns/net".into(),
+            source: io::Error::new(io::ErrorKind::NotFound, "not recorded"),
+        })
     }
 
     fn pids(&mut self) -> io::Result<Vec<u32>> {
@@ -198,18 +161,12 @@ impl ProcSource for RecordedProc {
     }
 
     fn pid_netns(&mut self, pid: u32) -> io::Result<u64> {
-        self.procs
-            .get(&pid)
-            .map(|p| p.netns)
-            .ok_or_else(|| Self::gone(pid))
+        self.procs.get(&pid).map(|p| p.netns).ok_or_else(|| Self::gone(pid))
     }
 
     fn socket_fds(&mut self, pid: u32) -> io::Result<Vec<(u32, u64)>> {
         self.fd_dirs_read += 1;
-        self.procs
-            .get(&pid)
-            .map(|p| p.fds.clone())
-            .ok_or_else(|| Self::gone(pid))
+        self.procs.get(&pid).map(|p| p.fds.clone()).ok_or_else(|| Self::gone(pid))
     }
 
     fn fd_socket(&mut self, pid: u32, fd: u32) -> io::Result<Option<u64>> {
@@ -222,17 +179,11 @@ impl ProcSource for RecordedProc {
     }
 
     fn comm(&mut self, pid: u32) -> io::Result<Vec<u8>> {
-        self.procs
-            .get(&pid)
-            .map(|p| format!("{}\n", p.comm).into_bytes())
-            .ok_or_else(|| Self::gone(pid))
+        self.procs.get(&pid).map(|p| format!("{}\n", p.comm).into_bytes()).ok_or_else(|| Self::gone(pid))
     }
 
     fn cmdline(&mut self, pid: u32) -> io::Result<Vec<u8>> {
         let p = self.procs.get(&pid).ok_or_else(|| Self::gone(pid))?;
-        Ok(p.cmdline
-            .iter()
-            .flat_map(|a| a.bytes().chain([0]))
-            .collect())
+        Ok(p.cmdline.iter().flat_map(|a| a.bytes().chain([0])).collect())
     }
 }

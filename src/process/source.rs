@@ -2,14 +2,14 @@
 //! asks of /proc; [`LiveProc`] reads the real one, tests script their own.
 
 use super::{NetTable, ProcessError, SocketKey, SocketRow, diag, procfs};
-use crate::netns::{self, Netns};
 use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_SOCK_DIAG};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+use crate::netns::{self, Netns};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
 
 /// What process attribution reads from /proc.
 pub trait ProcSource {
@@ -32,11 +32,7 @@ pub trait ProcSource {
     /// The kernel's own lookup of one socket (sock_diag; see [`super::diag`] for what it
     /// matches), when the source has one: `None` means "not available, read the tables",
     /// `Some(Ok(None))` "no such socket".
-    fn find_socket(
-        &mut self,
-        _ns: &Netns,
-        _key: &SocketKey,
-    ) -> Option<io::Result<Option<SocketRow>>> {
+    fn find_socket(&mut self, _ns: &Netns, _key: &SocketKey) -> Option<io::Result<Option<SocketRow>>> {
         None
     }
     /// Lets go of whatever the source keeps open for `ns`.
@@ -82,11 +78,7 @@ impl DiagSocket {
         })
         .ok()?
         .ok()?;
-        Some(DiagSocket {
-            sock,
-            seq: 0,
-            buf: vec![0; 16 * 1024],
-        })
+        Some(DiagSocket { sock, seq: 0, buf: vec![0; 16 * 1024] })
     }
 
     fn lookup(&mut self, key: &SocketKey) -> io::Result<Option<SocketRow>> {
@@ -96,10 +88,7 @@ impl DiagSocket {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "sock_diag did not answer",
-                ));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "sock_diag did not answer"));
             }
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX).max(1);
             let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
@@ -110,14 +99,7 @@ impl DiagSocket {
             }
             let n = match self.sock.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT) {
                 Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
                 Err(e) => return Err(e),
             };
             match diag::parse_reply(self.buf.get(..n).unwrap_or_default(), self.seq, key.proto) {
@@ -138,16 +120,9 @@ impl LiveProc {
     fn ns_files(&mut self, ns: &Netns) -> Result<&mut NsFiles, ProcessError> {
         if !self.namespaces.contains_key(ns) {
             let opened = netns::run_in(ns, || -> Result<NsFiles, (String, io::Error)> {
-                let link =
-                    std::fs::read_link(NETNS_LINK).map_err(|e| (NETNS_LINK.to_string(), e))?;
+                let link = std::fs::read_link(NETNS_LINK).map_err(|e| (NETNS_LINK.to_string(), e))?;
                 let inode = procfs::parse_netns_link(&link.to_string_lossy()).ok_or_else(|| {
-                    (
-                        NETNS_LINK.to_string(),
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("unexpected link {link:?}"),
-                        ),
-                    )
+                    (NETNS_LINK.to_string(), io::Error::new(io::ErrorKind::InvalidData, format!("unexpected link {link:?}")))
                 })?;
                 let mut files: [Option<File>; 4] = Default::default();
                 for (slot, t) in files.iter_mut().zip(NetTable::ALL) {
@@ -160,20 +135,14 @@ impl LiveProc {
                 }
                 Ok(NsFiles { files, inode })
             })?
-            .map_err(|(path, source)| ProcessError::Table {
-                ns: ns.clone(),
-                path,
-                source,
-            })?;
+            .map_err(|(path, source)| ProcessError::Table { ns: ns.clone(), path, source })?;
             self.namespaces.insert(ns.clone(), opened);
         }
-        self.namespaces
-            .get_mut(ns)
-            .ok_or_else(|| ProcessError::Table {
-                ns: ns.clone(),
-                path: NET_DIR.into(),
-                source: io::Error::other("namespace files vanished"),
-            })
+        self.namespaces.get_mut(ns).ok_or_else(|| ProcessError::Table {
+            ns: ns.clone(),
+            path: NET_DIR.into(),
+            source: io::Error::other("namespace files vanished"),
+        })
     }
 }
 
@@ -181,17 +150,11 @@ impl ProcSource for LiveProc {
     fn net_table(&mut self, ns: &Netns, table: NetTable) -> Result<String, ProcessError> {
         let files = self.ns_files(ns)?;
         let idx = NetTable::ALL.iter().position(|t| *t == table).unwrap_or(0);
-        let Some(f) = files.files.get_mut(idx).and_then(Option::as_mut) else {
-            return Ok(String::new());
-        };
+        let Some(f) = files.files.get_mut(idx).and_then(Option::as_mut) else { return Ok(String::new()) };
         let mut text = String::new();
-        f.seek(SeekFrom::Start(0))
-            .and_then(|_| f.read_to_string(&mut text))
-            .map_err(|source| ProcessError::Table {
-                ns: ns.clone(),
-                path: format!("{NET_DIR}/{}", table.file_name()),
-                source,
-            })?;
+        f.seek(SeekFrom::Start(0)).and_then(|_| f.read_to_string(&mut text)).map_err(|source| {
+            ProcessError::Table { ns: ns.clone(), path: format!("{NET_DIR}/{}", table.file_name()), source }
+        })?;
         Ok(text)
     }
 
@@ -207,8 +170,7 @@ impl ProcSource for LiveProc {
 
     fn pid_netns(&mut self, pid: u32) -> io::Result<u64> {
         let l = std::fs::read_link(format!("/proc/{pid}/ns/net"))?;
-        procfs::parse_netns_link(&l.to_string_lossy())
-            .ok_or_else(|| io::Error::other("not a net namespace link"))
+        procfs::parse_netns_link(&l.to_string_lossy()).ok_or_else(|| io::Error::other("not a net namespace link"))
     }
 
     fn socket_fds(&mut self, pid: u32) -> io::Result<Vec<(u32, u64)>> {
@@ -216,9 +178,7 @@ impl ProcSource for LiveProc {
         let mut out = Vec::new();
         for e in std::fs::read_dir(&dir)? {
             let Ok(e) = e else { continue };
-            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
+            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
             // The descriptor may be closed meanwhile: skip it.
             if let Ok(t) = std::fs::read_link(e.path())
                 && let Some(inode) = procfs::parse_socket_link(&t.to_string_lossy())
@@ -247,15 +207,8 @@ impl ProcSource for LiveProc {
         self.diag.remove(ns);
     }
 
-    fn find_socket(
-        &mut self,
-        ns: &Netns,
-        key: &SocketKey,
-    ) -> Option<io::Result<Option<SocketRow>>> {
-        let slot = self
-            .diag
-            .entry(ns.clone())
-            .or_insert_with(|| DiagSocket::open(ns));
+    fn find_socket(&mut self, ns: &Netns, key: &SocketKey) -> Option<io::Result<Option<SocketRow>>> {
+        let slot = self.diag.entry(ns.clone()).or_insert_with(|| DiagSocket::open(ns));
         let result = slot.as_mut()?.lookup(key);
         if result.is_err() {
             // A broken or unsupported socket: use the tables from now on.

@@ -38,16 +38,8 @@ fn host() -> RecordedProc {
         line(5, "127.0.0.1:49673", "127.0.0.1:40002", 0x0C, 0),
     ]
     .concat();
-    let tcp6 = [
-        HEADER.to_string(),
-        line(0, "[::]:8080", "[::]:0", 0x0A, 2000),
-    ]
-    .concat();
-    let udp = [
-        HEADER.to_string(),
-        line(0, "0.0.0.0:41000", "0.0.0.0:0", 0x07, 3000),
-    ]
-    .concat();
+    let tcp6 = [HEADER.to_string(), line(0, "[::]:8080", "[::]:0", 0x0A, 2000)].concat();
+    let udp = [HEADER.to_string(), line(0, "0.0.0.0:41000", "0.0.0.0:0", 0x07, 3000)].concat();
     r.tables.insert((ns(), NetTable::ALL[0]), tcp);
     r.tables.insert((ns(), NetTable::ALL[1]), tcp6);
     r.tables.insert((ns(), NetTable::ALL[2]), udp);
@@ -60,38 +52,24 @@ fn host() -> RecordedProc {
     r.procs.insert(1, p(OTHER, "init", &[(3, 9)]));
     r.procs.insert(50, p(HOST, "python3", &[(3, 1002)]));
     r.procs.insert(100, p(HOST, "socat", &[(5, 1000)]));
-    r.procs
-        .insert(101, p(HOST, "socat", &[(5, 1000), (6, 1001), (7, 1003)]));
-    r.procs
-        .insert(200, p(HOST, "server", &[(3, 2000), (4, 3000)]));
+    r.procs.insert(101, p(HOST, "socat", &[(5, 1000), (6, 1001), (7, 1003)]));
+    r.procs.insert(200, p(HOST, "server", &[(3, 2000), (4, 3000)]));
     r
 }
 
 #[test]
 fn exact_sockets_find_their_owner() {
     let mut ix = ProcessIndex::with_source(host());
-    let a = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:40000")),
-    );
+    let a = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:40000")));
     assert_eq!(a.matched(), Some(MatchKind::Socket));
     assert_eq!(a.to_string(), "socat[101]");
     assert_eq!(a.owner().unwrap().cmdline, ["socat", "-d"]);
-    let out = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("192.168.65.1:38892"), sa("192.168.65.2:49700")),
-    );
+    let out = ix.lookup(&ns(), &SocketKey::tcp(sa("192.168.65.1:38892"), sa("192.168.65.2:49700")));
     assert_eq!(out.to_string(), "socat[101]");
-    let client = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("127.0.0.1:40000"), sa("127.0.0.1:49673")),
-    );
+    let client = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:40000"), sa("127.0.0.1:49673")));
     assert_eq!(client.to_string(), "python3[50]");
     // The listener is shared by parent and child.
-    let l = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("127.0.0.1:49673"), sa("0.0.0.0:0")),
-    );
+    let l = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:49673"), sa("0.0.0.0:0")));
     assert_eq!(l.to_string(), "socat[100],socat[101]");
     assert_eq!(ix.stats().unknown, 0);
 }
@@ -100,50 +78,26 @@ fn exact_sockets_find_their_owner() {
 fn pending_connections_go_to_the_listener_and_time_wait_is_unknown() {
     let mut ix = ProcessIndex::with_source(host());
     // NEW_SYN_RECV request socket, inode 0: the listener.
-    let a = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:40002")),
-    );
+    let a = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:40002")));
     assert_eq!(a.matched(), Some(MatchKind::Listener));
     assert_eq!(a.owners().len(), 2);
     // No row at all, but a listener on the port.
-    let a = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:1")),
-    );
+    let a = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:1")));
     assert_eq!(a.matched(), Some(MatchKind::Listener));
     // Wildcard IPv6 listener takes IPv4 (mapped) and IPv6 peers.
-    let a = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("10.1.1.1:8080"), sa("10.1.1.2:5")),
-    );
+    let a = ix.lookup(&ns(), &SocketKey::tcp(sa("10.1.1.1:8080"), sa("10.1.1.2:5")));
     assert_eq!(a.to_string(), "server[200]");
     // UDP unconnected socket.
-    let a = ix.lookup(
-        &ns(),
-        &SocketKey::udp(sa("192.168.65.2:41000"), sa("192.168.65.1:5000")),
-    );
-    assert_eq!(
-        (a.matched(), a.to_string().as_str()),
-        (Some(MatchKind::Unconnected), "server[200]")
-    );
+    let a = ix.lookup(&ns(), &SocketKey::udp(sa("192.168.65.2:41000"), sa("192.168.65.1:5000")));
+    assert_eq!((a.matched(), a.to_string().as_str()), (Some(MatchKind::Unconnected), "server[200]"));
     // TIME_WAIT client side: no inode, no listener on its port.
-    let a = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("127.0.0.1:40001"), sa("127.0.0.1:49673")),
-    );
+    let a = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:40001"), sa("127.0.0.1:49673")));
     assert_eq!(a, Attribution::Unknown(UnknownReason::NoInode));
     assert_eq!(a.to_string(), "unknown");
     let a = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:1"), sa("127.0.0.1:2")));
     assert_eq!(a, Attribution::Unknown(UnknownReason::NoSocket));
-    let a = ix.lookup(
-        &Netns::Named("nope".into()),
-        &SocketKey::tcp(sa("127.0.0.1:1"), sa("127.0.0.1:2")),
-    );
-    assert!(
-        matches!(a, Attribution::Unknown(UnknownReason::Unreadable(ref m)) if m.contains("nope")),
-        "{a:?}"
-    );
+    let a = ix.lookup(&Netns::Named("nope".into()), &SocketKey::tcp(sa("127.0.0.1:1"), sa("127.0.0.1:2")));
+    assert!(matches!(a, Attribution::Unknown(UnknownReason::Unreadable(ref m)) if m.contains("nope")), "{a:?}");
 }
 
 #[test]
@@ -156,11 +110,7 @@ fn cache_verifies_and_rescans_only_when_needed() {
     assert_eq!(scans, 4);
     let a = ix.lookup(&ns(), &key);
     assert_eq!(a.to_string(), "socat[101]");
-    assert_eq!(
-        ix.source_mut().fd_dirs_read,
-        scans,
-        "a verified cache hit reads no fd directory"
-    );
+    assert_eq!(ix.source_mut().fd_dirs_read, scans, "a verified cache hit reads no fd directory");
     assert_eq!(ix.stats().cache_hits, 1);
     // The fd is reused for another socket: the cache entry fails verification, rescan.
     ix.source_mut().procs.get_mut(&101).unwrap().fds = vec![(5, 1000), (6, 4242)];
@@ -175,34 +125,17 @@ fn new_processes_and_other_namespaces() {
     ix.scan_all();
     // A new connection whose accepted socket belongs to a freshly forked child.
     let src = ix.source_mut();
-    src.tables
-        .get_mut(&(ns(), NetTable::ALL[0]))
-        .unwrap()
-        .push_str(&line(9, "127.0.0.1:49673", "127.0.0.1:40009", 1, 1009));
-    src.procs.insert(
-        102,
-        RecordedPid {
-            netns: HOST,
-            comm: "socat".into(),
-            cmdline: vec![],
-            fds: vec![(5, 1000), (6, 1009)],
-        },
-    );
+    src.tables.get_mut(&(ns(), NetTable::ALL[0])).unwrap().push_str(&line(9, "127.0.0.1:49673", "127.0.0.1:40009", 1, 1009));
+    src.procs.insert(102, RecordedPid { netns: HOST, comm: "socat".into(), cmdline: vec![], fds: vec![(5, 1000), (6, 1009)] });
     let before = src.fd_dirs_read;
-    let a = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:40009")),
-    );
+    let a = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:40009")));
     assert_eq!(a.to_string(), "socat[102]");
     assert!(a.owner().unwrap().cmdline.is_empty());
     // Tier (a): the new pid and the ones holding sockets (50, 100, 101, 200), not init.
     assert_eq!(ix.source_mut().fd_dirs_read - before, 5);
     // A socket held only by a process of another namespace is found in tier (c).
     let src = ix.source_mut();
-    src.tables
-        .get_mut(&(ns(), NetTable::ALL[0]))
-        .unwrap()
-        .push_str(&line(10, "127.0.0.1:7", "127.0.0.1:8", 1, 77));
+    src.tables.get_mut(&(ns(), NetTable::ALL[0])).unwrap().push_str(&line(10, "127.0.0.1:7", "127.0.0.1:8", 1, 77));
     src.procs.get_mut(&1).unwrap().fds.push((9, 77));
     let a = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:7"), sa("127.0.0.1:8")));
     assert_eq!(a.to_string(), "init[1]");
@@ -211,34 +144,17 @@ fn new_processes_and_other_namespaces() {
     assert_eq!(ix.lookup(&ns(), &key).to_string(), "python3[50]");
     ix.source_mut().procs.remove(&50);
     let a = ix.lookup(&ns(), &key);
-    assert_eq!(
-        (a.matched(), a.to_string().as_str()),
-        (Some(MatchKind::Remembered), "python3[50]")
-    );
-    let fresh = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(sa("127.0.0.1:40000"), sa("127.0.0.1:49999")),
-    );
+    assert_eq!((a.matched(), a.to_string().as_str()), (Some(MatchKind::Remembered), "python3[50]"));
+    let fresh = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:40000"), sa("127.0.0.1:49999")));
     assert_eq!(fresh, Attribution::Unknown(UnknownReason::NoSocket));
 }
 
 #[test]
 fn ipv4_mapped_keys_match_ipv4_rows_and_back() {
     let mut ix = ProcessIndex::with_source(host());
-    let a = ix.lookup(
-        &ns(),
-        &SocketKey::tcp(
-            sa("[::ffff:127.0.0.1]:49673"),
-            sa("[::ffff:127.0.0.1]:40000"),
-        ),
-    );
+    let a = ix.lookup(&ns(), &SocketKey::tcp(sa("[::ffff:127.0.0.1]:49673"), sa("[::ffff:127.0.0.1]:40000")));
     assert_eq!(a.to_string(), "socat[101]");
-    assert_eq!(
-        SocketKey::tcp(sa("1.1.1.1:1"), sa("2.2.2.2:2"))
-            .peer()
-            .local,
-        sa("2.2.2.2:2")
-    );
+    assert_eq!(SocketKey::tcp(sa("1.1.1.1:1"), sa("2.2.2.2:2")).peer().local, sa("2.2.2.2:2"));
 }
 
 #[test]
@@ -248,14 +164,8 @@ fn attribute_all_lists_every_socket() {
     assert_eq!(all.len(), 8);
     let unknown = all.iter().filter(|(_, a)| !a.is_known()).count();
     assert_eq!(unknown, 2); // TIME_WAIT and the request socket
-    let text: Vec<String> = all
-        .iter()
-        .map(|(r, a)| format!("{} {} {a}", r.local, r.remote))
-        .collect();
-    assert!(
-        text.contains(&"192.168.65.1:38892 192.168.65.2:49700 socat[101]".to_string()),
-        "{text:?}"
-    );
+    let text: Vec<String> = all.iter().map(|(r, a)| format!("{} {} {a}", r.local, r.remote)).collect();
+    assert!(text.contains(&"192.168.65.1:38892 192.168.65.2:49700 socat[101]".to_string()), "{text:?}");
 }
 
 #[test]
@@ -265,10 +175,7 @@ fn forgetting_a_namespace_drops_its_answers() {
     assert!(ix.lookup(&ns(), &key).is_known());
     ix.forget_namespace(&ns());
     ix.source_mut().procs.remove(&50);
-    assert_eq!(
-        ix.lookup(&ns(), &key),
-        Attribution::Unknown(UnknownReason::NoOwner)
-    );
+    assert_eq!(ix.lookup(&ns(), &key), Attribution::Unknown(UnknownReason::NoOwner));
 }
 
 #[test]

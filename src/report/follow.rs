@@ -114,11 +114,7 @@ impl Follow {
         if self.format == FollowFormat::Raw {
             return Ok(());
         }
-        let proto = if info.proto == Proto::Udp {
-            "udp"
-        } else {
-            "tcp"
-        };
+        let proto = if info.proto == Proto::Udp { "udp" } else { "tcp" };
         write!(
             out,
             "\n{RULE}\nFollow: {proto},{}\nFilter: flow eq {}\nPoint: {}\nNode 0: {}\nNode 1: {}\n",
@@ -180,9 +176,7 @@ impl Follow {
         let _ = write!(l, "{offset:08X}  ");
         for i in 0..16 {
             match chunk.get(i) {
-                Some(&b) => {
-                    l.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)], b' '])
-                }
+                Some(&b) => l.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)], b' ']),
                 None => l.extend_from_slice(b"   "),
             }
             if i == 7 {
@@ -216,19 +210,11 @@ impl Follow {
         if self.ended {
             return Ok(());
         }
-        let indent = if dir == Direction::ServerToClient {
-            "\t"
-        } else {
-            ""
-        };
+        let indent = if dir == Direction::ServerToClient { "\t" } else { "" };
         match self.format {
             FollowFormat::Raw => {
                 if self.raw_gap_notes < MAX_RAW_GAP_NOTES {
-                    let side = if indent.is_empty() {
-                        "client->server"
-                    } else {
-                        "server->client"
-                    };
+                    let side = if indent.is_empty() { "client->server" } else { "server->client" };
                     eprintln!(
                         "flowtrail: follow {}: {side}: {len} bytes missing in capture at offset {offset}",
                         self.id
@@ -242,13 +228,7 @@ impl Follow {
     }
 
     /// One datagram (UDP); hex offsets count each direction's datagram bytes.
-    pub fn datagram(
-        &mut self,
-        out: &mut dyn Write,
-        info: &FlowInfo,
-        dir: Direction,
-        payload: &[u8],
-    ) -> io::Result<()> {
+    pub fn datagram(&mut self, out: &mut dyn Write, info: &FlowInfo, dir: Direction, payload: &[u8]) -> io::Result<()> {
         let d = usize::from(dir == Direction::ServerToClient);
         let offset = self.datagram_offsets[d];
         self.datagram_offsets[d] += payload.len() as u64;
@@ -263,11 +243,7 @@ impl Follow {
         }
         self.ended = true;
         if self.raw_gap_notes > MAX_RAW_GAP_NOTES {
-            eprintln!(
-                "flowtrail: follow {}: {} more gaps not listed",
-                self.id,
-                self.raw_gap_notes - MAX_RAW_GAP_NOTES
-            );
+            eprintln!("flowtrail: follow {}: {} more gaps not listed", self.id, self.raw_gap_notes - MAX_RAW_GAP_NOTES);
         }
         match self.format {
             FollowFormat::Raw => Ok(()),
@@ -298,18 +274,9 @@ mod tests {
         let mut f = Follow::new(3, FollowFormat::Ascii);
         let mut out = Vec::new();
         let i = info();
-        f.data(
-            &mut out,
-            &i,
-            Direction::ClientToServer,
-            0,
-            b"GET /\r\n\x1b[2J",
-        )
-        .unwrap();
-        f.gap(&mut out, &i, Direction::ServerToClient, 0, 1448)
-            .unwrap();
-        f.data(&mut out, &i, Direction::ServerToClient, 1448, b"ok\n")
-            .unwrap();
+        f.data(&mut out, &i, Direction::ClientToServer, 0, b"GET /\r\n\x1b[2J").unwrap();
+        f.gap(&mut out, &i, Direction::ServerToClient, 0, 1448).unwrap();
+        f.data(&mut out, &i, Direction::ServerToClient, 1448, b"ok\n").unwrap();
         f.end(&mut out, &i).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
@@ -326,23 +293,10 @@ mod tests {
         let mut f = Follow::new(3, FollowFormat::Hex);
         let mut out = Vec::new();
         let i = info();
-        f.data(
-            &mut out,
-            &i,
-            Direction::ServerToClient,
-            0x5c0,
-            b"ft s1 c0001 o0000001472 ABCD",
-        )
-        .unwrap();
+        f.data(&mut out, &i, Direction::ServerToClient, 0x5c0, b"ft s1 c0001 o0000001472 ABCD").unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().skip(7).collect();
-        assert_eq!(
-            lines[0],
-            "\t000005C0  66 74 20 73 31 20 63 30  30 30 31 20 6f 30 30 30  ft s1 c0 001 o000"
-        );
-        assert_eq!(
-            lines[1],
-            "\t000005D0  30 30 30 31 34 37 32 20  41 42 43 44              0001472  ABCD"
-        );
+        assert_eq!(lines[0], "\t000005C0  66 74 20 73 31 20 63 30  30 30 31 20 6f 30 30 30  ft s1 c0 001 o000");
+        assert_eq!(lines[1], "\t000005D0  30 30 30 31 34 37 32 20  41 42 43 44              0001472  ABCD");
     }
 }

@@ -18,9 +18,7 @@
 //! when not measured). ICMP flows use Zeek's ports: `src` carries the ICMP type (of the
 //! request, for request/reply pairs), `dst` the code.
 
-use crate::flow::{
-    AnalysisCounters, ConnState, EndReason, Endpoint, EndpointState, FlowRecord, Proto, RttStats,
-};
+use crate::flow::{AnalysisCounters, ConnState, EndReason, Endpoint, EndpointState, FlowRecord, Proto, RttStats};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -181,10 +179,7 @@ pub fn write_record(out: &mut Vec<u8>, record: &FlowRecord) -> std::io::Result<(
                 last: record.last.as_secs_f64(),
                 details: details(record),
             }],
-            join: JoinJson {
-                kind: "same-tuple",
-                evidence: [],
-            },
+            join: JoinJson { kind: "same-tuple", evidence: [] },
             process: None,
         }],
         via: [],

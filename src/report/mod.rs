@@ -23,9 +23,7 @@ pub mod streams;
 pub mod table;
 
 use crate::capture::{Frame, Points};
-use crate::flow::{
-    FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, FlowTableStats, Nanos, Proto,
-};
+use crate::flow::{FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, FlowTableStats, Nanos, Proto};
 use crate::reassembly::{Direction, Event};
 use follow::{Follow, FollowFormat};
 use paths::JoinEvidence;
@@ -72,20 +70,15 @@ impl ReportOptions {
             Some("" | "text") => Some(FlowsFormat::Text),
             Some("json") => Some(FlowsFormat::Json),
             Some(other) => {
-                return Err(ReportError::Usage(format!(
-                    "--flows={other}: use --flows or --flows=json"
-                )));
+                return Err(ReportError::Usage(format!("--flows={other}: use --flows or --flows=json")));
             }
         };
-        let follow_format =
-            match FollowFormat::parse(args.follow_format.as_deref().unwrap_or("ascii")) {
-                Some(f) => f,
-                None => {
-                    return Err(ReportError::Usage(
-                        "--follow-format: use ascii, hex or raw".into(),
-                    ));
-                }
-            };
+        let follow_format = match FollowFormat::parse(args.follow_format.as_deref().unwrap_or("ascii")) {
+            Some(f) => f,
+            None => {
+                return Err(ReportError::Usage("--follow-format: use ascii, hex or raw".into()));
+            }
+        };
         let mut flow = FlowConfig::default();
         if let Some(n) = args.max_flows {
             flow.max_flows = n.max(1);
@@ -109,23 +102,14 @@ impl ReportOptions {
         let mut evidence = JoinEvidence::default();
         for spec in &args.conntrack {
             let (scope, file) = conntrack_spec(spec);
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                ReportError::Usage(format!(
-                    "--conntrack {file}: {}",
-                    crate::capture::os_message(&e)
-                ))
-            })?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| ReportError::Usage(format!("--conntrack {file}: {}", crate::capture::os_message(&e))))?;
             let (entries, errors) = crate::conntrack::text::parse_entries(&text);
             if entries.is_empty() && !errors.is_empty() {
-                return Err(ReportError::Usage(format!(
-                    "--conntrack {file}: no conntrack entries ({})",
-                    errors[0]
-                )));
+                return Err(ReportError::Usage(format!("--conntrack {file}: no conntrack entries ({})", errors[0])));
             }
             let scope: std::sync::Arc<str> = std::sync::Arc::from(scope);
-            evidence
-                .conntrack
-                .extend(entries.into_iter().map(|e| (e, Some(scope.clone()))));
+            evidence.conntrack.extend(entries.into_iter().map(|e| (e, Some(scope.clone()))));
         }
         Ok(Some(ReportOptions {
             flows,
@@ -146,10 +130,7 @@ fn conntrack_spec(spec: &str) -> (&str, &str) {
     match spec.split_once('=') {
         Some((scope, file)) if !scope.is_empty() && !scope.contains('/') => (scope, file),
         _ => {
-            let stem = std::path::Path::new(spec)
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("conntrack");
+            let stem = std::path::Path::new(spec).file_stem().and_then(|s| s.to_str()).unwrap_or("conntrack");
             (stem, spec)
         }
     }
@@ -173,11 +154,7 @@ pub enum ReportError {
 
 impl ReportError {
     fn output(e: io::Error) -> ReportError {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            ReportError::BrokenPipe
-        } else {
-            ReportError::Output(e)
-        }
+        if e.kind() == io::ErrorKind::BrokenPipe { ReportError::BrokenPipe } else { ReportError::Output(e) }
     }
 }
 
@@ -212,11 +189,7 @@ struct Outputs {
 impl FlowReport {
     /// Opens the outputs (`--streams` creates its directory). `out` is standard output;
     /// `out_is_terminal` refuses raw follow output to a terminal.
-    pub fn new(
-        opts: ReportOptions,
-        out: Box<dyn Write>,
-        out_is_terminal: bool,
-    ) -> Result<FlowReport, ReportError> {
+    pub fn new(opts: ReportOptions, out: Box<dyn Write>, out_is_terminal: bool) -> Result<FlowReport, ReportError> {
         if opts.follow.is_some() && opts.follow_format == FollowFormat::Raw && out_is_terminal {
             return Err(ReportError::RawToTerminal);
         }
@@ -275,10 +248,7 @@ impl FlowReport {
     pub fn stdout() -> (Box<dyn Write>, bool) {
         let out = io::stdout();
         let terminal = std::io::IsTerminal::is_terminal(&out);
-        (
-            Box::new(io::BufWriter::with_capacity(1 << 16, out)),
-            terminal,
-        )
+        (Box::new(io::BufWriter::with_capacity(1 << 16, out)), terminal)
     }
 
     /// One frame that passed the filter.
@@ -323,10 +293,7 @@ impl FlowReport {
         if let Some(f) = &o.follow
             && !f.found()
         {
-            eprintln!(
-                "flowtrail: --follow {}: no such flow ({} flows)",
-                f.id, stats.flows_created
-            );
+            eprintln!("flowtrail: --follow {}: no such flow ({} flows)", f.id, stats.flows_created);
             return Ok(1);
         }
         Ok(0)
@@ -355,18 +322,10 @@ impl Outputs {
             add_join_stats(&mut self.join_stats, &model.stats);
             match self.flows {
                 Some(FlowsFormat::Json) => {
-                    let mut buf = Vec::with_capacity(1 << 17);
-                    paths::write_json(&mut buf, &model, &paths::Records::new(&self.held))
-                        .map_err(ReportError::output)?;
-                    self.out.write_all(&buf).map_err(ReportError::output)?;
-                }
-                _ => {
-                    let mut text = String::new();
-                    paths::write_text(&mut text, &model);
-                    self.out
-                        .write_all(text.as_bytes())
+                    paths::write_json(&mut self.out, &model, &paths::Records::new(&self.held))
                         .map_err(ReportError::output)?;
                 }
+                _ => paths::write_text(&mut self.out, &model).map_err(ReportError::output)?,
             }
             self.held.clear();
             return Ok(());
@@ -387,9 +346,7 @@ impl Outputs {
                 let mut text = String::new();
                 table::write_rows(&mut text, &self.held, !self.header_written);
                 self.header_written = true;
-                self.out
-                    .write_all(text.as_bytes())
-                    .map_err(ReportError::output)?;
+                self.out.write_all(text.as_bytes()).map_err(ReportError::output)?;
             }
             None => {}
         }
@@ -414,9 +371,7 @@ impl FlowObserver for Outputs {
             && let Some(f) = self.follow.as_mut()
         {
             let r = match event {
-                Event::Data { offset, bytes } => {
-                    f.data(&mut self.out, flow, direction, *offset, bytes)
-                }
+                Event::Data { offset, bytes } => f.data(&mut self.out, flow, direction, *offset, bytes),
                 Event::Gap { offset, len } => f.gap(&mut self.out, flow, direction, *offset, *len),
                 _ => Ok(()),
             };
@@ -491,15 +446,9 @@ mod tests {
 
     #[test]
     fn raw_follow_is_refused_on_a_terminal() {
-        assert!(matches!(
-            FlowReport::new(opts(), Box::new(Vec::new()), true),
-            Err(ReportError::RawToTerminal)
-        ));
+        assert!(matches!(FlowReport::new(opts(), Box::new(Vec::new()), true), Err(ReportError::RawToTerminal)));
         assert!(FlowReport::new(opts(), Box::new(Vec::new()), false).is_ok());
-        let ascii = ReportOptions {
-            follow_format: FollowFormat::Ascii,
-            ..opts()
-        };
+        let ascii = ReportOptions { follow_format: FollowFormat::Ascii, ..opts() };
         assert!(FlowReport::new(ascii, Box::new(Vec::new()), true).is_ok());
     }
 
@@ -516,16 +465,9 @@ mod tests {
 
     #[test]
     fn a_closed_stdout_is_a_quiet_stop() {
-        let o = ReportOptions {
-            flows: Some(FlowsFormat::Json),
-            follow: None,
-            ..opts()
-        };
+        let o = ReportOptions { flows: Some(FlowsFormat::Json), follow: None, ..opts() };
         let report = FlowReport::new(o, Box::new(Closed), false).unwrap();
-        assert!(matches!(
-            report.finish(),
-            Ok(0) | Err(ReportError::BrokenPipe)
-        ));
+        assert!(matches!(report.finish(), Ok(0) | Err(ReportError::BrokenPipe)));
     }
 }
 
@@ -563,6 +505,7 @@ fn add_join_stats(total: &mut crate::join::JoinStats, s: &crate::join::JoinStats
     t.leg_links += s.leg_links;
     t.leg_conflicts += s.leg_conflicts;
     t.path_pairs_scored += s.path_pairs_scored;
+    t.path_pairs_same_server += s.path_pairs_same_server;
     t.path_edges += s.path_edges;
     t.path_links += s.path_links;
     t.ambiguous_hops += s.ambiguous_hops;

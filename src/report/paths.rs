@@ -25,8 +25,7 @@ use crate::conntrack::CtEntry;
 use crate::flow::FlowRecord;
 use crate::join::model::{Ids, display_opt};
 use crate::join::{
-    JoinConfig, JoinKind, Joiner, Leg, LegJoin, Model, Observation, ObservationId, Owner, Path,
-    Proto, Source,
+    JoinConfig, JoinKind, Joiner, Leg, LegJoin, Model, Observation, ObservationId, Owner, Path, Proto, Source,
 };
 use crate::netns::Netns;
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -84,13 +83,7 @@ pub fn join(records: &[FlowRecord], evidence: &JoinEvidence, first_id: u64) -> M
         }
     }
     for o in &evidence.owners {
-        j.add_socket_owner(
-            Some(o.netns.clone()),
-            o.proto,
-            o.local,
-            o.remote,
-            o.owner.clone(),
-        );
+        j.add_socket_owner(Some(o.netns.clone()), o.proto, o.local, o.remote, o.owner.clone());
     }
     let mut model = j.join();
     model.paths.extend(loose.into_iter().map(single));
@@ -126,11 +119,7 @@ fn single(r: &FlowRecord) -> Path {
         last: o.last,
         legs: vec![Leg {
             observations: vec![o],
-            join: LegJoin {
-                kind: JoinKind::None,
-                score: 0,
-                links: Vec::new(),
-            },
+            join: LegJoin { kind: JoinKind::None, score: 0, links: Vec::new() },
             process: None,
             hops: Vec::new(),
             rewrite: None,
@@ -145,19 +134,11 @@ fn single(r: &FlowRecord) -> Path {
 /// Orders paths by first packet (then the joiner's order) and numbers them from `first`,
 /// keeping the ambiguity notes' references right.
 fn renumber(model: &mut Model, first: u64) {
-    let mut order: Vec<(i64, usize)> = model
-        .paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.first_ns, i))
-        .collect();
+    let mut order: Vec<(i64, usize)> = model.paths.iter().enumerate().map(|(i, p)| (p.first_ns, i)).collect();
     order.sort_unstable();
     // Old ids (joiner: 1..=n; singles: 0) -> new ids.
     let mut new_of_old: HashMap<u64, u64> = HashMap::new();
-    let mut paths: Vec<Option<Path>> = std::mem::take(&mut model.paths)
-        .into_iter()
-        .map(Some)
-        .collect();
+    let mut paths: Vec<Option<Path>> = std::mem::take(&mut model.paths).into_iter().map(Some).collect();
     for (k, &(_, i)) in order.iter().enumerate() {
         if let Some(mut p) = paths.get_mut(i).and_then(Option::take) {
             let id = first.saturating_add(k as u64);
@@ -185,20 +166,22 @@ pub struct Records<'a> {
 
 impl<'a> Records<'a> {
     pub fn new(records: &'a [FlowRecord]) -> Records<'a> {
-        Records {
-            by_id: records.iter().map(|r| (r.info.id, r)).collect(),
-        }
+        Records { by_id: records.iter().map(|r| (r.info.id, r)).collect() }
     }
 }
 
-/// `--flows=json`: appends one line per path to `out`.
-pub fn write_json(out: &mut Vec<u8>, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
+/// `--flows=json`: one line per path, built in a buffer handed to `w` every 64 KiB.
+pub fn write_json(w: &mut dyn std::io::Write, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1 << 17);
     for p in &model.paths {
-        serde_json::to_writer(&mut *out, &PathOut { p, r: records })
-            .map_err(std::io::Error::other)?;
-        out.push(b'\n');
+        serde_json::to_writer(&mut buf, &PathOut { p, r: records }).map_err(std::io::Error::other)?;
+        buf.push(b'\n');
+        if buf.len() >= 1 << 16 {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
     }
-    Ok(())
+    w.write_all(&buf)
 }
 
 struct PathOut<'a> {
@@ -224,13 +207,7 @@ impl Serialize for PathOut<'_> {
         m.serialize_entry("server", &Addr(p.server))?;
         m.serialize_entry("first", &p.first)?;
         m.serialize_entry("last", &p.last)?;
-        m.serialize_entry(
-            "legs",
-            &LegsOut {
-                legs: &p.legs,
-                r: self.r,
-            },
-        )?;
+        m.serialize_entry("legs", &LegsOut { legs: &p.legs, r: self.r })?;
         m.serialize_entry("via", &p.via)?;
         if !p.ambiguous.is_empty() {
             m.serialize_entry("ambiguous", &p.ambiguous)?;
@@ -263,13 +240,7 @@ impl Serialize for LegOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let l = self.l;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry(
-            "observations",
-            &ObsList {
-                obs: &l.observations,
-                r: self.r,
-            },
-        )?;
+        m.serialize_entry("observations", &ObsList { obs: &l.observations, r: self.r })?;
         m.serialize_entry("join", &l.join)?;
         m.serialize_entry("process", &l.process)?;
         m.serialize_entry("hops", &l.hops)?;
@@ -289,12 +260,7 @@ impl Serialize for ObsList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut q = s.serialize_seq(Some(self.obs.len()))?;
         for o in self.obs {
-            let details = o
-                .ids
-                .iter()
-                .next()
-                .and_then(|id| self.r.by_id.get(id))
-                .map(|r| details(r));
+            let details = o.ids.iter().next().and_then(|id| self.r.by_id.get(id)).map(|r| details(r));
             q.serialize_element(&ObsOut { o, details })?;
         }
         q.end()
@@ -309,10 +275,16 @@ struct ObsOut<'a> {
     details: Option<Details<'a>>,
 }
 
-/// `--flows` text: the tree ([`crate::join`]'s `Display`).
-pub fn write_text(out: &mut String, model: &Model) {
+/// `--flows` text: the tree ([`crate::join`]'s `Display`), handed to `w` every 64 KiB.
+pub fn write_text(w: &mut dyn std::io::Write, model: &Model) -> std::io::Result<()> {
     use std::fmt::Write;
+    let mut buf = String::with_capacity(1 << 17);
     for p in &model.paths {
-        let _ = write!(out, "{p}");
+        let _ = write!(buf, "{p}");
+        if buf.len() >= 1 << 16 {
+            w.write_all(buf.as_bytes())?;
+            buf.clear();
+        }
     }
+    w.write_all(buf.as_bytes())
 }

@@ -48,10 +48,7 @@ pub fn tcpflow_name(src: &Endpoint, dst: &Endpoint) -> String {
         match e.addr {
             IpAddr::V4(a) => {
                 let o = a.octets();
-                format!(
-                    "{:03}.{:03}.{:03}.{:03}.{:05}",
-                    o[0], o[1], o[2], o[3], e.port
-                )
+                format!("{:03}.{:03}.{:03}.{:03}.{:05}", o[0], o[1], o[2], o[3], e.port)
             }
             IpAddr::V6(a) => format!("{a}.{:05}", e.port),
         }
@@ -60,16 +57,7 @@ pub fn tcpflow_name(src: &Endpoint, dst: &Endpoint) -> String {
 }
 
 fn sanitize(label: &str) -> String {
-    label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    label.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
 }
 
 /// Files of one live flow.
@@ -124,15 +112,9 @@ struct IndexJson<'a> {
 impl StreamFiles {
     /// Creates `dir` (and parents) if needed, and `dir/index.json`.
     pub fn create(dir: &Path) -> Result<StreamFiles, StreamsError> {
-        std::fs::create_dir_all(dir).map_err(|source| StreamsError {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| StreamsError { path: dir.to_path_buf(), source })?;
         let path = dir.join("index.json");
-        let index = File::create(&path).map_err(|source| StreamsError {
-            path: path.clone(),
-            source,
-        })?;
+        let index = File::create(&path).map_err(|source| StreamsError { path: path.clone(), source })?;
         Ok(StreamFiles {
             dir: dir.to_path_buf(),
             index: BufWriter::new(index),
@@ -146,26 +128,16 @@ impl StreamFiles {
     }
 
     /// Delivered bytes of one direction.
-    pub fn data(
-        &mut self,
-        info: &FlowInfo,
-        dir: Direction,
-        bytes: &[u8],
-    ) -> Result<(), StreamsError> {
+    pub fn data(&mut self, info: &FlowInfo, dir: Direction, bytes: &[u8]) -> Result<(), StreamsError> {
         if bytes.is_empty() {
             return Ok(());
         }
-        let d = if dir == Direction::ClientToServer {
-            0
-        } else {
-            1
-        };
+        let d = if dir == Direction::ClientToServer { 0 } else { 1 };
         let i = self.writer(info, d)?;
         let f = &mut self.open[i];
-        f.writer.write_all(bytes).map_err(|source| StreamsError {
-            path: self.dir.join(file_name(&self.flows, info.id, d)),
-            source,
-        })?;
+        f.writer
+            .write_all(bytes)
+            .map_err(|source| StreamsError { path: self.dir.join(file_name(&self.flows, info.id, d)), source })?;
         if let Some(files) = self.flows.get_mut(&info.id) {
             files.bytes[d] += bytes.len() as u64;
         }
@@ -181,18 +153,10 @@ impl StreamFiles {
             return Ok(i);
         }
         if self.open.len() >= MAX_OPEN {
-            let oldest = self
-                .open
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, f)| f.last_use)
-                .map_or(0, |(i, _)| i);
+            let oldest = self.open.iter().enumerate().min_by_key(|(_, f)| f.last_use).map_or(0, |(i, _)| i);
             let mut f = self.open.swap_remove(oldest);
             let name = file_name(&self.flows, f.key.0, f.key.1);
-            f.writer.flush().map_err(|source| StreamsError {
-                path: self.dir.join(name),
-                source,
-            })?;
+            f.writer.flush().map_err(|source| StreamsError { path: self.dir.join(name), source })?;
         }
         let first_point = *self.first_point.get_or_insert(info.point_index);
         let files = self.flows.entry(info.id).or_default();
@@ -200,10 +164,7 @@ impl StreamFiles {
             Some(name) => {
                 self.reopens += 1;
                 let path = self.dir.join(name);
-                OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|source| StreamsError { path, source })?
+                OpenOptions::new().append(true).open(&path).map_err(|source| StreamsError { path, source })?
             }
             None => {
                 let (name, file) = create_named(&self.dir, info, d, files, first_point)?;
@@ -212,11 +173,7 @@ impl StreamFiles {
                 file
             }
         };
-        self.open.push(OpenFile {
-            key,
-            writer: BufWriter::with_capacity(FILE_BUFFER, file),
-            last_use: self.uses,
-        });
+        self.open.push(OpenFile { key, writer: BufWriter::with_capacity(FILE_BUFFER, file), last_use: self.uses });
         Ok(self.open.len() - 1)
     }
 
@@ -227,16 +184,11 @@ impl StreamFiles {
         while let Some(i) = self.open.iter().position(|f| f.key.0 == id) {
             let mut f = self.open.swap_remove(i);
             if let Err(source) = f.writer.flush() {
-                result = Err(StreamsError {
-                    path: self.dir.join(file_name(&self.flows, id, f.key.1)),
-                    source,
-                });
+                result = Err(StreamsError { path: self.dir.join(file_name(&self.flows, id, f.key.1)), source });
             }
         }
         let files = self.flows.remove(&id).unwrap_or_default();
-        let Some(tcp) = &record.tcp else {
-            return result;
-        };
+        let Some(tcp) = &record.tcp else { return result };
         let dir = |d: usize| DirJson {
             file: files.names[d].as_deref(),
             bytes: files.bytes[d],
@@ -255,10 +207,7 @@ impl StreamFiles {
         serde_json::to_writer(&mut self.index, &line)
             .map_err(io::Error::other)
             .and_then(|_| self.index.write_all(b"\n"))
-            .map_err(|source| StreamsError {
-                path: index_path(),
-                source,
-            })?;
+            .map_err(|source| StreamsError { path: index_path(), source })?;
         result
     }
 
@@ -266,23 +215,14 @@ impl StreamFiles {
     pub fn finish(&mut self) -> Result<(), StreamsError> {
         for mut f in std::mem::take(&mut self.open) {
             let name = file_name(&self.flows, f.key.0, f.key.1);
-            f.writer.flush().map_err(|source| StreamsError {
-                path: self.dir.join(name),
-                source,
-            })?;
+            f.writer.flush().map_err(|source| StreamsError { path: self.dir.join(name), source })?;
         }
-        self.index.flush().map_err(|source| StreamsError {
-            path: self.dir.join("index.json"),
-            source,
-        })
+        self.index.flush().map_err(|source| StreamsError { path: self.dir.join("index.json"), source })
     }
 }
 
 fn file_name(flows: &HashMap<u64, FlowFiles>, id: u64, d: usize) -> String {
-    flows
-        .get(&id)
-        .and_then(|f| f.names[d].clone())
-        .unwrap_or_default()
+    flows.get(&id).and_then(|f| f.names[d].clone()).unwrap_or_default()
 }
 
 /// Creates the file of direction `d`, choosing the flow's disambiguator on its first file.
@@ -296,11 +236,7 @@ fn create_named(
     let c2s = tcpflow_name(&info.client, &info.server);
     let s2c = tcpflow_name(&info.server, &info.client);
     let base = if d == 0 { &c2s } else { &s2c };
-    let at = if info.point_index == first_point {
-        String::new()
-    } else {
-        format!("@{}", sanitize(&info.point))
-    };
+    let at = if info.point_index == first_point { String::new() } else { format!("@{}", sanitize(&info.point)) };
     // The flow's suffix if chosen, else "" (or @POINT), then tcpflow's counter c1, c2, ...
     let suffixes = files
         .suffix
@@ -342,10 +278,7 @@ mod tests {
     fn names_like_tcpflow() {
         let a = Endpoint::new("127.0.0.1".parse().unwrap(), 40001);
         let b = Endpoint::new("127.0.0.1".parse().unwrap(), 49673);
-        assert_eq!(
-            tcpflow_name(&a, &b),
-            "127.000.000.001.40001-127.000.000.001.49673"
-        );
+        assert_eq!(tcpflow_name(&a, &b), "127.000.000.001.40001-127.000.000.001.49673");
         let c = Endpoint::new("fd00:65::1".parse().unwrap(), 80);
         let d = Endpoint::new("fd00:65::2".parse().unwrap(), 49700);
         assert_eq!(tcpflow_name(&c, &d), "fd00:65::1.00080-fd00:65::2.49700");

@@ -17,18 +17,8 @@
 use crate::flow::{EndReason, FlowRecord};
 use std::fmt::Write;
 
-const HEADER: [&str; 10] = [
-    "ID",
-    "POINT",
-    "PROTO",
-    "CLIENT -> SERVER",
-    "STATE",
-    "HISTORY",
-    "PKTS >/<",
-    "BYTES >/<",
-    "DURATION",
-    "ANALYSIS",
-];
+const HEADER: [&str; 10] =
+    ["ID", "POINT", "PROTO", "CLIENT -> SERVER", "STATE", "HISTORY", "PKTS >/<", "BYTES >/<", "DURATION", "ANALYSIS"];
 
 /// The analysis column of one record.
 pub fn analysis_text(r: &FlowRecord) -> String {
@@ -51,16 +41,8 @@ pub fn analysis_text(r: &FlowRecord) -> String {
             let _ = write!(s, "({}/{}B)", a.gap_bytes, b.gap_bytes);
         }
         item(&mut s, "overlaps", [a.overlaps, b.overlaps]);
-        item(
-            &mut s,
-            "conflicts",
-            [a.conflicting_bytes, b.conflicting_bytes],
-        );
-        item(
-            &mut s,
-            "cut",
-            [a.cap_skips + a.budget_skips, b.cap_skips + b.budget_skips],
-        );
+        item(&mut s, "conflicts", [a.conflicting_bytes, b.conflicting_bytes]);
+        item(&mut s, "cut", [a.cap_skips + a.budget_skips, b.cap_skips + b.budget_skips]);
     }
     if r.end != EndReason::Eof {
         if !s.is_empty() {
@@ -82,11 +64,7 @@ fn row(r: &FlowRecord) -> [String; 10] {
         r.info.proto.name().to_string(),
         format!("{} -> {}", r.info.client, r.info.server),
         r.conn_state.name().to_string(),
-        if r.history.is_empty() {
-            "-".to_string()
-        } else {
-            r.history.clone()
-        },
+        if r.history.is_empty() { "-".to_string() } else { r.history.clone() },
         format!("{}/{}", r.packets[0], r.packets[1]),
         format!("{}/{}", r.bytes[0], r.bytes[1]),
         format!("{duration:.6}"),

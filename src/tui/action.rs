@@ -41,20 +41,10 @@ pub enum Action {
     FilterApply,
     FilterCancel,
     /// Mouse: left click at a screen cell.
-    Click {
-        column: u16,
-        row: u16,
-    },
+    Click { column: u16, row: u16 },
     /// Mouse wheel over a screen cell (`down`: towards the end).
-    Scroll {
-        column: u16,
-        row: u16,
-        down: bool,
-    },
-    Resize {
-        width: u16,
-        height: u16,
-    },
+    Scroll { column: u16, row: u16, down: bool },
+    Resize { width: u16, height: u16 },
 }
 
 /// A key as the help shows it and the map matches it.
@@ -65,22 +55,13 @@ pub struct Binding {
 }
 
 const fn key(c: char) -> Binding {
-    Binding {
-        code: KeyCode::Char(c),
-        ctrl: false,
-    }
+    Binding { code: KeyCode::Char(c), ctrl: false }
 }
 const fn ctrl(c: char) -> Binding {
-    Binding {
-        code: KeyCode::Char(c),
-        ctrl: true,
-    }
+    Binding { code: KeyCode::Char(c), ctrl: true }
 }
 const fn code(c: KeyCode) -> Binding {
-    Binding {
-        code: c,
-        ctrl: false,
-    }
+    Binding { code: c, ctrl: false }
 }
 
 /// One row of the key map: keys, what they do, and the help text.
@@ -92,46 +73,14 @@ pub struct KeyEntry {
 
 /// The key map (outside filter editing).
 pub const KEY_MAP: &[KeyEntry] = &[
-    KeyEntry {
-        keys: &[code(KeyCode::Up), key('k')],
-        action: Action::Up,
-        help: "move up",
-    },
-    KeyEntry {
-        keys: &[code(KeyCode::Down), key('j')],
-        action: Action::Down,
-        help: "move down",
-    },
-    KeyEntry {
-        keys: &[key('g'), code(KeyCode::Home)],
-        action: Action::Top,
-        help: "first row",
-    },
-    KeyEntry {
-        keys: &[key('G'), code(KeyCode::End)],
-        action: Action::Bottom,
-        help: "last row",
-    },
-    KeyEntry {
-        keys: &[ctrl('d')],
-        action: Action::HalfPageDown,
-        help: "half a page down",
-    },
-    KeyEntry {
-        keys: &[ctrl('u')],
-        action: Action::HalfPageUp,
-        help: "half a page up",
-    },
-    KeyEntry {
-        keys: &[code(KeyCode::PageDown), ctrl('f')],
-        action: Action::PageDown,
-        help: "page down",
-    },
-    KeyEntry {
-        keys: &[code(KeyCode::PageUp), ctrl('b')],
-        action: Action::PageUp,
-        help: "page up",
-    },
+    KeyEntry { keys: &[code(KeyCode::Up), key('k')], action: Action::Up, help: "move up" },
+    KeyEntry { keys: &[code(KeyCode::Down), key('j')], action: Action::Down, help: "move down" },
+    KeyEntry { keys: &[key('g'), code(KeyCode::Home)], action: Action::Top, help: "first row" },
+    KeyEntry { keys: &[key('G'), code(KeyCode::End)], action: Action::Bottom, help: "last row" },
+    KeyEntry { keys: &[ctrl('d')], action: Action::HalfPageDown, help: "half a page down" },
+    KeyEntry { keys: &[ctrl('u')], action: Action::HalfPageUp, help: "half a page up" },
+    KeyEntry { keys: &[code(KeyCode::PageDown), ctrl('f')], action: Action::PageDown, help: "page down" },
+    KeyEntry { keys: &[code(KeyCode::PageUp), ctrl('b')], action: Action::PageUp, help: "page up" },
     KeyEntry {
         keys: &[code(KeyCode::Enter), code(KeyCode::Right), key('l')],
         action: Action::Open,
@@ -142,56 +91,16 @@ pub const KEY_MAP: &[KeyEntry] = &[
         action: Action::Back,
         help: "back (observation -> path -> paths table)",
     },
-    KeyEntry {
-        keys: &[code(KeyCode::Tab)],
-        action: Action::FocusNext,
-        help: "next pane",
-    },
-    KeyEntry {
-        keys: &[code(KeyCode::BackTab)],
-        action: Action::FocusPrev,
-        help: "previous pane",
-    },
-    KeyEntry {
-        keys: &[key('/')],
-        action: Action::FilterStart,
-        help: "filter: host, port, net, point, proto",
-    },
-    KeyEntry {
-        keys: &[key('s')],
-        action: Action::SortNext,
-        help: "sort by the next column",
-    },
-    KeyEntry {
-        keys: &[key('S')],
-        action: Action::SortReverse,
-        help: "reverse the sort order",
-    },
-    KeyEntry {
-        keys: &[key(' ')],
-        action: Action::TogglePause,
-        help: "pause/resume the view (capture goes on)",
-    },
-    KeyEntry {
-        keys: &[key('x')],
-        action: Action::ToggleStreamFormat,
-        help: "stream: ASCII / hex",
-    },
-    KeyEntry {
-        keys: &[key('w')],
-        action: Action::WritePath,
-        help: "write the path's packets to pcapng",
-    },
-    KeyEntry {
-        keys: &[key('?'), code(KeyCode::F(1))],
-        action: Action::ToggleHelp,
-        help: "this help",
-    },
-    KeyEntry {
-        keys: &[key('q'), ctrl('c')],
-        action: Action::Quit,
-        help: "quit",
-    },
+    KeyEntry { keys: &[code(KeyCode::Tab)], action: Action::FocusNext, help: "next pane" },
+    KeyEntry { keys: &[code(KeyCode::BackTab)], action: Action::FocusPrev, help: "previous pane" },
+    KeyEntry { keys: &[key('/')], action: Action::FilterStart, help: "filter: host, port, net, point, proto" },
+    KeyEntry { keys: &[key('s')], action: Action::SortNext, help: "sort by the next column" },
+    KeyEntry { keys: &[key('S')], action: Action::SortReverse, help: "reverse the sort order" },
+    KeyEntry { keys: &[key(' ')], action: Action::TogglePause, help: "pause/resume the view (capture goes on)" },
+    KeyEntry { keys: &[key('x')], action: Action::ToggleStreamFormat, help: "stream: ASCII / hex" },
+    KeyEntry { keys: &[key('w')], action: Action::WritePath, help: "write the path's packets to pcapng" },
+    KeyEntry { keys: &[key('?'), code(KeyCode::F(1))], action: Action::ToggleHelp, help: "this help" },
+    KeyEntry { keys: &[key('q'), ctrl('c')], action: Action::Quit, help: "quit" },
 ];
 
 /// Keys while editing the filter (shown in the help too).
@@ -205,10 +114,7 @@ pub const FILTER_KEYS: &[(&str, &str)] = &[
 
 /// Mouse and terminal events (shown in the help).
 pub const MOUSE_HELP: &[(&str, &str)] = &[
-    (
-        "click",
-        "select a row, focus a pane (click the selected path again to open it)",
-    ),
+    ("click", "select a row, focus a pane (click the selected path again to open it)"),
     ("wheel", "scroll the pane under the pointer"),
 ];
 
@@ -233,11 +139,7 @@ impl Binding {
             KeyCode::F(n) => format!("F{n}"),
             other => format!("{other:?}"),
         };
-        if self.ctrl {
-            format!("ctrl-{base}")
-        } else {
-            base
-        }
+        if self.ctrl { format!("ctrl-{base}") } else { base }
     }
 
     fn matches(&self, k: &KeyEvent) -> bool {
@@ -247,9 +149,7 @@ impl Binding {
         }
         match (self.code, k.code) {
             // Terminals report shifted letters as the upper-case char, with or without SHIFT.
-            (KeyCode::Char(a), KeyCode::Char(b)) => {
-                a == b || (self.ctrl && a.eq_ignore_ascii_case(&b))
-            }
+            (KeyCode::Char(a), KeyCode::Char(b)) => a == b || (self.ctrl && a.eq_ignore_ascii_case(&b)),
             (a, b) => a == b,
         }
     }
@@ -257,10 +157,7 @@ impl Binding {
 
 /// The action of a key outside filter editing.
 pub fn action_for_key(k: &KeyEvent) -> Option<Action> {
-    KEY_MAP
-        .iter()
-        .find(|e| e.keys.iter().any(|b| b.matches(k)))
-        .map(|e| e.action.clone())
+    KEY_MAP.iter().find(|e| e.keys.iter().any(|b| b.matches(k))).map(|e| e.action.clone())
 }
 
 /// The action of a key while the filter line is being edited.
@@ -289,17 +186,8 @@ mod tests {
     fn every_binding_maps_to_its_action() {
         for e in KEY_MAP {
             for b in e.keys {
-                let m = if b.ctrl {
-                    KeyModifiers::CONTROL
-                } else {
-                    KeyModifiers::NONE
-                };
-                assert_eq!(
-                    action_for_key(&k(b.code, m)),
-                    Some(e.action.clone()),
-                    "{}",
-                    b.label()
-                );
+                let m = if b.ctrl { KeyModifiers::CONTROL } else { KeyModifiers::NONE };
+                assert_eq!(action_for_key(&k(b.code, m)), Some(e.action.clone()), "{}", b.label());
             }
         }
     }
@@ -308,69 +196,29 @@ mod tests {
     fn no_key_is_bound_twice() {
         let all: Vec<&Binding> = KEY_MAP.iter().flat_map(|e| e.keys.iter()).collect();
         for (i, a) in all.iter().enumerate() {
-            assert!(
-                all[i + 1..].iter().all(|b| b != a),
-                "{} bound twice",
-                a.label()
-            );
+            assert!(all[i + 1..].iter().all(|b| b != a), "{} bound twice", a.label());
         }
     }
 
     #[test]
     fn shifted_and_control_letters() {
-        assert_eq!(
-            action_for_key(&k(KeyCode::Char('G'), KeyModifiers::SHIFT)),
-            Some(Action::Bottom)
-        );
-        assert_eq!(
-            action_for_key(&k(KeyCode::Char('D'), KeyModifiers::CONTROL)),
-            Some(Action::HalfPageDown)
-        );
-        assert_eq!(
-            action_for_key(&k(KeyCode::Char('d'), KeyModifiers::NONE)),
-            None
-        );
-        assert_eq!(
-            action_for_key(&k(KeyCode::Char('c'), KeyModifiers::CONTROL)),
-            Some(Action::Quit)
-        );
-        assert_eq!(
-            action_for_key(&k(KeyCode::Char('z'), KeyModifiers::NONE)),
-            None
-        );
+        assert_eq!(action_for_key(&k(KeyCode::Char('G'), KeyModifiers::SHIFT)), Some(Action::Bottom));
+        assert_eq!(action_for_key(&k(KeyCode::Char('D'), KeyModifiers::CONTROL)), Some(Action::HalfPageDown));
+        assert_eq!(action_for_key(&k(KeyCode::Char('d'), KeyModifiers::NONE)), None);
+        assert_eq!(action_for_key(&k(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
+        assert_eq!(action_for_key(&k(KeyCode::Char('z'), KeyModifiers::NONE)), None);
     }
 
     #[test]
     fn filter_editing_keys() {
         let f = |c, m| filter_action_for_key(&k(c, m));
-        assert_eq!(
-            f(KeyCode::Char('q'), KeyModifiers::NONE),
-            Some(Action::FilterInput('q'))
-        );
-        assert_eq!(
-            f(KeyCode::Char('Q'), KeyModifiers::SHIFT),
-            Some(Action::FilterInput('Q'))
-        );
-        assert_eq!(
-            f(KeyCode::Enter, KeyModifiers::NONE),
-            Some(Action::FilterApply)
-        );
-        assert_eq!(
-            f(KeyCode::Esc, KeyModifiers::NONE),
-            Some(Action::FilterCancel)
-        );
-        assert_eq!(
-            f(KeyCode::Backspace, KeyModifiers::NONE),
-            Some(Action::FilterBackspace)
-        );
-        assert_eq!(
-            f(KeyCode::Char('u'), KeyModifiers::CONTROL),
-            Some(Action::FilterClear)
-        );
-        assert_eq!(
-            f(KeyCode::Char('c'), KeyModifiers::CONTROL),
-            Some(Action::FilterCancel)
-        );
+        assert_eq!(f(KeyCode::Char('q'), KeyModifiers::NONE), Some(Action::FilterInput('q')));
+        assert_eq!(f(KeyCode::Char('Q'), KeyModifiers::SHIFT), Some(Action::FilterInput('Q')));
+        assert_eq!(f(KeyCode::Enter, KeyModifiers::NONE), Some(Action::FilterApply));
+        assert_eq!(f(KeyCode::Esc, KeyModifiers::NONE), Some(Action::FilterCancel));
+        assert_eq!(f(KeyCode::Backspace, KeyModifiers::NONE), Some(Action::FilterBackspace));
+        assert_eq!(f(KeyCode::Char('u'), KeyModifiers::CONTROL), Some(Action::FilterClear));
+        assert_eq!(f(KeyCode::Char('c'), KeyModifiers::CONTROL), Some(Action::FilterCancel));
         assert_eq!(f(KeyCode::F(3), KeyModifiers::NONE), None);
     }
 }

@@ -261,20 +261,9 @@ impl App {
                 }
             }
             Event::Mouse(m) => match m.kind {
-                MouseEventKind::Down(MouseButton::Left) => Some(Action::Click {
-                    column: m.column,
-                    row: m.row,
-                }),
-                MouseEventKind::ScrollDown => Some(Action::Scroll {
-                    column: m.column,
-                    row: m.row,
-                    down: true,
-                }),
-                MouseEventKind::ScrollUp => Some(Action::Scroll {
-                    column: m.column,
-                    row: m.row,
-                    down: false,
-                }),
+                MouseEventKind::Down(MouseButton::Left) => Some(Action::Click { column: m.column, row: m.row }),
+                MouseEventKind::ScrollDown => Some(Action::Scroll { column: m.column, row: m.row, down: true }),
+                MouseEventKind::ScrollUp => Some(Action::Scroll { column: m.column, row: m.row, down: false }),
                 _ => None,
             },
         };
@@ -310,12 +299,7 @@ impl App {
 
     /// Applies one action.
     pub fn update(&mut self, action: Action, source: &dyn ModelSource) {
-        if self.help
-            && !matches!(
-                action,
-                Action::Quit | Action::ToggleHelp | Action::Back | Action::Resize { .. }
-            )
-        {
+        if self.help && !matches!(action, Action::Quit | Action::ToggleHelp | Action::Back | Action::Resize { .. }) {
             return;
         }
         match action {
@@ -359,12 +343,7 @@ impl App {
             }
             Action::FilterStart => {
                 self.filter.editing = true;
-                self.filter.input = self
-                    .filter
-                    .applied
-                    .as_ref()
-                    .map(|(t, _)| t.clone())
-                    .unwrap_or_default();
+                self.filter.input = self.filter.applied.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
                 self.filter.error = None;
             }
             Action::FilterInput(c) => {
@@ -394,12 +373,7 @@ impl App {
             Action::FilterCancel => {
                 self.filter.editing = false;
                 self.filter.error = None;
-                self.filter.input = self
-                    .filter
-                    .applied
-                    .as_ref()
-                    .map(|(t, _)| t.clone())
-                    .unwrap_or_default();
+                self.filter.input = self.filter.applied.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
             }
             Action::Click { column, row } => self.click(column, row, source),
             Action::Scroll { column, row, down } => {
@@ -454,9 +428,7 @@ impl App {
     fn open(&mut self, source: &dyn ModelSource) {
         match (self.view, self.focus) {
             (View::Paths, _) => {
-                let Some(row) = self.selected_row().cloned() else {
-                    return;
-                };
+                let Some(row) = self.selected_row().cloned() else { return };
                 self.view = View::Path;
                 self.focus = Pane::Detail;
                 self.path = Some(PathState {
@@ -499,11 +471,7 @@ impl App {
         const ORDER: [Pane; 3] = [Pane::Detail, Pane::Stream, Pane::Packets];
         let i = ORDER.iter().position(|p| *p == self.focus).unwrap_or(0);
         let n = ORDER.len();
-        self.focus = ORDER[if forward {
-            (i + 1) % n
-        } else {
-            (i + n - 1) % n
-        }];
+        self.focus = ORDER[if forward { (i + 1) % n } else { (i + n - 1) % n }];
     }
 
     /// Moves the focused pane's selection (or scroll) by `delta` rows, clamped.
@@ -553,15 +521,9 @@ impl App {
         let a = self.areas();
         // Paths: borders (2) and the header row (1). Others: borders.
         VisibleRows {
-            paths: a
-                .paths
-                .map_or(1, |r| usize::from(r.height.saturating_sub(3)).max(1)),
-            stream: a
-                .stream
-                .map_or(1, |r| usize::from(r.height.saturating_sub(2)).max(1)),
-            packets: a
-                .packets
-                .map_or(1, |r| usize::from(r.height.saturating_sub(2)).max(1)),
+            paths: a.paths.map_or(1, |r| usize::from(r.height.saturating_sub(3)).max(1)),
+            stream: a.stream.map_or(1, |r| usize::from(r.height.saturating_sub(2)).max(1)),
+            packets: a.packets.map_or(1, |r| usize::from(r.height.saturating_sub(2)).max(1)),
         }
     }
 
@@ -570,21 +532,14 @@ impl App {
         self.paths.offset = follow(self.paths.offset, self.paths.selected, h.paths);
         if let Some(p) = &mut self.path {
             p.packet_offset = follow(p.packet_offset, p.packet_selected, h.packets);
-            p.stream_offset = p
-                .stream_offset
-                .min(p.stream_lines.len().saturating_sub(h.stream));
+            p.stream_offset = p.stream_offset.min(p.stream_lines.len().saturating_sub(h.stream));
         }
     }
 
     /// Rebuilds `paths.order` if the snapshot, sort or filter changed since it was built,
     /// keeping the selected path selected.
     pub fn rebuild_order(&mut self) {
-        let key = (
-            self.snapshot.generation,
-            self.paths.sort,
-            self.paths.descending,
-            self.filter.generation,
-        );
+        let key = (self.snapshot.generation, self.paths.sort, self.paths.descending, self.filter.generation);
         if self.paths.built_for == Some(key) {
             return;
         }
@@ -607,18 +562,13 @@ impl App {
         }
         self.paths.order = order;
         // Follow the selected id; else keep the position.
-        let pos = self.paths.selected_id.and_then(|id| {
-            self.paths
-                .order
-                .iter()
-                .position(|&i| self.snapshot.paths[i as usize].id == id)
-        });
+        let pos = self
+            .paths
+            .selected_id
+            .and_then(|id| self.paths.order.iter().position(|&i| self.snapshot.paths[i as usize].id == id));
         self.paths.selected = match pos {
             Some(p) => p,
-            None => self
-                .paths
-                .selected
-                .min(self.paths.order.len().saturating_sub(1)),
+            None => self.paths.selected.min(self.paths.order.len().saturating_sub(1)),
         };
         self.paths.selected_id = self.selected_row().map(|r| r.id);
         let h = self.visible_rows().paths;
@@ -642,17 +592,12 @@ impl App {
                     .iter()
                     .enumerate()
                     .flat_map(|(l, leg)| {
-                        (0..leg.observations.len()).map(move |o| ObservationRef {
-                            leg: l,
-                            observation: o,
-                        })
+                        (0..leg.observations.len()).map(move |o| ObservationRef { leg: l, observation: o })
                     })
                     .collect()
             })
             .unwrap_or_default();
-        p.detail_selected = p
-            .detail_selected
-            .min(p.observations.len().saturating_sub(1));
+        p.detail_selected = p.detail_selected.min(p.observations.len().saturating_sub(1));
         self.load_path_data(source);
     }
 
@@ -661,9 +606,7 @@ impl App {
         let Some(p) = &mut self.path else { return };
         p.stream = source.stream(p.id, p.picked);
         p.packets = source.packets(p.id, p.picked);
-        p.packet_selected = p
-            .packet_selected
-            .min(p.packets.lines.len().saturating_sub(1));
+        p.packet_selected = p.packet_selected.min(p.packets.lines.len().saturating_sub(1));
         p.dump = None;
         self.layout_stream();
         self.clamp_offsets();
@@ -672,19 +615,12 @@ impl App {
 
     fn load_dump(&mut self, source: &dyn ModelSource) {
         let Some(p) = &mut self.path else { return };
-        p.dump = p
-            .packets
-            .lines
-            .get(p.packet_selected)
-            .and_then(|l| source.packet_dump(l.packet));
+        p.dump = p.packets.lines.get(p.packet_selected).and_then(|l| source.packet_dump(l.packet));
     }
 
     /// Lays the stream out for the stream pane's width.
     fn layout_stream(&mut self) {
-        let width = self
-            .areas()
-            .stream
-            .map_or(80, |r| usize::from(r.width.saturating_sub(2)).max(8));
+        let width = self.areas().stream.map_or(80, |r| usize::from(r.width.saturating_sub(2)).max(8));
         let format = self.stream_format;
         if let Some(p) = &mut self.path {
             p.stream_lines = super::stream::layout(&p.stream, format, width);
@@ -729,18 +665,14 @@ impl App {
         if self.help {
             return;
         }
-        let Some(pane) = self.pane_at(column, row) else {
-            return;
-        };
+        let Some(pane) = self.pane_at(column, row) else { return };
         self.focus = pane;
         let a = self.areas();
         match pane {
             Pane::Paths => {
                 let Some(r) = a.paths else { return };
                 // Border and header take the first two rows.
-                let Some(line) = row.checked_sub(r.y + 2) else {
-                    return;
-                };
+                let Some(line) = row.checked_sub(r.y + 2) else { return };
                 let i = self.paths.offset + usize::from(line);
                 if i >= self.paths.order.len() || line + 3 > r.height {
                     return;
@@ -753,15 +685,11 @@ impl App {
                 }
             }
             Pane::Packets => {
-                let (Some(r), Some(p)) = (a.packets, &self.path) else {
-                    return;
-                };
+                let (Some(r), Some(p)) = (a.packets, &self.path) else { return };
                 if !r.contains(Position { x: column, y: row }) {
                     return;
                 }
-                let Some(line) = row.checked_sub(r.y + 1) else {
-                    return;
-                };
+                let Some(line) = row.checked_sub(r.y + 1) else { return };
                 let i = p.packet_offset + usize::from(line);
                 if i < p.packets.lines.len() && line + 2 < r.height + 1 {
                     let delta = i as isize - p.packet_selected as isize;
@@ -770,17 +698,10 @@ impl App {
             }
             Pane::Detail => {
                 let Some(r) = a.detail else { return };
-                let Some(line) = row.checked_sub(r.y + 1) else {
-                    return;
-                };
+                let Some(line) = row.checked_sub(r.y + 1) else { return };
                 if let Some(p) = &mut self.path
                     && let Some(d) = &p.detail
-                    && let Some(i) = super::detail::observation_at_line(
-                        d,
-                        usize::from(line),
-                        p.detail_selected,
-                        r,
-                    )
+                    && let Some(i) = super::detail::observation_at_line(d, usize::from(line), p.detail_selected, r)
                 {
                     p.detail_selected = i;
                 }
@@ -800,29 +721,27 @@ fn sort_order(order: &mut Vec<u32>, rows: &[PathRow], key: SortKey, desc: bool) 
             std::net::IpAddr::V6(a) => u128::from(a),
         }
     };
-    let numeric =
-        |r: &PathRow| -> Option<(u128, u128)> {
-            let id = u128::from(r.id);
-            let by = |v: u128| Some((v, id));
-            match key {
-                SortKey::Id => by(id),
-                SortKey::Proto => by(match r.proto {
-                    Proto::Tcp => 0,
-                    Proto::Udp => 1,
-                    Proto::Icmp => 2,
-                    Proto::Other(n) => 3 + u128::from(n),
-                }),
-                SortKey::Client => Some((ip(&r.client), (u128::from(r.client.port) << 64) | id)),
-                SortKey::Server => Some((ip(&r.server), (u128::from(r.server.port) << 64) | id)),
-                SortKey::Legs => by(u128::from(r.legs)),
-                SortKey::Packets => by(u128::from(r.packets[0]) + u128::from(r.packets[1])),
-                SortKey::Bytes => by(u128::from(r.bytes[0]) + u128::from(r.bytes[1])),
-                SortKey::Duration => by(r.duration_ns() as u128),
-                SortKey::LastSeen => by(((r.last.sec as i128 + (1 << 62)) as u128) << 32
-                    | u128::from(r.last.nsec as u32)),
-                SortKey::State | SortKey::Process => None,
-            }
-        };
+    let numeric = |r: &PathRow| -> Option<(u128, u128)> {
+        let id = u128::from(r.id);
+        let by = |v: u128| Some((v, id));
+        match key {
+            SortKey::Id => by(id),
+            SortKey::Proto => by(match r.proto {
+                Proto::Tcp => 0,
+                Proto::Udp => 1,
+                Proto::Icmp => 2,
+                Proto::Other(n) => 3 + u128::from(n),
+            }),
+            SortKey::Client => Some((ip(&r.client), (u128::from(r.client.port) << 64) | id)),
+            SortKey::Server => Some((ip(&r.server), (u128::from(r.server.port) << 64) | id)),
+            SortKey::Legs => by(u128::from(r.legs)),
+            SortKey::Packets => by(u128::from(r.packets[0]) + u128::from(r.packets[1])),
+            SortKey::Bytes => by(u128::from(r.bytes[0]) + u128::from(r.bytes[1])),
+            SortKey::Duration => by(r.duration_ns() as u128),
+            SortKey::LastSeen => by(((r.last.sec as i128 + (1 << 62)) as u128) << 32 | u128::from(r.last.nsec as u32)),
+            SortKey::State | SortKey::Process => None,
+        }
+    };
     if matches!(key, SortKey::State | SortKey::Process) {
         order.sort_unstable_by(|&a, &b| {
             let o = key.compare(&rows[a as usize], &rows[b as usize]);
@@ -892,19 +811,12 @@ mod tests {
     #[test]
     fn integer_keys_sort_like_the_row_comparison() {
         use crate::capture::Timestamp;
-        let ep = |a: &str, p| Endpoint {
-            ip: a.parse().unwrap(),
-            port: p,
-        };
+        let ep = |a: &str, p| Endpoint { ip: a.parse().unwrap(), port: p };
         let rows: Vec<PathRow> = (0..60u64)
             .map(|i| PathRow {
                 id: i + 1,
                 proto: [Proto::Udp, Proto::Tcp, Proto::Icmp, Proto::Other(47)][(i % 4) as usize],
-                client: if i % 5 == 0 {
-                    ep("fd00::1", (i % 7) as u16)
-                } else {
-                    ep(&format!("10.0.{}.1", i % 9), (i % 7) as u16)
-                },
+                client: if i % 5 == 0 { ep("fd00::1", (i % 7) as u16) } else { ep(&format!("10.0.{}.1", i % 9), (i % 7) as u16) },
                 server: ep(&format!("192.168.{}.2", i % 3), 8443),
                 legs: (i % 3) as u32,
                 hops: Arc::from(Vec::new()),
@@ -913,10 +825,7 @@ mod tests {
                 state: Arc::from(["SF", "S0", "RSTO"][(i % 3) as usize]),
                 history: Arc::from(""),
                 first: Timestamp { sec: -5, nsec: 0 },
-                last: Timestamp {
-                    sec: (i % 4) as i64 - 2,
-                    nsec: i * 1000,
-                },
+                last: Timestamp { sec: (i % 4) as i64 - 2, nsec: i * 1000 },
                 process: None,
             })
             .collect();

@@ -17,7 +17,7 @@
 
 use super::app::{App, Pane, PathState};
 use super::escape;
-use super::model::{ObservationRef, PathDetail, ts_diff_ns, tuple_changes};
+use super::model::{ObservationRef, PathDetail, tuple_changes, ts_diff_ns};
 use super::paths::pane_block;
 use super::units;
 use ratatui::Frame;
@@ -47,10 +47,7 @@ pub fn lines(
     let dim = Style::new().fg(Color::DarkGray);
     let n_obs: usize = d.legs.iter().map(|l| l.observations.len()).sum();
     out.push(Line::from(vec![
-        Span::styled(
-            format!("path {} ", d.id),
-            Style::new().add_modifier(Modifier::BOLD),
-        ),
+        Span::styled(format!("path {} ", d.id), Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!(
             "{}  {} leg{}, {} observation{}",
             d.proto,
@@ -68,56 +65,31 @@ pub fn lines(
             out.push(Line::from(vec![
                 Span::styled(" v  next leg: ", Style::new().fg(Color::Magenta)),
                 Span::raw(escape::text(&link.kind).into_owned()),
-                Span::styled(
-                    format!(" ({})", escape::text(&link.evidence.join("; "))),
-                    dim,
-                ),
+                Span::styled(format!(" ({})", escape::text(&link.evidence.join("; "))), dim),
             ]));
             owner.push(None);
         }
-        let mut head = vec![Span::styled(
-            format!(" leg {}", li + 1),
-            Style::new().add_modifier(Modifier::BOLD),
-        )];
+        let mut head = vec![Span::styled(format!(" leg {}", li + 1), Style::new().add_modifier(Modifier::BOLD))];
         head.push(Span::raw(format!(
             "  process {}",
-            leg.process
-                .as_deref()
-                .map(|p| escape::text(p).into_owned())
-                .unwrap_or_else(|| "?".into())
+            leg.process.as_deref().map(|p| escape::text(p).into_owned()).unwrap_or_else(|| "?".into())
         )));
         out.push(Line::from(head));
         owner.push(None);
         if let Some(j) = &leg.join {
             let mut why = vec![Span::raw(format!("   joined: {}", escape::text(&j.kind)))];
             if !j.evidence.is_empty() {
-                why.push(Span::styled(
-                    format!(" ({})", escape::text(&j.evidence.join("; "))),
-                    dim,
-                ));
+                why.push(Span::styled(format!(" ({})", escape::text(&j.evidence.join("; "))), dim));
             }
             out.push(Line::from(why));
             owner.push(None);
         }
         for (oi, o) in leg.observations.iter().enumerate() {
             let is_sel = flat == selected;
-            let is_picked = picked
-                == Some(ObservationRef {
-                    leg: li,
-                    observation: oi,
-                });
-            let marker = if is_picked {
-                " * "
-            } else if is_sel {
-                " > "
-            } else {
-                " o "
-            };
+            let is_picked = picked == Some(ObservationRef { leg: li, observation: oi });
+            let marker = if is_picked { " * " } else if is_sel { " > " } else { " o " };
             let mut first = vec![
-                Span::styled(
-                    marker,
-                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-                ),
+                Span::styled(marker, Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
                 Span::styled(
                     format!("{:<20}", escape::text(&o.point)),
                     Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
@@ -161,10 +133,7 @@ pub fn lines(
             } else {
                 Line::from(vec![
                     Span::styled(" |   ", dim),
-                    Span::styled(
-                        format!("changed: {}", changes.join(", ")),
-                        Style::new().fg(Color::Red),
-                    ),
+                    Span::styled(format!("changed: {}", changes.join(", ")), Style::new().fg(Color::Red)),
                     Span::raw(format!(
                         "  pkts {}>/{}<  bytes {}>/{}<",
                         units::count(o.packets[0]),
@@ -185,19 +154,12 @@ pub fn lines(
 
 /// First line shown so that the selected observation's block is visible in `height` lines.
 fn scroll(owner: &[Option<usize>], selected: usize, height: usize) -> usize {
-    let Some(first) = owner.iter().position(|o| *o == Some(selected)) else {
-        return 0;
-    };
+    let Some(first) = owner.iter().position(|o| *o == Some(selected)) else { return 0 };
     (first + BLOCK_LINES).saturating_sub(height)
 }
 
 /// The observation drawn at `line` (0 = first line inside the border) of a pane of `area`.
-pub fn observation_at_line(
-    d: &PathDetail,
-    line: usize,
-    selected: usize,
-    area: Rect,
-) -> Option<usize> {
+pub fn observation_at_line(d: &PathDetail, line: usize, selected: usize, area: Rect) -> Option<usize> {
     let (_, owner) = lines(d, selected, None, true);
     let height = usize::from(area.height.saturating_sub(2));
     let top = scroll(&owner, selected, height);
@@ -207,19 +169,13 @@ pub fn observation_at_line(
 impl DetailPane<'_> {
     pub fn render(&self, frame: &mut Frame<'_>, area: Rect) {
         let p = self.path;
-        let mut title = vec![Span::styled(
-            " detail ",
-            Style::new().add_modifier(Modifier::BOLD),
-        )];
+        let mut title = vec![Span::styled(" detail ", Style::new().add_modifier(Modifier::BOLD))];
         if p.picked.is_some() {
             title.push(Span::raw("- observation picked (Esc: whole path) "));
         }
         let block = pane_block(Line::from(title), self.app.focus == Pane::Detail);
         let Some(d) = &p.detail else {
-            frame.render_widget(
-                Paragraph::new("this path is gone from the model").block(block),
-                area,
-            );
+            frame.render_widget(Paragraph::new("this path is gone from the model").block(block), area);
             return;
         };
         let (lines, owner) = lines(d, p.detail_selected, p.picked, self.app.utc);

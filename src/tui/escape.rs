@@ -11,13 +11,7 @@ use std::borrow::Cow;
 /// Payload bytes for the stream's ASCII view: printable ASCII as is, everything else `.`
 /// (as Wireshark's "Follow TCP stream" and tcpdump's `-X` columns show them).
 pub fn payload_ascii(bytes: &[u8], out: &mut String) {
-    out.extend(bytes.iter().map(|&b| {
-        if (0x20..=0x7e).contains(&b) {
-            char::from(b)
-        } else {
-            '.'
-        }
-    }));
+    out.extend(bytes.iter().map(|&b| if (0x20..=0x7e).contains(&b) { char::from(b) } else { '.' }));
 }
 
 /// A string that may hold anything (packet summaries, labels, process names): control and
@@ -46,10 +40,7 @@ fn safe_char(c: char) -> bool {
         // C0, DEL, C1.
         '\0'..='\x1f' | '\x7f'..='\u{9f}' => false,
         // Zero-width and bidirectional formatting (can hide or reorder what is shown).
-        '\u{200b}'..='\u{200f}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{206f}'
-        | '\u{feff}' => false,
+        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}' => false,
         // Line/paragraph separators, private use, specials.
         '\u{2028}' | '\u{2029}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..='\u{ffff}' => false,
         _ => true,
@@ -72,14 +63,8 @@ mod tests {
 
     #[test]
     fn text_escapes_controls_and_keeps_the_rest() {
-        assert!(matches!(
-            text("IP 10.0.0.1.80 > x: Flags [S]"),
-            Cow::Borrowed(_)
-        ));
-        assert_eq!(
-            text("a\x1b[2Jb\r\n\x7f\u{9b}"),
-            "a\\x1b[2Jb\\x0d\\x0a\\x7f\\x9b"
-        );
+        assert!(matches!(text("IP 10.0.0.1.80 > x: Flags [S]"), Cow::Borrowed(_)));
+        assert_eq!(text("a\x1b[2Jb\r\n\x7f\u{9b}"), "a\\x1b[2Jb\\x0d\\x0a\\x7f\\x9b");
         assert_eq!(text("x\u{202e}y\u{200b}"), "x\\u{202e}y\\u{200b}");
         assert_eq!(text("caf\u{e9}"), "caf\u{e9}");
         for c in (0u32..0x3000).filter_map(char::from_u32) {

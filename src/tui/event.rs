@@ -11,10 +11,7 @@ use std::sync::Arc;
 pub enum Event {
     Key(KeyEvent),
     Mouse(MouseEvent),
-    Resize {
-        width: u16,
-        height: u16,
-    },
+    Resize { width: u16, height: u16 },
     /// The model published a newer snapshot.
     Snapshot(Arc<Snapshot>),
     /// SIGINT or SIGTERM arrived: leave cleanly.
@@ -26,13 +23,9 @@ impl Event {
     /// paste).
     pub fn from_terminal(e: crossterm::event::Event) -> Option<Event> {
         match e {
-            crossterm::event::Event::Key(k) if k.kind != KeyEventKind::Release => {
-                Some(Event::Key(k))
-            }
+            crossterm::event::Event::Key(k) if k.kind != KeyEventKind::Release => Some(Event::Key(k)),
             crossterm::event::Event::Mouse(m) => match m.kind {
-                MouseEventKind::Down(_) | MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
-                    Some(Event::Mouse(m))
-                }
+                MouseEventKind::Down(_) | MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => Some(Event::Mouse(m)),
                 _ => None,
             },
             crossterm::event::Event::Resize(width, height) => Some(Event::Resize { width, height }),

@@ -67,10 +67,7 @@ fn tokens<'a>(input: &'a str) -> Vec<Token<'a>> {
     col_of[input.len()] = chars;
     let push = |out: &mut Vec<Token<'a>>, s: usize, e: usize| {
         if s < e {
-            out.push(Token {
-                text: &input[s..e],
-                column: col_of[s],
-            });
+            out.push(Token { text: &input[s..e], column: col_of[s] });
         }
     };
     for (i, c) in input.char_indices() {
@@ -107,10 +104,7 @@ impl<'a> Parser<'a> {
         t
     }
     fn err<T>(&self, column: usize, message: impl Into<String>) -> Result<T, FilterError> {
-        Err(FilterError {
-            column,
-            message: message.into(),
-        })
+        Err(FilterError { column, message: message.into() })
     }
 
     fn or(&mut self) -> Result<PathFilter, FilterError> {
@@ -145,10 +139,7 @@ impl<'a> Parser<'a> {
 
     fn unary(&mut self) -> Result<PathFilter, FilterError> {
         let Some(t) = self.next() else {
-            return self.err(
-                self.end,
-                "expected a term: host, port, net, point, proto, tcp, udp, icmp",
-            );
+            return self.err(self.end, "expected a term: host, port, net, point, proto, tcp, udp, icmp");
         };
         match t.text {
             "not" | "!" => Ok(PathFilter::Not(Box::new(self.unary()?))),
@@ -186,12 +177,7 @@ impl<'a> Parser<'a> {
                 } else {
                     match b.parse::<u8>() {
                         Ok(n) if n <= max => n,
-                        _ => {
-                            return self.err(
-                                v.column + a.chars().count() + 1,
-                                format!("prefix length must be 0-{max}"),
-                            );
-                        }
+                        _ => return self.err(v.column + a.chars().count() + 1, format!("prefix length must be 0-{max}")),
                     }
                 };
                 Ok(PathFilter::Net { addr, bits })
@@ -207,18 +193,12 @@ impl<'a> Parser<'a> {
                     None => self.err(v.column, format!("unknown protocol '{}'", v.text)),
                 }
             }
-            "tcp" | "udp" | "icmp" | "icmp6" => {
-                Ok(PathFilter::Proto(proto_name(t.text).unwrap_or(Proto::Tcp)))
-            }
+            "tcp" | "udp" | "icmp" | "icmp6" => Ok(PathFilter::Proto(proto_name(t.text).unwrap_or(Proto::Tcp))),
             ")" => self.err(t.column, "unbalanced ')'"),
-            "and" | "or" | "&&" | "||" => {
-                self.err(t.column, format!("'{}' needs a term before it", t.text))
-            }
+            "and" | "or" | "&&" | "||" => self.err(t.column, format!("'{}' needs a term before it", t.text)),
             other => self.err(
                 t.column,
-                format!(
-                    "unknown term '{other}' (use host, port, net, point, proto, tcp, udp, icmp)"
-                ),
+                format!("unknown term '{other}' (use host, port, net, point, proto, tcp, udp, icmp)"),
             ),
         }
     }
@@ -249,11 +229,7 @@ impl PathFilter {
         if toks.is_empty() {
             return Ok(None);
         }
-        let mut p = Parser {
-            toks,
-            pos: 0,
-            end: input.chars().count(),
-        };
+        let mut p = Parser { toks, pos: 0, end: input.chars().count() };
         let e = p.or()?;
         if let Some(t) = p.peek() {
             return p.err(t.column, format!("unexpected '{}'", t.text));
@@ -264,22 +240,15 @@ impl PathFilter {
     /// Does the path match? (`snapshot` gives point labels.)
     pub fn matches(&self, row: &PathRow, snapshot: &Snapshot) -> bool {
         let any_end = |f: &dyn Fn(&Endpoint) -> bool| {
-            f(&row.client)
-                || f(&row.server)
-                || row.hops.iter().any(|h| f(&h.client) || f(&h.server))
+            f(&row.client) || f(&row.server) || row.hops.iter().any(|h| f(&h.client) || f(&h.server))
         };
         match self {
             PathFilter::Host(a) => any_end(&|e| e.ip == *a),
-            PathFilter::Port(p) => {
-                any_end(&|e| e.port == *p) && matches!(row.proto, Proto::Tcp | Proto::Udp)
-            }
+            PathFilter::Port(p) => any_end(&|e| e.port == *p) && matches!(row.proto, Proto::Tcp | Proto::Udp),
             PathFilter::Net { addr, bits } => any_end(&|e| in_net(e.ip, *addr, *bits)),
             PathFilter::Point(l) => row.hops.iter().any(|h| {
                 let label = snapshot.point_label(h.point);
-                label == l
-                    || label
-                        .strip_suffix(l.as_str())
-                        .is_some_and(|p| p.ends_with('/'))
+                label == l || label.strip_suffix(l.as_str()).is_some_and(|p| p.ends_with('/'))
             }),
             PathFilter::Proto(p) => row.proto == *p,
             PathFilter::Not(e) => !e.matches(row, snapshot),
@@ -292,19 +261,11 @@ impl PathFilter {
 fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(bits.min(32)))
-            };
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits.min(32))) };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(bits.min(128)))
-            };
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits.min(128))) };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -320,10 +281,7 @@ mod tests {
 
     fn ep(s: &str) -> Endpoint {
         let (ip, port) = s.rsplit_once(':').unwrap();
-        Endpoint {
-            ip: ip.trim_matches(['[', ']']).parse().unwrap(),
-            port: port.parse().unwrap(),
-        }
+        Endpoint { ip: ip.trim_matches(['[', ']']).parse().unwrap(), port: port.parse().unwrap() }
     }
 
     fn row(client: &str, server: &str, proto: Proto, hops: &[(u32, &str, &str)]) -> PathRow {
@@ -333,14 +291,7 @@ mod tests {
             client: ep(client),
             server: ep(server),
             legs: 1,
-            hops: hops
-                .iter()
-                .map(|&(p, c, s)| Hop {
-                    point: p,
-                    client: ep(c),
-                    server: ep(s),
-                })
-                .collect(),
+            hops: hops.iter().map(|&(p, c, s)| Hop { point: p, client: ep(c), server: ep(s) }).collect(),
             packets: [1, 1],
             bytes: [0, 0],
             state: Arc::from("SF"),
@@ -355,11 +306,7 @@ mod tests {
         Snapshot {
             points: ["lo", "vm/br0"]
                 .iter()
-                .map(|l| PointStatus {
-                    label: Arc::from(*l),
-                    packets: 0,
-                    dropped: None,
-                })
+                .map(|l| PointStatus { label: Arc::from(*l), packets: 0, dropped: None })
                 .collect(),
             ..Snapshot::default()
         }
@@ -375,10 +322,7 @@ mod tests {
             "127.0.0.1:40001",
             "192.168.49.2:8443",
             Proto::Tcp,
-            &[
-                (0, "127.0.0.1:40001", "127.0.0.1:49673"),
-                (1, "192.168.49.1:39658", "192.168.49.2:8443"),
-            ],
+            &[(0, "127.0.0.1:40001", "127.0.0.1:49673"), (1, "192.168.49.1:39658", "192.168.49.2:8443")],
         );
         assert!(m("host 127.0.0.1", &r));
         assert!(m("host 192.168.49.1", &r));
@@ -410,22 +354,10 @@ mod tests {
     #[test]
     fn errors_point_at_the_problem() {
         let e = |s: &str| PathFilter::parse(s).unwrap_err();
-        assert_eq!(
-            e("host"),
-            FilterError {
-                column: 4,
-                message: "'host' needs an address".into()
-            }
-        );
+        assert_eq!(e("host"), FilterError { column: 4, message: "'host' needs an address".into() });
         assert_eq!(e("host 1.2.3.x").column, 5);
         assert_eq!(e("port 70000").message, "'70000' is not a port (0-65535)");
-        assert_eq!(
-            e("net 10.0.0.0/33"),
-            FilterError {
-                column: 13,
-                message: "prefix length must be 0-32".into()
-            }
-        );
+        assert_eq!(e("net 10.0.0.0/33"), FilterError { column: 13, message: "prefix length must be 0-32".into() });
         assert_eq!(e("tcp and").column, 7);
         assert_eq!(e("(tcp").message, "missing ')'");
         assert_eq!(e("tcp)").column, 3);
@@ -439,10 +371,7 @@ mod tests {
 
     #[test]
     fn any_input_parses_or_errors_without_panicking() {
-        let alphabet = [
-            "host", "port", "net", "(", ")", "!", "and", "or", "not", "1.2.3.4", "80", "x/", "/",
-            "é", " ", "tcp",
-        ];
+        let alphabet = ["host", "port", "net", "(", ")", "!", "and", "or", "not", "1.2.3.4", "80", "x/", "/", "é", " ", "tcp"];
         let mut x: u32 = 7;
         for _ in 0..5000 {
             let mut s = String::new();

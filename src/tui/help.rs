@@ -16,38 +16,15 @@ pub struct HelpPane;
 pub fn help_lines() -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = KEY_MAP
         .iter()
-        .map(|e| {
-            (
-                e.keys
-                    .iter()
-                    .map(|b| b.label())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                e.help.to_string(),
-            )
-        })
+        .map(|e| (e.keys.iter().map(|b| b.label()).collect::<Vec<_>>().join(" "), e.help.to_string()))
         .collect();
     v.push((String::new(), String::new()));
     v.push(("filter line".into(), String::new()));
-    v.extend(
-        FILTER_KEYS
-            .iter()
-            .map(|(k, h)| (format!("  {k}"), h.to_string())),
-    );
-    v.push((
-        "  syntax".into(),
-        "host ADDR, port N, net ADDR/BITS, point LABEL, proto tcp|udp|icmp|N,".into(),
-    ));
-    v.push((
-        String::new(),
-        "tcp, udp, icmp; and (or juxtaposition), or, not, ( ); any hop matches".into(),
-    ));
+    v.extend(FILTER_KEYS.iter().map(|(k, h)| (format!("  {k}"), h.to_string())));
+    v.push(("  syntax".into(), "host ADDR, port N, net ADDR/BITS, point LABEL, proto tcp|udp|icmp|N,".into()));
+    v.push((String::new(), "tcp, udp, icmp; and (or juxtaposition), or, not, ( ); any hop matches".into()));
     v.push((String::new(), String::new()));
-    v.extend(
-        MOUSE_HELP
-            .iter()
-            .map(|(k, h)| (k.to_string(), h.to_string())),
-    );
+    v.extend(MOUSE_HELP.iter().map(|(k, h)| (k.to_string(), h.to_string())));
     v
 }
 

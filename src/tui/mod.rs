@@ -100,12 +100,8 @@ pub struct Areas {
 /// packet list.
 /// ```
 pub fn areas(size: Rect, view: View) -> Areas {
-    let [body, message, status] = Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(size);
+    let [body, message, status] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(1), Constraint::Length(1)]).areas(size);
     let help_w = size.width.min(96);
     let help_h = size.height.saturating_sub(2).min(40);
     let help = Rect::new(
@@ -114,30 +110,18 @@ pub fn areas(size: Rect, view: View) -> Areas {
         help_w,
         help_h,
     );
-    let mut a = Areas {
-        paths: None,
-        detail: None,
-        stream: None,
-        packets: None,
-        dump: None,
-        message,
-        status,
-        help,
-    };
+    let mut a = Areas { paths: None, detail: None, stream: None, packets: None, dump: None, message, status, help };
     match view {
         View::Paths => a.paths = Some(body),
         View::Path if size.width >= 100 => {
-            let [top, bottom] =
-                Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(body);
-            let [detail, stream] =
-                Layout::horizontal([Constraint::Percentage(42), Constraint::Fill(1)]).areas(top);
+            let [top, bottom] = Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(body);
+            let [detail, stream] = Layout::horizontal([Constraint::Percentage(42), Constraint::Fill(1)]).areas(top);
             let [packets, dump] = if size.width >= 200 {
                 Layout::horizontal([Constraint::Fill(1), Constraint::Length(72)]).areas(bottom)
             } else {
                 Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(bottom)
             };
-            (a.detail, a.stream, a.packets, a.dump) =
-                (Some(detail), Some(stream), Some(packets), Some(dump));
+            (a.detail, a.stream, a.packets, a.dump) = (Some(detail), Some(stream), Some(packets), Some(dump));
         }
         View::Path => {
             let [detail, stream, packets, dump] = Layout::vertical([
@@ -147,8 +131,7 @@ pub fn areas(size: Rect, view: View) -> Areas {
                 Constraint::Fill(1),
             ])
             .areas(body);
-            (a.detail, a.stream, a.packets, a.dump) =
-                (Some(detail), Some(stream), Some(packets), Some(dump));
+            (a.detail, a.stream, a.packets, a.dump) = (Some(detail), Some(stream), Some(packets), Some(dump));
         }
     }
     a
@@ -214,9 +197,7 @@ pub fn run(args: &crate::cli::Args) -> i32 {
     let _ = handle.join();
     match result {
         Ok(()) => {
-            let errors = crate::tui::model::ModelSource::snapshot(&*model)
-                .errors
-                .clone();
+            let errors = crate::tui::model::ModelSource::snapshot(&*model).errors.clone();
             for e in &errors {
                 eprintln!("flowtrail: {e}");
             }
@@ -258,11 +239,7 @@ fn ui_loop(model: Arc<source::FrameModel>) -> std::io::Result<()> {
             last_draw = Some(Instant::now());
             dirty = false;
         }
-        let timeout = if dirty {
-            FRAME_PERIOD.saturating_sub(since)
-        } else {
-            IDLE_POLL
-        };
+        let timeout = if dirty { FRAME_PERIOD.saturating_sub(since) } else { IDLE_POLL };
         if let Some(e) = term.next_event(timeout)? {
             app.handle(e, &*model);
             dirty = true;

@@ -259,11 +259,7 @@ impl Side {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamChunk {
     /// Bytes at `offset` of the side's stream.
-    Data {
-        side: Side,
-        offset: u64,
-        bytes: Vec<u8>,
-    },
+    Data { side: Side, offset: u64, bytes: Vec<u8> },
     /// `len` bytes at `offset` that were not captured.
     Gap { side: Side, offset: u64, len: u64 },
 }
@@ -352,40 +348,19 @@ mod tests {
 
     #[test]
     fn endpoints_print_like_the_json() {
-        let e = Endpoint {
-            ip: "fd00:65::1".parse().unwrap(),
-            port: 40020,
-        };
+        let e = Endpoint { ip: "fd00:65::1".parse().unwrap(), port: 40020 };
         assert_eq!(e.to_string(), "[fd00:65::1]:40020");
-        let e = Endpoint {
-            ip: "10.0.0.1".parse().unwrap(),
-            port: 0,
-        };
+        let e = Endpoint { ip: "10.0.0.1".parse().unwrap(), port: 0 };
         assert_eq!(e.to_string(), "10.0.0.1");
     }
 
     #[test]
     fn time_differences_saturate() {
         let a = Timestamp { sec: 10, nsec: 5 };
-        let b = Timestamp {
-            sec: 9,
-            nsec: 999_999_999,
-        };
+        let b = Timestamp { sec: 9, nsec: 999_999_999 };
         assert_eq!(ts_diff_ns(a, b), 6);
         assert_eq!(ts_diff_ns(b, a), -6);
-        let far = Timestamp {
-            sec: i64::MAX,
-            nsec: 0,
-        };
-        assert_eq!(
-            ts_diff_ns(
-                far,
-                Timestamp {
-                    sec: i64::MIN,
-                    nsec: 0
-                }
-            ),
-            i64::MAX
-        );
+        let far = Timestamp { sec: i64::MAX, nsec: 0 };
+        assert_eq!(ts_diff_ns(far, Timestamp { sec: i64::MIN, nsec: 0 }), i64::MAX);
     }
 }

@@ -28,10 +28,7 @@ impl PacketsPane<'_> {
                 .legs
                 .get(r.leg)
                 .and_then(|l| l.observations.get(r.observation))
-                .map_or_else(
-                    || "observation".to_string(),
-                    |o| format!("at {}", escape::text(&o.point)),
-                ),
+                .map_or_else(|| "observation".to_string(), |o| format!("at {}", escape::text(&o.point))),
             _ => "every point".to_string(),
         };
         let mut title = vec![
@@ -60,18 +57,11 @@ impl PacketsPane<'_> {
 
         let dump_title = Line::from(vec![
             Span::styled(" packet ", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw(if n == 0 {
-                "- ".to_string()
-            } else {
-                format!("{}/{n} -X ", p.packet_selected + 1)
-            }),
+            Span::raw(if n == 0 { "- ".to_string() } else { format!("{}/{n} -X ", p.packet_selected + 1) }),
         ]);
         let dump_block = pane_block(dump_title, false);
         let dump: Vec<Line<'_>> = match &p.dump {
-            Some(d) => d
-                .iter()
-                .map(|l| Line::raw(escape::text(l).into_owned()))
-                .collect(),
+            Some(d) => d.iter().map(|l| Line::raw(escape::text(l).into_owned())).collect(),
             None if n == 0 => vec![Line::raw("no packets")],
             None => vec![Line::raw("bytes of this packet were not kept")],
         };

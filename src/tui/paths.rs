@@ -36,18 +36,10 @@ pub struct PathsPane<'a> {
 
 /// Border style of a pane: bright when it has the keyboard.
 pub fn pane_block(title: Line<'_>, focused: bool) -> Block<'_> {
-    let style = if focused {
-        Style::new().fg(Color::Cyan)
-    } else {
-        Style::new().fg(Color::DarkGray)
-    };
+    let style = if focused { Style::new().fg(Color::Cyan) } else { Style::new().fg(Color::DarkGray) };
     Block::new()
         .borders(Borders::ALL)
-        .border_type(if focused {
-            BorderType::Thick
-        } else {
-            BorderType::Plain
-        })
+        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
         .border_style(style)
         .title(title)
 }
@@ -60,29 +52,19 @@ impl PathsPane<'_> {
         let arrow = if st.descending { "v" } else { "^" };
         let shown = st.order.len();
         let total = snap.paths.len();
-        let mut title = vec![Span::styled(
-            " paths ",
-            Style::new().add_modifier(Modifier::BOLD),
-        )];
+        let mut title = vec![Span::styled(" paths ", Style::new().add_modifier(Modifier::BOLD))];
         title.push(Span::raw(if shown == total {
             format!("{total} ")
         } else {
             format!("{shown} of {total} ")
         }));
-        title.push(Span::raw(format!(
-            "- sorted by {} {arrow} ",
-            st.sort.name()
-        )));
+        title.push(Span::raw(format!("- sorted by {} {arrow} ", st.sort.name())));
         let block = pane_block(Line::from(title), app.focus == Pane::Paths);
         let inner_rows = usize::from(area.height.saturating_sub(3));
 
         if shown == 0 {
             let text = if total == 0 {
-                if snap.finished {
-                    "no TCP, UDP or ICMP traffic in the input"
-                } else {
-                    "waiting for packets ..."
-                }
+                if snap.finished { "no TCP, UDP or ICMP traffic in the input" } else { "waiting for packets ..." }
             } else {
                 "no path matches the filter (/ to change it)"
             };
@@ -101,21 +83,15 @@ impl PathsPane<'_> {
 
         let start = st.offset.min(shown.saturating_sub(1));
         let end = (start + inner_rows).min(shown);
-        let rows = st.order[start..end]
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &idx)| {
-                let r = snap.paths.get(idx as usize)?;
-                let mut row = path_row(r, app.utc);
-                if start + i == st.selected {
-                    row = row.style(Style::new().add_modifier(Modifier::REVERSED));
-                }
-                Some(row)
-            });
-        let table = Table::new(rows, COLUMNS.iter().map(|c| c.1))
-            .header(header)
-            .column_spacing(1)
-            .block(block);
+        let rows = st.order[start..end].iter().enumerate().filter_map(|(i, &idx)| {
+            let r = snap.paths.get(idx as usize)?;
+            let mut row = path_row(r, app.utc);
+            if start + i == st.selected {
+                row = row.style(Style::new().add_modifier(Modifier::REVERSED));
+            }
+            Some(row)
+        });
+        let table = Table::new(rows, COLUMNS.iter().map(|c| c.1)).header(header).column_spacing(1).block(block);
         frame.render_widget(table, area);
     }
 }
@@ -142,11 +118,6 @@ fn path_row(r: &PathRow, utc: bool) -> Row<'static> {
         Cell::from(escape::text(&r.history).into_owned()),
         Cell::from(units::duration(r.duration_ns())),
         Cell::from(units::time_of_day(r.last, utc)),
-        Cell::from(
-            r.process
-                .as_deref()
-                .map(|p| escape::text(p).into_owned())
-                .unwrap_or_default(),
-        ),
+        Cell::from(r.process.as_deref().map(|p| escape::text(p).into_owned()).unwrap_or_default()),
     ])
 }

@@ -23,7 +23,7 @@
 
 use super::model::*;
 use crate::capture::{Frame, FrameSource, Merger, OfflineReader, Points, Timestamp};
-use crate::decode::{self, Transport, tcp_flags};
+use crate::decode::{self, tcp_flags, Transport};
 use crate::filter::Filter;
 use crate::print::{Options, Printer, TsFormat};
 use crate::savefile::{Format, SaveWriter};
@@ -152,19 +152,9 @@ impl FrameTable {
             Transport::Other { proto } => (Proto::Other(proto), 0, 0, 0, None),
             Transport::None => return,
         };
-        let src = Endpoint {
-            ip: ip.src,
-            port: sport,
-        };
-        let dst = Endpoint {
-            ip: ip.dst,
-            port: dport,
-        };
-        let key = if src <= dst {
-            (proto, src, dst)
-        } else {
-            (proto, dst, src)
-        };
+        let src = Endpoint { ip: ip.src, port: sport };
+        let dst = Endpoint { ip: ip.dst, port: dport };
+        let key = if src <= dst { (proto, src, dst) } else { (proto, dst, src) };
         let point = frame.point as u32;
         let idx = match self.by_key.get(&key) {
             Some(&i) => i as usize,
@@ -197,15 +187,10 @@ impl FrameTable {
                 i
             }
         };
-        let keep = self.kept_bytes + frame.data.len() <= Self::MAX_KEPT_BYTES
-            && self.frames.len() < u32::MAX as usize;
+        let keep = self.kept_bytes + frame.data.len() <= Self::MAX_KEPT_BYTES && self.frames.len() < u32::MAX as usize;
         let frame_index = self.frames.len() as u32;
         let entry = &mut self.paths[idx];
-        let side = if src == entry.row.client && dst == entry.row.server {
-            Side::Client
-        } else {
-            Side::Server
-        };
+        let side = if src == entry.row.client && dst == entry.row.server { Side::Client } else { Side::Server };
         let s = side.index();
         let oi = match entry.observations.iter().position(|o| o.point == point) {
             Some(oi) => oi,
@@ -225,11 +210,7 @@ impl FrameTable {
                 let hops: Vec<Hop> = entry
                     .observations
                     .iter()
-                    .map(|o| Hop {
-                        point: o.point,
-                        client: entry.row.client,
-                        server: entry.row.server,
-                    })
+                    .map(|o| Hop { point: o.point, client: entry.row.client, server: entry.row.server })
                     .collect();
                 entry.row.hops = Arc::from(hops);
                 entry.observations.len() - 1
@@ -295,11 +276,7 @@ impl FrameTable {
                 .points
                 .iter()
                 .zip(&self.point_packets)
-                .map(|(p, &n)| PointStatus {
-                    label: Arc::from(p.label.as_str()),
-                    packets: n,
-                    dropped: None,
-                })
+                .map(|(p, &n)| PointStatus { label: Arc::from(p.label.as_str()), packets: n, dropped: None })
                 .collect(),
             caps: self.caps,
             ..Snapshot::default()
@@ -327,11 +304,7 @@ impl FrameTable {
             .observations
             .iter()
             .map(|o| ObservationDetail {
-                point: Arc::from(
-                    self.points
-                        .get(o.point as usize)
-                        .map_or("?", |p| p.label.as_str()),
-                ),
+                point: Arc::from(self.points.get(o.point as usize).map_or("?", |p| p.label.as_str())),
                 client: e.row.client,
                 server: e.row.server,
                 packets: o.packets,
@@ -349,37 +322,26 @@ impl FrameTable {
         Some(PathDetail {
             id,
             proto: e.row.proto,
-            legs: vec![LegDetail {
-                observations,
-                process: e.row.process.clone(),
-                join,
-                link: None,
-            }],
+            legs: vec![LegDetail { observations, process: e.row.process.clone(), join, link: None }],
         })
     }
 
     /// The conversation at one observation (see the module doc for what "reassembly" means
     /// here).
     pub fn stream(&self, id: PathId, at: Option<ObservationRef>) -> StreamView {
-        let Some(obs) = self.observation(id, at) else {
-            return StreamView::default();
-        };
+        let Some(obs) = self.observation(id, at) else { return StreamView::default() };
         let mut view = StreamView::default();
         let mut dirs = [StreamDir::default(); 2];
         let mut total = 0usize;
         for &fi in &obs.frames {
-            let Some(k) = self.frames.get(fi as usize) else {
-                continue;
-            };
+            let Some(k) = self.frames.get(fi as usize) else { continue };
             let s = k.side.index();
             let d = decode::decode(k.frame.linktype, &k.frame.data);
             let dir = &mut dirs[s];
             let before = view.chunks.len();
             match d.transport {
                 Transport::Tcp(t) => dir.tcp(&t, k.side, &mut view.chunks),
-                Transport::Udp(u) if u.payload_len > 0 => {
-                    dir.datagram(u.payload, u.payload_len, k.side, &mut view.chunks)
-                }
+                Transport::Udp(u) if u.payload_len > 0 => dir.datagram(u.payload, u.payload_len, k.side, &mut view.chunks),
                 _ => {}
             }
             for c in &view.chunks[before..] {
@@ -397,26 +359,17 @@ impl FrameTable {
 
     /// Packet summaries of a path (every point) or of one observation.
     pub fn packets(&self, id: PathId, at: Option<ObservationRef>) -> PacketList {
-        let Some(e) = self.entry(id) else {
-            return PacketList::default();
-        };
+        let Some(e) = self.entry(id) else { return PacketList::default() };
         let mut indices: Vec<u32> = match at {
             Some(_) => match self.observation(id, at) {
                 Some(o) => o.frames.clone(),
                 None => return PacketList::default(),
             },
-            None => e
-                .observations
-                .iter()
-                .flat_map(|o| o.frames.iter().copied())
-                .collect(),
+            None => e.observations.iter().flat_map(|o| o.frames.iter().copied()).collect(),
         };
         // Frames are kept in arrival (merged time) order: index order is time order.
         indices.sort_unstable();
-        let mut list = PacketList {
-            lines: Vec::new(),
-            truncated: self.caps.packet_bytes > 0,
-        };
+        let mut list = PacketList { lines: Vec::new(), truncated: self.caps.packet_bytes > 0 };
         if indices.len() > MAX_PACKET_LINES {
             indices.truncate(MAX_PACKET_LINES);
             list.truncated = true;
@@ -430,20 +383,12 @@ impl FrameTable {
         let mut printer = Printer::new(opts);
         let mut text = String::new();
         for fi in indices {
-            let Some(k) = self.frames.get(fi as usize) else {
-                continue;
-            };
-            let Some(point) = self.points.get(k.frame.point) else {
-                continue;
-            };
+            let Some(k) = self.frames.get(fi as usize) else { continue };
+            let Some(point) = self.points.get(k.frame.point) else { continue };
             text.clear();
             printer.print_frame(&k.frame, point, &mut text);
             let summary = text.lines().next().unwrap_or("").to_string();
-            list.lines.push(PacketLine {
-                packet: PacketRef(u64::from(fi)),
-                side: k.side,
-                summary,
-            });
+            list.lines.push(PacketLine { packet: PacketRef(u64::from(fi)), side: k.side, summary });
         }
         list
     }
@@ -452,20 +397,10 @@ impl FrameTable {
     pub fn packet_dump(&self, packet: PacketRef) -> Option<Vec<String>> {
         let k = self.frames.get(usize::try_from(packet.0).ok()?)?;
         let point = self.points.get(k.frame.point)?;
-        let opts = Options {
-            hex_ascii: 1,
-            ts_format: TsFormat::None,
-            numeric: 2,
-            ..Options::default()
-        };
+        let opts = Options { hex_ascii: 1, ts_format: TsFormat::None, numeric: 2, ..Options::default() };
         let mut text = String::new();
         Printer::new(opts).print_frame(&k.frame, point, &mut text);
-        Some(
-            text.lines()
-                .skip(1)
-                .map(|l| l.trim_start_matches('\t').to_string())
-                .collect(),
-        )
+        Some(text.lines().skip(1).map(|l| l.trim_start_matches('\t').to_string()).collect())
     }
 
     /// Writes every kept frame of a path to a pcapng file (one interface per point it was
@@ -482,32 +417,20 @@ impl FrameTable {
             }
         }
         let name = file.to_string_lossy().into_owned();
-        let mut w =
-            SaveWriter::create(&name, Format::Pcapng, &points, None).map_err(|e| e.to_string())?;
-        let mut indices: Vec<u32> = e
-            .observations
-            .iter()
-            .flat_map(|o| o.frames.iter().copied())
-            .collect();
+        let mut w = SaveWriter::create(&name, Format::Pcapng, &points, None).map_err(|e| e.to_string())?;
+        let mut indices: Vec<u32> = e.observations.iter().flat_map(|o| o.frames.iter().copied()).collect();
         indices.sort_unstable();
         let mut n = 0u64;
         for fi in indices {
-            let Some(k) = self.frames.get(fi as usize) else {
-                continue;
-            };
-            let Some(&p) = remap.get(&k.frame.point) else {
-                continue;
-            };
+            let Some(k) = self.frames.get(fi as usize) else { continue };
+            let Some(&p) = remap.get(&k.frame.point) else { continue };
             let mut f = k.frame.clone();
             f.point = p;
             w.write(&f, &points).map_err(|e| e.to_string())?;
             n += 1;
         }
         w.flush().map_err(|e| e.to_string())?;
-        Ok(Saved {
-            path: name,
-            packets: n,
-        })
+        Ok(Saved { path: name, packets: n })
     }
 }
 
@@ -529,11 +452,7 @@ fn roles(src: Endpoint, dst: Endpoint, flags: Option<u16>) -> (Endpoint, Endpoin
         1024..=32767 => 1,
         _ => 2,
     };
-    if rank(src.port) < rank(dst.port) {
-        (dst, src)
-    } else {
-        (src, dst)
-    }
+    if rank(src.port) < rank(dst.port) { (dst, src) } else { (src, dst) }
 }
 
 /// Records one TCP segment's flags: history letters once per direction (`S h A D F R`,
@@ -542,11 +461,7 @@ fn tcp_packet(seen: &mut TcpSeen, history: &mut String, s: usize, flags: u16, pa
     let syn = flags & tcp_flags::SYN != 0;
     let ack = flags & tcp_flags::ACK != 0;
     let letter = |history: &mut String, c: char, seen_before: bool| {
-        let c = if s == 0 {
-            c.to_ascii_uppercase()
-        } else {
-            c.to_ascii_lowercase()
-        };
+        let c = if s == 0 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
         if !seen_before && history.len() < 32 {
             history.push(c);
         }
@@ -624,31 +539,19 @@ impl StreamDir {
             {
                 let delta = t.seq.wrapping_sub(next) as i32;
                 if delta > 0 {
-                    out.push(StreamChunk::Gap {
-                        side,
-                        offset: self.offset,
-                        len: delta as u64,
-                    });
+                    out.push(StreamChunk::Gap { side, offset: self.offset, len: delta as u64 });
                     self.offset += delta as u64;
                     self.next = Some(t.seq);
                 }
             }
             return;
         }
-        let seq = if t.has(tcp_flags::SYN) {
-            t.seq.wrapping_add(1)
-        } else {
-            t.seq
-        };
+        let seq = if t.has(tcp_flags::SYN) { t.seq.wrapping_add(1) } else { t.seq };
         let next = *self.next.get_or_insert(seq);
         let delta = seq.wrapping_sub(next) as i32;
         let mut skip = 0u32;
         if delta > 0 {
-            out.push(StreamChunk::Gap {
-                side,
-                offset: self.offset,
-                len: delta as u64,
-            });
+            out.push(StreamChunk::Gap { side, offset: self.offset, len: delta as u64 });
             self.offset += delta as u64;
         } else if delta < 0 {
             skip = delta.unsigned_abs();
@@ -659,19 +562,11 @@ impl StreamDir {
         let captured = t.payload.len().min(t.payload_len as usize);
         let from = (skip as usize).min(captured);
         if from < captured {
-            out.push(StreamChunk::Data {
-                side,
-                offset: self.offset,
-                bytes: t.payload[from..captured].to_vec(),
-            });
+            out.push(StreamChunk::Data { side, offset: self.offset, bytes: t.payload[from..captured].to_vec() });
         }
         let missing = u64::from(t.payload_len - skip) - (captured - from) as u64;
         if missing > 0 {
-            out.push(StreamChunk::Gap {
-                side,
-                offset: self.offset + (captured - from) as u64,
-                len: missing,
-            });
+            out.push(StreamChunk::Gap { side, offset: self.offset + (captured - from) as u64, len: missing });
         }
         let advance = t.payload_len - skip;
         self.offset += u64::from(advance);
@@ -680,17 +575,9 @@ impl StreamDir {
 
     fn datagram(&mut self, payload: &[u8], len: u32, side: Side, out: &mut Vec<StreamChunk>) {
         let captured = payload.len().min(len as usize);
-        out.push(StreamChunk::Data {
-            side,
-            offset: self.offset,
-            bytes: payload[..captured].to_vec(),
-        });
+        out.push(StreamChunk::Data { side, offset: self.offset, bytes: payload[..captured].to_vec() });
         if (captured as u64) < u64::from(len) {
-            out.push(StreamChunk::Gap {
-                side,
-                offset: self.offset + captured as u64,
-                len: u64::from(len) - captured as u64,
-            });
+            out.push(StreamChunk::Gap { side, offset: self.offset + captured as u64, len: u64::from(len) - captured as u64 });
         }
         self.offset += u64::from(len);
     }
@@ -749,10 +636,7 @@ impl Inputs {
             let count = Arc::new(AtomicU64::new(0));
             let r: Box<dyn Read + Send> = if is.path == "-" {
                 total = None;
-                Box::new(CountingReader {
-                    inner: std::io::stdin(),
-                    count: count.clone(),
-                })
+                Box::new(CountingReader { inner: std::io::stdin(), count: count.clone() })
             } else {
                 let f = std::fs::File::open(&is.path)
                     .map_err(|e| format!("{}: {}", is.path, crate::capture::os_message(&e)))?;
@@ -760,13 +644,9 @@ impl Inputs {
                     (Some(t), Ok(m)) => total = Some(t + m.len()),
                     _ => total = None,
                 }
-                Box::new(CountingReader {
-                    inner: f,
-                    count: count.clone(),
-                })
+                Box::new(CountingReader { inner: f, count: count.clone() })
             };
-            let reader =
-                OfflineReader::from_reader(is, r, &mut points).map_err(|e| e.to_string())?;
+            let reader = OfflineReader::from_reader(is, r, &mut points).map_err(|e| e.to_string())?;
             match filter.prepare(reader.info().linktype) {
                 Ok(()) => compiled += 1,
                 Err(e) => {
@@ -781,14 +661,7 @@ impl Inputs {
         {
             return Err(e);
         }
-        Ok(Inputs {
-            readers,
-            points,
-            filter,
-            read,
-            total,
-            expr: expr.map(str::to_string),
-        })
+        Ok(Inputs { readers, points, filter, read, total, expr: expr.map(str::to_string) })
     }
 }
 
@@ -866,16 +739,8 @@ impl FrameModel {
     }
 
     fn finish_errors(&self, pump: &mut Pump) {
-        let errs: Vec<String> = pump
-            .merger
-            .take_errors()
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
-        self.errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(errs);
+        let errs: Vec<String> = pump.merger.take_errors().iter().map(|e| e.to_string()).collect();
+        self.errors.lock().unwrap_or_else(|p| p.into_inner()).extend(errs);
     }
 
     fn publish(&self, generation: &mut u64, finished: bool, pps: Option<f64>) {
@@ -890,11 +755,7 @@ impl FrameModel {
         s.finished = finished;
         s.filter = self.filter.clone();
         s.packets_per_second = pps;
-        s.errors = self
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        s.errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
         s.progress = Some(Progress {
             bytes_read: self.read.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
             bytes_total: self.total,
@@ -918,13 +779,7 @@ impl Pump {
         for r in inputs.readers {
             merger.add(Box::new(r) as Box<dyn FrameSource>);
         }
-        Pump {
-            merger,
-            points: inputs.points,
-            filter: inputs.filter,
-            batch: Vec::with_capacity(BATCH),
-            primed: false,
-        }
+        Pump { merger, points: inputs.points, filter: inputs.filter, batch: Vec::with_capacity(BATCH), primed: false }
     }
 
     /// Reads and ingests up to one batch; false at the end of input.
@@ -960,10 +815,7 @@ impl Pump {
 
 impl ModelSource for FrameModel {
     fn snapshot(&self) -> Arc<Snapshot> {
-        self.published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.published.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
     fn detail(&self, id: PathId) -> Option<PathDetail> {
         self.lock().detail(id)
@@ -988,10 +840,7 @@ mod tests {
 
     fn ep(s: &str) -> Endpoint {
         let (ip, port) = s.rsplit_once(':').unwrap();
-        Endpoint {
-            ip: ip.parse().unwrap(),
-            port: port.parse().unwrap(),
-        }
+        Endpoint { ip: ip.parse().unwrap(), port: port.parse().unwrap() }
     }
 
     #[test]
@@ -1000,10 +849,7 @@ mod tests {
         assert_eq!(roles(a, b, Some(tcp_flags::SYN)), (a, b));
         assert_eq!(roles(b, a, Some(tcp_flags::SYN | tcp_flags::ACK)), (a, b));
         assert_eq!(roles(b, a, Some(tcp_flags::ACK)), (a, b));
-        assert_eq!(
-            roles(ep("10.0.0.2:53"), ep("10.0.0.1:5353"), None),
-            (ep("10.0.0.1:5353"), ep("10.0.0.2:53"))
-        );
+        assert_eq!(roles(ep("10.0.0.2:53"), ep("10.0.0.1:5353"), None), (ep("10.0.0.1:5353"), ep("10.0.0.2:53")));
     }
 
     #[test]
@@ -1035,59 +881,23 @@ mod tests {
             payload_len: len,
             ..decode::Tcp::default()
         };
-        d.tcp(
-            &decode::Tcp {
-                seq: 99,
-                flags: tcp_flags::SYN,
-                ..decode::Tcp::default()
-            },
-            Side::Client,
-            &mut out,
-        );
+        d.tcp(&decode::Tcp { seq: 99, flags: tcp_flags::SYN, ..decode::Tcp::default() }, Side::Client, &mut out);
         d.tcp(&seg(100, b"abcd", 4), Side::Client, &mut out);
         d.tcp(&seg(102, b"cdef", 4), Side::Client, &mut out); // overlap: "ef" is new
         d.tcp(&seg(110, b"xy", 4), Side::Client, &mut out); // a gap of 4, then cut by the capture
         d.tcp(&seg(100, b"abcd", 4), Side::Client, &mut out); // old retransmission
-        let fin = decode::Tcp {
-            seq: 120,
-            flags: tcp_flags::FIN | tcp_flags::ACK,
-            ..decode::Tcp::default()
-        };
+        let fin = decode::Tcp { seq: 120, flags: tcp_flags::FIN | tcp_flags::ACK, ..decode::Tcp::default() };
         d.tcp(&fin, Side::Client, &mut out); // 6 bytes before the FIN are missing
         d.tcp(&fin, Side::Client, &mut out); // a retransmitted FIN adds nothing
         assert_eq!(
             out,
             vec![
-                StreamChunk::Data {
-                    side: Side::Client,
-                    offset: 0,
-                    bytes: b"abcd".to_vec()
-                },
-                StreamChunk::Data {
-                    side: Side::Client,
-                    offset: 4,
-                    bytes: b"ef".to_vec()
-                },
-                StreamChunk::Gap {
-                    side: Side::Client,
-                    offset: 6,
-                    len: 4
-                },
-                StreamChunk::Data {
-                    side: Side::Client,
-                    offset: 10,
-                    bytes: b"xy".to_vec()
-                },
-                StreamChunk::Gap {
-                    side: Side::Client,
-                    offset: 12,
-                    len: 2
-                },
-                StreamChunk::Gap {
-                    side: Side::Client,
-                    offset: 14,
-                    len: 6
-                },
+                StreamChunk::Data { side: Side::Client, offset: 0, bytes: b"abcd".to_vec() },
+                StreamChunk::Data { side: Side::Client, offset: 4, bytes: b"ef".to_vec() },
+                StreamChunk::Gap { side: Side::Client, offset: 6, len: 4 },
+                StreamChunk::Data { side: Side::Client, offset: 10, bytes: b"xy".to_vec() },
+                StreamChunk::Gap { side: Side::Client, offset: 12, len: 2 },
+                StreamChunk::Gap { side: Side::Client, offset: 14, len: 6 },
             ]
         );
     }

@@ -26,10 +26,7 @@ impl MessageLine<'_> {
         let f = &app.filter;
         let line = if f.editing {
             let input = escape::text(&f.input).into_owned();
-            let mut spans = vec![Span::styled(
-                "/",
-                Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-            )];
+            let mut spans = vec![Span::styled("/", Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD))];
             match &f.error {
                 Some(e) => {
                     let chars: Vec<char> = input.chars().collect();
@@ -37,22 +34,14 @@ impl MessageLine<'_> {
                     spans.push(Span::raw(chars[..at].iter().collect::<String>()));
                     spans.push(Span::styled(
                         chars[at..].iter().collect::<String>(),
-                        Style::new()
-                            .fg(Color::Red)
-                            .add_modifier(Modifier::UNDERLINED),
+                        Style::new().fg(Color::Red).add_modifier(Modifier::UNDERLINED),
                     ));
-                    spans.push(Span::styled(
-                        "_",
-                        Style::new().add_modifier(Modifier::SLOW_BLINK),
-                    ));
+                    spans.push(Span::styled("_", Style::new().add_modifier(Modifier::SLOW_BLINK)));
                     spans.push(Span::styled(format!("   {e}"), Style::new().fg(Color::Red)));
                 }
                 None => {
                     spans.push(Span::raw(input));
-                    spans.push(Span::styled(
-                        "_",
-                        Style::new().add_modifier(Modifier::SLOW_BLINK),
-                    ));
+                    spans.push(Span::styled("_", Style::new().add_modifier(Modifier::SLOW_BLINK)));
                     spans.push(Span::styled(
                         "   host ADDR  port N  net ADDR/BITS  point LABEL  proto tcp|udp|icmp  and or not ( )",
                         Style::new().fg(Color::DarkGray),
@@ -64,9 +53,7 @@ impl MessageLine<'_> {
             Line::styled(escape::text(m).into_owned(), Style::new().fg(Color::Yellow))
         } else {
             let hints = match app.view {
-                View::Paths => {
-                    "Enter open  / filter  s sort  S reverse  space pause  w write pcapng  ? help  q quit"
-                }
+                View::Paths => "Enter open  / filter  s sort  S reverse  space pause  w write pcapng  ? help  q quit",
                 View::Path => {
                     "Tab pane  Enter pick observation  Esc back  x ascii/hex  w write pcapng  space pause  ? help  q quit"
                 }
@@ -89,55 +76,29 @@ impl StatusBar<'_> {
         let sep = || Span::styled(" | ", Style::new().fg(Color::DarkGray));
         let mut spans = Vec::new();
         let (mode, style) = if app.paused {
-            (
-                "PAUSED".to_string(),
-                Style::new().fg(Color::Black).bg(Color::Yellow),
-            )
+            ("PAUSED".to_string(), Style::new().fg(Color::Black).bg(Color::Yellow))
         } else if s.live {
             if s.finished {
-                (
-                    "STOPPED".to_string(),
-                    Style::new().fg(Color::Black).bg(Color::Gray),
-                )
+                ("STOPPED".to_string(), Style::new().fg(Color::Black).bg(Color::Gray))
             } else {
-                (
-                    "LIVE".to_string(),
-                    Style::new().fg(Color::Black).bg(Color::Green),
-                )
+                ("LIVE".to_string(), Style::new().fg(Color::Black).bg(Color::Green))
             }
         } else {
             let pct = s.progress.and_then(|p| {
-                p.bytes_total
-                    .filter(|t| *t > 0)
-                    .map(|t| (p.bytes_read.min(t) as f64 * 100.0 / t as f64) as u32)
+                p.bytes_total.filter(|t| *t > 0).map(|t| (p.bytes_read.min(t) as f64 * 100.0 / t as f64) as u32)
             });
             match (s.finished, pct) {
-                (true, _) => (
-                    "DONE".to_string(),
-                    Style::new().fg(Color::Black).bg(Color::Gray),
-                ),
-                (false, Some(p)) => (
-                    format!("LOADING {p:>3}%"),
-                    Style::new().fg(Color::Black).bg(Color::Cyan),
-                ),
+                (true, _) => ("DONE".to_string(), Style::new().fg(Color::Black).bg(Color::Gray)),
+                (false, Some(p)) => (format!("LOADING {p:>3}%"), Style::new().fg(Color::Black).bg(Color::Cyan)),
                 (false, None) => (
-                    format!(
-                        "LOADING {}",
-                        units::bytes(s.progress.map_or(0, |p| p.bytes_read))
-                    ),
+                    format!("LOADING {}", units::bytes(s.progress.map_or(0, |p| p.bytes_read))),
                     Style::new().fg(Color::Black).bg(Color::Cyan),
                 ),
             }
         };
-        spans.push(Span::styled(
-            format!(" {mode} "),
-            style.add_modifier(Modifier::BOLD),
-        ));
+        spans.push(Span::styled(format!(" {mode} "), style.add_modifier(Modifier::BOLD)));
         if app.paused && app.pending.is_some() {
-            spans.push(Span::styled(
-                " (newer data waiting)",
-                Style::new().fg(Color::Yellow),
-            ));
+            spans.push(Span::styled(" (newer data waiting)", Style::new().fg(Color::Yellow)));
         }
         spans.push(sep());
         if s.points.is_empty() {
@@ -147,17 +108,10 @@ impl StatusBar<'_> {
             if i > 0 {
                 spans.push(Span::raw("  "));
             }
-            spans.push(Span::styled(
-                escape::text(&p.label).into_owned(),
-                Style::new().fg(Color::Yellow),
-            ));
+            spans.push(Span::styled(escape::text(&p.label).into_owned(), Style::new().fg(Color::Yellow)));
             spans.push(Span::raw(format!(" {}", units::count(p.packets))));
             if let Some(d) = p.dropped {
-                let st = if d > 0 {
-                    Style::new().fg(Color::Red)
-                } else {
-                    Style::new()
-                };
+                let st = if d > 0 { Style::new().fg(Color::Red) } else { Style::new() };
                 spans.push(Span::styled(format!(" (drops {})", units::count(d)), st));
             }
         }
@@ -179,19 +133,13 @@ impl StatusBar<'_> {
             if c.stream_bytes > 0 {
                 parts.push(format!("{} stream bytes", units::bytes(c.stream_bytes)));
             }
-            spans.push(Span::styled(
-                format!("caps hit: {}", parts.join(", ")),
-                Style::new().fg(Color::Red),
-            ));
+            spans.push(Span::styled(format!("caps hit: {}", parts.join(", ")), Style::new().fg(Color::Red)));
         } else {
             spans.push(Span::raw("caps ok"));
         }
         if let Some((t, _)) = &app.filter.applied {
             spans.push(sep());
-            spans.push(Span::styled(
-                format!("view: {}", escape::text(t)),
-                Style::new().fg(Color::Cyan),
-            ));
+            spans.push(Span::styled(format!("view: {}", escape::text(t)), Style::new().fg(Color::Cyan)));
         }
         if let Some(f) = &s.filter {
             spans.push(sep());

@@ -45,11 +45,7 @@ pub fn layout(view: &StreamView, format: StreamFormat, width: usize) -> Vec<Stre
     let text_width = width.saturating_sub(2).max(4);
     for c in &view.chunks {
         match c {
-            StreamChunk::Data {
-                side,
-                offset,
-                bytes,
-            } => match format {
+            StreamChunk::Data { side, offset, bytes } => match format {
                 StreamFormat::Ascii => ascii_lines(*side, bytes, text_width, &mut out),
                 StreamFormat::Hex => hex_lines(*side, *offset, bytes, &mut out),
             },
@@ -67,16 +63,10 @@ pub fn layout(view: &StreamView, format: StreamFormat, width: usize) -> Vec<Stre
         }
     }
     if view.truncated {
-        out.push(StreamLine {
-            kind: LineKind::Note,
-            text: "... (more data: the view shows the first part)".into(),
-        });
+        out.push(StreamLine { kind: LineKind::Note, text: "... (more data: the view shows the first part)".into() });
     }
     if out.is_empty() {
-        out.push(StreamLine {
-            kind: LineKind::Note,
-            text: "no payload".into(),
-        });
+        out.push(StreamLine { kind: LineKind::Note, text: "no payload".into() });
     }
     out
 }
@@ -94,20 +84,14 @@ fn ascii_lines(side: Side, bytes: &[u8], width: usize, out: &mut Vec<StreamLine>
         let mut text = String::with_capacity(piece.len());
         escape::payload_ascii(piece, &mut text);
         if text.is_empty() {
-            out.push(StreamLine {
-                kind: LineKind::Data(side),
-                text: marker(side).to_string(),
-            });
+            out.push(StreamLine { kind: LineKind::Data(side), text: marker(side).to_string() });
             continue;
         }
         // `text` is ASCII, so byte positions are character positions.
         let mut start = 0;
         while start < text.len() {
             let end = (start + width).min(text.len());
-            out.push(StreamLine {
-                kind: LineKind::Data(side),
-                text: format!("{}{}", marker(side), &text[start..end]),
-            });
+            out.push(StreamLine { kind: LineKind::Data(side), text: format!("{}{}", marker(side), &text[start..end]) });
             start = end;
         }
     }
@@ -130,10 +114,7 @@ fn hex_lines(side: Side, offset: u64, bytes: &[u8], out: &mut Vec<StreamLine>) {
         let used = chunk.len() * 2 + chunk.len().div_ceil(2);
         text.push_str(&" ".repeat(40 - used + 2));
         escape::payload_ascii(chunk, &mut text);
-        out.push(StreamLine {
-            kind: LineKind::Data(side),
-            text,
-        });
+        out.push(StreamLine { kind: LineKind::Data(side), text });
     }
 }
 
@@ -166,14 +147,8 @@ impl StreamPane<'_> {
         });
         let title = Line::from(vec![
             Span::styled(" stream ", Style::new().add_modifier(Modifier::BOLD)),
-            Span::styled(
-                format!("> client {} B ", bytes[0]),
-                side_style(Side::Client),
-            ),
-            Span::styled(
-                format!("< server {} B ", bytes[1]),
-                side_style(Side::Server),
-            ),
+            Span::styled(format!("> client {} B ", bytes[0]), side_style(Side::Client)),
+            Span::styled(format!("< server {} B ", bytes[1]), side_style(Side::Server)),
             Span::raw(format!("- {format} (x) ")),
         ]);
         let block = pane_block(title, self.app.focus == Pane::Stream);
@@ -184,12 +159,9 @@ impl StreamPane<'_> {
             .take(height)
             .map(|l| match l.kind {
                 LineKind::Data(s) => Line::styled(l.text.as_str(), side_style(s)),
-                LineKind::Gap(_) => Line::styled(
-                    l.text.as_str(),
-                    Style::new()
-                        .fg(Color::Yellow)
-                        .add_modifier(Modifier::ITALIC),
-                ),
+                LineKind::Gap(_) => {
+                    Line::styled(l.text.as_str(), Style::new().fg(Color::Yellow).add_modifier(Modifier::ITALIC))
+                }
                 LineKind::Note => Line::styled(l.text.as_str(), Style::new().fg(Color::DarkGray)),
             })
             .collect();
@@ -202,30 +174,15 @@ mod tests {
     use super::*;
 
     fn view(chunks: Vec<StreamChunk>) -> StreamView {
-        StreamView {
-            chunks,
-            truncated: false,
-        }
+        StreamView { chunks, truncated: false }
     }
 
     #[test]
     fn ascii_splits_lines_wraps_and_escapes() {
         let v = view(vec![
-            StreamChunk::Data {
-                side: Side::Client,
-                offset: 0,
-                bytes: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-            },
-            StreamChunk::Gap {
-                side: Side::Server,
-                offset: 0,
-                len: 10,
-            },
-            StreamChunk::Data {
-                side: Side::Server,
-                offset: 10,
-                bytes: b"\x1b[2Jabcdefghij\x07".to_vec(),
-            },
+            StreamChunk::Data { side: Side::Client, offset: 0, bytes: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec() },
+            StreamChunk::Gap { side: Side::Server, offset: 0, len: 10 },
+            StreamChunk::Data { side: Side::Server, offset: 10, bytes: b"\x1b[2Jabcdefghij\x07".to_vec() },
         ]);
         let l = layout(&v, StreamFormat::Ascii, 10);
         let texts: Vec<&str> = l.iter().map(|l| l.text.as_str()).collect();
@@ -241,40 +198,21 @@ mod tests {
                 "< efghij.",
             ]
         );
-        assert!(
-            l.iter()
-                .all(|l| l.text.bytes().all(|b| (0x20..=0x7e).contains(&b)))
-        );
+        assert!(l.iter().all(|l| l.text.bytes().all(|b| (0x20..=0x7e).contains(&b))));
     }
 
     #[test]
     fn hex_lines_carry_stream_offsets() {
-        let v = view(vec![StreamChunk::Data {
-            side: Side::Server,
-            offset: 0x30,
-            bytes: (0u8..20).collect(),
-        }]);
+        let v = view(vec![StreamChunk::Data { side: Side::Server, offset: 0x30, bytes: (0u8..20).collect() }]);
         let l = layout(&v, StreamFormat::Hex, 80);
-        assert_eq!(
-            l[0].text,
-            "< 00000030  0001 0203 0405 0607 0809 0a0b 0c0d 0e0f  ................"
-        );
-        assert_eq!(
-            l[1].text,
-            "< 00000040  1011 1213                                ...."
-        );
+        assert_eq!(l[0].text, "< 00000030  0001 0203 0405 0607 0809 0a0b 0c0d 0e0f  ................");
+        assert_eq!(l[1].text, "< 00000040  1011 1213                                ....");
     }
 
     #[test]
     fn empty_and_truncated() {
-        assert_eq!(
-            layout(&StreamView::default(), StreamFormat::Ascii, 40)[0].text,
-            "no payload"
-        );
-        let v = StreamView {
-            chunks: vec![],
-            truncated: true,
-        };
+        assert_eq!(layout(&StreamView::default(), StreamFormat::Ascii, 40)[0].text, "no payload");
+        let v = StreamView { chunks: vec![], truncated: true };
         assert!(layout(&v, StreamFormat::Hex, 40)[0].text.starts_with("..."));
     }
 }

@@ -80,10 +80,7 @@ impl Terminal {
     /// on end-of-file reads (crossterm retries those without returning).
     pub fn next_event(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
         if stdin_hung_up() {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the terminal hung up",
-            ));
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the terminal hung up"));
         }
         if crossterm::event::poll(timeout)? {
             Ok(Event::from_terminal(crossterm::event::read()?))
@@ -112,9 +109,7 @@ fn stdin_hung_up() -> bool {
     let stdin = io::stdin();
     let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(_) => fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLNVAL)),
+        Ok(_) => fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLNVAL)),
         Err(_) => false,
     }
 }

@@ -6,11 +6,7 @@ use chrono::{Local, TimeZone, Utc};
 
 /// A duration in nanoseconds, short: `830ns`, `12.3µs`, `4.56ms`, `1.234s`, `12m05s`, `3h04m`.
 pub fn duration(ns: i64) -> String {
-    let (sign, ns) = if ns < 0 {
-        ("-", ns.unsigned_abs())
-    } else {
-        ("", ns as u64)
-    };
+    let (sign, ns) = if ns < 0 { ("-", ns.unsigned_abs()) } else { ("", ns as u64) };
     let s = if ns < 1_000 {
         format!("{ns}ns")
     } else if ns < 1_000_000 {
@@ -57,14 +53,9 @@ pub fn bytes(n: u64) -> String {
 pub fn time_of_day(ts: Timestamp, utc: bool) -> String {
     let ms = (ts.nsec / 1_000_000).min(999);
     let t = if utc {
-        Utc.timestamp_opt(ts.sec, 0)
-            .single()
-            .map(|t| t.format("%H:%M:%S").to_string())
+        Utc.timestamp_opt(ts.sec, 0).single().map(|t| t.format("%H:%M:%S").to_string())
     } else {
-        Local
-            .timestamp_opt(ts.sec, 0)
-            .earliest()
-            .map(|t| t.format("%H:%M:%S").to_string())
+        Local.timestamp_opt(ts.sec, 0).earliest().map(|t| t.format("%H:%M:%S").to_string())
     };
     match t {
         Some(t) => format!("{t}.{ms:03}"),
@@ -99,25 +90,7 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(
-            time_of_day(
-                Timestamp {
-                    sec: 3_723,
-                    nsec: 456_789_000
-                },
-                true
-            ),
-            "01:02:03.456"
-        );
-        assert_eq!(
-            time_of_day(
-                Timestamp {
-                    sec: i64::MAX,
-                    nsec: 0
-                },
-                true
-            ),
-            "??:??:??"
-        );
+        assert_eq!(time_of_day(Timestamp { sec: 3_723, nsec: 456_789_000 }, true), "01:02:03.456");
+        assert_eq!(time_of_day(Timestamp { sec: i64::MAX, nsec: 0 }, true), "??:??:??");
     }
 }

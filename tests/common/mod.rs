@@ -21,10 +21,7 @@ pub fn in_ci() -> bool {
 /// message outside CI and panics in CI.
 pub fn require_tool(tool: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
-    let dirs = path
-        .split(':')
-        .map(PathBuf::from)
-        .chain(["/usr/sbin".into(), "/sbin".into()]);
+    let dirs = path.split(':').map(PathBuf::from).chain(["/usr/sbin".into(), "/sbin".into()]);
     for d in dirs {
         let p = d.join(tool);
         if p.is_file() {
@@ -44,12 +41,7 @@ pub fn sample_files() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("samples"))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    v.retain(|p| {
-        matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("pcap" | "pcapng")
-        )
-    });
+    v.retain(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")));
     v.sort();
     v
 }

@@ -34,21 +34,14 @@ pub fn text(b: &[u8]) -> String {
 
 /// The JSON objects of a `--flows=json` run's stdout.
 pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
 }
 
 /// The `{"stats":...}` object a `--flows=json` run wrote to stderr.
 pub fn stats(o: &Output) -> serde_json::Value {
     text(&o.stderr)
         .lines()
-        .find_map(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.get("stats").cloned())
-        })
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v.get("stats").cloned()))
         .unwrap_or_else(|| panic!("no stats in stderr: {}", text(&o.stderr)))
 }
 
@@ -65,8 +58,7 @@ pub struct Pcap {
 
 impl Pcap {
     pub fn create(path: &Path) -> Pcap {
-        let mut w =
-            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
         w.write_all(&0xa1b2c3d4u32.to_le_bytes()).unwrap();
         w.write_all(&2u16.to_le_bytes()).unwrap();
         w.write_all(&4u16.to_le_bytes()).unwrap();
@@ -134,14 +126,12 @@ pub fn tcp_facts(linktype: u32, data: &[u8]) -> Option<TcpFacts> {
         _ => SlicedPacket::from_ip(data).ok()?,
     };
     let (src, dst) = match sliced.net? {
-        etherparse::NetSlice::Ipv4(v4) => (
-            v4.header().source_addr().to_string(),
-            v4.header().destination_addr().to_string(),
-        ),
-        etherparse::NetSlice::Ipv6(v6) => (
-            v6.header().source_addr().to_string(),
-            v6.header().destination_addr().to_string(),
-        ),
+        etherparse::NetSlice::Ipv4(v4) => {
+            (v4.header().source_addr().to_string(), v4.header().destination_addr().to_string())
+        }
+        etherparse::NetSlice::Ipv6(v6) => {
+            (v6.header().source_addr().to_string(), v6.header().destination_addr().to_string())
+        }
         _ => return None,
     };
     match sliced.transport? {
@@ -176,14 +166,7 @@ pub const RST: u8 = 0x04;
 
 impl Conn {
     pub fn new(client: ([u8; 4], u16), server: ([u8; 4], u16), cisn: u32, sisn: u32) -> Conn {
-        Conn {
-            client,
-            server,
-            cseq: cisn,
-            sseq: sisn,
-            window: 65000,
-            ttl: 64,
-        }
+        Conn { client, server, cseq: cisn, sseq: sisn, window: 65000, ttl: 64 }
     }
 
     /// A raw segment from the client (`from_client`) or the server, any seq/ack/flags.
@@ -191,20 +174,8 @@ impl Conn {
         self.raw_window(from_client, seq, ack, flags, payload, self.window)
     }
 
-    pub fn raw_window(
-        &self,
-        from_client: bool,
-        seq: u32,
-        ack: u32,
-        flags: u8,
-        payload: &[u8],
-        window: u16,
-    ) -> Vec<u8> {
-        let (s, d) = if from_client {
-            (self.client, self.server)
-        } else {
-            (self.server, self.client)
-        };
+    pub fn raw_window(&self, from_client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8], window: u16) -> Vec<u8> {
+        let (s, d) = if from_client { (self.client, self.server) } else { (self.server, self.client) };
         let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
             .ipv4(s.0, d.0, self.ttl)
             .tcp(s.1, d.1, seq, window);
@@ -233,13 +204,7 @@ impl Conn {
         let v = vec![
             self.raw(true, self.cseq, 0, SYN, b""),
             self.raw(false, self.sseq, self.cseq.wrapping_add(1), SYN | ACK, b""),
-            self.raw(
-                true,
-                self.cseq.wrapping_add(1),
-                self.sseq.wrapping_add(1),
-                ACK,
-                b"",
-            ),
+            self.raw(true, self.cseq.wrapping_add(1), self.sseq.wrapping_add(1), ACK, b""),
         ];
         self.cseq = self.cseq.wrapping_add(1);
         self.sseq = self.sseq.wrapping_add(1);
@@ -248,11 +213,7 @@ impl Conn {
 
     /// Data from one side (in order), advancing that side's sequence number.
     pub fn data(&mut self, from_client: bool, payload: &[u8]) -> Vec<u8> {
-        let (seq, ack) = if from_client {
-            (self.cseq, self.sseq)
-        } else {
-            (self.sseq, self.cseq)
-        };
+        let (seq, ack) = if from_client { (self.cseq, self.sseq) } else { (self.sseq, self.cseq) };
         let f = self.raw(from_client, seq, ack, ACK | PSH, payload);
         if from_client {
             self.cseq = self.cseq.wrapping_add(payload.len() as u32);
@@ -264,11 +225,7 @@ impl Conn {
 
     /// A pure ACK of everything the other side sent.
     pub fn ack(&self, from_client: bool) -> Vec<u8> {
-        let (seq, ack) = if from_client {
-            (self.cseq, self.sseq)
-        } else {
-            (self.sseq, self.cseq)
-        };
+        let (seq, ack) = if from_client { (self.cseq, self.sseq) } else { (self.sseq, self.cseq) };
         self.raw(from_client, seq, ack, ACK, b"")
     }
 
@@ -277,13 +234,7 @@ impl Conn {
         let v = vec![
             self.raw(true, self.cseq, self.sseq, FIN | ACK, b""),
             self.raw(false, self.sseq, self.cseq.wrapping_add(1), FIN | ACK, b""),
-            self.raw(
-                true,
-                self.cseq.wrapping_add(1),
-                self.sseq.wrapping_add(1),
-                ACK,
-                b"",
-            ),
+            self.raw(true, self.cseq.wrapping_add(1), self.sseq.wrapping_add(1), ACK, b""),
         ];
         self.cseq = self.cseq.wrapping_add(1);
         self.sseq = self.sseq.wrapping_add(1);
@@ -293,33 +244,17 @@ impl Conn {
 
 /// sha256 of a file, hex (coreutils' sha256sum).
 pub fn sha256_file(path: &Path) -> String {
-    let o = Command::new("sha256sum")
-        .arg(path)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("sha256sum");
+    let o = Command::new("sha256sum").arg(path).stderr(Stdio::inherit()).output().expect("sha256sum");
     assert!(o.status.success(), "sha256sum {}", path.display());
-    text(&o.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    text(&o.stdout).split_whitespace().next().unwrap_or_default().to_string()
 }
 
 /// sha256 of bytes, hex.
 pub fn sha256(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sha256sum");
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
     child.stdin.take().unwrap().write_all(bytes).unwrap();
     let o = child.wait_with_output().unwrap();
-    text(&o.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    text(&o.stdout).split_whitespace().next().unwrap_or_default().to_string()
 }
 
 /// The deterministic payload of lab/client.py (64-byte lines naming their offset).

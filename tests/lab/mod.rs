@@ -79,32 +79,16 @@ impl Lab {
         for t in TOOLS {
             common::require_tool(t)?;
         }
-        let tag: String = tag
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(12)
-            .collect();
-        let id = format!(
-            "ftt{tag}{}x{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
+        let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let id = format!("ftt{tag}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let script = common::root().join("lab/seedpath.sh");
         let dir = std::env::temp_dir().join(format!("flowtrail-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         // The guard exists before `up` runs, so even a half-built lab is torn down.
-        let mut lab = Lab {
-            id: id.clone(),
-            vars: HashMap::new(),
-            script,
-            dir,
-        };
+        let mut lab = Lab { id: id.clone(), vars: HashMap::new(), script, dir };
         let mut cmd = Command::new(&lab.script);
-        cmd.arg("up")
-            .env("FT_LAB_ID", &id)
-            .env("FT_LAB_TTL", "600")
-            .stdin(Stdio::null());
+        cmd.arg("up").env("FT_LAB_ID", &id).env("FT_LAB_TTL", "600").stdin(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -126,26 +110,17 @@ impl Lab {
 
     /// A variable printed by `up` (FT_*); panics when missing (the lab README lists them).
     pub fn var(&self, key: &str) -> &str {
-        self.vars
-            .get(key)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("lab variable {key} missing"))
+        self.vars.get(key).map(String::as_str).unwrap_or_else(|| panic!("lab variable {key} missing"))
     }
 
     /// The seven capture points in path order, as `NETNS/IFACE` labels (`FT_POINTS`).
     pub fn points(&self) -> Vec<String> {
-        self.var("FT_POINTS")
-            .split(',')
-            .map(str::to_string)
-            .collect()
+        self.var("FT_POINTS").split(',').map(str::to_string).collect()
     }
 
     /// Short names matching [`Lab::points`] (`host-lo`, `host-veth`, ... `node-eth0`).
     pub fn point_names(&self) -> Vec<String> {
-        self.var("FT_POINT_NAMES")
-            .split(',')
-            .map(str::to_string)
-            .collect()
+        self.var("FT_POINT_NAMES").split(',').map(str::to_string).collect()
     }
 
     /// The namespace of `role` (`host`, `vm` or `node`).
@@ -182,10 +157,7 @@ impl Lab {
     /// log, one record per connection. Panics if the client fails (exit status non-zero)
     /// unless `--allow-errors` is among `args`.
     pub fn traffic(&self, args: &[&str]) -> Vec<Connection> {
-        let log = self.dir.join(format!(
-            "client-{}.jsonl",
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
+        let log = self.dir.join(format!("client-{}.jsonl", NEXT.fetch_add(1, Ordering::SeqCst)));
         let out = Command::new(&self.script)
             .args(["traffic", &self.id, "--"])
             .args(args)
@@ -202,10 +174,7 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = std::fs::read_to_string(&log).expect("client log");
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(Connection::parse)
-            .collect()
+        text.lines().filter(|l| !l.trim().is_empty()).map(Connection::parse).collect()
     }
 
     /// `conntrack -L` in the VM namespace (where the DNAT and MASQUERADE happen).
@@ -259,12 +228,7 @@ impl Background {
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Background {
-            child: Some(child),
-            stdout,
-            stderr,
-            what: name.to_string(),
-        }
+        Background { child: Some(child), stdout, stderr, what: name.to_string() }
     }
 
     /// Waits (at most `timeout`) until stderr holds `n` lines containing `needle` (e.g.
@@ -279,16 +243,9 @@ impl Background {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(st)) = c.try_wait()
             {
-                panic!(
-                    "{} exited ({st}) before '{needle}' x{n}:\n{text}",
-                    self.what
-                );
+                panic!("{} exited ({st}) before '{needle}' x{n}:\n{text}", self.what);
             }
-            assert!(
-                t0.elapsed() < timeout,
-                "{}: no '{needle}' x{n} within {timeout:?}:\n{text}",
-                self.what
-            );
+            assert!(t0.elapsed() < timeout, "{}: no '{needle}' x{n} within {timeout:?}:\n{text}", self.what);
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
@@ -300,9 +257,7 @@ impl Background {
 
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Sends SIGINT (unless it already exited) and waits (at most 20 s, then SIGKILL and
@@ -372,12 +327,7 @@ impl Connection {
     pub fn parse(line: &str) -> Connection {
         let fields = parse_flat_json(line).unwrap_or_else(|| panic!("bad client log line: {line}"));
         let s = |k: &str| fields.get(k).map(|v| unquote(v)).unwrap_or_default();
-        let n = |k: &str| {
-            fields
-                .get(k)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0) as u64
-        };
+        let n = |k: &str| fields.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64;
         Connection {
             i: n("i"),
             proto: s("proto"),
@@ -391,10 +341,7 @@ impl Connection {
             sha256_sent: s("sha256_sent"),
             sha256_received: s("sha256_received"),
             echo_ok: fields.get("echo_ok").map(String::as_str) == Some("true"),
-            error: fields
-                .get("error")
-                .filter(|v| v.as_str() != "null")
-                .map(|v| unquote(v)),
+            error: fields.get("error").filter(|v| v.as_str() != "null").map(|v| unquote(v)),
             fields,
         }
     }
@@ -406,15 +353,10 @@ fn parse_flat_json(line: &str) -> Option<HashMap<String, String>> {
     let mut out = HashMap::new();
     let mut chars = body.char_indices().peekable();
     loop {
-        while chars
-            .peek()
-            .is_some_and(|(_, c)| c.is_whitespace() || *c == ',')
-        {
+        while chars.peek().is_some_and(|(_, c)| c.is_whitespace() || *c == ',') {
             chars.next();
         }
-        let Some(&(start, c)) = chars.peek() else {
-            break;
-        };
+        let Some(&(start, c)) = chars.peek() else { break };
         if c != '"' {
             return None;
         }
@@ -423,10 +365,7 @@ fn parse_flat_json(line: &str) -> Option<HashMap<String, String>> {
         while chars.peek().is_some_and(|(i, _)| *i < key_end) {
             chars.next();
         }
-        while chars
-            .peek()
-            .is_some_and(|(_, c)| c.is_whitespace() || *c == ':')
-        {
+        while chars.peek().is_some_and(|(_, c)| c.is_whitespace() || *c == ':') {
             chars.next();
         }
         let &(vstart, vc) = chars.peek()?;
@@ -470,10 +409,7 @@ fn client_log_lines_parse() {
     let c = Connection::parse(
         r#"{"i": 3, "proto": "tcp", "mode": "reset", "local": "127.0.0.1:40003", "local_port": 40003, "remote": "127.0.0.1:49673", "size": 20000, "sent": 20000, "received": 20000, "sha256_sent": "ab", "sha256_received": "ab", "echo_ok": true, "start": 1.5, "error": null}"#,
     );
-    assert_eq!(
-        (c.i, c.local_port, c.size, c.echo_ok),
-        (3, 40003, 20000, true)
-    );
+    assert_eq!((c.i, c.local_port, c.size, c.echo_ok), (3, 40003, 20000, true));
     assert_eq!(c.remote, "127.0.0.1:49673");
     assert_eq!(c.error, None);
 }

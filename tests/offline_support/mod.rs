@@ -6,14 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// An Ethernet ARP request (42 bytes).
-pub const ARP: &str =
-    "ffffffffffff00112233445508060001080006040001001122334455c0a80101000000000000c0a80102";
+pub const ARP: &str = "ffffffffffff00112233445508060001080006040001001122334455c0a80101000000000000c0a80102";
 
 pub fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 pub fn arp() -> Vec<u8> {
@@ -29,25 +25,13 @@ pub fn raw_udp() -> Vec<u8> {
 pub struct Endian(pub bool);
 impl Endian {
     pub fn u16(self, v: u16) -> [u8; 2] {
-        if self.0 {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
+        if self.0 { v.to_be_bytes() } else { v.to_le_bytes() }
     }
     pub fn u32(self, v: u32) -> [u8; 4] {
-        if self.0 {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
+        if self.0 { v.to_be_bytes() } else { v.to_le_bytes() }
     }
     pub fn u64(self, v: u64) -> [u8; 8] {
-        if self.0 {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
+        if self.0 { v.to_be_bytes() } else { v.to_le_bytes() }
     }
 }
 
@@ -95,10 +79,7 @@ fn pad4(b: &mut Vec<u8>) {
 
 impl Pcapng {
     pub fn new() -> Pcapng {
-        Pcapng {
-            bytes: Vec::new(),
-            e: Endian(false),
-        }
+        Pcapng { bytes: Vec::new(), e: Endian(false) }
     }
     pub fn block(mut self, ty: u32, mut body: Vec<u8>) -> Pcapng {
         pad4(&mut body);
@@ -129,13 +110,7 @@ impl Pcapng {
         self.block(0x0A0D_0D0A, b)
     }
     /// IDB with optional if_name and if_tsresol.
-    pub fn idb(
-        self,
-        linktype: u16,
-        snaplen: u32,
-        name: Option<&str>,
-        tsresol: Option<u8>,
-    ) -> Pcapng {
+    pub fn idb(self, linktype: u16, snaplen: u32, name: Option<&str>, tsresol: Option<u8>) -> Pcapng {
         let e = self.e;
         let mut b = Vec::new();
         b.extend(e.u16(linktype));
@@ -210,11 +185,7 @@ pub fn bin() -> Command {
 pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut c = bin();
     c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    c.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = c.spawn().unwrap();
     if let Some(b) = stdin {
         let mut s = child.stdin.take().unwrap();
@@ -235,24 +206,14 @@ pub fn stdout(o: &Output) -> String {
 }
 
 /// Frames of a file, read through the library: (point label, sec, nsec, data, origlen, direction).
-pub type Row = (
-    String,
-    i64,
-    u64,
-    Vec<u8>,
-    u32,
-    flowtrail::capture::Direction,
-);
+pub type Row = (String, i64, u64, Vec<u8>, u32, flowtrail::capture::Direction);
 
 pub fn frames_of(path: &str) -> Result<Vec<Row>, String> {
     use flowtrail::capture::{FrameSource, OfflineReader, Points};
     let mut points = Points::default();
     let mut r = OfflineReader::open(path, &mut points).map_err(|e| e.to_string())?;
     let mut v = Vec::new();
-    while let Some(f) = r
-        .next_frame(&mut points, Vec::new())
-        .map_err(|e| e.to_string())?
-    {
+    while let Some(f) = r.next_frame(&mut points, Vec::new()).map_err(|e| e.to_string())? {
         let label = points.get(f.point).unwrap().label.clone();
         v.push((label, f.ts.sec, f.ts.nsec, f.data, f.origlen, f.direction));
     }
@@ -265,8 +226,5 @@ pub fn have_tcpdump() -> bool {
 }
 
 pub fn tcpdump(args: &[&str]) -> Output {
-    Command::new("/usr/bin/tcpdump")
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new("/usr/bin/tcpdump").args(args).output().unwrap()
 }

@@ -45,17 +45,11 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl Lab {
     /// Builds a lab, or `None` when the test must skip (not root, tools missing; outside CI).
     pub fn up(tag: &str) -> Option<Lab> {
-        if !prerequisite(
-            nix::unistd::geteuid().is_root(),
-            "the lab needs root (network namespaces, iptables)",
-        ) {
+        if !prerequisite(nix::unistd::geteuid().is_root(), "the lab needs root (network namespaces, iptables)") {
             return None;
         }
         for t in ["ip", "socat", "python3", "conntrack", "timeout"] {
-            if !prerequisite(
-                have_tool(t),
-                &format!("{t} is not installed (scripts/install-deps.sh installs it)"),
-            ) {
+            if !prerequisite(have_tool(t), &format!("{t} is not installed (scripts/install-deps.sh installs it)")) {
                 return None;
             }
         }
@@ -69,15 +63,8 @@ impl Lab {
             .output()
             .expect("run lab/seedpath.sh");
         // From here on the guard cleans up whatever `up` left.
-        let mut lab = Lab {
-            id,
-            env: HashMap::new(),
-        };
-        assert!(
-            out.status.success(),
-            "lab up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut lab = Lab { id, env: HashMap::new() };
+        assert!(out.status.success(), "lab up failed: {}", String::from_utf8_lossy(&out.stderr));
         for l in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some((k, v)) = l.split_once('=') {
                 lab.env.insert(k.to_string(), v.to_string());
@@ -87,10 +74,7 @@ impl Lab {
     }
 
     pub fn var(&self, k: &str) -> &str {
-        self.env
-            .get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("lab variable {k} missing"))
+        self.env.get(k).map(String::as_str).unwrap_or_else(|| panic!("lab variable {k} missing"))
     }
 
     /// `host`, `vm` or `node`.
@@ -117,15 +101,8 @@ impl Lab {
             .stdin(Stdio::null())
             .output()
             .expect("lab traffic");
-        assert!(
-            out.status.success(),
-            "lab traffic failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+        assert!(out.status.success(), "lab traffic failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
     }
 }
 
@@ -140,9 +117,7 @@ impl Drop for Lab {
     }
 }
 
-use flowtrail::process::{
-    Attribution, MatchKind, ProcSource, ProcessIndex, SockProto, SockState, SocketKey,
-};
+use flowtrail::process::{Attribution, MatchKind, ProcSource, ProcessIndex, SockProto, SockState, SocketKey};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -151,11 +126,9 @@ use std::time::Duration;
 /// that every leg is established when it returns. The stream stays bound to HOST.
 pub fn open_seed_connection(lab: &Lab) -> TcpStream {
     let entry: SocketAddr = lab.var("FT_ENTRY").parse().unwrap();
-    let mut s = flowtrail::netns::run_in(&lab.ns("host"), move || {
-        TcpStream::connect_timeout(&entry, Duration::from_secs(5))
-    })
-    .unwrap()
-    .expect("connect to the lab entry");
+    let mut s = flowtrail::netns::run_in(&lab.ns("host"), move || TcpStream::connect_timeout(&entry, Duration::from_secs(5)))
+        .unwrap()
+        .expect("connect to the lab entry");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let msg = vec![b'x'; 1000];
@@ -177,74 +150,31 @@ pub struct SeedSockets {
     pub node_accepted: SocketKey,
 }
 
-fn one<S: ProcSource>(
-    ix: &mut ProcessIndex<S>,
-    ns: &Netns,
-    what: &str,
-    f: impl Fn(&flowtrail::process::SocketRow) -> bool,
-) -> SocketKey {
-    let rows: Vec<_> = ix
-        .sockets(ns, SockProto::Tcp)
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.state == SockState::Established && f(r))
-        .collect();
-    assert_eq!(
-        rows.len(),
-        1,
-        "{ns}: expected one established {what}, got {rows:?}"
-    );
+fn one<S: ProcSource>(ix: &mut ProcessIndex<S>, ns: &Netns, what: &str, f: impl Fn(&flowtrail::process::SocketRow) -> bool) -> SocketKey {
+    let rows: Vec<_> = ix.sockets(ns, SockProto::Tcp).unwrap().into_iter().filter(|r| r.state == SockState::Established && f(r)).collect();
+    assert_eq!(rows.len(), 1, "{ns}: expected one established {what}, got {rows:?}");
     SocketKey::tcp(rows[0].local, rows[0].remote)
 }
 
 /// Finds the sockets of the connection whose client end is `client` (in HOST) from the
 /// namespaces' tables: each leg's local port gives the next one's.
-pub fn seed_sockets<S: ProcSource>(
-    ix: &mut ProcessIndex<S>,
-    host: &Netns,
-    vm: &Netns,
-    node: &Netns,
-    client: SocketAddr,
-) -> SeedSockets {
+pub fn seed_sockets<S: ProcSource>(ix: &mut ProcessIndex<S>, host: &Netns, vm: &Netns, node: &Netns, client: SocketAddr) -> SeedSockets {
     let entry: SocketAddr = "127.0.0.1:49673".parse().unwrap();
     let vm_listen: SocketAddr = "192.168.65.2:49700".parse().unwrap();
     let vm_local: SocketAddr = "127.0.0.1:55001".parse().unwrap();
     let node_listen: SocketAddr = "192.168.49.2:8443".parse().unwrap();
-    let host_client = one(ix, host, "client socket", |r| {
-        r.local == client && r.remote == entry
-    });
-    let host_accepted = one(ix, host, "accepted socket", |r| {
-        r.local == entry && r.remote == client
-    });
+    let host_client = one(ix, host, "client socket", |r| r.local == client && r.remote == entry);
+    let host_accepted = one(ix, host, "accepted socket", |r| r.local == entry && r.remote == client);
     let host_out = one(ix, host, "socket to the VM", |r| r.remote == vm_listen);
-    let vm_accepted = one(ix, vm, "accepted socket", |r| {
-        r.local == vm_listen && r.remote == host_out.local
-    });
-    let vm_out = one(ix, vm, "socket to 127.0.0.1:55001", |r| {
-        r.remote == vm_local
-    });
+    let vm_accepted = one(ix, vm, "accepted socket", |r| r.local == vm_listen && r.remote == host_out.local);
+    let vm_out = one(ix, vm, "socket to 127.0.0.1:55001", |r| r.remote == vm_local);
     // MASQUERADE keeps the port: NODE sees 192.168.49.1:<the VM forwarder's port>.
-    let node_accepted = one(ix, node, "accepted socket", |r| {
-        r.local == node_listen && r.remote.port() == vm_out.local.port()
-    });
-    SeedSockets {
-        host_client,
-        host_accepted,
-        host_out,
-        vm_accepted,
-        vm_out,
-        node_accepted,
-    }
+    let node_accepted = one(ix, node, "accepted socket", |r| r.local == node_listen && r.remote.port() == vm_out.local.port());
+    SeedSockets { host_client, host_accepted, host_out, vm_accepted, vm_out, node_accepted }
 }
 
 /// The owners of the seed path's sockets: (client, HOST forwarder, VM forwarder, server).
-pub fn check_seed_owners<S: ProcSource>(
-    ix: &mut ProcessIndex<S>,
-    host: &Netns,
-    vm: &Netns,
-    node: &Netns,
-    s: &SeedSockets,
-) -> [u32; 4] {
+pub fn check_seed_owners<S: ProcSource>(ix: &mut ProcessIndex<S>, host: &Netns, vm: &Netns, node: &Netns, s: &SeedSockets) -> [u32; 4] {
     let exact = |a: &Attribution, what: &str| {
         assert_eq!(a.matched(), Some(MatchKind::Socket), "{what}: {a:?}");
         assert_eq!(a.owners().len(), 1, "{what}: {a:?}");
@@ -253,48 +183,23 @@ pub fn check_seed_owners<S: ProcSource>(
     let client = exact(&ix.lookup(host, &s.host_client), "HOST client");
     let hf = exact(&ix.lookup(host, &s.host_accepted), "HOST accepted");
     assert_eq!(hf.comm, "socat", "{hf:?}");
-    assert!(
-        hf.cmdline
-            .iter()
-            .any(|a| a.starts_with("TCP4-LISTEN:49673")),
-        "{hf:?}"
-    );
+    assert!(hf.cmdline.iter().any(|a| a.starts_with("TCP4-LISTEN:49673")), "{hf:?}");
     let hf_out = exact(&ix.lookup(host, &s.host_out), "HOST outgoing");
-    assert_eq!(
-        hf_out.pid, hf.pid,
-        "one socat child carries both HOST sockets"
-    );
+    assert_eq!(hf_out.pid, hf.pid, "one socat child carries both HOST sockets");
     let vf = exact(&ix.lookup(vm, &s.vm_accepted), "VM accepted");
     assert_eq!(vf.comm, "socat", "{vf:?}");
-    assert!(
-        vf.cmdline
-            .iter()
-            .any(|a| a.starts_with("TCP4-LISTEN:49700")),
-        "{vf:?}"
-    );
+    assert!(vf.cmdline.iter().any(|a| a.starts_with("TCP4-LISTEN:49700")), "{vf:?}");
     let vf_out = exact(&ix.lookup(vm, &s.vm_out), "VM outgoing");
-    assert_eq!(
-        vf_out.pid, vf.pid,
-        "one socat child carries both VM sockets"
-    );
+    assert_eq!(vf_out.pid, vf.pid, "one socat child carries both VM sockets");
     assert_ne!(vf.pid, hf.pid);
     let server = ix.lookup(node, &s.node_accepted);
     assert_eq!(server.matched(), Some(MatchKind::Socket), "{server:?}");
     let server = server.owner().unwrap().clone();
     assert_eq!(server.comm, "python3", "{server:?}");
-    assert!(
-        server.cmdline.iter().any(|a| a.ends_with("server.py")),
-        "{server:?}"
-    );
+    assert!(server.cmdline.iter().any(|a| a.ends_with("server.py")), "{server:?}");
     // Before accept (or for any other peer) the listener answers: the forwarder's parent.
-    let pending = ix.lookup(
-        host,
-        &SocketKey::tcp(s.host_accepted.local, "127.0.0.1:1".parse().unwrap()),
-    );
+    let pending = ix.lookup(host, &SocketKey::tcp(s.host_accepted.local, "127.0.0.1:1".parse().unwrap()));
     assert_eq!(pending.matched(), Some(MatchKind::Listener), "{pending:?}");
-    assert!(
-        pending.owners().iter().all(|o| o.comm == "socat"),
-        "{pending:?}"
-    );
+    assert!(pending.owners().iter().all(|o| o.comm == "socat"), "{pending:?}");
     [client.pid, hf.pid, vf.pid, server.pid]
 }

@@ -29,11 +29,7 @@ pub fn model(specs: &[&str]) -> FrameModel {
         })
         .collect();
     let inputs = Inputs::open(&specs, None).expect("samples open");
-    let print = Options {
-        numeric: 2,
-        ts_format: TsFormat::Unix,
-        ..Options::default()
-    };
+    let print = Options { numeric: 2, ts_format: TsFormat::Unix, ..Options::default() };
     FrameModel::load(inputs, print)
 }
 
@@ -57,26 +53,12 @@ pub fn code(c: KeyCode) -> Event {
 }
 
 pub fn click(column: u16, row: u16) -> Event {
-    Event::Mouse(MouseEvent {
-        kind: MouseEventKind::Down(MouseButton::Left),
-        column,
-        row,
-        modifiers: KeyModifiers::NONE,
-    })
+    Event::Mouse(MouseEvent { kind: MouseEventKind::Down(MouseButton::Left), column, row, modifiers: KeyModifiers::NONE })
 }
 
 pub fn wheel(column: u16, row: u16, down: bool) -> Event {
-    let kind = if down {
-        MouseEventKind::ScrollDown
-    } else {
-        MouseEventKind::ScrollUp
-    };
-    Event::Mouse(MouseEvent {
-        kind,
-        column,
-        row,
-        modifiers: KeyModifiers::NONE,
-    })
+    let kind = if down { MouseEventKind::ScrollDown } else { MouseEventKind::ScrollUp };
+    Event::Mouse(MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE })
 }
 
 /// Sends events in order.
@@ -95,8 +77,7 @@ pub fn type_text(app: &mut App, model: &FrameModel, text: &str) {
 
 /// Draws the app on a TestBackend of its size.
 pub fn draw(app: &App) -> Terminal<TestBackend> {
-    let mut t =
-        Terminal::new(TestBackend::new(app.size.width, app.size.height)).expect("test backend");
+    let mut t = Terminal::new(TestBackend::new(app.size.width, app.size.height)).expect("test backend");
     t.draw(|f| flowtrail::tui::render(f, app)).expect("draw");
     t
 }
@@ -106,10 +87,6 @@ pub fn screen(app: &App) -> Vec<String> {
     let t = draw(app);
     let buf = t.backend().buffer();
     (0..buf.area.height)
-        .map(|y| {
-            (0..buf.area.width)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-        })
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>())
         .collect()
 }
