@@ -20,6 +20,10 @@ of the given size and waits for each echo (a refused port shows up as error "ref
 Everything is bounded: --timeout per socket operation, --deadline for the whole run
 (no new connection starts after it), at most --count connections.
 
+Concurrency: --parallel N runs up to N connections at once (connection i starts as soon as
+a worker is free; log lines in completion order). --start-at T waits until UNIX time T
+first (at most --deadline), so several clients can start together.
+
 Log record (fields may be added, not renamed):
   {"i", "proto", "mode", "local", "local_port", "remote", "size", "sent", "received",
    "sha256_sent", "sha256_received", "echo_ok", "start", "connected", "end", "error"}
@@ -186,6 +190,8 @@ def main():
     p.add_argument("--deadline", type=float, default=120.0, help="whole run, s")
     p.add_argument("--log", default="-", help="JSON lines output file (- = stdout)")
     p.add_argument("--allow-errors", action="store_true", help="exit 0 even on failures")
+    p.add_argument("--parallel", type=int, default=1, help="connections at once (1..64)")
+    p.add_argument("--start-at", type=float, default=0.0, help="wait until this UNIX time")
     args = p.parse_args()
 
     if not 0 <= args.count <= 10000:
@@ -195,25 +201,47 @@ def main():
     for m in modes:
         if m not in ("halfclose", "close", "reset"):
             p.error(f"unknown mode {m}")
+    if not 1 <= args.parallel <= 64:
+        p.error("--parallel must be within 1..64")
     fam, host, port = parse_addr(args.connect)
+    if args.start_at:
+        time.sleep(min(max(0.0, args.start_at - time.time()), args.deadline))
     out = sys.stdout if args.log == "-" else open(args.log, "a", encoding="utf-8")
     t_end = time.monotonic() + args.deadline
     failures = 0
-    for i in range(args.count):
-        if time.monotonic() > t_end:
-            print(f"client: deadline reached after {i} connections", file=sys.stderr)
-            failures += 1
-            break
-        one = udp_one if args.udp else tcp_one
-        rec = one(args, i, cycle(sizes, i), cycle(modes, i), fam, host, port)
-        out.write(json.dumps(rec, sort_keys=True) + "\n")
-        out.flush()
-        if not rec["echo_ok"]:
-            failures += 1
-            print(f"client: connection {i} failed: {rec['error'] or 'echo mismatch'}",
-                  file=sys.stderr)
-        if args.interval and i + 1 < args.count:
-            time.sleep(args.interval)
+    lock = threading.Lock()
+    next_i = [0]
+
+    def worker():
+        nonlocal failures
+        while True:
+            with lock:
+                i = next_i[0]
+                if i >= args.count:
+                    return
+                if time.monotonic() > t_end:
+                    print(f"client: deadline reached after {i} connections", file=sys.stderr)
+                    failures += 1
+                    next_i[0] = args.count
+                    return
+                next_i[0] += 1
+            one = udp_one if args.udp else tcp_one
+            rec = one(args, i, cycle(sizes, i), cycle(modes, i), fam, host, port)
+            with lock:
+                out.write(json.dumps(rec, sort_keys=True) + "\n")
+                out.flush()
+                if not rec["echo_ok"]:
+                    failures += 1
+                    print(f"client: connection {i} failed: {rec['error'] or 'echo mismatch'}",
+                          file=sys.stderr)
+            if args.interval and i + 1 < args.count:
+                time.sleep(args.interval)
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(args.parallel)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(args.deadline + 4 * args.timeout + 5)
     if out is not sys.stdout:
         out.close()
     return 0 if failures == 0 or args.allow_errors else 1

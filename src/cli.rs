@@ -140,8 +140,9 @@ pub struct Args {
     #[arg(long = "tui")]
     pub tui: bool,
 
-    /// Print one line per flow when input ends: `--flows` (a table) or `--flows=json` (one
-    /// JSON object per line). Packet printing is off with it unless `--print`.
+    /// Print the joined flows when input ends: `--flows` (a tree: path -> legs ->
+    /// observations) or `--flows=json` (one JSON object per path, one line each). Packet
+    /// printing is off with it unless `--print`.
     #[arg(
         long = "flows",
         value_name = "FORMAT",
@@ -152,7 +153,8 @@ pub struct Args {
     )]
     pub flows: Option<String>,
 
-    /// Print the conversation of flow ID (as `--flows` numbers it) as it is reassembled.
+    /// Print the conversation of observation ID as it is reassembled (`--flows` lists
+    /// observation ids as `#ID`, JSON as `ids`; path ids are numbered separately).
     #[arg(long = "follow", value_name = "ID")]
     pub follow: Option<u64>,
 
@@ -190,6 +192,17 @@ pub struct Args {
     /// reassembly memory when that is less).
     #[arg(long = "stream-buffer", value_name = "BYTES", value_parser = parse_size)]
     pub stream_buffer: Option<usize>,
+
+    /// Conntrack table text for the joiner (`conntrack -L [-o extended,id]` or
+    /// `/proc/net/nf_conntrack`), as `NETNS=FILE` (synthetic observations are labelled
+    /// `NETNS/conntrack`) or `FILE` (labelled by the file's stem). Repeatable.
+    #[arg(long = "conntrack", value_name = "[NETNS=]FILE")]
+    pub conntrack: Vec<String>,
+
+    /// `--flows` without joining: one path per observation (no legs or paths across capture
+    /// points). For measurements and for tools that want plain per-point flows.
+    #[arg(long = "no-join")]
+    pub no_join: bool,
 
     /// Filter expression (pcap-filter syntax).
     #[arg(value_name = "EXPRESSION", trailing_var_arg = false)]

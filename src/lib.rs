@@ -24,6 +24,7 @@ pub mod cli;
 pub mod conntrack;
 pub mod decode;
 pub mod escape;
+pub mod evidence;
 pub mod filter;
 pub mod flow;
 pub mod hexdump;

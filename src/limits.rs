@@ -59,12 +59,19 @@ impl Limits {
     /// The caps for a total of `max_memory` bytes (at least [`Limits::MIN_MAX_MEMORY`] is
     /// used).
     pub fn new(max_memory: usize) -> Limits {
+        Limits::for_flows(max_memory, false)
+    }
+
+    /// The caps for a total of `max_memory` bytes when every TCP and UDP flow also keeps the
+    /// joiner's features (`--flows` without `--no-join`): fewer flows fit the same share.
+    pub fn for_flows(max_memory: usize, join: bool) -> Limits {
+        let per_flow = FlowTable::BYTES_PER_FLOW + if join { FlowTable::FEATURES_BYTES } else { 0 };
         let m = max_memory.max(Limits::MIN_MAX_MEMORY);
         let share = |percent: usize| m / 100 * percent;
         let reassembly_memory = share(30);
         Limits {
             max_memory: m,
-            max_flows: (share(30) / FlowTable::BYTES_PER_FLOW).max(1),
+            max_flows: (share(30) / per_flow).max(1),
             reassembly_memory,
             stream_buffer: (reassembly_memory / 32).min(Limits::MAX_STREAM_BUFFER),
             aux_memory: share(8),
@@ -78,7 +85,8 @@ impl Limits {
     /// The caps from the command line: `--max-memory` (or the default), then each finer
     /// option that was given replaces its share.
     pub fn from_args(args: &crate::cli::Args) -> Limits {
-        let mut l = Limits::new(args.max_memory.unwrap_or(Limits::DEFAULT_MAX_MEMORY));
+        let join = args.flows.is_some() && !args.no_join;
+        let mut l = Limits::for_flows(args.max_memory.unwrap_or(Limits::DEFAULT_MAX_MEMORY), join);
         if let Some(n) = args.max_flows {
             l.max_flows = n.max(1);
         }

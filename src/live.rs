@@ -133,6 +133,9 @@ pub struct LiveOptions {
     /// Most bytes of frames captured but not yet taken by the pipeline ([`FRAME_COST`] plus
     /// the captured bytes each); a capture thread pauses while the queue is above it.
     pub max_queued_bytes: usize,
+    /// Connection starts to the process attribution of a joined `--flows` (see
+    /// [`crate::evidence`]); the capture threads call it on every frame they read.
+    pub tap: Option<crate::evidence::SocketTap>,
 }
 
 /// What one queued frame costs besides its bytes (the `Frame` and the buffer's allocator
@@ -166,6 +169,7 @@ impl Default for LiveOptions {
             filter: None,
             directions: false,
             max_queued_bytes: crate::limits::Limits::default().live_frames,
+            tap: None,
         }
     }
 }
@@ -674,6 +678,8 @@ impl HandleSetup {
         let source = self.source;
         let mut spares: Vec<Vec<u8>> = Vec::with_capacity(BATCH_FRAMES);
         let mut paused = false;
+        let tap = self.opts.tap.clone();
+        let mut udp_seen = std::collections::HashSet::new();
         loop {
             if ctl.abort.load(Ordering::Relaxed) {
                 break;
@@ -704,6 +710,9 @@ impl HandleSetup {
                 let ts = Timestamp { sec: p.header.ts.tv_sec, nsec: nsec.clamp(0, 999_999_999) as u64 };
                 if discard_before.is_some_and(|t| ts < t) {
                     return;
+                }
+                if let Some(t) = &tap {
+                    t.frame(&self.spec.netns, linktype, p.data, &mut udp_seen);
                 }
                 let mut data = spares.pop().unwrap_or_default();
                 data.clear();

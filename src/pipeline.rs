@@ -228,17 +228,26 @@ fn run_live(args: &Args) -> i32 {
     let printing = to_stdout || args.print;
     let to_terminal = std::io::IsTerminal::is_terminal(&io::stdout());
     let several = specs.len() > 1;
+    // Joined --flows: conntrack of every namespace captured in, and socket owners. Frames
+    // come at once (immediate mode), so connection starts are attributed while they last.
+    let joining = args.flows.is_some() && !args.no_join;
+    let evidence = joining.then(|| {
+        let pts: Vec<(u32, crate::netns::Netns)> =
+            specs.iter().enumerate().map(|(i, s)| (i as u32, s.netns.clone())).collect();
+        crate::evidence::LiveEvidence::start(&pts)
+    });
     let opts = LiveOptions {
         snaplen: args.snaplen.unwrap_or(crate::live::MAXIMUM_SNAPLEN),
         buffer_kib: args.buffer_size,
         promisc: !args.no_promisc,
         direction,
         // Not forced for several points: the reorder window covers the ring's block timeout.
-        immediate: args.immediate || args.line_buffered || (printing && to_terminal),
+        immediate: args.immediate || args.line_buffered || (printing && to_terminal) || joining,
         nano: args.want_nano(),
         filter: expr,
         directions: several,
         max_queued_bytes: crate::limits::Limits::from_args(args).live_frames,
+        tap: evidence.as_ref().and_then(|e| e.tap()),
     };
     let stop = StopFlag::new();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -295,7 +304,7 @@ fn run_live(args: &Args) -> i32 {
     let mut merger = Merger::new();
     merger.add(Box::new(live.source()));
     let if_names = crate::live::sll2_interface_names(&live.points);
-    let outcome = process_with(args, Filter::new(None), merger, points, if_names);
+    let outcome = process_live(args, Filter::new(None), merger, points, if_names, evidence);
     let interrupted = stop.is_stopped();
     let stats = live.finish();
     let errors = live.take_errors();
@@ -338,10 +347,23 @@ pub fn process(args: &Args, filter: Filter, merger: Merger, points: Points) -> O
 /// `any` captures (live capture fills it from the capturing namespace; empty prints `?`).
 pub fn process_with(
     args: &Args,
+    filter: Filter,
+    merger: Merger,
+    points: Points,
+    if_names: Vec<(u32, String)>,
+) -> Outcome {
+    process_live(args, filter, merger, points, if_names, None)
+}
+
+/// [`process_with`] plus live evidence for the joiner (conntrack watchers, process
+/// attribution), handed to the flow report before it joins.
+pub fn process_live(
+    args: &Args,
     mut filter: Filter,
     mut merger: Merger,
     mut points: Points,
     if_names: Vec<(u32, String)>,
+    mut evidence: Option<crate::evidence::LiveEvidence>,
 ) -> Outcome {
     let fail = || Outcome { status: 1, per_point: Vec::new(), broken_pipe: false };
     // 2. Lookahead, then count points.
@@ -393,6 +415,11 @@ pub fn process_with(
             return fail();
         }
     };
+    if let (Some(f), Some(ev)) = (flows.as_mut(), evidence.as_ref())
+        && f.joins()
+    {
+        f.on_new_flow(ev.hook());
+    }
     let mut opts = print_options(args);
     opts.labels = labels;
     let mut printer = Printer::new(opts);
@@ -499,6 +526,11 @@ pub fn process_with(
     drop(writer);
     report_printer_caps(&printer);
     let mut flow_status = 0;
+    if let (Some(f), Some(ev)) = (flows.as_mut(), evidence.take()) {
+        let (e, stats) = ev.finish();
+        f.add_evidence(e);
+        f.set_evidence_stats(stats);
+    }
     if stop.is_none()
         && let Some(f) = flows.take()
     {

@@ -159,6 +159,11 @@ pub struct FlowConfig {
     pub aux_memory: usize,
     /// Flows to reserve room for up front (0: grow on demand). At most `max_flows` is used.
     pub reserve_flows: usize,
+    /// Keep an [`ObservationFeatures`](crate::join::ObservationFeatures) per TCP and UDP
+    /// flow for the joiner (about 1.2 KiB each, fixed; bounded with the flows by
+    /// `max_flows`), handed over in [`FlowRecord::features`] and lent from live flows by
+    /// [`FlowTable::live_features`].
+    pub features: bool,
 }
 
 impl FlowConfig {
@@ -180,6 +185,7 @@ impl Default for FlowConfig {
             reassembly_memory: Budget::DEFAULT_LIMIT,
             aux_memory: FlowConfig::DEFAULT_AUX_MEMORY,
             reserve_flows: 0,
+            features: false,
         }
     }
 }
@@ -255,6 +261,8 @@ pub struct FlowRecord {
     pub end: EndReason,
     /// TCP's additions (boxed: records wait in memory, and most of their size is here).
     pub tcp: Option<Box<TcpRecord>>,
+    /// The joiner's features of a TCP/UDP observation, when [`FlowConfig::features`].
+    pub features: Option<Box<crate::join::ObservationFeatures>>,
 }
 
 impl FlowRecord {
@@ -266,7 +274,8 @@ impl FlowRecord {
         let tcp = self.tcp.as_ref().map_or(0, |t| {
             block(std::mem::size_of::<TcpRecord>()) + t.gaps[0].heap_bytes() + t.gaps[1].heap_bytes()
         });
-        std::mem::size_of::<FlowRecord>() + block(self.history.capacity()) + tcp
+        let features = if self.features.is_some() { FlowTable::FEATURES_BYTES } else { 0 };
+        std::mem::size_of::<FlowRecord>() + block(self.history.capacity()) + tcp + features
     }
 }
 

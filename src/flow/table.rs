@@ -19,7 +19,8 @@ use super::key::{Endpoint, FlowKey, Proto, Side, destination_is_server, icmp_por
 use super::stream::{ReassemblyParams, TcpStreams};
 use super::{AuxBudget, EndReason, FlowConfig, FlowInfo, FlowObserver, FlowRecord, Nanos, TcpRecord};
 use crate::capture::{Frame, Points};
-use crate::decode::{Ip, Tcp, Transport, decode};
+use crate::decode::{Ip, Tcp, Transport, Udp, decode};
+use crate::join::ObservationFeatures;
 use crate::reassembly::{Budget, Counters, Direction, Event, Segment, TcpFlags};
 use crate::seq::SeqNum;
 use std::cmp::Reverse;
@@ -140,6 +141,8 @@ struct Flow {
     state: FlowState,
     /// Deadline of this flow's current heap entry.
     queued: Nanos,
+    /// What the joiner needs (TCP and UDP flows, when [`FlowConfig::features`]).
+    features: Option<Box<ObservationFeatures>>,
 }
 
 /// A heap entry: `(deadline, slot, flow id)`, smallest deadline first.
@@ -183,6 +186,10 @@ impl FlowTable {
         + 2 * std::mem::size_of::<Entry>()
         + std::mem::size_of::<u32>();
 
+    /// What the joiner's features add to a TCP or UDP flow when [`FlowConfig::features`] is
+    /// on (the boxed features and two short owner names).
+    pub const FEATURES_BYTES: usize = heap_block(std::mem::size_of::<ObservationFeatures>()) + 2 * 32;
+
     pub fn new(config: FlowConfig) -> FlowTable {
         let budget = Budget::new(config.reassembly_memory);
         let params = ReassemblyParams { config: config.reassembly, budget };
@@ -222,6 +229,12 @@ impl FlowTable {
         (self.params.budget.used(), self.aux.used())
     }
 
+    /// The joiner's features of every live flow, `(flow id, features)` in slot order, lent
+    /// for a snapshot join (ended flows hand theirs over in [`FlowRecord::features`]).
+    pub fn live_features(&self) -> impl Iterator<Item = (u64, &ObservationFeatures)> + '_ {
+        self.slab.iter().flatten().filter_map(|f| f.features.as_deref().map(|x| (f.info.id, x)))
+    }
+
     /// Live flows now.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -247,13 +260,26 @@ impl FlowTable {
         }
         let point = u32::try_from(frame.point).unwrap_or(u32::MAX);
         match decoded.transport {
-            Transport::Tcp(t) => self.tcp(point, &ip, &t, now, points, obs),
+            Transport::Tcp(t) => self.tcp(point, &ip, &t, now, frame, points, obs),
             Transport::Udp(u) => {
                 self.stats.udp_packets += 1;
                 let src = Endpoint::new(ip.src, u.sport);
                 let dst = Endpoint::new(ip.dst, u.dport);
                 let dst_server = destination_is_server(u.sport, u.dport);
-                self.datagram(point, Proto::Udp, src, dst, dst_server, u.payload_len, u.payload, now, points, obs);
+                let link = Some((&ip, &u, frame));
+                self.datagram(
+                    point,
+                    Proto::Udp,
+                    src,
+                    dst,
+                    dst_server,
+                    u.payload_len,
+                    u.payload,
+                    now,
+                    link,
+                    points,
+                    obs,
+                );
             }
             Transport::Icmp { v6, kind, code } => {
                 self.stats.icmp_packets += 1;
@@ -261,7 +287,7 @@ impl FlowTable {
                 let src = Endpoint::new(ip.src, sport);
                 let dst = Endpoint::new(ip.dst, dport);
                 let proto = if v6 { Proto::Icmp6 } else { Proto::Icmp };
-                self.datagram(point, proto, src, dst, originator, 0, &[], now, points, obs);
+                self.datagram(point, proto, src, dst, originator, 0, &[], now, None, points, obs);
             }
             Transport::Other { .. } | Transport::None => self.stats.other_proto += 1,
         }
@@ -288,7 +314,17 @@ impl FlowTable {
         self.labels[i].clone()
     }
 
-    fn tcp(&mut self, point: u32, ip: &Ip, t: &Tcp<'_>, now: Nanos, points: &Points, obs: &mut impl FlowObserver) {
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        point: u32,
+        ip: &Ip,
+        t: &Tcp<'_>,
+        now: Nanos,
+        frame: &Frame,
+        points: &Points,
+        obs: &mut impl FlowObserver,
+    ) {
         self.stats.tcp_packets += 1;
         let src = Endpoint::new(ip.src, t.sport);
         let dst = Endpoint::new(ip.dst, t.dport);
@@ -308,8 +344,14 @@ impl FlowTable {
             }
         };
         let Self { slab, params, aux, stats, .. } = self;
-        let Some(flow) = slab.get_mut(slot as usize).and_then(Option::as_mut) else { return };
+        let Some(flow) = slab.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
         let dir = if side == flow.client { 0 } else { 1 };
+        if let Some(f) = flow.features.as_deref_mut() {
+            f.on_link(direction(dir), frame.linktype, &frame.data);
+            f.on_tcp(direction(dir), now, ip, t);
+        }
         flow.tcp_packet(dir, t, flags, now, params, aux, obs);
         stats.reassembly_memory_peak = stats.reassembly_memory_peak.max(params.budget.used() as u64);
         self.touch(slot);
@@ -320,8 +362,12 @@ impl FlowTable {
         if !flags.syn() || flags.ack() {
             return false;
         }
-        let Some(flow) = self.slab.get(slot as usize).and_then(Option::as_ref) else { return false };
-        let FlowState::Tcp(tcp) = &flow.state else { return false };
+        let Some(flow) = self.slab.get(slot as usize).and_then(Option::as_ref) else {
+            return false;
+        };
+        let FlowState::Tcp(tcp) = &flow.state else {
+            return false;
+        };
         let dir = if side == flow.client { 0 } else { 1 };
         if tcp.streams.isn()[dir] == Some(SeqNum(seq)) {
             return false; // a retransmitted SYN
@@ -340,6 +386,7 @@ impl FlowTable {
         bytes: u32,
         payload: &[u8],
         now: Nanos,
+        link: Option<(&Ip, &Udp<'_>, &Frame)>,
         points: &Points,
         obs: &mut impl FlowObserver,
     ) {
@@ -351,8 +398,14 @@ impl FlowTable {
                 self.create(key, side, sender_is_client, state, now, points, obs)
             }
         };
-        let Some(flow) = self.slab.get_mut(slot as usize).and_then(Option::as_mut) else { return };
+        let Some(flow) = self.slab.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
         let dir = if side == flow.client { 0 } else { 1 };
+        if let (Some(f), Some((ip, u, frame))) = (flow.features.as_deref_mut(), link) {
+            f.on_link(direction(dir), frame.linktype, &frame.data);
+            f.on_udp(direction(dir), now, ip, u);
+        }
         flow.count(dir, bytes, now);
         if let FlowState::Datagram { sent } = &mut flow.state {
             sent[dir] = true;
@@ -399,6 +452,11 @@ impl FlowTable {
             client: key.endpoint(client),
             server: key.endpoint(server),
         };
+        let features = (self.config.features && matches!(key.proto, Proto::Tcp | Proto::Udp)).then(|| {
+            let proto = if key.proto == Proto::Tcp { crate::join::Proto::Tcp } else { crate::join::Proto::Udp };
+            let addr = |e: super::Endpoint| std::net::SocketAddr::new(e.addr, e.port);
+            Box::new(ObservationFeatures::new(key.point, proto, addr(info.client), addr(info.server)))
+        });
         let wants_payload = obs.wants_payload(&info);
         let mut history = History::default();
         if !sender_is_client {
@@ -415,6 +473,7 @@ impl FlowTable {
             history,
             state,
             queued: Nanos(0),
+            features,
         };
         let deadline = flow.deadline(&self.config);
         flow.queued = deadline;
@@ -439,7 +498,9 @@ impl FlowTable {
 
     /// After a packet: queue an earlier deadline if the flow's timeout shrank.
     fn touch(&mut self, slot: u32) {
-        let Some(flow) = self.slab.get_mut(slot as usize).and_then(Option::as_mut) else { return };
+        let Some(flow) = self.slab.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
         let real = flow.deadline(&self.config);
         if real < flow.queued {
             flow.queued = real;
@@ -476,7 +537,9 @@ impl FlowTable {
                 break;
             }
             self.heap.pop();
-            let Some(flow) = self.current(entry) else { continue };
+            let Some(flow) = self.current(entry) else {
+                continue;
+            };
             let real = flow.deadline(&self.config);
             let slot = entry.1;
             if real <= self.clock {
@@ -497,7 +560,9 @@ impl FlowTable {
     /// Ends the live flow closest to expiry. False if there is none.
     fn evict_one(&mut self, obs: &mut impl FlowObserver) -> bool {
         while let Some(Reverse(entry)) = self.heap.pop() {
-            let Some(flow) = self.current(entry) else { continue };
+            let Some(flow) = self.current(entry) else {
+                continue;
+            };
             let real = flow.deadline(&self.config);
             if real.0 > entry.0 {
                 self.requeue(entry.1, real);
@@ -516,7 +581,9 @@ impl FlowTable {
 
     /// Ends the flow in `slot`: flushes its streams, emits its record, frees its memory.
     fn end(&mut self, slot: u32, reason: EndReason, obs: &mut impl FlowObserver) {
-        let Some(mut flow) = self.slab.get_mut(slot as usize).and_then(Option::take) else { return };
+        let Some(mut flow) = self.slab.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
         self.index.remove(&flow.key);
         self.free.push(slot);
         match reason {
@@ -582,7 +649,7 @@ impl Flow {
         obs: &mut impl FlowObserver,
     ) {
         self.count(dir, t.payload_len, now);
-        let Flow { info, history, state, wants_payload, .. } = self;
+        let Flow { info, history, state, wants_payload, features, .. } = self;
         let FlowState::Tcp(tcp) = state else { return };
         let from_orig = dir == 0;
         let len = t.payload_len;
@@ -637,6 +704,7 @@ impl Flow {
             if let Event::Gap { .. } = e {
                 history.gap(d == Direction::ClientToServer);
             }
+            feed(features, d, &e);
             if wants {
                 obs.stream_event(info, d, &e);
             }
@@ -656,7 +724,7 @@ impl Flow {
     /// Flushes the streams and builds the record.
     fn finish(&mut self, end: EndReason, aux: &mut AuxBudget, obs: &mut impl FlowObserver) -> FlowRecord {
         let sizes = [self.traffic[0].bytes, self.traffic[1].bytes];
-        let Flow { info, history, state, wants_payload, .. } = self;
+        let Flow { info, history, state, wants_payload, features, .. } = self;
         let (conn_state, tcp_record) = match state {
             FlowState::Tcp(tcp) => {
                 let wants = *wants_payload;
@@ -665,6 +733,7 @@ impl Flow {
                     if let Event::Gap { .. } = e {
                         history.gap(d == Direction::ClientToServer);
                     }
+                    feed(features, d, &e);
                     if wants {
                         obs.stream_event(info, d, &e);
                     }
@@ -696,7 +765,20 @@ impl Flow {
             history: self.history.as_str().to_string(),
             end,
             tcp: tcp_record,
+            features: features.take(),
         }
+    }
+}
+
+/// A reassembly event to the joiner's digests (Data and Gap; the others carry nothing it uses).
+fn feed(features: &mut Option<Box<ObservationFeatures>>, d: Direction, e: &Event<'_>) {
+    let Some(f) = features.as_deref_mut() else {
+        return;
+    };
+    match e {
+        Event::Data { offset, bytes } => f.on_stream_data(d, *offset, bytes),
+        Event::Gap { offset, .. } => f.on_stream_gap(d, *offset),
+        _ => {}
     }
 }
 

@@ -13,6 +13,8 @@ struct Entry {
     from: Nanos,
     until: Nanos,
     item: u32,
+    /// Pairs need at least one entry marked so ([`Grouper::push_level`]).
+    top: bool,
 }
 
 /// Collects `(key, time range, item)` entries and emits candidate pairs.
@@ -38,11 +40,21 @@ impl Grouper {
 
     /// `item` has `key` and is live over `[from, until]`.
     pub fn push(&mut self, key: u64, from: Nanos, until: Nanos, item: u32) {
+        self.push_level(key, from, until, item, true);
+    }
+
+    /// Like [`Grouper::push`], for multi-level keys: an item pushes its key at every level
+    /// it reached, `top` only at the longest; two items pair under a key only if it is the
+    /// longest of at least one of them. So items sharing a long key pair once (there), and
+    /// an item is still found by one that reached only a shorter level, while items that
+    /// share short keys but differ further on never pair.
+    pub fn push_level(&mut self, key: u64, from: Nanos, until: Nanos, item: u32, top: bool) {
         self.entries.push(Entry {
             key,
             from,
             until: until.max(from),
             item,
+            top,
         });
     }
 
@@ -83,7 +95,7 @@ impl Grouper {
                     if b.from > limit {
                         break;
                     }
-                    if b.item != a.item {
+                    if b.item != a.item && (a.top || b.top) {
                         out.push((a.item, b.item));
                         n += 1;
                         if n >= cap {

@@ -235,6 +235,8 @@ pub struct JoinStats {
     /// Links refused because they would join two observations of one tuple at one point.
     pub leg_conflicts: u64,
     pub path_pairs_scored: u64,
+    /// Candidate pairs skipped unscored: both legs end at the same server socket.
+    pub path_pairs_same_server: u64,
     pub path_edges: u64,
     pub path_links: u64,
     pub ambiguous_hops: u64,
@@ -242,6 +244,8 @@ pub struct JoinStats {
     pub capped_candidates: u64,
     pub path_groups_exact: u64,
     pub path_groups_greedy: u64,
+    /// Forwarder hops dropped because their path would pass one listening socket twice.
+    pub path_loops_cut: u64,
 }
 
 /// A capture point as the joiner names it.
@@ -497,6 +501,57 @@ impl<'a> Joiner<'a> {
             next[e.up as usize] = Some(i);
             prev[e.down as usize] = Some(i);
         }
+        // A path never passes one listening socket twice: two legs of a chain with the same
+        // server endpoint at the same point (nearest the server) are two connections to the
+        // same server, i.e. two paths that identical bytes chained head to tail (A's last
+        // leg -> B's first leg). The weakest hop between them is cut, until none is left.
+        let server_at = |l: usize| -> Option<(u32, SocketAddr)> {
+            let v = sums[l]
+                .views
+                .iter()
+                .rev()
+                .find(|v| v.synthetic(&obs).is_none())?;
+            Some((v.point, canon(v.server(&obs))))
+        };
+        for head in 0..sums.len() {
+            if prev[head].is_some() || next[head].is_none() {
+                continue;
+            }
+            let mut start = head;
+            'chain: loop {
+                // Legs from `start` on, with the hop into each.
+                let mut legs: Vec<(usize, Option<usize>)> = vec![(start, None)];
+                let mut cur = start;
+                while let Some(ei) = next[cur] {
+                    cur = edges[ei].down as usize;
+                    if legs.iter().any(|&(l, _)| l == cur) || legs.len() > sums.len() {
+                        break;
+                    }
+                    legs.push((cur, Some(ei)));
+                }
+                for j in 1..legs.len() {
+                    let Some(sj) = server_at(legs[j].0) else {
+                        continue;
+                    };
+                    if let Some(i) = (0..j).find(|&i| server_at(legs[i].0) == Some(sj)) {
+                        // Weakest hop among those between legs i and j.
+                        let cut = (i + 1..=j)
+                            .filter_map(|k| legs[k].1)
+                            .min_by_key(|&ei| (edges[ei].score, std::cmp::Reverse(ei)));
+                        if let Some(ei) = cut {
+                            let e = &edges[ei];
+                            next[e.up as usize] = None;
+                            prev[e.down as usize] = None;
+                            stats.path_loops_cut += 1;
+                            stats.path_links = stats.path_links.saturating_sub(1);
+                            start = e.down as usize;
+                            continue 'chain;
+                        }
+                    }
+                }
+                break;
+            }
+        }
         // Chains from their heads.
         let mut chains: Vec<Vec<u32>> = Vec::new();
         let mut placed = vec![false; sums.len()];
@@ -723,6 +778,7 @@ impl<'a> Joiner<'a> {
                         .reply(obs)
                         .map(|(src, dst)| Box::new(model::Endpoints { src, dst })),
                     ids,
+                    note: None,
                     conntrack,
                 }
             })

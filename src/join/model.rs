@@ -367,6 +367,10 @@ pub struct Observation {
     pub ids: Ids,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conntrack: Option<Box<CtRef>>,
+    /// What the text tree prints after the counters: state, history and analysis, filled by
+    /// the report from the observation's flow record (the JSON has the record's own fields).
+    #[serde(skip)]
+    pub note: Option<Box<str>>,
 }
 
 /// Up to two observation ids, serialized as a JSON array.

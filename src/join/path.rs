@@ -110,23 +110,30 @@ impl<'b> LegSum<'b> {
         }
     }
 
-    /// The payload keys the path search groups legs by.
-    fn keys(&self, out: &mut Vec<u64>) {
-        for dir in Dir::BOTH {
-            let s = &self.streams[dir.index()];
-            let tag = 10 + dir.index() as u8;
-            match self.proto {
-                Proto::Tcp => {
-                    if let Some(k) = s.digest.and_then(|d| d.index_key()) {
-                        out.push(key(tag, k));
-                    }
-                }
-                Proto::Udp => {
-                    if let Some(h) = s
-                        .datagrams
-                        .and_then(|d| d.datagrams.as_slice().iter().find_map(|g| g.digest()))
-                    {
-                        out.push(key(tag, h));
+    /// The payload keys the path search groups legs by, `(key, pairs on its own)` (see
+    /// [`Grouper::push_level`]). A forwarder hop carries the same bytes both ways, so a TCP
+    /// leg with payload in both directions is found under the key of both heads together;
+    /// its per-direction keys only pair it with legs that show one direction (midstream,
+    /// or cut short). UDP: the first datagram digest of each direction.
+    fn keys(&self, out: &mut Vec<(u64, bool)>) {
+        let heads: [Option<u64>; 2] = match self.proto {
+            Proto::Tcp => [0, 1].map(|d| self.streams[d].digest.and_then(|x| x.index_key())),
+            Proto::Udp => [0, 1].map(|d| {
+                self.streams[d]
+                    .datagrams
+                    .and_then(|x| x.datagrams.as_slice().iter().find_map(|g| g.digest()))
+            }),
+        };
+        match (self.proto, heads) {
+            (Proto::Tcp, [Some(a), Some(b)]) => {
+                out.push((key(12, a ^ b.rotate_left(29)), true));
+                out.push((key(10, a), false));
+                out.push((key(11, b), false));
+            }
+            _ => {
+                for (d, h) in heads.iter().enumerate() {
+                    if let Some(h) = h {
+                        out.push((key(10 + d as u8, *h), true));
                     }
                 }
             }
@@ -160,12 +167,13 @@ pub(crate) fn candidates(
             .data_near_server
             .unwrap_or(l.start_near_server)
             .max(l.start_near_server);
-        for &k in &keys {
-            g.push(
+        for &(k, top) in &keys {
+            g.push_level(
                 k,
                 l.start_near_client,
                 busy.saturating_add(cfg.path_window_ns),
                 i as u32,
+                top,
             );
         }
     }
@@ -354,7 +362,21 @@ pub(crate) fn edges(
     stats: &mut JoinStats,
 ) -> Vec<PathEdge> {
     let mut out = Vec::new();
+    // The server nearest the server: legs with the same one at the same point are two
+    // connections to one listening socket, never a forwarder hop (cheap check first).
+    let server: Vec<Option<(u32, std::net::SocketAddr)>> = legs
+        .iter()
+        .map(|l| {
+            let v = l.views.iter().rev().find(|v| v.synthetic(obs).is_none())?;
+            Some((v.point, v.server(obs)))
+        })
+        .collect();
     for &(a, b) in pairs {
+        let (sa, sb) = (server[a as usize], server[b as usize]);
+        if sa.is_some() && sa == sb {
+            stats.path_pairs_same_server += 1;
+            continue;
+        }
         stats.path_pairs_scored += 1;
         let (la, lb) = (&legs[a as usize], &legs[b as usize]);
         if let Some(e) = score_edge(la, lb, a, b, obs, netns, cfg)

@@ -78,6 +78,13 @@ fn leg(f: &mut fmt::Formatter<'_>, i: usize, l: &Leg) -> fmt::Result {
                 o.packets[0], o.packets[1], o.bytes[0], o.bytes[1]
             )?,
         }
+        // The flow table's ids (what --follow and --streams take).
+        for (k, id) in o.ids.iter().enumerate() {
+            write!(f, "{}#{id}", if k == 0 { "  " } else { "," })?;
+        }
+        if let Some(n) = &o.note {
+            write!(f, "  {}", crate::escape::text(n))?;
+        }
         if k > 0
             && let Some(h) = l.hops.get(k - 1)
         {

@@ -51,6 +51,14 @@ struct ObservationJson<'a> {
     bytes: [u64; 2],
     first: f64,
     last: f64,
+    #[serde(flatten)]
+    details: Details<'a>,
+}
+
+/// The fields an observation's JSON adds to DESIGN.md's (see the module docs), from its
+/// record: the same in the joined output (`--flows=json`) and without joining (`--no-join`).
+#[derive(Serialize)]
+pub struct Details<'a> {
     duration: f64,
     conn_state: ConnState,
     history: &'a str,
@@ -106,10 +114,8 @@ fn rtt_pair(stats: &[RttStats; 2], f: impl Fn(&RttStats) -> Option<i64>) -> [Opt
     [f(&stats[0]).map(secs), f(&stats[1]).map(secs)]
 }
 
-/// Appends `record` as one JSON line (with the newline) to `out`. (Serializing into memory
-/// and writing whole buffers is several times faster than serde_json's many small writes
-/// to a `dyn Write`.)
-pub fn write_record(out: &mut Vec<u8>, record: &FlowRecord) -> std::io::Result<()> {
+/// The added fields of `record`'s observation.
+pub fn details(record: &FlowRecord) -> Details<'_> {
     let tcp = record.tcp.as_ref();
     let pair = |f: fn(&crate::reassembly::Counters) -> u64| -> [u64; 2] {
         tcp.map_or([0; 2], |t| [f(&t.stream[0]), f(&t.stream[1])])
@@ -141,6 +147,23 @@ pub fn write_record(out: &mut Vec<u8>, record: &FlowRecord) -> std::io::Result<(
         ack_max: rtt_pair(&t.rtt.ack, |s| (s.samples > 0).then_some(s.max)),
         ack_samples: [t.rtt.ack[0].samples, t.rtt.ack[1].samples],
     });
+    Details {
+        duration: secs(record.last.0.saturating_sub(record.first.0)),
+        conn_state: record.conn_state,
+        history: &record.history,
+        end: record.end,
+        tcp_state: tcp.map(|t| t.state),
+        isn: tcp.map(|t| t.isn),
+        stream,
+        analysis: tcp.map(|t| &t.analysis),
+        rtt,
+    }
+}
+
+/// Appends `record` as one JSON line (with the newline) to `out`, as a path of one leg of
+/// one observation (`--no-join`). (Serializing into memory and writing whole buffers is
+/// several times faster than serde_json's many small writes to a `dyn Write`.)
+pub fn write_record(out: &mut Vec<u8>, record: &FlowRecord) -> std::io::Result<()> {
     let info = &record.info;
     let path = PathJson {
         id: info.id,
@@ -154,15 +177,7 @@ pub fn write_record(out: &mut Vec<u8>, record: &FlowRecord) -> std::io::Result<(
                 bytes: record.bytes,
                 first: record.first.as_secs_f64(),
                 last: record.last.as_secs_f64(),
-                duration: secs(record.last.0.saturating_sub(record.first.0)),
-                conn_state: record.conn_state,
-                history: &record.history,
-                end: record.end,
-                tcp_state: tcp.map(|t| t.state),
-                isn: tcp.map(|t| t.isn),
-                stream,
-                analysis: tcp.map(|t| &t.analysis),
-                rtt,
+                details: details(record),
             }],
             join: JoinJson { kind: "same-tuple", evidence: [] },
             process: None,

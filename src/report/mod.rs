@@ -20,6 +20,7 @@
 
 pub mod follow;
 pub mod json;
+pub mod paths;
 pub mod streams;
 pub mod table;
 
@@ -28,6 +29,7 @@ use crate::flow::{FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, Flo
 use crate::limits::Limits;
 use crate::reassembly::{Direction, Event};
 use follow::{Follow, FollowFormat};
+use paths::JoinEvidence;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use streams::{StreamFiles, StreamsError};
@@ -56,6 +58,10 @@ pub struct ReportOptions {
     /// Flush standard output after every frame (`-l`, `-U`; always for a terminal), so a
     /// live `--follow` shows data as it comes.
     pub eager: bool,
+    /// `--flows` joins observations into legs and paths (not `--no-join`).
+    pub join: bool,
+    /// Offline evidence for the joiner (`--conntrack`).
+    pub evidence: JoinEvidence,
 }
 
 impl ReportOptions {
@@ -70,11 +76,15 @@ impl ReportOptions {
             None => None,
             Some("" | "text") => Some(FlowsFormat::Text),
             Some("json") => Some(FlowsFormat::Json),
-            Some(other) => return Err(ReportError::Usage(format!("--flows={other}: use --flows or --flows=json"))),
+            Some(other) => {
+                return Err(ReportError::Usage(format!("--flows={other}: use --flows or --flows=json")));
+            }
         };
         let follow_format = match FollowFormat::parse(args.follow_format.as_deref().unwrap_or("ascii")) {
             Some(f) => f,
-            None => return Err(ReportError::Usage("--follow-format: use ascii, hex or raw".into())),
+            None => {
+                return Err(ReportError::Usage("--follow-format: use ascii, hex or raw".into()));
+            }
         };
         let limits = Limits::from_args(args);
         let mut flow = FlowConfig {
@@ -83,7 +93,7 @@ impl ReportOptions {
             aux_memory: limits.aux_memory,
             // Room for the flows the memory plan allows, reserved once (an explicit larger
             // --max-flows grows on demand beyond it).
-            reserve_flows: limits.max_flows.min(Limits::new(limits.max_memory).max_flows),
+            reserve_flows: limits.max_flows.min(Limits::for_flows(limits.max_memory, flows.is_some() && !args.no_join).max_flows),
             ..FlowConfig::default()
         };
         flow.reassembly.max_buffered = limits.stream_buffer;
@@ -95,6 +105,20 @@ impl ReportOptions {
             flow.tcp_attempt_timeout = flow.tcp_attempt_timeout.min(t);
             flow.tcp_closed_timeout = flow.tcp_closed_timeout.min(t);
         }
+        let join = flows.is_some() && !args.no_join;
+        flow.features = join;
+        let mut evidence = JoinEvidence::default();
+        for spec in &args.conntrack {
+            let (scope, file) = conntrack_spec(spec);
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| ReportError::Usage(format!("--conntrack {file}: {}", crate::capture::os_message(&e))))?;
+            let (entries, errors) = crate::conntrack::text::parse_entries(&text);
+            if entries.is_empty() && !errors.is_empty() {
+                return Err(ReportError::Usage(format!("--conntrack {file}: no conntrack entries ({})", errors[0])));
+            }
+            let scope: std::sync::Arc<str> = std::sync::Arc::from(scope);
+            evidence.conntrack.extend(entries.into_iter().map(|e| (e, Some(scope.clone()))));
+        }
         Ok(Some(ReportOptions {
             flows,
             follow: args.follow,
@@ -105,7 +129,20 @@ impl ReportOptions {
             max_held_bytes: limits.held_records,
             limits,
             eager: args.line_buffered || args.packet_buffered,
+            join,
+            evidence,
         }))
+    }
+}
+
+/// `NETNS=FILE` or `FILE` (scope: the file's stem).
+fn conntrack_spec(spec: &str) -> (&str, &str) {
+    match spec.split_once('=') {
+        Some((scope, file)) if !scope.is_empty() && !scope.contains('/') => (scope, file),
+        _ => {
+            let stem = std::path::Path::new(spec).file_stem().and_then(|s| s.to_str()).unwrap_or("conntrack");
+            (stem, spec)
+        }
     }
 }
 
@@ -154,6 +191,14 @@ struct Outputs {
     follow: Option<Follow>,
     streams: Option<StreamFiles>,
     error: Option<ReportError>,
+    /// Joined output (see [`paths`]).
+    join: bool,
+    evidence: JoinEvidence,
+    next_path: u64,
+    join_stats: crate::join::JoinStats,
+    /// Told of every new flow (live process attribution); must not block.
+    on_new_flow: Option<Box<dyn FnMut(&FlowInfo)>>,
+    evidence_stats: Option<crate::evidence::EvidenceStats>,
 }
 
 impl FlowReport {
@@ -184,8 +229,38 @@ impl FlowReport {
                 follow: opts.follow.map(|id| Follow::new(id, opts.follow_format)),
                 streams,
                 error: None,
+                join: opts.join,
+                evidence: opts.evidence,
+                next_path: 1,
+                join_stats: crate::join::JoinStats::default(),
+                on_new_flow: None,
+                evidence_stats: None,
             },
         })
+    }
+
+    /// More evidence for the joiner (live conntrack, socket owners, point namespaces); used
+    /// when the held records are joined (at the end, or when the hold cap is reached).
+    pub fn add_evidence(&mut self, e: JoinEvidence) {
+        let ev = &mut self.outputs.evidence;
+        ev.conntrack.extend(e.conntrack);
+        ev.owners.extend(e.owners);
+        ev.point_netns.extend(e.point_netns);
+    }
+
+    /// Calls `hook` with every new flow, on the packet path: it must only queue work.
+    pub fn on_new_flow(&mut self, hook: Box<dyn FnMut(&FlowInfo)>) {
+        self.outputs.on_new_flow = Some(hook);
+    }
+
+    /// Counters of the live evidence, reported with the flow counters.
+    pub fn set_evidence_stats(&mut self, stats: crate::evidence::EvidenceStats) {
+        self.outputs.evidence_stats = Some(stats);
+    }
+
+    /// Whether `--flows` joins (features are kept).
+    pub fn joins(&self) -> bool {
+        self.outputs.join
     }
 
     /// Standard output, buffered, for [`FlowReport::new`].
@@ -231,7 +306,8 @@ impl FlowReport {
         }
         let stats = self.table.stats();
         if let Some(format) = o.flows {
-            report_stats(format, &stats, o, o.streams.as_ref());
+            let join = o.join.then_some(&o.join_stats);
+            report_stats(format, &stats, o, o.streams.as_ref(), join, o.evidence_stats.as_ref());
         }
         if let Some(f) = &o.follow
             && !f.found()
@@ -259,6 +335,21 @@ impl Outputs {
         }
         // Records end roughly in id order: sorting is cheap, and moves only small records.
         self.held.sort_unstable_by_key(|r| r.info.id);
+        if self.join && self.flows.is_some() {
+            let mut model = paths::join(&self.held, &self.evidence, self.next_path);
+            self.next_path = self.next_path.saturating_add(model.paths.len() as u64);
+            add_join_stats(&mut self.join_stats, &model.stats);
+            match self.flows {
+                Some(FlowsFormat::Json) => {
+                    paths::write_json(&mut self.out, &model, &paths::Records::new(&self.held))
+                        .map_err(ReportError::output)?;
+                }
+                _ => paths::write_text(&mut self.out, &mut model, &paths::Records::new(&self.held))
+                    .map_err(ReportError::output)?,
+            }
+            self.held.clear();
+            return Ok(());
+        }
         match self.flows {
             Some(FlowsFormat::Json) => {
                 let mut buf = Vec::with_capacity(1 << 17);
@@ -287,6 +378,9 @@ impl Outputs {
 
 impl FlowObserver for Outputs {
     fn wants_payload(&mut self, flow: &FlowInfo) -> bool {
+        if let Some(hook) = self.on_new_flow.as_mut() {
+            hook(flow);
+        }
         self.is_followed(flow) || (self.streams.is_some() && flow.proto == Proto::Tcp)
     }
 
@@ -370,6 +464,8 @@ mod tests {
             max_held_bytes: 1 << 20,
             limits: Limits::default(),
             eager: false,
+            join: false,
+            evidence: JoinEvidence::default(),
         }
     }
 
@@ -421,9 +517,43 @@ struct StatsJson<'a> {
     max_memory: u64,
     max_flows: u64,
     peak_rss_kib: Option<u64>,
+    /// The joiner's counters (absent with `--no-join`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    join: Option<&'a crate::join::JoinStats>,
+    /// Live conntrack and process attribution counters (live joined captures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<&'a crate::evidence::EvidenceStats>,
 }
 
-fn report_stats(format: FlowsFormat, s: &FlowTableStats, o: &Outputs, streams: Option<&StreamFiles>) {
+/// Sums the counters of joined batches.
+fn add_join_stats(total: &mut crate::join::JoinStats, s: &crate::join::JoinStats) {
+    let t = total;
+    t.observations += s.observations;
+    t.synthetic += s.synthetic;
+    t.legs += s.legs;
+    t.paths += s.paths;
+    t.leg_pairs_scored += s.leg_pairs_scored;
+    t.leg_links += s.leg_links;
+    t.leg_conflicts += s.leg_conflicts;
+    t.path_pairs_scored += s.path_pairs_scored;
+    t.path_pairs_same_server += s.path_pairs_same_server;
+    t.path_edges += s.path_edges;
+    t.path_links += s.path_links;
+    t.ambiguous_hops += s.ambiguous_hops;
+    t.capped_candidates += s.capped_candidates;
+    t.path_groups_exact += s.path_groups_exact;
+    t.path_groups_greedy += s.path_groups_greedy;
+    t.path_loops_cut += s.path_loops_cut;
+}
+
+fn report_stats(
+    format: FlowsFormat,
+    s: &FlowTableStats,
+    o: &Outputs,
+    streams: Option<&StreamFiles>,
+    join: Option<&crate::join::JoinStats>,
+    evidence: Option<&crate::evidence::EvidenceStats>,
+) {
     let rss = peak_rss_kib();
     let flushed_early = o.flushed_early;
     match format {
@@ -438,6 +568,8 @@ fn report_stats(format: FlowsFormat, s: &FlowTableStats, o: &Outputs, streams: O
                 max_memory: o.limits.max_memory as u64,
                 max_flows: o.limits.max_flows as u64,
                 peak_rss_kib: rss,
+                join,
+                evidence,
             };
             if let Ok(text) = serde_json::to_string(&serde_json::json!({ "stats": stats })) {
                 eprintln!("{text}");
@@ -469,6 +601,24 @@ fn report_stats(format: FlowsFormat, s: &FlowTableStats, o: &Outputs, streams: O
                 rss.map_or_else(|| "?".to_string(), |r| r.to_string()),
                 o.limits.max_memory >> 20,
             );
+            if let Some(j) = join {
+                eprintln!(
+                    "flowtrail: joined {} observations (+{} from conntrack) into {} legs and {} paths; \
+                     {} forwarder hops joined, {} left ambiguous",
+                    j.observations, j.synthetic, j.legs, j.paths, j.path_links, j.ambiguous_hops
+                );
+            }
+            if let Some(e) = evidence {
+                eprintln!(
+                    "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped",
+                    e.conntrack_watched,
+                    e.conntrack_entries,
+                    e.conntrack_unavailable.iter().map(|u| format!("; unavailable: {u}")).collect::<String>(),
+                    e.sockets_attributed,
+                    e.sockets_unknown,
+                    e.attribution_dropped
+                );
+            }
         }
     }
 }

@@ -1,0 +1,313 @@
+//! Joined `--flows`: the finished records' observations joined into legs and paths
+//! ([`crate::join`]), printed as a tree (`--flows`) or one JSON object per path
+//! (`--flows=json`).
+//!
+//! ## Contract
+//!
+//! * Input: finished [`FlowRecord`]s (TCP and UDP ones carry their
+//!   [`ObservationFeatures`](crate::join::ObservationFeatures), since the report turns
+//!   [`FlowConfig::features`](crate::flow::FlowConfig) on) and [`JoinEvidence`]: conntrack
+//!   entries (`--conntrack`, or live watchers), socket owners (live attribution), the
+//!   namespace of each live capture point.
+//! * [`join`] returns a [`Model`] holding every record exactly once: TCP/UDP observations as
+//!   the joiner placed them, ICMP flows (and anything without features) as paths of one leg
+//!   of one observation. Paths are numbered by first packet from `first_id`.
+//! * Ids: an observation's `ids` (JSON) and `#ID` (text) are the flow table's ids, the ones
+//!   `--follow ID` and `--streams` (file names, `index.json`) use. Path ids are a separate
+//!   numbering (`"id"` of a JSON line, `path N` in the tree).
+//! * JSON: [`write_json`] writes the model's shape (see `crate::join::model`) with each
+//!   captured observation's added fields from its record (`duration`, `conn_state`,
+//!   `history`, `end`, `tcp_state`, `isn`, `stream`, `analysis`, `rtt`; see
+//!   `report::json`); for two half observations merged into one, those of the first.
+
+use super::json::{Details, details};
+use crate::conntrack::CtEntry;
+use crate::flow::FlowRecord;
+use crate::join::model::{Ids, display_opt};
+use crate::join::{
+    JoinConfig, JoinKind, Joiner, Leg, LegJoin, Model, Observation, ObservationId, Owner, Path, Proto, Source,
+};
+use crate::netns::Netns;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What the joiner learns besides packets.
+#[derive(Debug, Default, Clone)]
+pub struct JoinEvidence {
+    /// Conntrack entries. With a scope (offline `--conntrack NETNS=FILE`) their synthetic
+    /// observations are labelled `SCOPE/conntrack`, else `NETNS/conntrack` by the entry's
+    /// namespace.
+    pub conntrack: Vec<(CtEntry, Option<Arc<str>>)>,
+    /// Owners of sockets (live attribution).
+    pub owners: Vec<SocketOwner>,
+    /// The namespace of each live capture point, by point index (offline: none, which
+    /// matches any namespace).
+    pub point_netns: HashMap<u32, Netns>,
+}
+
+/// The process holding the socket `local -> remote` in `netns`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketOwner {
+    pub netns: Netns,
+    pub proto: Proto,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub owner: Owner,
+}
+
+/// Joins `records` (see the module docs).
+pub fn join(records: &[FlowRecord], evidence: &JoinEvidence, first_id: u64) -> Model {
+    let mut j = Joiner::new(JoinConfig::default());
+    let mut labelled: Vec<u32> = Vec::new();
+    for r in records {
+        let p = r.info.point_index;
+        if let Err(k) = labelled.binary_search(&p) {
+            labelled.insert(k, p);
+            j.set_point(p, &*r.info.point, evidence.point_netns.get(&p).cloned());
+        }
+    }
+    let mut loose: Vec<&FlowRecord> = Vec::new();
+    for r in records {
+        match r.features.as_deref() {
+            Some(f) if !f.is_empty() => j.add_observation(ObservationId(r.info.id), f),
+            _ => loose.push(r),
+        }
+    }
+    for (e, scope) in &evidence.conntrack {
+        match scope {
+            Some(s) => j.add_conntrack_in(e, s),
+            None => j.add_conntrack(e),
+        }
+    }
+    for o in &evidence.owners {
+        j.add_socket_owner(Some(o.netns.clone()), o.proto, o.local, o.remote, o.owner.clone());
+    }
+    let mut model = j.join();
+    model.paths.extend(loose.into_iter().map(single));
+    renumber(&mut model, first_id);
+    model
+}
+
+/// A record without features (ICMP) as a path of one leg of one observation.
+fn single(r: &FlowRecord) -> Path {
+    let addr = |e: crate::flow::Endpoint| SocketAddr::new(e.addr, e.port);
+    let mut ids = Ids::default();
+    ids.push(r.info.id);
+    let (src, dst) = (addr(r.info.client), addr(r.info.server));
+    let o = Observation {
+        point: r.info.point.clone(),
+        src,
+        dst,
+        packets: r.packets,
+        bytes: r.bytes,
+        first: r.first.as_secs_f64(),
+        last: r.last.as_secs_f64(),
+        source: Source::Capture,
+        reply: None,
+        ids,
+        conntrack: None,
+        note: None,
+    };
+    Path {
+        id: 0,
+        proto: r.info.proto.name(),
+        client: Some(src),
+        server: Some(dst),
+        first: o.first,
+        last: o.last,
+        legs: vec![Leg {
+            observations: vec![o],
+            join: LegJoin { kind: JoinKind::None, score: 0, links: Vec::new() },
+            process: None,
+            hops: Vec::new(),
+            rewrite: None,
+        }],
+        via: Vec::new(),
+        ambiguous: Vec::new(),
+        first_ns: r.first.0,
+        last_ns: r.last.0,
+    }
+}
+
+/// Orders paths by first packet (then the joiner's order) and numbers them from `first`,
+/// keeping the ambiguity notes' references right.
+fn renumber(model: &mut Model, first: u64) {
+    let mut order: Vec<(i64, usize)> = model.paths.iter().enumerate().map(|(i, p)| (p.first_ns, i)).collect();
+    order.sort_unstable();
+    // Old ids (joiner: 1..=n; singles: 0) -> new ids.
+    let mut new_of_old: HashMap<u64, u64> = HashMap::new();
+    let mut paths: Vec<Option<Path>> = std::mem::take(&mut model.paths).into_iter().map(Some).collect();
+    for (k, &(_, i)) in order.iter().enumerate() {
+        if let Some(mut p) = paths.get_mut(i).and_then(Option::take) {
+            let id = first.saturating_add(k as u64);
+            if p.id != 0 {
+                new_of_old.insert(p.id, id);
+            }
+            p.id = id;
+            model.paths.push(p);
+        }
+    }
+    for p in &mut model.paths {
+        for a in &mut p.ambiguous {
+            for c in &mut a.candidates {
+                c.path = new_of_old.get(&c.path).copied().unwrap_or(c.path);
+            }
+        }
+    }
+    model.stats.paths = model.paths.len() as u64;
+}
+
+/// Record index by flow id.
+pub struct Records<'a> {
+    by_id: HashMap<u64, &'a FlowRecord>,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(records: &'a [FlowRecord]) -> Records<'a> {
+        Records { by_id: records.iter().map(|r| (r.info.id, r)).collect() }
+    }
+}
+
+/// `--flows=json`: one line per path, built in a buffer handed to `w` every 64 KiB.
+pub fn write_json(w: &mut dyn std::io::Write, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1 << 17);
+    for p in &model.paths {
+        serde_json::to_writer(&mut buf, &PathOut { p, r: records }).map_err(std::io::Error::other)?;
+        buf.push(b'\n');
+        if buf.len() >= 1 << 16 {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    w.write_all(&buf)
+}
+
+struct PathOut<'a> {
+    p: &'a Path,
+    r: &'a Records<'a>,
+}
+
+struct Addr(Option<SocketAddr>);
+
+impl Serialize for Addr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        display_opt(&self.0, s)
+    }
+}
+
+impl Serialize for PathOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = self.p;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &p.id)?;
+        m.serialize_entry("proto", p.proto)?;
+        m.serialize_entry("client", &Addr(p.client))?;
+        m.serialize_entry("server", &Addr(p.server))?;
+        m.serialize_entry("first", &p.first)?;
+        m.serialize_entry("last", &p.last)?;
+        m.serialize_entry("legs", &LegsOut { legs: &p.legs, r: self.r })?;
+        m.serialize_entry("via", &p.via)?;
+        if !p.ambiguous.is_empty() {
+            m.serialize_entry("ambiguous", &p.ambiguous)?;
+        }
+        m.end()
+    }
+}
+
+struct LegsOut<'a> {
+    legs: &'a [Leg],
+    r: &'a Records<'a>,
+}
+
+impl Serialize for LegsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut q = s.serialize_seq(Some(self.legs.len()))?;
+        for l in self.legs {
+            q.serialize_element(&LegOut { l, r: self.r })?;
+        }
+        q.end()
+    }
+}
+
+struct LegOut<'a> {
+    l: &'a Leg,
+    r: &'a Records<'a>,
+}
+
+impl Serialize for LegOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let l = self.l;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("observations", &ObsList { obs: &l.observations, r: self.r })?;
+        m.serialize_entry("join", &l.join)?;
+        m.serialize_entry("process", &l.process)?;
+        m.serialize_entry("hops", &l.hops)?;
+        if let Some(r) = &l.rewrite {
+            m.serialize_entry("rewrite", r)?;
+        }
+        m.end()
+    }
+}
+
+struct ObsList<'a> {
+    obs: &'a [Observation],
+    r: &'a Records<'a>,
+}
+
+impl Serialize for ObsList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut q = s.serialize_seq(Some(self.obs.len()))?;
+        for o in self.obs {
+            let details = o.ids.iter().next().and_then(|id| self.r.by_id.get(id)).map(|r| details(r));
+            q.serialize_element(&ObsOut { o, details })?;
+        }
+        q.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ObsOut<'a> {
+    #[serde(flatten)]
+    o: &'a Observation,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    details: Option<Details<'a>>,
+}
+
+/// `--flows` text: the tree ([`crate::join`]'s `Display`), handed to `w` every 64 KiB.
+/// `--flows` text: the tree of each path, every captured observation followed by its
+/// record's state, history and analysis (as the table without joins shows them).
+pub fn write_text(w: &mut dyn std::io::Write, model: &mut Model, records: &Records<'_>) -> std::io::Result<()> {
+    use std::fmt::Write;
+    let mut buf = String::with_capacity(1 << 17);
+    for p in &mut model.paths {
+        for o in p.legs.iter_mut().flat_map(|l| l.observations.iter_mut()) {
+            let notes: Vec<String> = o
+                .ids
+                .as_slice()
+                .iter()
+                .filter_map(|id| records.by_id.get(id))
+                .map(|r| {
+                    let a = super::table::analysis_text(r);
+                    let mut n = format!("{} {}", r.conn_state, if r.history.is_empty() { "-" } else { &r.history });
+                    if a != "-" {
+                        n.push_str("  ");
+                        n.push_str(&a);
+                    }
+                    n
+                })
+                .collect();
+            if !notes.is_empty() {
+                o.note = Some(notes.join(" | ").into());
+            }
+        }
+        let _ = write!(buf, "{p}");
+        if buf.len() >= 1 << 16 {
+            w.write_all(buf.as_bytes())?;
+            buf.clear();
+        }
+    }
+    w.write_all(buf.as_bytes())
+}
