@@ -348,6 +348,7 @@ impl Outputs {
                     .map_err(ReportError::output)?,
             }
             self.held.clear();
+            self.held_bytes = 0;
             return Ok(());
         }
         match self.flows {
