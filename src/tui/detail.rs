@@ -95,7 +95,7 @@ pub fn lines(
             ];
             if let Some(lat) = &o.latency {
                 first.push(Span::styled(format!("  {}", escape::text(lat)), Style::new().fg(Color::Magenta)));
-            } else if let Some(p) = prev {
+            } else if let Some(p) = prev.filter(|p| ts_diff_ns(o.first, p.first) >= 0) {
                 first.push(Span::styled(
                     format!("  +{}", units::duration(ts_diff_ns(o.first, p.first))),
                     Style::new().fg(Color::Magenta),
