@@ -177,6 +177,8 @@ pub struct FrameTable {
     /// Kernel drops per point (live).
     point_drops: Vec<Option<u64>>,
     live: bool,
+    /// The final join's input was taken: later joins of older input are dropped.
+    input_done: bool,
 }
 
 impl FrameTable {
@@ -211,6 +213,7 @@ impl FrameTable {
             point_netns: Vec::new(),
             point_drops: Vec::new(),
             live: false,
+            input_done: false,
             points: Points::default(),
             point_packets: Vec::new(),
             paths: Vec::new(),
@@ -1071,8 +1074,9 @@ impl FrameModel {
                         if let Some(input) = input {
                             let j = Joined::build(input);
                             // The final join (after the end of input) wins over this one.
-                            if !m.done.load(Ordering::Acquire) {
-                                m.lock().set_joined(j);
+                            let mut t = m.lock();
+                            if !t.input_done {
+                                t.set_joined(j);
                             }
                         }
                     }
@@ -1120,6 +1124,7 @@ impl FrameModel {
         let input = {
             let mut t = self.lock();
             t.finish_flows();
+            t.input_done = true;
             t.join_input()
         };
         self.done.store(true, Ordering::Release);
