@@ -136,7 +136,7 @@ impl ReportOptions {
 }
 
 /// `NETNS=FILE` or `FILE` (scope: the file's stem).
-fn conntrack_spec(spec: &str) -> (&str, &str) {
+pub(crate) fn conntrack_spec(spec: &str) -> (&str, &str) {
     match spec.split_once('=') {
         Some((scope, file)) if !scope.is_empty() && !scope.contains('/') => (scope, file),
         _ => {
