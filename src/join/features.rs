@@ -216,7 +216,13 @@ pub struct TtlRange {
 }
 
 /// Everything about one direction of an observation.
+///
+/// `repr(C)`, fields in the order the joiner reads them: what every observation's join
+/// touches (times, counts, SYN, end, stream digest) fills the first cache lines; the lists
+/// only candidate scoring reads come after. The joiner runs over records that went cold
+/// long ago, so this order, not the size alone, sets its cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct DirFeatures {
     /// Time of the direction's first packet as it arrived (never changes afterwards): the
     /// base of every [`Rel`] time.
@@ -228,7 +234,11 @@ pub struct DirFeatures {
     pub last: Option<Nanos>,
     /// First packet with payload.
     pub data_at: Option<Nanos>,
+    pub fin_at: Option<Nanos>,
+    pub rst_at: Option<Nanos>,
     pub syn: Option<Syn>,
+    /// In-order payload digest (TCP).
+    pub stream: StreamDigest,
     /// SYNs with the same ISN again.
     pub syn_retransmits: u32,
     /// SYNs with another ISN (a new connection on the same tuple the flow table did not split).
@@ -237,21 +247,17 @@ pub struct DirFeatures {
     pub first_ack: Option<u32>,
     /// First non-zero TSecr.
     pub tsecr: Option<u32>,
+    /// Lowest sequence number and highest `seq + len` seen (TCP, wrapping).
+    pub seq_lo: Option<u32>,
+    pub seq_hi: Option<u32>,
     /// First distinct TSvals.
     pub tsvals: Firsts<Stamped<u32>, K_TSVAL>,
     /// First IPv4 identifications.
     pub ip_ids: Firsts<Stamped<u16>, K_IPID>,
-    /// Lowest sequence number and highest `seq + len` seen (TCP, wrapping).
-    pub seq_lo: Option<u32>,
-    pub seq_hi: Option<u32>,
     pub segments: Firsts<SegmentRecord, K_SEGMENTS>,
-    pub fin_at: Option<Nanos>,
-    pub rst_at: Option<Nanos>,
+    pub datagrams: Firsts<DatagramRecord, K_DATAGRAMS>,
     pub ttl: Option<TtlRange>,
     pub macs: Option<Macs>,
-    /// In-order payload digest (TCP).
-    pub stream: StreamDigest,
-    pub datagrams: Firsts<DatagramRecord, K_DATAGRAMS>,
 }
 
 impl DirFeatures {
@@ -336,8 +342,10 @@ impl std::fmt::Display for Owner {
     }
 }
 
-/// Everything the joiner needs about one observation (see the module docs).
+/// Everything the joiner needs about one observation (see the module docs). `repr(C)` for
+/// the same reason as [`DirFeatures`]: the endpoints and times first.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct ObservationFeatures {
     /// Index of the capture point (`capture::Points`).
     pub point: u32,
@@ -347,10 +355,10 @@ pub struct ObservationFeatures {
     pub server: SocketAddr,
     pub first: Nanos,
     pub last: Nanos,
-    /// `[ClientToServer, ServerToClient]`.
-    pub dirs: [DirFeatures; 2],
     /// Owner of the client's socket, of the server's socket, when attributed.
     pub owners: [Option<Owner>; 2],
+    /// `[ClientToServer, ServerToClient]`.
+    pub dirs: [DirFeatures; 2],
 }
 
 /// Index of a direction in [`ObservationFeatures::dirs`].

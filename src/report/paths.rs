@@ -162,12 +162,29 @@ fn renumber(model: &mut Model, first: u64) {
 
 /// Record index by flow id.
 pub struct Records<'a> {
-    by_id: HashMap<u64, &'a FlowRecord>,
+    /// Sorted by id (the held records come sorted: no copy then).
+    sorted: Vec<&'a FlowRecord>,
+    all: &'a [FlowRecord],
 }
 
 impl<'a> Records<'a> {
     pub fn new(records: &'a [FlowRecord]) -> Records<'a> {
-        Records { by_id: records.iter().map(|r| (r.info.id, r)).collect() }
+        if records.is_sorted_by_key(|r| r.info.id) {
+            return Records { sorted: Vec::new(), all: records };
+        }
+        let mut v: Vec<&FlowRecord> = records.iter().collect();
+        v.sort_by_key(|r| r.info.id);
+        Records { sorted: v, all: &[] }
+    }
+
+    /// The record with flow id `id` (a binary search: no hash map of every record).
+    fn get(&self, id: &u64) -> Option<&'a FlowRecord> {
+        if self.sorted.is_empty() {
+            let i = self.all.binary_search_by_key(id, |r| r.info.id).ok()?;
+            return self.all.get(i);
+        }
+        let i = self.sorted.binary_search_by_key(id, |r| r.info.id).ok()?;
+        self.sorted.get(i).copied()
     }
 }
 
@@ -261,7 +278,7 @@ impl Serialize for ObsList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut q = s.serialize_seq(Some(self.obs.len()))?;
         for o in self.obs {
-            let details = o.ids.iter().next().and_then(|id| self.r.by_id.get(id)).map(|r| details(r));
+            let details = o.ids.iter().next().and_then(|id| self.r.get(id)).map(|r| details(r));
             q.serialize_element(&ObsOut { o, details })?;
         }
         q.end()
@@ -288,7 +305,7 @@ pub fn write_text(w: &mut dyn std::io::Write, model: &mut Model, records: &Recor
                 .ids
                 .as_slice()
                 .iter()
-                .filter_map(|id| records.by_id.get(id))
+                .filter_map(|id| records.get(id))
                 .map(|r| {
                     let a = super::table::analysis_text(r);
                     let mut n = format!("{} {}", r.conn_state, if r.history.is_empty() { "-" } else { &r.history });
