@@ -343,6 +343,8 @@ pub struct IndexStats {
     pub denied: u64,
     /// Lines of socket tables that did not parse.
     pub malformed: u64,
+    /// Lookups answered by probing the pids above the newest known one (a fresh child).
+    pub probe_hits: u64,
 }
 
 #[derive(Default)]
@@ -355,6 +357,11 @@ struct PidState {
     fresh: bool,
     info: Option<ProcessInfo>,
 }
+
+/// Pids above the newest known one that [`ProcessIndex`] opens directly for a new socket's
+/// holder at most, and how many missing ones in a row end the probe.
+pub const PROBE_PIDS: u32 = 256;
+pub const PROBE_GAP: u32 = 48;
 
 /// How many answers [`ProcessIndex`] remembers for sockets that are gone.
 pub const REMEMBERED: usize = 4096;
@@ -371,6 +378,9 @@ pub struct ProcessIndex<S: ProcSource = LiveProc> {
     remembered: HashMap<(Netns, SocketKey), Attribution>,
     remembered_order: VecDeque<(Netns, SocketKey)>,
     stats: IndexStats,
+    /// The highest pid seen (listed or probed): where [`ProcessIndex::probe_new_pids`]
+    /// starts.
+    newest_pid: u32,
 }
 
 impl ProcessIndex<LiveProc> {
@@ -397,6 +407,7 @@ impl<S: ProcSource> ProcessIndex<S> {
             remembered: HashMap::new(),
             remembered_order: VecDeque::new(),
             stats: IndexStats::default(),
+            newest_pid: 0,
         }
     }
 
@@ -612,6 +623,9 @@ impl<S: ProcSource> ProcessIndex<S> {
         if let Some(owners) = self.cached_owners(inode) {
             return owners;
         }
+        if let Some(owners) = self.probe_new_pids(inode) {
+            return owners;
+        }
         self.refresh_pids();
         let ns_ino = self.ns_inode(ns);
         let mut tiers: [Vec<u32>; 3] = Default::default();
@@ -635,10 +649,57 @@ impl<S: ProcSource> ProcessIndex<S> {
         Vec::new()
     }
 
+    /// The fast path for a socket a process made a moment ago, before listing `/proc`
+    /// (milliseconds on a busy host, while the socket of a short connection may be gone by
+    /// then): the kernel hands out pids in increasing order, so a forwarder's child forked
+    /// for this connection has a pid just above every pid seen so far. The pids above the
+    /// newest known one are opened directly (a missing one costs one failed `open`), up to
+    /// [`PROBE_PIDS`] of them and stopping after [`PROBE_GAP`] missing in a row; each one
+    /// found is scanned and remembered (fresh, as a listing would add it). `None` when none
+    /// of them holds `inode` (after a pid wrap-around, or when the holder is older): the
+    /// tiered rescan follows.
+    fn probe_new_pids(&mut self, inode: u64) -> Option<Vec<ProcessInfo>> {
+        if self.newest_pid == 0 {
+            return None;
+        }
+        let mut missing = 0;
+        let mut pid = self.newest_pid;
+        for _ in 0..PROBE_PIDS {
+            pid = pid.checked_add(1)?;
+            if self.pids.contains_key(&pid) {
+                missing = 0;
+                continue;
+            }
+            let Ok(netns) = self.src.pid_netns(pid) else {
+                missing += 1;
+                if missing >= PROBE_GAP {
+                    break;
+                }
+                continue;
+            };
+            missing = 0;
+            if !self.src.is_process(pid) {
+                continue;
+            }
+            self.newest_pid = self.newest_pid.max(pid);
+            self.pids.insert(pid, PidState { netns: Some(netns), fresh: true, ..PidState::default() });
+            self.scan_pid(pid);
+            if let Some(v) = self.owners.get(&inode) {
+                self.stats.probe_hits += 1;
+                let pids: Vec<u32> = v.iter().map(|p| p.0).collect();
+                return Some(self.infos(&pids));
+            }
+        }
+        None
+    }
+
     /// Re-reads the process list: drops processes that are gone, adds new ones (fresh).
     fn refresh_pids(&mut self) {
         self.stats.pid_lists += 1;
         let Ok(list) = self.src.pids() else { return };
+        if let Some(&m) = list.iter().max() {
+            self.newest_pid = self.newest_pid.max(m);
+        }
         let alive: HashSet<u32> = list.iter().copied().collect();
         let gone: Vec<u32> = self.pids.keys().filter(|p| !alive.contains(p)).copied().collect();
         for p in gone {

@@ -37,6 +37,11 @@ pub trait ProcSource {
     }
     /// Lets go of whatever the source keeps open for `ns`.
     fn forget_namespace(&mut self, _ns: &Netns) {}
+    /// Whether `pid` names a process (a thread-group leader), not another thread of one:
+    /// `/proc/TID` answers for threads too, though `/proc` does not list them.
+    fn is_process(&mut self, _pid: u32) -> bool {
+        true
+    }
 }
 
 /// The per-namespace socket tables, relative to the reading thread:
@@ -187,6 +192,15 @@ impl ProcSource for LiveProc {
             }
         }
         Ok(out)
+    }
+
+    fn is_process(&mut self, pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                == Some(pid)
+        })
     }
 
     fn fd_socket(&mut self, pid: u32, fd: u32) -> io::Result<Option<u64>> {
