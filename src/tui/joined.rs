@@ -49,6 +49,9 @@ pub struct JoinInput {
     pub loose: Vec<LooseEntry>,
     /// Conntrack entries, each with its scope (offline `--conntrack NETNS=FILE`).
     pub conntrack: Arc<Vec<(crate::conntrack::CtEntry, Option<Arc<str>>)>>,
+    /// Live conntrack entries (labelled by their namespace) and socket owners.
+    pub live_conntrack: Arc<Vec<crate::conntrack::CtEntry>>,
+    pub owners: Arc<Vec<crate::report::paths::SocketOwner>>,
 }
 
 /// What one path row stands for.
@@ -113,6 +116,12 @@ impl Joined {
                 Some(s) => j.add_conntrack_in(e, s),
                 None => j.add_conntrack(e),
             }
+        }
+        for e in input.live_conntrack.iter() {
+            j.add_conntrack(e);
+        }
+        for o in input.owners.iter() {
+            j.add_socket_owner(Some(o.netns.clone()), o.proto, o.local, o.remote, o.owner.clone());
         }
         let model = j.join();
         let mut at = HashMap::with_capacity(input.observations.len());

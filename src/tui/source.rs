@@ -87,10 +87,15 @@ impl Default for TuiLimits {
 struct FlowTap {
     created: Vec<FlowInfo>,
     ended: Vec<FlowRecord>,
+    /// Live: the evidence's new-flow hook (queues the attribution of both sockets).
+    hook: Option<Box<dyn FnMut(&FlowInfo) + Send>>,
 }
 
 impl FlowObserver for FlowTap {
     fn wants_payload(&mut self, flow: &FlowInfo) -> bool {
+        if let Some(h) = self.hook.as_mut() {
+            h(flow);
+        }
         self.created.push(flow.clone());
         false
     }
@@ -172,6 +177,10 @@ pub struct FrameTable {
     /// The latest join.
     joined: Arc<Joined>,
     conntrack: Arc<Vec<(crate::conntrack::CtEntry, Option<Arc<str>>)>>,
+    /// Live evidence: conntrack entries gathered in the captured namespaces and socket owners
+    /// (so far while capture runs, all of them after it stopped).
+    live_conntrack: Arc<Vec<crate::conntrack::CtEntry>>,
+    owners: Arc<Vec<crate::report::paths::SocketOwner>>,
     /// Namespaces of live points (joiner evidence), by point index.
     point_netns: Vec<Option<crate::netns::Netns>>,
     /// Kernel drops per point (live).
@@ -210,6 +219,8 @@ impl FrameTable {
             join_dirty: true,
             joined: Arc::new(Joined::default()),
             conntrack: Arc::new(Vec::new()),
+            live_conntrack: Arc::new(Vec::new()),
+            owners: Arc::new(Vec::new()),
             point_netns: Vec::new(),
             point_drops: Vec::new(),
             live: false,
@@ -429,6 +440,8 @@ impl FrameTable {
                 .map(|(i, p)| (i as u32, Arc::from(p.label.as_str()), self.point_netns.get(i).cloned().flatten()))
                 .collect(),
             conntrack: self.conntrack.clone(),
+            live_conntrack: self.live_conntrack.clone(),
+            owners: self.owners.clone(),
             ..JoinInput::default()
         };
         let mut covered = vec![false; self.paths.len()];
@@ -461,6 +474,17 @@ impl FrameTable {
             }
         }
         Some(input)
+    }
+
+    /// Puts the live evidence gathered so far (or in all) in place for the next join.
+    pub fn set_live_evidence(
+        &mut self,
+        conntrack: Arc<Vec<crate::conntrack::CtEntry>>,
+        owners: Arc<Vec<crate::report::paths::SocketOwner>>,
+    ) {
+        self.live_conntrack = conntrack;
+        self.owners = owners;
+        self.join_dirty = true;
     }
 
     /// Puts a finished join in place.
@@ -868,6 +892,8 @@ pub struct FrameModel {
     generation: AtomicU64,
     live: Mutex<Option<LiveInput>>,
     live_stop: Option<crate::live::StopFlag>,
+    /// Live evidence so far, for the joiner thread's periodic joins (taken by it).
+    follower: Mutex<Option<crate::evidence::EvidenceFollower>>,
 }
 
 /// Counts the bytes read from an input for the progress indicator.
@@ -902,6 +928,8 @@ struct LiveInput {
     capture: crate::live::LiveCapture,
     stop: crate::live::StopFlag,
     netns: Vec<crate::netns::Netns>,
+    /// Conntrack watchers and process attribution (as joined live `--flows` uses).
+    evidence: Option<crate::evidence::LiveEvidence>,
 }
 
 impl Inputs {
@@ -961,9 +989,23 @@ impl Inputs {
 
     /// Starts live capture on `specs` (`-i` points; the filter is applied by each handle).
     /// Errors are the messages `flowtrail -i` prints.
-    pub fn live(specs: &[crate::netns::PointSpec], opts: crate::live::LiveOptions) -> Result<Inputs, String> {
+    /// With `evidence`, the conntrack tables of the points' namespaces are watched and the
+    /// sockets of new connections attributed to processes, as joined live `--flows` does.
+    pub fn live(
+        specs: &[crate::netns::PointSpec],
+        mut opts: crate::live::LiveOptions,
+        evidence: bool,
+    ) -> Result<Inputs, String> {
         let stop = crate::live::StopFlag::new();
         let expr = opts.filter.clone();
+        let evidence = evidence.then(|| {
+            let pts: Vec<(u32, crate::netns::Netns)> =
+                specs.iter().enumerate().map(|(i, s)| (i as u32, s.netns.clone())).collect();
+            crate::evidence::LiveEvidence::start(&pts)
+        });
+        if let Some(e) = &evidence {
+            opts.tap = e.tap();
+        }
         let mut capture = crate::live::LiveCapture::start(specs, &opts, 0, stop.clone()).map_err(|e| e.to_string())?;
         let mut points = Points::default();
         for p in &capture.points {
@@ -985,7 +1027,7 @@ impl Inputs {
             expr,
             conntrack: Vec::new(),
             limits: TuiLimits::default(),
-            live: Some(LiveInput { capture, stop, netns }),
+            live: Some(LiveInput { capture, stop, netns, evidence }),
         })
     }
 
@@ -1009,10 +1051,15 @@ impl FrameModel {
         table.set_points(&inputs.points);
         table.conntrack = Arc::new(std::mem::take(&mut inputs.conntrack));
         let live = inputs.live.take();
+        let mut follower = None;
         if let Some(l) = &live {
             table.live = true;
             table.point_netns = l.netns.iter().cloned().map(Some).collect();
             table.point_drops = vec![Some(0); l.netns.len()];
+            if let Some(e) = &l.evidence {
+                table.tap.hook = Some(e.hook());
+                follower = Some(e.follower());
+            }
         }
         FrameModel {
             table: Mutex::new(table),
@@ -1026,6 +1073,7 @@ impl FrameModel {
             generation: AtomicU64::new(0),
             live_stop: live.as_ref().map(|l| l.stop.clone()),
             live: Mutex::new(live),
+            follower: Mutex::new(follower),
         }
     }
 
@@ -1060,6 +1108,7 @@ impl FrameModel {
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut last_join: Option<Instant> = None;
+                let mut follower = m.follower.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let mut last = Instant::now();
                 let mut frames_at_last = 0u64;
                 m.publish(false, None);
@@ -1070,6 +1119,17 @@ impl FrameModel {
                     }
                     if last_join.is_none_or(|t| t.elapsed() >= JOIN_PERIOD) {
                         last_join = Some(Instant::now());
+                        // Live evidence gathered since the last join (copied outside the lock).
+                        if let Some(f) = follower.as_mut()
+                            && f.update()
+                        {
+                            let ct = Arc::new(f.conntrack().to_vec());
+                            let owners = Arc::new(f.owners());
+                            let mut t = m.lock();
+                            if !t.input_done {
+                                t.set_live_evidence(ct, owners);
+                            }
+                        }
                         let input = m.lock().join_input();
                         if let Some(input) = input {
                             let j = Joined::build(input);
@@ -1116,8 +1176,14 @@ impl FrameModel {
         if let Some(l) = live.as_mut() {
             let stats = l.capture.finish();
             errs.extend(l.capture.take_errors());
+            // All the evidence, for the final join (as joined live `--flows` gets it).
+            let evidence = l.evidence.take().map(|e| e.finish().0);
             let mut t = self.lock();
             t.point_drops = stats.iter().map(|s| Some(s.dropped)).collect();
+            if let Some(ev) = evidence {
+                let ct = ev.conntrack.into_iter().map(|(e, _)| e).collect();
+                t.set_live_evidence(Arc::new(ct), Arc::new(ev.owners));
+            }
         }
         drop(live);
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).extend(errs);
