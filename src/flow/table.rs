@@ -156,6 +156,15 @@ const fn heap_block(size: usize) -> usize {
     (size + ALLOC_OVERHEAD).div_ceil(16) * 16
 }
 
+/// One live flow as [`FlowTable::live_flows_from`] lends it.
+pub struct LiveFlow<'a> {
+    pub slot: usize,
+    pub id: u64,
+    pub conn_state: ConnState,
+    pub history: &'a str,
+    pub features: Option<&'a ObservationFeatures>,
+}
+
 /// The flow table. Feed it frames with [`FlowTable::frame`], end with [`FlowTable::finish`].
 pub struct FlowTable {
     config: FlowConfig,
@@ -246,10 +255,21 @@ impl FlowTable {
         self.last
     }
 
-    /// `(flow id, conn_state, history)` of every live flow, as its record would say if it
-    /// ended now (without flushing its streams), in slot order.
-    pub fn live_states(&self) -> impl Iterator<Item = (u64, ConnState, &str)> + '_ {
-        self.slab.iter().flatten().map(|f| (f.info.id, f.conn_state_now(), f.history.as_str()))
+    /// Every live flow from slab slot `from` on, in slot order: its id, the conn_state and
+    /// history its record would carry if it ended now (streams not flushed), and its joiner
+    /// features. The slot lets a caller copy the table a piece at a time (a flow stays in
+    /// its slot while it lives).
+    pub fn live_flows_from(&self, from: usize) -> impl Iterator<Item = LiveFlow<'_>> + '_ {
+        self.slab.iter().enumerate().skip(from).filter_map(|(slot, f)| {
+            let f = f.as_ref()?;
+            Some(LiveFlow {
+                slot,
+                id: f.info.id,
+                conn_state: f.conn_state_now(),
+                history: f.history.as_str(),
+                features: f.features.as_deref(),
+            })
+        })
     }
 
     /// The record live flow `id` would end with now (not flushed, `end: eof`, no features);

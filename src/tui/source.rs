@@ -8,9 +8,10 @@
 //!                                         + FlowTable (features for the joiner)
 //!                  -> publishes a Snapshot every PUBLISH_PERIOD (counters, progress, rows of
 //!                     the latest join)
-//! joiner thread: every JOIN_PERIOD, when something changed: copies the join input under the
-//!                lock (FrameTable::join_input), joins outside it (joined.rs), swaps the
-//!                result in. The data thread never waits for a join.
+//! joiner thread: every JOIN_PERIOD, when something changed: takes in the live evidence
+//!                gathered since (conntrack, socket owners), copies the join input a piece
+//!                of JOIN_PIECE observations per hold of the lock, joins outside it
+//!                (joined.rs), swaps the result in. Nobody waits for a whole copy or a join.
 //! UI thread:     reads snapshots; lazy per-path queries take the lock briefly.
 //! ```
 //!
@@ -52,6 +53,8 @@ use std::time::{Duration, Instant};
 pub const PUBLISH_PERIOD: Duration = Duration::from_millis(200);
 /// How often the joiner thread re-joins (when something changed).
 pub const JOIN_PERIOD: Duration = Duration::from_millis(1000);
+/// Observations copied for a join per hold of the lock.
+const JOIN_PIECE: usize = 2048;
 
 /// The TUI's memory caps, derived from [`crate::limits::Limits`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -473,30 +476,6 @@ impl FrameTable {
         }
     }
 
-    /// Live flows' state and history as the flow table has them now.
-    fn refresh_live_states(&mut self) {
-        let mut groups = Vec::new();
-        for (id, state, history) in self.flows.live_states() {
-            let Some(&oi) = self.by_flow.get(&id) else { continue };
-            let o = &mut self.observations[oi as usize];
-            let mut changed = false;
-            if *o.state != *state.name() {
-                o.state = Arc::from(state.name());
-                changed = true;
-            }
-            if *o.history != *history {
-                o.history = Arc::from(history);
-                changed = true;
-            }
-            if changed {
-                groups.push(o.group as usize);
-            }
-        }
-        for g in groups {
-            self.refresh_group(g);
-        }
-    }
-
     /// End of input: every live flow ends (its features move to the ended ones).
     pub fn finish_flows(&mut self) {
         self.flows.finish(&mut self.tap);
@@ -506,15 +485,25 @@ impl FrameTable {
         self.dirty = true;
     }
 
-    /// A copy of what a join needs (see `joined.rs`); clears the changed mark. `None` when
-    /// nothing changed since the last one.
+    /// A copy of what a join needs (see `joined.rs`), all at once; clears the changed mark.
+    /// `None` when nothing changed since the last one. ([`FrameModel`]'s joiner thread copies
+    /// it a piece at a time instead, releasing the lock in between.)
     pub fn join_input(&mut self) -> Option<JoinInput> {
+        let mut input = self.join_begin()?;
+        self.join_ended(&mut input, 0, usize::MAX);
+        self.join_live(&mut input, 0, usize::MAX);
+        self.join_loose(&mut input);
+        Some(input)
+    }
+
+    /// The start of a join input: points and evidence (cheap); clears the changed mark.
+    /// `None` when nothing changed since the last one.
+    fn join_begin(&mut self) -> Option<JoinInput> {
         if !self.join_dirty {
             return None;
         }
         self.join_dirty = false;
-        self.refresh_live_states();
-        let mut input = JoinInput {
+        Some(JoinInput {
             points: self
                 .points
                 .points
@@ -526,35 +515,81 @@ impl FrameTable {
             live_conntrack: self.live_conntrack.clone(),
             owners: self.owners.clone(),
             ..JoinInput::default()
+        })
+    }
+
+    fn featured(&self, id: u64, features: Arc<ObservationFeatures>) -> FeaturedObs {
+        let at = self.by_flow.get(&id).copied();
+        let (state, history, analysis) = match at.and_then(|o| self.observations.get(o as usize)) {
+            Some(o) => (o.state.clone(), o.history.clone(), o.analysis.clone()),
+            None => (Arc::from(""), Arc::from(""), Arc::from("")),
         };
+        FeaturedObs { id, features, at, state, history, analysis }
+    }
+
+    /// Adds at most `n` ended flows' features from index `from` (they only get appended);
+    /// returns the next index, `ended.len()` when done.
+    fn join_ended(&self, input: &mut JoinInput, from: usize, n: usize) -> usize {
+        let end = from.saturating_add(n).min(self.ended.len());
+        for (id, f) in self.ended.get(from..end).unwrap_or(&[]) {
+            input.observations.push(self.featured(*id, f.clone()));
+        }
+        end
+    }
+
+    /// Adds at most `n` live flows from slab slot `from` on (their features copied, their
+    /// state and history taken from the flow table now); returns the next slot, `None` when
+    /// done.
+    fn join_live(&mut self, input: &mut JoinInput, from: usize, n: usize) -> Option<usize> {
+        let mut copied: Vec<(u64, Option<Arc<ObservationFeatures>>)> = Vec::new();
+        let mut next = None;
+        let mut groups = Vec::new();
+        for lf in self.flows.live_flows_from(from) {
+            if copied.len() >= n {
+                next = Some(lf.slot);
+                break;
+            }
+            let features = lf.features.filter(|f| !f.is_empty()).map(|f| Arc::new(f.clone()));
+            copied.push((lf.id, features));
+            let Some(&oi) = self.by_flow.get(&lf.id) else { continue };
+            let o = &mut self.observations[oi as usize];
+            let mut changed = false;
+            if *o.state != *lf.conn_state.name() {
+                o.state = Arc::from(lf.conn_state.name());
+                changed = true;
+            }
+            if *o.history != *lf.history {
+                o.history = Arc::from(lf.history);
+                changed = true;
+            }
+            if changed {
+                groups.push(o.group as usize);
+            }
+        }
+        for g in groups {
+            self.refresh_group(g);
+        }
+        for (id, f) in copied {
+            if let Some(f) = f {
+                input.observations.push(self.featured(id, f));
+            }
+        }
+        next
+    }
+
+    /// Adds the observations without features, by tuple (every point of it, one leg).
+    fn join_loose(&self, input: &mut JoinInput) {
         let mut covered = vec![false; self.observations.len()];
-        let featured = |id: u64, f: Arc<ObservationFeatures>, t: &FrameTable, covered: &mut Vec<bool>| {
-            let at = t.by_flow.get(&id).copied();
-            let (state, history, analysis) = match at.and_then(|o| t.observations.get(o as usize)) {
-                Some(o) => (o.state.clone(), o.history.clone(), o.analysis.clone()),
-                None => (Arc::from(""), Arc::from(""), Arc::from("")),
-            };
-            if let Some(c) = at.and_then(|o| covered.get_mut(o as usize)) {
+        for o in &input.observations {
+            if let Some(c) = o.at.and_then(|a| covered.get_mut(a as usize)) {
                 *c = true;
             }
-            FeaturedObs { id, features: f, at, state, history, analysis }
-        };
-        for (id, f) in &self.ended {
-            let o = featured(*id, f.clone(), self, &mut covered);
-            input.observations.push(o);
         }
-        let live: Vec<(u64, Arc<ObservationFeatures>)> =
-            self.flows.live_features().filter(|(_, f)| !f.is_empty()).map(|(id, f)| (id, Arc::new(f.clone()))).collect();
-        for (id, f) in live {
-            let o = featured(id, f, self, &mut covered);
-            input.observations.push(o);
-        }
-        // Observations without features, shown by tuple (every point of it, one leg).
         for (g, group) in self.groups.iter().enumerate() {
-            let rest: Vec<u32> = group.observations.iter().copied().filter(|&o| !covered[o as usize]).collect();
-            if rest.is_empty() {
+            if group.observations.iter().all(|&o| covered[o as usize]) {
                 continue;
             }
+            let rest: Vec<u32> = group.observations.iter().copied().filter(|&o| !covered[o as usize]).collect();
             let mut row = group.row.clone();
             if rest.len() != group.observations.len() {
                 let first = &self.observations[rest[0] as usize];
@@ -577,7 +612,6 @@ impl FrameTable {
             }
             input.loose.push(LooseEntry { entry: g as u32, observations: rest, row });
         }
-        Some(input)
     }
 
     /// Puts the live evidence gathered so far (or in all) in place for the next join.
@@ -591,16 +625,17 @@ impl FrameTable {
         self.join_dirty = true;
     }
 
-    /// Puts a finished join in place.
-    pub fn set_joined(&mut self, j: Joined) {
-        self.joined = Arc::new(j);
+    /// Puts a finished join in place; returns the previous one (drop it outside the lock: a
+    /// large join takes a while to free).
+    pub fn set_joined(&mut self, j: Joined) -> Arc<Joined> {
         self.dirty = true;
+        std::mem::replace(&mut self.joined, Arc::new(j))
     }
 
     /// Joins now on this thread (tests, end of input).
     pub fn join_now(&mut self) {
         if let Some(input) = self.join_input() {
-            self.set_joined(Joined::build(input));
+            let _ = self.set_joined(Joined::build(input));
         }
     }
 
@@ -611,12 +646,19 @@ impl FrameTable {
 
     /// The snapshot of the table as it is now (the rows of the latest join).
     pub fn snapshot(&self, generation: u64) -> Snapshot {
+        let mut s = self.snapshot_without_rows(generation);
+        s.paths = self.joined.rows.clone();
+        s
+    }
+
+    /// [`FrameTable::snapshot`] without the rows (filled outside the lock from the join).
+    fn snapshot_without_rows(&self, generation: u64) -> Snapshot {
         let mut caps = self.caps;
         caps.flows_evicted = self.flows.stats().flows_evicted;
         Snapshot {
             generation,
             clock: self.clock,
-            paths: self.joined.rows.clone(),
+            paths: Vec::new(),
             points: self
                 .points
                 .points
@@ -1166,13 +1208,14 @@ impl FrameModel {
                                 t.set_live_evidence(ct, owners);
                             }
                         }
-                        let input = m.lock().join_input();
-                        if let Some(input) = input {
+                        if let Some(input) = m.join_input_in_pieces() {
                             let j = Joined::build(input);
                             // The final join (after the end of input) wins over this one.
                             let mut t = m.lock();
                             if !t.input_done {
-                                t.set_joined(j);
+                                let old = t.set_joined(j);
+                                drop(t);
+                                drop(old);
                             }
                         }
                     }
@@ -1232,8 +1275,32 @@ impl FrameModel {
         self.done.store(true, Ordering::Release);
         if let Some(input) = input {
             let j = Joined::build(input);
-            self.lock().set_joined(j);
+            let old = self.lock().set_joined(j);
+            drop(old);
         }
+    }
+
+    /// The join input copied a piece ([`JOIN_PIECE`] observations) at a time, the lock
+    /// released in between, so the UI's queries and the data thread never wait for a whole
+    /// copy (at 100k flows, 1.3 KiB of features each, that took 70 ms and more). Flows that
+    /// end or start meanwhile may be left out: they changed the table, so the next join has
+    /// them. `None` when nothing changed.
+    fn join_input_in_pieces(&self) -> Option<JoinInput> {
+        let mut input = self.lock().join_begin()?;
+        let mut next = 0;
+        loop {
+            let t = self.lock();
+            next = t.join_ended(&mut input, next, JOIN_PIECE);
+            if next >= t.ended.len() {
+                break;
+            }
+        }
+        let mut slot = Some(0);
+        while let Some(from) = slot {
+            slot = self.lock().join_live(&mut input, from, JOIN_PIECE);
+        }
+        self.lock().join_loose(&mut input);
+        Some(input)
     }
 
     fn publish(&self, finished: bool, pps: Option<f64>) {
@@ -1256,8 +1323,12 @@ impl FrameModel {
         }
         t.dirty = false;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut s = t.snapshot(generation);
+        let mut s = t.snapshot_without_rows(generation);
+        let joined = t.joined.clone();
         drop(t);
+        // 100k rows take milliseconds to copy: not under the lock.
+        s.paths = joined.rows.clone();
+        drop(joined);
         s.finished = finished;
         s.filter = self.filter.clone();
         s.packets_per_second = pps;
