@@ -230,6 +230,9 @@ impl FrameTable {
         };
         config.reassembly.max_buffered = config.reassembly.max_buffered.min((limits.reassembly_memory / 32).max(4096));
         let flow_config = FlowConfig { features: false, ..config.clone() };
+        // Room for every flow up front (untouched pages cost nothing): the table never
+        // rehashes or doubles a vector while the UI waits (as `--flows` does).
+        config.reserve_flows = limits.max_flows;
         FrameTable {
             limits,
             flows: Flows::new(config),
@@ -489,7 +492,7 @@ impl FrameTable {
     /// `None` when nothing changed since the last one. ([`FrameModel`]'s joiner thread copies
     /// it a piece at a time instead, releasing the lock in between.)
     pub fn join_input(&mut self) -> Option<JoinInput> {
-        let mut input = self.join_begin()?;
+        let mut input = self.join_begin(false)?;
         self.join_ended(&mut input, 0, usize::MAX);
         self.join_live(&mut input, 0, usize::MAX);
         self.join_loose(&mut input);
@@ -498,8 +501,8 @@ impl FrameTable {
 
     /// The start of a join input: points and evidence (cheap); clears the changed mark.
     /// `None` when nothing changed since the last one.
-    fn join_begin(&mut self) -> Option<JoinInput> {
-        if !self.join_dirty {
+    fn join_begin(&mut self, force: bool) -> Option<JoinInput> {
+        if !self.join_dirty && !force {
             return None;
         }
         self.join_dirty = false;
@@ -577,19 +580,34 @@ impl FrameTable {
         next
     }
 
-    /// Adds the observations without features, by tuple (every point of it, one leg).
-    fn join_loose(&self, input: &mut JoinInput) {
-        let mut covered = vec![false; self.observations.len()];
+    /// Which observations `input` has joiner features for (by frame-store index).
+    fn covered(input: &JoinInput) -> Vec<bool> {
+        let n = input.observations.iter().filter_map(|o| o.at).max().map_or(0, |m| m as usize + 1);
+        let mut covered = vec![false; n];
         for o in &input.observations {
             if let Some(c) = o.at.and_then(|a| covered.get_mut(a as usize)) {
                 *c = true;
             }
         }
-        for (g, group) in self.groups.iter().enumerate() {
-            if group.observations.iter().all(|&o| covered[o as usize]) {
+        covered
+    }
+
+    /// Adds the observations without features, by tuple (every point of it, one leg).
+    fn join_loose(&self, input: &mut JoinInput) {
+        let covered = FrameTable::covered(input);
+        self.join_loose_from(input, &covered, 0, usize::MAX);
+    }
+
+    /// [`FrameTable::join_loose`] for at most `n` tuple groups from group `from` on (groups
+    /// only get appended); returns the next group, `None` when done.
+    fn join_loose_from(&self, input: &mut JoinInput, covered: &[bool], from: usize, n: usize) -> Option<usize> {
+        let is_covered = |o: u32| covered.get(o as usize).copied().unwrap_or(false);
+        let end = from.saturating_add(n).min(self.groups.len());
+        for (g, group) in self.groups.iter().enumerate().take(end).skip(from) {
+            if group.observations.iter().all(|&o| is_covered(o)) {
                 continue;
             }
-            let rest: Vec<u32> = group.observations.iter().copied().filter(|&o| !covered[o as usize]).collect();
+            let rest: Vec<u32> = group.observations.iter().copied().filter(|&o| !is_covered(o)).collect();
             let mut row = group.row.clone();
             if rest.len() != group.observations.len() {
                 let first = &self.observations[rest[0] as usize];
@@ -612,6 +630,7 @@ impl FrameTable {
             }
             input.loose.push(LooseEntry { entry: g as u32, observations: rest, row });
         }
+        (end < self.groups.len()).then_some(end)
     }
 
     /// Puts the live evidence gathered so far (or in all) in place for the next join.
@@ -1208,7 +1227,7 @@ impl FrameModel {
                                 t.set_live_evidence(ct, owners);
                             }
                         }
-                        if let Some(input) = m.join_input_in_pieces() {
+                        if let Some(input) = m.join_input_in_pieces(false) {
                             let j = Joined::build(input);
                             // The final join (after the end of input) wins over this one.
                             let mut t = m.lock();
@@ -1266,12 +1285,30 @@ impl FrameModel {
         }
         drop(live);
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).extend(errs);
-        let input = {
+        // Every live flow ends: outside the lock (the table is moved out; nothing is ingested
+        // any more), the records taken in a piece at a time, then the final join's input.
+        let (mut flows, mut tap) = {
             let mut t = self.lock();
-            t.finish_flows();
             t.input_done = true;
-            t.join_input()
+            let empty = Flows::new(FlowConfig { max_flows: 1, ..FlowConfig::default() });
+            (std::mem::replace(&mut t.flows, empty), std::mem::take(&mut t.tap))
         };
+        flows.finish(&mut tap);
+        let mut ended = std::mem::take(&mut tap.ended);
+        {
+            let mut t = self.lock();
+            t.flows = flows;
+            t.tap = tap;
+        }
+        while !ended.is_empty() {
+            let rest = ended.split_off(ended.len().min(JOIN_PIECE));
+            let mut t = self.lock();
+            t.tap.ended = std::mem::replace(&mut ended, rest);
+            let ts = t.clock.unwrap_or(Timestamp { sec: 0, nsec: 0 });
+            t.after_flows(ts);
+            t.dirty = true;
+        }
+        let input = self.join_input_in_pieces(true);
         self.done.store(true, Ordering::Release);
         if let Some(input) = input {
             let j = Joined::build(input);
@@ -1284,9 +1321,9 @@ impl FrameModel {
     /// released in between, so the UI's queries and the data thread never wait for a whole
     /// copy (at 100k flows, 1.3 KiB of features each, that took 70 ms and more). Flows that
     /// end or start meanwhile may be left out: they changed the table, so the next join has
-    /// them. `None` when nothing changed.
-    fn join_input_in_pieces(&self) -> Option<JoinInput> {
-        let mut input = self.lock().join_begin()?;
+    /// them. `None` when nothing changed (unless `force`: the final join).
+    fn join_input_in_pieces(&self, force: bool) -> Option<JoinInput> {
+        let mut input = self.lock().join_begin(force)?;
         let mut next = 0;
         loop {
             let t = self.lock();
@@ -1299,7 +1336,11 @@ impl FrameModel {
         while let Some(from) = slot {
             slot = self.lock().join_live(&mut input, from, JOIN_PIECE);
         }
-        self.lock().join_loose(&mut input);
+        let covered = FrameTable::covered(&input);
+        let mut group = 0;
+        while let Some(g) = self.lock().join_loose_from(&mut input, &covered, group, JOIN_PIECE) {
+            group = g;
+        }
         Some(input)
     }
 
