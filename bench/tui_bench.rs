@@ -95,6 +95,7 @@ impl ModelSource for Synthetic {
             last: r.last,
             state: r.state.clone(),
             history: r.history.clone(),
+            analysis: None,
             changes: None,
             latency: Some("c2s +3us s2c +2us".into()),
             note: None,

@@ -36,6 +36,10 @@
 //!   owners are kept; what does not fit is counted.
 //! * [`LiveEvidence::finish`] stops the watchers, drains both threads and returns what they
 //!   gathered; it waits at most about [`RETRY_AFTER`] plus the queued lookups.
+//! * While capture runs, [`LiveEvidence::follower`] gives what was gathered so far (for joins
+//!   made every so often, the TUI's): once asked for, both threads also journal every change
+//!   they make (at most [`MAX_JOURNAL`] pending, the rest counted), and
+//!   [`EvidenceFollower::update`] applies the journal to its own copy.
 
 use crate::conntrack::{ConntrackWatcher, CtEntry, CtProto, CtUpdate, WatchOptions};
 use crate::flow::{FlowInfo, Proto as FlowProto};
@@ -59,6 +63,108 @@ pub const RETRY_AFTER: Duration = Duration::from_millis(15);
 pub const MAX_ENTRIES: usize = 1 << 18;
 /// Socket owners kept at most.
 pub const MAX_OWNERS: usize = 1 << 18;
+/// Changes journaled for a follower and not yet taken, at most.
+pub const MAX_JOURNAL: usize = 1 << 16;
+
+/// Changes for an [`EvidenceFollower`] (kept only once one exists).
+#[derive(Default)]
+struct Journal {
+    on: AtomicBool,
+    pending: std::sync::Mutex<(Vec<CtEntry>, Vec<(OwnerKey, Owner, u8)>)>,
+    dropped: AtomicU64,
+}
+
+impl Journal {
+    fn entry(&self, e: &CtEntry) {
+        if !self.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if p.0.len() + p.1.len() < MAX_JOURNAL {
+            p.0.push(e.clone());
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn owner(&self, k: &OwnerKey, o: &Owner, rank: u8) {
+        if !self.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if p.0.len() + p.1.len() < MAX_JOURNAL {
+            p.1.push((k.clone(), o.clone(), rank));
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+type CtKey = (Netns, Option<u32>, CtProto, SocketAddr, SocketAddr);
+
+/// What the live evidence gathered so far, kept up to date by [`EvidenceFollower::update`].
+pub struct EvidenceFollower {
+    journal: Arc<Journal>,
+    entries: Vec<CtEntry>,
+    index: HashMap<CtKey, usize>,
+    owners: HashMap<OwnerKey, (Owner, u8)>,
+}
+
+impl EvidenceFollower {
+    /// Takes in the changes journaled since the last call; true when there were any.
+    pub fn update(&mut self) -> bool {
+        let (entries, owners) = {
+            let mut p = self.journal.pending.lock().unwrap_or_else(|p| p.into_inner());
+            (std::mem::take(&mut p.0), std::mem::take(&mut p.1))
+        };
+        let changed = !entries.is_empty() || !owners.is_empty();
+        for e in entries {
+            let key = (e.netns.clone(), e.id, e.proto, e.orig.src_addr(), e.orig.dst_addr());
+            match self.index.get(&key) {
+                Some(&i) => self.entries[i] = e,
+                None if self.entries.len() >= MAX_ENTRIES => {}
+                None => {
+                    self.index.insert(key, self.entries.len());
+                    self.entries.push(e);
+                }
+            }
+        }
+        for (k, o, rank) in owners {
+            if self.owners.len() < MAX_OWNERS || self.owners.contains_key(&k) {
+                self.owners.insert(k, (o, rank));
+            }
+        }
+        changed
+    }
+
+    /// Changes the journal could not hold (the final evidence of `finish` has them).
+    pub fn dropped(&self) -> u64 {
+        self.journal.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Conntrack entries gathered so far (unscoped: labelled by their namespace).
+    pub fn conntrack(&self) -> &[CtEntry] {
+        &self.entries
+    }
+
+    /// Socket owners found so far (unknown ones left out).
+    pub fn owners(&self) -> Vec<SocketOwner> {
+        let mut v: Vec<SocketOwner> = self
+            .owners
+            .iter()
+            .filter(|(_, (_, rank))| *rank > 0)
+            .map(|((netns, proto, local, remote), (owner, _))| SocketOwner {
+                netns: netns.clone(),
+                proto: *proto,
+                local: *local,
+                remote: *remote,
+                owner: owner.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| (a.local, a.remote).cmp(&(b.local, b.remote)));
+        v
+    }
+}
 
 /// Counters of the live evidence.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -158,6 +264,7 @@ pub struct LiveEvidence {
     dropped: Arc<AtomicU64>,
     point_netns: HashMap<u32, Netns>,
     stats: EvidenceStats,
+    journal: Arc<Journal>,
 }
 
 impl LiveEvidence {
@@ -185,13 +292,18 @@ impl LiveEvidence {
         stats.conntrack_watched = watchers.len() as u64;
         drop(ct_tx);
         let ct_attr = attr_tx.clone();
-        let ct_thread =
-            std::thread::Builder::new().name("conntrack".into()).spawn(move || collect_conntrack(ct_rx, ct_attr)).ok();
+        let journal = Arc::new(Journal::default());
+        let ct_journal = journal.clone();
+        let ct_thread = std::thread::Builder::new()
+            .name("conntrack".into())
+            .spawn(move || collect_conntrack(ct_rx, ct_attr, &ct_journal))
+            .ok();
         let attr_stop = stop.clone();
         let warm = namespaces.clone();
+        let attr_journal = journal.clone();
         let attr_thread = std::thread::Builder::new()
             .name("attribution".into())
-            .spawn(move || attribute(attr_rx, attr_stop, warm))
+            .spawn(move || attribute(attr_rx, attr_stop, warm, &attr_journal))
             .ok();
         LiveEvidence {
             watchers,
@@ -203,6 +315,19 @@ impl LiveEvidence {
             dropped: Arc::new(AtomicU64::new(0)),
             point_netns: points.iter().cloned().collect(),
             stats,
+            journal,
+        }
+    }
+
+    /// What was gathered so far, kept up to date by [`EvidenceFollower::update`] (changes from
+    /// now on; ask for it before capture starts).
+    pub fn follower(&self) -> EvidenceFollower {
+        self.journal.on.store(true, Ordering::Relaxed);
+        EvidenceFollower {
+            journal: self.journal.clone(),
+            entries: Vec::new(),
+            index: HashMap::new(),
+            owners: HashMap::new(),
         }
     }
 
@@ -214,7 +339,7 @@ impl LiveEvidence {
     /// The new-flow hook for [`crate::report::FlowReport::on_new_flow`]: queues the
     /// attribution of both sockets of a TCP/UDP observation at a point with a known
     /// namespace; never blocks.
-    pub fn hook(&self) -> Box<dyn FnMut(&FlowInfo)> {
+    pub fn hook(&self) -> Box<dyn FnMut(&FlowInfo) + Send> {
         let tx = self.attr_tx.clone();
         let netns = self.point_netns.clone();
         let requests = self.requests.clone();
@@ -285,7 +410,7 @@ impl Drop for LiveEvidence {
 
 /// The conntrack thread: keeps the latest state of every entry, asks for the owner of each
 /// rewritten entry's original socket. Returns `(entries, dropped, lost events)`.
-fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>) -> (Vec<CtEntry>, u64, u64) {
+fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>, journal: &Journal) -> (Vec<CtEntry>, u64, u64) {
     let mut entries: Vec<CtEntry> = Vec::new();
     let mut index: HashMap<(Netns, Option<u32>, CtProto, SocketAddr, SocketAddr), usize> = HashMap::new();
     let (mut dropped, mut lost) = (0u64, 0u64);
@@ -311,6 +436,7 @@ fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>) -> (Vec<
                 let old = &mut entries[i];
                 let start = old.start_ns.or(e.start_ns);
                 *old = CtEntry { start_ns: e.start_ns.or(start), ..e };
+                journal.entry(old);
             }
             None if entries.len() >= MAX_ENTRIES => dropped += 1,
             None => {
@@ -324,6 +450,7 @@ fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>) -> (Vec<
                     });
                 }
                 index.insert(key, entries.len());
+                journal.entry(&e);
                 entries.push(e);
             }
         }
@@ -379,7 +506,12 @@ fn sockets_of(index: &mut ProcessIndex, netns: &Netns, proto: Proto, pid: u32) -
 /// The attribution thread: immediate requests first, each as it comes; deferred ones when
 /// due and nothing immediate waits (each looked up at most twice: [`RETRY_AFTER`] and four
 /// times that after it was asked).
-fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> (HashMap<OwnerKey, (Owner, u8)>, u64) {
+fn attribute(
+    rx: Receiver<Request>,
+    stop: Arc<AtomicBool>,
+    warm: Vec<Netns>,
+    journal: &Journal,
+) -> (HashMap<OwnerKey, (Owner, u8)>, u64) {
     let mut index = ProcessIndex::new();
     index.scan_all();
     for ns in &warm {
@@ -445,14 +577,18 @@ fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> 
             }
             None if room => {
                 let unknown = || Owner { pid: 0, comm: String::new() };
-                out.insert(k, owner.map_or_else(|| (unknown(), 0), |o| (o, rk)));
+                out.insert(k.clone(), owner.map_or_else(|| (unknown(), 0), |o| (o, rk)));
             }
             None => owners_dropped += 1,
+        }
+        if let Some((o, rk)) = out.get(&k) {
+            journal.owner(&k, o, *rk);
         }
         if let Some(o) = a.owners().iter().max_by_key(|p| p.pid).map(Owner::from) {
             for (local, remote) in siblings {
                 let k = (r.netns.clone(), r.proto, local, remote);
                 if out.len() < MAX_OWNERS || out.contains_key(&k) {
+                    journal.owner(&k, &o, 3);
                     out.insert(k, (o.clone(), 3));
                 }
             }

@@ -62,7 +62,7 @@ pub use analysis::{AnalysisCounters, Rtt, RttStats};
 pub use conn_state::{ConnState, EndpointState, History};
 pub use key::{Endpoint, FlowKey, Proto};
 pub use stream::GapList;
-pub use table::{FlowTable, FlowTableStats};
+pub use table::{FlowTable, FlowTableStats, LiveFlow};
 
 use crate::capture::Timestamp;
 use crate::reassembly::{Budget, Config, Counters, Direction, Event};

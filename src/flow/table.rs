@@ -156,6 +156,15 @@ const fn heap_block(size: usize) -> usize {
     (size + ALLOC_OVERHEAD).div_ceil(16) * 16
 }
 
+/// One live flow as [`FlowTable::live_flows_from`] lends it.
+pub struct LiveFlow<'a> {
+    pub slot: usize,
+    pub id: u64,
+    pub conn_state: ConnState,
+    pub history: &'a str,
+    pub features: Option<&'a ObservationFeatures>,
+}
+
 /// The flow table. Feed it frames with [`FlowTable::frame`], end with [`FlowTable::finish`].
 pub struct FlowTable {
     config: FlowConfig,
@@ -169,6 +178,8 @@ pub struct FlowTable {
     next_id: u64,
     labels: Vec<Arc<str>>,
     stats: FlowTableStats,
+    /// The flow the latest frame was counted in and its direction (see [`FlowTable::last_flow`]).
+    last: Option<(u64, u8)>,
 }
 
 impl FlowTable {
@@ -208,6 +219,7 @@ impl FlowTable {
             next_id: 1,
             labels: Vec::new(),
             stats: FlowTableStats::default(),
+            last: None,
             config,
         }
     }
@@ -235,6 +247,63 @@ impl FlowTable {
         self.slab.iter().flatten().filter_map(|f| f.features.as_deref().map(|x| (f.info.id, x)))
     }
 
+    /// The flow the latest frame given to [`FlowTable::frame`] was counted in, and its
+    /// direction (0 client -> server, 1 server -> client); `None` when it was in none (not
+    /// IP, a fragment, another protocol). Lets a caller key what it keeps per frame by the
+    /// observation (flow id), not by the tuple (which a new connection may reuse).
+    pub fn last_flow(&self) -> Option<(u64, u8)> {
+        self.last
+    }
+
+    /// Every live flow from slab slot `from` on, in slot order: its id, the conn_state and
+    /// history its record would carry if it ended now (streams not flushed), and its joiner
+    /// features. The slot lets a caller copy the table a piece at a time (a flow stays in
+    /// its slot while it lives).
+    pub fn live_flows_from(&self, from: usize) -> impl Iterator<Item = LiveFlow<'_>> + '_ {
+        self.slab.iter().enumerate().skip(from).filter_map(|(slot, f)| {
+            let f = f.as_ref()?;
+            Some(LiveFlow {
+                slot,
+                id: f.info.id,
+                conn_state: f.conn_state_now(),
+                history: f.history.as_str(),
+                features: f.features.as_deref(),
+            })
+        })
+    }
+
+    /// The record live flow `id` would end with now (not flushed, `end: eof`, no features);
+    /// `None` when it is not live. A scan of the live flows.
+    pub fn peek(&self, id: u64) -> Option<FlowRecord> {
+        let f = self.slab.iter().flatten().find(|f| f.info.id == id)?;
+        let tcp = match &f.state {
+            FlowState::Tcp(tcp) => {
+                let isn = tcp.streams.isn();
+                Some(Box::new(TcpRecord {
+                    state: [tcp.ends.orig(), tcp.ends.resp()],
+                    isn: [isn[0].map(SeqNum::get), isn[1].map(SeqNum::get)],
+                    stream: tcp.streams.counters(),
+                    gaps: tcp.streams.gaps.clone(),
+                    analysis: tcp.analysis.counters,
+                    rtt: tcp.analysis.rtt,
+                }))
+            }
+            FlowState::Datagram { .. } => None,
+        };
+        Some(FlowRecord {
+            info: f.info.clone(),
+            packets: [f.traffic[0].packets, f.traffic[1].packets],
+            bytes: [f.traffic[0].bytes, f.traffic[1].bytes],
+            first: f.first,
+            last: f.last,
+            conn_state: f.conn_state_now(),
+            history: f.history.as_str().to_string(),
+            end: EndReason::Eof,
+            tcp,
+            features: None,
+        })
+    }
+
     /// Live flows now.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -247,6 +316,7 @@ impl FlowTable {
     /// One captured frame. Expires flows idle at this frame's time first.
     pub fn frame(&mut self, frame: &Frame, points: &Points, obs: &mut impl FlowObserver) {
         self.stats.frames += 1;
+        self.last = None;
         let now = Nanos::from(frame.ts);
         self.advance(now, obs);
         let decoded = decode(frame.linktype, &frame.data);
@@ -348,6 +418,7 @@ impl FlowTable {
             return;
         };
         let dir = if side == flow.client { 0 } else { 1 };
+        self.last = Some((flow.info.id, dir as u8));
         if let Some(f) = flow.features.as_deref_mut() {
             f.on_link(direction(dir), frame.linktype, &frame.data);
             f.on_tcp(direction(dir), now, ip, t);
@@ -402,6 +473,7 @@ impl FlowTable {
             return;
         };
         let dir = if side == flow.client { 0 } else { 1 };
+        self.last = Some((flow.info.id, dir as u8));
         if let (Some(f), Some((ip, u, frame))) = (flow.features.as_deref_mut(), link) {
             f.on_link(direction(dir), frame.linktype, &frame.data);
             f.on_udp(direction(dir), now, ip, u);
@@ -613,6 +685,17 @@ const fn direction(dir: usize) -> Direction {
 }
 
 impl Flow {
+    /// The conn_state the flow's record would carry if it ended now.
+    fn conn_state_now(&self) -> ConnState {
+        match &self.state {
+            FlowState::Tcp(tcp) => {
+                ConnState::tcp(&tcp.ends, [self.traffic[0].bytes, self.traffic[1].bytes], &self.history)
+            }
+            FlowState::Datagram { .. } if self.info.proto != Proto::Udp => ConnState::OTH,
+            FlowState::Datagram { sent } => ConnState::datagram(*sent),
+        }
+    }
+
     fn count(&mut self, dir: usize, bytes: u32, now: Nanos) {
         let t = &mut self.traffic[dir];
         t.packets += 1;

@@ -114,6 +114,13 @@ pub fn lines(
                     format!("  {} {}", escape::text(&o.state), escape::text(&o.history)),
                     Style::new().fg(Color::Green),
                 ),
+                Span::styled(
+                    match o.analysis.as_deref() {
+                        Some(a) if a != "-" && !a.is_empty() => format!("  {}", escape::text(a)),
+                        _ => String::new(),
+                    },
+                    Style::new().fg(Color::Yellow),
+                ),
             ]));
             owner.push(Some(flat));
             let changes = match &o.changes {

@@ -6,9 +6,10 @@
 //!
 //! * Input ([`JoinInput`]): a copy, taken under the model's lock, of every TCP/UDP
 //!   observation's joiner features (live flows' cloned, ended flows' shared), each with the
-//!   tuple-at-point entry of the frame store it belongs to, its state and history; the
+//!   frame-store observation it is, its state, history and analysis (the flow table's); the
 //!   observations that have no features (ICMP, other protocols, or left out by the features
-//!   cap) as *loose* entries; the points; the conntrack evidence.
+//!   cap) as *loose* entries, grouped by tuple; the points; the conntrack and process
+//!   evidence.
 //! * [`Joined::build`] runs without any lock (on the joiner thread): the join itself, then one
 //!   row per path. Loose entries become paths of one leg whose observations are the entry's
 //!   points (join kind `same-tuple`, as before the joiner). Paths are numbered by first packet
@@ -28,15 +29,19 @@ use std::sync::Arc;
 pub struct FeaturedObs {
     pub id: u64,
     pub features: Arc<ObservationFeatures>,
-    /// The frame store's tuple entry and observation (point) index.
-    pub at: Option<(u32, u32)>,
+    /// The frame store's observation.
+    pub at: Option<u32>,
+    /// The flow table's `conn_state`, history and analysis text (`--flows`' values).
     pub state: Arc<str>,
     pub history: Arc<str>,
+    pub analysis: Arc<str>,
 }
 
-/// An entry of the frame store with no featured observation: one path of one leg.
+/// Observations of one tuple (a group of the frame store) with no features: one path of
+/// one leg.
 pub struct LooseEntry {
     pub entry: u32,
+    pub observations: Vec<u32>,
     pub row: PathRow,
 }
 
@@ -49,14 +54,17 @@ pub struct JoinInput {
     pub loose: Vec<LooseEntry>,
     /// Conntrack entries, each with its scope (offline `--conntrack NETNS=FILE`).
     pub conntrack: Arc<Vec<(crate::conntrack::CtEntry, Option<Arc<str>>)>>,
+    /// Live conntrack entries (labelled by their namespace) and socket owners.
+    pub live_conntrack: Arc<Vec<crate::conntrack::CtEntry>>,
+    pub owners: Arc<Vec<crate::report::paths::SocketOwner>>,
 }
 
 /// What one path row stands for.
 pub enum Shown {
     /// A joined path (boxed: paths are large and most tables are mostly loose entries).
     Joined(Box<Path>),
-    /// A frame-store entry (tuple) with no features: its observations are its points.
-    Loose { entry: u32 },
+    /// Observations of one tuple with no features (frame-store observation indices).
+    Loose { entry: u32, observations: Vec<u32> },
 }
 
 /// The result of one join: rows (ordered by id) and what each stands for.
@@ -64,10 +72,10 @@ pub enum Shown {
 pub struct Joined {
     pub rows: Vec<PathRow>,
     pub shown: Vec<Shown>,
-    /// Flow id -> `(entry, observation)` of the frame store, for the joined observations.
-    pub at: HashMap<u64, (u32, u32)>,
-    /// Flow id -> state and history (the frame store's, at join time).
-    pub state: HashMap<u64, (Arc<str>, Arc<str>)>,
+    /// Flow id -> observation of the frame store, for the joined observations.
+    pub at: HashMap<u64, u32>,
+    /// Flow id -> state, history and analysis (the flow table's, at join time).
+    pub state: HashMap<u64, (Arc<str>, Arc<str>, Arc<str>)>,
     pub stats: crate::join::JoinStats,
 }
 
@@ -114,6 +122,12 @@ impl Joined {
                 None => j.add_conntrack(e),
             }
         }
+        for e in input.live_conntrack.iter() {
+            j.add_conntrack(e);
+        }
+        for o in input.owners.iter() {
+            j.add_socket_owner(Some(o.netns.clone()), o.proto, o.local, o.remote, o.owner.clone());
+        }
         let model = j.join();
         let mut at = HashMap::with_capacity(input.observations.len());
         let mut state = HashMap::with_capacity(input.observations.len());
@@ -121,7 +135,7 @@ impl Joined {
             if let Some(a) = o.at {
                 at.insert(o.id, a);
             }
-            state.insert(o.id, (o.state, o.history));
+            state.insert(o.id, (o.state, o.history, o.analysis));
         }
         // (first packet, kind order, index): joined paths then loose entries.
         let mut items: Vec<(Timestamp, PathRow, Shown)> = Vec::with_capacity(model.paths.len() + input.loose.len());
@@ -130,7 +144,7 @@ impl Joined {
             items.push((row.first, row, Shown::Joined(Box::new(p))));
         }
         for l in input.loose {
-            items.push((l.row.first, l.row, Shown::Loose { entry: l.entry }));
+            items.push((l.row.first, l.row, Shown::Loose { entry: l.entry, observations: l.observations }));
         }
         items.sort_by(|a, b| a.0.cmp(&b.0));
         let mut rows = Vec::with_capacity(items.len());
@@ -156,10 +170,10 @@ impl Joined {
         for (li, l) in p.legs.iter().enumerate() {
             let mut observations = Vec::with_capacity(l.observations.len());
             for (oi, o) in l.observations.iter().enumerate() {
-                let (state, history) = match o.ids.iter().find_map(|id| self.state.get(id)) {
-                    Some((s, h)) => (s.clone(), h.clone()),
-                    None if o.source == Source::Conntrack => (Arc::from("conntrack"), Arc::from("")),
-                    None => (Arc::from(""), Arc::from("")),
+                let (state, history, analysis) = match o.ids.iter().find_map(|id| self.state.get(id)) {
+                    Some((s, h, a)) => (s.clone(), h.clone(), (!a.is_empty()).then(|| a.clone())),
+                    None if o.source == Source::Conntrack => (Arc::from("conntrack"), Arc::from(""), None),
+                    None => (Arc::from(""), Arc::from(""), None),
                 };
                 let hop = l.hops.iter().find(|h| h.to == oi);
                 let mut changes: Vec<String> = Vec::new();
@@ -199,6 +213,7 @@ impl Joined {
                     last: secs_to_ts(o.last),
                     state,
                     history,
+                    analysis,
                     changes: (oi > 0).then_some(changes),
                     latency,
                     note,
@@ -242,7 +257,11 @@ impl Joined {
 }
 
 /// The table row of a joined path.
-fn row_of(p: &Path, label_index: &HashMap<Arc<str>, u32>, state: &HashMap<u64, (Arc<str>, Arc<str>)>) -> PathRow {
+fn row_of(
+    p: &Path,
+    label_index: &HashMap<Arc<str>, u32>,
+    state: &HashMap<u64, (Arc<str>, Arc<str>, Arc<str>)>,
+) -> PathRow {
     let all = || p.legs.iter().flat_map(|l| l.observations.iter());
     let first_captured = all().find(|o| o.source == Source::Capture);
     let hops: Vec<Hop> = all()
@@ -259,7 +278,7 @@ fn row_of(p: &Path, label_index: &HashMap<Arc<str>, u32>, state: &HashMap<u64, (
     let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
     let (st, hi) = first_captured
         .and_then(|o| o.ids.iter().find_map(|id| state.get(id)))
-        .cloned()
+        .map(|(s, h, _)| (s.clone(), h.clone()))
         .unwrap_or_else(|| (Arc::from(""), Arc::from("")));
     let process = p
         .legs

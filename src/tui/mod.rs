@@ -268,7 +268,8 @@ fn live_inputs(
         max_queued_bytes: limits.live_frames,
         tap: None,
     };
-    let inputs = source::Inputs::live(&specs, opts)?;
+    // Conntrack and process evidence for the joiner, as joined live `--flows` gathers it.
+    let inputs = source::Inputs::live(&specs, opts, !args.no_join)?;
     if let Some(user) = &args.user {
         crate::live::drop_privileges(user)?;
     }

@@ -210,6 +210,9 @@ pub struct ObservationDetail {
     pub last: Timestamp,
     pub state: Arc<str>,
     pub history: Arc<str>,
+    /// The flow table's analysis (as `--flows` writes it: `retx:1/0 gaps:0/1(0/1448B)`,
+    /// `-` for nothing), when known.
+    pub analysis: Option<Arc<str>>,
     /// What changed against the previous observation of the leg (`src A -> B`, `ttl 64 ->
     /// 63`); `None` for the first one, or when the source does not know (then the panes
     /// compare the tuples themselves).

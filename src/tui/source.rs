@@ -8,22 +8,26 @@
 //!                                         + FlowTable (features for the joiner)
 //!                  -> publishes a Snapshot every PUBLISH_PERIOD (counters, progress, rows of
 //!                     the latest join)
-//! joiner thread: every JOIN_PERIOD, when something changed: copies the join input under the
-//!                lock (FrameTable::join_input), joins outside it (joined.rs), swaps the
-//!                result in. The data thread never waits for a join.
+//! joiner thread: every JOIN_PERIOD, when something changed: takes in the live evidence
+//!                gathered since (conntrack, socket owners), copies the join input a piece
+//!                of JOIN_PIECE observations per hold of the lock, joins outside it
+//!                (joined.rs), swaps the result in. Nobody waits for a whole copy or a join.
 //! UI thread:     reads snapshots; lazy per-path queries take the lock briefly.
 //! ```
 //!
-//! * A *tuple entry* is one TCP/UDP/ICMP 5-tuple (client and server decided like the flow
-//!   table); each capture point that saw it is one of its observations, holding the indices
-//!   of its kept frames. The joined paths ([`super::joined`]) refer to them through the flow
-//!   table's ids (`FlowInfo`, told at creation). Tuples without joiner features (ICMP, other
-//!   protocols, or beyond the features cap) are shown as paths of one leg.
-//! * State and history shown are the frame store's approximation of Zeek's (`S0 S1 SF S2 S3
-//!   REJ RSTO RSTR RSTOS0 OTH`, history letters `ShADFR` once per direction).
-//! * The stream is the captured payload in sequence order per direction at one observation,
-//!   with gaps where sequence numbers jump or the capture cut a payload, and overlapping
-//!   retransmissions dropped.
+//! * An *observation* of the frame store is one flow-table observation, keyed by its flow id
+//!   (the flow table tells which flow each frame went to, `FlowTable::last_flow`): a new
+//!   connection on a reused tuple is a new observation with its own packets. Frames the flow
+//!   table keeps no flow for (other IP protocols) make one observation per tuple and point.
+//!   The joined paths ([`super::joined`]) refer to observations by flow id. Observations
+//!   without joiner features (ICMP, other protocols, or beyond the features cap) are shown
+//!   grouped by tuple, as paths of one leg.
+//! * State, history and analysis are the flow table's, the values `--flows` prints: an ended
+//!   flow's from its record, a live flow's as of the latest join (the detail pane's analysis
+//!   as of the moment it is asked for).
+//! * The stream is what `--follow ID` writes for the observation: its kept frames replayed
+//!   through a flow table of the same reassembly settings, the reassembler's Data and Gap
+//!   events in order (UDP: one chunk per datagram).
 //! * Memory ([`TuiLimits`], from `--max-memory` like the rest, `crate::limits`): the flow
 //!   table gets the flow share (with features) and half the reassembly share; kept frame bytes
 //!   the other half; ended observations' joiner features the records share. Past a cap
@@ -49,6 +53,8 @@ use std::time::{Duration, Instant};
 pub const PUBLISH_PERIOD: Duration = Duration::from_millis(200);
 /// How often the joiner thread re-joins (when something changed).
 pub const JOIN_PERIOD: Duration = Duration::from_millis(1000);
+/// Observations copied for a join per hold of the lock.
+const JOIN_PIECE: usize = 2048;
 
 /// The TUI's memory caps, derived from [`crate::limits::Limits`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,10 +93,15 @@ impl Default for TuiLimits {
 struct FlowTap {
     created: Vec<FlowInfo>,
     ended: Vec<FlowRecord>,
+    /// Live: the evidence's new-flow hook (queues the attribution of both sockets).
+    hook: Option<Box<dyn FnMut(&FlowInfo) + Send>>,
 }
 
 impl FlowObserver for FlowTap {
     fn wants_payload(&mut self, flow: &FlowInfo) -> bool {
+        if let Some(h) = self.hook.as_mut() {
+            h(flow);
+        }
         self.created.push(flow.clone());
         false
     }
@@ -108,37 +119,36 @@ const MAX_STREAM_BYTES: usize = 8 << 20;
 /// Canonical key of a tuple: protocol and the two endpoints in sorted order.
 type TupleKey = (Proto, Endpoint, Endpoint);
 
-/// TCP flags seen per direction, for the approximate state.
-#[derive(Clone, Copy, Debug, Default)]
-struct TcpSeen {
-    syn: [bool; 2],
-    synack: [bool; 2],
-    fin: [bool; 2],
-    rst: [bool; 2],
-    data: [bool; 2],
-}
-
-/// One observation: a path's tuple at one point.
+/// One observation of the frame store: one flow-table observation (its flow id; a new
+/// connection on a reused tuple is a new one), or, for frames the flow table keeps no flow
+/// for (other IP protocols), one tuple at one point.
 #[derive(Debug)]
 struct Observation {
+    flow: Option<u64>,
+    /// The tuple group it belongs to (how it is shown when it is not joined).
+    group: u32,
     point: u32,
+    client: Endpoint,
+    server: Endpoint,
     packets: [u64; 2],
     bytes: [u64; 2],
     first: Timestamp,
     last: Timestamp,
-    seen: TcpSeen,
-    history: String,
+    /// The flow table's `conn_state`, history and analysis (`--flows`' values; a live flow's
+    /// as of the last join input, an ended one's from its record).
     state: Arc<str>,
-    history_shared: Arc<str>,
+    history: Arc<str>,
+    analysis: Arc<str>,
     /// Indices into `FrameTable::frames` (kept frames only), in arrival order.
     frames: Vec<u32>,
 }
 
-/// A path (one tuple, one leg) and its observations.
+/// The observations of one tuple at any point: a path of one leg when they have no joiner
+/// features.
 #[derive(Debug)]
-struct PathEntry {
+struct Group {
     row: PathRow,
-    observations: Vec<Observation>,
+    observations: Vec<u32>,
 }
 
 /// A kept frame and what it belongs to.
@@ -151,8 +161,14 @@ struct Kept {
 pub struct FrameTable {
     points: Points,
     point_packets: Vec<u64>,
-    paths: Vec<PathEntry>,
+    observations: Vec<Observation>,
+    groups: Vec<Group>,
+    /// Tuple -> group.
     by_key: HashMap<TupleKey, u32>,
+    /// Flow id -> observation.
+    by_flow: HashMap<u64, u32>,
+    /// (point, tuple) -> observation, for frames in no flow.
+    other: HashMap<(u32, TupleKey), u32>,
     frames: Vec<Kept>,
     kept_bytes: usize,
     caps: CapCounters,
@@ -162,9 +178,9 @@ pub struct FrameTable {
     dirty: bool,
     limits: TuiLimits,
     flows: Flows,
+    /// The flow table's configuration without features (stream replays).
+    flow_config: FlowConfig,
     tap: FlowTap,
-    /// Flow id -> (tuple entry, observation) of every TCP/UDP flow with features.
-    flow_at: HashMap<u64, (u32, u32)>,
     /// Ended flows' joiner features (at most `limits.ended_features`).
     ended: Vec<(u64, Arc<ObservationFeatures>)>,
     /// Something changed since the last join input was taken.
@@ -172,6 +188,10 @@ pub struct FrameTable {
     /// The latest join.
     joined: Arc<Joined>,
     conntrack: Arc<Vec<(crate::conntrack::CtEntry, Option<Arc<str>>)>>,
+    /// Live evidence: conntrack entries gathered in the captured namespaces and socket owners
+    /// (so far while capture runs, all of them after it stopped).
+    live_conntrack: Arc<Vec<crate::conntrack::CtEntry>>,
+    owners: Arc<Vec<crate::report::paths::SocketOwner>>,
     /// Namespaces of live points (joiner evidence), by point index.
     point_netns: Vec<Option<crate::netns::Netns>>,
     /// Kernel drops per point (live).
@@ -181,8 +201,16 @@ pub struct FrameTable {
     input_done: bool,
 }
 
+fn tui_proto(p: crate::flow::Proto) -> Proto {
+    match p {
+        crate::flow::Proto::Tcp => Proto::Tcp,
+        crate::flow::Proto::Udp => Proto::Udp,
+        _ => Proto::Icmp,
+    }
+}
+
 impl FrameTable {
-    /// Most tuple entries tracked.
+    /// Most observations tracked.
     pub const MAX_PATHS: usize = 1_000_000;
 
     /// An empty table with the default limits; `print` are the options of the packet
@@ -201,23 +229,32 @@ impl FrameTable {
             ..FlowConfig::default()
         };
         config.reassembly.max_buffered = config.reassembly.max_buffered.min((limits.reassembly_memory / 32).max(4096));
+        let flow_config = FlowConfig { features: false, ..config.clone() };
+        // Room for every flow up front (untouched pages cost nothing): the table never
+        // rehashes or doubles a vector while the UI waits (as `--flows` does).
+        config.reserve_flows = limits.max_flows;
         FrameTable {
             limits,
             flows: Flows::new(config),
+            flow_config,
             tap: FlowTap::default(),
-            flow_at: HashMap::new(),
             ended: Vec::new(),
             join_dirty: true,
             joined: Arc::new(Joined::default()),
             conntrack: Arc::new(Vec::new()),
+            live_conntrack: Arc::new(Vec::new()),
+            owners: Arc::new(Vec::new()),
             point_netns: Vec::new(),
             point_drops: Vec::new(),
             live: false,
             input_done: false,
             points: Points::default(),
             point_packets: Vec::new(),
-            paths: Vec::new(),
+            observations: Vec::new(),
+            groups: Vec::new(),
             by_key: HashMap::new(),
+            by_flow: HashMap::new(),
+            other: HashMap::new(),
             frames: Vec::new(),
             kept_bytes: 0,
             caps: CapCounters::default(),
@@ -237,6 +274,75 @@ impl FrameTable {
         }
     }
 
+    /// A new observation of `client -> server` at `point`, in its tuple's group; `None` past
+    /// the cap (counted).
+    fn add_observation(
+        &mut self,
+        flow: Option<u64>,
+        proto: Proto,
+        point: u32,
+        client: Endpoint,
+        server: Endpoint,
+        ts: Timestamp,
+    ) -> Option<u32> {
+        if self.observations.len() >= Self::MAX_PATHS {
+            self.caps.paths += 1;
+            return None;
+        }
+        let key = if client <= server { (proto, client, server) } else { (proto, server, client) };
+        let oi = self.observations.len() as u32;
+        let g = match self.by_key.get(&key) {
+            Some(&g) => g,
+            None => {
+                let g = self.groups.len() as u32;
+                self.by_key.insert(key, g);
+                self.groups.push(Group {
+                    row: PathRow {
+                        id: u64::from(g) + 1,
+                        proto,
+                        client,
+                        server,
+                        legs: 1,
+                        hops: Arc::from(Vec::new()),
+                        packets: [0; 2],
+                        bytes: [0; 2],
+                        state: Arc::from(""),
+                        history: Arc::from(""),
+                        first: ts,
+                        last: ts,
+                        process: None,
+                    },
+                    observations: Vec::new(),
+                });
+                g
+            }
+        };
+        let group = &mut self.groups[g as usize];
+        group.observations.push(oi);
+        let mut hops: Vec<Hop> = group.row.hops.to_vec();
+        hops.push(Hop { point, client, server });
+        group.row.hops = Arc::from(hops);
+        self.observations.push(Observation {
+            flow,
+            group: g,
+            point,
+            client,
+            server,
+            packets: [0; 2],
+            bytes: [0; 2],
+            first: ts,
+            last: ts,
+            state: Arc::from(""),
+            history: Arc::from(""),
+            analysis: Arc::from(""),
+            frames: Vec::new(),
+        });
+        if let Some(id) = flow {
+            self.by_flow.insert(id, oi);
+        }
+        Some(oi)
+    }
+
     /// Adds one frame (its point must be known, see [`FrameTable::set_points`]).
     pub fn ingest(&mut self, frame: Frame) {
         self.dirty = true;
@@ -248,6 +354,9 @@ impl FrameTable {
         if self.clock.is_none_or(|c| frame.ts > c) {
             self.clock = Some(frame.ts);
         }
+        self.flows.frame(&frame, &self.points, &mut self.tap);
+        let flow = self.flows.last_flow();
+        self.after_flows(frame.ts);
         let d = decode::decode(frame.linktype, &frame.data);
         let Some(ip) = d.ip else { return };
         let (proto, sport, dport, payload_len, flags) = match d.transport {
@@ -257,91 +366,46 @@ impl FrameTable {
             Transport::Other { proto } => (Proto::Other(proto), 0, 0, 0, None),
             Transport::None => return,
         };
-        let src = Endpoint { ip: ip.src, port: sport };
-        let dst = Endpoint { ip: ip.dst, port: dport };
-        let key = if src <= dst { (proto, src, dst) } else { (proto, dst, src) };
         let point = frame.point as u32;
-        let idx = match self.by_key.get(&key) {
-            Some(&i) => i as usize,
+        let (oi, side) = match flow {
+            Some((id, dir)) => {
+                let Some(&oi) = self.by_flow.get(&id) else {
+                    return; // past the observation cap (counted)
+                };
+                (oi, if dir == 0 { Side::Client } else { Side::Server })
+            }
             None => {
-                if self.paths.len() >= Self::MAX_PATHS {
-                    self.caps.paths += 1;
-                    return;
-                }
-                let (client, server) = roles(src, dst, flags);
-                let i = self.paths.len();
-                self.by_key.insert(key, i as u32);
-                self.paths.push(PathEntry {
-                    row: PathRow {
-                        id: i as u64 + 1,
-                        proto,
-                        client,
-                        server,
-                        legs: 1,
-                        hops: Arc::from(Vec::new()),
-                        packets: [0; 2],
-                        bytes: [0; 2],
-                        state: Arc::from(""),
-                        history: Arc::from(""),
-                        first: frame.ts,
-                        last: frame.ts,
-                        process: None,
-                    },
-                    observations: Vec::new(),
-                });
-                i
+                let src = Endpoint { ip: ip.src, port: sport };
+                let dst = Endpoint { ip: ip.dst, port: dport };
+                let key = if src <= dst { (proto, src, dst) } else { (proto, dst, src) };
+                let oi = match self.other.get(&(point, key)) {
+                    Some(&oi) => oi,
+                    None => {
+                        let (client, server) = roles(src, dst, flags);
+                        let Some(oi) = self.add_observation(None, proto, point, client, server, frame.ts) else {
+                            return;
+                        };
+                        self.other.insert((point, key), oi);
+                        oi
+                    }
+                };
+                let o = &self.observations[oi as usize];
+                (oi, if src == o.client && dst == o.server { Side::Client } else { Side::Server })
             }
         };
         let keep = self.kept_bytes + frame.data.len() <= self.limits.kept_bytes && self.frames.len() < u32::MAX as usize;
         let frame_index = self.frames.len() as u32;
-        let entry = &mut self.paths[idx];
-        let side = if src == entry.row.client && dst == entry.row.server { Side::Client } else { Side::Server };
         let s = side.index();
-        let oi = match entry.observations.iter().position(|o| o.point == point) {
-            Some(oi) => oi,
-            None => {
-                entry.observations.push(Observation {
-                    point,
-                    packets: [0; 2],
-                    bytes: [0; 2],
-                    first: frame.ts,
-                    last: frame.ts,
-                    seen: TcpSeen::default(),
-                    history: String::new(),
-                    state: Arc::from(""),
-                    history_shared: Arc::from(""),
-                    frames: Vec::new(),
-                });
-                let hops: Vec<Hop> = entry
-                    .observations
-                    .iter()
-                    .map(|o| Hop { point: o.point, client: entry.row.client, server: entry.row.server })
-                    .collect();
-                entry.row.hops = Arc::from(hops);
-                entry.observations.len() - 1
-            }
-        };
-        let obs = &mut entry.observations[oi];
+        let obs = &mut self.observations[oi as usize];
         obs.packets[s] += 1;
         obs.bytes[s] += u64::from(payload_len);
         obs.first = obs.first.min(frame.ts);
         obs.last = obs.last.max(frame.ts);
-        if let Some(f) = flags {
-            let history_before = obs.history.len();
-            tcp_packet(&mut obs.seen, &mut obs.history, s, f, payload_len);
-            let state = tcp_state(&obs.seen);
-            if *obs.state != *state {
-                obs.state = Arc::from(state);
-            }
-            if obs.history.len() != history_before {
-                obs.history_shared = Arc::from(obs.history.as_str());
-            }
-        } else {
-            let letter = if s == 0 { 'D' } else { 'd' };
-            if !obs.history.contains(letter) {
-                obs.history.push(letter);
-                obs.history_shared = Arc::from(obs.history.as_str());
-            }
+        if keep {
+            obs.frames.push(frame_index);
+        }
+        if obs.flow.is_none() {
+            // Frames in no flow: `--flows` has no state for them; who sent anything.
             let state = match (obs.packets[0] > 0, obs.packets[1] > 0) {
                 (true, true) => "SF",
                 (true, false) => "S0",
@@ -351,19 +415,11 @@ impl FrameTable {
                 obs.state = Arc::from(state);
             }
         }
-        if keep {
-            obs.frames.push(frame_index);
-        }
-        // The row shows the first observation (what the client side saw).
-        let first = &entry.observations[0];
-        entry.row.packets = first.packets;
-        entry.row.bytes = first.bytes;
-        entry.row.state = first.state.clone();
-        entry.row.history = first.history_shared.clone();
-        entry.row.first = entry.row.first.min(frame.ts);
-        entry.row.last = entry.row.last.max(frame.ts);
-        self.flows.frame(&frame, &self.points, &mut self.tap);
-        self.after_flows();
+        let g = obs.group as usize;
+        self.refresh_group(g);
+        let group = &mut self.groups[g];
+        group.row.first = group.row.first.min(frame.ts);
+        group.row.last = group.row.last.max(frame.ts);
         if keep {
             self.kept_bytes += frame.data.len();
             self.frames.push(Kept { frame, side });
@@ -372,27 +428,46 @@ impl FrameTable {
         }
     }
 
-    /// Takes in what the flow table told: new flows are located in the frame store, ended
-    /// ones hand over their joiner features (up to the cap).
-    fn after_flows(&mut self) {
-        for info in self.tap.created.drain(..) {
-            let proto = match info.proto {
-                crate::flow::Proto::Tcp => Proto::Tcp,
-                crate::flow::Proto::Udp => Proto::Udp,
-                _ => continue,
-            };
-            let c = Endpoint { ip: info.client.addr, port: info.client.port };
-            let s = Endpoint { ip: info.server.addr, port: info.server.port };
-            let key = if c <= s { (proto, c, s) } else { (proto, s, c) };
-            let Some(&e) = self.by_key.get(&key) else { continue };
-            let Some(o) = self.paths[e as usize].observations.iter().position(|o| o.point == info.point_index) else {
-                continue;
-            };
-            self.flow_at.insert(info.id, (e, o as u32));
+    /// A group's row shows its first observation (what the client side saw).
+    fn refresh_group(&mut self, g: usize) {
+        let Some(group) = self.groups.get_mut(g) else { return };
+        let Some(first) = group.observations.first().and_then(|&o| self.observations.get(o as usize)) else {
+            return;
+        };
+        group.row.packets = first.packets;
+        group.row.bytes = first.bytes;
+        if *group.row.state != *first.state {
+            group.row.state = first.state.clone();
         }
-        for r in self.tap.ended.drain(..) {
+        if *group.row.history != *first.history {
+            group.row.history = first.history.clone();
+        }
+    }
+
+    /// Takes in what the flow table told: new flows get an observation, ended ones their
+    /// record's state, history and analysis, and hand over their joiner features (up to the
+    /// cap).
+    fn after_flows(&mut self, ts: Timestamp) {
+        let created = std::mem::take(&mut self.tap.created);
+        for info in created {
+            let proto = tui_proto(info.proto);
+            let port = |p: u16| if proto == Proto::Icmp { 0 } else { p };
+            let c = Endpoint { ip: info.client.addr, port: port(info.client.port) };
+            let s = Endpoint { ip: info.server.addr, port: port(info.server.port) };
+            self.add_observation(Some(info.id), proto, info.point_index, c, s, ts);
+        }
+        let ended = std::mem::take(&mut self.tap.ended);
+        for mut r in ended {
             self.join_dirty = true;
-            let Some(f) = r.features else { continue };
+            if let Some(&oi) = self.by_flow.get(&r.info.id) {
+                let o = &mut self.observations[oi as usize];
+                o.state = Arc::from(r.conn_state.name());
+                o.history = Arc::from(r.history.as_str());
+                o.analysis = Arc::from(crate::report::table::analysis_text(&r));
+                let g = o.group as usize;
+                self.refresh_group(g);
+            }
+            let Some(f) = r.features.take() else { continue };
             if f.is_empty() {
                 continue;
             }
@@ -400,7 +475,6 @@ impl FrameTable {
                 self.ended.push((r.info.id, Arc::from(f)));
             } else {
                 self.caps.unjoined += 1;
-                self.flow_at.remove(&r.info.id);
             }
         }
     }
@@ -408,19 +482,31 @@ impl FrameTable {
     /// End of input: every live flow ends (its features move to the ended ones).
     pub fn finish_flows(&mut self) {
         self.flows.finish(&mut self.tap);
-        self.after_flows();
+        let ts = self.clock.unwrap_or(Timestamp { sec: 0, nsec: 0 });
+        self.after_flows(ts);
         self.join_dirty = true;
         self.dirty = true;
     }
 
-    /// A copy of what a join needs (see `joined.rs`); clears the changed mark. `None` when
-    /// nothing changed since the last one.
+    /// A copy of what a join needs (see `joined.rs`), all at once; clears the changed mark.
+    /// `None` when nothing changed since the last one. ([`FrameModel`]'s joiner thread copies
+    /// it a piece at a time instead, releasing the lock in between.)
     pub fn join_input(&mut self) -> Option<JoinInput> {
-        if !self.join_dirty {
+        let mut input = self.join_begin(false)?;
+        self.join_ended(&mut input, 0, usize::MAX);
+        self.join_live(&mut input, 0, usize::MAX);
+        self.join_loose(&mut input);
+        Some(input)
+    }
+
+    /// The start of a join input: points and evidence (cheap); clears the changed mark.
+    /// `None` when nothing changed since the last one.
+    fn join_begin(&mut self, force: bool) -> Option<JoinInput> {
+        if !self.join_dirty && !force {
             return None;
         }
         self.join_dirty = false;
-        let mut input = JoinInput {
+        Some(JoinInput {
             points: self
                 .points
                 .points
@@ -429,50 +515,146 @@ impl FrameTable {
                 .map(|(i, p)| (i as u32, Arc::from(p.label.as_str()), self.point_netns.get(i).cloned().flatten()))
                 .collect(),
             conntrack: self.conntrack.clone(),
+            live_conntrack: self.live_conntrack.clone(),
+            owners: self.owners.clone(),
             ..JoinInput::default()
-        };
-        let mut covered = vec![false; self.paths.len()];
-        let featured = |id: u64, f: Arc<ObservationFeatures>, t: &FrameTable, covered: &mut Vec<bool>| {
-            let at = t.flow_at.get(&id).copied();
-            let (state, history) = match at.and_then(|(e, o)| t.paths.get(e as usize)?.observations.get(o as usize)) {
-                Some(o) => (o.state.clone(), o.history_shared.clone()),
-                None => (Arc::from(""), Arc::from("")),
-            };
-            if let Some((e, _)) = at
-                && let Some(c) = covered.get_mut(e as usize)
-            {
-                *c = true;
-            }
-            FeaturedObs { id, features: f, at, state, history }
-        };
-        for (id, f) in &self.ended {
-            let o = featured(*id, f.clone(), self, &mut covered);
-            input.observations.push(o);
-        }
-        let live: Vec<(u64, Arc<ObservationFeatures>)> =
-            self.flows.live_features().filter(|(_, f)| !f.is_empty()).map(|(id, f)| (id, Arc::new(f.clone()))).collect();
-        for (id, f) in live {
-            let o = featured(id, f, self, &mut covered);
-            input.observations.push(o);
-        }
-        for (e, entry) in self.paths.iter().enumerate() {
-            if !covered[e] {
-                input.loose.push(LooseEntry { entry: e as u32, row: entry.row.clone() });
-            }
-        }
-        Some(input)
+        })
     }
 
-    /// Puts a finished join in place.
-    pub fn set_joined(&mut self, j: Joined) {
-        self.joined = Arc::new(j);
+    fn featured(&self, id: u64, features: Arc<ObservationFeatures>) -> FeaturedObs {
+        let at = self.by_flow.get(&id).copied();
+        let (state, history, analysis) = match at.and_then(|o| self.observations.get(o as usize)) {
+            Some(o) => (o.state.clone(), o.history.clone(), o.analysis.clone()),
+            None => (Arc::from(""), Arc::from(""), Arc::from("")),
+        };
+        FeaturedObs { id, features, at, state, history, analysis }
+    }
+
+    /// Adds at most `n` ended flows' features from index `from` (they only get appended);
+    /// returns the next index, `ended.len()` when done.
+    fn join_ended(&self, input: &mut JoinInput, from: usize, n: usize) -> usize {
+        let end = from.saturating_add(n).min(self.ended.len());
+        for (id, f) in self.ended.get(from..end).unwrap_or(&[]) {
+            input.observations.push(self.featured(*id, f.clone()));
+        }
+        end
+    }
+
+    /// Adds at most `n` live flows from slab slot `from` on (their features copied, their
+    /// state and history taken from the flow table now); returns the next slot, `None` when
+    /// done.
+    fn join_live(&mut self, input: &mut JoinInput, from: usize, n: usize) -> Option<usize> {
+        let mut copied: Vec<(u64, Option<Arc<ObservationFeatures>>)> = Vec::new();
+        let mut next = None;
+        let mut groups = Vec::new();
+        for lf in self.flows.live_flows_from(from) {
+            if copied.len() >= n {
+                next = Some(lf.slot);
+                break;
+            }
+            let features = lf.features.filter(|f| !f.is_empty()).map(|f| Arc::new(f.clone()));
+            copied.push((lf.id, features));
+            let Some(&oi) = self.by_flow.get(&lf.id) else { continue };
+            let o = &mut self.observations[oi as usize];
+            let mut changed = false;
+            if *o.state != *lf.conn_state.name() {
+                o.state = Arc::from(lf.conn_state.name());
+                changed = true;
+            }
+            if *o.history != *lf.history {
+                o.history = Arc::from(lf.history);
+                changed = true;
+            }
+            if changed {
+                groups.push(o.group as usize);
+            }
+        }
+        for g in groups {
+            self.refresh_group(g);
+        }
+        for (id, f) in copied {
+            if let Some(f) = f {
+                input.observations.push(self.featured(id, f));
+            }
+        }
+        next
+    }
+
+    /// Which observations `input` has joiner features for (by frame-store index).
+    fn covered(input: &JoinInput) -> Vec<bool> {
+        let n = input.observations.iter().filter_map(|o| o.at).max().map_or(0, |m| m as usize + 1);
+        let mut covered = vec![false; n];
+        for o in &input.observations {
+            if let Some(c) = o.at.and_then(|a| covered.get_mut(a as usize)) {
+                *c = true;
+            }
+        }
+        covered
+    }
+
+    /// Adds the observations without features, by tuple (every point of it, one leg).
+    fn join_loose(&self, input: &mut JoinInput) {
+        let covered = FrameTable::covered(input);
+        self.join_loose_from(input, &covered, 0, usize::MAX);
+    }
+
+    /// [`FrameTable::join_loose`] for at most `n` tuple groups from group `from` on (groups
+    /// only get appended); returns the next group, `None` when done.
+    fn join_loose_from(&self, input: &mut JoinInput, covered: &[bool], from: usize, n: usize) -> Option<usize> {
+        let is_covered = |o: u32| covered.get(o as usize).copied().unwrap_or(false);
+        let end = from.saturating_add(n).min(self.groups.len());
+        for (g, group) in self.groups.iter().enumerate().take(end).skip(from) {
+            if group.observations.iter().all(|&o| is_covered(o)) {
+                continue;
+            }
+            let rest: Vec<u32> = group.observations.iter().copied().filter(|&o| !is_covered(o)).collect();
+            let mut row = group.row.clone();
+            if rest.len() != group.observations.len() {
+                let first = &self.observations[rest[0] as usize];
+                row.client = first.client;
+                row.server = first.server;
+                row.packets = first.packets;
+                row.bytes = first.bytes;
+                row.state = first.state.clone();
+                row.history = first.history.clone();
+                row.first = rest.iter().map(|&o| self.observations[o as usize].first).min().unwrap_or(row.first);
+                row.last = rest.iter().map(|&o| self.observations[o as usize].last).max().unwrap_or(row.last);
+                let hops: Vec<Hop> = rest
+                    .iter()
+                    .map(|&o| {
+                        let o = &self.observations[o as usize];
+                        Hop { point: o.point, client: o.client, server: o.server }
+                    })
+                    .collect();
+                row.hops = Arc::from(hops);
+            }
+            input.loose.push(LooseEntry { entry: g as u32, observations: rest, row });
+        }
+        (end < self.groups.len()).then_some(end)
+    }
+
+    /// Puts the live evidence gathered so far (or in all) in place for the next join.
+    pub fn set_live_evidence(
+        &mut self,
+        conntrack: Arc<Vec<crate::conntrack::CtEntry>>,
+        owners: Arc<Vec<crate::report::paths::SocketOwner>>,
+    ) {
+        self.live_conntrack = conntrack;
+        self.owners = owners;
+        self.join_dirty = true;
+    }
+
+    /// Puts a finished join in place; returns the previous one (drop it outside the lock: a
+    /// large join takes a while to free).
+    pub fn set_joined(&mut self, j: Joined) -> Arc<Joined> {
         self.dirty = true;
+        std::mem::replace(&mut self.joined, Arc::new(j))
     }
 
     /// Joins now on this thread (tests, end of input).
     pub fn join_now(&mut self) {
         if let Some(input) = self.join_input() {
-            self.set_joined(Joined::build(input));
+            let _ = self.set_joined(Joined::build(input));
         }
     }
 
@@ -483,12 +665,19 @@ impl FrameTable {
 
     /// The snapshot of the table as it is now (the rows of the latest join).
     pub fn snapshot(&self, generation: u64) -> Snapshot {
+        let mut s = self.snapshot_without_rows(generation);
+        s.paths = self.joined.rows.clone();
+        s
+    }
+
+    /// [`FrameTable::snapshot`] without the rows (filled outside the lock from the join).
+    fn snapshot_without_rows(&self, generation: u64) -> Snapshot {
         let mut caps = self.caps;
         caps.flows_evicted = self.flows.stats().flows_evicted;
         Snapshot {
             generation,
             clock: self.clock,
-            paths: self.joined.rows.clone(),
+            paths: Vec::new(),
             points: self
                 .points
                 .points
@@ -507,25 +696,18 @@ impl FrameTable {
         }
     }
 
-    /// The frame-store observations `(entry, observation)` of a path, or of one of its
-    /// observations, in path order (each once).
-    fn located(&self, id: PathId, at: Option<ObservationRef>) -> Vec<(u32, u32)> {
+    /// The frame-store observations of a path, or of one of its observations, in path
+    /// order (each once).
+    fn located(&self, id: PathId, at: Option<ObservationRef>) -> Vec<u32> {
         let j = &self.joined;
         let Some(i) = j.index(id) else { return Vec::new() };
-        let mut out: Vec<(u32, u32)> = Vec::new();
+        let mut out: Vec<u32> = Vec::new();
         match &j.shown[i] {
-            Shown::Loose { entry } => {
-                let Some(e) = self.paths.get(*entry as usize) else { return out };
-                match at {
-                    Some(r) if r.leg == 0 => {
-                        if r.observation < e.observations.len() {
-                            out.push((*entry, r.observation as u32));
-                        }
-                    }
-                    Some(_) => {}
-                    None => out.extend((0..e.observations.len() as u32).map(|o| (*entry, o))),
-                }
-            }
+            Shown::Loose { observations, .. } => match at {
+                Some(r) if r.leg == 0 => out.extend(observations.get(r.observation).copied()),
+                Some(_) => {}
+                None => out.extend(observations.iter().copied()),
+            },
             Shown::Joined(p) => {
                 for (li, l) in p.legs.iter().enumerate() {
                     for (oi, o) in l.observations.iter().enumerate() {
@@ -546,32 +728,48 @@ impl FrameTable {
         out
     }
 
-    fn store(&self, (e, o): (u32, u32)) -> Option<(&PathEntry, &Observation)> {
-        let entry = self.paths.get(e as usize)?;
-        Some((entry, entry.observations.get(o as usize)?))
+    /// State, history and analysis of an observation: the join's copy, refreshed from the
+    /// store (an ended flow's record) and, for a live flow, from the flow table now.
+    fn analysis_of(&self, o: &Observation) -> Arc<str> {
+        match o.flow.and_then(|id| self.flows.peek(id)) {
+            Some(r) => Arc::from(crate::report::table::analysis_text(&r)),
+            None => o.analysis.clone(),
+        }
     }
 
     /// Legs and observations of one path.
     pub fn detail(&self, id: PathId) -> Option<PathDetail> {
         let j = &self.joined;
         let i = j.index(id)?;
-        let entry = match &j.shown[i] {
-            Shown::Joined(p) => return Some(j.detail(id, p)),
-            Shown::Loose { entry } => self.paths.get(*entry as usize)?,
+        let obs = match &j.shown[i] {
+            Shown::Joined(p) => {
+                let mut d = j.detail(id, p);
+                // Analysis of each captured observation (its first flow id's), now.
+                for (l, leg) in d.legs.iter_mut().zip(&p.legs) {
+                    for (od, o) in l.observations.iter_mut().zip(&leg.observations) {
+                        if let Some(x) = o.ids.iter().find_map(|id| self.by_flow.get(id)) {
+                            od.analysis = Some(self.analysis_of(&self.observations[*x as usize]));
+                        }
+                    }
+                }
+                return Some(d);
+            }
+            Shown::Loose { observations, .. } => observations,
         };
-        let observations = entry
-            .observations
+        let observations = obs
             .iter()
+            .filter_map(|&o| self.observations.get(o as usize))
             .map(|o| ObservationDetail {
                 point: Arc::from(self.points.get(o.point as usize).map_or("?", |p| p.label.as_str())),
-                client: entry.row.client,
-                server: entry.row.server,
+                client: o.client,
+                server: o.server,
                 packets: o.packets,
                 bytes: o.bytes,
                 first: o.first,
                 last: o.last,
                 state: o.state.clone(),
-                history: o.history_shared.clone(),
+                history: o.history.clone(),
+                analysis: o.flow.map(|_| self.analysis_of(o)),
                 changes: None,
                 latency: None,
                 note: None,
@@ -581,49 +779,45 @@ impl FrameTable {
             kind: "same-tuple".into(),
             evidence: vec![format!("identical tuple at {} points", observations.len())],
         });
+        let row = &j.rows[i];
         Some(PathDetail {
             id,
-            proto: entry.row.proto,
-            legs: vec![LegDetail { observations, process: entry.row.process.clone(), join, link: None }],
+            proto: row.proto,
+            legs: vec![LegDetail { observations, process: row.process.clone(), join, link: None }],
             notes: Vec::new(),
         })
     }
 
-    /// The conversation at one observation (the path's first captured one by default).
+    /// The conversation at one observation (the path's first captured one by default), as
+    /// `--follow ID` gives it: the observation's kept frames through a flow table of the same
+    /// reassembly settings, its Data and Gap events in order (datagrams for UDP).
     pub fn stream(&self, id: PathId, at: Option<ObservationRef>) -> StreamView {
         let Some(&loc) = self.located(id, at).first() else { return StreamView::default() };
-        let Some((_, obs)) = self.store(loc) else { return StreamView::default() };
-        let mut view = StreamView::default();
-        let mut dirs = [StreamDir::default(); 2];
-        let mut total = 0usize;
+        let Some(obs) = self.observations.get(loc as usize) else { return StreamView::default() };
+        let mut replay = StreamReplay { view: StreamView::default(), bytes: 0, offsets: [0; 2] };
+        if obs.flow.is_none() {
+            return replay.view;
+        }
+        let mut table = Flows::new(self.flow_config.clone());
         for &fi in &obs.frames {
             let Some(k) = self.frames.get(fi as usize) else { continue };
-            let s = k.side.index();
-            let d = decode::decode(k.frame.linktype, &k.frame.data);
-            let dir = &mut dirs[s];
-            let before = view.chunks.len();
-            match d.transport {
-                Transport::Tcp(t) => dir.tcp(&t, k.side, &mut view.chunks),
-                Transport::Udp(u) if u.payload_len > 0 => dir.datagram(u.payload, u.payload_len, k.side, &mut view.chunks),
-                _ => {}
-            }
-            for c in &view.chunks[before..] {
-                if let StreamChunk::Data { bytes, .. } = c {
-                    total += bytes.len();
-                }
-            }
-            if total > MAX_STREAM_BYTES {
-                view.truncated = true;
-                break;
+            table.frame(&k.frame, &self.points, &mut replay);
+            if replay.view.truncated {
+                return replay.view;
             }
         }
-        view
+        table.finish(&mut replay);
+        replay.view
     }
 
     /// Kept frame indices of a path or observation, in time order.
     fn frame_indices(&self, id: PathId, at: Option<ObservationRef>) -> Vec<u32> {
-        let mut indices: Vec<u32> =
-            self.located(id, at).into_iter().filter_map(|l| self.store(l)).flat_map(|(_, o)| o.frames.iter().copied()).collect();
+        let mut indices: Vec<u32> = self
+            .located(id, at)
+            .into_iter()
+            .filter_map(|o| self.observations.get(o as usize))
+            .flat_map(|o| o.frames.iter().copied())
+            .collect();
         // Frames are kept in arrival (merged time) order: index order is time order.
         indices.sort_unstable();
         indices.dedup();
@@ -678,7 +872,7 @@ impl FrameTable {
         }
         let indices = self.frame_indices(id, None);
         let mut used: Vec<u32> =
-            self.located(id, None).into_iter().filter_map(|l| self.store(l)).map(|(_, o)| o.point).collect();
+            self.located(id, None).into_iter().filter_map(|o| self.observations.get(o as usize)).map(|o| o.point).collect();
         used.sort_unstable();
         used.dedup();
         let mut points = Points::default();
@@ -725,132 +919,59 @@ fn roles(src: Endpoint, dst: Endpoint, flags: Option<u16>) -> (Endpoint, Endpoin
     if rank(src.port) < rank(dst.port) { (dst, src) } else { (src, dst) }
 }
 
-/// Records one TCP segment's flags: history letters once per direction (`S h A D F R`,
-/// upper case from the client), and the flags seen.
-fn tcp_packet(seen: &mut TcpSeen, history: &mut String, s: usize, flags: u16, payload_len: u32) {
-    let syn = flags & tcp_flags::SYN != 0;
-    let ack = flags & tcp_flags::ACK != 0;
-    let letter = |history: &mut String, c: char, seen_before: bool| {
-        let c = if s == 0 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
-        if !seen_before && history.len() < 32 {
-            history.push(c);
-        }
-    };
-    if syn && ack {
-        letter(history, 'h', seen.synack[s]);
-        seen.synack[s] = true;
-    } else if syn {
-        letter(history, 's', seen.syn[s]);
-        seen.syn[s] = true;
-    }
-    if payload_len > 0 {
-        letter(history, 'd', seen.data[s]);
-        seen.data[s] = true;
-    } else if ack && !syn && flags & (tcp_flags::FIN | tcp_flags::RST) == 0 {
-        let a = if s == 0 { 'A' } else { 'a' };
-        let had = history.contains(a);
-        letter(history, 'a', had);
-    }
-    if flags & tcp_flags::FIN != 0 {
-        letter(history, 'f', seen.fin[s]);
-        seen.fin[s] = true;
-    }
-    if flags & tcp_flags::RST != 0 {
-        letter(history, 'r', seen.rst[s]);
-        seen.rst[s] = true;
-    }
+/// Collects one replayed observation's stream into a [`StreamView`] (at most
+/// [`MAX_STREAM_BYTES`] of data).
+struct StreamReplay {
+    view: StreamView,
+    bytes: usize,
+    /// Datagram bytes so far per side (their offsets).
+    offsets: [u64; 2],
 }
 
-/// An approximation of Zeek's `conn_state` from the flags seen.
-fn tcp_state(seen: &TcpSeen) -> &'static str {
-    let established = seen.synack[1] || (seen.data[0] && seen.data[1]);
-    if seen.rst[0] {
-        if established { "RSTO" } else { "RSTOS0" }
-    } else if seen.rst[1] {
-        if seen.synack[1] { "RSTR" } else { "REJ" }
-    } else if seen.fin[0] && seen.fin[1] {
-        "SF"
-    } else if seen.fin[0] {
-        "S2"
-    } else if seen.fin[1] {
-        "S3"
-    } else if seen.syn[0] && !seen.synack[1] {
-        "S0"
-    } else if established {
-        "S1"
-    } else {
-        "OTH"
-    }
-}
-
-/// In-order stream position of one direction.
-#[derive(Clone, Copy, Debug, Default)]
-struct StreamDir {
-    /// Next expected sequence number (None before the first SYN or data).
-    next: Option<u32>,
-    /// Stream offset of `next`.
-    offset: u64,
-}
-
-impl StreamDir {
-    fn tcp(&mut self, t: &decode::Tcp<'_>, side: Side, out: &mut Vec<StreamChunk>) {
-        if t.has(tcp_flags::SYN) {
-            if self.next.is_none() {
-                self.next = Some(t.seq.wrapping_add(1));
-            }
-            if t.payload_len == 0 {
-                return;
-            }
-        }
-        if t.payload_len == 0 {
-            // A FIN past the expected sequence number: the bytes before it were not captured.
-            if t.has(tcp_flags::FIN)
-                && let Some(next) = self.next
-            {
-                let delta = t.seq.wrapping_sub(next) as i32;
-                if delta > 0 {
-                    out.push(StreamChunk::Gap { side, offset: self.offset, len: delta as u64 });
-                    self.offset += delta as u64;
-                    self.next = Some(t.seq);
-                }
-            }
+impl StreamReplay {
+    fn push(&mut self, c: StreamChunk) {
+        if self.view.truncated {
             return;
         }
-        let seq = if t.has(tcp_flags::SYN) { t.seq.wrapping_add(1) } else { t.seq };
-        let next = *self.next.get_or_insert(seq);
-        let delta = seq.wrapping_sub(next) as i32;
-        let mut skip = 0u32;
-        if delta > 0 {
-            out.push(StreamChunk::Gap { side, offset: self.offset, len: delta as u64 });
-            self.offset += delta as u64;
-        } else if delta < 0 {
-            skip = delta.unsigned_abs();
-            if skip >= t.payload_len {
-                return; // a retransmission of what we have
+        if let StreamChunk::Data { bytes, .. } = &c {
+            if self.bytes + bytes.len() > MAX_STREAM_BYTES {
+                self.view.truncated = true;
+                return;
             }
+            self.bytes += bytes.len();
         }
-        let captured = t.payload.len().min(t.payload_len as usize);
-        let from = (skip as usize).min(captured);
-        if from < captured {
-            out.push(StreamChunk::Data { side, offset: self.offset, bytes: t.payload[from..captured].to_vec() });
-        }
-        let missing = u64::from(t.payload_len - skip) - (captured - from) as u64;
-        if missing > 0 {
-            out.push(StreamChunk::Gap { side, offset: self.offset + (captured - from) as u64, len: missing });
-        }
-        let advance = t.payload_len - skip;
-        self.offset += u64::from(advance);
-        self.next = Some(seq.wrapping_add(t.payload_len));
+        self.view.chunks.push(c);
     }
+}
 
-    fn datagram(&mut self, payload: &[u8], len: u32, side: Side, out: &mut Vec<StreamChunk>) {
-        let captured = payload.len().min(len as usize);
-        out.push(StreamChunk::Data { side, offset: self.offset, bytes: payload[..captured].to_vec() });
-        if (captured as u64) < u64::from(len) {
-            out.push(StreamChunk::Gap { side, offset: self.offset + captured as u64, len: u64::from(len) - captured as u64 });
-        }
-        self.offset += u64::from(len);
+fn side_of(d: crate::reassembly::Direction) -> Side {
+    match d {
+        crate::reassembly::Direction::ClientToServer => Side::Client,
+        crate::reassembly::Direction::ServerToClient => Side::Server,
     }
+}
+
+impl FlowObserver for StreamReplay {
+    fn wants_payload(&mut self, _flow: &FlowInfo) -> bool {
+        true
+    }
+    fn stream_event(&mut self, _flow: &FlowInfo, d: crate::reassembly::Direction, e: &crate::reassembly::Event<'_>) {
+        let side = side_of(d);
+        match e {
+            crate::reassembly::Event::Data { offset, bytes } => {
+                self.push(StreamChunk::Data { side, offset: *offset, bytes: bytes.to_vec() })
+            }
+            crate::reassembly::Event::Gap { offset, len } => self.push(StreamChunk::Gap { side, offset: *offset, len: *len }),
+            _ => {}
+        }
+    }
+    fn datagram(&mut self, _flow: &FlowInfo, d: crate::reassembly::Direction, payload: &[u8]) {
+        let side = side_of(d);
+        let offset = self.offsets[side.index()];
+        self.offsets[side.index()] += payload.len() as u64;
+        self.push(StreamChunk::Data { side, offset, bytes: payload.to_vec() });
+    }
+    fn flow_ended(&mut self, _record: FlowRecord) {}
 }
 
 /// The shared model: the table (data thread writes, UI reads lazily) and the newest snapshot.
@@ -868,6 +989,8 @@ pub struct FrameModel {
     generation: AtomicU64,
     live: Mutex<Option<LiveInput>>,
     live_stop: Option<crate::live::StopFlag>,
+    /// Live evidence so far, for the joiner thread's periodic joins (taken by it).
+    follower: Mutex<Option<crate::evidence::EvidenceFollower>>,
 }
 
 /// Counts the bytes read from an input for the progress indicator.
@@ -902,6 +1025,8 @@ struct LiveInput {
     capture: crate::live::LiveCapture,
     stop: crate::live::StopFlag,
     netns: Vec<crate::netns::Netns>,
+    /// Conntrack watchers and process attribution (as joined live `--flows` uses).
+    evidence: Option<crate::evidence::LiveEvidence>,
 }
 
 impl Inputs {
@@ -961,9 +1086,23 @@ impl Inputs {
 
     /// Starts live capture on `specs` (`-i` points; the filter is applied by each handle).
     /// Errors are the messages `flowtrail -i` prints.
-    pub fn live(specs: &[crate::netns::PointSpec], opts: crate::live::LiveOptions) -> Result<Inputs, String> {
+    /// With `evidence`, the conntrack tables of the points' namespaces are watched and the
+    /// sockets of new connections attributed to processes, as joined live `--flows` does.
+    pub fn live(
+        specs: &[crate::netns::PointSpec],
+        mut opts: crate::live::LiveOptions,
+        evidence: bool,
+    ) -> Result<Inputs, String> {
         let stop = crate::live::StopFlag::new();
         let expr = opts.filter.clone();
+        let evidence = evidence.then(|| {
+            let pts: Vec<(u32, crate::netns::Netns)> =
+                specs.iter().enumerate().map(|(i, s)| (i as u32, s.netns.clone())).collect();
+            crate::evidence::LiveEvidence::start(&pts)
+        });
+        if let Some(e) = &evidence {
+            opts.tap = e.tap();
+        }
         let mut capture = crate::live::LiveCapture::start(specs, &opts, 0, stop.clone()).map_err(|e| e.to_string())?;
         let mut points = Points::default();
         for p in &capture.points {
@@ -985,7 +1124,7 @@ impl Inputs {
             expr,
             conntrack: Vec::new(),
             limits: TuiLimits::default(),
-            live: Some(LiveInput { capture, stop, netns }),
+            live: Some(LiveInput { capture, stop, netns, evidence }),
         })
     }
 
@@ -1009,10 +1148,15 @@ impl FrameModel {
         table.set_points(&inputs.points);
         table.conntrack = Arc::new(std::mem::take(&mut inputs.conntrack));
         let live = inputs.live.take();
+        let mut follower = None;
         if let Some(l) = &live {
             table.live = true;
             table.point_netns = l.netns.iter().cloned().map(Some).collect();
             table.point_drops = vec![Some(0); l.netns.len()];
+            if let Some(e) = &l.evidence {
+                table.tap.hook = Some(e.hook());
+                follower = Some(e.follower());
+            }
         }
         FrameModel {
             table: Mutex::new(table),
@@ -1026,6 +1170,7 @@ impl FrameModel {
             generation: AtomicU64::new(0),
             live_stop: live.as_ref().map(|l| l.stop.clone()),
             live: Mutex::new(live),
+            follower: Mutex::new(follower),
         }
     }
 
@@ -1060,6 +1205,7 @@ impl FrameModel {
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut last_join: Option<Instant> = None;
+                let mut follower = m.follower.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let mut last = Instant::now();
                 let mut frames_at_last = 0u64;
                 m.publish(false, None);
@@ -1070,13 +1216,25 @@ impl FrameModel {
                     }
                     if last_join.is_none_or(|t| t.elapsed() >= JOIN_PERIOD) {
                         last_join = Some(Instant::now());
-                        let input = m.lock().join_input();
-                        if let Some(input) = input {
+                        // Live evidence gathered since the last join (copied outside the lock).
+                        if let Some(f) = follower.as_mut()
+                            && f.update()
+                        {
+                            let ct = Arc::new(f.conntrack().to_vec());
+                            let owners = Arc::new(f.owners());
+                            let mut t = m.lock();
+                            if !t.input_done {
+                                t.set_live_evidence(ct, owners);
+                            }
+                        }
+                        if let Some(input) = m.join_input_in_pieces(false) {
                             let j = Joined::build(input);
                             // The final join (after the end of input) wins over this one.
                             let mut t = m.lock();
                             if !t.input_done {
-                                t.set_joined(j);
+                                let old = t.set_joined(j);
+                                drop(t);
+                                drop(old);
                             }
                         }
                     }
@@ -1116,22 +1274,74 @@ impl FrameModel {
         if let Some(l) = live.as_mut() {
             let stats = l.capture.finish();
             errs.extend(l.capture.take_errors());
+            // All the evidence, for the final join (as joined live `--flows` gets it).
+            let evidence = l.evidence.take().map(|e| e.finish().0);
             let mut t = self.lock();
             t.point_drops = stats.iter().map(|s| Some(s.dropped)).collect();
+            if let Some(ev) = evidence {
+                let ct = ev.conntrack.into_iter().map(|(e, _)| e).collect();
+                t.set_live_evidence(Arc::new(ct), Arc::new(ev.owners));
+            }
         }
         drop(live);
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).extend(errs);
-        let input = {
+        // Every live flow ends: outside the lock (the table is moved out; nothing is ingested
+        // any more), the records taken in a piece at a time, then the final join's input.
+        let (mut flows, mut tap) = {
             let mut t = self.lock();
-            t.finish_flows();
             t.input_done = true;
-            t.join_input()
+            let empty = Flows::new(FlowConfig { max_flows: 1, ..FlowConfig::default() });
+            (std::mem::replace(&mut t.flows, empty), std::mem::take(&mut t.tap))
         };
+        flows.finish(&mut tap);
+        let mut ended = std::mem::take(&mut tap.ended);
+        {
+            let mut t = self.lock();
+            t.flows = flows;
+            t.tap = tap;
+        }
+        while !ended.is_empty() {
+            let rest = ended.split_off(ended.len().min(JOIN_PIECE));
+            let mut t = self.lock();
+            t.tap.ended = std::mem::replace(&mut ended, rest);
+            let ts = t.clock.unwrap_or(Timestamp { sec: 0, nsec: 0 });
+            t.after_flows(ts);
+            t.dirty = true;
+        }
+        let input = self.join_input_in_pieces(true);
         self.done.store(true, Ordering::Release);
         if let Some(input) = input {
             let j = Joined::build(input);
-            self.lock().set_joined(j);
+            let old = self.lock().set_joined(j);
+            drop(old);
         }
+    }
+
+    /// The join input copied a piece ([`JOIN_PIECE`] observations) at a time, the lock
+    /// released in between, so the UI's queries and the data thread never wait for a whole
+    /// copy (at 100k flows, 1.3 KiB of features each, that took 70 ms and more). Flows that
+    /// end or start meanwhile may be left out: they changed the table, so the next join has
+    /// them. `None` when nothing changed (unless `force`: the final join).
+    fn join_input_in_pieces(&self, force: bool) -> Option<JoinInput> {
+        let mut input = self.lock().join_begin(force)?;
+        let mut next = 0;
+        loop {
+            let t = self.lock();
+            next = t.join_ended(&mut input, next, JOIN_PIECE);
+            if next >= t.ended.len() {
+                break;
+            }
+        }
+        let mut slot = Some(0);
+        while let Some(from) = slot {
+            slot = self.lock().join_live(&mut input, from, JOIN_PIECE);
+        }
+        let covered = FrameTable::covered(&input);
+        let mut group = 0;
+        while let Some(g) = self.lock().join_loose_from(&mut input, &covered, group, JOIN_PIECE) {
+            group = g;
+        }
+        Some(input)
     }
 
     fn publish(&self, finished: bool, pps: Option<f64>) {
@@ -1154,8 +1364,12 @@ impl FrameModel {
         }
         t.dirty = false;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut s = t.snapshot(generation);
+        let mut s = t.snapshot_without_rows(generation);
+        let joined = t.joined.clone();
         drop(t);
+        // 100k rows take milliseconds to copy: not under the lock.
+        s.paths = joined.rows.clone();
+        drop(joined);
         s.finished = finished;
         s.filter = self.filter.clone();
         s.packets_per_second = pps;
@@ -1269,53 +1483,4 @@ mod tests {
         assert_eq!(roles(ep("10.0.0.2:53"), ep("10.0.0.1:5353"), None), (ep("10.0.0.1:5353"), ep("10.0.0.2:53")));
     }
 
-    #[test]
-    fn states_from_flags() {
-        let mut s = TcpSeen::default();
-        let mut h = String::new();
-        tcp_packet(&mut s, &mut h, 0, tcp_flags::SYN, 0);
-        assert_eq!(tcp_state(&s), "S0");
-        tcp_packet(&mut s, &mut h, 1, tcp_flags::SYN | tcp_flags::ACK, 0);
-        tcp_packet(&mut s, &mut h, 0, tcp_flags::ACK, 0);
-        assert_eq!(tcp_state(&s), "S1");
-        tcp_packet(&mut s, &mut h, 0, tcp_flags::ACK | tcp_flags::PSH, 10);
-        tcp_packet(&mut s, &mut h, 0, tcp_flags::ACK | tcp_flags::FIN, 0);
-        tcp_packet(&mut s, &mut h, 1, tcp_flags::ACK | tcp_flags::FIN, 0);
-        assert_eq!(tcp_state(&s), "SF");
-        assert_eq!(h, "ShADFf");
-        tcp_packet(&mut s, &mut h, 0, tcp_flags::RST, 0);
-        assert_eq!(tcp_state(&s), "RSTO");
-    }
-
-    #[test]
-    fn stream_positions_gaps_and_retransmissions() {
-        let mut d = StreamDir::default();
-        let mut out = Vec::new();
-        let seg = |seq, payload: &'static [u8], len| decode::Tcp {
-            seq,
-            flags: tcp_flags::ACK,
-            payload,
-            payload_len: len,
-            ..decode::Tcp::default()
-        };
-        d.tcp(&decode::Tcp { seq: 99, flags: tcp_flags::SYN, ..decode::Tcp::default() }, Side::Client, &mut out);
-        d.tcp(&seg(100, b"abcd", 4), Side::Client, &mut out);
-        d.tcp(&seg(102, b"cdef", 4), Side::Client, &mut out); // overlap: "ef" is new
-        d.tcp(&seg(110, b"xy", 4), Side::Client, &mut out); // a gap of 4, then cut by the capture
-        d.tcp(&seg(100, b"abcd", 4), Side::Client, &mut out); // old retransmission
-        let fin = decode::Tcp { seq: 120, flags: tcp_flags::FIN | tcp_flags::ACK, ..decode::Tcp::default() };
-        d.tcp(&fin, Side::Client, &mut out); // 6 bytes before the FIN are missing
-        d.tcp(&fin, Side::Client, &mut out); // a retransmitted FIN adds nothing
-        assert_eq!(
-            out,
-            vec![
-                StreamChunk::Data { side: Side::Client, offset: 0, bytes: b"abcd".to_vec() },
-                StreamChunk::Data { side: Side::Client, offset: 4, bytes: b"ef".to_vec() },
-                StreamChunk::Gap { side: Side::Client, offset: 6, len: 4 },
-                StreamChunk::Data { side: Side::Client, offset: 10, bytes: b"xy".to_vec() },
-                StreamChunk::Gap { side: Side::Client, offset: 12, len: 2 },
-                StreamChunk::Gap { side: Side::Client, offset: 14, len: 6 },
-            ]
-        );
-    }
 }
