@@ -297,7 +297,7 @@ impl<'a> Joiner<'a> {
         self.points.insert(
             index,
             PointInfo {
-                label: label.into(),
+                label: crate::escape::text(&label.into()).into_owned(),
                 netns,
             },
         );
@@ -310,7 +310,7 @@ impl<'a> Joiner<'a> {
     /// A conntrack entry of namespace `entry.netns`; synthetic observations made from it are
     /// labelled `NETNS/conntrack`.
     pub fn add_conntrack(&mut self, entry: &CtEntry) {
-        let label = format!("{}conntrack", entry.netns.label_prefix());
+        let label = format!("{}conntrack", crate::escape::text(&entry.netns.label_prefix()));
         self.conntrack.push((entry.clone(), label));
     }
 
@@ -318,7 +318,7 @@ impl<'a> Joiner<'a> {
     /// observations are labelled `SCOPE/conntrack`.
     pub fn add_conntrack_in(&mut self, entry: &CtEntry, scope: &str) {
         self.conntrack
-            .push((entry.clone(), format!("{scope}/conntrack")));
+            .push((entry.clone(), format!("{}/conntrack", crate::escape::text(scope))));
     }
 
     /// The process holding the socket `local -> remote` in `netns` (`None`: any).
@@ -333,7 +333,7 @@ impl<'a> Joiner<'a> {
         self.sockets
             .entry((proto, canon(local), canon(remote)))
             .or_default()
-            .push((netns, owner));
+            .push((netns, owner.clean()));
     }
 
     fn label(&self, point: u32) -> String {
