@@ -358,6 +358,9 @@ impl Outputs {
                     .map_err(ReportError::output)?,
             }
             self.held.clear();
+            // (Without this, once the first batch filled, every later record was joined and
+            // printed alone: joins across records lost, a model built per record.)
+            self.held_bytes = 0;
             return Ok(());
         }
         match self.flows {
