@@ -1,5 +1,7 @@
 //! Soak: live capture on every point of the seed-path lab (seven interfaces in three network
-//! namespaces) under continuous connection churn, `--flows=json` with a short
+//! namespaces) under continuous connection churn, joined `--flows=json` (the default: the
+//! joiner's features per flow, live conntrack of the lab's namespaces, process attribution)
+//! with a short
 //! `--flow-timeout`, for `FLOWTRAIL_SOAK_SECS` seconds (default 60; `scripts/soak.sh` runs
 //! it for 10 minutes). The capture's resident memory is sampled every second from
 //! `/proc/PID/status`; then:
@@ -8,7 +10,9 @@
 //!   than 10 % or 8 MiB (whichever is larger);
 //! - the kernel dropped nothing at this moderate rate;
 //! - flows expire: most observations end idle during the run, few are still live at the end,
-//!   and the live count never came near the number created.
+//!   and the live count never came near the number created;
+//! - every flow's record is printed once, as an observation of exactly one joined path, and
+//!   the legs along the lab's path are joined (fewer paths than observations).
 //!
 //! `--max-memory 64M` keeps the share for finished records waiting to be printed at 5 MiB, so
 //! it fills in the first seconds and what holds records stops growing early; growth after
@@ -110,11 +114,28 @@ fn live_capture_memory_is_flat_under_churn() {
         .unwrap_or_else(|| panic!("no stats: {}", done.stderr));
     let n = |k: &str| stats[k].as_u64().unwrap_or_else(|| panic!("{k} in {stats}"));
     let dropped: Vec<&str> = done.stderr.lines().filter(|l| l.contains("dropped by kernel")).collect();
-    let records = String::from_utf8_lossy(&done.stdout).lines().count() as u64;
+    // Joined output (the default): one line per path; every flow's record is one
+    // observation id in exactly one of them.
+    let out = String::from_utf8_lossy(&done.stdout);
+    let paths = out.lines().count();
+    let mut ids: Vec<u64> = Vec::new();
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for leg in v["legs"].as_array().expect("legs") {
+            for o in leg["observations"].as_array().expect("observations") {
+                ids.extend(o["ids"].as_array().expect("ids").iter().map(|i| i.as_u64().expect("id")));
+            }
+        }
+    }
+    let records = ids.len() as u64;
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, records, "an observation in two paths");
+    let joined = done.stderr.lines().find(|l| l.starts_with("flowtrail: joined ")).unwrap_or("no join summary");
     eprintln!(
         "soak {secs}s on {} points: {} client connections, {} flows ({} ended idle, {} live at the end, peak {} live), \
-         {records} records printed ({} batches early, held peak {} KiB); VmRSS first half max {first} KiB, second half max {second} KiB \
-         (every 5 s: {:?}; RssAnon: {:?}); {}",
+         {records} records printed in {paths} joined paths ({} batches early, held peak {} KiB); VmRSS first {} KiB, last {} KiB, \
+         max {} KiB, first half max {first} KiB, second half max {second} KiB (every 5 s: {:?}; RssAnon: {:?}); {}; {joined}",
         points.len(),
         connections.load(Ordering::Relaxed),
         n("flows_created"),
@@ -123,6 +144,9 @@ fn live_capture_memory_is_flat_under_churn() {
         n("flows_active_peak"),
         n("records_flushed_early"),
         n("records_held_peak_bytes") / 1024,
+        samples.first().copied().unwrap_or(0),
+        samples.last().copied().unwrap_or(0),
+        samples.iter().copied().max().unwrap_or(0),
         samples.iter().step_by(5).collect::<Vec<_>>(),
         anon.iter().step_by(5).collect::<Vec<_>>(),
         dropped.last().unwrap_or(&"?"),
@@ -131,7 +155,8 @@ fn live_capture_memory_is_flat_under_churn() {
     assert!(second <= first + allowed, "VmRSS grew: first half max {first} KiB, second half max {second} KiB: {samples:?}");
     assert!(connections.load(Ordering::Relaxed) >= 100 * secs / 60, "too little churn");
     assert!(dropped.iter().all(|l| l.starts_with("0 ") || l.contains(" 0 dropped by kernel")), "{}", done.stderr);
-    assert_eq!(records, n("flows_created"), "every flow printed once");
+    assert_eq!(records, n("flows_created"), "every flow printed once, in one joined path");
+    assert!((paths as u64) < records, "nothing joined: {paths} paths for {records} observations");
     // Flows expire: nearly all ended idle during the run; few were live at once.
     assert!(n("flows_idle") * 10 >= n("flows_created") * 8, "{stats}");
     assert!(n("flows_active_peak") * 5 <= n("flows_created"), "{stats}");
