@@ -10,6 +10,9 @@ Builds release, generates (once, cached under target/bench/) a capture with gen_
   tcpflow -r FILE -o DIR            tcpflow writing every stream to files
   flowtrail --flows=json --streams  the same as the first, plus every stream to files (what
                                     tcpflow does), into a fresh directory
+  flowtrail --flows=json --no-join  the first without joining (no join features per packet,
+                                    no leg/path join, plain records): the cost of joining is
+                                    printed as the overhead of the first over this one
 
 For each: wall time, CPU time (user+sys) and peak RSS (wait4), and the ratio of each other
 tool's wall time to flowtrail's. Sanity checks (not timed): flowtrail reports every TCP
@@ -141,17 +144,20 @@ def main():
     tf_dir = os.path.join(bdir, "streams-tcpflow")
     tools = [
         ("flowtrail --flows=json", lambda: [ft, "-r", cap, "--flows=json"], None),
+        ("flowtrail --no-join", lambda: [ft, "-r", cap, "--flows=json", "--no-join"], None),
         ("tshark -z conv,tcp", lambda: [tshark, "-r", cap, "-q", "-z", "conv,tcp"], None),
         ("tcpflow -o DIR", lambda: [tcpflow, "-r", cap, "-o", fresh(tf_dir)], tf_dir),
         ("flowtrail --streams DIR", lambda: [ft, "-r", cap, "--flows=json", "--streams",
                                              os.path.join(fresh(ft_dir), "s")], ft_dir),
     ]
     best = {}
-    for name, cmd, _ in tools:
-        res = []
-        for _ in range(a.runs):
+    results = {name: [] for name, _, _ in tools}
+    # Rounds interleave the tools, so a slower stretch of a shared machine hits all alike.
+    for _ in range(a.runs):
+        for name, cmd, _ in tools:
             c = cmd()  # (re)creates its output directory outside the timing
-            res.append(run(c))
+            results[name].append(run(c))
+    for name, res in results.items():
         best[name] = (min(r[0] for r in res), min(r[1] for r in res), max(r[2] for r in res))
     files_tf = sum(1 for f in os.listdir(tf_dir) if f != "report.xml")
     files_ft = sum(1 for f in os.listdir(os.path.join(ft_dir, "s")) if f != "index.json")
@@ -174,6 +180,10 @@ def main():
     # peak RSS (wait4) counts what this process had when it forked.
     compare_with_tshark(tshark, cap, flows_of(out_path))
     os.unlink(out_path)
+    nj = best["flowtrail --no-join"]
+    print(f"joining: --flows=json {base:.2f} s wall / {best['flowtrail --flows=json'][1]:.2f} s cpu, --no-join "
+          f"{nj[0]:.2f} s wall / {nj[1]:.2f} s cpu: overhead {(base / nj[0] - 1) * 100:+.1f}% wall, "
+          f"{(best['flowtrail --flows=json'][1] / nj[1] - 1) * 100:+.1f}% cpu (target: at most +20%)")
     print(f"tshark is {best['tshark -z conv,tcp'][0] / base:.1f}x slower than flowtrail --flows=json; "
           f"tcpflow is {best['tcpflow -o DIR'][0] / best['flowtrail --streams DIR'][0]:.1f}x the time of "
           f"flowtrail --streams (both write {2 * a.connections} files)")

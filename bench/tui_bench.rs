@@ -95,6 +95,9 @@ impl ModelSource for Synthetic {
             last: r.last,
             state: r.state.clone(),
             history: r.history.clone(),
+            changes: None,
+            latency: Some("c2s +3us s2c +2us".into()),
+            note: None,
         };
         Some(PathDetail {
             id,
@@ -105,6 +108,7 @@ impl ModelSource for Synthetic {
                 join: Some(JoinInfo { kind: "nat".into(), evidence: vec!["conntrack".into()] }),
                 link: None,
             }],
+            notes: Vec::new(),
         })
     }
     fn stream(&self, _id: PathId, _at: Option<ObservationRef>) -> StreamView {
@@ -234,7 +238,8 @@ fn replay_benchmark(quick: bool) {
     let dir = std::env::temp_dir().join(format!("flowtrail-tui-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let file = dir.join("replay.pcap");
-    let conns = if quick { "2500" } else { "25000" };
+    let conns_arg = std::env::args().skip_while(|a| a != "--connections").nth(1);
+    let conns = conns_arg.as_deref().unwrap_or(if quick { "2500" } else { "25000" });
     let generated = std::process::Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/gen_capture.py"))
         .arg(&file)
@@ -311,6 +316,32 @@ fn replay_benchmark(quick: bool) {
         std::thread::sleep(flowtrail::tui::FRAME_PERIOD.saturating_sub(start.elapsed()));
     }
     let with_ui = loaded.join().unwrap_or_default();
+    // Frames of the fully loaded, joined model (the real source): table, then a path.
+    let mut table = Vec::new();
+    app.handle(key(KeyCode::Esc), &*model);
+    for j in 0..200 {
+        let t0 = Instant::now();
+        app.handle(key(KeyCode::Char(if j % 40 < 20 { 'j' } else { 'k' })), &*model);
+        term.draw(|f| flowtrail::tui::render(f, &app)).expect("draw");
+        table.push(t0.elapsed());
+    }
+    let mut opened_frames = Vec::new();
+    app.handle(key(KeyCode::Enter), &*model);
+    for j in 0..200 {
+        let t0 = Instant::now();
+        app.handle(key(KeyCode::Char(if j % 20 < 10 { 'j' } else { 'k' })), &*model);
+        term.draw(|f| flowtrail::tui::render(f, &app)).expect("draw");
+        opened_frames.push(t0.elapsed());
+    }
+    let (tb, op) = (stats(table), stats(opened_frames));
+    println!(
+        "joined model loaded ({} paths): table key+frame median {} p99 {}; path view key+frame median {} p99 {}",
+        app.snapshot.paths.len(),
+        ms(tb.median),
+        ms(tb.p99),
+        ms(op.median),
+        ms(op.p99)
+    );
     drop(model);
     let (m, again) = without_ui(print2);
     drop(m);

@@ -408,7 +408,15 @@ fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> 
         let a = index.lookup(&r.netns, &key);
         let rk = rank(a.matched());
         if debug {
-            eprintln!("flowtrail: attribution: {} {key}: {:?} in {:?}", r.netns, a.matched(), t0.elapsed());
+            let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            eprintln!(
+                "flowtrail: attribution: {} {key}: {:?} in {:?} at {}.{:06}",
+                r.netns,
+                a.matched(),
+                t0.elapsed(),
+                wall.as_secs(),
+                wall.subsec_micros()
+            );
         }
         // Several holders (a listener's accepted socket right after `fork`): the newest
         // process, i.e. the child that serves the connection.

@@ -155,7 +155,13 @@ struct Queued {
     pauses: std::sync::atomic::AtomicU64,
     /// Frames the reorder window let out early ([`Reorder::released_early`]).
     reorder_early: std::sync::atomic::AtomicU64,
+    /// Kernel drops per handle (by source index), sampled every [`DROPS_EVERY`] while
+    /// capturing ([`LiveCapture::kernel_drops`]).
+    drops: Mutex<Vec<(usize, u64)>>,
 }
+
+/// How often a capture thread samples libpcap's drop counter for [`LiveCapture::kernel_drops`].
+pub const DROPS_EVERY: Duration = Duration::from_millis(500);
 
 impl Default for LiveOptions {
     fn default() -> Self {
@@ -458,6 +464,20 @@ impl LiveCapture {
         self.queued.reorder_early.load(Ordering::Relaxed)
     }
 
+    /// Kernel drops per point so far (in the order of `points`), as last sampled by the
+    /// capture threads (every [`DROPS_EVERY`]); summed over a point's handles.
+    pub fn kernel_drops(&self) -> Vec<u64> {
+        let mut out = vec![0u64; self.points.len()];
+        let d = self.queued.drops.lock().unwrap_or_else(|p| p.into_inner());
+        for &(source, n) in d.iter() {
+            let point = self.threads.get(source).map(|t| t.point);
+            if let Some(slot) = point.and_then(|pt| self.points.iter().position(|p| p.index == pt)) {
+                out[slot] += n;
+            }
+        }
+        out
+    }
+
     /// Errors of handles whose reads failed (an interface that disappeared), as
     /// `LABEL: libpcap's message`; known after [`LiveCapture::finish`].
     pub fn take_errors(&mut self) -> Vec<String> {
@@ -680,9 +700,20 @@ impl HandleSetup {
         let mut paused = false;
         let tap = self.opts.tap.clone();
         let mut udp_seen = std::collections::HashSet::new();
+        let mut drops_at = Instant::now();
         loop {
             if ctl.abort.load(Ordering::Relaxed) {
                 break;
+            }
+            if drops_at.elapsed() >= DROPS_EVERY {
+                drops_at = Instant::now();
+                if let Ok(st) = cap.stats() {
+                    let mut d = ctl.queued.drops.lock().unwrap_or_else(|p| p.into_inner());
+                    match d.iter_mut().find(|(s, _)| *s == source) {
+                        Some(e) => e.1 = u64::from(st.dropped),
+                        None => d.push((source, u64::from(st.dropped))),
+                    }
+                }
             }
             if stopped_at.is_none() && ctl.stop.is_stopped() {
                 stopped_at = Some(Instant::now());

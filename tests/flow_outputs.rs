@@ -84,12 +84,15 @@ fn sample_flows_match_the_manifest() {
         serde_json::from_str(&std::fs::read_to_string(root().join("samples/manifest.json")).unwrap()).unwrap();
     let mut checked = 0;
     for (file, entry) in manifest.as_object().unwrap() {
-        let o = run(&["-r", &sample(file), "--flows=json"]);
+        // Per flow-table flow (joins off: a bridge showing the replies un-NATed would merge
+        // two flows into one observation).
+        let o = run(&["-r", &sample(file), "--flows=json", "--no-join"]);
         assert!(o.status.success(), "{file}: {}", text(&o.stderr));
-        let ours: HashMap<(String, String, String), (Value, Value)> = json_lines(&o)
+        let paths = json_lines(&o);
+        let ours: HashMap<(String, String, String), (Value, Value)> = paths
             .iter()
-            .map(|v| {
-                let ob = obs(v);
+            .flat_map(all_obs)
+            .map(|ob| {
                 (
                     (
                         ob["point"].as_str().unwrap().to_string(),
@@ -199,7 +202,10 @@ fn flows_json_shape_and_ipv6_endpoints() {
     assert_eq!(v["proto"], "tcp");
     assert_eq!(v["via"], serde_json::json!([]));
     let leg = &v["legs"][0];
-    assert_eq!(leg["join"], serde_json::json!({"kind": "same-tuple", "evidence": []}));
+    // One observation: trivially one tuple, nothing scored.
+    assert_eq!(leg["join"]["kind"], "same-tuple");
+    assert_eq!(leg["join"]["evidence"], serde_json::json!([]));
+    assert_eq!(leg["join"]["score"], 0);
     assert_eq!(leg["process"], Value::Null);
     let ob = obs(v);
     assert_eq!(ob["point"], "tcp6");
@@ -219,9 +225,13 @@ fn flows_json_shape_and_ipv6_endpoints() {
 
 #[test]
 fn flows_table_snapshot() {
-    let o = run(&["-r", &sample("host-lo.pcap"), "--flows"]);
+    // The per-observation table (joins off) and the joined tree.
+    let o = run(&["-r", &sample("host-lo.pcap"), "--flows", "--no-join"]);
     assert!(o.status.success());
     insta::assert_snapshot!("flows_host_lo", text(&o.stdout));
+    let o = run(&["-r", &sample("host-lo.pcap"), "--flows"]);
+    assert!(o.status.success());
+    insta::assert_snapshot!("flows_tree_host_lo", text(&o.stdout));
     let o = run(&["-r", &sample("host-veth.pcap"), "--follow", "2"]);
     let excerpt: String = text(&o.stdout).lines().take(12).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!("follow_host_veth_2", excerpt);
@@ -243,17 +253,23 @@ fn the_same_packets_at_two_points_are_not_retransmissions() {
     let b = format!("vm-veth={}", sample("vm-veth.pcap"));
     let o = run(&["-r", &a, "-r", &b, "--flows=json"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let flows: Vec<Value> = json_lines(&o).into_iter().filter(|v| v["proto"] == "tcp").collect();
+    let paths: Vec<Value> = json_lines(&o).into_iter().filter(|v| v["proto"] == "tcp").collect();
+    // Five connections, each one leg seen at both ends of the veth.
+    assert_eq!(paths.len(), 5);
+    for p in &paths {
+        assert_eq!(p["legs"].as_array().unwrap().len(), 1, "{p}");
+        assert_eq!(p["legs"][0]["join"]["kind"], "same-tuple", "{p}");
+    }
+    let flows: Vec<&Value> = paths.iter().flat_map(all_obs).collect();
     assert_eq!(flows.len(), 10);
-    for v in &flows {
-        let ob = obs(v);
+    for ob in &flows {
         for (k, pair) in ob["analysis"].as_object().unwrap() {
             assert_eq!(pair, &serde_json::json!([0, 0]), "{} {}: {k}", ob["point"], ob["src"]);
         }
         assert_eq!(ob["stream"]["retransmitted_bytes"], serde_json::json!([0, 0]));
         assert!(!ob["history"].as_str().unwrap().contains(['T', 't']));
     }
-    let points: BTreeSet<&str> = flows.iter().map(|v| obs(v)["point"].as_str().unwrap()).collect();
+    let points: BTreeSet<&str> = flows.iter().map(|ob| ob["point"].as_str().unwrap()).collect();
     assert_eq!(points.len(), 2);
 }
 
@@ -294,7 +310,7 @@ fn printing_only_with_print() {
     let plain = run(&["-r", &sample("host-lo.pcap"), "-nn"]);
     let flows = run(&["-r", &sample("host-lo.pcap"), "-nn", "--flows"]);
     let both = run(&["-r", &sample("host-lo.pcap"), "-nn", "--flows", "--print"]);
-    assert!(text(&flows.stdout).starts_with("ID  POINT"));
+    assert!(text(&flows.stdout).starts_with("path 1 tcp "), "{}", text(&flows.stdout));
     assert!(text(&both.stdout).starts_with(&text(&plain.stdout)));
     assert!(text(&both.stdout).ends_with(&text(&flows.stdout)));
     assert_eq!(text(&plain.stderr), text(&flows.stderr).lines().next().unwrap().to_string() + "\n");

@@ -596,3 +596,74 @@ fn udp6_through_nat66_with_conntrack() {
     assert_eq!(s, [1.0; 4], "{m}");
     assert_eq!(m.stats.synthetic, 0);
 }
+
+/// The command line on the bundled seed samples (what scripts/demo.sh and the README show):
+/// `--flows=json` and `--flows` give each seed connection of the client's log as ONE path
+/// from host-lo to node-eth0, with its three legs: host-lo; host-veth + vm-veth (same
+/// tuple); vm/conntrack (the DNATed 127.0.0.1:55001 no interface shows) + vm-br0 +
+/// vm-brport + node-eth0.
+#[test]
+fn cli_flows_on_the_seed_samples_one_path_per_connection() {
+    let points = ["host-lo", "host-veth", "vm-veth", "vm-lo", "vm-br0", "vm-brport", "node-eth0"];
+    let run = |flows: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_flowtrail"));
+        for p in points {
+            c.arg("-r").arg(sample(&format!("{p}.pcap")));
+        }
+        c.arg("--conntrack").arg(format!("vm={}", sample("vm-conntrack.txt"))).arg(flows);
+        let out = c.output().expect("flowtrail");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let json = run("--flows=json");
+    let paths: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let seed = client_log("seedpath-client.jsonl");
+    assert_eq!(seed.len(), 5);
+    let obs = |leg: &serde_json::Value| -> Vec<(String, String, String)> {
+        leg["observations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
+                (s("point"), s("src"), s("dst"))
+            })
+            .collect()
+    };
+    for c in &seed {
+        let local = c["local"].as_str().unwrap();
+        let holding: Vec<&serde_json::Value> = paths
+            .iter()
+            .filter(|p| p["legs"].as_array().unwrap().iter().any(|l| obs(l).iter().any(|o| o.1 == local)))
+            .collect();
+        assert_eq!(holding.len(), 1, "{local} is in {} paths:\n{json}", holding.len());
+        let p = holding[0];
+        let legs = p["legs"].as_array().unwrap();
+        assert_eq!(legs.len(), 3, "{local}: {p}");
+        let (l1, l2, l3) = (obs(&legs[0]), obs(&legs[1]), obs(&legs[2]));
+        assert_eq!(l1, vec![("host-lo".into(), local.into(), "127.0.0.1:49673".into())], "{p}");
+        assert_eq!(l2.iter().map(|o| o.0.as_str()).collect::<Vec<_>>(), ["host-veth", "vm-veth"], "{p}");
+        assert!(l2.iter().all(|o| o.2 == "192.168.65.2:49700" && o.1 == l2[0].1), "{p}");
+        assert_eq!(
+            l3.iter().map(|o| o.0.as_str()).collect::<Vec<_>>(),
+            ["vm/conntrack", "vm-br0", "vm-brport", "node-eth0"],
+            "{p}"
+        );
+        assert_eq!(l3[0].2, "127.0.0.1:55001", "{p}");
+        assert!(l3[1..].iter().all(|o| o.2 == "192.168.49.2:8443" && o.1 == l3[1].1), "{p}");
+        assert_eq!(legs[1]["join"]["kind"], "same-tuple", "{p}");
+        assert_eq!(legs[2]["join"]["kind"], "nat", "{p}");
+        assert_eq!(p["via"].as_array().map_or(0, |v| v.len()), 2, "{p}");
+        assert!(p["ambiguous"].as_array().is_none_or(|a| a.is_empty()), "{p}");
+    }
+    // The text tree: one `path` line with `3 legs` per seed connection, holding both ends.
+    let text = run("--flows");
+    for c in &seed {
+        let local = c["local"].as_str().unwrap();
+        let blocks: Vec<&str> = text.split("\npath ").filter(|b| b.contains(&format!("{local} -> "))).collect();
+        assert_eq!(blocks.len(), 1, "{local}:\n{text}");
+        let b = blocks[0];
+        assert!(b.lines().next().unwrap().contains(" 3 legs "), "{b}");
+        assert!(b.contains("host-lo ") && b.contains("node-eth0 ") && b.contains("vm/conntrack "), "{b}");
+    }
+}

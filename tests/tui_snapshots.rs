@@ -54,6 +54,24 @@ fn detail_hop_diagram_with_three_observations_and_a_picked_one() {
 }
 
 #[test]
+fn seed_path_joined_from_host_lo_to_node_eth0() {
+    let m = seed_model();
+    let mut a = app(&m, WIDTH, HEIGHT);
+    snap("seed_paths_joined", &a);
+    // Path 2 is the first seed connection: 3 legs, host-lo ... node-eth0. A tall terminal
+    // shows the whole hop diagram.
+    let mut a2 = app(&m, WIDTH, 100);
+    press(&mut a2, &m, [key('j'), code(KeyCode::Enter)]);
+    let d = a2.path.as_ref().and_then(|p| p.detail.as_ref()).expect("detail");
+    assert_eq!(d.legs.len(), 3);
+    let points: Vec<&str> = d.legs.iter().flat_map(|l| l.observations.iter().map(|o| &*o.point)).collect();
+    assert_eq!(points, ["host-lo", "host-veth", "vm-veth", "vm/conntrack", "vm-br0", "vm-brport", "node-eth0"]);
+    snap("seed_path_detail", &a2);
+    press(&mut a, &m, [key('j'), code(KeyCode::Enter)]);
+    snap("seed_path_view", &a);
+}
+
+#[test]
 fn stream_hex_ipv6_and_packet_selection() {
     let m = model(&["tcp6.pcap"]);
     let mut a = app(&m, WIDTH, HEIGHT);

@@ -29,10 +29,16 @@ impl Tmux {
 
     /// Starts `script` (sh) in a detached 160x48 session.
     fn start(&self, script: &str) {
+        self.start_sized(script, 160, 48);
+    }
+
+    /// Starts `script` (sh) in a detached session of `w`x`h`.
+    fn start_sized(&self, script: &str, w: u16, h: u16) {
+        let (w, h) = (w.to_string(), h.to_string());
         let out = Command::new(&self.tmux)
             .arg("-L")
             .arg(&self.socket)
-            .args(["-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "48", "-s", "t", "sh", "-c", script])
+            .args(["-f", "/dev/null", "new-session", "-d", "-x", &w, "-y", &h, "-s", "t", "sh", "-c", script])
             .env("TERM", "xterm-256color")
             .output()
             .expect("tmux starts");
@@ -93,10 +99,10 @@ fn paths_table_enter_detail_q_quits_and_terminal_restored() {
     let t = Tmux::new(&tmux, "q");
     t.start(&script("--tui -r samples/vm-all.pcapng -r host=samples/host-lo.pcap"));
     let s = t.wait_for("the paths table, fully loaded", |s| s.contains("DONE") && s.contains("PROTO"));
-    for flow in ["127.0.0.1:40001", "127.0.0.1:49673", "192.168.65.1:38892", "192.168.49.2:8443", "RSTO"] {
+    for flow in ["127.0.0.1:40001", "192.168.49.2:8443", "RSTO"] {
         assert!(s.contains(flow), "{flow} in the table:\n{s}");
     }
-    assert!(s.contains("paths 16 "), "16 paths:\n{s}");
+    assert!(s.contains("paths 6 "), "6 joined paths:\n{s}");
     assert!(s.contains("veth-host 60") && s.contains("host 50"), "per point counters:\n{s}");
     eprintln!("--- paths view ---\n{s}");
     t.keys(&["j", "Enter"]);
@@ -108,6 +114,41 @@ fn paths_table_enter_detail_q_quits_and_terminal_restored() {
     eprintln!("--- path view ---\n{s}");
     t.keys(&["Escape"]);
     t.wait_for("the table again", |s| s.contains("PROTO"));
+    t.keys(&["q"]);
+    let s = t.wait_for("flowtrail to exit", |s| s.contains("stty-done"));
+    assert!(s.contains("flowtrail-exit=0"), "{s}");
+    assert_restored(&s);
+}
+
+/// What scripts/demo.sh reads, with the VM's conntrack table.
+const SEED: &str = "-r samples/host-lo.pcap -r samples/host-veth.pcap -r samples/vm-veth.pcap -r samples/vm-lo.pcap \
+     -r samples/vm-br0.pcap -r samples/vm-brport.pcap -r samples/node-eth0.pcap --conntrack vm=samples/vm-conntrack.txt";
+
+#[test]
+fn the_seed_path_is_one_path_with_its_legs_from_host_lo_to_node() {
+    let Some(tmux) = common::require_tool("tmux") else { return };
+    let t = Tmux::new(&tmux, "seed");
+    // Tall enough for the whole hop diagram in the detail pane.
+    t.start_sized(&script(&format!("--tui {SEED}")), 160, 100);
+    let s = t.wait_for("the joined paths, fully loaded", |s| s.contains("DONE") && s.contains("PROTO"));
+    // One row per seed connection: client on host lo -> final server behind the VM's DNAT.
+    let rows: Vec<&str> = s.lines().filter(|l| l.contains("127.0.0.1:40001")).collect();
+    assert_eq!(rows.len(), 1, "the first seed connection is one path:\n{s}");
+    assert!(rows[0].contains("192.168.49.2:8443") && rows[0].contains(" 3 "), "client -> final server, 3 legs:\n{s}");
+    assert!(!s.contains("192.168.65.1:38892"), "the middle leg is not a path of its own:\n{s}");
+    assert!(s.contains("paths 6 "), "6 paths:\n{s}");
+    eprintln!("--- seed paths ---\n{s}");
+    t.keys(&["j", "Enter"]);
+    let s = t.wait_for("the seed path's hop diagram", |s| s.contains("detail") && s.contains("node-eth0 "));
+    assert!(s.contains("path 2 tcp  3 legs, 7 observations"), "{s}");
+    let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in the detail pane:\n{s}"));
+    let order = ["> host-lo", "o host-veth", "o vm-veth", "o vm/conntrack", "o vm-br0", "o vm-brport", "o node-eth0"];
+    let pos: Vec<usize> = order.iter().map(|n| at(n)).collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "legs in path order host lo -> node:\n{s}");
+    for why in ["next leg: forwarder", "joined: same-tuple score", "joined: nat score", "conntrack id=2727558185", "changed: src 127.0.0.1:39658 -> 192.168.49.1:39658"] {
+        assert!(s.contains(why), "{why}:\n{s}");
+    }
+    eprintln!("--- seed path ---\n{s}");
     t.keys(&["q"]);
     let s = t.wait_for("flowtrail to exit", |s| s.contains("stty-done"));
     assert!(s.contains("flowtrail-exit=0"), "{s}");

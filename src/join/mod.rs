@@ -106,7 +106,9 @@
 //! upstream -> downstream must satisfy: the downstream leg starts after the upstream one
 //! (strictly, so no cycles); its first forwarded byte is not earlier than the upstream's
 //! first byte, and the upstream's first reply byte not earlier than the downstream's
-//! (causality, within [`JoinConfig::causality_slack_ns`]); no differing payload prefix; at
+//! (causality, within [`JoinConfig::causality_slack_ns`]), and so is every recorded payload
+//! segment (a downstream segment not before the upstream segment holding its last byte, and
+//! back for replies); no differing payload prefix; at
 //! least one direction with an equal prefix; not the same tuple or endpoint at one point.
 //! It scores:
 //!
@@ -194,7 +196,10 @@ pub struct JoinConfig {
     /// A downstream leg starts within this of the upstream leg's start or first data.
     /// Default 10 s (forwarders that connect lazily, on the first request).
     pub path_window_ns: i64,
-    /// Causality slack for forwarded bytes (timestamps of different points). Default 1 ms.
+    /// Causality slack for forwarded bytes (timestamps of different points). Default 20 us:
+    /// every point of one host is stamped by one kernel clock, a forwarded byte is strictly
+    /// later than the byte read, and pcap files keep microseconds. Raise it for captures
+    /// from several hosts.
     pub causality_slack_ns: i64,
     /// Default 40: one ISN, or conntrack, or TSval and a payload prefix.
     pub leg_threshold: i32,
@@ -213,7 +218,7 @@ impl Default for JoinConfig {
         JoinConfig {
             leg_window_ns: 1_000_000_000,
             path_window_ns: 10_000_000_000,
-            causality_slack_ns: 1_000_000,
+            causality_slack_ns: 20_000,
             leg_threshold: 40,
             path_threshold: 40,
             margin: 15,

@@ -275,7 +275,9 @@ impl Serialize for LegJoin {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum JoinKind {
-    /// One observation: nothing joined.
+    /// One observation: nothing joined (in JSON `same-tuple`, DESIGN.md's two kinds: one
+    /// tuple, trivially; its evidence list is empty).
+    #[serde(rename = "same-tuple")]
     None,
     /// Every observation shows the same tuple.
     SameTuple,

@@ -27,6 +27,10 @@ pub(crate) struct StreamSum<'b> {
     /// First payload at the view nearest the client / the server.
     pub data_near_client: Option<Nanos>,
     pub data_near_server: Option<Nanos>,
+    /// This direction at the real view nearest the client / the server (TCP segment
+    /// records, for per-segment causality).
+    pub dir_near_client: Option<&'b DirFeatures>,
+    pub dir_near_server: Option<&'b DirFeatures>,
 }
 
 /// A leg as the path join sees it.
@@ -89,6 +93,8 @@ impl<'b> LegSum<'b> {
             };
             s.data_near_client = data_at(near_client);
             s.data_near_server = data_at(near_server);
+            s.dir_near_client = near_client.map(|v| v.d(obs, dir));
+            s.dir_near_server = near_server.map(|v| v.d(obs, dir));
         }
         let client_owner = views.iter().find_map(|v| owner(v, true));
         let server_owner = views.iter().rev().find_map(|v| owner(v, false));
@@ -287,6 +293,20 @@ pub(crate) fn score_edge(
     if forward.is_some_and(|f| f < -slack) || reply.is_some_and(|r| r < -slack) {
         return None;
     }
+    // The same, segment by segment: no byte is written downstream (upstream, for replies)
+    // before the forwarder could have read it.
+    if up.proto == Proto::Tcp {
+        let (c, s) = (Dir::C2s.index(), Dir::S2c.index());
+        let causal = |reader: Option<&DirFeatures>, writer: Option<&DirFeatures>| match (reader, writer) {
+            (Some(r), Some(w)) => segments_causal(r, w, slack),
+            _ => true,
+        };
+        if !causal(up.streams[c].dir_near_server, down.streams[c].dir_near_client)
+            || !causal(down.streams[s].dir_near_client, up.streams[s].dir_near_server)
+        {
+            return None;
+        }
+    }
     let connect = ds.saturating_sub(us);
     let worst = [Some(connect), forward, reply]
         .into_iter()
@@ -339,6 +359,36 @@ pub(crate) fn score_edge(
             })
             .collect(),
     })
+}
+
+/// Whether every recorded payload segment of `writer` comes after the forwarder could have
+/// read its last byte from `reader` (the earliest recorded `reader` segment holding that
+/// stream offset), within `slack`. Offsets count from each side's SYN; bytes `reader` has
+/// no record of are not judged.
+fn segments_causal(reader: &DirFeatures, writer: &DirFeatures, slack: Nanos) -> bool {
+    let (Some(rs), Some(ws)) = (reader.syn, writer.syn) else {
+        return true;
+    };
+    let off = |seq: u32, isn: u32| u64::from(seq.wrapping_sub(isn.wrapping_add(1)));
+    for w in writer.segments.as_slice().iter().filter(|w| w.len > 0) {
+        let Some(w_at) = writer.time(w.at) else { continue };
+        let last = off(w.seq, ws.isn) + u64::from(w.len) - 1;
+        let read = reader
+            .segments
+            .as_slice()
+            .iter()
+            .filter(|r| r.len > 0)
+            .filter(|r| {
+                let o = off(r.seq, rs.isn);
+                o <= last && last < o + u64::from(r.len)
+            })
+            .filter_map(|r| reader.time(r.at))
+            .min();
+        if read.is_some_and(|r| w_at < r.saturating_sub(slack)) {
+            return false;
+        }
+    }
+    true
 }
 
 /// First payload of `dir` at the view nearest the forwarder: the server end of an upstream

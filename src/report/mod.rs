@@ -146,7 +146,7 @@ impl ReportOptions {
 }
 
 /// `NETNS=FILE` or `FILE` (scope: the file's stem).
-fn conntrack_spec(spec: &str) -> (&str, &str) {
+pub(crate) fn conntrack_spec(spec: &str) -> (&str, &str) {
     match spec.split_once('=') {
         Some((scope, file)) if !scope.is_empty() && !scope.contains('/') => (scope, file),
         _ => {
@@ -358,8 +358,6 @@ impl Outputs {
                     .map_err(ReportError::output)?,
             }
             self.held.clear();
-            // (Without this, once the first batch filled, every later record was joined and
-            // printed alone: joins across records lost, a model built per record.)
             self.held_bytes = 0;
             return Ok(());
         }

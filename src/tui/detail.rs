@@ -32,9 +32,6 @@ pub struct DetailPane<'a> {
     pub path: &'a PathState,
 }
 
-/// Lines of one observation block.
-const BLOCK_LINES: usize = 3;
-
 /// The diagram's lines, and for each line the observation (flat index) it belongs to.
 pub fn lines(
     d: &PathDetail,
@@ -96,7 +93,9 @@ pub fn lines(
                 ),
                 Span::raw(format!(" {}", units::time_of_day(o.first, utc))),
             ];
-            if let Some(p) = prev {
+            if let Some(lat) = &o.latency {
+                first.push(Span::styled(format!("  {}", escape::text(lat)), Style::new().fg(Color::Magenta)));
+            } else if let Some(p) = prev.filter(|p| ts_diff_ns(o.first, p.first) >= 0) {
                 first.push(Span::styled(
                     format!("  +{}", units::duration(ts_diff_ns(o.first, p.first))),
                     Style::new().fg(Color::Magenta),
@@ -117,7 +116,10 @@ pub fn lines(
                 ),
             ]));
             owner.push(Some(flat));
-            let changes = prev.map(|p| tuple_changes(p, o)).unwrap_or_default();
+            let changes = match &o.changes {
+                Some(c) => c.clone(),
+                None => prev.filter(|_| oi > 0).map(|p| tuple_changes(p, o)).unwrap_or_default(),
+            };
             let third = if changes.is_empty() {
                 Line::from(vec![
                     Span::styled(" |   ", dim),
@@ -145,17 +147,28 @@ pub fn lines(
             };
             out.push(third);
             owner.push(Some(flat));
+            if let Some(n) = &o.note {
+                out.push(Line::from(vec![
+                    Span::styled(" |   ", dim),
+                    Span::styled(escape::text(n).into_owned(), dim),
+                ]));
+                owner.push(Some(flat));
+            }
             prev = Some(o);
             flat += 1;
         }
+    }
+    for n in &d.notes {
+        out.push(Line::styled(format!(" ! {}", escape::text(n)), Style::new().fg(Color::Red)));
+        owner.push(None);
     }
     (out, owner)
 }
 
 /// First line shown so that the selected observation's block is visible in `height` lines.
 fn scroll(owner: &[Option<usize>], selected: usize, height: usize) -> usize {
-    let Some(first) = owner.iter().position(|o| *o == Some(selected)) else { return 0 };
-    (first + BLOCK_LINES).saturating_sub(height)
+    let Some(last) = owner.iter().rposition(|o| *o == Some(selected)) else { return 0 };
+    (last + 1).saturating_sub(height)
 }
 
 /// The observation drawn at `line` (0 = first line inside the border) of a pane of `area`.

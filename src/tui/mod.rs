@@ -42,6 +42,7 @@ pub mod escape;
 pub mod event;
 pub mod filter;
 pub mod help;
+pub mod joined;
 pub mod model;
 pub mod packets;
 pub mod paths;
@@ -166,12 +167,6 @@ pub fn run(args: &crate::cli::Args) -> i32 {
         eprintln!("flowtrail: --tui needs a terminal: standard input and output must be a tty");
         return 1;
     }
-    if args.read.is_empty() {
-        eprintln!(
-            "flowtrail: --tui reads capture files for now (-r FILE); live capture (-i) in the TUI is not available yet"
-        );
-        return 1;
-    }
     let expr = match args.filter_text() {
         Ok(e) => e,
         Err(e) => {
@@ -180,8 +175,21 @@ pub fn run(args: &crate::cli::Args) -> i32 {
             return 1;
         }
     };
-    let inputs = match source::Inputs::open(&args.read, expr.as_deref()) {
-        Ok(i) => i,
+    let limits = crate::limits::Limits::from_args(args);
+    let ct = match conntrack(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flowtrail: {e}");
+            return 1;
+        }
+    };
+    let opened = if args.read.is_empty() {
+        live_inputs(args, expr, &limits)
+    } else {
+        source::Inputs::open(&args.read, expr.as_deref())
+    };
+    let inputs = match opened {
+        Ok(i) => i.with_conntrack(ct).with_limits(source::TuiLimits::new(&limits)),
         Err(e) => {
             eprintln!("flowtrail: {e}");
             return 1;
@@ -208,6 +216,63 @@ pub fn run(args: &crate::cli::Args) -> i32 {
             1
         }
     }
+}
+
+/// `--conntrack [NETNS=]FILE` entries for the joiner.
+fn conntrack(args: &crate::cli::Args) -> Result<Vec<(crate::conntrack::CtEntry, Option<Arc<str>>)>, String> {
+    let mut out = Vec::new();
+    for spec in &args.conntrack {
+        let (scope, file) = crate::report::conntrack_spec(spec);
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--conntrack {file}: {}", crate::capture::os_message(&e)))?;
+        let (entries, errors) = crate::conntrack::text::parse_entries(&text);
+        if entries.is_empty() && !errors.is_empty() {
+            return Err(format!("--conntrack {file}: no conntrack entries ({})", errors[0]));
+        }
+        let scope: Arc<str> = Arc::from(scope);
+        out.extend(entries.into_iter().map(|e| (e, Some(scope.clone()))));
+    }
+    Ok(out)
+}
+
+/// Live capture on the `-i` points (the default device without one), as `flowtrail -i`
+/// opens them; frames come at once (immediate mode) so the view is current.
+fn live_inputs(
+    args: &crate::cli::Args,
+    expr: Option<String>,
+    limits: &crate::limits::Limits,
+) -> Result<source::Inputs, String> {
+    let specs: Vec<crate::netns::PointSpec> = if args.interface.is_empty() {
+        match pcap::Device::lookup() {
+            Ok(Some(d)) => vec![crate::netns::PointSpec { netns: crate::netns::Netns::Current, iface: d.name }],
+            _ => return Err("no suitable device found; name one with -i (or read files with -r)".into()),
+        }
+    } else {
+        args.interface.iter().map(|i| crate::netns::parse_point(i).map_err(|e| e.to_string())).collect::<Result<_, _>>()?
+    };
+    let direction = match args.direction.as_deref() {
+        None | Some("inout") => None,
+        Some("in") => Some(crate::capture::Direction::In),
+        Some("out") => Some(crate::capture::Direction::Out),
+        Some(d) => return Err(format!("{d}: invalid direction specified with -Q")),
+    };
+    let opts = crate::live::LiveOptions {
+        snaplen: args.snaplen.unwrap_or(crate::live::MAXIMUM_SNAPLEN),
+        buffer_kib: args.buffer_size,
+        promisc: !args.no_promisc,
+        direction,
+        immediate: true,
+        nano: args.want_nano(),
+        filter: expr,
+        directions: specs.len() > 1,
+        max_queued_bytes: limits.live_frames,
+        tap: None,
+    };
+    let inputs = source::Inputs::live(&specs, opts)?;
+    if let Some(user) = &args.user {
+        crate::live::drop_privileges(user)?;
+    }
+    Ok(inputs)
 }
 
 /// The UI thread: events in, actions applied, frames drawn at most every [`FRAME_PERIOD`].

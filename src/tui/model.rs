@@ -137,11 +137,15 @@ pub struct CapCounters {
     pub packet_bytes: u64,
     /// Stream bytes not kept (reassembly memory cap).
     pub stream_bytes: u64,
+    /// Observations left out of the join (the cap on kept joiner features): shown alone.
+    pub unjoined: u64,
+    /// Flows the flow table evicted (its cap).
+    pub flows_evicted: u64,
 }
 
 impl CapCounters {
     pub fn any(&self) -> bool {
-        self.paths + self.packet_bytes + self.stream_bytes > 0
+        self.paths + self.packet_bytes + self.stream_bytes + self.unjoined + self.flows_evicted > 0
     }
 }
 
@@ -206,6 +210,14 @@ pub struct ObservationDetail {
     pub last: Timestamp,
     pub state: Arc<str>,
     pub history: Arc<str>,
+    /// What changed against the previous observation of the leg (`src A -> B`, `ttl 64 ->
+    /// 63`); `None` for the first one, or when the source does not know (then the panes
+    /// compare the tuples themselves).
+    pub changes: Option<Vec<String>>,
+    /// Latency this hop added (`c2s +3us s2c +2us`), when measured.
+    pub latency: Option<String>,
+    /// A remark: the conntrack entry of a synthetic observation, a reply tuple.
+    pub note: Option<String>,
 }
 
 /// One transport connection along the path.
@@ -228,6 +240,8 @@ pub struct PathDetail {
     pub id: PathId,
     pub proto: Proto,
     pub legs: Vec<LegDetail>,
+    /// Remarks about the whole path (forwarder hops the joiner could not decide).
+    pub notes: Vec<String>,
 }
 
 /// Which observation of a path (leg index, observation index within the leg).

@@ -1,28 +1,39 @@
-//! PHASE-1 MODEL SOURCE: builds [`Snapshot`]s straight from frames with [`crate::decode`].
+//! The TUI's model source: the real pipeline (flow table + joiner) over offline files or
+//! live capture points, plus a store of the frames themselves for the packet list, the
+//! stream, `-X` dumps and `w`.
 //!
-//! This adapter stands in for the flow table (`src/flow/`) and the joiner (`src/join/`) until
-//! they are wired into the TUI; it is deliberately small and will be replaced by an adapter
-//! from their model to the types of [`super::model`]. What it does:
+//! ```text
+//! data thread:   frames (Merger over -r files or LiveSource) -> filter
+//!                  -> FrameTable::ingest: frame store (tuple entries x points, kept frames)
+//!                                         + FlowTable (features for the joiner)
+//!                  -> publishes a Snapshot every PUBLISH_PERIOD (counters, progress, rows of
+//!                     the latest join)
+//! joiner thread: every JOIN_PERIOD, when something changed: copies the join input under the
+//!                lock (FrameTable::join_input), joins outside it (joined.rs), swaps the
+//!                result in. The data thread never waits for a join.
+//! UI thread:     reads snapshots; lazy per-path queries take the lock briefly.
+//! ```
 //!
-//! * a *path* is one TCP/UDP/ICMP 5-tuple (client and server decided like the flow table:
-//!   the SYN's sender, else the lower well-known/non-ephemeral port is the server's, else the
-//!   first sender is the client) with one *leg*; every capture point that saw the tuple is one
-//!   observation of that leg (join kind `same-tuple`). No NAT joining, no forwarders.
-//! * state and history are a small approximation of Zeek's (`S0 S1 SF S2 S3 REJ RSTO RSTR
-//!   RSTOS0 OTH`, history letters `ShADFR` once per direction);
-//! * the stream is the captured payload in sequence order per direction at one observation,
+//! * A *tuple entry* is one TCP/UDP/ICMP 5-tuple (client and server decided like the flow
+//!   table); each capture point that saw it is one of its observations, holding the indices
+//!   of its kept frames. The joined paths ([`super::joined`]) refer to them through the flow
+//!   table's ids (`FlowInfo`, told at creation). Tuples without joiner features (ICMP, other
+//!   protocols, or beyond the features cap) are shown as paths of one leg.
+//! * State and history shown are the frame store's approximation of Zeek's (`S0 S1 SF S2 S3
+//!   REJ RSTO RSTR RSTOS0 OTH`, history letters `ShADFR` once per direction).
+//! * The stream is the captured payload in sequence order per direction at one observation,
 //!   with gaps where sequence numbers jump or the capture cut a payload, and overlapping
-//!   retransmissions dropped (no buffering of out-of-order data: a segment that arrives early
-//!   shows a gap, then its data);
-//! * frames are kept in memory up to [`FrameTable::MAX_KEPT_BYTES`]; past that, packets are
-//!   counted but their bytes are not kept (`caps.packet_bytes`).
-//!
-//! Threads: [`FrameModel::spawn`] reads the inputs on a data thread, ingests frames in
-//! batches under the table's lock and publishes a snapshot every [`PUBLISH_PERIOD`] when
-//! something changed; the UI thread only takes the lock for the lazy per-path queries.
+//!   retransmissions dropped.
+//! * Memory ([`TuiLimits`], from `--max-memory` like the rest, `crate::limits`): the flow
+//!   table gets the flow share (with features) and half the reassembly share; kept frame bytes
+//!   the other half; ended observations' joiner features the records share. Past a cap
+//!   packets are counted, not kept (`caps` in the status bar).
 
 use super::model::*;
+use super::joined::{FeaturedObs, JoinInput, Joined, LooseEntry, Shown};
 use crate::capture::{Frame, FrameSource, Merger, OfflineReader, Points, Timestamp};
+use crate::flow::{FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable as Flows};
+use crate::join::ObservationFeatures;
 use crate::decode::{self, tcp_flags, Transport};
 use crate::filter::Filter;
 use crate::print::{Options, Printer, TsFormat};
@@ -36,6 +47,57 @@ use std::time::{Duration, Instant};
 
 /// How often the data thread publishes a snapshot (when something changed).
 pub const PUBLISH_PERIOD: Duration = Duration::from_millis(200);
+/// How often the joiner thread re-joins (when something changed).
+pub const JOIN_PERIOD: Duration = Duration::from_millis(1000);
+
+/// The TUI's memory caps, derived from [`crate::limits::Limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TuiLimits {
+    /// The flow table's configuration (flow cap with features, reassembly).
+    pub max_flows: usize,
+    pub reassembly_memory: usize,
+    pub aux_memory: usize,
+    /// Bytes of frames kept for the packet list, streams and `w`.
+    pub kept_bytes: usize,
+    /// Ended observations whose joiner features are kept.
+    pub ended_features: usize,
+}
+
+impl TuiLimits {
+    pub fn new(l: &crate::limits::Limits) -> TuiLimits {
+        let joined = crate::limits::Limits::for_flows(l.max_memory, true);
+        TuiLimits {
+            max_flows: l.max_flows.min(joined.max_flows),
+            reassembly_memory: l.reassembly_memory / 2,
+            aux_memory: l.aux_memory,
+            kept_bytes: l.reassembly_memory / 2,
+            ended_features: (l.held_records / Flows::FEATURES_BYTES).max(1),
+        }
+    }
+}
+
+impl Default for TuiLimits {
+    fn default() -> Self {
+        TuiLimits::new(&crate::limits::Limits::default())
+    }
+}
+
+/// What the flow table tells the frame store.
+#[derive(Default)]
+struct FlowTap {
+    created: Vec<FlowInfo>,
+    ended: Vec<FlowRecord>,
+}
+
+impl FlowObserver for FlowTap {
+    fn wants_payload(&mut self, flow: &FlowInfo) -> bool {
+        self.created.push(flow.clone());
+        false
+    }
+    fn flow_ended(&mut self, record: FlowRecord) {
+        self.ended.push(record);
+    }
+}
 /// Frames read before the table's lock is taken to ingest them.
 const BATCH: usize = 1024;
 /// Most packets one packet list holds.
@@ -98,18 +160,60 @@ pub struct FrameTable {
     frames_seen: u64,
     print: Options,
     dirty: bool,
+    limits: TuiLimits,
+    flows: Flows,
+    tap: FlowTap,
+    /// Flow id -> (tuple entry, observation) of every TCP/UDP flow with features.
+    flow_at: HashMap<u64, (u32, u32)>,
+    /// Ended flows' joiner features (at most `limits.ended_features`).
+    ended: Vec<(u64, Arc<ObservationFeatures>)>,
+    /// Something changed since the last join input was taken.
+    join_dirty: bool,
+    /// The latest join.
+    joined: Arc<Joined>,
+    conntrack: Arc<Vec<(crate::conntrack::CtEntry, Option<Arc<str>>)>>,
+    /// Namespaces of live points (joiner evidence), by point index.
+    point_netns: Vec<Option<crate::netns::Netns>>,
+    /// Kernel drops per point (live).
+    point_drops: Vec<Option<u64>>,
+    live: bool,
+    /// The final join's input was taken: later joins of older input are dropped.
+    input_done: bool,
 }
 
 impl FrameTable {
-    /// Frame bytes kept in memory before later packets are only counted.
-    pub const MAX_KEPT_BYTES: usize = 512 << 20;
-    /// Most paths tracked.
+    /// Most tuple entries tracked.
     pub const MAX_PATHS: usize = 1_000_000;
 
-    /// An empty table; `print` are the options of the packet summaries (labels are turned on
-    /// by the table when there is more than one point).
+    /// An empty table with the default limits; `print` are the options of the packet
+    /// summaries (labels are turned on by the table when there is more than one point).
     pub fn new(print: Options) -> FrameTable {
+        FrameTable::with_limits(print, TuiLimits::default())
+    }
+
+    /// An empty table with `limits`.
+    pub fn with_limits(print: Options, limits: TuiLimits) -> FrameTable {
+        let mut config = FlowConfig {
+            max_flows: limits.max_flows,
+            reassembly_memory: limits.reassembly_memory,
+            aux_memory: limits.aux_memory,
+            features: true,
+            ..FlowConfig::default()
+        };
+        config.reassembly.max_buffered = config.reassembly.max_buffered.min((limits.reassembly_memory / 32).max(4096));
         FrameTable {
+            limits,
+            flows: Flows::new(config),
+            tap: FlowTap::default(),
+            flow_at: HashMap::new(),
+            ended: Vec::new(),
+            join_dirty: true,
+            joined: Arc::new(Joined::default()),
+            conntrack: Arc::new(Vec::new()),
+            point_netns: Vec::new(),
+            point_drops: Vec::new(),
+            live: false,
+            input_done: false,
             points: Points::default(),
             point_packets: Vec::new(),
             paths: Vec::new(),
@@ -136,6 +240,7 @@ impl FrameTable {
     /// Adds one frame (its point must be known, see [`FrameTable::set_points`]).
     pub fn ingest(&mut self, frame: Frame) {
         self.dirty = true;
+        self.join_dirty = true;
         self.frames_seen += 1;
         if let Some(n) = self.point_packets.get_mut(frame.point) {
             *n += 1;
@@ -187,7 +292,7 @@ impl FrameTable {
                 i
             }
         };
-        let keep = self.kept_bytes + frame.data.len() <= Self::MAX_KEPT_BYTES && self.frames.len() < u32::MAX as usize;
+        let keep = self.kept_bytes + frame.data.len() <= self.limits.kept_bytes && self.frames.len() < u32::MAX as usize;
         let frame_index = self.frames.len() as u32;
         let entry = &mut self.paths[idx];
         let side = if src == entry.row.client && dst == entry.row.server { Side::Client } else { Side::Server };
@@ -257,6 +362,8 @@ impl FrameTable {
         entry.row.history = first.history_shared.clone();
         entry.row.first = entry.row.first.min(frame.ts);
         entry.row.last = entry.row.last.max(frame.ts);
+        self.flows.frame(&frame, &self.points, &mut self.tap);
+        self.after_flows();
         if keep {
             self.kept_bytes += frame.data.len();
             self.frames.push(Kept { frame, side });
@@ -265,54 +372,209 @@ impl FrameTable {
         }
     }
 
-    /// The snapshot of the table as it is now.
-    pub fn snapshot(&self, generation: u64) -> Snapshot {
-        Snapshot {
-            generation,
-            clock: self.clock,
-            paths: self.paths.iter().map(|p| p.row.clone()).collect(),
+    /// Takes in what the flow table told: new flows are located in the frame store, ended
+    /// ones hand over their joiner features (up to the cap).
+    fn after_flows(&mut self) {
+        for info in self.tap.created.drain(..) {
+            let proto = match info.proto {
+                crate::flow::Proto::Tcp => Proto::Tcp,
+                crate::flow::Proto::Udp => Proto::Udp,
+                _ => continue,
+            };
+            let c = Endpoint { ip: info.client.addr, port: info.client.port };
+            let s = Endpoint { ip: info.server.addr, port: info.server.port };
+            let key = if c <= s { (proto, c, s) } else { (proto, s, c) };
+            let Some(&e) = self.by_key.get(&key) else { continue };
+            let Some(o) = self.paths[e as usize].observations.iter().position(|o| o.point == info.point_index) else {
+                continue;
+            };
+            self.flow_at.insert(info.id, (e, o as u32));
+        }
+        for r in self.tap.ended.drain(..) {
+            self.join_dirty = true;
+            let Some(f) = r.features else { continue };
+            if f.is_empty() {
+                continue;
+            }
+            if self.ended.len() < self.limits.ended_features {
+                self.ended.push((r.info.id, Arc::from(f)));
+            } else {
+                self.caps.unjoined += 1;
+                self.flow_at.remove(&r.info.id);
+            }
+        }
+    }
+
+    /// End of input: every live flow ends (its features move to the ended ones).
+    pub fn finish_flows(&mut self) {
+        self.flows.finish(&mut self.tap);
+        self.after_flows();
+        self.join_dirty = true;
+        self.dirty = true;
+    }
+
+    /// A copy of what a join needs (see `joined.rs`); clears the changed mark. `None` when
+    /// nothing changed since the last one.
+    pub fn join_input(&mut self) -> Option<JoinInput> {
+        if !self.join_dirty {
+            return None;
+        }
+        self.join_dirty = false;
+        let mut input = JoinInput {
             points: self
                 .points
                 .points
                 .iter()
-                .zip(&self.point_packets)
-                .map(|(p, &n)| PointStatus { label: Arc::from(p.label.as_str()), packets: n, dropped: None })
+                .enumerate()
+                .map(|(i, p)| (i as u32, Arc::from(p.label.as_str()), self.point_netns.get(i).cloned().flatten()))
                 .collect(),
-            caps: self.caps,
+            conntrack: self.conntrack.clone(),
+            ..JoinInput::default()
+        };
+        let mut covered = vec![false; self.paths.len()];
+        let featured = |id: u64, f: Arc<ObservationFeatures>, t: &FrameTable, covered: &mut Vec<bool>| {
+            let at = t.flow_at.get(&id).copied();
+            let (state, history) = match at.and_then(|(e, o)| t.paths.get(e as usize)?.observations.get(o as usize)) {
+                Some(o) => (o.state.clone(), o.history_shared.clone()),
+                None => (Arc::from(""), Arc::from("")),
+            };
+            if let Some((e, _)) = at
+                && let Some(c) = covered.get_mut(e as usize)
+            {
+                *c = true;
+            }
+            FeaturedObs { id, features: f, at, state, history }
+        };
+        for (id, f) in &self.ended {
+            let o = featured(*id, f.clone(), self, &mut covered);
+            input.observations.push(o);
+        }
+        let live: Vec<(u64, Arc<ObservationFeatures>)> =
+            self.flows.live_features().filter(|(_, f)| !f.is_empty()).map(|(id, f)| (id, Arc::new(f.clone()))).collect();
+        for (id, f) in live {
+            let o = featured(id, f, self, &mut covered);
+            input.observations.push(o);
+        }
+        for (e, entry) in self.paths.iter().enumerate() {
+            if !covered[e] {
+                input.loose.push(LooseEntry { entry: e as u32, row: entry.row.clone() });
+            }
+        }
+        Some(input)
+    }
+
+    /// Puts a finished join in place.
+    pub fn set_joined(&mut self, j: Joined) {
+        self.joined = Arc::new(j);
+        self.dirty = true;
+    }
+
+    /// Joins now on this thread (tests, end of input).
+    pub fn join_now(&mut self) {
+        if let Some(input) = self.join_input() {
+            self.set_joined(Joined::build(input));
+        }
+    }
+
+    /// The latest join.
+    pub fn joined(&self) -> &Joined {
+        &self.joined
+    }
+
+    /// The snapshot of the table as it is now (the rows of the latest join).
+    pub fn snapshot(&self, generation: u64) -> Snapshot {
+        let mut caps = self.caps;
+        caps.flows_evicted = self.flows.stats().flows_evicted;
+        Snapshot {
+            generation,
+            clock: self.clock,
+            paths: self.joined.rows.clone(),
+            points: self
+                .points
+                .points
+                .iter()
+                .enumerate()
+                .zip(&self.point_packets)
+                .map(|((i, p), &n)| PointStatus {
+                    label: Arc::from(p.label.as_str()),
+                    packets: n,
+                    dropped: self.point_drops.get(i).copied().flatten(),
+                })
+                .collect(),
+            caps,
+            live: self.live,
             ..Snapshot::default()
         }
     }
 
-    fn entry(&self, id: PathId) -> Option<&PathEntry> {
-        let i = usize::try_from(id.checked_sub(1)?).ok()?;
-        self.paths.get(i)
+    /// The frame-store observations `(entry, observation)` of a path, or of one of its
+    /// observations, in path order (each once).
+    fn located(&self, id: PathId, at: Option<ObservationRef>) -> Vec<(u32, u32)> {
+        let j = &self.joined;
+        let Some(i) = j.index(id) else { return Vec::new() };
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        match &j.shown[i] {
+            Shown::Loose { entry } => {
+                let Some(e) = self.paths.get(*entry as usize) else { return out };
+                match at {
+                    Some(r) if r.leg == 0 => {
+                        if r.observation < e.observations.len() {
+                            out.push((*entry, r.observation as u32));
+                        }
+                    }
+                    Some(_) => {}
+                    None => out.extend((0..e.observations.len() as u32).map(|o| (*entry, o))),
+                }
+            }
+            Shown::Joined(p) => {
+                for (li, l) in p.legs.iter().enumerate() {
+                    for (oi, o) in l.observations.iter().enumerate() {
+                        if at.is_some_and(|r| r != ObservationRef { leg: li, observation: oi }) {
+                            continue;
+                        }
+                        for id in o.ids.iter() {
+                            if let Some(&x) = j.at.get(id)
+                                && !out.contains(&x)
+                            {
+                                out.push(x);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
-    fn observation(&self, id: PathId, at: Option<ObservationRef>) -> Option<&Observation> {
-        let e = self.entry(id)?;
-        match at {
-            Some(r) if r.leg == 0 => e.observations.get(r.observation),
-            Some(_) => None,
-            None => e.observations.first(),
-        }
+    fn store(&self, (e, o): (u32, u32)) -> Option<(&PathEntry, &Observation)> {
+        let entry = self.paths.get(e as usize)?;
+        Some((entry, entry.observations.get(o as usize)?))
     }
 
     /// Legs and observations of one path.
     pub fn detail(&self, id: PathId) -> Option<PathDetail> {
-        let e = self.entry(id)?;
-        let observations = e
+        let j = &self.joined;
+        let i = j.index(id)?;
+        let entry = match &j.shown[i] {
+            Shown::Joined(p) => return Some(j.detail(id, p)),
+            Shown::Loose { entry } => self.paths.get(*entry as usize)?,
+        };
+        let observations = entry
             .observations
             .iter()
             .map(|o| ObservationDetail {
                 point: Arc::from(self.points.get(o.point as usize).map_or("?", |p| p.label.as_str())),
-                client: e.row.client,
-                server: e.row.server,
+                client: entry.row.client,
+                server: entry.row.server,
                 packets: o.packets,
                 bytes: o.bytes,
                 first: o.first,
                 last: o.last,
                 state: o.state.clone(),
                 history: o.history_shared.clone(),
+                changes: None,
+                latency: None,
+                note: None,
             })
             .collect::<Vec<_>>();
         let join = (observations.len() > 1).then(|| JoinInfo {
@@ -321,15 +583,16 @@ impl FrameTable {
         });
         Some(PathDetail {
             id,
-            proto: e.row.proto,
-            legs: vec![LegDetail { observations, process: e.row.process.clone(), join, link: None }],
+            proto: entry.row.proto,
+            legs: vec![LegDetail { observations, process: entry.row.process.clone(), join, link: None }],
+            notes: Vec::new(),
         })
     }
 
-    /// The conversation at one observation (see the module doc for what "reassembly" means
-    /// here).
+    /// The conversation at one observation (the path's first captured one by default).
     pub fn stream(&self, id: PathId, at: Option<ObservationRef>) -> StreamView {
-        let Some(obs) = self.observation(id, at) else { return StreamView::default() };
+        let Some(&loc) = self.located(id, at).first() else { return StreamView::default() };
+        let Some((_, obs)) = self.store(loc) else { return StreamView::default() };
         let mut view = StreamView::default();
         let mut dirs = [StreamDir::default(); 2];
         let mut total = 0usize;
@@ -357,18 +620,22 @@ impl FrameTable {
         view
     }
 
-    /// Packet summaries of a path (every point) or of one observation.
-    pub fn packets(&self, id: PathId, at: Option<ObservationRef>) -> PacketList {
-        let Some(e) = self.entry(id) else { return PacketList::default() };
-        let mut indices: Vec<u32> = match at {
-            Some(_) => match self.observation(id, at) {
-                Some(o) => o.frames.clone(),
-                None => return PacketList::default(),
-            },
-            None => e.observations.iter().flat_map(|o| o.frames.iter().copied()).collect(),
-        };
+    /// Kept frame indices of a path or observation, in time order.
+    fn frame_indices(&self, id: PathId, at: Option<ObservationRef>) -> Vec<u32> {
+        let mut indices: Vec<u32> =
+            self.located(id, at).into_iter().filter_map(|l| self.store(l)).flat_map(|(_, o)| o.frames.iter().copied()).collect();
         // Frames are kept in arrival (merged time) order: index order is time order.
         indices.sort_unstable();
+        indices.dedup();
+        indices
+    }
+
+    /// Packet summaries of a path (every point) or of one observation.
+    pub fn packets(&self, id: PathId, at: Option<ObservationRef>) -> PacketList {
+        if self.joined.index(id).is_none() {
+            return PacketList::default();
+        }
+        let mut indices = self.frame_indices(id, at);
         let mut list = PacketList { lines: Vec::new(), truncated: self.caps.packet_bytes > 0 };
         if indices.len() > MAX_PACKET_LINES {
             indices.truncate(MAX_PACKET_LINES);
@@ -406,9 +673,14 @@ impl FrameTable {
     /// Writes every kept frame of a path to a pcapng file (one interface per point it was
     /// seen at).
     pub fn save(&self, id: PathId, file: &std::path::Path) -> Result<Saved, String> {
-        let e = self.entry(id).ok_or_else(|| format!("path {id} is gone"))?;
-        let mut used: Vec<u32> = e.observations.iter().map(|o| o.point).collect();
+        if self.joined.index(id).is_none() {
+            return Err(format!("path {id} is gone"));
+        }
+        let indices = self.frame_indices(id, None);
+        let mut used: Vec<u32> =
+            self.located(id, None).into_iter().filter_map(|l| self.store(l)).map(|(_, o)| o.point).collect();
         used.sort_unstable();
+        used.dedup();
         let mut points = Points::default();
         let mut remap = HashMap::new();
         for p in &used {
@@ -418,8 +690,6 @@ impl FrameTable {
         }
         let name = file.to_string_lossy().into_owned();
         let mut w = SaveWriter::create(&name, Format::Pcapng, &points, None).map_err(|e| e.to_string())?;
-        let mut indices: Vec<u32> = e.observations.iter().flat_map(|o| o.frames.iter().copied()).collect();
-        indices.sort_unstable();
         let mut n = 0u64;
         for fi in indices {
             let Some(k) = self.frames.get(fi as usize) else { continue };
@@ -592,7 +862,12 @@ pub struct FrameModel {
     total: Option<u64>,
     filter: Option<String>,
     stop: AtomicBool,
+    /// The data thread has read all input (and made the final join).
+    done: AtomicBool,
     errors: Mutex<Vec<String>>,
+    generation: AtomicU64,
+    live: Mutex<Option<LiveInput>>,
+    live_stop: Option<crate::live::StopFlag>,
 }
 
 /// Counts the bytes read from an input for the progress indicator.
@@ -611,12 +886,22 @@ impl<R: Read> Read for CountingReader<R> {
 
 /// Opened inputs, ready to be read on a data thread.
 pub struct Inputs {
-    readers: Vec<OfflineReader>,
+    readers: Vec<Box<dyn FrameSource + Send>>,
     points: Points,
     filter: Filter,
     read: Vec<Arc<AtomicU64>>,
     total: Option<u64>,
     expr: Option<String>,
+    conntrack: Vec<(crate::conntrack::CtEntry, Option<Arc<str>>)>,
+    limits: TuiLimits,
+    live: Option<LiveInput>,
+}
+
+/// A running live capture and what the status bar and joiner need of it.
+struct LiveInput {
+    capture: crate::live::LiveCapture,
+    stop: crate::live::StopFlag,
+    netns: Vec<crate::netns::Netns>,
 }
 
 impl Inputs {
@@ -653,7 +938,7 @@ impl Inputs {
                     first_error.get_or_insert(e.msg);
                 }
             }
-            readers.push(reader);
+            readers.push(Box::new(reader) as Box<dyn FrameSource + Send>);
             read.push(count);
         }
         if let Some(e) = first_error
@@ -661,14 +946,74 @@ impl Inputs {
         {
             return Err(e);
         }
-        Ok(Inputs { readers, points, filter, read, total, expr: expr.map(str::to_string) })
+        Ok(Inputs {
+            readers,
+            points,
+            filter,
+            read,
+            total,
+            expr: expr.map(str::to_string),
+            conntrack: Vec::new(),
+            limits: TuiLimits::default(),
+            live: None,
+        })
+    }
+
+    /// Starts live capture on `specs` (`-i` points; the filter is applied by each handle).
+    /// Errors are the messages `flowtrail -i` prints.
+    pub fn live(specs: &[crate::netns::PointSpec], opts: crate::live::LiveOptions) -> Result<Inputs, String> {
+        let stop = crate::live::StopFlag::new();
+        let expr = opts.filter.clone();
+        let mut capture = crate::live::LiveCapture::start(specs, &opts, 0, stop.clone()).map_err(|e| e.to_string())?;
+        let mut points = Points::default();
+        for p in &capture.points {
+            points.add(crate::capture::Point {
+                label: p.label.clone(),
+                linktype: p.linktype,
+                snaplen: p.snaplen,
+                nano: opts.nano,
+            });
+        }
+        let source = capture.source();
+        let netns = capture.points.iter().map(|p| p.spec.netns.clone()).collect();
+        Ok(Inputs {
+            readers: vec![Box::new(source) as Box<dyn FrameSource + Send>],
+            points,
+            filter: Filter::new(None),
+            read: Vec::new(),
+            total: None,
+            expr,
+            conntrack: Vec::new(),
+            limits: TuiLimits::default(),
+            live: Some(LiveInput { capture, stop, netns }),
+        })
+    }
+
+    /// Conntrack entries for the joiner (offline `--conntrack [NETNS=]FILE`), each with its
+    /// scope.
+    pub fn with_conntrack(mut self, entries: Vec<(crate::conntrack::CtEntry, Option<Arc<str>>)>) -> Inputs {
+        self.conntrack = entries;
+        self
+    }
+
+    /// Memory caps (from `--max-memory` and the finer options).
+    pub fn with_limits(mut self, limits: TuiLimits) -> Inputs {
+        self.limits = limits;
+        self
     }
 }
 
 impl FrameModel {
-    fn new(inputs: &Inputs, print: Options) -> FrameModel {
-        let mut table = FrameTable::new(print);
+    fn new(inputs: &mut Inputs, print: Options) -> FrameModel {
+        let mut table = FrameTable::with_limits(print, inputs.limits);
         table.set_points(&inputs.points);
+        table.conntrack = Arc::new(std::mem::take(&mut inputs.conntrack));
+        let live = inputs.live.take();
+        if let Some(l) = &live {
+            table.live = true;
+            table.point_netns = l.netns.iter().cloned().map(Some).collect();
+            table.point_drops = vec![Some(0); l.netns.len()];
+        }
         FrameModel {
             table: Mutex::new(table),
             published: Mutex::new(Arc::new(Snapshot::default())),
@@ -676,90 +1021,151 @@ impl FrameModel {
             total: inputs.total,
             filter: inputs.expr.clone(),
             stop: AtomicBool::new(false),
+            done: AtomicBool::new(false),
             errors: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            live_stop: live.as_ref().map(|l| l.stop.clone()),
+            live: Mutex::new(live),
         }
     }
 
-    /// Reads every input to the end on this thread and publishes the final snapshot (tests,
-    /// benchmarks, small files).
-    pub fn load(inputs: Inputs, print: Options) -> FrameModel {
-        let model = FrameModel::new(&inputs, print);
-        let mut generation = 0;
+    /// Reads every input to the end on this thread, joins, and publishes the final snapshot
+    /// (tests, benchmarks, small files).
+    pub fn load(mut inputs: Inputs, print: Options) -> FrameModel {
+        let model = FrameModel::new(&mut inputs, print);
         let mut pump = Pump::new(inputs);
         while pump.step(&model) {}
-        model.finish_errors(&mut pump);
-        model.publish(&mut generation, true, None);
+        model.finish_input(&mut pump);
+        model.publish(true, None);
         model
     }
 
-    /// Starts a data thread that reads the inputs, publishing snapshots every
-    /// [`PUBLISH_PERIOD`]. The thread ends at the end of input or after [`FrameModel::stop`].
-    pub fn spawn(inputs: Inputs, print: Options) -> (Arc<FrameModel>, JoinHandle<()>) {
-        let model = Arc::new(FrameModel::new(&inputs, print));
+    /// Starts the data thread (reads the inputs into the table) and the publisher thread
+    /// (joins every [`JOIN_PERIOD`], publishes snapshots every [`PUBLISH_PERIOD`]). Both end
+    /// at the end of input or after [`FrameModel::stop`]; the handle is the publisher's, which
+    /// ends after the data thread.
+    pub fn spawn(mut inputs: Inputs, print: Options) -> (Arc<FrameModel>, JoinHandle<()>) {
+        let model = Arc::new(FrameModel::new(&mut inputs, print));
         let m = model.clone();
-        let handle = std::thread::Builder::new()
+        let data = std::thread::Builder::new()
             .name("flowtrail-model".into())
             .spawn(move || {
-                let mut generation = 0;
                 let mut pump = Pump::new(inputs);
+                while !m.stop.load(Ordering::Relaxed) && pump.step(&m) {}
+                m.finish_input(&mut pump);
+            })
+            .expect("spawning a thread");
+        let m = model.clone();
+        let handle = std::thread::Builder::new()
+            .name("flowtrail-join".into())
+            .spawn(move || {
+                let mut last_join: Option<Instant> = None;
                 let mut last = Instant::now();
                 let mut frames_at_last = 0u64;
-                m.publish(&mut generation, false, None);
+                m.publish(false, None);
                 loop {
-                    if m.stop.load(Ordering::Relaxed) {
+                    let done = m.done.load(Ordering::Acquire);
+                    if done || m.stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let more = pump.step(&m);
-                    if !more {
-                        break;
+                    if last_join.is_none_or(|t| t.elapsed() >= JOIN_PERIOD) {
+                        last_join = Some(Instant::now());
+                        let input = m.lock().join_input();
+                        if let Some(input) = input {
+                            let j = Joined::build(input);
+                            // The final join (after the end of input) wins over this one.
+                            let mut t = m.lock();
+                            if !t.input_done {
+                                t.set_joined(j);
+                            }
+                        }
                     }
                     let elapsed = last.elapsed();
                     if elapsed >= PUBLISH_PERIOD {
                         let seen = m.lock().frames_seen;
-                        let pps = (seen - frames_at_last) as f64 / elapsed.as_secs_f64();
+                        let pps = seen.saturating_sub(frames_at_last) as f64 / elapsed.as_secs_f64();
                         frames_at_last = seen;
                         last = Instant::now();
-                        m.publish(&mut generation, false, Some(pps));
+                        m.publish(false, Some(pps));
                     }
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                m.finish_errors(&mut pump);
-                m.publish(&mut generation, true, None);
+                let _ = data.join();
+                m.publish(true, None);
             })
             .expect("spawning a thread");
         (model, handle)
     }
 
-    /// Asks the data thread to stop.
+    /// Asks the data thread to stop (live capture stops too).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(s) = &self.live_stop {
+            s.stop();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, FrameTable> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn finish_errors(&self, pump: &mut Pump) {
-        let errs: Vec<String> = pump.merger.take_errors().iter().map(|e| e.to_string()).collect();
+    /// End of input: errors kept, flows ended, the final join made.
+    fn finish_input(&self, pump: &mut Pump) {
+        let mut errs: Vec<String> = pump.merger.take_errors().iter().map(|e| e.to_string()).collect();
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = live.as_mut() {
+            let stats = l.capture.finish();
+            errs.extend(l.capture.take_errors());
+            let mut t = self.lock();
+            t.point_drops = stats.iter().map(|s| Some(s.dropped)).collect();
+        }
+        drop(live);
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).extend(errs);
+        let input = {
+            let mut t = self.lock();
+            t.finish_flows();
+            t.input_done = true;
+            t.join_input()
+        };
+        self.done.store(true, Ordering::Release);
+        if let Some(input) = input {
+            let j = Joined::build(input);
+            self.lock().set_joined(j);
+        }
     }
 
-    fn publish(&self, generation: &mut u64, finished: bool, pps: Option<f64>) {
+    fn publish(&self, finished: bool, pps: Option<f64>) {
+        let drops = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|l| l.capture.kernel_drops());
         let mut t = self.lock();
-        if !t.dirty && !finished {
+        if let Some(d) = drops {
+            for (slot, n) in t.point_drops.iter_mut().zip(d) {
+                *slot = Some(slot.unwrap_or(0).max(n));
+            }
+        }
+        if !t.dirty && !finished && t.live {
+            // Live: the packet rate still changes.
+        } else if !t.dirty && !finished {
             return;
         }
         t.dirty = false;
-        *generation += 1;
-        let mut s = t.snapshot(*generation);
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut s = t.snapshot(generation);
         drop(t);
         s.finished = finished;
         s.filter = self.filter.clone();
         s.packets_per_second = pps;
         s.errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        s.progress = Some(Progress {
-            bytes_read: self.read.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
-            bytes_total: self.total,
-        });
+        if !s.live {
+            s.progress = Some(Progress {
+                bytes_read: self.read.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+                bytes_total: self.total,
+            });
+        }
         *self.published.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(s);
     }
 }
@@ -771,15 +1177,26 @@ struct Pump {
     filter: Filter,
     batch: Vec<Frame>,
     primed: bool,
+    /// Frames per lock: live input ingests each frame at once (a batch would wait for
+    /// more traffic).
+    batch_size: usize,
 }
 
 impl Pump {
     fn new(inputs: Inputs) -> Pump {
         let mut merger = Merger::new();
+        let live = inputs.total.is_none() && inputs.read.is_empty();
         for r in inputs.readers {
-            merger.add(Box::new(r) as Box<dyn FrameSource>);
+            merger.add(r);
         }
-        Pump { merger, points: inputs.points, filter: inputs.filter, batch: Vec::with_capacity(BATCH), primed: false }
+        Pump {
+            merger,
+            points: inputs.points,
+            filter: inputs.filter,
+            batch: Vec::with_capacity(BATCH),
+            primed: false,
+            batch_size: if live { 1 } else { BATCH },
+        }
     }
 
     /// Reads and ingests up to one batch; false at the end of input.
@@ -789,7 +1206,7 @@ impl Pump {
             self.primed = true;
         }
         let mut more = true;
-        while self.batch.len() < BATCH {
+        while self.batch.len() < self.batch_size {
             match self.merger.next(&mut self.points) {
                 Some(f) => {
                     if matches!(self.filter.matches(&f), Ok(true)) {

@@ -133,6 +133,12 @@ impl StatusBar<'_> {
             if c.stream_bytes > 0 {
                 parts.push(format!("{} stream bytes", units::bytes(c.stream_bytes)));
             }
+            if c.unjoined > 0 {
+                parts.push(format!("{} not joined", units::count(c.unjoined)));
+            }
+            if c.flows_evicted > 0 {
+                parts.push(format!("{} flows evicted", units::count(c.flows_evicted)));
+            }
             spans.push(Span::styled(format!("caps hit: {}", parts.join(", ")), Style::new().fg(Color::Red)));
         } else {
             spans.push(Span::raw("caps ok"));

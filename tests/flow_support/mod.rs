@@ -50,6 +50,16 @@ pub fn obs(v: &serde_json::Value) -> &serde_json::Value {
     &v["legs"][0]["observations"][0]
 }
 
+/// Every observation of a path JSON object, legs in order.
+pub fn all_obs(v: &serde_json::Value) -> Vec<&serde_json::Value> {
+    v["legs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["observations"].as_array().into_iter().flatten())
+        .collect()
+}
+
 /// A classic pcap file (microseconds, Ethernet) written record by record.
 pub struct Pcap {
     pub w: std::io::BufWriter<std::fs::File>,

@@ -33,6 +33,23 @@ pub fn model(specs: &[&str]) -> FrameModel {
     FrameModel::load(inputs, print)
 }
 
+/// The seed path as scripts/demo.sh shows it: every point's capture and the VM's
+/// conntrack table (`--conntrack vm=samples/vm-conntrack.txt`), loaded to the end.
+pub fn seed_model() -> FrameModel {
+    let specs: Vec<String> = ["host-lo", "host-veth", "vm-veth", "vm-lo", "vm-br0", "vm-brport", "node-eth0"]
+        .iter()
+        .map(|p| sample(&format!("{p}.pcap")))
+        .collect();
+    let text = std::fs::read_to_string(sample("vm-conntrack.txt")).expect("conntrack sample");
+    let (entries, _) = flowtrail::conntrack::text::parse_entries(&text);
+    let scope: std::sync::Arc<str> = std::sync::Arc::from("vm");
+    let inputs = Inputs::open(&specs, None)
+        .expect("samples open")
+        .with_conntrack(entries.into_iter().map(|e| (e, Some(scope.clone()))).collect());
+    let print = Options { numeric: 2, ts_format: TsFormat::Unix, ..Options::default() };
+    FrameModel::load(inputs, print)
+}
+
 /// An app over `model` at the given size, showing times in UTC.
 pub fn app(model: &FrameModel, width: u16, height: u16) -> App {
     let mut a = App::new(model.snapshot(), width, height);
