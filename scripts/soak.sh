@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Soak: live capture on every point of the seed-path lab under continuous connection churn
-# (tests/soak_live.rs) for SECONDS (default 600), printing the memory samples and counters.
+# Soak: live capture on every point of the seed-path lab under continuous connection churn,
+# --no-join then joined (FLOWTRAIL_SOAK_PHASES=nojoin|join for one),
+# (tests/soak_live.rs) for SECONDS each (default 600), printing the memory samples and counters.
 # Needs root (network namespaces); fails instead of skipping (CI=true).
 # usage: scripts/soak.sh [SECONDS]
 set -euo pipefail

@@ -336,7 +336,9 @@ fn streams_under_random_loss_equal_what_was_sent() {
         args.push("-r".into());
         args.push(format!("{name}={}", dir.join(format!("{name}.pcap")).display()));
     }
-    args.extend(["--flows=json".to_string(), "--streams".into(), st.to_string_lossy().into_owned()]);
+    // Per observation (this test is about capture, reassembly and analysis at each point;
+    // joins are tested in tests/join_*.rs).
+    args.extend(["--flows=json".to_string(), "--no-join".into(), "--streams".into(), st.to_string_lossy().into_owned()]);
     let o = flowtrail().args(&args).output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     let flows = json_lines(&o);
@@ -472,7 +474,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
     write_pcap(&cut_path, &header, &cut);
     let cst = dir.join("cut-streams");
     let o = flowtrail()
-        .args(["-r", &format!("host-veth={}", cut_path.display()), "--flows=json", "--streams", cst.to_str().unwrap()])
+        .args(["-r", &format!("host-veth={}", cut_path.display()), "--flows=json", "--no-join", "--streams", cst.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -507,6 +509,8 @@ fn streams_under_random_loss_equal_what_was_sent() {
     let cut_streams = tshark_raw_streams(&tshark_cut);
     let mut exact = 0;
     let mut tshark_agree = 0;
+    let mut tshark_diff: Vec<String> = Vec::new();
+    let mut tail_cuts = 0;
     for &v in &victims {
         let f = facts[v].as_ref().unwrap();
         let ep = |a: &str, p: u16| if a.contains(':') { format!("[{a}]:{p}") } else { format!("{a}:{p}") };
@@ -547,16 +551,52 @@ fn streams_under_random_loss_equal_what_was_sent() {
             let theirs = if d == "c2s" { c2s } else { s2c };
             // (In raw follow the marker ends in a NUL byte, shown as "." by ascii follow.)
             let marker = format!("[{l} bytes missing in capture file]\0");
-            let expected = [&got[..o], marker.as_bytes(), &got[o..]].concat();
-            tshark_agree += usize::from(*theirs == expected);
+            // tshark writes that text only when data after the hole reaches its follow: when
+            // the deleted frame carried the direction's last bytes (only the FIN, or nothing,
+            // follows it), its follow simply ends where the data does. Seen in about one run
+            // of two (the third uncovered segment is often the last of a 30000-byte stream):
+            // "deleted frame 22 (s2c, offset 16384, 13616 bytes; next in that direction:
+            // seq 30000 flags FIN|ACK len 0): tshark 16384 bytes". Our own gap at the end of
+            // the stream was checked exactly above (range and the bytes around it).
+            let tail = o + l == whole.len();
+            tail_cuts += usize::from(tail);
+            let expected = if tail { got.clone() } else { [&got[..o], marker.as_bytes(), &got[o..]].concat() };
+            if *theirs == expected {
+                tshark_agree += 1;
+            } else {
+                let at = theirs.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(theirs.len().min(expected.len()));
+                let show = |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(40)..(at + 80).min(b.len())]).escape_debug().to_string();
+                let later: Vec<String> = facts
+                    .iter()
+                    .enumerate()
+                    .skip(v + 1)
+                    .filter_map(|(j, g)| g.as_ref().map(|g| (j, g)))
+                    .filter(|(_, g)| (g.0.as_str(), g.1, g.2.as_str(), g.3) == (f.0.as_str(), f.1, f.2.as_str(), f.3))
+                    .take(4)
+                    .map(|(j, g)| format!("frame {j} seq {} flags {:#x} len {}", g.4.wrapping_sub(isn).wrapping_sub(1), g.5, g.6))
+                    .collect();
+                tshark_diff.push(format!(
+                    "deleted frame {v} ({d} of {client}, offset {o}, {l} bytes; stream {} bytes; next in that direction: {}): \
+                     tshark {} bytes, expected {} bytes, first difference at {at}: tshark {:?} expected {:?}",
+                    got.len(),
+                    later.join("; "),
+                    theirs.len(),
+                    expected.len(),
+                    show(theirs),
+                    show(&expected)
+                ));
+            }
+        } else {
+            tshark_diff.push(format!("deleted frame {v}: no tshark stream with client {client}"));
         }
     }
     eprintln!(
         "oracle: {exact}/{} deleted frames show as gaps of exactly their range; tshark's follow of the cut file \
-         agrees (its missing-bytes text where we declare the gap) on {tshark_agree}/{}; took {:?}",
+         agrees (its missing-bytes text where we declare the gap, none after a cut at the end of a \
+         direction's data: {tail_cuts}) on {tshark_agree}/{}; took {:?}",
         victims.len(),
         victims.len(),
         started.elapsed()
     );
-    assert_eq!(tshark_agree, victims.len());
+    assert_eq!(tshark_agree, victims.len(), "tshark differs:\n{}", tshark_diff.join("\n"));
 }

@@ -48,6 +48,26 @@ fn measured(args: &[&str]) -> (String, u64) {
     (err, kib)
 }
 
+/// The `--flows` (text) case: the counters are in the stderr summary lines.
+fn text_case(cap_mib: u64, err: &str, rss: u64) {
+    let limit = cap_mib * 1024 + OVERHEAD_KIB;
+    let line = err.lines().find(|l| l.starts_with("flowtrail: ") && l.contains(" flows (")).unwrap_or_else(|| panic!("{err}"));
+    // "N flows (E evicted at the cap of C, ...) ...; B budget skips; ...; K record batches printed early; ..."
+    let num_before = |what: &str| -> u64 {
+        let i = line.find(what).unwrap_or_else(|| panic!("{what:?} in {line}"));
+        line[..i].rsplit(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).and_then(|w| w.parse().ok()).unwrap()
+    };
+    let cap = line.split("at the cap of ").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok()).unwrap();
+    let (flows, evicted, budget, early) =
+        (num_before(" flows ("), num_before(" evicted"), num_before(" budget skips"), num_before(" record batches printed early"));
+    let joined = err.lines().find(|l| l.starts_with("flowtrail: joined ")).unwrap_or_else(|| panic!("no join summary: {err}"));
+    eprintln!("--flows --max-memory {cap_mib}M: peak RSS {rss} KiB (limit {limit} KiB); {flows} flows ({evicted} evicted at the cap of {cap}), {budget} budget skips, {early} batches early; {joined}");
+    assert!(rss < limit, "--flows --max-memory {cap_mib}M: peak RSS {rss} KiB over {limit} KiB");
+    assert!(flows > u64::from(FLOOD) && evicted > 0 && budget > 0 && early > 0, "{line}");
+    // Batches of thousands of records, not one per record.
+    assert!(early < flows / 1000, "{line}");
+}
+
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -186,12 +206,22 @@ fn hostile_traffic_stays_under_max_memory() {
     let path = dir.join("hostile.pcap");
     let frames = hostile_capture(&path);
     let f = path.to_str().unwrap();
-    for (cap_mib, args) in [(128u64, vec!["--max-memory", "128M"]), (512, vec![])] {
-        let mut a = vec!["-r", f, "--flows=json"];
-        a.extend(args);
+    // Joined (the default) text and JSON, at a small and the default --max-memory.
+    for (cap_mib, args) in [
+        (128u64, vec!["--flows=json", "--max-memory", "128M"]),
+        (512, vec!["--flows=json"]),
+        (128, vec!["--flows", "--max-memory", "128M"]),
+        (512, vec!["--flows"]),
+    ] {
+        let mut a = vec!["-r", f];
+        a.extend(args.iter().copied());
         let (err, rss) = measured(&a);
         if rss == 0 {
             return; // skipped
+        }
+        if args[0] == "--flows" {
+            text_case(cap_mib, &err, rss);
+            continue;
         }
         let s = stats_of(&err);
         let limit = cap_mib * 1024 + OVERHEAD_KIB;
@@ -223,6 +253,8 @@ fn hostile_traffic_stays_under_max_memory() {
         assert!(n(&s, "stream_budget_skips") > 0, "{s}");
         assert!(n(&s, "reassembly_memory_peak") <= n(&s, "reassembly_memory_limit"));
         assert!(n(&s, "records_flushed_early") > 0, "{s}");
+        // Joined batches of thousands of records (the features counted), not one per record.
+        assert!(n(&s, "records_flushed_early") < n(&s, "flows_created") / 1000, "{s}");
         // A batch is printed once it reaches the bound: over it by at most one record (whose
         // gap list the side-table share bounded).
         assert!(

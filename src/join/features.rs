@@ -336,6 +336,17 @@ impl From<&ProcessInfo> for Owner {
     }
 }
 
+impl Owner {
+    /// The owner with its `comm` made terminal-safe ([`crate::escape::text`]); the joiner
+    /// cleans every owner it is given, so text and JSON output never carry a raw name.
+    pub fn clean(mut self) -> Owner {
+        if let std::borrow::Cow::Owned(c) = crate::escape::text(&self.comm) {
+            self.comm = c;
+        }
+        self
+    }
+}
+
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}[{}]", self.comm, self.pid)
@@ -513,12 +524,13 @@ impl ObservationFeatures {
         d.stream.gap(offset);
     }
 
-    /// The process owning one end's socket (as attributed at this point's namespace).
+    /// The process owning one end's socket (as attributed at this point's namespace). The
+    /// name is made terminal-safe here ([`Owner::clean`]): a process chooses its own `comm`.
     pub fn set_owner(&mut self, side: Side, owner: Owner) {
         self.owners[match side {
             Side::Client => 0,
             Side::Server => 1,
-        }] = Some(owner);
+        }] = Some(owner.clean());
     }
 }
 

@@ -302,7 +302,7 @@ impl<'a> Joiner<'a> {
         self.points.insert(
             index,
             PointInfo {
-                label: label.into(),
+                label: crate::escape::text(&label.into()).into_owned(),
                 netns,
             },
         );
@@ -315,7 +315,7 @@ impl<'a> Joiner<'a> {
     /// A conntrack entry of namespace `entry.netns`; synthetic observations made from it are
     /// labelled `NETNS/conntrack`.
     pub fn add_conntrack(&mut self, entry: &CtEntry) {
-        let label = format!("{}conntrack", entry.netns.label_prefix());
+        let label = format!("{}conntrack", crate::escape::text(&entry.netns.label_prefix()));
         self.conntrack.push((entry.clone(), label));
     }
 
@@ -323,7 +323,7 @@ impl<'a> Joiner<'a> {
     /// observations are labelled `SCOPE/conntrack`.
     pub fn add_conntrack_in(&mut self, entry: &CtEntry, scope: &str) {
         self.conntrack
-            .push((entry.clone(), format!("{scope}/conntrack")));
+            .push((entry.clone(), format!("{}/conntrack", crate::escape::text(scope))));
     }
 
     /// The process holding the socket `local -> remote` in `netns` (`None`: any).
@@ -338,7 +338,7 @@ impl<'a> Joiner<'a> {
         self.sockets
             .entry((proto, canon(local), canon(remote)))
             .or_default()
-            .push((netns, owner));
+            .push((netns, owner.clean()));
     }
 
     fn label(&self, point: u32) -> String {

@@ -110,11 +110,21 @@ impl ReportOptions {
         let mut evidence = JoinEvidence::default();
         for spec in &args.conntrack {
             let (scope, file) = conntrack_spec(spec);
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| ReportError::Usage(format!("--conntrack {file}: {}", crate::capture::os_message(&e))))?;
-            let (entries, errors) = crate::conntrack::text::parse_entries(&text);
+            // A stranger's file: any bytes (not UTF-8: those lines fail to parse), a name
+            // printed escaped.
+            let name = crate::escape::text(file);
+            let bytes = std::fs::read(file)
+                .map_err(|e| ReportError::Usage(format!("--conntrack {name}: {}", crate::capture::os_message(&e))))?;
+            let (entries, errors) = crate::conntrack::text::parse_entries(&String::from_utf8_lossy(&bytes));
             if entries.is_empty() && !errors.is_empty() {
-                return Err(ReportError::Usage(format!("--conntrack {file}: no conntrack entries ({})", errors[0])));
+                return Err(ReportError::Usage(format!("--conntrack {name}: no conntrack entries ({})", errors[0])));
+            }
+            if let Some(first) = errors.first() {
+                eprintln!(
+                    "flowtrail: --conntrack {name}: {} line{} not understood, skipped ({first})",
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                );
             }
             let scope: std::sync::Arc<str> = std::sync::Arc::from(scope);
             evidence.conntrack.extend(entries.into_iter().map(|e| (e, Some(scope.clone()))));
