@@ -130,7 +130,10 @@ fn the_seed_path_is_one_path_with_its_legs_from_host_lo_to_node() {
     let t = Tmux::new(&tmux, "seed");
     // Tall enough for the whole hop diagram in the detail pane.
     t.start_sized(&script(&format!("--tui {SEED}")), 160, 100);
-    let s = t.wait_for("the joined paths, fully loaded", |s| s.contains("DONE") && s.contains("PROTO"));
+    // Waits for the whole table (a capture can catch a frame half drawn).
+    let s = t.wait_for("the joined paths, fully loaded", |s| {
+        s.contains("DONE") && s.contains("PROTO") && s.contains("paths 6 ") && s.contains("127.0.0.1:40005")
+    });
     // One row per seed connection: client on host lo -> final server behind the VM's DNAT.
     let rows: Vec<&str> = s.lines().filter(|l| l.contains("127.0.0.1:40001")).collect();
     assert_eq!(rows.len(), 1, "the first seed connection is one path:\n{s}");
@@ -139,10 +142,12 @@ fn the_seed_path_is_one_path_with_its_legs_from_host_lo_to_node() {
     assert!(s.contains("paths 6 "), "6 paths:\n{s}");
     eprintln!("--- seed paths ---\n{s}");
     t.keys(&["j", "Enter"]);
-    let s = t.wait_for("the seed path's hop diagram", |s| s.contains("detail") && s.contains("node-eth0 "));
-    assert!(s.contains("path 2 tcp  3 legs, 7 observations"), "{s}");
-    let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in the detail pane:\n{s}"));
     let order = ["> host-lo", "o host-veth", "o vm-veth", "o vm/conntrack", "o vm-br0", "o vm-brport", "o node-eth0"];
+    // Waits for the whole diagram (not a frame half drawn); the order is checked below.
+    let s = t.wait_for("the seed path's hop diagram", |s| {
+        s.contains("detail") && s.contains("path 2 tcp  3 legs, 7 observations") && order.iter().all(|n| s.contains(n))
+    });
+    let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in the detail pane:\n{s}"));
     let pos: Vec<usize> = order.iter().map(|n| at(n)).collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "legs in path order host lo -> node:\n{s}");
     for why in ["next leg: forwarder", "joined: same-tuple score", "joined: nat score", "conntrack id=2727558185", "changed: src 127.0.0.1:39658 -> 192.168.49.1:39658"] {
