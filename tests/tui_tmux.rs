@@ -6,80 +6,10 @@
 //! Needs tmux: skipped with a message when it is missing, a failure in CI (`CI=true`).
 
 mod common;
+mod tmux_support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A tmux server of our own (its own socket), killed when dropped.
-struct Tmux {
-    tmux: std::path::PathBuf,
-    socket: String,
-}
-
-impl Tmux {
-    fn new(tmux: &Path, tag: &str) -> Tmux {
-        Tmux { tmux: tmux.to_path_buf(), socket: format!("flowtrail-tui-{tag}-{}", std::process::id()) }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.tmux).arg("-L").arg(&self.socket).args(args).output().expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Starts `script` (sh) in a detached 160x48 session.
-    fn start(&self, script: &str) {
-        self.start_sized(script, 160, 48);
-    }
-
-    /// Starts `script` (sh) in a detached session of `w`x`h`.
-    fn start_sized(&self, script: &str, w: u16, h: u16) {
-        let (w, h) = (w.to_string(), h.to_string());
-        let out = Command::new(&self.tmux)
-            .arg("-L")
-            .arg(&self.socket)
-            .args(["-f", "/dev/null", "new-session", "-d", "-x", &w, "-y", &h, "-s", "t", "sh", "-c", script])
-            .env("TERM", "xterm-256color")
-            .output()
-            .expect("tmux starts");
-        assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "t"];
-        a.extend_from_slice(keys);
-        self.run(&a);
-    }
-
-    /// Waits until the screen satisfies `pred`; panics with the screen after 15 s.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(15) {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn pane_pid(&self) -> u32 {
-        self.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"]).trim().parse().expect("pane pid")
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
+use tmux_support::Tmux;
 
 /// The shell script: run flowtrail, then show its status and the terminal modes.
 fn script(args: &str) -> String {
