@@ -341,6 +341,16 @@ pub struct LiveCapture {
 type Ready = Result<u32, LiveError>;
 
 impl LiveCapture {
+    /// The capture points as the rest of the pipeline numbers them (label, link type,
+    /// snaplen, precision), in `points` order.
+    pub fn capture_points(&self, nano: bool) -> Points {
+        let mut points = Points::default();
+        for p in &self.points {
+            points.add(crate::capture::Point { label: p.label.clone(), linktype: p.linktype, snaplen: p.snaplen, nano });
+        }
+        points
+    }
+
     /// Opens every point. `first_index` is the `Points` index the first spec gets (the
     /// caller registers points in the same order). On error every thread already started is
     /// ended before returning.

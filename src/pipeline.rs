@@ -262,15 +262,7 @@ fn run_live(args: &Args) -> i32 {
             return 1;
         }
     };
-    let mut points = Points::default();
-    for p in &live.points {
-        points.add(crate::capture::Point {
-            label: p.label.clone(),
-            linktype: p.linktype,
-            snaplen: p.snaplen,
-            nano: opts.nano,
-        });
-    }
+    let points = live.capture_points(opts.nano);
     if let Some(user) = &args.user
         && let Err(e) = crate::live::drop_privileges(user)
     {

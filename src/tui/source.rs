@@ -1104,15 +1104,7 @@ impl Inputs {
             opts.tap = e.tap();
         }
         let mut capture = crate::live::LiveCapture::start(specs, &opts, 0, stop.clone()).map_err(|e| e.to_string())?;
-        let mut points = Points::default();
-        for p in &capture.points {
-            points.add(crate::capture::Point {
-                label: p.label.clone(),
-                linktype: p.linktype,
-                snaplen: p.snaplen,
-                nano: opts.nano,
-            });
-        }
+        let points = capture.capture_points(opts.nano);
         let source = capture.source();
         let netns = capture.points.iter().map(|p| p.spec.netns.clone()).collect();
         Ok(Inputs {
