@@ -87,6 +87,8 @@ struct Request {
     /// Look only after [`RETRY_AFTER`] (a server's accepted socket, or a flow the flow
     /// table reported late); otherwise at once (a connecting socket, a pre-NAT socket).
     deferred: bool,
+    /// When it was asked (for the debug output: time spent queued).
+    asked: Instant,
 }
 
 type OwnerKey = (Netns, Proto, SocketAddr, SocketAddr);
@@ -142,7 +144,7 @@ impl SocketTap {
             _ => return,
         };
         for (local, remote, deferred) in [(src, dst, false), (dst, src, true)] {
-            self.send(Request { netns: netns.clone(), proto, local, remote, deferred });
+            self.send(Request { netns: netns.clone(), proto, local, remote, deferred, asked: Instant::now() });
         }
     }
 }
@@ -232,7 +234,7 @@ impl LiveEvidence {
             let s = SocketAddr::new(info.server.addr, info.server.port);
             for (local, remote) in [(c, s), (s, c)] {
                 requests.fetch_add(1, Ordering::Relaxed);
-                let r = Request { netns: ns.clone(), proto, local, remote, deferred: true };
+                let r = Request { netns: ns.clone(), proto, local, remote, deferred: true, asked: Instant::now() };
                 if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(r) {
                     dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -321,6 +323,7 @@ fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>) -> (Vec<
                         local: e.orig.src_addr(),
                         remote: e.orig.dst_addr(),
                         deferred: false,
+                        asked: Instant::now(),
                     });
                 }
                 index.insert(key, entries.len());
@@ -410,12 +413,14 @@ fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> 
         if debug {
             let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             eprintln!(
-                "flowtrail: attribution: {} {key}: {:?} in {:?} at {}.{:06}",
+                "flowtrail: attribution: {} {key}: {:?} in {:?} at {}.{:06} asked {:?} before{}",
                 r.netns,
                 a.matched(),
                 t0.elapsed(),
                 wall.as_secs(),
-                wall.subsec_micros()
+                wall.subsec_micros(),
+                r.asked.elapsed(),
+                a.owners().iter().map(|p| format!(" {p}")).collect::<String>()
             );
         }
         // Several holders (a listener's accepted socket right after `fork`): the newest
@@ -430,7 +435,11 @@ fn attribute(rx: Receiver<Request>, stop: Arc<AtomicBool>, warm: Vec<Netns>) -> 
             && let Some(o) = &owner
             && expanded.insert(o.pid)
         {
+            let t1 = Instant::now();
             siblings = sockets_of(&mut index, &r.netns, r.proto, o.pid);
+            if debug {
+                eprintln!("flowtrail: attribution: sockets of {}: {siblings:?} in {:?}", o.pid, t1.elapsed());
+            }
         }
         let room = out.len() < MAX_OWNERS;
         match out.get_mut(&k) {
