@@ -442,6 +442,11 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
     for (mode, s, out) in [("live", s_live, &live.stdout), ("offline", s_off, &offline.stdout)] {
         let unflagged = unflagged_splits(out, &truth);
         let perfect = if case.undecidable_hops {
+            let (hops_all, with_process) = process_hops(out);
+            println!(
+                "join_truth {} {mode}: {with_process} of {hops_all} forwarder hop(s) joined with the forwarder's process as evidence",
+                case.name
+            );
             let hops = ambiguous_hops(out);
             println!(
                 "join_truth {} {mode}: {} forwarder hop(s) undecidable (flagged ambiguous, not joined): {}",
@@ -642,6 +647,20 @@ fn ambiguous_hops(out: &[u8]) -> Vec<String> {
         }
     }
     v
+}
+
+/// Forwarder hops joined, and how many of them name one process holding both sockets.
+fn process_hops(out: &[u8]) -> (usize, usize) {
+    let (mut all, mut with) = (0, 0);
+    for line in String::from_utf8_lossy(out).lines() {
+        let Ok(p) = serde_json::from_str::<Value>(line) else { continue };
+        for v in p["via"].as_array().into_iter().flatten() {
+            all += 1;
+            let ev = v["evidence"].as_array().into_iter().flatten();
+            with += usize::from(ev.filter_map(Value::as_str).any(|e| e.starts_with("process ")));
+        }
+    }
+    (all, with)
 }
 
 /// Output paths holding part of a true path that is split, without an `ambiguous` note.
