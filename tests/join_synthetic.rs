@@ -378,12 +378,44 @@ fn forced_pairing(b_to_y_causal: bool) -> (Model, Vec<(u64, usize)>) {
     };
     let t0 = 10_000_000_000;
     // Upstream legs (client -> forwarder): s2c is the forwarder writing the reply back.
-    let a = leg(&mut rng, "10.77.1.1:40001", "10.77.1.2:9000", t0, t0 + MS, t0 + 5 * MS);
-    let b = leg(&mut rng, "10.77.1.1:40002", "10.77.1.2:9000", t0 + 20 * US, t0 + MS + 50 * US, t0 + 5 * MS + 500 * US);
+    let a = leg(
+        &mut rng,
+        "10.77.1.1:40001",
+        "10.77.1.2:9000",
+        t0,
+        t0 + MS,
+        t0 + 5 * MS,
+    );
+    let b = leg(
+        &mut rng,
+        "10.77.1.1:40002",
+        "10.77.1.2:9000",
+        t0 + 20 * US,
+        t0 + MS + 50 * US,
+        t0 + 5 * MS + 500 * US,
+    );
     // Downstream legs (forwarder -> server): s2c is the server's reply reaching the forwarder.
-    let x = leg(&mut rng, "10.77.2.1:50001", "10.77.2.2:8443", t0 + 300 * US, t0 + MS + 300 * US, t0 + 4 * MS);
-    let y_data = if b_to_y_causal { t0 + MS + 60 * US } else { t0 + MS + 10 * US };
-    let y = leg(&mut rng, "10.77.2.1:50002", "10.77.2.2:8443", t0 + 350 * US, y_data, t0 + 4 * MS + 200 * US);
+    let x = leg(
+        &mut rng,
+        "10.77.2.1:50001",
+        "10.77.2.2:8443",
+        t0 + 300 * US,
+        t0 + MS + 300 * US,
+        t0 + 4 * MS,
+    );
+    let y_data = if b_to_y_causal {
+        t0 + MS + 60 * US
+    } else {
+        t0 + MS + 10 * US
+    };
+    let y = leg(
+        &mut rng,
+        "10.77.2.1:50002",
+        "10.77.2.2:8443",
+        t0 + 350 * US,
+        y_data,
+        t0 + 4 * MS + 200 * US,
+    );
     let obs: Vec<ObservationFeatures> = [(&a, 0), (&x, 3), (&b, 0), (&y, 3)]
         .iter()
         .map(|(c, point)| observe(c, &Sight::at(*point, c, 0)))
@@ -413,7 +445,12 @@ fn forced_pairing_control_with_every_true_hop_a_candidate() {
     let (m, truth) = forced_pairing(true);
     let (_, _, pp, _) = precision_recall(&m, &|id| truth[id as usize]);
     assert_eq!(pp, 1.0, "a wrong path join:\n{m}");
-    assert!(m.paths.iter().all(|p| p.legs.len() == 2 || !p.ambiguous.is_empty()), "{m}");
+    assert!(
+        m.paths
+            .iter()
+            .all(|p| p.legs.len() == 2 || !p.ambiguous.is_empty()),
+        "{m}"
+    );
 }
 
 #[test]

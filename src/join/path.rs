@@ -297,13 +297,18 @@ pub(crate) fn score_edge(
     // before the forwarder could have read it.
     if up.proto == Proto::Tcp {
         let (c, s) = (Dir::C2s.index(), Dir::S2c.index());
-        let causal = |reader: Option<&DirFeatures>, writer: Option<&DirFeatures>| match (reader, writer) {
-            (Some(r), Some(w)) => segments_causal(r, w, slack),
-            _ => true,
-        };
-        if !causal(up.streams[c].dir_near_server, down.streams[c].dir_near_client)
-            || !causal(down.streams[s].dir_near_client, up.streams[s].dir_near_server)
-        {
+        let causal =
+            |reader: Option<&DirFeatures>, writer: Option<&DirFeatures>| match (reader, writer) {
+                (Some(r), Some(w)) => segments_causal(r, w, slack),
+                _ => true,
+            };
+        if !causal(
+            up.streams[c].dir_near_server,
+            down.streams[c].dir_near_client,
+        ) || !causal(
+            down.streams[s].dir_near_client,
+            up.streams[s].dir_near_server,
+        ) {
             return None;
         }
     }
@@ -371,7 +376,9 @@ fn segments_causal(reader: &DirFeatures, writer: &DirFeatures, slack: Nanos) -> 
     };
     let off = |seq: u32, isn: u32| u64::from(seq.wrapping_sub(isn.wrapping_add(1)));
     for w in writer.segments.as_slice().iter().filter(|w| w.len > 0) {
-        let Some(w_at) = writer.time(w.at) else { continue };
+        let Some(w_at) = writer.time(w.at) else {
+            continue;
+        };
         let last = off(w.seq, ws.isn) + u64::from(w.len) - 1;
         let read = reader
             .segments
@@ -573,7 +580,9 @@ impl<'e> Graph<'e> {
     /// Whether edge `i` skips over another candidate leg: `up -> m` and `m` reaches `down`.
     fn is_skip(&self, i: usize) -> bool {
         let e = &self.edges[i];
-        self.out_of(e.up).iter().any(|&j| j != i && self.reaches(self.edges[j].down, e.down))
+        self.out_of(e.up)
+            .iter()
+            .any(|&j| j != i && self.reaches(self.edges[j].down, e.down))
     }
 }
 
@@ -799,7 +808,14 @@ mod tests {
 
     #[test]
     fn a_chain_of_three_beats_its_skip_edges() {
-        let edges = vec![e(0, 1, 80), e(1, 2, 80), e(2, 3, 80), e(0, 2, 95), e(1, 3, 95), e(0, 3, 99)];
+        let edges = vec![
+            e(0, 1, 80),
+            e(1, 2, 80),
+            e(2, 3, 80),
+            e(0, 2, 95),
+            e(1, 3, 95),
+            e(0, 3, 99),
+        ];
         let c = choose(&edges, 15, &mut JoinStats::default());
         assert_eq!(c.accepted, vec![0, 1, 2]);
         assert!(c.ambiguous.is_empty(), "{c:?}");
