@@ -276,9 +276,10 @@ struct Case<'a> {
     /// clients send identical payloads.
     payload_truth: bool,
     /// Identical payloads at the same moment: offline there is no process evidence, and
-    /// when both pairings of two forwarder hops are causal in every recorded segment, the
-    /// pcaps cannot decide them; live, the same happens when attribution missed the
-    /// forwarder child's sockets (it exited before the lookup). Then path recall may fall
+    /// when two upstream legs each have two causal candidates scoring within the margin
+    /// (the joiner takes a hop only as the clear best at both ends, never because it is the
+    /// only partner left), the pcaps cannot decide them; live, the same happens when
+    /// attribution missed the forwarder child's sockets (it exited before the lookup). Then path recall may fall
     /// short, but only through hops the output flags as `ambiguous` (counted and printed
     /// per mode with their candidate scores); every other figure must still be 100%.
     undecidable_hops: bool,
