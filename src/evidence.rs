@@ -25,9 +25,16 @@
 //!   over by then); and the flow table's new-flow hook ([`LiveEvidence::hook`]) for
 //!   observations that started before the capture (no SYN). The attribution thread looks
 //!   up both sockets of the observation in the capture point's namespace, skipping sockets
-//!   already attributed exactly (the client's exactly, at SYN time; the
-//!   server's may only be its listener then, so a listener-only answer is looked up again
-//!   [`RETRY_AFTER`] later, when the accepted socket exists, and the better answer kept).
+//!   already attributed exactly. The client's socket is looked up at once (at SYN time it
+//!   exists, `SYN_SENT`); the server's is *deferred*: at first only its listener holds the
+//!   connection, and a forwarder's child holds the accepted socket only after `accept` and
+//!   `fork`, for as long as the connection lasts (a few milliseconds, in a lab). So it is
+//!   looked up [`RETRY_FIRST`] after the SYN and again with backoff until two exact answers
+//!   name the same process ([`DEFERRED_TRIES`] at most), and at once when the child shows
+//!   itself: a connecting socket held by a process not seen before makes the thread look up
+//!   every pending deferred request of that namespace (see [`attribute`]). No lookup reads a
+//!   whole socket table (milliseconds to tens of milliseconds on a host with many sockets,
+//!   during which every later connection would be over before its turn).
 //!   For every conntrack entry with a rewrite, the socket of its original tuple (the one
 //!   the socket itself sees, before NAT) is looked up in the entry's namespace: that is the
 //!   process behind a leg no interface shows (e.g. a forwarder connecting to a DNATed
@@ -35,7 +42,7 @@
 //! * Memory is bounded: at most [`MAX_ENTRIES`] conntrack entries and [`MAX_OWNERS`] socket
 //!   owners are kept; what does not fit is counted.
 //! * [`LiveEvidence::finish`] stops the watchers, drains both threads and returns what they
-//!   gathered; it waits at most about [`RETRY_AFTER`] plus the queued lookups.
+//!   gathered; it waits for the pending deferred lookups (at most about 250 ms).
 //! * While capture runs, [`LiveEvidence::follower`] gives what was gathered so far (for joins
 //!   made every so often, the TUI's): once asked for, both threads also journal every change
 //!   they make (at most [`MAX_JOURNAL`] pending, the rest counted), and
@@ -57,8 +64,6 @@ use std::time::{Duration, Instant};
 
 /// Attribution requests queued at most.
 pub const QUEUE: usize = 4096;
-/// A listener-only answer is asked again this much later.
-pub const RETRY_AFTER: Duration = Duration::from_millis(15);
 /// Conntrack entries kept at most.
 pub const MAX_ENTRIES: usize = 1 << 18;
 /// Socket owners kept at most.
@@ -190,9 +195,11 @@ struct Request {
     proto: Proto,
     local: SocketAddr,
     remote: SocketAddr,
-    /// Look only after [`RETRY_AFTER`] (a server's accepted socket, or a flow the flow
+    /// Look only after [`RETRY_FIRST`], and again (a server's accepted socket, or a flow the flow
     /// table reported late); otherwise at once (a connecting socket, a pre-NAT socket).
     deferred: bool,
+    /// When it was asked (deferred lookups count from it; the debug output shows it).
+    asked: Instant,
 }
 
 type OwnerKey = (Netns, Proto, SocketAddr, SocketAddr);
@@ -248,7 +255,7 @@ impl SocketTap {
             _ => return,
         };
         for (local, remote, deferred) in [(src, dst, false), (dst, src, true)] {
-            self.send(Request { netns: netns.clone(), proto, local, remote, deferred });
+            self.send(Request { netns: netns.clone(), proto, local, remote, deferred, asked: Instant::now() });
         }
     }
 }
@@ -357,7 +364,7 @@ impl LiveEvidence {
             let s = SocketAddr::new(info.server.addr, info.server.port);
             for (local, remote) in [(c, s), (s, c)] {
                 requests.fetch_add(1, Ordering::Relaxed);
-                let r = Request { netns: ns.clone(), proto, local, remote, deferred: true };
+                let r = Request { netns: ns.clone(), proto, local, remote, deferred: true, asked: Instant::now() };
                 if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(r) {
                     dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -447,6 +454,7 @@ fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>, journal:
                         local: e.orig.src_addr(),
                         remote: e.orig.dst_addr(),
                         deferred: false,
+                        asked: Instant::now(),
                     });
                 }
                 index.insert(key, entries.len());
@@ -468,69 +476,107 @@ fn rank(kind: Option<MatchKind>) -> u8 {
     }
 }
 
-/// The connected sockets of process `pid` in `netns`: its `socket:[INODE]` descriptors
-/// matched with the namespace's table (read now). Processes with many descriptors are
-/// skipped (a forwarder's connection child holds a handful).
-fn sockets_of(index: &mut ProcessIndex, netns: &Netns, proto: Proto, pid: u32) -> Vec<(SocketAddr, SocketAddr)> {
-    const MAX_FDS: usize = 64;
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
-    let mut inodes = std::collections::HashSet::new();
-    for (n, e) in dir.flatten().enumerate() {
-        if n >= MAX_FDS {
-            return Vec::new();
-        }
-        if let Ok(t) = std::fs::read_link(e.path())
-            && let Some(i) = t.to_str().and_then(crate::process::procfs::parse_socket_link)
+/// A lookup found `pid` holding a socket of `r`'s namespace. The first time a holder shows
+/// itself, every pending request of that namespace is looked up at once (at most
+/// [`SIBLINGS_AT_ONCE`]): a forwarder's child holds its other socket right now, and may be
+/// gone a few milliseconds later. Those found held by `pid` itself are settled.
+#[allow(clippy::too_many_arguments)]
+fn found_holder(
+    pid: u32,
+    r: &Request,
+    pending: &mut HashMap<u64, Pending>,
+    queued: &mut std::collections::HashSet<OwnerKey>,
+    expanded: &mut std::collections::HashSet<u32>,
+    out: &mut HashMap<OwnerKey, (Owner, u8)>,
+    look: &mut impl FnMut(&Request, &mut HashMap<OwnerKey, (Owner, u8)>) -> (u8, Option<u32>, bool),
+) {
+    if !expanded.insert(pid) {
+        return;
+    }
+    let mut ids: Vec<u64> = pending
+        .iter()
+        .filter(|(_, p)| p.req.netns == r.netns && p.req.proto == r.proto && p.req.local != r.local)
+        .map(|(&id, _)| id)
+        .collect();
+    ids.sort_unstable();
+    ids.truncate(SIBLINGS_AT_ONCE);
+    for id in ids {
+        let Some(p) = pending.get(&id) else { continue };
+        let (rk, holder, _) = look(&p.req, out);
+        if rk == 3
+            && holder == Some(pid)
+            && let Some(p) = pending.remove(&id)
         {
-            inodes.insert(i);
+            queued.remove(&(p.req.netns, p.req.proto, p.req.local, p.req.remote));
         }
     }
-    if inodes.len() < 2 {
-        return Vec::new();
-    }
-    let p = match proto {
-        Proto::Tcp => crate::process::SockProto::Tcp,
-        Proto::Udp => crate::process::SockProto::Udp,
-    };
-    let Ok(rows) = index.sockets(netns, p) else {
-        return Vec::new();
-    };
-    rows.into_iter()
-        .filter(|r| r.inode != 0 && inodes.contains(&r.inode) && r.remote.port() != 0)
-        .map(|r| (r.local, r.remote))
-        .collect()
 }
 
-/// The attribution thread: immediate requests first, each as it comes; deferred ones when
-/// due and nothing immediate waits (each looked up at most twice: [`RETRY_AFTER`] and four
-/// times that after it was asked).
+/// The first retry of a deferred lookup comes this long after it was asked; every further
+/// one twice as long after the previous, [`DEFERRED_TRIES`] at most (about 250 ms in all).
+pub const RETRY_FIRST: Duration = Duration::from_millis(2);
+/// Lookups of one deferred request at most.
+pub const DEFERRED_TRIES: u8 = 7;
+/// Pending deferred requests looked up at once when a fresh holder is found (see
+/// [`attribute`]).
+pub const SIBLINGS_AT_ONCE: usize = 256;
+
+/// A deferred request waiting for its next lookup.
+struct Pending {
+    req: Request,
+    /// Lookups done.
+    tries: u8,
+    /// The holder of the last exact answer: a second exact answer naming the same process
+    /// ends the retries (between `accept` and `fork` the parent alone holds the socket).
+    exact_pid: Option<u32>,
+}
+
+/// The attribution thread.
+///
+/// Immediate requests (a connecting socket, seen on its SYN; a pre-NAT socket) are looked
+/// up as they come, before anything else. Deferred ones (the server side of a SYN: at first
+/// only the listener holds the connection; flows the flow table reported) are retried with
+/// backoff, [`RETRY_FIRST`] after they were asked and then twice as long each time, until two
+/// exact answers name the same process or [`DEFERRED_TRIES`] were made: a short connection
+/// served by a forked child is found while the child holds the accepted socket. Every
+/// lookup goes through the kernel (sock_diag, microseconds) and the cached or freshly probed
+/// holders; nothing here reads a whole socket table, so one lookup never holds up the next.
+///
+/// A forwarder's child holds both of its sockets: when an immediate lookup finds a
+/// connecting socket held by a process not seen before, the pending deferred requests of
+/// that namespace (the accepted socket the child forwards from is among them) are looked
+/// up at once, at most [`SIBLINGS_AT_ONCE`], while the child certainly holds them.
 fn attribute(
     rx: Receiver<Request>,
     stop: Arc<AtomicBool>,
     warm: Vec<Netns>,
     journal: &Journal,
 ) -> (HashMap<OwnerKey, (Owner, u8)>, u64) {
+    use std::cmp::Reverse;
     let mut index = ProcessIndex::new();
     index.scan_all();
     for ns in &warm {
         let _ = index.sockets(ns, crate::process::SockProto::Tcp);
     }
     let mut out: HashMap<OwnerKey, (Owner, u8)> = HashMap::new();
-    let mut later: std::collections::VecDeque<(Instant, u8, Request)> = std::collections::VecDeque::new();
+    // Deferred requests by id, and their due times.
+    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    let mut due: std::collections::BinaryHeap<Reverse<(Instant, u64)>> = std::collections::BinaryHeap::new();
+    let mut next_id = 0u64;
     // FLOWTRAIL_DEBUG_ATTRIBUTION=1: every lookup and its answer on stderr.
     let debug = std::env::var_os("FLOWTRAIL_DEBUG_ATTRIBUTION").is_some();
     let mut owners_dropped = 0u64;
-    // Processes whose sockets were listed already.
+    // Holders whose namespace's pending requests were looked up already.
     let mut expanded: std::collections::HashSet<u32> = std::collections::HashSet::new();
-    let mut look = |r: &Request, out: &mut HashMap<OwnerKey, (Owner, u8)>| -> u8 {
+    // One lookup: the rank of the answer, its newest holder, and whether the socket is
+    // there without a known holder (worth asking again).
+    let mut look = |r: &Request, out: &mut HashMap<OwnerKey, (Owner, u8)>| -> (u8, Option<u32>, bool) {
         let k = (r.netns.clone(), r.proto, r.local, r.remote);
         if !r.deferred
-            && let Some((_, rk)) = out.get(&k)
+            && let Some((o, rk)) = out.get(&k)
             && *rk >= 3
         {
-            return *rk;
+            return (*rk, Some(o.pid), false);
         }
         let key = match r.proto {
             Proto::Tcp => SocketKey::tcp(r.local, r.remote),
@@ -542,28 +588,23 @@ fn attribute(
         if debug {
             let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             eprintln!(
-                "flowtrail: attribution: {} {key}: {:?} in {:?} at {}.{:06}",
+                "flowtrail: attribution: {} {key}: {:?} in {:?} at {}.{:06} asked {:?} before{}",
                 r.netns,
                 a.matched(),
                 t0.elapsed(),
                 wall.as_secs(),
-                wall.subsec_micros()
+                wall.subsec_micros(),
+                r.asked.elapsed(),
+                match &a {
+                    crate::process::Attribution::Unknown(why) => format!(" {why:?}"),
+                    a => a.owners().iter().map(|p| format!(" {p}")).collect::<String>(),
+                }
             );
         }
         // Several holders (a listener's accepted socket right after `fork`): the newest
         // process, i.e. the child that serves the connection.
         let owner = a.owners().iter().max_by_key(|p| p.pid).map(Owner::from);
-        // A connecting socket's owner also holds the socket it forwards from (a forwarder's
-        // child connects on behalf of the connection it accepted): attribute that one now,
-        // while it is certainly open, instead of trusting a later lookup of the server side.
-        let mut siblings = Vec::new();
-        if !r.deferred
-            && rk == 3
-            && let Some(o) = &owner
-            && expanded.insert(o.pid)
-        {
-            siblings = sockets_of(&mut index, &r.netns, r.proto, o.pid);
-        }
+        let pid = owner.as_ref().map(|o| o.pid);
         let room = out.len() < MAX_OWNERS;
         match out.get_mut(&k) {
             Some(old) => {
@@ -584,74 +625,103 @@ fn attribute(
         if let Some((o, rk)) = out.get(&k) {
             journal.owner(&k, o, *rk);
         }
-        if let Some(o) = a.owners().iter().max_by_key(|p| p.pid).map(Owner::from) {
-            for (local, remote) in siblings {
-                let k = (r.netns.clone(), r.proto, local, remote);
-                if out.len() < MAX_OWNERS || out.contains_key(&k) {
-                    journal.owner(&k, &o, 3);
-                    out.insert(k, (o.clone(), 3));
-                }
-            }
+        let holderless = matches!(a, crate::process::Attribution::Unknown(crate::process::UnknownReason::NoOwner));
+        (rk, pid, holderless)
+    };
+    // Deferred keys pending (one retry schedule per socket, however many asked for it).
+    let mut queued: std::collections::HashSet<OwnerKey> = std::collections::HashSet::new();
+    let mut defer = |r: Request,
+                     pending: &mut HashMap<u64, Pending>,
+                     due: &mut std::collections::BinaryHeap<Reverse<(Instant, u64)>>,
+                     queued: &mut std::collections::HashSet<OwnerKey>| {
+        if pending.len() < QUEUE && queued.insert((r.netns.clone(), r.proto, r.local, r.remote)) {
+            next_id += 1;
+            due.push(Reverse((r.asked + RETRY_FIRST, next_id)));
+            pending.insert(next_id, Pending { req: r, tries: 0, exact_pid: None });
         }
-        rk
     };
     let mut disconnected = false;
     loop {
         // Immediate requests first.
+        let mut got = None;
         if !disconnected {
             match rx.try_recv() {
-                Ok(r) => {
-                    if r.deferred {
-                        if later.len() < QUEUE {
-                            later.push_back((Instant::now() + RETRY_AFTER, 0, r));
-                        }
-                    } else {
-                        look(&r, &mut out);
-                    }
-                    continue;
-                }
+                Ok(r) => got = Some(r),
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => disconnected = true,
                 Err(std::sync::mpsc::TryRecvError::Empty) => {}
             }
         }
-        let now = Instant::now();
-        if let Some((due, _, _)) = later.front()
-            && *due <= now
-        {
-            // Deferred sockets are looked at twice whatever the first answer (the process
-            // holding an accepted socket can change once, parent to child).
-            if let Some((_, tries, r)) = later.pop_front()
-                && look(&r, &mut out) <= 3
-                && tries == 0
-                && later.len() < QUEUE
+        if got.is_none() && !disconnected && due.peek().is_none_or(|Reverse((t, _))| *t > Instant::now()) {
+            let wait = due
+                .peek()
+                .map_or(Duration::from_millis(50), |Reverse((t, _))| t.saturating_duration_since(Instant::now()))
+                .max(Duration::from_micros(200));
+            match rx.recv_timeout(wait) {
+                Ok(r) => got = Some(r),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => disconnected = true,
+            }
+        }
+        if let Some(r) = got {
+            if r.deferred {
+                defer(r, &mut pending, &mut due, &mut queued);
+                continue;
+            }
+            let (rk, pid, holderless) = look(&r, &mut out);
+            if holderless {
+                // The socket is there but its holder was not found yet: ask again.
+                defer(Request { deferred: true, asked: Instant::now(), ..r }, &mut pending, &mut due, &mut queued);
+            } else if rk == 3
+                && let Some(pid) = pid
             {
-                later.push_back((now + 4 * RETRY_AFTER, 1, r));
+                found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, &mut out, &mut look);
             }
             continue;
         }
-        if (disconnected || stop.load(Ordering::Relaxed)) && later.is_empty() {
-            break;
-        }
-        let wait = later
-            .front()
-            .map_or(Duration::from_millis(50), |(due, _, _)| due.saturating_duration_since(now))
-            .max(Duration::from_micros(200));
-        if disconnected {
-            std::thread::sleep(wait);
-            continue;
-        }
-        match rx.recv_timeout(wait) {
-            Ok(r) => {
-                if r.deferred {
-                    if later.len() < QUEUE {
-                        later.push_back((Instant::now() + RETRY_AFTER, 0, r));
-                    }
-                } else {
-                    look(&r, &mut out);
+        let now = Instant::now();
+        if let Some(&Reverse((t, id))) = due.peek()
+            && t <= now
+        {
+            due.pop();
+            let Some(mut p) = pending.remove(&id) else { continue };
+            let (rk, pid, holderless) = look(&p.req, &mut out);
+            p.tries += 1;
+            let settled = rk == 3 && pid.is_some() && pid == p.exact_pid;
+            if rk == 3 {
+                p.exact_pid = pid;
+            }
+            // Nothing more to learn: settled, out of tries, or no such socket here (another
+            // namespace's, or gone: remembered or no inode; a connection the listener has
+            // not accepted yet is answered with the listener, rank 1, and asked again).
+            if !settled && p.tries < DEFERRED_TRIES && (rk == 1 || rk == 3 || holderless) {
+                let back = RETRY_FIRST * (1u32 << p.tries);
+                due.push(Reverse((now + back, id)));
+                let r = p.req.clone();
+                pending.insert(id, p);
+                if rk == 3
+                    && let Some(pid) = pid
+                {
+                    found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, &mut out, &mut look);
+                }
+            } else {
+                queued.remove(&(p.req.netns.clone(), p.req.proto, p.req.local, p.req.remote));
+                if rk == 3
+                    && let Some(pid) = pid
+                {
+                    found_holder(pid, &p.req, &mut pending, &mut queued, &mut expanded, &mut out, &mut look);
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => disconnected = true,
+            continue;
+        }
+        if (disconnected || stop.load(Ordering::Relaxed)) && pending.is_empty() {
+            break;
+        }
+        if disconnected {
+            let wait = due
+                .peek()
+                .map_or(Duration::from_millis(5), |Reverse((t, _))| t.saturating_duration_since(now))
+                .max(Duration::from_micros(200));
+            std::thread::sleep(wait);
         }
     }
     (out, owners_dropped)

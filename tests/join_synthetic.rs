@@ -360,6 +360,99 @@ fn identical_simultaneous_clients_do_not_cross() {
     assert!(m.stats.ambiguous_hops > 0);
 }
 
+/// Two clients send identical bytes through one forking forwarder at the same moment (the
+/// lab's "identical payloads" scenario), and the true hop of client B is no candidate: its
+/// downstream leg's first byte is stamped 40 us before B's own first byte reached the
+/// forwarder (beyond the causality slack). What is left is a forced pairing: A can go to X
+/// or Y, B only to X, so the only matching with two hops is A -> Y, B -> X, both wrong. The
+/// scores cannot tell A's two candidates apart, so neither hop may be joined; both are
+/// flagged ambiguous.
+fn forced_pairing(b_to_y_causal: bool) -> (Model, Vec<(u64, usize)>) {
+    let mut rng = Rng(77);
+    let data = payload(42, 100);
+    let leg = |rng: &mut Rng, client: &str, server: &str, syn: Nanos, c2s: Nanos, s2c: Nanos| {
+        let mut c = Conn::tcp(rng, client, server, syn, data.clone(), data.clone());
+        c.c2s_data_at = c2s;
+        c.s2c_data_at = s2c;
+        c
+    };
+    let t0 = 10_000_000_000;
+    // Upstream legs (client -> forwarder): s2c is the forwarder writing the reply back.
+    let a = leg(
+        &mut rng,
+        "10.77.1.1:40001",
+        "10.77.1.2:9000",
+        t0,
+        t0 + MS,
+        t0 + 5 * MS,
+    );
+    let b = leg(
+        &mut rng,
+        "10.77.1.1:40002",
+        "10.77.1.2:9000",
+        t0 + 20 * US,
+        t0 + MS + 50 * US,
+        t0 + 5 * MS + 500 * US,
+    );
+    // Downstream legs (forwarder -> server): s2c is the server's reply reaching the forwarder.
+    let x = leg(
+        &mut rng,
+        "10.77.2.1:50001",
+        "10.77.2.2:8443",
+        t0 + 300 * US,
+        t0 + MS + 300 * US,
+        t0 + 4 * MS,
+    );
+    let y_data = if b_to_y_causal {
+        t0 + MS + 60 * US
+    } else {
+        t0 + MS + 10 * US
+    };
+    let y = leg(
+        &mut rng,
+        "10.77.2.1:50002",
+        "10.77.2.2:8443",
+        t0 + 350 * US,
+        y_data,
+        t0 + 4 * MS + 200 * US,
+    );
+    let obs: Vec<ObservationFeatures> = [(&a, 0), (&x, 3), (&b, 0), (&y, 3)]
+        .iter()
+        .map(|(c, point)| observe(c, &Sight::at(*point, c, 0)))
+        .collect();
+    let truth = vec![(0, 0), (0, 1), (1, 0), (1, 1)];
+    (join(&obs, &[], |_| {}), truth)
+}
+
+#[test]
+fn forced_pairing_of_identical_clients_is_not_joined() {
+    let (m, truth) = forced_pairing(false);
+    let (lp, lr, pp, pr) = precision_recall(&m, &|id| truth[id as usize]);
+    println!("{m}\nlegs {lp}/{lr} paths {pp}/{pr}");
+    assert_eq!((lp, lr), (1.0, 1.0));
+    assert_eq!(pp, 1.0, "a wrong path join:\n{m}");
+    assert_eq!(m.paths.len(), 4, "no hop is clear:\n{m}");
+    assert!(m.stats.ambiguous_hops >= 2, "{:?}", m.stats);
+    for p in &m.paths {
+        assert!(!p.ambiguous.is_empty(), "path {} not flagged:\n{m}", p.id);
+    }
+}
+
+#[test]
+fn forced_pairing_control_with_every_true_hop_a_candidate() {
+    // The same legs with B -> Y causal: all four pairings are candidates and score alike;
+    // still nothing wrong is joined.
+    let (m, truth) = forced_pairing(true);
+    let (_, _, pp, _) = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!(pp, 1.0, "a wrong path join:\n{m}");
+    assert!(
+        m.paths
+            .iter()
+            .all(|p| p.legs.len() == 2 || !p.ambiguous.is_empty()),
+        "{m}"
+    );
+}
+
 #[test]
 fn identical_clients_apart_in_time_are_told_apart() {
     let (m, truth) = twins(50 * MS, false);

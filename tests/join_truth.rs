@@ -276,9 +276,10 @@ struct Case<'a> {
     /// clients send identical payloads.
     payload_truth: bool,
     /// Identical payloads at the same moment: offline there is no process evidence, and
-    /// when both pairings of two forwarder hops are causal in every recorded segment, the
-    /// pcaps cannot decide them; live, the same happens when attribution missed the
-    /// forwarder child's sockets (it exited before the lookup). Then path recall may fall
+    /// when two upstream legs each have two causal candidates scoring within the margin
+    /// (the joiner takes a hop only as the clear best at both ends, never because it is the
+    /// only partner left), the pcaps cannot decide them; live, the same happens when
+    /// attribution missed the forwarder child's sockets (it exited before the lookup). Then path recall may fall
     /// short, but only through hops the output flags as `ambiguous` (counted and printed
     /// per mode with their candidate scores); every other figure must still be 100%.
     undecidable_hops: bool,
@@ -442,6 +443,11 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
     for (mode, s, out) in [("live", s_live, &live.stdout), ("offline", s_off, &offline.stdout)] {
         let unflagged = unflagged_splits(out, &truth);
         let perfect = if case.undecidable_hops {
+            let (hops_all, with_process) = process_hops(out);
+            println!(
+                "join_truth {} {mode}: {with_process} of {hops_all} forwarder hop(s) joined with the forwarder's process as evidence",
+                case.name
+            );
             let hops = ambiguous_hops(out);
             println!(
                 "join_truth {} {mode}: {} forwarder hop(s) undecidable (flagged ambiguous, not joined): {}",
@@ -642,6 +648,20 @@ fn ambiguous_hops(out: &[u8]) -> Vec<String> {
         }
     }
     v
+}
+
+/// Forwarder hops joined, and how many of them name one process holding both sockets.
+fn process_hops(out: &[u8]) -> (usize, usize) {
+    let (mut all, mut with) = (0, 0);
+    for line in String::from_utf8_lossy(out).lines() {
+        let Ok(p) = serde_json::from_str::<Value>(line) else { continue };
+        for v in p["via"].as_array().into_iter().flatten() {
+            all += 1;
+            let ev = v["evidence"].as_array().into_iter().flatten();
+            with += usize::from(ev.filter_map(Value::as_str).any(|e| e.starts_with("process ")));
+        }
+    }
+    (all, with)
 }
 
 /// Output paths holding part of a true path that is split, without an `ambiguous` note.

@@ -125,11 +125,18 @@
 //! upstream and one downstream per leg): an edge without rivals is taken; among edges
 //! sharing a leg end, every matching is weighed (`sum(score + 1000)`, so a chain through a
 //! middle leg beats its own skip edge), and only edges common to every matching within
-//! [`JoinConfig::margin`] (15) of the best are taken. The others are **ambiguous**: not
-//! joined, and listed in each path's `ambiguous` with the candidate paths and scores. So two
-//! clients sending identical bytes at the same moment stay apart unless the owning process,
-//! a timing difference of more than one and a half decades, or the structure (a leg with
-//! only one possible partner) separates them: a missing join is preferred to a wrong one.
+//! [`JoinConfig::margin`] (15) of the best are taken. A taken edge must then also be the
+//! clear best at both of its ends: it beats by the margin every other candidate next leg of
+//! its upstream leg and every other candidate previous leg of its downstream leg (mutual
+//! best; rivals that a chain of forwarders explains, a skip edge over a middle leg, do not
+//! count, and skip edges are never taken). The others are **ambiguous**: not joined, and
+//! listed in each path's `ambiguous` with the candidate paths and scores. So two clients
+//! sending identical bytes at the same moment stay apart unless the owning process or a
+//! timing difference of more than one and a half decades separates them. The structure
+//! alone never does: when the true partner of a leg is no candidate (its first byte looked
+//! acausal within the slack), the only full matching pairs the others wrongly, so a leg
+//! with one possible partner is not joined to it on that ground. A missing join is
+//! preferred to a wrong one.
 //!
 //! Orientation: the joiner calls the sender of the SYN the client, whatever the flow table
 //! said. Observations without a SYN keep the flow table's naming; when two of them match

@@ -297,13 +297,18 @@ pub(crate) fn score_edge(
     // before the forwarder could have read it.
     if up.proto == Proto::Tcp {
         let (c, s) = (Dir::C2s.index(), Dir::S2c.index());
-        let causal = |reader: Option<&DirFeatures>, writer: Option<&DirFeatures>| match (reader, writer) {
-            (Some(r), Some(w)) => segments_causal(r, w, slack),
-            _ => true,
-        };
-        if !causal(up.streams[c].dir_near_server, down.streams[c].dir_near_client)
-            || !causal(down.streams[s].dir_near_client, up.streams[s].dir_near_server)
-        {
+        let causal =
+            |reader: Option<&DirFeatures>, writer: Option<&DirFeatures>| match (reader, writer) {
+                (Some(r), Some(w)) => segments_causal(r, w, slack),
+                _ => true,
+            };
+        if !causal(
+            up.streams[c].dir_near_server,
+            down.streams[c].dir_near_client,
+        ) || !causal(
+            down.streams[s].dir_near_client,
+            up.streams[s].dir_near_server,
+        ) {
             return None;
         }
     }
@@ -371,7 +376,9 @@ fn segments_causal(reader: &DirFeatures, writer: &DirFeatures, slack: Nanos) -> 
     };
     let off = |seq: u32, isn: u32| u64::from(seq.wrapping_sub(isn.wrapping_add(1)));
     for w in writer.segments.as_slice().iter().filter(|w| w.len > 0) {
-        let Some(w_at) = writer.time(w.at) else { continue };
+        let Some(w_at) = writer.time(w.at) else {
+            continue;
+        };
         let last = off(w.seq, ws.isn) + u64::from(w.len) - 1;
         let read = reader
             .segments
@@ -464,6 +471,7 @@ const EXACT_MATCHINGS: usize = 1 << 16;
 /// edge it conflicts with (whose other end is still free) by `margin`.
 pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> Choice {
     let mut choice = Choice::default();
+    let graph = Graph::new(edges);
     // Conflict groups: union-find over edges through their (up, out) and (down, in) ends.
     let mut parent: Vec<usize> = (0..edges.len()).collect();
     fn find(p: &mut [usize], mut x: usize) -> usize {
@@ -507,12 +515,136 @@ pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> 
             stats.path_groups_exact += 1;
         } else {
             stats.path_groups_greedy += 1;
-            greedy(edges, &g, margin, &mut choice);
+            greedy(edges, &graph, &g, margin, &mut choice);
         }
     }
+    clear_best(edges, &graph, margin, &mut choice);
     choice.accepted.sort_unstable();
     choice.ambiguous.sort_unstable();
     choice
+}
+
+/// Legs reachable from a leg over candidate edges, at most this many steps away (chains of
+/// forwarders are short), visiting at most [`CHAIN_LEGS`] legs.
+const CHAIN_DEPTH: usize = 8;
+const CHAIN_LEGS: usize = 256;
+
+/// The candidate edges as a graph: each leg's edges out and in.
+struct Graph<'e> {
+    edges: &'e [PathEdge],
+    outs: std::collections::HashMap<u32, Vec<usize>>,
+    ins: std::collections::HashMap<u32, Vec<usize>>,
+}
+
+impl<'e> Graph<'e> {
+    fn new(edges: &'e [PathEdge]) -> Graph<'e> {
+        let mut outs: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
+        let mut ins: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
+        for (i, e) in edges.iter().enumerate() {
+            outs.entry(e.up).or_default().push(i);
+            ins.entry(e.down).or_default().push(i);
+        }
+        Graph { edges, outs, ins }
+    }
+
+    fn out_of(&self, l: u32) -> &[usize] {
+        self.outs.get(&l).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `to` is downstream of `from` over candidate edges (`from` itself excluded).
+    fn reaches(&self, from: u32, to: u32) -> bool {
+        let mut frontier = vec![from];
+        let mut seen: Vec<u32> = vec![from];
+        for _ in 0..CHAIN_DEPTH {
+            let mut next = Vec::new();
+            for l in frontier {
+                for &i in self.out_of(l) {
+                    let d = self.edges[i].down;
+                    if d == to {
+                        return true;
+                    }
+                    if !seen.contains(&d) && seen.len() < CHAIN_LEGS {
+                        seen.push(d);
+                        next.push(d);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        false
+    }
+
+    /// Whether edge `i` skips over another candidate leg: `up -> m` and `m` reaches `down`.
+    fn is_skip(&self, i: usize) -> bool {
+        let e = &self.edges[i];
+        self.out_of(e.up)
+            .iter()
+            .any(|&j| j != i && self.reaches(self.edges[j].down, e.down))
+    }
+}
+
+/// The last word on every edge the matching took: `up -> down` is joined only when it is
+/// the clear best at both ends, i.e. it beats by `margin` every other candidate next leg of
+/// `up` and every other candidate previous leg of `down`. A matching alone can be forced
+/// into a wrong pairing: when the true partner of a leg was no candidate (its timing looked
+/// acausal within the slack, or its digest was cut short), the leg's only remaining
+/// candidate is another leg's partner, and a matching that prefers more edges takes it.
+/// Mutual best with a margin takes a hop only on evidence that separates it from the
+/// runner-up; otherwise the hop and its close rivals are ambiguous.
+///
+/// Rivals that a chain explains are not rivals: with forwarders in a row `a -> b -> c`, the
+/// skip edge `a -> c` carries the same bytes too; so a candidate next leg of `up` that lies
+/// downstream of `down`, or a candidate previous leg of `down` upstream of `up`, does not
+/// count. A taken edge that is itself such a skip (a chain through another candidate leg
+/// joins its two ends) is not taken.
+fn clear_best(edges: &[PathEdge], g: &Graph<'_>, margin: i32, choice: &mut Choice) {
+    if choice.accepted.is_empty() {
+        return;
+    }
+    let (outs, ins, reaches) = (&g.outs, &g.ins, |a: u32, b: u32| g.reaches(a, b));
+    let accepted = std::mem::take(&mut choice.accepted);
+    for i in accepted {
+        let e = &edges[i];
+        let mut close: Vec<usize> = Vec::new();
+        let mut skip = false;
+        for &j in outs.get(&e.up).map(Vec::as_slice).unwrap_or(&[]) {
+            let r = &edges[j];
+            if j == i || reaches(e.down, r.down) {
+                continue;
+            }
+            if reaches(r.down, e.down) {
+                skip = true;
+            } else if e.score - r.score < margin {
+                close.push(j);
+            }
+        }
+        for &j in ins.get(&e.down).map(Vec::as_slice).unwrap_or(&[]) {
+            let r = &edges[j];
+            if j == i || reaches(r.up, e.up) {
+                continue;
+            }
+            if reaches(e.up, r.up) {
+                skip = true;
+            } else if e.score - r.score < margin {
+                close.push(j);
+            }
+        }
+        if skip || !close.is_empty() {
+            for k in std::iter::once(i).chain(close) {
+                if !choice.ambiguous.contains(&k) {
+                    choice.ambiguous.push(k);
+                }
+            }
+        } else {
+            choice.accepted.push(i);
+        }
+    }
+    // An edge noted as a close rival may have been taken elsewhere only if it shares no end
+    // with the edge that named it, which it does: accepted and ambiguous stay disjoint.
+    choice.ambiguous.retain(|k| !choice.accepted.contains(k));
 }
 
 fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> bool {
@@ -570,8 +702,9 @@ fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> b
     true
 }
 
-fn greedy(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) {
-    let mut order: Vec<usize> = g.to_vec();
+fn greedy(edges: &[PathEdge], graph: &Graph<'_>, g: &[usize], margin: i32, choice: &mut Choice) {
+    // Skip edges (a chain of candidates joins their ends) are neither taken nor rivals here.
+    let mut order: Vec<usize> = g.iter().copied().filter(|&i| !graph.is_skip(i)).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(edges[i].score), i));
     let mut up_used = std::collections::HashSet::new();
     let mut down_used = std::collections::HashSet::new();
@@ -646,11 +779,67 @@ mod tests {
     }
 
     #[test]
-    fn a_forced_pairing_resolves() {
-        // Leg 2 can only come from 0; leg 3 from 0 or 1: the only full matching is 0-2, 1-3.
+    fn a_forced_pairing_is_not_taken() {
+        // Leg 2 can only come from 0; leg 3 from 0 or 1: the only full matching is 0-2, 1-3,
+        // but 0's two candidates score alike (the true partner of 2 may simply not have been
+        // a candidate): nothing separates them, so nothing is joined.
         let edges = vec![e(0, 2, 80), e(0, 3, 80), e(1, 3, 80)];
         let c = choose(&edges, 15, &mut JoinStats::default());
+        assert!(c.accepted.is_empty(), "{c:?}");
+        assert_eq!(c.ambiguous, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_forced_pairing_with_clear_scores_resolves() {
+        let edges = vec![e(0, 2, 100), e(0, 3, 80), e(1, 3, 100)];
+        let c = choose(&edges, 15, &mut JoinStats::default());
         assert_eq!(c.accepted, vec![0, 2]);
+        assert!(c.ambiguous.is_empty());
+    }
+
+    #[test]
+    fn matching_against_one_ends_runner_up_is_ambiguous() {
+        // The heavier matching is 0-3 + 1-2 (195 vs 175, beyond the margin), but leg 3's two
+        // candidate upstreams score 100 and 90: that end does not separate them.
+        let edges = vec![e(0, 2, 85), e(0, 3, 100), e(1, 2, 95), e(1, 3, 90)];
+        let c = choose(&edges, 15, &mut JoinStats::default());
+        assert!(c.accepted.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn a_chain_of_three_beats_its_skip_edges() {
+        let edges = vec![
+            e(0, 1, 80),
+            e(1, 2, 80),
+            e(2, 3, 80),
+            e(0, 2, 95),
+            e(1, 3, 95),
+            e(0, 3, 99),
+        ];
+        let c = choose(&edges, 15, &mut JoinStats::default());
+        assert_eq!(c.accepted, vec![0, 1, 2]);
+        assert!(c.ambiguous.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn a_skip_edge_is_not_taken_greedily() {
+        // A group too large to enumerate: chains 10k -> 10k+1 -> 10k+2 with skip edges that
+        // outscore the chain's own edges by the margin.
+        let mut edges = Vec::new();
+        for k in 0..8u32 {
+            let b = 10 * k;
+            edges.push(e(b, b + 1, 80));
+            edges.push(e(b + 1, b + 2, 80));
+            edges.push(e(b, b + 2, 120));
+        }
+        // One shared leg ties the chains into one conflict group.
+        for k in 0..8u32 {
+            edges.push(e(10 * k + 2, 200, 41));
+        }
+        let c = choose(&edges, 15, &mut JoinStats::default());
+        for &i in &c.accepted {
+            assert_ne!(edges[i].score, 120, "skip edge taken: {:?}", edges[i]);
+        }
     }
 
     #[test]
