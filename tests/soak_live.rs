@@ -157,6 +157,9 @@ fn soak(lab: &Lab, secs: u64, no_join: bool) {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len() as u64, records, "an observation in two paths");
+    for l in done.stderr.lines().filter(|l| l.contains("evidence sizes")) {
+        eprintln!("{l}");
+    }
     let joined = format!("join {}; evidence {}", stats["join"], stats["evidence"]);
     eprintln!(
         "soak {secs}s{} on {} points: {} client connections, {} flows ({} ended idle, {} live at the end, peak {} live), \
