@@ -846,3 +846,117 @@ fn attribute(
 fn debug_sizes() -> bool {
     std::env::var_os("FLOWTRAIL_DEBUG_EVIDENCE").is_some()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::{CtEvent, CtEventKind, CtStatus, CtTuple, EventOrigin};
+
+    fn entry(id: u32) -> CtEntry {
+        let a: SocketAddr = format!("10.0.0.1:{}", 1000 + id).parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let t = |s: SocketAddr, d: SocketAddr| CtTuple { src: s.ip(), dst: d.ip(), sport: s.port(), dport: d.port(), icmp: None };
+        CtEntry {
+            netns: Netns::Named("ev".into()),
+            id: Some(id),
+            proto: CtProto::Tcp,
+            orig: t(a, b),
+            reply: t(b, a),
+            tcp_state: None,
+            status: CtStatus::default(),
+            timeout_s: Some(100),
+            mark: None,
+            zone: None,
+            use_count: None,
+            counters: None,
+            start_ns: None,
+            stop_ns: None,
+        }
+    }
+
+    fn event(kind: CtEventKind, id: u32) -> CtUpdate {
+        CtUpdate::Event(CtEvent { kind, entry: entry(id), at: std::time::SystemTime::now(), origin: EventOrigin::Netlink })
+    }
+
+    /// Runs the conntrack thread over `updates` with room for `max` entries.
+    fn collect(updates: Vec<CtUpdate>, max: usize) -> (Vec<u32>, u64) {
+        let (tx, rx) = sync_channel(updates.len() + 1);
+        for u in updates {
+            tx.send(u).unwrap();
+        }
+        drop(tx);
+        let (attr, _attr_rx) = sync_channel(QUEUE);
+        let (entries, _, evicted) = collect_conntrack(rx, attr, &Journal::default(), max);
+        (entries.iter().map(|e| e.id.unwrap()).collect(), evicted)
+    }
+
+    #[test]
+    fn conntrack_evicts_destroyed_entries_first_then_the_oldest() {
+        // 1..=4 new, 2 and 3 destroyed (3 first), then 5 and 6 need room: 3 and 2 go.
+        let mut u: Vec<CtUpdate> = (1..=4).map(|i| event(CtEventKind::New, i)).collect();
+        u.push(event(CtEventKind::Destroy, 3));
+        u.push(event(CtEventKind::Destroy, 2));
+        u.push(event(CtEventKind::New, 5));
+        u.push(event(CtEventKind::New, 6));
+        assert_eq!(collect(u, 4), (vec![1, 4, 5, 6], 2));
+        // Nothing destroyed: the oldest first seen goes, whatever was updated since.
+        let mut u: Vec<CtUpdate> = (1..=3).map(|i| event(CtEventKind::New, i)).collect();
+        u.push(event(CtEventKind::Update, 1));
+        u.push(event(CtEventKind::New, 4));
+        assert_eq!(collect(u, 3), (vec![2, 3, 4], 1));
+        // Under the cap nothing is evicted, and an entry destroyed twice is kept once.
+        let u = vec![event(CtEventKind::New, 1), event(CtEventKind::Destroy, 1), event(CtEventKind::Destroy, 1)];
+        assert_eq!(collect(u, 4), (vec![1], 0));
+    }
+
+    #[test]
+    fn conntrack_queues_stay_bounded_under_churn() {
+        let mut s = CtStore::new(100);
+        for i in 0..10_000u32 {
+            let e = entry(i);
+            let key = (e.netns.clone(), e.id, e.proto, e.orig.src_addr(), e.orig.dst_addr());
+            s.insert(key.clone(), e);
+            if i % 2 == 0 {
+                s.destroyed(&key);
+                s.destroyed(&key);
+            }
+            assert!(s.map.len() <= 100);
+            assert!(s.order.len() <= 2 * 100 + 1 && s.destroyed.len() <= 2 * 100 + 1, "{i}: {} {}", s.order.len(), s.destroyed.len());
+        }
+        assert_eq!(s.evicted, 10_000 - 100);
+        // The newest odd (live) entries outlived the destroyed ones.
+        let ids = s.into_entries().iter().map(|e| e.id.unwrap()).collect::<Vec<_>>();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().filter(|i| *i % 2 == 1).count() >= 50, "{ids:?}");
+        assert_eq!(ids.last(), Some(&9_999));
+    }
+
+    #[test]
+    fn owners_evict_the_oldest_and_count_it() {
+        let mut s = OwnerStore::new(3);
+        let key = |p: u16| (Netns::Current, Proto::Tcp, SocketAddr::from(([10, 0, 0, 1], p)), SocketAddr::from(([10, 0, 0, 2], 80)));
+        let owner = |pid| (Owner { pid, comm: "socat".into() }, 3);
+        for p in 1..=3 {
+            s.insert(key(p), owner(u32::from(p)));
+        }
+        // Replacing keeps the place; a fourth key evicts the oldest.
+        s.insert(key(1), owner(11));
+        s.insert(key(4), owner(4));
+        assert_eq!((s.len(), s.evicted), (3, 1));
+        assert!(s.get(&key(1)).is_none());
+        assert_eq!(s.get(&key(2)).map(|o| o.0.pid), Some(2));
+        for p in 5..1000 {
+            s.insert(key(p), owner(u32::from(p)));
+        }
+        assert_eq!((s.map.len(), s.order.len(), s.evicted), (3, 3, 996));
+    }
+
+    #[test]
+    fn the_evidence_share_sets_both_caps() {
+        let (e, o) = evidence_caps(crate::limits::Limits::default().evidence_memory);
+        assert!(e * BYTES_PER_ENTRY + o * BYTES_PER_OWNER <= crate::limits::Limits::default().evidence_memory);
+        assert!(e >= 9_000 && o >= 35_000, "{e} {o}");
+        assert_eq!(evidence_caps(0), (1, 1));
+        assert_eq!(evidence_caps(usize::MAX / 2), (MAX_ENTRIES, MAX_OWNERS));
+    }
+}
