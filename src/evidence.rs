@@ -39,8 +39,14 @@
 //!   the socket itself sees, before NAT) is looked up in the entry's namespace: that is the
 //!   process behind a leg no interface shows (e.g. a forwarder connecting to a DNATed
 //!   `127.0.0.1`). What is not found stays unknown.
-//! * Memory is bounded: at most [`MAX_ENTRIES`] conntrack entries and [`MAX_OWNERS`] socket
-//!   owners are kept; what does not fit is counted.
+//! * Memory is bounded by the evidence share of `--max-memory` (`Limits::evidence_memory`,
+//!   4 %): a third for conntrack entries ([`BYTES_PER_ENTRY`] each), two thirds for socket
+//!   owners ([`BYTES_PER_OWNER`] each), and never more than [`MAX_ENTRIES`] / [`MAX_OWNERS`].
+//!   A new entry or owner that does not fit evicts the oldest: conntrack entries of
+//!   connections destroyed (DESTROY event) first, oldest destroyed first, then the oldest
+//!   seen; owners oldest first. Evictions are counted (`conntrack_evicted`,
+//!   `owners_evicted`). Evidence is applied when held records are joined, so what is
+//!   evicted is what the oldest connections would have brought to it.
 //! * [`LiveEvidence::finish`] stops the watchers, drains both threads and returns what they
 //!   gathered; it waits for the pending deferred lookups (at most about 250 ms).
 //! * While capture runs, [`LiveEvidence::follower`] gives what was gathered so far (for joins
@@ -68,6 +74,13 @@ pub const QUEUE: usize = 4096;
 pub const MAX_ENTRIES: usize = 1 << 18;
 /// Socket owners kept at most.
 pub const MAX_OWNERS: usize = 1 << 18;
+/// Bytes a conntrack entry is counted for: the entry, its key in the index and in the two
+/// eviction queues, the namespace names those keys own, and the hash table's slack.
+pub const BYTES_PER_ENTRY: usize = std::mem::size_of::<(u64, CtEntry)>() + 3 * (std::mem::size_of::<CtKey>() + 8) + 3 * 32 + 64;
+/// Bytes a socket owner is counted for: key and owner in the map, the key again in the
+/// eviction queue, the namespace names and `comm` they own, and the hash table's slack.
+pub const BYTES_PER_OWNER: usize =
+    2 * std::mem::size_of::<OwnerKey>() + std::mem::size_of::<(Owner, u8)>() + 3 * 32 + 48;
 /// Changes journaled for a follower and not yet taken, at most.
 pub const MAX_JOURNAL: usize = 1 << 16;
 
@@ -179,13 +192,150 @@ pub struct EvidenceStats {
     /// `NETNS: reason` for each namespace that could not be watched.
     pub conntrack_unavailable: Vec<String>,
     pub conntrack_entries: u64,
-    pub conntrack_dropped: u64,
     pub conntrack_lost_events: u64,
     pub attribution_requests: u64,
     pub attribution_dropped: u64,
     pub sockets_attributed: u64,
     pub sockets_unknown: u64,
-    pub owners_dropped: u64,
+    /// Conntrack entries evicted (oldest destroyed first, then oldest) for new ones.
+    pub conntrack_evicted: u64,
+    /// Socket owners evicted (oldest first) for new ones.
+    pub owners_evicted: u64,
+    /// Conntrack entries and socket owners the evidence share holds at most.
+    pub conntrack_max_entries: u64,
+    pub owners_max: u64,
+}
+
+/// Conntrack entries by key, in the order first seen, bounded: a new entry past `max`
+/// evicts the oldest destroyed one, else the oldest.
+struct CtStore {
+    map: HashMap<CtKey, (u64, CtEntry)>,
+    /// `(seq, key)` in the order first seen; stale pairs (evicted) are skipped and
+    /// compacted away.
+    order: std::collections::VecDeque<(u64, CtKey)>,
+    /// `(seq, key)` of destroyed entries, in the order destroyed.
+    destroyed: std::collections::VecDeque<(u64, CtKey)>,
+    next: u64,
+    max: usize,
+    evicted: u64,
+}
+
+impl CtStore {
+    fn new(max: usize) -> CtStore {
+        CtStore {
+            map: HashMap::new(),
+            order: Default::default(),
+            destroyed: Default::default(),
+            next: 0,
+            max: max.max(1),
+            evicted: 0,
+        }
+    }
+
+    fn live(map: &HashMap<CtKey, (u64, CtEntry)>, q: &(u64, CtKey)) -> bool {
+        map.get(&q.1).is_some_and(|(seq, _)| *seq == q.0)
+    }
+
+    /// Inserts a new entry, evicting as needed.
+    fn insert(&mut self, key: CtKey, e: CtEntry) {
+        while self.map.len() >= self.max {
+            let victim = loop {
+                let q = match self.destroyed.pop_front() {
+                    Some(q) => q,
+                    None => match self.order.pop_front() {
+                        Some(q) => q,
+                        None => break None,
+                    },
+                };
+                if CtStore::live(&self.map, &q) {
+                    break Some(q.1);
+                }
+            };
+            let Some(k) = victim else { break };
+            self.map.remove(&k);
+            self.evicted += 1;
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.order.push_back((seq, key.clone()));
+        self.compact();
+        self.map.insert(key, (seq, e));
+    }
+
+    /// Marks an entry destroyed (it goes first when room is needed).
+    fn destroyed(&mut self, key: &CtKey) {
+        if let Some((seq, _)) = self.map.get(key) {
+            self.destroyed.push_back((*seq, key.clone()));
+            self.compact();
+        }
+    }
+
+    /// Drops stale queue pairs once a queue is twice the map (amortized O(1)).
+    fn compact(&mut self) {
+        let n = self.map.len().max(16);
+        for q in [&mut self.order, &mut self.destroyed] {
+            if q.len() > 2 * n {
+                q.retain(|p| CtStore::live(&self.map, p));
+                // A key destroyed twice (events repeated) appears once.
+                let mut seen = std::collections::HashSet::new();
+                q.retain(|p| seen.insert(p.0));
+            }
+        }
+    }
+
+    /// The entries in the order first seen.
+    fn into_entries(self) -> Vec<CtEntry> {
+        let mut v: Vec<(u64, CtEntry)> = self.map.into_values().collect();
+        v.sort_unstable_by_key(|p| p.0);
+        v.into_iter().map(|p| p.1).collect()
+    }
+}
+
+/// Socket owners by key, bounded: a new owner past `max` evicts the oldest.
+struct OwnerStore {
+    map: HashMap<OwnerKey, (Owner, u8)>,
+    /// Every key of `map`, in the order inserted (keys leave only by eviction).
+    order: std::collections::VecDeque<OwnerKey>,
+    max: usize,
+    evicted: u64,
+}
+
+impl OwnerStore {
+    fn new(max: usize) -> OwnerStore {
+        OwnerStore { map: HashMap::new(), order: Default::default(), max: max.max(1), evicted: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn get(&self, k: &OwnerKey) -> Option<&(Owner, u8)> {
+        self.map.get(k)
+    }
+
+    fn get_mut(&mut self, k: &OwnerKey) -> Option<&mut (Owner, u8)> {
+        self.map.get_mut(k)
+    }
+
+    fn insert(&mut self, k: OwnerKey, v: (Owner, u8)) {
+        if let Some(old) = self.map.get_mut(&k) {
+            *old = v;
+            return;
+        }
+        while self.map.len() >= self.max
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
+            self.evicted += 1;
+        }
+        self.order.push_back(k.clone());
+        self.map.insert(k, v);
+    }
+}
+
+/// The conntrack entries and socket owners an evidence share of `bytes` holds.
+fn evidence_caps(bytes: usize) -> (usize, usize) {
+    ((bytes / 3 / BYTES_PER_ENTRY).clamp(1, MAX_ENTRIES), (bytes / 3 * 2 / BYTES_PER_OWNER).clamp(1, MAX_OWNERS))
 }
 
 /// One socket to attribute.
@@ -264,7 +414,7 @@ impl SocketTap {
 pub struct LiveEvidence {
     watchers: Vec<ConntrackWatcher>,
     ct_thread: Option<JoinHandle<(Vec<CtEntry>, u64, u64)>>,
-    attr_thread: Option<JoinHandle<(HashMap<OwnerKey, (Owner, u8)>, u64)>>,
+    attr_thread: Option<JoinHandle<OwnerStore>>,
     attr_tx: Option<SyncSender<Request>>,
     stop: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
@@ -275,13 +425,21 @@ pub struct LiveEvidence {
 }
 
 impl LiveEvidence {
+    /// [`LiveEvidence::with_memory`] with the evidence share of the default `--max-memory`.
+    pub fn start(points: &[(u32, Netns)]) -> LiveEvidence {
+        LiveEvidence::with_memory(points, crate::limits::Limits::default().evidence_memory)
+    }
+
     /// Starts watching conntrack in every namespace of `points` (`(point index, netns)`) and
     /// the attribution thread (which first warms its process cache and opens each
-    /// namespace's socket tables).
-    pub fn start(points: &[(u32, Netns)]) -> LiveEvidence {
+    /// namespace's socket tables); what they keep is bounded by `max_bytes` (see the module
+    /// docs).
+    pub fn with_memory(points: &[(u32, Netns)], max_bytes: usize) -> LiveEvidence {
+        let (max_entries, max_owners) = evidence_caps(max_bytes);
         let stop = Arc::new(AtomicBool::new(false));
         let (attr_tx, attr_rx) = sync_channel::<Request>(QUEUE);
-        let mut stats = EvidenceStats::default();
+        let mut stats =
+            EvidenceStats { conntrack_max_entries: max_entries as u64, owners_max: max_owners as u64, ..Default::default() };
         let (ct_tx, ct_rx) = sync_channel::<CtUpdate>(QUEUE);
         let mut namespaces: Vec<Netns> = Vec::new();
         for (_, ns) in points {
@@ -303,14 +461,14 @@ impl LiveEvidence {
         let ct_journal = journal.clone();
         let ct_thread = std::thread::Builder::new()
             .name("conntrack".into())
-            .spawn(move || collect_conntrack(ct_rx, ct_attr, &ct_journal))
+            .spawn(move || collect_conntrack(ct_rx, ct_attr, &ct_journal, max_entries))
             .ok();
         let attr_stop = stop.clone();
         let warm = namespaces.clone();
         let attr_journal = journal.clone();
         let attr_thread = std::thread::Builder::new()
             .name("attribution".into())
-            .spawn(move || attribute(attr_rx, attr_stop, warm, &attr_journal))
+            .spawn(move || attribute(attr_rx, attr_stop, warm, &attr_journal, max_owners))
             .ok();
         LiveEvidence {
             watchers,
@@ -381,14 +539,15 @@ impl LiveEvidence {
         }
         // The watchers' senders are gone: the conntrack thread drains and ends, and with it
         // its sender of attribution requests.
-        let (entries, dropped, lost) = self.ct_thread.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let (entries, lost, evicted) = self.ct_thread.take().and_then(|h| h.join().ok()).unwrap_or_default();
         stats.conntrack_entries = entries.len() as u64;
-        stats.conntrack_dropped = dropped;
+        stats.conntrack_evicted = evicted;
         stats.conntrack_lost_events += lost;
         self.attr_tx = None;
         self.stop.store(true, Ordering::Relaxed);
-        let (owners, owners_dropped) = self.attr_thread.take().and_then(|h| h.join().ok()).unwrap_or_default();
-        stats.owners_dropped = owners_dropped;
+        let owners = self.attr_thread.take().and_then(|h| h.join().ok()).unwrap_or_else(|| OwnerStore::new(1));
+        stats.owners_evicted = owners.evicted;
+        let owners = owners.map;
         stats.attribution_requests = self.requests.load(Ordering::Relaxed);
         stats.attribution_dropped = self.dropped.load(Ordering::Relaxed);
         let mut ev = JoinEvidence {
@@ -416,15 +575,20 @@ impl Drop for LiveEvidence {
 }
 
 /// The conntrack thread: keeps the latest state of every entry, asks for the owner of each
-/// rewritten entry's original socket. Returns `(entries, dropped, lost events)`.
-fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>, journal: &Journal) -> (Vec<CtEntry>, u64, u64) {
-    let mut entries: Vec<CtEntry> = Vec::new();
-    let mut index: HashMap<(Netns, Option<u32>, CtProto, SocketAddr, SocketAddr), usize> = HashMap::new();
-    let (mut dropped, mut lost) = (0u64, 0u64);
+/// rewritten entry's original socket; keeps at most `max` entries (the oldest evicted,
+/// destroyed ones first). Returns `(entries, lost events, evicted)`.
+fn collect_conntrack(
+    rx: Receiver<CtUpdate>,
+    attr: SyncSender<Request>,
+    journal: &Journal,
+    max: usize,
+) -> (Vec<CtEntry>, u64, u64) {
+    let mut store = CtStore::new(max);
+    let mut lost = 0u64;
     for u in rx {
-        let e = match u {
-            CtUpdate::Entry(e) => e,
-            CtUpdate::Event(ev) => ev.entry,
+        let (e, destroy) = match u {
+            CtUpdate::Entry(e) => (e, false),
+            CtUpdate::Event(ev) => (ev.entry, ev.kind == crate::conntrack::CtEventKind::Destroy),
             CtUpdate::Lost { total } => {
                 lost = lost.max(total);
                 continue;
@@ -437,15 +601,13 @@ fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>, journal:
             _ => continue,
         };
         let key = (e.netns.clone(), e.id, e.proto, e.orig.src_addr(), e.orig.dst_addr());
-        match index.get(&key) {
-            Some(&i) => {
+        match store.map.get_mut(&key) {
+            Some((_, old)) => {
                 // Later messages may lack fields an earlier one had (DESTROY: no timeout).
-                let old = &mut entries[i];
                 let start = old.start_ns.or(e.start_ns);
                 *old = CtEntry { start_ns: e.start_ns.or(start), ..e };
                 journal.entry(old);
             }
-            None if entries.len() >= MAX_ENTRIES => dropped += 1,
             None => {
                 if !e.rewrite().is_none() {
                     let _ = attr.try_send(Request {
@@ -457,13 +619,25 @@ fn collect_conntrack(rx: Receiver<CtUpdate>, attr: SyncSender<Request>, journal:
                         asked: Instant::now(),
                     });
                 }
-                index.insert(key, entries.len());
                 journal.entry(&e);
-                entries.push(e);
+                store.insert(key.clone(), e);
             }
         }
+        if destroy {
+            store.destroyed(&key);
+        }
     }
-    (entries, dropped, lost)
+    if debug_sizes() {
+        eprintln!(
+            "flowtrail: evidence sizes: conntrack entries {} (max {max}, {BYTES_PER_ENTRY} bytes each) queues {}+{} evicted {}",
+            store.map.len(),
+            store.order.len(),
+            store.destroyed.len(),
+            store.evicted
+        );
+    }
+    let evicted = store.evicted;
+    (store.into_entries(), lost, evicted)
 }
 
 /// How good an answer is: 0 unknown, 1 listener or unconnected, 2 remembered, 3 the socket.
@@ -487,9 +661,12 @@ fn found_holder(
     pending: &mut HashMap<u64, Pending>,
     queued: &mut std::collections::HashSet<OwnerKey>,
     expanded: &mut std::collections::HashSet<u32>,
-    out: &mut HashMap<OwnerKey, (Owner, u8)>,
-    look: &mut impl FnMut(&Request, &mut HashMap<OwnerKey, (Owner, u8)>) -> (u8, Option<u32>, bool),
+    out: &mut OwnerStore,
+    look: &mut impl FnMut(&Request, &mut OwnerStore) -> (u8, Option<u32>, bool),
 ) {
+    if expanded.len() >= EXPANDED {
+        expanded.clear();
+    }
     if !expanded.insert(pid) {
         return;
     }
@@ -511,6 +688,10 @@ fn found_holder(
         }
     }
 }
+
+/// Holders remembered as expanded at most (forgotten all at once when full: pids are
+/// reused).
+const EXPANDED: usize = 4096;
 
 /// The first retry of a deferred lookup comes this long after it was asked; every further
 /// one twice as long after the previous, [`DEFERRED_TRIES`] at most (about 250 ms in all).
@@ -551,26 +732,26 @@ fn attribute(
     stop: Arc<AtomicBool>,
     warm: Vec<Netns>,
     journal: &Journal,
-) -> (HashMap<OwnerKey, (Owner, u8)>, u64) {
+    max_owners: usize,
+) -> OwnerStore {
     use std::cmp::Reverse;
     let mut index = ProcessIndex::new();
     index.scan_all();
     for ns in &warm {
         let _ = index.sockets(ns, crate::process::SockProto::Tcp);
     }
-    let mut out: HashMap<OwnerKey, (Owner, u8)> = HashMap::new();
+    let mut out = OwnerStore::new(max_owners);
     // Deferred requests by id, and their due times.
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     let mut due: std::collections::BinaryHeap<Reverse<(Instant, u64)>> = std::collections::BinaryHeap::new();
     let mut next_id = 0u64;
     // FLOWTRAIL_DEBUG_ATTRIBUTION=1: every lookup and its answer on stderr.
     let debug = std::env::var_os("FLOWTRAIL_DEBUG_ATTRIBUTION").is_some();
-    let mut owners_dropped = 0u64;
     // Holders whose namespace's pending requests were looked up already.
     let mut expanded: std::collections::HashSet<u32> = std::collections::HashSet::new();
     // One lookup: the rank of the answer, its newest holder, and whether the socket is
     // there without a known holder (worth asking again).
-    let mut look = |r: &Request, out: &mut HashMap<OwnerKey, (Owner, u8)>| -> (u8, Option<u32>, bool) {
+    let mut look = |r: &Request, out: &mut OwnerStore| -> (u8, Option<u32>, bool) {
         let k = (r.netns.clone(), r.proto, r.local, r.remote);
         if !r.deferred
             && let Some((o, rk)) = out.get(&k)
@@ -605,7 +786,6 @@ fn attribute(
         // process, i.e. the child that serves the connection.
         let owner = a.owners().iter().max_by_key(|p| p.pid).map(Owner::from);
         let pid = owner.as_ref().map(|o| o.pid);
-        let room = out.len() < MAX_OWNERS;
         match out.get_mut(&k) {
             Some(old) => {
                 // A later exact answer wins (the parent may have held it at first).
@@ -616,11 +796,10 @@ fn attribute(
                     *old = (o, rk);
                 }
             }
-            None if room => {
+            None => {
                 let unknown = || Owner { pid: 0, comm: String::new() };
                 out.insert(k.clone(), owner.map_or_else(|| (unknown(), 0), |o| (o, rk)));
             }
-            None => owners_dropped += 1,
         }
         if let Some((o, rk)) = out.get(&k) {
             journal.owner(&k, o, *rk);
@@ -724,5 +903,134 @@ fn attribute(
             std::thread::sleep(wait);
         }
     }
-    (out, owners_dropped)
+    if debug_sizes() {
+        eprintln!(
+            "flowtrail: evidence sizes: owners {} (max {max_owners}, {BYTES_PER_OWNER} bytes each) evicted {} pending {} expanded {} index {:?}",
+            out.len(),
+            out.evicted,
+            pending.len(),
+            expanded.len(),
+            index.sizes()
+        );
+    }
+    out
+}
+
+/// FLOWTRAIL_DEBUG_EVIDENCE=1: what the evidence threads hold, on stderr at the end.
+fn debug_sizes() -> bool {
+    std::env::var_os("FLOWTRAIL_DEBUG_EVIDENCE").is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::{CtEvent, CtEventKind, CtStatus, CtTuple, EventOrigin};
+
+    fn entry(id: u32) -> CtEntry {
+        let a: SocketAddr = format!("10.0.0.1:{}", 1000 + id).parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let t = |s: SocketAddr, d: SocketAddr| CtTuple { src: s.ip(), dst: d.ip(), sport: s.port(), dport: d.port(), icmp: None };
+        CtEntry {
+            netns: Netns::Named("ev".into()),
+            id: Some(id),
+            proto: CtProto::Tcp,
+            orig: t(a, b),
+            reply: t(b, a),
+            tcp_state: None,
+            status: CtStatus::default(),
+            timeout_s: Some(100),
+            mark: None,
+            zone: None,
+            use_count: None,
+            counters: None,
+            start_ns: None,
+            stop_ns: None,
+        }
+    }
+
+    fn event(kind: CtEventKind, id: u32) -> CtUpdate {
+        CtUpdate::Event(CtEvent { kind, entry: entry(id), at: std::time::SystemTime::now(), origin: EventOrigin::Netlink })
+    }
+
+    /// Runs the conntrack thread over `updates` with room for `max` entries.
+    fn collect(updates: Vec<CtUpdate>, max: usize) -> (Vec<u32>, u64) {
+        let (tx, rx) = sync_channel(updates.len() + 1);
+        for u in updates {
+            tx.send(u).unwrap();
+        }
+        drop(tx);
+        let (attr, _attr_rx) = sync_channel(QUEUE);
+        let (entries, _, evicted) = collect_conntrack(rx, attr, &Journal::default(), max);
+        (entries.iter().map(|e| e.id.unwrap()).collect(), evicted)
+    }
+
+    #[test]
+    fn conntrack_evicts_destroyed_entries_first_then_the_oldest() {
+        // 1..=4 new, 2 and 3 destroyed (3 first), then 5 and 6 need room: 3 and 2 go.
+        let mut u: Vec<CtUpdate> = (1..=4).map(|i| event(CtEventKind::New, i)).collect();
+        u.push(event(CtEventKind::Destroy, 3));
+        u.push(event(CtEventKind::Destroy, 2));
+        u.push(event(CtEventKind::New, 5));
+        u.push(event(CtEventKind::New, 6));
+        assert_eq!(collect(u, 4), (vec![1, 4, 5, 6], 2));
+        // Nothing destroyed: the oldest first seen goes, whatever was updated since.
+        let mut u: Vec<CtUpdate> = (1..=3).map(|i| event(CtEventKind::New, i)).collect();
+        u.push(event(CtEventKind::Update, 1));
+        u.push(event(CtEventKind::New, 4));
+        assert_eq!(collect(u, 3), (vec![2, 3, 4], 1));
+        // Under the cap nothing is evicted, and an entry destroyed twice is kept once.
+        let u = vec![event(CtEventKind::New, 1), event(CtEventKind::Destroy, 1), event(CtEventKind::Destroy, 1)];
+        assert_eq!(collect(u, 4), (vec![1], 0));
+    }
+
+    #[test]
+    fn conntrack_queues_stay_bounded_under_churn() {
+        let mut s = CtStore::new(100);
+        for i in 0..10_000u32 {
+            let e = entry(i);
+            let key = (e.netns.clone(), e.id, e.proto, e.orig.src_addr(), e.orig.dst_addr());
+            s.insert(key.clone(), e);
+            if i % 2 == 0 {
+                s.destroyed(&key);
+                s.destroyed(&key);
+            }
+            assert!(s.map.len() <= 100);
+            assert!(s.order.len() <= 2 * 100 + 1 && s.destroyed.len() <= 2 * 100 + 1, "{i}: {} {}", s.order.len(), s.destroyed.len());
+        }
+        assert_eq!(s.evicted, 10_000 - 100);
+        // The newest odd (live) entries outlived the destroyed ones.
+        let ids = s.into_entries().iter().map(|e| e.id.unwrap()).collect::<Vec<_>>();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().filter(|i| *i % 2 == 1).count() >= 50, "{ids:?}");
+        assert_eq!(ids.last(), Some(&9_999));
+    }
+
+    #[test]
+    fn owners_evict_the_oldest_and_count_it() {
+        let mut s = OwnerStore::new(3);
+        let key = |p: u16| (Netns::Current, Proto::Tcp, SocketAddr::from(([10, 0, 0, 1], p)), SocketAddr::from(([10, 0, 0, 2], 80)));
+        let owner = |pid| (Owner { pid, comm: "socat".into() }, 3);
+        for p in 1..=3 {
+            s.insert(key(p), owner(u32::from(p)));
+        }
+        // Replacing keeps the place; a fourth key evicts the oldest.
+        s.insert(key(1), owner(11));
+        s.insert(key(4), owner(4));
+        assert_eq!((s.len(), s.evicted), (3, 1));
+        assert!(s.get(&key(1)).is_none());
+        assert_eq!(s.get(&key(2)).map(|o| o.0.pid), Some(2));
+        for p in 5..1000 {
+            s.insert(key(p), owner(u32::from(p)));
+        }
+        assert_eq!((s.map.len(), s.order.len(), s.evicted), (3, 3, 996));
+    }
+
+    #[test]
+    fn the_evidence_share_sets_both_caps() {
+        let (e, o) = evidence_caps(crate::limits::Limits::default().evidence_memory);
+        assert!(e * BYTES_PER_ENTRY + o * BYTES_PER_OWNER <= crate::limits::Limits::default().evidence_memory);
+        assert!(e >= 9_000 && o >= 35_000, "{e} {o}");
+        assert_eq!(evidence_caps(0), (1, 1));
+        assert_eq!(evidence_caps(usize::MAX / 2), (MAX_ENTRIES, MAX_OWNERS));
+    }
 }

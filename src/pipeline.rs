@@ -234,7 +234,7 @@ fn run_live(args: &Args) -> i32 {
     let evidence = joining.then(|| {
         let pts: Vec<(u32, crate::netns::Netns)> =
             specs.iter().enumerate().map(|(i, s)| (i as u32, s.netns.clone())).collect();
-        crate::evidence::LiveEvidence::start(&pts)
+        crate::evidence::LiveEvidence::with_memory(&pts, crate::limits::Limits::from_args(args).evidence_memory)
     });
     let opts = LiveOptions {
         snaplen: args.snaplen.unwrap_or(crate::live::MAXIMUM_SNAPLEN),

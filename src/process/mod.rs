@@ -347,6 +347,21 @@ pub struct IndexStats {
     pub probe_hits: u64,
 }
 
+/// How much a [`ProcessIndex`] holds (see [`ProcessIndex::sizes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexSizes {
+    /// Processes known.
+    pub pids: usize,
+    /// `(fd, inode)` socket descriptors of those processes.
+    pub pid_sockets: usize,
+    /// Socket inodes with cached holders.
+    pub inodes: usize,
+    /// Socket rows read last (all namespaces and protocols).
+    pub rows: usize,
+    /// Answers remembered for sockets that are gone.
+    pub remembered: usize,
+}
+
 #[derive(Default)]
 struct PidState {
     /// Network namespace inode, `None` when unreadable.
@@ -413,6 +428,17 @@ impl<S: ProcSource> ProcessIndex<S> {
 
     pub fn stats(&self) -> IndexStats {
         self.stats
+    }
+
+    /// What the index holds now (for accounting and `FLOWTRAIL_DEBUG_EVIDENCE`).
+    pub fn sizes(&self) -> IndexSizes {
+        IndexSizes {
+            pids: self.pids.len(),
+            pid_sockets: self.pids.values().map(|s| s.sockets.len()).sum(),
+            inodes: self.owners.len(),
+            rows: self.rows.values().map(Vec::len).sum(),
+            remembered: self.remembered.len(),
+        }
     }
 
     pub fn source_mut(&mut self) -> &mut S {
