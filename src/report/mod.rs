@@ -32,6 +32,7 @@ use follow::{Follow, FollowFormat};
 use paths::JoinEvidence;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
 use streams::{StreamFiles, StreamsError};
 
 /// `--flows` formats.
@@ -62,6 +63,10 @@ pub struct ReportOptions {
     pub join: bool,
     /// Offline evidence for the joiner (`--conntrack`).
     pub evidence: JoinEvidence,
+    /// Join held batches on a second thread while frames keep coming (see
+    /// [`Outputs::print_held`]); off with `--follow`, whose output shares standard output.
+    /// The output is the same either way.
+    pub join_thread: bool,
 }
 
 impl ReportOptions {
@@ -131,6 +136,7 @@ impl ReportOptions {
             eager: args.line_buffered || args.packet_buffered,
             join,
             evidence,
+            join_thread: args.follow.is_none(),
         }))
     }
 }
@@ -193,9 +199,17 @@ struct Outputs {
     error: Option<ReportError>,
     /// Joined output (see [`paths`]).
     join: bool,
-    evidence: JoinEvidence,
+    /// Shared with the batch being joined on the join thread (copied on write).
+    evidence: Arc<JoinEvidence>,
+    /// Next path id of an inline join (the join thread keeps its own).
     next_path: u64,
     join_stats: crate::join::JoinStats,
+    /// The join thread, when joined batches are joined off the packet path.
+    worker: Option<JoinWorker>,
+    /// Bytes of the batch handed to the join thread and not yet written ([`FlowRecord::heap_bytes`]
+    /// of its records), counted against [`Outputs::max_held_bytes`] until its output is
+    /// written; `None` when no batch is out.
+    in_flight: Option<usize>,
     /// Told of every new flow (live process attribution); must not block.
     on_new_flow: Option<Box<dyn FnMut(&FlowInfo)>>,
     evidence_stats: Option<crate::evidence::EvidenceStats>,
@@ -230,9 +244,14 @@ impl FlowReport {
                 streams,
                 error: None,
                 join: opts.join,
-                evidence: opts.evidence,
+                evidence: Arc::new(opts.evidence),
                 next_path: 1,
                 join_stats: crate::join::JoinStats::default(),
+                worker: match opts.flows {
+                    Some(f) if opts.join && opts.join_thread => JoinWorker::spawn(f == FlowsFormat::Json),
+                    _ => None,
+                },
+                in_flight: None,
                 on_new_flow: None,
                 evidence_stats: None,
             },
@@ -242,7 +261,7 @@ impl FlowReport {
     /// More evidence for the joiner (live conntrack, socket owners, point namespaces); used
     /// when the held records are joined (at the end, or when the hold cap is reached).
     pub fn add_evidence(&mut self, e: JoinEvidence) {
-        let ev = &mut self.outputs.evidence;
+        let ev = Arc::make_mut(&mut self.outputs.evidence);
         ev.conntrack.extend(e.conntrack);
         ev.owners.extend(e.owners);
         ev.point_netns.extend(e.point_netns);
@@ -300,6 +319,7 @@ impl FlowReport {
         }
         let o = &mut self.outputs;
         o.print_held()?;
+        o.collect(true)?;
         o.out.flush().map_err(ReportError::output)?;
         if let Some(s) = o.streams.as_mut() {
             s.finish()?;
@@ -333,24 +353,27 @@ impl Outputs {
         if self.held.is_empty() {
             return Ok(());
         }
+        if let (true, Some(format)) = (self.join, self.flows) {
+            let records = std::mem::take(&mut self.held);
+            let bytes = std::mem::replace(&mut self.held_bytes, 0);
+            // One batch out at a time: the previous one is written first (output in batch
+            // order, as inline), then this one is handed over and counted until written.
+            self.collect(true)?;
+            if let Some(w) = &self.worker {
+                // A send fails only when the thread is gone, and [`Outputs::collect`] has
+                // said so already.
+                w.tx.send((records, self.evidence.clone())).map_err(|_| join_thread_failed())?;
+                self.in_flight = Some(bytes);
+                return Ok(());
+            }
+            let (out, stats) =
+                paths::join_batch(records, &self.evidence, &mut self.next_path, format == FlowsFormat::Json);
+            add_join_stats(&mut self.join_stats, &stats);
+            let out = out.map_err(ReportError::output)?;
+            return self.out.write_all(&out).map_err(ReportError::output);
+        }
         // Records end roughly in id order: sorting is cheap, and moves only small records.
         self.held.sort_unstable_by_key(|r| r.info.id);
-        if self.join && self.flows.is_some() {
-            let mut model = paths::join(&self.held, &self.evidence, self.next_path);
-            self.next_path = self.next_path.saturating_add(model.paths.len() as u64);
-            add_join_stats(&mut self.join_stats, &model.stats);
-            match self.flows {
-                Some(FlowsFormat::Json) => {
-                    paths::write_json(&mut self.out, &model, &paths::Records::new(&self.held))
-                        .map_err(ReportError::output)?;
-                }
-                _ => paths::write_text(&mut self.out, &mut model, &paths::Records::new(&self.held))
-                    .map_err(ReportError::output)?,
-            }
-            self.held.clear();
-            self.held_bytes = 0;
-            return Ok(());
-        }
         match self.flows {
             Some(FlowsFormat::Json) => {
                 let mut buf = Vec::with_capacity(1 << 17);
@@ -374,6 +397,64 @@ impl Outputs {
         self.held.clear();
         self.held_bytes = 0;
         Ok(())
+    }
+    /// Writes the joined output of the batch on the join thread, if it is done (with
+    /// `wait`: once it is done). Its records stop counting against the held share here.
+    fn collect(&mut self, wait: bool) -> Result<(), ReportError> {
+        let (Some(_), Some(w)) = (self.in_flight, &self.worker) else {
+            return Ok(());
+        };
+        let done = if wait {
+            w.rx.recv().map_err(|_| join_thread_failed())?
+        } else {
+            match w.rx.try_recv() {
+                Ok(d) => d,
+                Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(mpsc::TryRecvError::Disconnected) => return Err(join_thread_failed()),
+            }
+        };
+        self.in_flight = None;
+        let (out, stats) = done;
+        add_join_stats(&mut self.join_stats, &stats);
+        let out = out.map_err(ReportError::output)?;
+        self.out.write_all(&out).map_err(ReportError::output)
+    }
+}
+
+fn join_thread_failed() -> ReportError {
+    ReportError::Output(io::Error::other("the join thread failed"))
+}
+
+type JoinJob = (Vec<FlowRecord>, Arc<JoinEvidence>);
+type JoinDone = (io::Result<Vec<u8>>, crate::join::JoinStats);
+
+/// The join thread: joins held batches ([`paths::join_batch`]) one at a time, in the order
+/// they are sent, numbering paths across batches as an inline join does; the report thread
+/// writes each batch's output (in order) and keeps at most one batch out.
+struct JoinWorker {
+    tx: mpsc::Sender<JoinJob>,
+    rx: mpsc::Receiver<JoinDone>,
+}
+
+impl JoinWorker {
+    /// `None` when no thread can be started (then batches are joined inline).
+    fn spawn(json: bool) -> Option<JoinWorker> {
+        let (tx, jobs) = mpsc::channel::<JoinJob>();
+        let (done, rx) = mpsc::channel::<JoinDone>();
+        std::thread::Builder::new()
+            .name("flowtrail-join".into())
+            .spawn(move || {
+                let mut next_path = 1;
+                for (records, evidence) in jobs {
+                    let r = paths::join_batch(records, &evidence, &mut next_path, json);
+                    drop(evidence);
+                    if done.send(r).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(JoinWorker { tx, rx })
     }
 }
 
@@ -437,10 +518,22 @@ impl FlowObserver for Outputs {
             return;
         }
         if self.flows.is_some() {
+            if let Err(e) = self.collect(false) {
+                self.fail(e);
+                return;
+            }
             self.held_bytes += record.heap_bytes();
-            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes);
+            let out = self.in_flight.unwrap_or(0);
+            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out);
             self.held.push(record);
-            if self.held.len() >= self.max_held || self.held_bytes >= self.max_held_bytes {
+            // Joined: batches of half the bounds, so that one batch being joined (counted
+            // until written) and the next one filling stay within them together.
+            let (records, bytes) = if self.join {
+                ((self.max_held / 2).max(1), self.max_held_bytes / 2)
+            } else {
+                (self.max_held, self.max_held_bytes)
+            };
+            if self.held.len() >= records || self.held_bytes >= bytes {
                 self.flushed_early += 1;
                 if let Err(e) = self.print_held() {
                     self.fail(e);
@@ -467,6 +560,7 @@ mod tests {
             eager: false,
             join: false,
             evidence: JoinEvidence::default(),
+            join_thread: false,
         }
     }
 

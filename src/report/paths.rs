@@ -91,6 +91,32 @@ pub fn join(records: &[FlowRecord], evidence: &JoinEvidence, first_id: u64) -> M
     model
 }
 
+/// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
+/// tree) into a buffer, paths numbered from `*next_path` (advanced past them). The records
+/// are sorted by id first and dropped afterwards (on the join thread, their freeing too).
+/// Used the same way inline and on the report's join thread, so both write the same bytes.
+pub fn join_batch(
+    mut records: Vec<FlowRecord>,
+    evidence: &JoinEvidence,
+    next_path: &mut u64,
+    json: bool,
+) -> (std::io::Result<Vec<u8>>, crate::join::JoinStats) {
+    // Records end roughly in id order: sorting is cheap, and moves only small records.
+    records.sort_unstable_by_key(|r| r.info.id);
+    let mut model = join(&records, evidence, *next_path);
+    *next_path = next_path.saturating_add(model.paths.len() as u64);
+    let mut out = Vec::with_capacity(records.len() * 1024);
+    let r = if json {
+        write_json(&mut out, &model, &Records::new(&records))
+    } else {
+        write_text(&mut out, &mut model, &Records::new(&records))
+    };
+    let stats = model.stats.clone();
+    drop(model);
+    drop(records);
+    (r.map(|()| out), stats)
+}
+
 /// A record without features (ICMP) as a path of one leg of one observation.
 fn single(r: &FlowRecord) -> Path {
     let addr = |e: crate::flow::Endpoint| SocketAddr::new(e.addr, e.port);
