@@ -9,7 +9,12 @@
 //!   [`ReportOptions::max_held_records`] records or [`ReportOptions::max_held_bytes`] bytes
 //!   ([`FlowRecord::heap_bytes`], gap lists included); beyond that the waiting ones are
 //!   printed early, in id order within the batch (counted: `records_flushed_early`), so
-//!   memory stays bounded.
+//!   memory stays bounded. Joined (`--flows` without `--no-join`), batches close at half
+//!   those bounds and are joined and written on a join thread ([`JoinWorker`]) while frames
+//!   keep coming; the batch out counts against the bounds until its output is written, and
+//!   at most one is out, so held plus joining stay within them. The output (batch order,
+//!   path ids) is the one an inline join of the same batches writes (with `--follow`, which
+//!   shares standard output, batches are joined inline).
 //!   Global counters (`FlowTableStats`, plus the process's peak RSS) go to stderr at the end:
 //!   one line of text, or with `=json` one JSON object `{"stats":{...}}`.
 //! - `--follow ID`: the flow's conversation on stdout as it is reassembled ([`follow`]).
@@ -580,6 +585,61 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+    }
+
+    /// Standard output of a test run, shared with the report.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The seed captures (one file, several points) through a joined report.
+    fn joined(format: FlowsFormat, thread: bool, max_held: usize) -> Vec<u8> {
+        use crate::capture::{FrameSource, OfflineReader};
+        let o = ReportOptions {
+            flows: Some(format),
+            follow: None,
+            join: true,
+            join_thread: thread,
+            max_held_records: max_held,
+            flow: FlowConfig { features: true, ..FlowConfig::default() },
+            ..opts()
+        };
+        let out = Shared::default();
+        let mut report = FlowReport::new(o, Box::new(out.clone()), false).unwrap();
+        assert_eq!(report.outputs.worker.is_some(), thread);
+        let mut points = Points::default();
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/vm-all.pcapng");
+        let mut r = OfflineReader::open(file, &mut points).unwrap();
+        let mut spare = Vec::new();
+        while let Some(f) = r.next_frame(&mut points, spare).unwrap() {
+            report.frame(&f, &points);
+            spare = f.data;
+        }
+        assert_eq!(report.finish().unwrap(), 0);
+        let bytes = out.0.borrow().clone();
+        bytes
+    }
+
+    #[test]
+    fn the_join_thread_writes_what_an_inline_join_writes() {
+        for format in [FlowsFormat::Json, FlowsFormat::Text] {
+            // One batch, and batches of two records (the flows of this capture end at its
+            // end: the table's last sweep hands over one batch while filling the next).
+            for max_held in [1 << 16, 4] {
+                let inline = joined(format, false, max_held);
+                let threaded = joined(format, true, max_held);
+                assert!(!inline.is_empty());
+                assert_eq!(String::from_utf8_lossy(&threaded), String::from_utf8_lossy(&inline), "{format:?} {max_held}");
+            }
         }
     }
 
