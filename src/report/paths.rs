@@ -105,9 +105,10 @@ pub fn join_batch(
     records.sort_unstable_by_key(|r| r.info.id);
     let mut model = join(&records, evidence, *next_path);
     *next_path = next_path.saturating_add(model.paths.len() as u64);
-    let mut out = Vec::with_capacity(records.len() * 1024);
+    // About 2 KiB of JSON per record; written straight into the buffer, not in chunks.
+    let mut out = Vec::with_capacity(records.len() * 2048);
     let r = if json {
-        write_json(&mut out, &model, &Records::new(&records))
+        write_json_lines(&mut out, &model, &Records::new(&records))
     } else {
         write_text(&mut out, &mut model, &Records::new(&records))
     };
@@ -218,14 +219,24 @@ impl<'a> Records<'a> {
 pub fn write_json(w: &mut dyn std::io::Write, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1 << 17);
     for p in &model.paths {
-        serde_json::to_writer(&mut buf, &PathOut { p, r: records }).map_err(std::io::Error::other)?;
-        buf.push(b'\n');
+        write_path(&mut buf, p, records)?;
         if buf.len() >= 1 << 16 {
             w.write_all(&buf)?;
             buf.clear();
         }
     }
     w.write_all(&buf)
+}
+
+/// [`write_json`] into a buffer that takes the whole output.
+pub fn write_json_lines(out: &mut Vec<u8>, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
+    model.paths.iter().try_for_each(|p| write_path(out, p, records))
+}
+
+fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *buf, &PathOut { p, r: records }).map_err(std::io::Error::other)?;
+    buf.push(b'\n');
+    Ok(())
 }
 
 struct PathOut<'a> {
