@@ -371,11 +371,15 @@ impl Outputs {
                 self.in_flight = Some(bytes);
                 return Ok(());
             }
-            let (out, stats) =
-                paths::join_batch(records, &self.evidence, &mut self.next_path, format == FlowsFormat::Json);
+            let (r, stats) = paths::join_batch(
+                records,
+                &self.evidence,
+                &mut self.next_path,
+                format == FlowsFormat::Json,
+                &mut self.out,
+            );
             add_join_stats(&mut self.join_stats, &stats);
-            let out = out.map_err(ReportError::output)?;
-            return self.out.write_all(&out).map_err(ReportError::output);
+            return r.map_err(ReportError::output);
         }
         // Records end roughly in id order: sorting is cheap, and moves only small records.
         self.held.sort_unstable_by_key(|r| r.info.id);
@@ -403,26 +407,33 @@ impl Outputs {
         self.held_bytes = 0;
         Ok(())
     }
-    /// Writes the joined output of the batch on the join thread, if it is done (with
-    /// `wait`: once it is done). Its records stop counting against the held share here.
+    /// Writes what the join thread has written of the batch out so far (with `wait`: all
+    /// of it, once it is done). Its records stop counting against the held share when its
+    /// last chunk is written.
     fn collect(&mut self, wait: bool) -> Result<(), ReportError> {
-        let (Some(_), Some(w)) = (self.in_flight, &self.worker) else {
-            return Ok(());
-        };
-        let done = if wait {
-            w.rx.recv().map_err(|_| join_thread_failed())?
-        } else {
-            match w.rx.try_recv() {
-                Ok(d) => d,
-                Err(mpsc::TryRecvError::Empty) => return Ok(()),
-                Err(mpsc::TryRecvError::Disconnected) => return Err(join_thread_failed()),
+        while self.in_flight.is_some() {
+            let Some(w) = &self.worker else {
+                return Ok(());
+            };
+            let piece = if wait {
+                w.rx.recv().map_err(|_| join_thread_failed())?
+            } else {
+                match w.rx.try_recv() {
+                    Ok(d) => d,
+                    Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                    Err(mpsc::TryRecvError::Disconnected) => return Err(join_thread_failed()),
+                }
+            };
+            match piece {
+                Joined::Chunk(out) => self.out.write_all(&out).map_err(ReportError::output)?,
+                Joined::Done(r, stats) => {
+                    self.in_flight = None;
+                    add_join_stats(&mut self.join_stats, &stats);
+                    r.map_err(ReportError::output)?;
+                }
             }
-        };
-        self.in_flight = None;
-        let (out, stats) = done;
-        add_join_stats(&mut self.join_stats, &stats);
-        let out = out.map_err(ReportError::output)?;
-        self.out.write_all(&out).map_err(ReportError::output)
+        }
+        Ok(())
     }
 }
 
@@ -431,35 +442,73 @@ fn join_thread_failed() -> ReportError {
 }
 
 type JoinJob = (Vec<FlowRecord>, Arc<JoinEvidence>);
-type JoinDone = (io::Result<Vec<u8>>, crate::join::JoinStats);
+
+/// What the join thread sends back: output in order, then the end of a batch.
+enum Joined {
+    Chunk(Vec<u8>),
+    Done(io::Result<()>, crate::join::JoinStats),
+}
 
 /// The join thread: joins held batches ([`paths::join_batch`]) one at a time, in the order
 /// they are sent, numbering paths across batches as an inline join does; the report thread
-/// writes each batch's output (in order) and keeps at most one batch out.
+/// writes each batch's output (in order) and keeps at most one batch out. Output comes
+/// back in chunks of about 64 KiB through a channel of [`JoinWorker::CHUNKS`]: the thread
+/// waits for the report thread rather than hold a batch's whole output.
 struct JoinWorker {
     tx: mpsc::Sender<JoinJob>,
-    rx: mpsc::Receiver<JoinDone>,
+    rx: mpsc::Receiver<Joined>,
 }
 
 impl JoinWorker {
+    const CHUNKS: usize = 16;
+
     /// `None` when no thread can be started (then batches are joined inline).
     fn spawn(json: bool) -> Option<JoinWorker> {
         let (tx, jobs) = mpsc::channel::<JoinJob>();
-        let (done, rx) = mpsc::channel::<JoinDone>();
+        let (done, rx) = mpsc::sync_channel::<Joined>(JoinWorker::CHUNKS);
         std::thread::Builder::new()
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut next_path = 1;
                 for (records, evidence) in jobs {
-                    let r = paths::join_batch(records, &evidence, &mut next_path, json);
+                    let mut out = ChunkOut { buf: Vec::with_capacity(ChunkOut::SIZE * 2), to: &done };
+                    let stats = paths::join_batch(records, &evidence, &mut next_path, json, &mut out);
                     drop(evidence);
-                    if done.send(r).is_err() {
+                    let r = stats.0.and_then(|()| out.flush());
+                    if done.send(Joined::Done(r, stats.1)).is_err() {
                         break;
                     }
                 }
             })
             .ok()?;
         Some(JoinWorker { tx, rx })
+    }
+}
+
+/// The join thread's output: chunks sent as they fill.
+struct ChunkOut<'a> {
+    buf: Vec<u8>,
+    to: &'a mpsc::SyncSender<Joined>,
+}
+
+impl ChunkOut<'_> {
+    const SIZE: usize = 1 << 16;
+}
+
+impl Write for ChunkOut<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= ChunkOut::SIZE {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(ChunkOut::SIZE * 2));
+            self.to.send(Joined::Chunk(full)).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        }
+        Ok(())
     }
 }
 

@@ -92,30 +92,29 @@ pub fn join(records: &[FlowRecord], evidence: &JoinEvidence, first_id: u64) -> M
 }
 
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
-/// tree) into a buffer, paths numbered from `*next_path` (advanced past them). The records
-/// are sorted by id first and dropped afterwards (on the join thread, their freeing too).
-/// Used the same way inline and on the report's join thread, so both write the same bytes.
+/// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
+/// sorted by id first and dropped afterwards (on the join thread, their freeing too). Used
+/// the same way inline and on the report's join thread, so both write the same bytes.
 pub fn join_batch(
     mut records: Vec<FlowRecord>,
     evidence: &JoinEvidence,
     next_path: &mut u64,
     json: bool,
-) -> (std::io::Result<Vec<u8>>, crate::join::JoinStats) {
+    out: &mut dyn std::io::Write,
+) -> (std::io::Result<()>, crate::join::JoinStats) {
     // Records end roughly in id order: sorting is cheap, and moves only small records.
     records.sort_unstable_by_key(|r| r.info.id);
     let mut model = join(&records, evidence, *next_path);
     *next_path = next_path.saturating_add(model.paths.len() as u64);
-    // About 2 KiB of JSON per record; written straight into the buffer, not in chunks.
-    let mut out = Vec::with_capacity(records.len() * 2048);
     let r = if json {
-        write_json_lines(&mut out, &model, &Records::new(&records))
+        write_json(out, &model, &Records::new(&records))
     } else {
-        write_text(&mut out, &mut model, &Records::new(&records))
+        write_text(out, &mut model, &Records::new(&records))
     };
-    let stats = model.stats.clone();
+    let stats = model.stats;
     drop(model);
     drop(records);
-    (r.map(|()| out), stats)
+    (r, stats)
 }
 
 /// A record without features (ICMP) as a path of one leg of one observation.
@@ -226,11 +225,6 @@ pub fn write_json(w: &mut dyn std::io::Write, model: &Model, records: &Records<'
         }
     }
     w.write_all(&buf)
-}
-
-/// [`write_json`] into a buffer that takes the whole output.
-pub fn write_json_lines(out: &mut Vec<u8>, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
-    model.paths.iter().try_for_each(|p| write_path(out, p, records))
 }
 
 fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
