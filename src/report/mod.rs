@@ -572,7 +572,11 @@ impl FlowObserver for Outputs {
             return;
         }
         if self.flows.is_some() {
-            if let Err(e) = self.collect(false) {
+            // The join thread's finished chunks, looked for every 64 records (the channel
+            // bounds what waits; polling it at every record costs more than it gains).
+            if self.held.len() % 64 == 0
+                && let Err(e) = self.collect(false)
+            {
                 self.fail(e);
                 return;
             }
