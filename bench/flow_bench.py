@@ -19,7 +19,11 @@ tool's wall time to flowtrail's. Sanity checks (not timed): flowtrail reports ev
 connection, tshark lists as many conversations, and both stream writers wrote two files per
 connection. Not a test: it never fails on a slow ratio, only on wrong counts.
 
-usage: bench/flow_bench.py [--connections N] [--runs R] [--keep]
+With --baseline BIN, another flowtrail binary (say, an earlier commit's) is timed in the same
+rounds, --flows=json and --no-join, and its joining overhead printed next to this one's; with
+--only-flowtrail, tshark, tcpflow and --streams are left out (and so are their checks).
+
+usage: bench/flow_bench.py [--connections N] [--runs R] [--keep] [--baseline BIN] [--only-flowtrail]
 """
 import argparse, json, os, shutil, subprocess, sys, time
 
@@ -105,10 +109,12 @@ def main():
     ap.add_argument("--connections", type=int, default=50000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the last stream directories")
+    ap.add_argument("--baseline", help="another flowtrail binary timed in the same rounds")
+    ap.add_argument("--only-flowtrail", action="store_true", help="leave out tshark, tcpflow and --streams")
     a = ap.parse_args()
     tshark = shutil.which("tshark")
     tcpflow = shutil.which("tcpflow")
-    if not tshark or not tcpflow:
+    if (not tshark or not tcpflow) and not a.only_flowtrail:
         sys.exit("needs tshark and tcpflow (apt-get install -y tshark tcpflow)")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     ft = os.path.join(ROOT, "target/release/flowtrail")
@@ -131,12 +137,16 @@ def main():
     print(f"capture: {cap} ({os.path.getsize(cap) / 1e6:.0f} MB, {packets} packets, {a.connections} TCP connections)")
     if tcp != a.connections:
         sys.exit(f"flowtrail found {tcp} TCP flows, expected {a.connections}")
+    if a.only_flowtrail:
+        tshark = tcpflow = None
     conv_path = os.path.join(bdir, "conv.txt")
-    with open(conv_path, "wb") as out:
-        subprocess.run([tshark, "-r", cap, "-q", "-z", "conv,tcp"], stdout=out, stderr=subprocess.DEVNULL, check=True)
-    with open(conv_path, "rb") as f:
-        tshark_convs = sum(1 for l in f if b"<->" in l)
-    os.unlink(conv_path)
+    tshark_convs = a.connections
+    if tshark:
+        with open(conv_path, "wb") as out:
+            subprocess.run([tshark, "-r", cap, "-q", "-z", "conv,tcp"], stdout=out, stderr=subprocess.DEVNULL, check=True)
+        with open(conv_path, "rb") as f:
+            tshark_convs = sum(1 for l in f if b"<->" in l)
+        os.unlink(conv_path)
     if tshark_convs != a.connections:
         sys.exit(f"tshark lists {tshark_convs} TCP conversations, expected {a.connections}")
 
@@ -150,6 +160,13 @@ def main():
         ("flowtrail --streams DIR", lambda: [ft, "-r", cap, "--flows=json", "--streams",
                                              os.path.join(fresh(ft_dir), "s")], ft_dir),
     ]
+    if a.only_flowtrail:
+        tools = tools[:2]
+    if a.baseline:
+        tools += [
+            ("baseline --flows=json", lambda: [a.baseline, "-r", cap, "--flows=json"], None),
+            ("baseline --no-join", lambda: [a.baseline, "-r", cap, "--flows=json", "--no-join"], None),
+        ]
     best = {}
     results = {name: [] for name, _, _ in tools}
     # Rounds interleave the tools, so a slower stretch of a shared machine hits all alike.
@@ -159,11 +176,12 @@ def main():
             results[name].append(run(c))
     for name, res in results.items():
         best[name] = (min(r[0] for r in res), min(r[1] for r in res), max(r[2] for r in res))
-    files_tf = sum(1 for f in os.listdir(tf_dir) if f != "report.xml")
-    files_ft = sum(1 for f in os.listdir(os.path.join(ft_dir, "s")) if f != "index.json")
-    for who, n in (("tcpflow", files_tf), ("flowtrail", files_ft)):
-        if n != 2 * a.connections:
-            sys.exit(f"{who} wrote {n} stream files, expected {2 * a.connections}")
+    if not a.only_flowtrail:
+        files_tf = sum(1 for f in os.listdir(tf_dir) if f != "report.xml")
+        files_ft = sum(1 for f in os.listdir(os.path.join(ft_dir, "s")) if f != "index.json")
+        for who, n in (("tcpflow", files_tf), ("flowtrail", files_ft)):
+            if n != 2 * a.connections:
+                sys.exit(f"{who} wrote {n} stream files, expected {2 * a.connections}")
     if not a.keep:
         shutil.rmtree(ft_dir, ignore_errors=True)
         shutil.rmtree(tf_dir, ignore_errors=True)
@@ -174,16 +192,22 @@ def main():
     for name, _, _ in tools:
         wall, cpu, rss = best[name]
         ref = best["flowtrail --streams DIR"][0] if "tcpflow" in name or "--streams" in name else base
+        if name.startswith("baseline"):
+            ref = best["baseline --flows=json"][0]
         ratio = wall / ref
         print(f"{name:26} {wall:8.2f} {cpu:8.2f} {rss / 1024:13.1f} {packets / wall / 1e6:7.2f} {ratio:6.2f}x")
     # Last: the comparison holds tshark's per-packet output in this process, and a child's
     # peak RSS (wait4) counts what this process had when it forked.
-    compare_with_tshark(tshark, cap, flows_of(out_path))
+    if tshark:
+        compare_with_tshark(tshark, cap, flows_of(out_path))
     os.unlink(out_path)
-    nj = best["flowtrail --no-join"]
-    print(f"joining: --flows=json {base:.2f} s wall / {best['flowtrail --flows=json'][1]:.2f} s cpu, --no-join "
-          f"{nj[0]:.2f} s wall / {nj[1]:.2f} s cpu: overhead {(base / nj[0] - 1) * 100:+.1f}% wall, "
-          f"{(best['flowtrail --flows=json'][1] / nj[1] - 1) * 100:+.1f}% cpu (target: at most +20%)")
+    for who in ["flowtrail"] + (["baseline"] if a.baseline else []):
+        j, nj = best[f"{who} --flows=json"], best[f"{who} --no-join"]
+        print(f"joining ({who}): --flows=json {j[0]:.2f} s wall / {j[1]:.2f} s cpu / {j[2] / 1024:.0f} MiB, --no-join "
+              f"{nj[0]:.2f} s wall / {nj[1]:.2f} s cpu / {nj[2] / 1024:.0f} MiB: overhead {(j[0] / nj[0] - 1) * 100:+.1f}% wall, "
+              f"{(j[1] / nj[1] - 1) * 100:+.1f}% cpu (target: at most +20%)")
+    if a.only_flowtrail:
+        return
     print(f"tshark is {best['tshark -z conv,tcp'][0] / base:.1f}x slower than flowtrail --flows=json; "
           f"tcpflow is {best['tcpflow -o DIR'][0] / best['flowtrail --streams DIR'][0]:.1f}x the time of "
           f"flowtrail --streams (both write {2 * a.connections} files)")

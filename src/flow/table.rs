@@ -198,8 +198,9 @@ impl FlowTable {
         + std::mem::size_of::<u32>();
 
     /// What the joiner's features add to a TCP or UDP flow when [`FlowConfig::features`] is
-    /// on (the boxed features and two short owner names).
-    pub const FEATURES_BYTES: usize = heap_block(std::mem::size_of::<ObservationFeatures>()) + 2 * 32;
+    /// on: the boxed features (fixed size; the flow table never sets their socket owners,
+    /// the only part on the heap, since live owners reach the joiner as evidence).
+    pub const FEATURES_BYTES: usize = heap_block(std::mem::size_of::<ObservationFeatures>());
 
     pub fn new(config: FlowConfig) -> FlowTable {
         let budget = Budget::new(config.reassembly_memory);

@@ -50,8 +50,9 @@ fn fmix(mut h: u64) -> u64 {
 pub struct StreamHash {
     acc: u64,
     tail: u64,
+    /// Bytes hashed, modulo 2^32 (as many as one digest or datagram ever hashes).
+    len: u32,
     tail_len: u8,
-    len: u64,
 }
 
 impl StreamHash {
@@ -61,7 +62,7 @@ impl StreamHash {
 
     /// Bytes hashed so far.
     pub fn len(&self) -> u64 {
-        self.len
+        u64::from(self.len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -69,7 +70,7 @@ impl StreamHash {
     }
 
     pub fn write(&mut self, mut bytes: &[u8]) {
-        self.len = self.len.wrapping_add(bytes.len() as u64);
+        self.len = self.len.wrapping_add(bytes.len() as u32);
         // Fill the pending word first.
         while self.tail_len > 0 && !bytes.is_empty() {
             self.tail |= u64::from(bytes[0]) << (8 * u32::from(self.tail_len));
@@ -100,7 +101,7 @@ impl StreamHash {
         } else {
             self.acc
         };
-        fmix(absorb(acc, self.len ^ SEED))
+        fmix(absorb(acc, u64::from(self.len) ^ SEED))
     }
 
     /// Hash of one byte string.
@@ -124,15 +125,24 @@ pub enum Anchor {
 }
 
 /// Digest of the first [`HEAD`] bytes of one stream direction (see the module docs).
+///
+/// Prefix digests are 32 bits ([`StreamDigest::prefix`]): two different prefixes compare
+/// equal with probability 2^-32, and only candidate pairs already close in time and tuple
+/// are compared; 56 bytes in all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StreamDigest {
     hash: StreamHash,
-    marks: [u64; 4],
+    /// In-order bytes delivered in total (also beyond HEAD, up to the first gap).
+    delivered: u64,
+    marks: [u32; 4],
     anchor: Anchor,
     /// A gap (or a non-contiguous delivery) stopped hashing at `hash.len()`.
     broken: bool,
-    /// In-order bytes delivered in total (also beyond HEAD, up to the first gap).
-    delivered: u64,
+}
+
+/// A 64-bit hash folded to the 32 bits a digest keeps.
+fn fold(h: u64) -> u32 {
+    (h ^ (h >> 32)) as u32
 }
 
 /// Result of comparing two stream digests.
@@ -195,7 +205,7 @@ impl StreamDigest {
             rest = &rest[take..];
             let now = self.hash.len() as u32;
             if let Some(i) = MARKS.iter().position(|&m| m == now) {
-                self.marks[i] = self.hash.finish();
+                self.marks[i] = fold(self.hash.finish());
             }
         }
     }
@@ -221,16 +231,17 @@ impl StreamDigest {
         self.broken
     }
 
-    /// Digest of the first `n` bytes, if known (`n` a mark, or the head length).
+    /// Digest of the first `n` bytes, if known (`n` a mark, or the head length): 32 bits,
+    /// the same whether it comes from a mark or the head.
     pub fn prefix(&self, n: u32) -> Option<u64> {
         if self.anchor != Anchor::Syn || n == 0 {
             return None;
         }
         if n == self.hashed() {
-            return Some(self.hash.finish());
+            return Some(u64::from(fold(self.hash.finish())));
         }
         let i = MARKS.iter().position(|&m| m == n)?;
-        (self.hashed() >= n).then_some(self.marks[i])
+        (self.hashed() >= n).then_some(u64::from(self.marks[i]))
     }
 
     /// The key under which the stream is indexed for candidate search: the 16-byte mark,

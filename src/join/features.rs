@@ -20,18 +20,22 @@
 //!
 //! ## Memory
 //!
-//! Fixed size, no heap except the owners' `comm` strings: every list keeps only its first
-//! few entries ([`K_IPID`], [`K_TSVAL`], [`K_SEGMENTS`], [`K_DATAGRAMS`]), record times are
-//! 4-byte offsets from the direction's first packet ([`Rel`], 16 ns ticks), and the stream
-//! digest keeps five 64-bit hashes ([`StreamDigest`]). Per direction: SYN 40 bytes, TSvals
-//! 40, IP-IDs 40, segment records 104, datagram records 72, digest 80, times and counters
-//! about 150; `size_of::<ObservationFeatures>()` is about 1.2 KiB (asserted in the tests),
-//! whatever the connection carries.
+//! Fixed size, no heap except the socket owners (boxed, only when [`ObservationFeatures::set_owner`]
+//! is called; the flow table never does, live owners reach the joiner as evidence): every
+//! list keeps only its first few entries ([`K_IPID`], [`K_TSVAL`], [`K_SEGMENTS`],
+//! [`K_DATAGRAMS`]), record times are 4-byte offsets from the direction's first packet
+//! ([`Rel`], 16 ns ticks), TCP segment records and UDP datagram records share their room
+//! (an observation has one kind), and the stream digest keeps 32-bit prefix hashes
+//! ([`StreamDigest`], 56 bytes). Per direction: SYN 32 bytes, TSvals 36, IP-IDs 36,
+//! segment or datagram records 104, digest 56, times and counters about 90;
+//! `size_of::<ObservationFeatures>()` is 832 bytes (asserted in the tests), whatever the
+//! connection carries.
 //!
 //! ## Cost per packet
 //!
 //! A handful of comparisons and stores per packet; hashing touches only the first 1024
-//! bytes of each TCP direction and 256 bytes of each of the first datagrams of UDP.
+//! bytes of each TCP direction and 256 bytes of each of the first [`K_DATAGRAMS`] datagrams
+//! of UDP (later ones are counted, not hashed).
 
 use super::digest::{StreamDigest, datagram_digest};
 use crate::capture::Timestamp;
@@ -225,17 +229,13 @@ pub struct TtlRange {
 #[repr(C)]
 pub struct DirFeatures {
     /// Time of the direction's first packet as it arrived (never changes afterwards): the
-    /// base of every [`Rel`] time.
+    /// base of every [`Rel`] time, and the direction's first time ([`DirFeatures::first`]).
     pub base: Nanos,
     pub packets: u64,
     /// Payload bytes on the wire (TCP payload / UDP payload lengths, retransmissions too).
     pub bytes: u64,
-    pub first: Option<Nanos>,
-    pub last: Option<Nanos>,
-    /// First packet with payload.
-    pub data_at: Option<Nanos>,
-    pub fin_at: Option<Nanos>,
-    pub rst_at: Option<Nanos>,
+    /// First packet with payload ([`DirFeatures::data_at`]; [`NO_TIME`] before one).
+    data_at: Nanos,
     pub syn: Option<Syn>,
     /// In-order payload digest (TCP).
     pub stream: StreamDigest,
@@ -254,13 +254,91 @@ pub struct DirFeatures {
     pub tsvals: Firsts<Stamped<u32>, K_TSVAL>,
     /// First IPv4 identifications.
     pub ip_ids: Firsts<Stamped<u16>, K_IPID>,
-    pub segments: Firsts<SegmentRecord, K_SEGMENTS>,
-    pub datagrams: Firsts<DatagramRecord, K_DATAGRAMS>,
+    /// TCP segment records or UDP datagram records ([`DirFeatures::segments`],
+    /// [`DirFeatures::datagrams`]): an observation has one kind only, so they share room.
+    records: Records,
     pub ttl: Option<TtlRange>,
     pub macs: Option<Macs>,
+    /// [`END_FIN`] | [`END_RST`]: a FIN or RST was seen.
+    ends: u8,
 }
 
+/// No time (an absent optional time stored in a plain [`Nanos`]).
+const NO_TIME: Nanos = Nanos::MIN;
+const END_FIN: u8 = 1;
+const END_RST: u8 = 2;
+
+/// The records of one direction: segments (TCP) or datagrams (UDP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Records {
+    Segments(Firsts<SegmentRecord, K_SEGMENTS>),
+    Datagrams(Firsts<DatagramRecord, K_DATAGRAMS>),
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Records::Segments(Firsts::default())
+    }
+}
+
+const NO_SEGMENT: SegmentRecord = SegmentRecord {
+    seq: 0,
+    len: 0,
+    at: Rel(0),
+    flags: 0,
+};
+const NO_DATAGRAM: DatagramRecord = DatagramRecord {
+    hash: 0,
+    len: 0,
+    at: Rel(0),
+};
+static NO_SEGMENTS: Firsts<SegmentRecord, K_SEGMENTS> = Firsts {
+    items: [NO_SEGMENT; K_SEGMENTS],
+    len: 0,
+};
+static NO_DATAGRAMS: Firsts<DatagramRecord, K_DATAGRAMS> = Firsts {
+    items: [NO_DATAGRAM; K_DATAGRAMS],
+    len: 0,
+};
+
 impl DirFeatures {
+    /// Time of the direction's first packet (`None` before one).
+    pub fn first(&self) -> Option<Nanos> {
+        (self.packets > 0).then_some(self.base)
+    }
+
+    /// Time of the direction's first packet with payload.
+    pub fn data_at(&self) -> Option<Nanos> {
+        (self.data_at != NO_TIME).then_some(self.data_at)
+    }
+
+    /// The first segments that carried SYN, FIN, RST or payload (none for UDP).
+    pub fn segments(&self) -> &Firsts<SegmentRecord, K_SEGMENTS> {
+        match &self.records {
+            Records::Segments(s) => s,
+            Records::Datagrams(_) => &NO_SEGMENTS,
+        }
+    }
+
+    /// The first datagrams (none for TCP).
+    pub fn datagrams(&self) -> &Firsts<DatagramRecord, K_DATAGRAMS> {
+        match &self.records {
+            Records::Datagrams(d) => d,
+            Records::Segments(_) => &NO_DATAGRAMS,
+        }
+    }
+
+    fn new(proto: Proto) -> DirFeatures {
+        DirFeatures {
+            data_at: NO_TIME,
+            records: match proto {
+                Proto::Udp => Records::Datagrams(Firsts::default()),
+                _ => Records::Segments(Firsts::default()),
+            },
+            ..DirFeatures::default()
+        }
+    }
+
     /// Absolute time of a record's [`Rel`] time.
     pub fn time(&self, at: Rel) -> Option<Nanos> {
         at.resolve(self.base)
@@ -275,7 +353,7 @@ impl DirFeatures {
 
     /// A FIN or RST was seen: the byte count is final.
     pub fn finished(&self) -> bool {
-        self.fin_at.is_some() || self.rst_at.is_some()
+        self.ends != 0
     }
 
     /// The first TSval (of the SYN if seen).
@@ -289,10 +367,8 @@ impl DirFeatures {
         let rel = self.rel(at);
         self.packets = self.packets.saturating_add(1);
         self.bytes = self.bytes.saturating_add(u64::from(payload_len));
-        self.first.get_or_insert(at);
-        self.last = Some(self.last.map_or(at, |l| l.max(at)));
-        if payload_len > 0 {
-            self.data_at.get_or_insert(at);
+        if payload_len > 0 && self.data_at == NO_TIME {
+            self.data_at = at;
         }
         self.ttl = Some(match self.ttl {
             None => TtlRange {
@@ -366,10 +442,11 @@ pub struct ObservationFeatures {
     pub server: SocketAddr,
     pub first: Nanos,
     pub last: Nanos,
-    /// Owner of the client's socket, of the server's socket, when attributed.
-    pub owners: [Option<Owner>; 2],
     /// `[ClientToServer, ServerToClient]`.
     pub dirs: [DirFeatures; 2],
+    /// Owner of the client's socket, of the server's socket, when attributed (live only:
+    /// boxed, so that offline observations do not carry the room).
+    owners: Option<Box<[Option<Owner>; 2]>>,
 }
 
 /// Index of a direction in [`ObservationFeatures::dirs`].
@@ -394,8 +471,8 @@ impl ObservationFeatures {
             server,
             first: Nanos::MAX,
             last: Nanos::MIN,
-            dirs: [DirFeatures::default(); 2],
-            owners: [None, None],
+            dirs: [DirFeatures::new(proto); 2],
+            owners: None,
         }
     }
 
@@ -473,8 +550,10 @@ impl ObservationFeatures {
                 d.seq_hi = Some(hi.get());
             }
         }
-        if syn || fin || rst || tcp.payload_len > 0 {
-            d.segments.push(SegmentRecord {
+        if (syn || fin || rst || tcp.payload_len > 0)
+            && let Records::Segments(s) = &mut d.records
+        {
+            s.push(SegmentRecord {
                 seq: tcp.seq,
                 len: tcp.payload_len,
                 flags: tcp.flags as u8,
@@ -482,10 +561,10 @@ impl ObservationFeatures {
             });
         }
         if fin {
-            d.fin_at.get_or_insert(at);
+            d.ends |= END_FIN;
         }
         if rst {
-            d.rst_at.get_or_insert(at);
+            d.ends |= END_RST;
         }
     }
 
@@ -494,12 +573,16 @@ impl ObservationFeatures {
         let at = self.touch(at.nanos());
         let d = &mut self.dirs[dir_index(dir)];
         let rel = d.packet(at, ip, udp.payload_len);
-        let hash = datagram_digest(udp.payload_len, udp.payload).map_or(0, |h| h.max(1));
-        d.datagrams.push(DatagramRecord {
-            hash,
-            len: udp.payload_len,
-            at: rel,
-        });
+        if let Records::Datagrams(g) = &mut d.records
+            && !g.is_full()
+        {
+            let hash = datagram_digest(udp.payload_len, udp.payload).map_or(0, |h| h.max(1));
+            g.push(DatagramRecord {
+                hash,
+                len: udp.payload_len,
+                at: rel,
+            });
+        }
     }
 
     /// The frame's link layer: records the MACs of the direction's first Ethernet frame.
@@ -527,10 +610,15 @@ impl ObservationFeatures {
     /// The process owning one end's socket (as attributed at this point's namespace). The
     /// name is made terminal-safe here ([`Owner::clean`]): a process chooses its own `comm`.
     pub fn set_owner(&mut self, side: Side, owner: Owner) {
-        self.owners[match side {
+        self.owners.get_or_insert_default()[match side {
             Side::Client => 0,
             Side::Server => 1,
         }] = Some(owner.clean());
+    }
+
+    /// The owner of the flow table's client's (`0`) or server's (`1`) socket.
+    pub fn owner(&self, i: usize) -> Option<&Owner> {
+        self.owners.as_ref()?.get(i)?.as_ref()
     }
 }
 
@@ -576,7 +664,8 @@ mod tests {
     #[test]
     fn fixed_size() {
         let n = std::mem::size_of::<ObservationFeatures>();
-        assert!(n <= 1280, "ObservationFeatures is {n} bytes");
+        assert!(n <= 832, "ObservationFeatures is {n} bytes");
+        assert!(std::mem::size_of::<DirFeatures>() <= 360);
         assert_eq!(std::mem::size_of::<SegmentRecord>(), 16);
         assert_eq!(std::mem::size_of::<DatagramRecord>(), 16);
     }
@@ -634,7 +723,11 @@ mod tests {
             [7, 8]
         );
         assert_eq!((d.seq_lo, d.seq_hi), (Some(100), Some(106)));
-        assert_eq!(d.segments.len(), 3);
+        assert_eq!(d.segments().len(), 3);
+        assert_eq!(d.datagrams().len(), 0);
+        assert_eq!(d.first(), Some(nanos(ts(0))));
+        assert_eq!(d.data_at(), Some(nanos(ts(20))));
+        assert!(!d.finished());
         assert_eq!(d.stream.hashed(), 5);
         let r = f.dir(s2c);
         assert_eq!(r.syn.unwrap().ack, Some(101));

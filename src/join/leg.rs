@@ -82,7 +82,7 @@ impl<'b> Ob<'b> {
     /// Owner of the client's / server's socket as the flow table attributed it.
     pub fn owner(&self, dir_side_client: bool) -> Option<&'b super::Owner> {
         let i = usize::from(!dir_side_client) ^ usize::from(self.flip);
-        self.f.owners[i].as_ref()
+        self.f.owner(i)
     }
     /// A SYN was seen (either way): client and server are known, not guessed.
     pub fn oriented(&self) -> bool {
@@ -235,11 +235,11 @@ pub(crate) fn compare(a: &Ob<'_>, b: &Ob<'_>, cfg: &JoinConfig) -> Option<PairSc
                 ps.add(Evidence::TsEcho { dir });
             }
             let segs = common_count(
-                x.segments
+                x.segments()
                     .as_slice()
                     .iter()
                     .map(|s| (s.seq, s.len, s.flags)),
-                y.segments
+                y.segments()
                     .as_slice()
                     .iter()
                     .map(|s| (s.seq, s.len, s.flags)),
@@ -378,7 +378,7 @@ fn common_count<T: PartialEq + Copy>(
 /// Datagram digests equal at a constant index shift (one point may have started later);
 /// the number of equal datagrams, `None` if no alignment agrees on every comparable pair.
 pub(crate) fn datagram_alignment(x: &DirFeatures, y: &DirFeatures) -> Option<u32> {
-    let (xs, ys) = (x.datagrams.as_slice(), y.datagrams.as_slice());
+    let (xs, ys) = (x.datagrams().as_slice(), y.datagrams().as_slice());
     let mut best = None;
     for (i, dx) in xs.iter().enumerate() {
         let Some(hx) = dx.digest() else { continue };
@@ -473,7 +473,7 @@ pub(crate) fn candidates(
                     }
                 }
                 Proto::Udp => {
-                    for dg in d.datagrams.as_slice() {
+                    for dg in d.datagrams().as_slice() {
                         if let Some(h) = dg.digest() {
                             keys.push(key(DATAGRAM, h));
                         }

@@ -76,7 +76,7 @@ impl<'b> LegSum<'b> {
                     s.digest = Some(&d.stream);
                 }
                 let comparable = |x: &DirFeatures| {
-                    x.datagrams
+                    x.datagrams()
                         .as_slice()
                         .iter()
                         .filter(|g| g.digest().is_some())
@@ -88,8 +88,8 @@ impl<'b> LegSum<'b> {
             }
             let data_at = |v: Option<&View>| -> Option<Nanos> {
                 let d = v?.d(obs, dir);
-                d.data_at
-                    .or_else(|| d.datagrams.as_slice().first().and_then(|g| d.time(g.at)))
+                d.data_at()
+                    .or_else(|| d.datagrams().as_slice().first().and_then(|g| d.time(g.at)))
             };
             s.data_near_client = data_at(near_client);
             s.data_near_server = data_at(near_server);
@@ -127,7 +127,7 @@ impl<'b> LegSum<'b> {
             Proto::Udp => [0, 1].map(|d| {
                 self.streams[d]
                     .datagrams
-                    .and_then(|x| x.datagrams.as_slice().iter().find_map(|g| g.digest()))
+                    .and_then(|x| x.datagrams().as_slice().iter().find_map(|g| g.digest()))
             }),
         };
         match (self.proto, heads) {
@@ -375,13 +375,11 @@ fn segments_causal(reader: &DirFeatures, writer: &DirFeatures, slack: Nanos) -> 
         return true;
     };
     let off = |seq: u32, isn: u32| u64::from(seq.wrapping_sub(isn.wrapping_add(1)));
-    for w in writer.segments.as_slice().iter().filter(|w| w.len > 0) {
-        let Some(w_at) = writer.time(w.at) else {
-            continue;
-        };
+    for w in writer.segments().as_slice().iter().filter(|w| w.len > 0) {
+        let Some(w_at) = writer.time(w.at) else { continue };
         let last = off(w.seq, ws.isn) + u64::from(w.len) - 1;
         let read = reader
-            .segments
+            .segments()
             .as_slice()
             .iter()
             .filter(|r| r.len > 0)

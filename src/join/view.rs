@@ -81,7 +81,7 @@ impl View {
     fn records(&self, obs: &[Ob<'_>]) -> usize {
         Dir::BOTH
             .iter()
-            .map(|&d| self.d(obs, d).segments.len() + self.d(obs, d).datagrams.len())
+            .map(|&d| self.d(obs, d).segments().len() + self.d(obs, d).datagrams().len())
             .sum()
     }
 }
@@ -249,9 +249,9 @@ fn delays(u: &View, v: &View, obs: &[Ob<'_>], dir: Dir) -> Samples {
             Dir::S2c => tu.saturating_sub(tv),
         })
     };
-    for x in a.segments.as_slice() {
+    for x in a.segments().as_slice() {
         if let Some(y) = b
-            .segments
+            .segments()
             .as_slice()
             .iter()
             .find(|y| (y.seq, y.len, y.flags) == (x.seq, x.len, x.flags))
@@ -260,11 +260,11 @@ fn delays(u: &View, v: &View, obs: &[Ob<'_>], dir: Dir) -> Samples {
             add(tx, ty);
         }
     }
-    for x in a.datagrams.as_slice() {
+    for x in a.datagrams().as_slice() {
         if x.digest().is_none() {
             continue;
         }
-        if let Some(y) = b.datagrams.as_slice().iter().find(|y| y.hash == x.hash)
+        if let Some(y) = b.datagrams().as_slice().iter().find(|y| y.hash == x.hash)
             && let (Some(tx), Some(ty)) = (a.time(x.at), b.time(y.at))
         {
             add(tx, ty);

@@ -9,7 +9,12 @@
 //!   [`ReportOptions::max_held_records`] records or [`ReportOptions::max_held_bytes`] bytes
 //!   ([`FlowRecord::heap_bytes`], gap lists included); beyond that the waiting ones are
 //!   printed early, in id order within the batch (counted: `records_flushed_early`), so
-//!   memory stays bounded.
+//!   memory stays bounded. Joined (`--flows` without `--no-join`), batches close at half
+//!   those bounds and are joined and written on a join thread ([`JoinWorker`]) while frames
+//!   keep coming; the batch out counts against the bounds until its output is written, and
+//!   at most one is out, so held plus joining stay within them. The output (batch order,
+//!   path ids) is the one an inline join of the same batches writes (with `--follow`, which
+//!   shares standard output, batches are joined inline).
 //!   Global counters (`FlowTableStats`, plus the process's peak RSS) go to stderr at the end:
 //!   one line of text, or with `=json` one JSON object `{"stats":{...}}`.
 //! - `--follow ID`: the flow's conversation on stdout as it is reassembled ([`follow`]).
@@ -32,6 +37,7 @@ use follow::{Follow, FollowFormat};
 use paths::JoinEvidence;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
 use streams::{StreamFiles, StreamsError};
 
 /// `--flows` formats.
@@ -62,6 +68,10 @@ pub struct ReportOptions {
     pub join: bool,
     /// Offline evidence for the joiner (`--conntrack`).
     pub evidence: JoinEvidence,
+    /// Join held batches on a second thread while frames keep coming (see
+    /// [`Outputs::print_held`]); off with `--follow`, whose output shares standard output.
+    /// The output is the same either way.
+    pub join_thread: bool,
 }
 
 impl ReportOptions {
@@ -141,6 +151,7 @@ impl ReportOptions {
             eager: args.line_buffered || args.packet_buffered,
             join,
             evidence,
+            join_thread: args.follow.is_none(),
         }))
     }
 }
@@ -203,9 +214,17 @@ struct Outputs {
     error: Option<ReportError>,
     /// Joined output (see [`paths`]).
     join: bool,
-    evidence: JoinEvidence,
+    /// Shared with the batch being joined on the join thread (copied on write).
+    evidence: Arc<JoinEvidence>,
+    /// Next path id of an inline join (the join thread keeps its own).
     next_path: u64,
     join_stats: crate::join::JoinStats,
+    /// The join thread, when joined batches are joined off the packet path.
+    worker: Option<JoinWorker>,
+    /// Bytes of the batch handed to the join thread and not yet written ([`FlowRecord::heap_bytes`]
+    /// of its records), counted against [`Outputs::max_held_bytes`] until its output is
+    /// written; `None` when no batch is out.
+    in_flight: Option<usize>,
     /// Told of every new flow (live process attribution); must not block.
     on_new_flow: Option<Box<dyn FnMut(&FlowInfo)>>,
     evidence_stats: Option<crate::evidence::EvidenceStats>,
@@ -240,9 +259,14 @@ impl FlowReport {
                 streams,
                 error: None,
                 join: opts.join,
-                evidence: opts.evidence,
+                evidence: Arc::new(opts.evidence),
                 next_path: 1,
                 join_stats: crate::join::JoinStats::default(),
+                worker: match opts.flows {
+                    Some(f) if opts.join && opts.join_thread => JoinWorker::spawn(f == FlowsFormat::Json),
+                    _ => None,
+                },
+                in_flight: None,
                 on_new_flow: None,
                 evidence_stats: None,
             },
@@ -252,7 +276,7 @@ impl FlowReport {
     /// More evidence for the joiner (live conntrack, socket owners, point namespaces); used
     /// when the held records are joined (at the end, or when the hold cap is reached).
     pub fn add_evidence(&mut self, e: JoinEvidence) {
-        let ev = &mut self.outputs.evidence;
+        let ev = Arc::make_mut(&mut self.outputs.evidence);
         ev.conntrack.extend(e.conntrack);
         ev.owners.extend(e.owners);
         ev.point_netns.extend(e.point_netns);
@@ -310,6 +334,7 @@ impl FlowReport {
         }
         let o = &mut self.outputs;
         o.print_held()?;
+        o.collect(true)?;
         o.out.flush().map_err(ReportError::output)?;
         if let Some(s) = o.streams.as_mut() {
             s.finish()?;
@@ -343,24 +368,31 @@ impl Outputs {
         if self.held.is_empty() {
             return Ok(());
         }
+        if let (true, Some(format)) = (self.join, self.flows) {
+            let records = std::mem::take(&mut self.held);
+            let bytes = std::mem::replace(&mut self.held_bytes, 0);
+            // One batch out at a time: the previous one is written first (output in batch
+            // order, as inline), then this one is handed over and counted until written.
+            self.collect(true)?;
+            if let Some(w) = &self.worker {
+                // A send fails only when the thread is gone, and [`Outputs::collect`] has
+                // said so already.
+                w.tx.send((records, self.evidence.clone())).map_err(|_| join_thread_failed())?;
+                self.in_flight = Some(bytes);
+                return Ok(());
+            }
+            let (r, stats) = paths::join_batch(
+                records,
+                &self.evidence,
+                &mut self.next_path,
+                format == FlowsFormat::Json,
+                &mut self.out,
+            );
+            add_join_stats(&mut self.join_stats, &stats);
+            return r.map_err(ReportError::output);
+        }
         // Records end roughly in id order: sorting is cheap, and moves only small records.
         self.held.sort_unstable_by_key(|r| r.info.id);
-        if self.join && self.flows.is_some() {
-            let mut model = paths::join(&self.held, &self.evidence, self.next_path);
-            self.next_path = self.next_path.saturating_add(model.paths.len() as u64);
-            add_join_stats(&mut self.join_stats, &model.stats);
-            match self.flows {
-                Some(FlowsFormat::Json) => {
-                    paths::write_json(&mut self.out, &model, &paths::Records::new(&self.held))
-                        .map_err(ReportError::output)?;
-                }
-                _ => paths::write_text(&mut self.out, &mut model, &paths::Records::new(&self.held))
-                    .map_err(ReportError::output)?,
-            }
-            self.held.clear();
-            self.held_bytes = 0;
-            return Ok(());
-        }
         match self.flows {
             Some(FlowsFormat::Json) => {
                 let mut buf = Vec::with_capacity(1 << 17);
@@ -383,6 +415,109 @@ impl Outputs {
         }
         self.held.clear();
         self.held_bytes = 0;
+        Ok(())
+    }
+    /// Writes what the join thread has written of the batch out so far (with `wait`: all
+    /// of it, once it is done). Its records stop counting against the held share when its
+    /// last chunk is written.
+    fn collect(&mut self, wait: bool) -> Result<(), ReportError> {
+        while self.in_flight.is_some() {
+            let Some(w) = &self.worker else {
+                return Ok(());
+            };
+            let piece = if wait {
+                w.rx.recv().map_err(|_| join_thread_failed())?
+            } else {
+                match w.rx.try_recv() {
+                    Ok(d) => d,
+                    Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                    Err(mpsc::TryRecvError::Disconnected) => return Err(join_thread_failed()),
+                }
+            };
+            match piece {
+                Joined::Chunk(out) => self.out.write_all(&out).map_err(ReportError::output)?,
+                Joined::Done(r, stats) => {
+                    self.in_flight = None;
+                    add_join_stats(&mut self.join_stats, &stats);
+                    r.map_err(ReportError::output)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn join_thread_failed() -> ReportError {
+    ReportError::Output(io::Error::other("the join thread failed"))
+}
+
+type JoinJob = (Vec<FlowRecord>, Arc<JoinEvidence>);
+
+/// What the join thread sends back: output in order, then the end of a batch.
+enum Joined {
+    Chunk(Vec<u8>),
+    Done(io::Result<()>, crate::join::JoinStats),
+}
+
+/// The join thread: joins held batches ([`paths::join_batch`]) one at a time, in the order
+/// they are sent, numbering paths across batches as an inline join does; the report thread
+/// writes each batch's output (in order) and keeps at most one batch out. Output comes
+/// back in chunks of about 64 KiB through a channel of [`JoinWorker::CHUNKS`]: the thread
+/// waits for the report thread rather than hold a batch's whole output.
+struct JoinWorker {
+    tx: mpsc::Sender<JoinJob>,
+    rx: mpsc::Receiver<Joined>,
+}
+
+impl JoinWorker {
+    const CHUNKS: usize = 16;
+
+    /// `None` when no thread can be started (then batches are joined inline).
+    fn spawn(json: bool) -> Option<JoinWorker> {
+        let (tx, jobs) = mpsc::channel::<JoinJob>();
+        let (done, rx) = mpsc::sync_channel::<Joined>(JoinWorker::CHUNKS);
+        std::thread::Builder::new()
+            .name("flowtrail-join".into())
+            .spawn(move || {
+                let mut next_path = 1;
+                for (records, evidence) in jobs {
+                    let mut out = ChunkOut { buf: Vec::with_capacity(ChunkOut::SIZE * 2), to: &done };
+                    let stats = paths::join_batch(records, &evidence, &mut next_path, json, &mut out);
+                    drop(evidence);
+                    let r = stats.0.and_then(|()| out.flush());
+                    if done.send(Joined::Done(r, stats.1)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(JoinWorker { tx, rx })
+    }
+}
+
+/// The join thread's output: chunks sent as they fill.
+struct ChunkOut<'a> {
+    buf: Vec<u8>,
+    to: &'a mpsc::SyncSender<Joined>,
+}
+
+impl ChunkOut<'_> {
+    const SIZE: usize = 1 << 16;
+}
+
+impl Write for ChunkOut<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= ChunkOut::SIZE {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(ChunkOut::SIZE * 2));
+            self.to.send(Joined::Chunk(full)).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        }
         Ok(())
     }
 }
@@ -447,10 +582,26 @@ impl FlowObserver for Outputs {
             return;
         }
         if self.flows.is_some() {
+            // The join thread's finished chunks, looked for every 64 records (the channel
+            // bounds what waits; polling it at every record costs more than it gains).
+            if self.held.len() % 64 == 0
+                && let Err(e) = self.collect(false)
+            {
+                self.fail(e);
+                return;
+            }
             self.held_bytes += record.heap_bytes();
-            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes);
+            let out = self.in_flight.unwrap_or(0);
+            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out);
             self.held.push(record);
-            if self.held.len() >= self.max_held || self.held_bytes >= self.max_held_bytes {
+            // Joined: batches of half the bounds, so that one batch being joined (counted
+            // until written) and the next one filling stay within them together.
+            let (records, bytes) = if self.join {
+                ((self.max_held / 2).max(1), self.max_held_bytes / 2)
+            } else {
+                (self.max_held, self.max_held_bytes)
+            };
+            if self.held.len() >= records || self.held_bytes >= bytes {
                 self.flushed_early += 1;
                 if let Err(e) = self.print_held() {
                     self.fail(e);
@@ -477,6 +628,7 @@ mod tests {
             eager: false,
             join: false,
             evidence: JoinEvidence::default(),
+            join_thread: false,
         }
     }
 
@@ -496,6 +648,61 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+    }
+
+    /// Standard output of a test run, shared with the report.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The seed captures (one file, several points) through a joined report.
+    fn joined(format: FlowsFormat, thread: bool, max_held: usize) -> Vec<u8> {
+        use crate::capture::{FrameSource, OfflineReader};
+        let o = ReportOptions {
+            flows: Some(format),
+            follow: None,
+            join: true,
+            join_thread: thread,
+            max_held_records: max_held,
+            flow: FlowConfig { features: true, ..FlowConfig::default() },
+            ..opts()
+        };
+        let out = Shared::default();
+        let mut report = FlowReport::new(o, Box::new(out.clone()), false).unwrap();
+        assert_eq!(report.outputs.worker.is_some(), thread);
+        let mut points = Points::default();
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/vm-all.pcapng");
+        let mut r = OfflineReader::open(file, &mut points).unwrap();
+        let mut spare = Vec::new();
+        while let Some(f) = r.next_frame(&mut points, spare).unwrap() {
+            report.frame(&f, &points);
+            spare = f.data;
+        }
+        assert_eq!(report.finish().unwrap(), 0);
+        let bytes = out.0.borrow().clone();
+        bytes
+    }
+
+    #[test]
+    fn the_join_thread_writes_what_an_inline_join_writes() {
+        for format in [FlowsFormat::Json, FlowsFormat::Text] {
+            // One batch, and batches of two records (the flows of this capture end at its
+            // end: the table's last sweep hands over one batch while filling the next).
+            for max_held in [1 << 16, 4] {
+                let inline = joined(format, false, max_held);
+                let threaded = joined(format, true, max_held);
+                assert!(!inline.is_empty());
+                assert_eq!(String::from_utf8_lossy(&threaded), String::from_utf8_lossy(&inline), "{format:?} {max_held}");
+            }
         }
     }
 

@@ -91,6 +91,32 @@ pub fn join(records: &[FlowRecord], evidence: &JoinEvidence, first_id: u64) -> M
     model
 }
 
+/// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
+/// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
+/// sorted by id first and dropped afterwards (on the join thread, their freeing too). Used
+/// the same way inline and on the report's join thread, so both write the same bytes.
+pub fn join_batch(
+    mut records: Vec<FlowRecord>,
+    evidence: &JoinEvidence,
+    next_path: &mut u64,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> (std::io::Result<()>, crate::join::JoinStats) {
+    // Records end roughly in id order: sorting is cheap, and moves only small records.
+    records.sort_unstable_by_key(|r| r.info.id);
+    let mut model = join(&records, evidence, *next_path);
+    *next_path = next_path.saturating_add(model.paths.len() as u64);
+    let r = if json {
+        write_json(out, &model, &Records::new(&records))
+    } else {
+        write_text(out, &mut model, &Records::new(&records))
+    };
+    let stats = model.stats;
+    drop(model);
+    drop(records);
+    (r, stats)
+}
+
 /// A record without features (ICMP) as a path of one leg of one observation.
 fn single(r: &FlowRecord) -> Path {
     let addr = |e: crate::flow::Endpoint| SocketAddr::new(e.addr, e.port);
@@ -192,14 +218,19 @@ impl<'a> Records<'a> {
 pub fn write_json(w: &mut dyn std::io::Write, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1 << 17);
     for p in &model.paths {
-        serde_json::to_writer(&mut buf, &PathOut { p, r: records }).map_err(std::io::Error::other)?;
-        buf.push(b'\n');
+        write_path(&mut buf, p, records)?;
         if buf.len() >= 1 << 16 {
             w.write_all(&buf)?;
             buf.clear();
         }
     }
     w.write_all(&buf)
+}
+
+fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *buf, &PathOut { p, r: records }).map_err(std::io::Error::other)?;
+    buf.push(b'\n');
+    Ok(())
 }
 
 struct PathOut<'a> {
