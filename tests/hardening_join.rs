@@ -258,6 +258,8 @@ fn joined_batches_are_bounded_and_refill() {
     eprintln!("4000 joined records: held peak {peak} of {limit} bytes, {early} batches printed early");
     assert_eq!(json_lines(&o).len(), 4000);
     assert!(peak <= limit + 8192, "held {peak} bytes, bound {limit}");
-    // Each record with its features is about 1.7 KiB: 4000 fill the 1.3 MiB bound a few times.
-    assert!((1..=8).contains(&early), "{early} batches printed early");
+    // Each record with its features is about 1.3 KiB, and joined batches close at half the
+    // 1.3 MiB bound (one is joined on the join thread while the next fills): 4000 records
+    // make about ten batches, never one per record.
+    assert!((1..=16).contains(&early), "{early} batches printed early");
 }

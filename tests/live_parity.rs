@@ -47,6 +47,8 @@ struct Pair {
     /// The label prefix flowtrail shows and tcpdump (run inside the namespace) does not.
     prefix: String,
     by_count: bool,
+    /// Index in the test's flag sets.
+    case: usize,
 }
 
 #[test]
@@ -75,19 +77,46 @@ fn one_point_output_is_tcpdumps() {
         ("vm", "any", vec!["-n", "-B", "32768", im]),
         ("vm", "any", vec!["-t", "-nn", "-e", "-v", "-B", "32768", im]),
     ];
+    // A pair where either tool's ring overflowed (a 30 kB GSO burst while its reader was not
+    // scheduled: the machine is busy) compares different packets: those flag sets run again
+    // with fresh traffic, at most twice; kernel drops in every round are a failure.
+    let mut todo: Vec<usize> = (0..cases.len()).collect();
+    let mut failures = Vec::new();
+    for round in 0..3 {
+        let (f, dropped) = round_of(&lab, &tcpdump, &cases, &todo, round);
+        failures.extend(f);
+        todo = dropped;
+        if todo.is_empty() {
+            break;
+        }
+        eprintln!("NOTE round {round}: kernel drops with {:?}; running them again", todo.iter().map(|&k| cases[k].2.join(" ")).collect::<Vec<_>>());
+    }
+    for k in todo {
+        failures.push(format!("{} {} {}: kernel drops in every round", cases[k].0, cases[k].1, cases[k].2.join(" ")));
+    }
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
+
+type Case<'a> = (&'a str, &'a str, Vec<&'a str>);
+
+/// Runs the flag sets `which` of `cases` side by side under one round of traffic: the
+/// differences found, and the flag sets where a tool reported kernel drops (not compared).
+fn round_of(lab: &Lab, tcpdump: &str, cases: &[Case<'_>], which: &[usize], round: usize) -> (Vec<String>, Vec<usize>) {
     let mut pairs = Vec::new();
-    for (k, (role, iface, flags)) in cases.iter().enumerate() {
+    for &k in which {
+        let (role, iface, flags) = &cases[k];
         let ns = lab.ns(role).to_string();
         let mut ft = common::flowtrail();
         ft.arg("-i").arg(format!("{ns}/{iface}")).args(flags).env("TZ", "UTC");
-        let mut td = lab.command_in(role, &tcpdump);
+        let mut td = lab.command_in(role, tcpdump);
         td.arg("-i").arg(iface).args(flags).env("TZ", "UTC");
         pairs.push(Pair {
             what: format!("{role} {iface} {}", flags.join(" ")),
-            ft: Background::spawn(ft, &lab.dir, &format!("ft{k}")),
-            td: Background::spawn(td, &lab.dir, &format!("td{k}")),
+            ft: Background::spawn(ft, &lab.dir, &format!("ft{round}_{k}")),
+            td: Background::spawn(td, &lab.dir, &format!("td{round}_{k}")),
             prefix: format!("{ns}/"),
             by_count: flags.contains(&"-c"),
+            case: k,
         });
     }
     for p in &mut pairs {
@@ -99,6 +128,10 @@ fn one_point_output_is_tcpdumps() {
     std::thread::sleep(Duration::from_millis(500));
 
     let mut failures = Vec::new();
+    let mut dropped = Vec::new();
+    let drops = |stderr: &str| {
+        stderr.lines().any(|l| l.ends_with(" packets dropped by kernel") && !l.trim_start().starts_with("0 ") && !l.contains(": 0 packets"))
+    };
     for p in pairs {
         let (ft, td) = if p.by_count {
             // Both end by themselves after -c packets.
@@ -108,6 +141,10 @@ fn one_point_output_is_tcpdumps() {
         };
         assert!(ft.status.success(), "{}: flowtrail {:?}\n{}", p.what, ft.status, ft.stderr);
         assert!(td.status.success(), "{}: tcpdump {:?}\n{}", p.what, td.status, td.stderr);
+        if !p.by_count && (drops(&td.stderr) || drops(&ft.stderr)) {
+            dropped.push(p.case);
+            continue;
+        }
         let (out_ft, out_td) = if p.what.contains("-t ") {
             (String::from_utf8_lossy(&ft.stdout).into_owned(), String::from_utf8_lossy(&td.stdout).into_owned())
         } else {
@@ -154,7 +191,7 @@ fn one_point_output_is_tcpdumps() {
             failures.push(format!("{}: stderr\n    tcpdump:   {norm_td:?}\n    flowtrail: {norm_ft:?}", p.what));
         }
     }
-    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+    (failures, dropped)
 }
 
 fn wait_exit(mut b: Background) -> lab::Finished {
