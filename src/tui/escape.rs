@@ -6,8 +6,6 @@
 //! so a payload cannot move the cursor, change colours, set the window title or talk to the
 //! terminal in any other way.
 
-use std::borrow::Cow;
-
 /// Payload bytes for the stream's ASCII view: printable ASCII as is, everything else `.`
 /// (as Wireshark's "Follow TCP stream" and tcpdump's `-X` columns show them).
 pub fn payload_ascii(bytes: &[u8], out: &mut String) {
@@ -16,36 +14,9 @@ pub fn payload_ascii(bytes: &[u8], out: &mut String) {
 
 /// A string that may hold anything (packet summaries, labels, process names): control and
 /// invisible-formatting characters become `\xNN` / `\u{NNNN}` escapes; the rest is kept.
-/// Borrows when nothing needed escaping (the common case).
-pub fn text(s: &str) -> Cow<'_, str> {
-    if s.chars().all(safe_char) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if safe_char(c) {
-            out.push(c);
-        } else if (c as u32) < 0x100 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn safe_char(c: char) -> bool {
-    match c {
-        ' '..='~' => true,
-        // C0, DEL, C1.
-        '\0'..='\x1f' | '\x7f'..='\u{9f}' => false,
-        // Zero-width and bidirectional formatting (can hide or reorder what is shown).
-        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}' => false,
-        // Line/paragraph separators, private use, specials.
-        '\u{2028}' | '\u{2029}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..='\u{ffff}' => false,
-        _ => true,
-    }
-}
+/// Borrows when nothing needed escaping (the common case). The crate's one escaping rule,
+/// [`crate::escape::text`].
+pub use crate::escape::text;
 
 #[cfg(test)]
 mod tests {
@@ -63,7 +34,7 @@ mod tests {
 
     #[test]
     fn text_escapes_controls_and_keeps_the_rest() {
-        assert!(matches!(text("IP 10.0.0.1.80 > x: Flags [S]"), Cow::Borrowed(_)));
+        assert!(matches!(text("IP 10.0.0.1.80 > x: Flags [S]"), std::borrow::Cow::Borrowed(_)));
         assert_eq!(text("a\x1b[2Jb\r\n\x7f\u{9b}"), "a\\x1b[2Jb\\x0d\\x0a\\x7f\\x9b");
         assert_eq!(text("x\u{202e}y\u{200b}"), "x\\u{202e}y\\u{200b}");
         assert_eq!(text("caf\u{e9}"), "caf\u{e9}");
