@@ -223,6 +223,12 @@ impl Chain {
     }
 
     /// A bounded daemon in namespace `i`; waits for "ready" on its stdout.
+    /// lab/server.py (echo) in namespace `i`, `proto` `--tcp` or `--udp` on `addr`.
+    fn echo_server(&self, i: usize, proto: &str, addr: &str) -> Background {
+        let server = common::root().join("lab/server.py");
+        self.daemon(i, "server", &["python3", server.to_str().unwrap(), proto, addr, "--lifetime", "120"])
+    }
+
     fn daemon(&self, i: usize, name: &str, args: &[&str]) -> Background {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.names[i], "timeout", "300"]).args(args);
@@ -772,18 +778,7 @@ fn three(tag: &str, v6: bool) -> Option<Chain> {
 fn snat_masquerade() {
     let Some(c) = three("snat", false) else { return };
     c.nat(1, false, &["-A", "POSTROUTING", "-o", "r1", "-j", "MASQUERADE"]);
-    let _server = c.daemon(
-        2,
-        "server",
-        &[
-            "python3",
-            common::root().join("lab/server.py").to_str().unwrap(),
-            "--tcp",
-            "10.77.2.2:8443",
-            "--lifetime",
-            "120",
-        ],
-    );
+    let _server = c.echo_server(2, "--tcp", "10.77.2.2:8443");
     let log = c.dir.join("client.jsonl");
     let client = client_cmd(
         c.ns(0),
@@ -841,18 +836,7 @@ fn two_dnats_in_two_namespaces() {
             "10.77.3.2:8443",
         ],
     );
-    let _server = c.daemon(
-        3,
-        "server",
-        &[
-            "python3",
-            common::root().join("lab/server.py").to_str().unwrap(),
-            "--tcp",
-            "10.77.3.2:8443",
-            "--lifetime",
-            "120",
-        ],
-    );
+    let _server = c.echo_server(3, "--tcp", "10.77.3.2:8443");
     let log = c.dir.join("client.jsonl");
     let client = client_cmd(
         c.ns(0),
@@ -892,18 +876,7 @@ fn udp_through_dnat() {
             "10.77.2.2:41000",
         ],
     );
-    let _server = c.daemon(
-        2,
-        "server",
-        &[
-            "python3",
-            common::root().join("lab/server.py").to_str().unwrap(),
-            "--udp",
-            "10.77.2.2:41000",
-            "--lifetime",
-            "120",
-        ],
-    );
+    let _server = c.echo_server(2, "--udp", "10.77.2.2:41000");
     let log = c.dir.join("client.jsonl");
     let client = client_cmd(
         c.ns(0),
@@ -955,18 +928,7 @@ fn ipv6_dnat() {
             "[fd77:2::2]:8443",
         ],
     );
-    let _server = c.daemon(
-        2,
-        "server",
-        &[
-            "python3",
-            common::root().join("lab/server.py").to_str().unwrap(),
-            "--tcp",
-            "[fd77:2::2]:8443",
-            "--lifetime",
-            "120",
-        ],
-    );
+    let _server = c.echo_server(2, "--tcp", "[fd77:2::2]:8443");
     let log = c.dir.join("client.jsonl");
     let client = client_cmd(
         c.ns(0),
