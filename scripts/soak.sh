@@ -7,5 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}
-export FLOWTRAIL_SOAK_SECS="$secs" CI=true
+# The lab's watchdog must outlive both phases.
+export FLOWTRAIL_SOAK_SECS="$secs" CI=true FT_LAB_TTL=$((2 * secs + 300))
 cargo test --release --locked --test soak_live -- --nocapture --test-threads 1 live_capture_memory_is_flat_under_churn

@@ -22,7 +22,7 @@
 //!   prerequisite prints `SKIP: ...` and `up` returns `None`; in CI (`CI=true`) it panics, so
 //!   a misconfigured CI fails loudly instead of passing vacuously.
 //! * Ids are `ftt<tag><pid>x<n>` (unique per process and call), so labs of tests running in
-//!   parallel never collide; the lab's own TTL watchdog (600 s here) ends it even if this
+//!   parallel never collide; the lab's own TTL watchdog (600 s here, `FT_LAB_TTL` to change it) ends it even if this
 //!   process is killed before `Drop` runs.
 //! * All traffic goes through `lab/seedpath.sh traffic` (the bounded client in the HOST
 //!   namespace, under `timeout`) or [`Lab::exec`] inside the lab's namespaces; nothing is
@@ -88,7 +88,7 @@ impl Lab {
         // The guard exists before `up` runs, so even a half-built lab is torn down.
         let mut lab = Lab { id: id.clone(), vars: HashMap::new(), script, dir };
         let mut cmd = Command::new(&lab.script);
-        cmd.arg("up").env("FT_LAB_ID", &id).env("FT_LAB_TTL", "600").stdin(Stdio::null());
+        cmd.arg("up").env("FT_LAB_ID", &id).env("FT_LAB_TTL", std::env::var("FT_LAB_TTL").unwrap_or_else(|_| "600".into())).stdin(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
