@@ -228,6 +228,19 @@ impl Args {
     }
 
     /// The filter expression: `-F FILE`'s contents, else the trailing words joined by spaces.
+    /// [`Args::filter_text`], or `None` after printing tcpdump's message for an unreadable
+    /// `-F` file (the caller exits 1).
+    pub fn filter_expression(&self) -> Option<Option<String>> {
+        match self.filter_text() {
+            Ok(e) => Some(e),
+            Err(e) => {
+                let f = self.filter_file.as_deref().unwrap_or("");
+                eprintln!("flowtrail: {}: {}", crate::escape::text(f), crate::capture::os_message(&e));
+                None
+            }
+        }
+    }
+
     pub fn filter_text(&self) -> std::io::Result<Option<String>> {
         if let Some(f) = &self.filter_file {
             let text = std::fs::read_to_string(f)?;

@@ -110,13 +110,9 @@ pub fn run(args: Args) -> i32 {
     if args.read.is_empty() {
         return run_live(&args);
     }
-    let expr = match args.filter_text() {
-        Ok(e) => e,
-        Err(e) => {
-            let f = args.filter_file.as_deref().unwrap_or("");
-            eprintln!("flowtrail: {f}: {}", crate::capture::os_message(&e));
-            return 1;
-        }
+    let expr = match args.filter_expression() {
+        Some(e) => e,
+        None => return 1,
     };
 
     // 1. Open inputs.
@@ -205,13 +201,9 @@ fn run_live(args: &Args) -> i32 {
         }
         v
     };
-    let expr = match args.filter_text() {
-        Ok(e) => e,
-        Err(e) => {
-            let f = args.filter_file.as_deref().unwrap_or("");
-            eprintln!("flowtrail: {f}: {}", crate::capture::os_message(&e));
-            return 1;
-        }
+    let expr = match args.filter_expression() {
+        Some(e) => e,
+        None => return 1,
     };
     let direction = match args.direction.as_deref() {
         None | Some("inout") => None,

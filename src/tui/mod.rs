@@ -167,13 +167,9 @@ pub fn run(args: &crate::cli::Args) -> i32 {
         eprintln!("flowtrail: --tui needs a terminal: standard input and output must be a tty");
         return 1;
     }
-    let expr = match args.filter_text() {
-        Ok(e) => e,
-        Err(e) => {
-            let f = args.filter_file.as_deref().unwrap_or("");
-            eprintln!("flowtrail: {f}: {}", crate::capture::os_message(&e));
-            return 1;
-        }
+    let expr = match args.filter_expression() {
+        Some(e) => e,
+        None => return 1,
     };
     let limits = crate::limits::Limits::from_args(args);
     let ct = match conntrack(args) {
