@@ -205,26 +205,12 @@ fn tshark_tcp_streams(file: &Path) -> usize {
     text(&o.stdout).lines().filter_map(|l| l.trim().parse::<usize>().ok()).max().map_or(0, |m| m + 1)
 }
 
-const FLAGS: [(&str, &str); 12] = [
-    ("retransmission", "tcp.analysis.retransmission"),
-    ("fast_retransmission", "tcp.analysis.fast_retransmission"),
-    ("spurious_retransmission", "tcp.analysis.spurious_retransmission"),
-    ("out_of_order", "tcp.analysis.out_of_order"),
-    ("dup_ack", "tcp.analysis.duplicate_ack"),
-    ("zero_window", "tcp.analysis.zero_window"),
-    ("window_full", "tcp.analysis.window_full"),
-    ("window_update", "tcp.analysis.window_update"),
-    ("keep_alive", "tcp.analysis.keep_alive"),
-    ("keep_alive_ack", "tcp.analysis.keep_alive_ack"),
-    ("lost_segment", "tcp.analysis.lost_segment"),
-    ("ack_unseen_segment", "tcp.analysis.ack_lost_segment"),
-];
 
 /// Per-flag packet counts tshark reports for a file.
 fn tshark_analysis(file: &Path) -> [u64; 12] {
     let mut args: Vec<String> = vec!["-r".into(), file.to_string_lossy().into_owned(), "-T".into(), "fields".into()];
     args.extend(["-E", "separator=,", "-E", "occurrence=f"].map(String::from));
-    for (_, f) in FLAGS {
+    for (_, f) in ANALYSIS_FIELDS {
         args.push("-e".into());
         args.push(f.into());
     }
@@ -416,7 +402,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
         let mut mine = [0u64; 12];
         for v in flows.iter().filter(|v| obs(v)["point"] == *name) {
             let a = &obs(v)["analysis"];
-            for (i, (k, _)) in FLAGS.iter().enumerate() {
+            for (i, (k, _)) in ANALYSIS_FIELDS.iter().enumerate() {
                 mine[i] += a[k][0].as_u64().unwrap_or(0) + a[k][1].as_u64().unwrap_or(0);
             }
         }
@@ -426,7 +412,7 @@ fn streams_under_random_loss_equal_what_was_sent() {
             if mine[i] == theirs[i] {
                 flag_agree += 1;
             } else {
-                eprintln!("oracle: {name}: {}: flowtrail {} tshark {}", FLAGS[i].1, mine[i], theirs[i]);
+                eprintln!("oracle: {name}: {}: flowtrail {} tshark {}", ANALYSIS_FIELDS[i].1, mine[i], theirs[i]);
             }
         }
     }

@@ -502,20 +502,7 @@ fn analysis_matches_tshark() {
 
     let o = run(&["-r", path.to_str().unwrap(), "--flows=json"]);
     let ours = obs(&json_lines(&o)[0])["analysis"].clone();
-    let fields = [
-        ("retransmission", "tcp.analysis.retransmission"),
-        ("fast_retransmission", "tcp.analysis.fast_retransmission"),
-        ("spurious_retransmission", "tcp.analysis.spurious_retransmission"),
-        ("out_of_order", "tcp.analysis.out_of_order"),
-        ("dup_ack", "tcp.analysis.duplicate_ack"),
-        ("zero_window", "tcp.analysis.zero_window"),
-        ("window_full", "tcp.analysis.window_full"),
-        ("window_update", "tcp.analysis.window_update"),
-        ("keep_alive", "tcp.analysis.keep_alive"),
-        ("keep_alive_ack", "tcp.analysis.keep_alive_ack"),
-        ("lost_segment", "tcp.analysis.lost_segment"),
-        ("ack_unseen_segment", "tcp.analysis.ack_lost_segment"),
-    ];
+    let fields = ANALYSIS_FIELDS;
     let mut args = vec![
         "-r".to_string(),
         path.to_string_lossy().into_owned(),

@@ -284,3 +284,19 @@ pub fn lab_payload(seed: u32, conn: u32, size: usize) -> Vec<u8> {
     out.truncate(size);
     out
 }
+
+/// flowtrail's `analysis` counters and the tshark field that counts the same thing.
+pub const ANALYSIS_FIELDS: [(&str, &str); 12] = [
+    ("retransmission", "tcp.analysis.retransmission"),
+    ("fast_retransmission", "tcp.analysis.fast_retransmission"),
+    ("spurious_retransmission", "tcp.analysis.spurious_retransmission"),
+    ("out_of_order", "tcp.analysis.out_of_order"),
+    ("dup_ack", "tcp.analysis.duplicate_ack"),
+    ("zero_window", "tcp.analysis.zero_window"),
+    ("window_full", "tcp.analysis.window_full"),
+    ("window_update", "tcp.analysis.window_update"),
+    ("keep_alive", "tcp.analysis.keep_alive"),
+    ("keep_alive_ack", "tcp.analysis.keep_alive_ack"),
+    ("lost_segment", "tcp.analysis.lost_segment"),
+    ("ack_unseen_segment", "tcp.analysis.ack_lost_segment"),
+];
