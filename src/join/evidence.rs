@@ -174,6 +174,9 @@ pub enum Evidence {
     },
     /// Forwarder ends seen in different namespaces (penalty).
     NetnsDiffers,
+    /// Joined by elimination: of the `legs` ambiguous legs around this hop, every other
+    /// way to pair them breaks causality by more than the doubt (path join; no points).
+    Elimination { legs: u32 },
 }
 
 /// [`Evidence::short`] without allocating (`Display`).
@@ -226,6 +229,7 @@ impl fmt::Display for Short<'_> {
                 downstream,
             } => write!(f, "process differs {upstream}/{downstream}"),
             Evidence::NetnsDiffers => f.write_str("netns differs"),
+            Evidence::Elimination { .. } => f.write_str("elimination"),
         }
     }
 }

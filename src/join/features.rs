@@ -261,6 +261,9 @@ pub struct DirFeatures {
     pub macs: Option<Macs>,
     /// [`END_FIN`] | [`END_RST`]: a FIN or RST was seen.
     ends: u8,
+    /// When the first FIN or RST was seen ([`DirFeatures::end_at`]; meaningless while
+    /// `ends` is 0).
+    end: Rel,
 }
 
 /// No time (an absent optional time stored in a plain [`Nanos`]).
@@ -354,6 +357,14 @@ impl DirFeatures {
     /// A FIN or RST was seen: the byte count is final.
     pub fn finished(&self) -> bool {
         self.ends != 0
+    }
+
+    /// Time of the direction's first FIN or RST.
+    pub fn end_at(&self) -> Option<Nanos> {
+        if self.ends == 0 {
+            return None;
+        }
+        self.time(self.end)
     }
 
     /// The first TSval (of the SYN if seen).
@@ -559,6 +570,9 @@ impl ObservationFeatures {
                 flags: tcp.flags as u8,
                 at: rel,
             });
+        }
+        if (fin || rst) && d.ends == 0 {
+            d.end = rel;
         }
         if fin {
             d.ends |= END_FIN;

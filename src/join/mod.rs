@@ -214,6 +214,11 @@ pub struct JoinConfig {
     pub path_threshold: i32,
     /// A path matching must beat every alternative by this. Default 15.
     pub margin: i32,
+    /// A pairing of legs is *impossible* for the elimination rule only when it breaks
+    /// causality by more than this (forwarded bytes, or a forwarder closing before anything
+    /// ended; see [`path`]); a pairing acausal by less is still *possible*, though not a
+    /// candidate. Default 100 us, five times the slack.
+    pub elimination_doubt_ns: i64,
     /// Candidate pairs per observation and key at most. Default 64.
     pub max_candidates: usize,
     /// Observations per leg at most. Default 64.
@@ -229,6 +234,7 @@ impl Default for JoinConfig {
             leg_threshold: 40,
             path_threshold: 40,
             margin: 15,
+            elimination_doubt_ns: 100_000,
             max_candidates: 64,
             max_leg_observations: 64,
         }
@@ -256,6 +262,9 @@ pub struct JoinStats {
     pub capped_candidates: u64,
     pub path_groups_exact: u64,
     pub path_groups_greedy: u64,
+    /// Forwarder hops joined by elimination: the only pairing of a group of ambiguous legs
+    /// that is not impossible.
+    pub path_eliminated: u64,
     /// Forwarder hops dropped because their path would pass one listening socket twice.
     pub path_loops_cut: u64,
 }
@@ -501,9 +510,16 @@ impl<'a> Joiner<'a> {
 
         // Path edges and the matching.
         let ppairs = path::candidates(&sums, cfg, &mut stats);
-        let mut edges = path::edges(&sums, &ppairs, &obs, &nss, cfg, &mut stats);
+        let (mut edges, near) = path::edges(&sums, &ppairs, &obs, &nss, cfg, &mut stats);
         stats.path_edges = edges.len() as u64;
-        let choice = path::choose(&edges, cfg.margin, &mut stats);
+        let choice = path::choose(&edges, &near, cfg, &mut stats);
+        for &(i, legs) in &choice.eliminated {
+            edges[i].evidence.push(Scored {
+                evidence: Evidence::Elimination { legs },
+                points: 0,
+                between: None,
+            });
+        }
         stats.path_links = choice.accepted.len() as u64;
         stats.ambiguous_hops = choice.ambiguous.len() as u64;
         let mut next: Vec<Option<usize>> = vec![None; sums.len()];

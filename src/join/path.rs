@@ -153,6 +153,9 @@ pub(crate) struct PathEdge {
     pub up: u32,
     pub down: u32,
     pub score: i32,
+    /// The forwarder closed a leg before anything could have made it
+    /// ([`close_unexplained`]): impossible for [`eliminate`].
+    pub close_unexplained: bool,
     pub evidence: Vec<Scored>,
 }
 
@@ -194,8 +197,21 @@ pub(crate) fn candidates(
     pairs
 }
 
-/// Scores `up -> down` as a forwarder hop; `None` when it cannot be one (order, causality,
-/// differing payload, no payload in common, a loop) or scores below the threshold.
+/// What scoring one orientation of a pair gave.
+#[derive(Debug)]
+pub(crate) enum EdgeScore {
+    /// A candidate hop.
+    Edge(PathEdge),
+    /// Everything fits but causality, broken by this much (beyond the slack); `close`:
+    /// [`close_unexplained`].
+    Acausal { by: Nanos, close: bool },
+    /// Not a hop (protocol, window, a loop, payload, score).
+    No,
+}
+
+/// Scores `up -> down` as a forwarder hop: [`EdgeScore::Edge`] when it can be one, else why
+/// not (order and causality beyond the slack are told apart from the rest, for
+/// [`eliminate`]).
 pub(crate) fn score_edge(
     up: &LegSum<'_>,
     down: &LegSum<'_>,
@@ -204,26 +220,31 @@ pub(crate) fn score_edge(
     obs: &[Ob<'_>],
     netns: &[Option<Netns>],
     cfg: &JoinConfig,
-) -> Option<PathEdge> {
+) -> EdgeScore {
     if up.proto != down.proto {
-        return None;
+        return EdgeScore::No;
     }
     // Order: the downstream leg starts after the upstream one (strictly; ties by index, so
-    // the candidate graph has no cycles).
+    // the candidate graph has no cycles). Reversed by more than the doubt: not worth more.
     let (us, ds) = (up.start_near_server, down.start_near_client);
-    if ds < us || (ds == us && di < ui) {
-        return None;
+    let order = if ds < us || (ds == us && di < ui) {
+        (us - ds).max(1)
+    } else {
+        0
+    };
+    if order > cfg.elimination_doubt_ns {
+        return EdgeScore::No;
     }
     let up_busy = up.streams[0].data_near_server.unwrap_or(us).max(us);
     if ds > up_busy.saturating_add(cfg.path_window_ns) {
-        return None;
+        return EdgeScore::No;
     }
     // A forwarder does not connect to itself at the same point.
     for u in &up.views {
         for d in down.views.iter().filter(|d| d.point == u.point) {
             let (c, s, c2, s2) = (u.client(obs), u.server(obs), d.client(obs), d.server(obs));
             if same_tuple((c, s), (c2, s2)) || c == c2 || s == s2 {
-                return None;
+                return EdgeScore::No;
             }
         }
     }
@@ -239,7 +260,7 @@ pub(crate) fn score_edge(
                             ev.push((Evidence::Payload { dir, bytes: n }, points::payload_path(n)));
                             payload = true;
                         }
-                        DigestCmp::Mismatch(_) => return None,
+                        DigestCmp::Mismatch(_) => return EdgeScore::No,
                         DigestCmp::Unknown => {}
                     }
                 }
@@ -278,7 +299,7 @@ pub(crate) fn score_edge(
         }
     }
     if !payload {
-        return None;
+        return EdgeScore::No;
     }
     // Causality: the forwarder writes downstream what it read upstream, and back.
     let slack = cfg.causality_slack_ns;
@@ -290,27 +311,26 @@ pub(crate) fn score_edge(
         (Some(u), Some(d)) => Some(u.saturating_sub(d)),
         _ => None,
     };
-    if forward.is_some_and(|f| f < -slack) || reply.is_some_and(|r| r < -slack) {
-        return None;
-    }
+    let mut acausal = order
+        .max(forward.map_or(0, |f| -f))
+        .max(reply.map_or(0, |r| -r));
     // The same, segment by segment: no byte is written downstream (upstream, for replies)
     // before the forwarder could have read it.
+    let (c, s) = (Dir::C2s.index(), Dir::S2c.index());
     if up.proto == Proto::Tcp {
-        let (c, s) = (Dir::C2s.index(), Dir::S2c.index());
-        let causal =
-            |reader: Option<&DirFeatures>, writer: Option<&DirFeatures>| match (reader, writer) {
-                (Some(r), Some(w)) => segments_causal(r, w, slack),
-                _ => true,
-            };
-        if !causal(
-            up.streams[c].dir_near_server,
-            down.streams[c].dir_near_client,
-        ) || !causal(
-            down.streams[s].dir_near_client,
-            up.streams[s].dir_near_server,
-        ) {
-            return None;
-        }
+        let late = |reader: Option<&DirFeatures>, writer: Option<&DirFeatures>| match (reader, writer) {
+            (Some(r), Some(w)) => segments_acausal(r, w),
+            _ => 0,
+        };
+        acausal = acausal
+            .max(late(up.streams[c].dir_near_server, down.streams[c].dir_near_client))
+            .max(late(down.streams[s].dir_near_client, up.streams[s].dir_near_server));
+    }
+    if order > 0 || acausal > slack {
+        return EdgeScore::Acausal {
+            by: acausal,
+            close: close_unexplained(up, down, slack, cfg.elimination_doubt_ns),
+        };
     }
     let connect = ds.saturating_sub(us);
     let worst = [Some(connect), forward, reply]
@@ -351,10 +371,14 @@ pub(crate) fn score_edge(
         ev.push((Evidence::NetnsDiffers, points::NETNS_DIFFERS));
     }
     let score = ev.iter().map(|(_, p)| p).sum();
-    (score >= cfg.path_threshold).then(|| PathEdge {
+    if score < cfg.path_threshold {
+        return EdgeScore::No;
+    }
+    EdgeScore::Edge(PathEdge {
         up: ui,
         down: di,
         score,
+        close_unexplained: close_unexplained(up, down, slack, cfg.elimination_doubt_ns),
         evidence: ev
             .into_iter()
             .map(|(evidence, points)| Scored {
@@ -366,15 +390,16 @@ pub(crate) fn score_edge(
     })
 }
 
-/// Whether every recorded payload segment of `writer` comes after the forwarder could have
-/// read its last byte from `reader` (the earliest recorded `reader` segment holding that
-/// stream offset), within `slack`. Offsets count from each side's SYN; bytes `reader` has
-/// no record of are not judged.
-fn segments_causal(reader: &DirFeatures, writer: &DirFeatures, slack: Nanos) -> bool {
+/// How much earlier than the forwarder could have read it a recorded payload segment of
+/// `writer` was written (the earliest recorded `reader` segment holding its last stream
+/// offset); 0 when none was. Offsets count from each side's SYN; bytes `reader` has no
+/// record of are not judged.
+fn segments_acausal(reader: &DirFeatures, writer: &DirFeatures) -> Nanos {
     let (Some(rs), Some(ws)) = (reader.syn, writer.syn) else {
-        return true;
+        return 0;
     };
     let off = |seq: u32, isn: u32| u64::from(seq.wrapping_sub(isn.wrapping_add(1)));
+    let mut worst = 0;
     for w in writer.segments().as_slice().iter().filter(|w| w.len > 0) {
         let Some(w_at) = writer.time(w.at) else { continue };
         let last = off(w.seq, ws.isn) + u64::from(w.len) - 1;
@@ -389,11 +414,46 @@ fn segments_causal(reader: &DirFeatures, writer: &DirFeatures, slack: Nanos) -> 
             })
             .filter_map(|r| reader.time(r.at))
             .min();
-        if read.is_some_and(|r| w_at < r.saturating_sub(slack)) {
-            return false;
+        if let Some(r) = read {
+            worst = worst.max(r - w_at);
         }
     }
-    true
+    worst
+}
+
+/// Whether the forwarder of `up -> down` closed a leg before anything could have made it
+/// (TCP). The forwarder's closes are the first FIN or RST it sends: downstream towards the
+/// server, upstream back to the client. What makes it close is an end it reads: the
+/// client's on the upstream leg, the server's on the downstream leg (a forwarder passes a
+/// FIN on, or closes both on either). A close is explained by an end on its own leg seen
+/// at the same point before it (within `slack`), or by an end on the other leg, seen at
+/// another point, before it within `doubt` (timestamps of two points). Not judged when
+/// nothing ended.
+///
+/// An unexplained close happens for the wrong pairing, or for a forwarder that closes on
+/// its own (an idle timeout, a proxy closing after a response), so this is no gate: it only
+/// makes a pairing impossible for [`eliminate`], where a forwarder closing on its own
+/// breaks the true pairings too and nothing is eliminated.
+fn close_unexplained(up: &LegSum<'_>, down: &LegSum<'_>, slack: Nanos, doubt: Nanos) -> bool {
+    let (c, s) = (Dir::C2s.index(), Dir::S2c.index());
+    let end = |d: Option<&DirFeatures>| d.and_then(DirFeatures::end_at);
+    let client_end = end(up.streams[c].dir_near_server);
+    let server_end = end(down.streams[s].dir_near_client);
+    if client_end.is_none() && server_end.is_none() {
+        return false;
+    }
+    // (the forwarder's close, the end on the same leg, the end on the other leg)
+    [
+        (end(down.streams[c].dir_near_client), server_end, client_end),
+        (end(up.streams[s].dir_near_server), client_end, server_end),
+    ]
+    .into_iter()
+    .any(|(close, same, other)| {
+        close.is_some_and(|t| {
+            !same.is_some_and(|e| e <= t.saturating_add(slack))
+                && !other.is_some_and(|e| e <= t.saturating_add(doubt))
+        })
+    })
 }
 
 /// First payload of `dir` at the view nearest the forwarder: the server end of an upstream
@@ -407,7 +467,17 @@ fn a_data(l: &LegSum<'_>, dir: Dir, near_client: bool) -> Option<Nanos> {
     }
 }
 
-/// Scores candidate pairs in both orders; at most one order passes the order gate.
+/// A pair that is no candidate only because causality looked broken, by at most
+/// [`JoinConfig::elimination_doubt_ns`] (forwarded bytes and close order alike): for
+/// [`eliminate`], still a possible pairing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NearMiss {
+    pub up: u32,
+    pub down: u32,
+}
+
+/// Scores candidate pairs in both orders; at most one order passes the order gate. Also
+/// returns the near misses.
 pub(crate) fn edges(
     legs: &[LegSum<'_>],
     pairs: &[(u32, u32)],
@@ -415,8 +485,9 @@ pub(crate) fn edges(
     netns: &[Option<Netns>],
     cfg: &JoinConfig,
     stats: &mut JoinStats,
-) -> Vec<PathEdge> {
+) -> (Vec<PathEdge>, Vec<NearMiss>) {
     let mut out = Vec::new();
+    let mut near = Vec::new();
     // The server nearest the server: legs with the same one at the same point are two
     // connections to one listening socket, never a forwarder hop (cheap check first).
     let server: Vec<Option<(u32, std::net::SocketAddr)>> = legs
@@ -434,13 +505,30 @@ pub(crate) fn edges(
         }
         stats.path_pairs_scored += 1;
         let (la, lb) = (&legs[a as usize], &legs[b as usize]);
-        if let Some(e) = score_edge(la, lb, a, b, obs, netns, cfg)
-            .or_else(|| score_edge(lb, la, b, a, obs, netns, cfg))
+        let doubt = cfg.elimination_doubt_ns;
+        let mut miss = |e: EdgeScore, up: u32, down: u32| match e {
+            EdgeScore::Edge(e) => Some(e),
+            EdgeScore::Acausal { by, close } => {
+                if by <= doubt && !close {
+                    near.push(NearMiss { up, down });
+                }
+                None
+            }
+            EdgeScore::No => None,
+        };
+        if let Some(e) = miss(score_edge(la, lb, a, b, obs, netns, cfg), a, b)
+            .or_else(|| miss(score_edge(lb, la, b, a, obs, netns, cfg), b, a))
         {
             out.push(e);
         }
     }
-    out
+    // A pair with an edge one way is no near miss the other way.
+    if !near.is_empty() {
+        let edge_pairs: std::collections::HashSet<(u32, u32)> =
+            out.iter().map(|e| (e.up.min(e.down), e.up.max(e.down))).collect();
+        near.retain(|n| !edge_pairs.contains(&(n.up.min(n.down), n.up.max(n.down))));
+    }
+    (out, near)
 }
 
 /// What the matching decided.
@@ -449,6 +537,9 @@ pub(crate) struct Choice {
     /// Indices into the edge list.
     pub accepted: Vec<usize>,
     pub ambiguous: Vec<usize>,
+    /// Accepted by elimination ([`eliminate`]), a subset of `accepted`: each with the
+    /// number of legs of its group.
+    pub eliminated: Vec<(usize, u32)>,
 }
 
 /// Weight of one edge in a matching: cardinality first (a leg in the middle of a chain needs
@@ -467,7 +558,15 @@ const EXACT_MATCHINGS: usize = 1 << 16;
 /// best are taken, the other edges of those matchings are ambiguous (not joined, reported).
 /// Groups too large to enumerate are solved greedily: an edge is taken when it beats every
 /// edge it conflicts with (whose other end is still free) by `margin`.
-pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> Choice {
+///
+/// Last, [`eliminate`] joins groups of ambiguous legs that only one pairing explains.
+pub(crate) fn choose(
+    edges: &[PathEdge],
+    near: &[NearMiss],
+    cfg: &JoinConfig,
+    stats: &mut JoinStats,
+) -> Choice {
+    let margin = cfg.margin;
     let mut choice = Choice::default();
     let graph = Graph::new(edges);
     // Conflict groups: union-find over edges through their (up, out) and (down, in) ends.
@@ -517,9 +616,154 @@ pub(crate) fn choose(edges: &[PathEdge], margin: i32, stats: &mut JoinStats) -> 
         }
     }
     clear_best(edges, &graph, margin, &mut choice);
+    eliminate(edges, near, &mut choice);
+    stats.path_eliminated = choice.eliminated.len() as u64;
     choice.accepted.sort_unstable();
     choice.ambiguous.sort_unstable();
     choice
+}
+
+/// Legs per side of a group [`eliminate`] solves at most.
+const ELIMINATION_LEGS: usize = 8;
+
+/// Joins ambiguous legs by elimination. Two clients sending the same bytes at the same
+/// moment through one forking forwarder give legs that payload and timing scores cannot
+/// tell apart, and attribution may miss the forwarder's short-lived children; but a
+/// forwarder hands every upstream leg to exactly one downstream leg, and most ways to pair
+/// them break causality somewhere (a byte forwarded before it was read, a close before
+/// anything ended it: [`close_unexplained`]).
+///
+/// A group is a connected set of ambiguous edges whose upstream legs and downstream legs
+/// are distinct and equal in number, at most [`ELIMINATION_LEGS`] each. A pairing of two
+/// of its legs is *possible* when it is a candidate edge whose closes are explained
+/// ([`close_unexplained`]), or a near miss (acausal by at most the doubt, [`NearMiss`]);
+/// only pairings broken by more than the doubt are ruled out, so timestamp noise that made a true hop
+/// no candidate keeps its alternative alive. When exactly one way to pair every leg of the
+/// group uses possible pairings only, and all of them are candidate edges, its edges are
+/// taken ([`Evidence::Elimination`](super::evidence::Evidence::Elimination)). Groups whose
+/// legs have possible partners outside the group, or that share a leg end with a taken
+/// edge, are left as they are.
+fn eliminate(edges: &[PathEdge], near: &[NearMiss], choice: &mut Choice) {
+    use std::collections::{HashMap, HashSet};
+    if choice.ambiguous.is_empty() {
+        return;
+    }
+    // Components of the ambiguous edges, over their legs.
+    let mut comp: HashMap<u32, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_leg: HashMap<u32, Vec<usize>> = HashMap::new();
+    for &i in &choice.ambiguous {
+        by_leg.entry(edges[i].up).or_default().push(i);
+        by_leg.entry(edges[i].down).or_default().push(i);
+    }
+    for &i in &choice.ambiguous {
+        if comp.contains_key(&edges[i].up) {
+            continue;
+        }
+        let g = groups.len();
+        let mut members = Vec::new();
+        let mut stack = vec![edges[i].up];
+        comp.insert(edges[i].up, g);
+        while let Some(l) = stack.pop() {
+            for &j in &by_leg[&l] {
+                if !members.contains(&j) {
+                    members.push(j);
+                }
+                for m in [edges[j].up, edges[j].down] {
+                    if let std::collections::hash_map::Entry::Vacant(v) = comp.entry(m) {
+                        v.insert(g);
+                        stack.push(m);
+                    }
+                }
+            }
+        }
+        groups.push(members);
+    }
+    let taken_up: HashSet<u32> = choice.accepted.iter().map(|&i| edges[i].up).collect();
+    let taken_down: HashSet<u32> = choice.accepted.iter().map(|&i| edges[i].down).collect();
+    let mut solved: Vec<usize> = Vec::new();
+    'group: for g in &groups {
+        let mut ups: Vec<u32> = g.iter().map(|&i| edges[i].up).collect();
+        let mut downs: Vec<u32> = g.iter().map(|&i| edges[i].down).collect();
+        ups.sort_unstable();
+        ups.dedup();
+        downs.sort_unstable();
+        downs.dedup();
+        if ups.len() != downs.len()
+            || ups.len() > ELIMINATION_LEGS
+            || ups.iter().any(|u| downs.binary_search(u).is_ok())
+            || ups.iter().any(|u| taken_up.contains(u))
+            || downs.iter().any(|d| taken_down.contains(d))
+        {
+            continue;
+        }
+        let (iu, id) = (
+            |l: u32| ups.binary_search(&l).ok(),
+            |l: u32| downs.binary_search(&l).ok(),
+        );
+        // Possible pairings, as [up][down] -> Some(edge) for a candidate, None for a near
+        // miss; any possible partner outside the group leaves the group alone.
+        let n = ups.len();
+        let mut possible: Vec<Vec<Option<Option<usize>>>> = vec![vec![None; n]; n];
+        for (i, e) in edges.iter().enumerate() {
+            match (iu(e.up), id(e.down)) {
+                (Some(a), Some(b)) => {
+                    if !e.close_unexplained {
+                        possible[a][b] = Some(Some(i));
+                    }
+                }
+                (Some(_), None) | (None, Some(_)) if !e.close_unexplained => continue 'group,
+                _ => {}
+            }
+        }
+        for m in near {
+            match (iu(m.up), id(m.down)) {
+                (Some(a), Some(b)) => {
+                    if possible[a][b].is_none() {
+                        possible[a][b] = Some(None);
+                    }
+                }
+                (Some(_), None) | (None, Some(_)) => continue 'group,
+                _ => {}
+            }
+        }
+        // Perfect matchings of ups to downs over possible pairings (two are enough).
+        let mut found: Vec<Vec<usize>> = Vec::new();
+        let mut pick: Vec<usize> = Vec::with_capacity(n);
+        fn search(
+            possible: &[Vec<Option<Option<usize>>>],
+            used: u32,
+            pick: &mut Vec<usize>,
+            found: &mut Vec<Vec<usize>>,
+        ) {
+            let a = pick.len();
+            if a == possible.len() {
+                found.push(pick.clone());
+                return;
+            }
+            for b in 0..possible.len() {
+                if used & (1 << b) == 0 && possible[a][b].is_some() && found.len() < 2 {
+                    pick.push(b);
+                    search(possible, used | (1 << b), pick, found);
+                    pick.pop();
+                }
+            }
+        }
+        search(&possible, 0, &mut pick, &mut found);
+        let [only] = found.as_slice() else { continue };
+        let chosen: Option<Vec<usize>> = only
+            .iter()
+            .enumerate()
+            .map(|(a, &b)| possible[a][b].flatten())
+            .collect();
+        let Some(chosen) = chosen else { continue };
+        for &i in &chosen {
+            choice.accepted.push(i);
+            choice.eliminated.push((i, 2 * n as u32));
+        }
+        solved.extend(g.iter().copied());
+    }
+    choice.ambiguous.retain(|i| !solved.contains(i));
 }
 
 /// Legs reachable from a leg over candidate edges, at most this many steps away (chains of
@@ -755,14 +999,19 @@ mod tests {
             up,
             down,
             score,
+            close_unexplained: false,
             evidence: Vec::new(),
         }
+    }
+
+    fn pick(edges: &[PathEdge]) -> Choice {
+        choose(edges, &[], &JoinConfig::default(), &mut JoinStats::default())
     }
 
     #[test]
     fn chain_beats_its_skip_edge() {
         let edges = vec![e(0, 1, 80), e(1, 2, 80), e(0, 2, 90)];
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let c = pick(&edges);
         assert_eq!(c.accepted, vec![0, 1]);
         assert!(c.ambiguous.is_empty());
     }
@@ -771,26 +1020,71 @@ mod tests {
     fn symmetric_crossing_is_ambiguous() {
         // Two upstream legs 0, 1 and two downstream legs 2, 3, all alike.
         let edges = vec![e(0, 2, 80), e(0, 3, 80), e(1, 2, 80), e(1, 3, 78)];
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let c = pick(&edges);
         assert!(c.accepted.is_empty());
         assert_eq!(c.ambiguous, vec![0, 1, 2, 3]);
     }
 
     #[test]
-    fn a_forced_pairing_is_not_taken() {
-        // Leg 2 can only come from 0; leg 3 from 0 or 1: the only full matching is 0-2, 1-3,
-        // but 0's two candidates score alike (the true partner of 2 may simply not have been
-        // a candidate): nothing separates them, so nothing is joined.
+    fn a_forced_pairing_is_not_taken_when_the_alternative_is_a_near_miss() {
+        // Leg 2 can only come from 0; leg 3 from 0 or 1: the only full matching of the
+        // candidates is 0-2, 1-3, but 0's two candidates score alike, and 1 -> 2 is no
+        // candidate only through timestamp noise (a near miss): 0-3, 1-2 is possible too,
+        // so nothing separates them and nothing is joined.
         let edges = vec![e(0, 2, 80), e(0, 3, 80), e(1, 3, 80)];
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let near = [NearMiss { up: 1, down: 2 }];
+        let c = choose(&edges, &near, &JoinConfig::default(), &mut JoinStats::default());
         assert!(c.accepted.is_empty(), "{c:?}");
         assert_eq!(c.ambiguous, vec![0, 1, 2]);
     }
 
     #[test]
+    fn a_forced_pairing_is_taken_by_elimination() {
+        // The same, with 1 -> 2 impossible beyond the doubt: 1 can only go to 3, so 0 to 2.
+        let edges = vec![e(0, 2, 80), e(0, 3, 80), e(1, 3, 80)];
+        let mut stats = JoinStats::default();
+        let c = choose(&edges, &[], &JoinConfig::default(), &mut stats);
+        assert_eq!(c.accepted, vec![0, 2]);
+        assert!(c.ambiguous.is_empty(), "{c:?}");
+        assert_eq!(c.eliminated.len(), 2);
+        assert_eq!(stats.path_eliminated, 2);
+    }
+
+    #[test]
+    fn a_close_before_any_end_rules_a_crossing_out() {
+        // Two upstream legs 0, 1 and two downstream legs 2, 3, all alike; with 0 -> 3 the
+        // forwarder would have closed a leg before anything ended.
+        let mut edges = vec![e(0, 2, 80), e(0, 3, 80), e(1, 2, 80), e(1, 3, 80)];
+        edges[1].close_unexplained = true;
+        let c = pick(&edges);
+        assert_eq!(c.accepted, vec![0, 3]);
+        assert!(c.ambiguous.is_empty(), "{c:?}");
+        // A forwarder that closes on its own breaks every pairing alike: nothing is ruled
+        // in by ruling everything out.
+        for x in &mut edges {
+            x.close_unexplained = true;
+        }
+        let c = pick(&edges);
+        assert!(c.accepted.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn elimination_leaves_open_groups_alone() {
+        // Leg 1's possible partner 4 lies outside the group (a near miss): no elimination.
+        let edges = vec![e(0, 2, 80), e(0, 3, 80), e(1, 3, 80)];
+        let near = [NearMiss { up: 1, down: 4 }];
+        let c = choose(&edges, &near, &JoinConfig::default(), &mut JoinStats::default());
+        assert!(c.accepted.is_empty(), "{c:?}");
+        // Unequal sides (three upstream legs, two downstream): no elimination.
+        let edges = vec![e(0, 3, 80), e(0, 4, 80), e(1, 4, 80), e(2, 4, 80)];
+        let c = pick(&edges);
+        assert!(c.accepted.is_empty(), "{c:?}");
+    }
+
+    #[test]
     fn a_forced_pairing_with_clear_scores_resolves() {
         let edges = vec![e(0, 2, 100), e(0, 3, 80), e(1, 3, 100)];
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let c = pick(&edges);
         assert_eq!(c.accepted, vec![0, 2]);
         assert!(c.ambiguous.is_empty());
     }
@@ -800,7 +1094,7 @@ mod tests {
         // The heavier matching is 0-3 + 1-2 (195 vs 175, beyond the margin), but leg 3's two
         // candidate upstreams score 100 and 90: that end does not separate them.
         let edges = vec![e(0, 2, 85), e(0, 3, 100), e(1, 2, 95), e(1, 3, 90)];
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let c = pick(&edges);
         assert!(c.accepted.is_empty(), "{c:?}");
     }
 
@@ -814,7 +1108,7 @@ mod tests {
             e(1, 3, 95),
             e(0, 3, 99),
         ];
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let c = pick(&edges);
         assert_eq!(c.accepted, vec![0, 1, 2]);
         assert!(c.ambiguous.is_empty(), "{c:?}");
     }
@@ -834,7 +1128,7 @@ mod tests {
         for k in 0..8u32 {
             edges.push(e(10 * k + 2, 200, 41));
         }
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let c = pick(&edges);
         for &i in &c.accepted {
             assert_ne!(edges[i].score, 120, "skip edge taken: {:?}", edges[i]);
         }
@@ -843,7 +1137,7 @@ mod tests {
     #[test]
     fn clear_margin_wins() {
         let edges = vec![e(0, 2, 130), e(0, 3, 80)];
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let c = pick(&edges);
         assert_eq!(c.accepted, vec![0]);
         assert!(c.ambiguous.is_empty());
     }
@@ -856,7 +1150,7 @@ mod tests {
                 edges.push(e(u, d, if d - 10 == u { 120 } else { 60 }));
             }
         }
-        let c = choose(&edges, 15, &mut JoinStats::default());
+        let c = pick(&edges);
         assert_eq!(c.accepted.len(), 6);
         for &i in &c.accepted {
             assert_eq!(edges[i].down - 10, edges[i].up);
