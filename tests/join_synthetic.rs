@@ -453,6 +453,60 @@ fn forced_pairing_control_with_every_true_hop_a_candidate() {
     );
 }
 
+/// The lab's "identical payloads" case as it often comes out: two clients send the same
+/// bytes through one forking forwarder at the same moment, every pairing is causal for the
+/// bytes and scores alike, and the forwarder's children connect in the other order. What
+/// tells them apart is when each leg ends: the forwarder closes a downstream leg after it
+/// reads the client's FIN (or the server's), so B -> X would have closed X before anything
+/// ended it. B can only go to Y, so A goes to X: joined by elimination.
+#[test]
+fn identical_clients_told_apart_by_close_order() {
+    let mut rng = Rng(78);
+    let data = payload(43, 100);
+    let t0 = 10_000_000_000;
+    #[allow(clippy::too_many_arguments)]
+    let leg = |rng: &mut Rng, client: &str, server: &str, syn: Nanos, c2s: Nanos, s2c: Nanos, fin: [Nanos; 2]| {
+        let mut c = Conn::tcp(rng, client, server, syn, data.clone(), data.clone());
+        c.c2s_data_at = c2s;
+        c.s2c_data_at = s2c;
+        c.fin_at = fin.map(Some);
+        c
+    };
+    // Upstream legs: the client half-closes after its reply; the forwarder passes the
+    // server's FIN back.
+    let a = leg(&mut rng, "10.77.1.1:40001", "10.77.1.2:9000", t0, t0 + MS, t0 + 3500 * US, [t0 + 5 * MS, t0 + 5400 * US]);
+    let b = leg(&mut rng, "10.77.1.1:40002", "10.77.1.2:9000", t0 + 20 * US, t0 + MS + 50 * US, t0 + 3600 * US, [t0 + 9 * MS, t0 + 9400 * US]);
+    // Downstream legs: the forwarder passes the client's FIN on; the server then closes.
+    let x = leg(&mut rng, "10.77.2.1:50001", "10.77.2.2:8443", t0 + 300 * US, t0 + 1300 * US, t0 + 3 * MS, [t0 + 5300 * US, t0 + 5350 * US]);
+    let y = leg(&mut rng, "10.77.2.1:50002", "10.77.2.2:8443", t0 + 350 * US, t0 + 1350 * US, t0 + 3200 * US, [t0 + 9300 * US, t0 + 9350 * US]);
+    let obs: Vec<ObservationFeatures> = [(&a, 0), (&x, 3), (&b, 0), (&y, 3)]
+        .iter()
+        .map(|(c, point)| observe(c, &Sight::at(*point, c, 0)))
+        .collect();
+    let truth = [(0, 0), (0, 1), (1, 0), (1, 1)];
+    let m = join(&obs, &[], |_| {});
+    let r = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
+    assert_eq!(m.stats.path_eliminated, 2, "{m}");
+    for p in &m.paths {
+        assert!(p.via[0].evidence.iter().any(|e| matches!(e.evidence, Evidence::Elimination { legs: 4 })), "{m}");
+    }
+    // Without the close order (every leg ends right after its data) nothing separates
+    // the two pairings: nothing is joined.
+    let plain: Vec<ObservationFeatures> = [(&a, 0), (&x, 3), (&b, 0), (&y, 3)]
+        .iter()
+        .map(|(c, point)| {
+            let mut c = (*c).clone();
+            c.fin_at = [None, None];
+            observe(&c, &Sight::at(*point, &c, 0))
+        })
+        .collect();
+    let m = join(&plain, &[], |_| {});
+    let (_, _, pp, pr) = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!((pp, pr), (1.0, 0.0), "{m}");
+    assert_eq!(m.stats.path_eliminated, 0, "{m}");
+}
+
 #[test]
 fn identical_clients_apart_in_time_are_told_apart() {
     let (m, truth) = twins(50 * MS, false);

@@ -281,14 +281,6 @@ struct Case<'a> {
     /// Connections named by their payload (`ft sS cN`): same name, same path. Off when
     /// clients send identical payloads.
     payload_truth: bool,
-    /// Identical payloads at the same moment: offline there is no process evidence, and
-    /// when two upstream legs each have two causal candidates scoring within the margin
-    /// (the joiner takes a hop only as the clear best at both ends, never because it is the
-    /// only partner left), the pcaps cannot decide them; live, the same happens when
-    /// attribution missed the forwarder child's sockets (it exited before the lookup). Then path recall may fall
-    /// short, but only through hops the output flags as `ambiguous` (counted and printed
-    /// per mode with their candidate scores); every other figure must still be 100%.
-    undecidable_hops: bool,
 }
 
 /// Precision and recall of leg and path joins.
@@ -448,23 +440,17 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
     keep("offline.json", &offline.stdout);
     for (mode, s, out) in [("live", s_live, &live.stdout), ("offline", s_off, &offline.stdout)] {
         let unflagged = unflagged_splits(out, &truth);
-        let perfect = if case.undecidable_hops {
-            let (hops_all, with_process) = process_hops(out);
+        let (hops_all, with_process, by_elimination) = forwarder_hops(out);
+        let hops = ambiguous_hops(out);
+        if hops_all > 0 || !hops.is_empty() {
             println!(
-                "join_truth {} {mode}: {with_process} of {hops_all} forwarder hop(s) joined with the forwarder's process as evidence",
-                case.name
-            );
-            let hops = ambiguous_hops(out);
-            println!(
-                "join_truth {} {mode}: {} forwarder hop(s) undecidable (flagged ambiguous, not joined): {}",
+                "join_truth {} {mode}: {hops_all} forwarder hop(s) joined, {with_process} with the forwarder's process as evidence, {by_elimination} by elimination; {} ambiguous: {}",
                 case.name,
                 hops.len(),
                 if hops.is_empty() { "-".to_string() } else { hops.join("; ") }
             );
-            [s.leg_p, s.leg_r, s.path_p] == [1.0; 3] && unflagged.is_empty()
-        } else {
-            [s.leg_p, s.leg_r, s.path_p, s.path_r] == [1.0; 4]
-        };
+        }
+        let perfect = [s.leg_p, s.leg_r, s.path_p, s.path_r] == [1.0; 4] && unflagged.is_empty();
         assert!(
             perfect,
             "{} {mode}: {s:?}\n{}\nmisplaced: {}",
@@ -656,18 +642,20 @@ fn ambiguous_hops(out: &[u8]) -> Vec<String> {
     v
 }
 
-/// Forwarder hops joined, and how many of them name one process holding both sockets.
-fn process_hops(out: &[u8]) -> (usize, usize) {
-    let (mut all, mut with) = (0, 0);
+/// Forwarder hops joined, how many of them name one process holding both sockets, and how
+/// many were joined by elimination.
+fn forwarder_hops(out: &[u8]) -> (usize, usize, usize) {
+    let (mut all, mut with, mut elim) = (0, 0, 0);
     for line in String::from_utf8_lossy(out).lines() {
         let Ok(p) = serde_json::from_str::<Value>(line) else { continue };
         for v in p["via"].as_array().into_iter().flatten() {
             all += 1;
-            let ev = v["evidence"].as_array().into_iter().flatten();
-            with += usize::from(ev.filter_map(Value::as_str).any(|e| e.starts_with("process ")));
+            let ev: Vec<&str> = v["evidence"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            with += usize::from(ev.iter().any(|e| e.starts_with("process ")));
+            elim += usize::from(ev.contains(&"elimination"));
         }
     }
-    (all, with)
+    (all, with, elim)
 }
 
 /// Output paths holding part of a true path that is split, without an `ambiguous` note.
@@ -765,7 +753,6 @@ fn seed_path_live_and_offline() {
         clients: vec![client],
         fwd_logs: Vec::new(),
         payload_truth: true,
-        undecidable_hops: false,
     });
 }
 
@@ -793,7 +780,6 @@ fn snat_masquerade() {
         clients: vec![client],
         fwd_logs: Vec::new(),
         payload_truth: true,
-        undecidable_hops: false,
     });
 }
 
@@ -851,7 +837,6 @@ fn two_dnats_in_two_namespaces() {
         clients: vec![client],
         fwd_logs: Vec::new(),
         payload_truth: true,
-        undecidable_hops: false,
     });
 }
 
@@ -903,7 +888,6 @@ fn udp_through_dnat() {
         clients: vec![client],
         fwd_logs: Vec::new(),
         payload_truth: true,
-        undecidable_hops: false,
     });
 }
 
@@ -943,7 +927,6 @@ fn ipv6_dnat() {
         clients: vec![client],
         fwd_logs: Vec::new(),
         payload_truth: true,
-        undecidable_hops: false,
     });
 }
 
@@ -1001,7 +984,6 @@ fn forwarder_connecting_after_a_delay() {
         clients: vec![client],
         fwd_logs: vec![flog],
         payload_truth: true,
-        undecidable_hops: false,
     });
 }
 
@@ -1039,6 +1021,5 @@ fn two_clients_identical_payloads_at_once() {
         clients,
         fwd_logs: vec![flog],
         payload_truth: false,
-        undecidable_hops: true,
     });
 }

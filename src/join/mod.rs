@@ -130,13 +130,26 @@
 //! its upstream leg and every other candidate previous leg of its downstream leg (mutual
 //! best; rivals that a chain of forwarders explains, a skip edge over a middle leg, do not
 //! count, and skip edges are never taken). The others are **ambiguous**: not joined, and
-//! listed in each path's `ambiguous` with the candidate paths and scores. So two clients
-//! sending identical bytes at the same moment stay apart unless the owning process or a
-//! timing difference of more than one and a half decades separates them. The structure
-//! alone never does: when the true partner of a leg is no candidate (its first byte looked
-//! acausal within the slack), the only full matching pairs the others wrongly, so a leg
-//! with one possible partner is not joined to it on that ground. A missing join is
-//! preferred to a wrong one.
+//! listed in each path's `ambiguous` with the candidate paths and scores, unless
+//! elimination settles them.
+//!
+//! Elimination: two clients sending identical bytes at the same moment through one forking
+//! forwarder give legs that payload and timing scores cannot tell apart (and the owning
+//! process is lost when the forwarder's child exits before attribution finds it). A
+//! forwarder hands every upstream leg to exactly one downstream leg, though, and most ways
+//! to pair such legs break causality somewhere: a byte written before it was read, or a
+//! leg closed before anything ended (the forwarder closes after it reads an end: the
+//! client's on the upstream leg, the server's on the downstream leg). A connected group of
+//! ambiguous edges with as many upstream as downstream legs is joined when exactly one
+//! pairing of all its legs uses only possible pairings, and every pair in it is a candidate
+//! edge (evidence `elimination`). Possible means not ruled out by more than
+//! [`JoinConfig::elimination_doubt_ns`] (100 us): a pair that missed candidacy by less
+//! (its first byte looked acausal by 40 us, say: timestamps of two points) still counts as
+//! a possible pairing, so the structure alone never forces a pairing that noise could
+//! explain. An end on the leg's own point must come before the close within the slack;
+//! one at another point within the doubt. A forwarder that closes on its own (an idle
+//! timeout, a proxy ending a response) makes every pairing of its legs look impossible,
+//! so nothing is eliminated there. A missing join is preferred to a wrong one.
 //!
 //! Orientation: the joiner calls the sender of the SYN the client, whatever the flow table
 //! said. Observations without a SYN keep the flow table's naming; when two of them match
@@ -216,7 +229,7 @@ pub struct JoinConfig {
     pub margin: i32,
     /// A pairing of legs is *impossible* for the elimination rule only when it breaks
     /// causality by more than this (forwarded bytes, or a forwarder closing before anything
-    /// ended; see [`path`]); a pairing acausal by less is still *possible*, though not a
+    /// ended; see the module docs); a pairing acausal by less is still *possible*, though not a
     /// candidate. Default 100 us, five times the slack.
     pub elimination_doubt_ns: i64,
     /// Candidate pairs per observation and key at most. Default 64.

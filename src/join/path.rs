@@ -640,9 +640,9 @@ const ELIMINATION_LEGS: usize = 8;
 /// only pairings broken by more than the doubt are ruled out, so timestamp noise that made a true hop
 /// no candidate keeps its alternative alive. When exactly one way to pair every leg of the
 /// group uses possible pairings only, and all of them are candidate edges, its edges are
-/// taken ([`Evidence::Elimination`](super::evidence::Evidence::Elimination)). Groups whose
-/// legs have possible partners outside the group, or that share a leg end with a taken
-/// edge, are left as they are.
+/// taken ([`Evidence::Elimination`](super::evidence::Evidence::Elimination)). Legs that a
+/// taken edge joined already are out of the game (their other candidates are no rivals);
+/// groups whose legs have possible partners outside the group are left as they are.
 fn eliminate(edges: &[PathEdge], near: &[NearMiss], choice: &mut Choice) {
     use std::collections::{HashMap, HashSet};
     if choice.ambiguous.is_empty() {
@@ -683,17 +683,18 @@ fn eliminate(edges: &[PathEdge], near: &[NearMiss], choice: &mut Choice) {
     let taken_down: HashSet<u32> = choice.accepted.iter().map(|&i| edges[i].down).collect();
     let mut solved: Vec<usize> = Vec::new();
     'group: for g in &groups {
-        let mut ups: Vec<u32> = g.iter().map(|&i| edges[i].up).collect();
-        let mut downs: Vec<u32> = g.iter().map(|&i| edges[i].down).collect();
+        // Legs a taken edge has joined already are not to be had.
+        let free = |i: &usize| !taken_up.contains(&edges[*i].up) && !taken_down.contains(&edges[*i].down);
+        let mut ups: Vec<u32> = g.iter().filter(|i| free(i)).map(|&i| edges[i].up).collect();
+        let mut downs: Vec<u32> = g.iter().filter(|i| free(i)).map(|&i| edges[i].down).collect();
         ups.sort_unstable();
         ups.dedup();
         downs.sort_unstable();
         downs.dedup();
-        if ups.len() != downs.len()
+        if ups.is_empty()
+            || ups.len() != downs.len()
             || ups.len() > ELIMINATION_LEGS
             || ups.iter().any(|u| downs.binary_search(u).is_ok())
-            || ups.iter().any(|u| taken_up.contains(u))
-            || downs.iter().any(|d| taken_down.contains(d))
         {
             continue;
         }
@@ -702,29 +703,32 @@ fn eliminate(edges: &[PathEdge], near: &[NearMiss], choice: &mut Choice) {
             |l: u32| downs.binary_search(&l).ok(),
         );
         // Possible pairings, as [up][down] -> Some(edge) for a candidate, None for a near
-        // miss; any possible partner outside the group leaves the group alone.
+        // miss; any possible partner outside the group that is still free leaves the group
+        // alone.
         let n = ups.len();
         let mut possible: Vec<Vec<Option<Option<usize>>>> = vec![vec![None; n]; n];
+        let open = |up: u32, down: u32| match (iu(up), id(down)) {
+            (Some(_), None) => !taken_down.contains(&down),
+            (None, Some(_)) => !taken_up.contains(&up),
+            _ => false,
+        };
         for (i, e) in edges.iter().enumerate() {
-            match (iu(e.up), id(e.down)) {
-                (Some(a), Some(b)) => {
-                    if !e.close_unexplained {
-                        possible[a][b] = Some(Some(i));
-                    }
-                }
-                (Some(_), None) | (None, Some(_)) if !e.close_unexplained => continue 'group,
-                _ => {}
+            if e.close_unexplained {
+                continue;
+            }
+            if let (Some(a), Some(b)) = (iu(e.up), id(e.down)) {
+                possible[a][b] = Some(Some(i));
+            } else if open(e.up, e.down) {
+                continue 'group;
             }
         }
         for m in near {
-            match (iu(m.up), id(m.down)) {
-                (Some(a), Some(b)) => {
-                    if possible[a][b].is_none() {
-                        possible[a][b] = Some(None);
-                    }
+            if let (Some(a), Some(b)) = (iu(m.up), id(m.down)) {
+                if possible[a][b].is_none() {
+                    possible[a][b] = Some(None);
                 }
-                (Some(_), None) | (None, Some(_)) => continue 'group,
-                _ => {}
+            } else if open(m.up, m.down) {
+                continue 'group;
             }
         }
         // Perfect matchings of ups to downs over possible pairings (two are enough).
@@ -1066,6 +1070,20 @@ mod tests {
         }
         let c = pick(&edges);
         assert!(c.accepted.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn a_rival_joined_elsewhere_is_no_rival() {
+        // Leg 1 goes to 3 with the forwarder's process as evidence (clearly); its weaker
+        // candidate 1 -> 2 made 0 -> 2 ambiguous, but 1 is taken: 2 can only come from 0.
+        let edges = vec![e(1, 3, 135), e(1, 2, 85), e(0, 2, 85)];
+        let c = pick(&edges);
+        assert_eq!(c.accepted, vec![0, 2], "{c:?}");
+        assert!(c.ambiguous.is_empty(), "{c:?}");
+        // While 0 has another free possible partner (a near miss), it stays ambiguous.
+        let near = [NearMiss { up: 0, down: 4 }];
+        let c = choose(&edges, &near, &JoinConfig::default(), &mut JoinStats::default());
+        assert_eq!(c.accepted, vec![0], "{c:?}");
     }
 
     #[test]

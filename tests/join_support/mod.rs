@@ -38,6 +38,8 @@ pub struct Conn {
     pub syn_at: Nanos,
     pub c2s_data_at: Nanos,
     pub s2c_data_at: Nanos,
+    /// When each side sends its FIN (TCP); `None`: right after its last data.
+    pub fin_at: [Option<Nanos>; 2],
     pub mss: usize,
     /// UDP: datagram size.
     pub datagram: usize,
@@ -95,6 +97,7 @@ impl Conn {
             syn_at,
             c2s_data_at: syn_at + MS,
             s2c_data_at: syn_at + 3 * MS,
+            fin_at: [None, None],
             mss: 1448,
             datagram: 0,
         }
@@ -120,6 +123,7 @@ impl Conn {
             syn_at: at,
             c2s_data_at: at,
             s2c_data_at: at + MS,
+            fin_at: [None, None],
             mss: 0,
             datagram,
         }
@@ -285,7 +289,7 @@ fn packets(c: &Conn) -> Vec<Packet> {
     );
     push(
         0,
-        at + 10 * US,
+        c.fin_at[0].unwrap_or(at + 10 * US),
         ci.wrapping_add(1 + lc as u32),
         si.wrapping_add(1),
         ack | tcp_flags::FIN,
@@ -308,6 +312,7 @@ fn packets(c: &Conn) -> Vec<Packet> {
         off = end;
         at += 10 * US;
     }
+    let at = c.fin_at[1].unwrap_or(at);
     push(
         1,
         at,
