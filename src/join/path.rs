@@ -228,7 +228,7 @@ pub(crate) fn score_edge(
     // the candidate graph has no cycles). Reversed by more than the doubt: not worth more.
     let (us, ds) = (up.start_near_server, down.start_near_client);
     let order = if ds < us || (ds == us && di < ui) {
-        (us - ds).max(1)
+        us.saturating_sub(ds).max(1)
     } else {
         0
     };
@@ -312,8 +312,8 @@ pub(crate) fn score_edge(
         _ => None,
     };
     let mut acausal = order
-        .max(forward.map_or(0, |f| -f))
-        .max(reply.map_or(0, |r| -r));
+        .max(forward.map_or(0, |f| f.saturating_neg()))
+        .max(reply.map_or(0, |r| r.saturating_neg()));
     // The same, segment by segment: no byte is written downstream (upstream, for replies)
     // before the forwarder could have read it.
     let (c, s) = (Dir::C2s.index(), Dir::S2c.index());
@@ -415,7 +415,7 @@ fn segments_acausal(reader: &DirFeatures, writer: &DirFeatures) -> Nanos {
             .filter_map(|r| reader.time(r.at))
             .min();
         if let Some(r) = read {
-            worst = worst.max(r - w_at);
+            worst = worst.max(r.saturating_sub(w_at));
         }
     }
     worst
