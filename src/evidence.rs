@@ -333,6 +333,12 @@ impl EvidenceSoFar {
     }
 }
 
+impl crate::report::paths::EarlyEvidence for EvidenceSoFar {
+    fn for_batch(&self, records: &[FlowRecord]) -> JoinEvidence {
+        self.for_records(records)
+    }
+}
+
 /// Counters of the live evidence.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EvidenceStats {
