@@ -8,6 +8,8 @@
 //!  capture threads (SYN, first UDP) --try_send--+   v
 //!  FlowReport (new flow)            --try_send--+-> attribution thread: ProcessIndex (sock_diag)
 //!                                                   v
+//!              both stores, shared: EvidenceSoFar::for_records -> JoinEvidence of one batch
+//!                                                                 (batches joined early)
 //!                              LiveEvidence::finish -> JoinEvidence (conntrack, socket owners)
 //! ```
 //!
@@ -45,10 +47,28 @@
 //!   A new entry or owner that does not fit evicts the oldest: conntrack entries of
 //!   connections destroyed (DESTROY event) first, oldest destroyed first, then the oldest
 //!   seen; owners oldest first. Evictions are counted (`conntrack_evicted`,
-//!   `owners_evicted`). Evidence is applied when held records are joined, so what is
-//!   evicted is what the oldest connections would have brought to it.
+//!   `owners_evicted`). Evidence is applied when held records are joined (a batch joined
+//!   early, or the rest at the end), so what is evicted before then is what the oldest
+//!   connections would have brought to it.
+//! * Batches joined before the capture ends (the held records reached their bound) get the
+//!   evidence gathered so far that bears on their records: [`LiveEvidence::so_far`] is a
+//!   handle on both stores, which the report asks once per such batch
+//!   ([`crate::report::FlowReport::set_early_evidence`], [`EvidenceSoFar::for_records`]):
+//!   conntrack entries whose original or reply tuple is one of the batch's, the known
+//!   owners of both sockets of those tuples and of the entries' tuples, the points'
+//!   namespaces. The copy is proportional to the batch, not to the evidence, and lives
+//!   until the batch is joined. Each store is an `Arc<Mutex<..>>` its thread locks per
+//!   update (never across a socket lookup), the capture threads never touch it, and the
+//!   report holds the owners' lock for [`SO_FAR_CHUNK`] lookups at a time and the conntrack
+//!   lock for one pass over the entries. What a batch cannot see is what was not gathered
+//!   when it was handed over: a server socket whose deferred lookups are still going (its
+//!   connection ended less than about 250 ms before), conntrack events still queued, what
+//!   was evicted. When the threads end (`finish`) they take their stores' contents out,
+//!   and the report uses the final evidence alone from then on: no entry reaches a batch
+//!   twice.
 //! * [`LiveEvidence::finish`] stops the watchers, drains both threads and returns what they
-//!   gathered; it waits for the pending deferred lookups (at most about 250 ms).
+//!   gathered (all of it, for the batches joined from then on); it waits for the pending
+//!   deferred lookups (at most about 250 ms).
 //! * While capture runs, [`LiveEvidence::follower`] gives what was gathered so far (for joins
 //!   made every so often, the TUI's): once asked for, both threads also journal every change
 //!   they make (at most [`MAX_JOURNAL`] pending, the rest counted), and

@@ -14,7 +14,13 @@
 //!   keep coming; the batch out counts against the bounds until its output is written, and
 //!   at most one is out, so held plus joining stay within them. The output (batch order,
 //!   path ids) is the one an inline join of the same batches writes (with `--follow`, which
-//!   shares standard output, batches are joined inline).
+//!   shares standard output, batches are joined inline). Each batch is joined with the
+//!   report's evidence ([`ReportOptions::evidence`], then what [`FlowReport::add_evidence`]
+//!   adds: live, the final evidence, added when capture ends) and, live, when it is joined
+//!   before that, with the evidence gathered so far that bears on its records
+//!   ([`FlowReport::set_early_evidence`], [`paths::EarlyEvidence`]; see
+//!   [`crate::evidence`]), taken on this thread when the batch is handed over. A run that
+//!   never flushes early writes what it wrote without it.
 //!   Global counters (`FlowTableStats`, plus the process's peak RSS) go to stderr at the end:
 //!   one line of text, or with `=json` one JSON object `{"stats":{...}}`.
 //! - `--follow ID`: the flow's conversation on stdout as it is reassembled ([`follow`]).
