@@ -8,6 +8,8 @@
 //!  capture threads (SYN, first UDP) --try_send--+   v
 //!  FlowReport (new flow)            --try_send--+-> attribution thread: ProcessIndex (sock_diag)
 //!                                                   v
+//!              both stores, shared: EvidenceSoFar::for_records -> JoinEvidence of one batch
+//!                                                                 (batches joined early)
 //!                              LiveEvidence::finish -> JoinEvidence (conntrack, socket owners)
 //! ```
 //!
@@ -45,24 +47,42 @@
 //!   A new entry or owner that does not fit evicts the oldest: conntrack entries of
 //!   connections destroyed (DESTROY event) first, oldest destroyed first, then the oldest
 //!   seen; owners oldest first. Evictions are counted (`conntrack_evicted`,
-//!   `owners_evicted`). Evidence is applied when held records are joined, so what is
-//!   evicted is what the oldest connections would have brought to it.
+//!   `owners_evicted`). Evidence is applied when held records are joined (a batch joined
+//!   early, or the rest at the end), so what is evicted before then is what the oldest
+//!   connections would have brought to it.
+//! * Batches joined before the capture ends (the held records reached their bound) get the
+//!   evidence gathered so far that bears on their records: [`LiveEvidence::so_far`] is a
+//!   handle on both stores, which the report asks once per such batch
+//!   ([`crate::report::FlowReport::set_early_evidence`], [`EvidenceSoFar::for_records`]):
+//!   conntrack entries whose original or reply tuple is one of the batch's, the known
+//!   owners of both sockets of those tuples and of the entries' tuples, the points'
+//!   namespaces. The copy is proportional to the batch, not to the evidence, and lives
+//!   until the batch is joined. Each store is an `Arc<Mutex<..>>` its thread locks per
+//!   update (never across a socket lookup), the capture threads never touch it, and the
+//!   report holds the owners' lock for [`SO_FAR_CHUNK`] lookups at a time and the conntrack
+//!   lock for one pass over the entries. What a batch cannot see is what was not gathered
+//!   when it was handed over: a server socket whose deferred lookups are still going (its
+//!   connection ended less than about 250 ms before), conntrack events still queued, what
+//!   was evicted. When the threads end (`finish`) they take their stores' contents out,
+//!   and the report uses the final evidence alone from then on: no entry reaches a batch
+//!   twice.
 //! * [`LiveEvidence::finish`] stops the watchers, drains both threads and returns what they
-//!   gathered; it waits for the pending deferred lookups (at most about 250 ms).
+//!   gathered (all of it, for the batches joined from then on); it waits for the pending
+//!   deferred lookups (at most about 250 ms).
 //! * While capture runs, [`LiveEvidence::follower`] gives what was gathered so far (for joins
 //!   made every so often, the TUI's): once asked for, both threads also journal every change
 //!   they make (at most [`MAX_JOURNAL`] pending, the rest counted), and
 //!   [`EvidenceFollower::update`] applies the journal to its own copy.
 
 use crate::conntrack::{ConntrackWatcher, CtEntry, CtProto, CtUpdate, WatchOptions};
-use crate::flow::{FlowInfo, Proto as FlowProto};
+use crate::flow::{FlowInfo, FlowRecord, Proto as FlowProto};
 use crate::join::{Owner, Proto};
 use crate::netns::Netns;
 use crate::process::{MatchKind, ProcessIndex, SocketKey};
 use crate::report::paths::{JoinEvidence, SocketOwner};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
@@ -83,6 +103,16 @@ pub const BYTES_PER_OWNER: usize =
     2 * std::mem::size_of::<OwnerKey>() + std::mem::size_of::<(Owner, u8)>() + 3 * 32 + 48;
 /// Changes journaled for a follower and not yet taken, at most.
 pub const MAX_JOURNAL: usize = 1 << 16;
+
+/// Lookups made in one hold of the owners' lock by [`EvidenceSoFar::for_records`].
+pub const SO_FAR_CHUNK: usize = 256;
+
+/// A store shared by the thread that fills it and [`EvidenceSoFar`], locked per operation.
+type Shared<T> = Arc<Mutex<T>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Changes for an [`EvidenceFollower`] (kept only once one exists).
 #[derive(Default)]
@@ -181,6 +211,151 @@ impl EvidenceFollower {
             .collect();
         v.sort_by(|a, b| (a.local, a.remote).cmp(&(b.local, b.remote)));
         v
+    }
+}
+
+/// What the conntrack and attribution threads hold so far, for a batch of records joined
+/// before the capture ends ([`LiveEvidence::so_far`]): [`EvidenceSoFar::for_records`] copies
+/// out only what bears on the batch, so the copy grows with the batch, not with the
+/// evidence. It shares the threads' stores (nothing is copied until asked).
+#[derive(Clone)]
+pub struct EvidenceSoFar {
+    ct: Shared<CtStore>,
+    owners: Shared<OwnerStore>,
+    point_netns: HashMap<u32, Netns>,
+}
+
+impl EvidenceSoFar {
+    /// The evidence gathered so far that bears on `records` (TCP and UDP ones):
+    ///
+    /// * conntrack entries whose original or reply tuple is a record's tuple (either
+    ///   orientation, IPv4-mapped addresses as IPv4), found in one pass over the entries
+    ///   under the conntrack store's lock (a 64-bit key per tuple, no allocation);
+    /// * the known owners (rank above unknown) of both sockets of every record's tuple, in
+    ///   the namespace of the record's capture point (every capture namespace when the
+    ///   point's is not known), and of both tuples of every entry picked, in the entry's
+    ///   namespace: a leg no interface shows is made from the entry, and its process is
+    ///   the owner of that socket. Looked up by key, [`SO_FAR_CHUNK`] per hold of the
+    ///   owners' lock, so the attribution thread never waits long;
+    /// * the capture points' namespaces.
+    ///
+    /// Entries in the order first seen and owners sorted by tuple, as [`LiveEvidence::finish`]
+    /// gives them.
+    pub fn for_records(&self, records: &[FlowRecord]) -> JoinEvidence {
+        let addr = |e: crate::flow::Endpoint| SocketAddr::new(e.addr, e.port);
+        let ct_proto = |p: CtProto| match p {
+            CtProto::Tcp => Some(Proto::Tcp),
+            CtProto::Udp => Some(Proto::Udp),
+            _ => None,
+        };
+        let mut keys: crate::join::KeyMap<()> = crate::join::KeyMap::default();
+        keys.reserve(records.len());
+        for r in records {
+            let proto = match r.info.proto {
+                FlowProto::Tcp => Proto::Tcp,
+                FlowProto::Udp => Proto::Udp,
+                _ => continue,
+            };
+            keys.insert(crate::join::tuple_key(proto, addr(r.info.client), addr(r.info.server)), ());
+        }
+        let mut ev = JoinEvidence { point_netns: self.point_netns.clone(), ..JoinEvidence::default() };
+        if keys.is_empty() {
+            return ev;
+        }
+        // A key match is a tuple match but for a hash collision, and an entry of a tuple
+        // no record has joins nothing: no need to compare the tuples again.
+        let mut picked: Vec<(u64, CtEntry)> = {
+            let store = lock(&self.ct);
+            store
+                .map
+                .values()
+                .filter(|(_, e)| {
+                    ct_proto(e.proto).is_some_and(|p| {
+                        keys.contains_key(&crate::join::tuple_key(p, e.orig.src_addr(), e.orig.dst_addr()))
+                            || keys.contains_key(&crate::join::tuple_key(p, e.reply.src_addr(), e.reply.dst_addr()))
+                    })
+                })
+                .cloned()
+                .collect()
+        };
+        drop(keys);
+        picked.sort_unstable_by_key(|p| p.0);
+        // The sockets to look up: both ends of each tuple, in its namespace (any capture
+        // namespace when not known), as seen and with IPv4-mapped addresses as IPv4.
+        let mut all_ns: Vec<&Netns> = Vec::new();
+        for ns in self.point_netns.values() {
+            if !all_ns.contains(&ns) {
+                all_ns.push(ns);
+            }
+        }
+        let mut wanted: std::collections::HashSet<OwnerKey> = std::collections::HashSet::new();
+        let mut want = |ns: Option<&Netns>, proto: Proto, a: SocketAddr, b: SocketAddr| {
+            let canon = |x: SocketAddr| SocketAddr::new(x.ip().to_canonical(), x.port());
+            let one;
+            let spaces: &[&Netns] = match ns {
+                Some(ns) => {
+                    one = [ns];
+                    &one
+                }
+                None => &all_ns,
+            };
+            for ns in spaces {
+                for (l, r) in [(a, b), (b, a), (canon(a), canon(b)), (canon(b), canon(a))] {
+                    wanted.insert((Netns::clone(ns), proto, l, r));
+                }
+            }
+        };
+        for r in records {
+            let proto = match r.info.proto {
+                FlowProto::Tcp => Proto::Tcp,
+                FlowProto::Udp => Proto::Udp,
+                _ => continue,
+            };
+            want(self.point_netns.get(&r.info.point_index), proto, addr(r.info.client), addr(r.info.server));
+        }
+        for (_, e) in &picked {
+            if let Some(p) = ct_proto(e.proto) {
+                want(Some(&e.netns), p, e.orig.src_addr(), e.orig.dst_addr());
+                want(Some(&e.netns), p, e.reply.src_addr(), e.reply.dst_addr());
+            }
+        }
+        let wanted: Vec<OwnerKey> = wanted.into_iter().collect();
+        for chunk in wanted.chunks(SO_FAR_CHUNK) {
+            let store = lock(&self.owners);
+            for k in chunk {
+                if let Some((owner, rank)) = store.get(k)
+                    && *rank > 0
+                {
+                    let (netns, proto, local, remote) = k.clone();
+                    ev.owners.push(SocketOwner { netns, proto, local, remote, owner: owner.clone() });
+                }
+            }
+        }
+        ev.owners.sort_by_key(|a| (a.local, a.remote));
+        ev.conntrack = picked.into_iter().map(|(_, e)| (e, None)).collect();
+        ev
+    }
+}
+
+#[cfg(test)]
+impl EvidenceSoFar {
+    /// Stores holding `entries` and `owners` (owners found exactly), as the threads fill them.
+    pub(crate) fn holding(entries: Vec<CtEntry>, owners: Vec<SocketOwner>, point_netns: HashMap<u32, Netns>) -> EvidenceSoFar {
+        let mut ct = CtStore::new(MAX_ENTRIES);
+        for e in entries {
+            ct.insert((e.netns.clone(), e.id, e.proto, e.orig.src_addr(), e.orig.dst_addr()), e);
+        }
+        let mut os = OwnerStore::new(MAX_OWNERS);
+        for o in owners {
+            os.insert((o.netns, o.proto, o.local, o.remote), (o.owner, 3));
+        }
+        EvidenceSoFar { ct: Arc::new(Mutex::new(ct)), owners: Arc::new(Mutex::new(os)), point_netns }
+    }
+}
+
+impl crate::report::paths::EarlyEvidence for EvidenceSoFar {
+    fn for_batch(&self, records: &[FlowRecord]) -> JoinEvidence {
+        self.for_records(records)
     }
 }
 
@@ -413,6 +588,8 @@ impl SocketTap {
 /// Conntrack watchers and the attribution thread of one live capture.
 pub struct LiveEvidence {
     watchers: Vec<ConntrackWatcher>,
+    ct_store: Shared<CtStore>,
+    owner_store: Shared<OwnerStore>,
     ct_thread: Option<JoinHandle<(Vec<CtEntry>, u64, u64)>>,
     attr_thread: Option<JoinHandle<OwnerStore>>,
     attr_tx: Option<SyncSender<Request>>,
@@ -459,19 +636,25 @@ impl LiveEvidence {
         let ct_attr = attr_tx.clone();
         let journal = Arc::new(Journal::default());
         let ct_journal = journal.clone();
+        let ct_store = Arc::new(Mutex::new(CtStore::new(max_entries)));
+        let owner_store = Arc::new(Mutex::new(OwnerStore::new(max_owners)));
+        let ct_shared = ct_store.clone();
         let ct_thread = std::thread::Builder::new()
             .name("conntrack".into())
-            .spawn(move || collect_conntrack(ct_rx, ct_attr, &ct_journal, max_entries))
+            .spawn(move || collect_conntrack(ct_rx, ct_attr, &ct_journal, ct_shared))
             .ok();
         let attr_stop = stop.clone();
         let warm = namespaces.clone();
         let attr_journal = journal.clone();
+        let attr_shared = owner_store.clone();
         let attr_thread = std::thread::Builder::new()
             .name("attribution".into())
-            .spawn(move || attribute(attr_rx, attr_stop, warm, &attr_journal, max_owners))
+            .spawn(move || attribute(attr_rx, attr_stop, warm, &attr_journal, attr_shared))
             .ok();
         LiveEvidence {
             watchers,
+            ct_store,
+            owner_store,
             ct_thread,
             attr_thread,
             attr_tx: Some(attr_tx),
@@ -493,6 +676,16 @@ impl LiveEvidence {
             entries: Vec::new(),
             index: HashMap::new(),
             owners: HashMap::new(),
+        }
+    }
+
+    /// What the evidence threads hold so far, for batches of records joined before
+    /// [`LiveEvidence::finish`] (see [`EvidenceSoFar`]); after `finish` it finds nothing.
+    pub fn so_far(&self) -> EvidenceSoFar {
+        EvidenceSoFar {
+            ct: self.ct_store.clone(),
+            owners: self.owner_store.clone(),
+            point_netns: self.point_netns.clone(),
         }
     }
 
@@ -574,16 +767,17 @@ impl Drop for LiveEvidence {
     }
 }
 
-/// The conntrack thread: keeps the latest state of every entry, asks for the owner of each
-/// rewritten entry's original socket; keeps at most `max` entries (the oldest evicted,
-/// destroyed ones first). Returns `(entries, lost events, evicted)`.
+/// The conntrack thread: keeps the latest state of every entry in `shared` (locked per
+/// update), asks for the owner of each rewritten entry's original socket; the store keeps at
+/// most its `max` entries (the oldest evicted, destroyed ones first). At the end it takes the
+/// entries out of the store (an [`EvidenceSoFar`] then finds none) and returns `(entries,
+/// lost events, evicted)`.
 fn collect_conntrack(
     rx: Receiver<CtUpdate>,
     attr: SyncSender<Request>,
     journal: &Journal,
-    max: usize,
+    shared: Shared<CtStore>,
 ) -> (Vec<CtEntry>, u64, u64) {
-    let mut store = CtStore::new(max);
     let mut lost = 0u64;
     for u in rx {
         let (e, destroy) = match u {
@@ -601,36 +795,45 @@ fn collect_conntrack(
             _ => continue,
         };
         let key = (e.netns.clone(), e.id, e.proto, e.orig.src_addr(), e.orig.dst_addr());
-        match store.map.get_mut(&key) {
-            Some((_, old)) => {
-                // Later messages may lack fields an earlier one had (DESTROY: no timeout).
-                let start = old.start_ns.or(e.start_ns);
-                *old = CtEntry { start_ns: e.start_ns.or(start), ..e };
-                journal.entry(old);
-            }
-            None => {
-                if !e.rewrite().is_none() {
-                    let _ = attr.try_send(Request {
-                        netns: e.netns.clone(),
-                        proto,
-                        local: e.orig.src_addr(),
-                        remote: e.orig.dst_addr(),
-                        deferred: false,
-                        asked: Instant::now(),
-                    });
+        let mut ask = None;
+        {
+            let mut store = lock(&shared);
+            match store.map.get_mut(&key) {
+                Some((_, old)) => {
+                    // Later messages may lack fields an earlier one had (DESTROY: no timeout).
+                    let start = old.start_ns.or(e.start_ns);
+                    *old = CtEntry { start_ns: e.start_ns.or(start), ..e };
+                    journal.entry(old);
                 }
-                journal.entry(&e);
-                store.insert(key.clone(), e);
+                None => {
+                    if !e.rewrite().is_none() {
+                        ask = Some(Request {
+                            netns: e.netns.clone(),
+                            proto,
+                            local: e.orig.src_addr(),
+                            remote: e.orig.dst_addr(),
+                            deferred: false,
+                            asked: Instant::now(),
+                        });
+                    }
+                    journal.entry(&e);
+                    store.insert(key.clone(), e);
+                }
+            }
+            if destroy {
+                store.destroyed(&key);
             }
         }
-        if destroy {
-            store.destroyed(&key);
+        if let Some(r) = ask {
+            let _ = attr.try_send(r);
         }
     }
+    let store = std::mem::replace(&mut *lock(&shared), CtStore::new(1));
     if debug_sizes() {
         eprintln!(
-            "flowtrail: evidence sizes: conntrack entries {} (max {max}, {BYTES_PER_ENTRY} bytes each) queues {}+{} evicted {}",
+            "flowtrail: evidence sizes: conntrack entries {} (max {}, {BYTES_PER_ENTRY} bytes each) queues {}+{} evicted {}",
             store.map.len(),
+            store.max,
             store.order.len(),
             store.destroyed.len(),
             store.evicted
@@ -661,8 +864,8 @@ fn found_holder(
     pending: &mut HashMap<u64, Pending>,
     queued: &mut std::collections::HashSet<OwnerKey>,
     expanded: &mut std::collections::HashSet<u32>,
-    out: &mut OwnerStore,
-    look: &mut impl FnMut(&Request, &mut OwnerStore) -> (u8, Option<u32>, bool),
+    out: &Mutex<OwnerStore>,
+    look: &mut impl FnMut(&Request, &Mutex<OwnerStore>) -> (u8, Option<u32>, bool),
 ) {
     if expanded.len() >= EXPANDED {
         expanded.clear();
@@ -732,7 +935,7 @@ fn attribute(
     stop: Arc<AtomicBool>,
     warm: Vec<Netns>,
     journal: &Journal,
-    max_owners: usize,
+    shared: Shared<OwnerStore>,
 ) -> OwnerStore {
     use std::cmp::Reverse;
     let mut index = ProcessIndex::new();
@@ -740,7 +943,8 @@ fn attribute(
     for ns in &warm {
         let _ = index.sockets(ns, crate::process::SockProto::Tcp);
     }
-    let mut out = OwnerStore::new(max_owners);
+    // Locked per lookup's update, never across a lookup (an [`EvidenceSoFar`] reads it).
+    let out: &Mutex<OwnerStore> = &shared;
     // Deferred requests by id, and their due times.
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     let mut due: std::collections::BinaryHeap<Reverse<(Instant, u64)>> = std::collections::BinaryHeap::new();
@@ -751,13 +955,13 @@ fn attribute(
     let mut expanded: std::collections::HashSet<u32> = std::collections::HashSet::new();
     // One lookup: the rank of the answer, its newest holder, and whether the socket is
     // there without a known holder (worth asking again).
-    let mut look = |r: &Request, out: &mut OwnerStore| -> (u8, Option<u32>, bool) {
+    let mut look = |r: &Request, out: &Mutex<OwnerStore>| -> (u8, Option<u32>, bool) {
         let k = (r.netns.clone(), r.proto, r.local, r.remote);
-        if !r.deferred
-            && let Some((o, rk)) = out.get(&k)
-            && *rk >= 3
+        let known = if r.deferred { None } else { lock(out).get(&k).map(|(o, rk)| (*rk, o.pid)) };
+        if let Some((rk, pid)) = known
+            && rk >= 3
         {
-            return (*rk, Some(o.pid), false);
+            return (rk, Some(pid), false);
         }
         let key = match r.proto {
             Proto::Tcp => SocketKey::tcp(r.local, r.remote),
@@ -786,6 +990,7 @@ fn attribute(
         // process, i.e. the child that serves the connection.
         let owner = a.owners().iter().max_by_key(|p| p.pid).map(Owner::from);
         let pid = owner.as_ref().map(|o| o.pid);
+        let mut out = lock(out);
         match out.get_mut(&k) {
             Some(old) => {
                 // A later exact answer wins (the parent may have held it at first).
@@ -804,6 +1009,7 @@ fn attribute(
         if let Some((o, rk)) = out.get(&k) {
             journal.owner(&k, o, *rk);
         }
+        drop(out);
         let holderless = matches!(a, crate::process::Attribution::Unknown(crate::process::UnknownReason::NoOwner));
         (rk, pid, holderless)
     };
@@ -846,14 +1052,14 @@ fn attribute(
                 defer(r, &mut pending, &mut due, &mut queued);
                 continue;
             }
-            let (rk, pid, holderless) = look(&r, &mut out);
+            let (rk, pid, holderless) = look(&r, out);
             if holderless {
                 // The socket is there but its holder was not found yet: ask again.
                 defer(Request { deferred: true, asked: Instant::now(), ..r }, &mut pending, &mut due, &mut queued);
             } else if rk == 3
                 && let Some(pid) = pid
             {
-                found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, &mut out, &mut look);
+                found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, out, &mut look);
             }
             continue;
         }
@@ -863,7 +1069,7 @@ fn attribute(
         {
             due.pop();
             let Some(mut p) = pending.remove(&id) else { continue };
-            let (rk, pid, holderless) = look(&p.req, &mut out);
+            let (rk, pid, holderless) = look(&p.req, out);
             p.tries += 1;
             let settled = rk == 3 && pid.is_some() && pid == p.exact_pid;
             if rk == 3 {
@@ -880,14 +1086,14 @@ fn attribute(
                 if rk == 3
                     && let Some(pid) = pid
                 {
-                    found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, &mut out, &mut look);
+                    found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, out, &mut look);
                 }
             } else {
                 queued.remove(&(p.req.netns.clone(), p.req.proto, p.req.local, p.req.remote));
                 if rk == 3
                     && let Some(pid) = pid
                 {
-                    found_holder(pid, &p.req, &mut pending, &mut queued, &mut expanded, &mut out, &mut look);
+                    found_holder(pid, &p.req, &mut pending, &mut queued, &mut expanded, out, &mut look);
                 }
             }
             continue;
@@ -903,10 +1109,12 @@ fn attribute(
             std::thread::sleep(wait);
         }
     }
+    let out = std::mem::replace(&mut *lock(out), OwnerStore::new(1));
     if debug_sizes() {
         eprintln!(
-            "flowtrail: evidence sizes: owners {} (max {max_owners}, {BYTES_PER_OWNER} bytes each) evicted {} pending {} expanded {} index {:?}",
+            "flowtrail: evidence sizes: owners {} (max {}, {BYTES_PER_OWNER} bytes each) evicted {} pending {} expanded {} index {:?}",
             out.len(),
+            out.max,
             out.evicted,
             pending.len(),
             expanded.len(),
@@ -960,7 +1168,7 @@ mod tests {
         }
         drop(tx);
         let (attr, _attr_rx) = sync_channel(QUEUE);
-        let (entries, _, evicted) = collect_conntrack(rx, attr, &Journal::default(), max);
+        let (entries, _, evicted) = collect_conntrack(rx, attr, &Journal::default(), Arc::new(Mutex::new(CtStore::new(max))));
         (entries.iter().map(|e| e.id.unwrap()).collect(), evicted)
     }
 
@@ -1023,6 +1231,123 @@ mod tests {
             s.insert(key(p), owner(u32::from(p)));
         }
         assert_eq!((s.map.len(), s.order.len(), s.evicted), (3, 3, 996));
+    }
+
+    /// A finished TCP record of `client -> server` at point `point`.
+    fn record(id: u64, point: u32, client: SocketAddr, server: SocketAddr) -> FlowRecord {
+        let end = |a: SocketAddr| crate::flow::Endpoint { addr: a.ip(), port: a.port() };
+        FlowRecord {
+            info: FlowInfo { id, point_index: point, point: "p".into(), proto: FlowProto::Tcp, client: end(client), server: end(server) },
+            packets: [1, 1],
+            bytes: [0, 0],
+            first: crate::flow::Nanos(0),
+            last: crate::flow::Nanos(0),
+            conn_state: crate::flow::ConnState::S1,
+            history: String::new(),
+            end: crate::flow::EndReason::Eof,
+            tcp: None,
+            features: None,
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// An entry of `orig` rewritten to `reply` (reply direction), in namespace `ns`.
+    fn nat(id: u32, ns: &str, orig: (&str, &str), reply: (&str, &str)) -> CtEntry {
+        let t = |s: SocketAddr, d: SocketAddr| CtTuple { src: s.ip(), dst: d.ip(), sport: s.port(), dport: d.port(), icmp: None };
+        CtEntry { netns: Netns::Named(ns.into()), orig: t(sa(orig.0), sa(orig.1)), reply: t(sa(reply.0), sa(reply.1)), ..entry(id) }
+    }
+
+    #[test]
+    fn so_far_copies_only_what_bears_on_the_batch() {
+        let ns = || Netns::Named("ev".into());
+        let so = |local: &str, remote: &str, ns: Netns, comm: &str| SocketOwner {
+            netns: ns,
+            proto: Proto::Tcp,
+            local: sa(local),
+            remote: sa(remote),
+            owner: Owner { pid: 7, comm: comm.into() },
+        };
+        let entries = vec![
+            // A forwarder's connection to a DNATed 127.0.0.1: the wire side is the record's
+            // tuple (its reply, reversed).
+            nat(1, "ev", ("127.0.0.1:39676", "127.0.0.1:55001"), ("192.168.49.2:8443", "192.168.49.1:39676")),
+            // Another connection.
+            nat(2, "ev", ("127.0.0.1:39678", "127.0.0.1:55001"), ("192.168.49.2:8443", "192.168.49.1:39678")),
+            // Not rewritten, of the second record (original tuple, the other way round).
+            nat(3, "ev", ("10.0.0.2:80", "10.0.0.1:5000"), ("10.0.0.1:5000", "10.0.0.2:80")),
+        ];
+        let owners = vec![
+            so("192.168.49.1:39676", "192.168.49.2:8443", ns(), "client"),
+            so("127.0.0.1:39676", "127.0.0.1:55001", ns(), "forwarder"),
+            so("127.0.0.1:39678", "127.0.0.1:55001", ns(), "other"),
+            // The record's tuple in a namespace the record's point is not in.
+            so("192.168.49.2:8443", "192.168.49.1:39676", Netns::Named("elsewhere".into()), "elsewhere"),
+            // An IPv4 socket of a record with IPv4-mapped addresses.
+            so("10.0.0.2:80", "10.0.0.1:5000", ns(), "server"),
+        ];
+        let points = HashMap::from([(0, ns())]);
+        let so_far = EvidenceSoFar::holding(entries, owners, points.clone());
+        // A socket looked up and not found (unknown) is left out.
+        lock(&so_far.owners).insert((ns(), Proto::Tcp, sa("10.0.0.1:5000"), sa("10.0.0.2:80")), (Owner { pid: 0, comm: String::new() }, 0));
+        let batch = [
+            record(1, 0, sa("192.168.49.1:39676"), sa("192.168.49.2:8443")),
+            record(2, 0, sa("[::ffff:10.0.0.1]:5000"), sa("[::ffff:10.0.0.2]:80")),
+        ];
+        let ev = so_far.for_records(&batch);
+        assert_eq!(ev.conntrack.iter().map(|(e, scope)| (e.id, scope.is_none())).collect::<Vec<_>>(), [(Some(1), true), (Some(3), true)]);
+        let mut comms: Vec<&str> = ev.owners.iter().map(|o| o.owner.comm.as_str()).collect();
+        comms.sort_unstable();
+        assert_eq!(comms, ["client", "forwarder", "server"]);
+        assert_eq!(ev.point_netns, points);
+        // Nothing of a batch without TCP or UDP, or of connections the store does not have.
+        let empty = so_far.for_records(&[record(3, 0, sa("10.9.9.9:1"), sa("10.9.9.8:2"))]);
+        assert!(empty.conntrack.is_empty() && empty.owners.is_empty());
+    }
+
+    /// The evidence threads share what they gathered while they run, and take it out when
+    /// they end ([`LiveEvidence::finish`] returns it): a batch joined after that gets it
+    /// once, from the final evidence.
+    #[test]
+    fn so_far_sees_what_the_threads_gathered_until_finish() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let conn = std::net::TcpStream::connect(server).unwrap();
+        let (_accepted, _) = listener.accept().unwrap();
+        let client = conn.local_addr().unwrap();
+        let ev = LiveEvidence::with_memory(&[(0, Netns::Current)], 1 << 20);
+        let so_far = ev.so_far();
+        let batch = [record(1, 0, client, server)];
+        // Both sockets asked for as the flow table asks for a flow seen without its SYN.
+        (ev.hook())(&batch[0].info);
+        let t0 = Instant::now();
+        let found = loop {
+            let e = so_far.for_records(&batch);
+            if e.owners.len() == 2 || t0.elapsed() > Duration::from_secs(10) {
+                break e;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let me = std::process::id();
+        let mut got: Vec<(SocketAddr, u32)> = found.owners.iter().map(|o| (o.local, o.owner.pid)).collect();
+        got.sort_unstable();
+        let mut want = [(client, me), (server, me)];
+        want.sort_unstable();
+        assert_eq!(got, want, "{found:?}");
+        let (last, _) = ev.finish();
+        assert!(last.owners.iter().any(|o| o.local == client && o.owner.pid == me));
+        let after = so_far.for_records(&batch);
+        assert!(after.owners.is_empty() && after.conntrack.is_empty());
+        // The conntrack thread leaves its store empty too.
+        let shared = Arc::new(Mutex::new(CtStore::new(4)));
+        let (tx, rx) = sync_channel(2);
+        tx.send(event(CtEventKind::New, 1)).unwrap();
+        drop(tx);
+        let (attr, _attr_rx) = sync_channel(QUEUE);
+        let (entries, _, _) = collect_conntrack(rx, attr, &Journal::default(), shared.clone());
+        assert_eq!((entries.len(), lock(&shared).map.len()), (1, 0));
     }
 
     #[test]

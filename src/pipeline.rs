@@ -403,6 +403,7 @@ pub fn process_live(
         && f.joins()
     {
         f.on_new_flow(ev.hook());
+        f.set_early_evidence(Box::new(ev.so_far()));
     }
     let mut opts = print_options(args);
     opts.labels = labels;

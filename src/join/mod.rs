@@ -194,7 +194,9 @@ pub use model::{JoinKind, Leg, LegJoin, Link, Model, Observation, Path, Source, 
 use crate::capture::Points;
 use crate::conntrack::CtEntry;
 use crate::netns::Netns;
+pub(crate) use index::KeyMap;
 use leg::{Clusters, Ob};
+pub(crate) use leg::tuple_key;
 use path::LegSum;
 use serde::Serialize;
 use std::collections::HashMap;

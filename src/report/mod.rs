@@ -14,7 +14,13 @@
 //!   keep coming; the batch out counts against the bounds until its output is written, and
 //!   at most one is out, so held plus joining stay within them. The output (batch order,
 //!   path ids) is the one an inline join of the same batches writes (with `--follow`, which
-//!   shares standard output, batches are joined inline).
+//!   shares standard output, batches are joined inline). Each batch is joined with the
+//!   report's evidence ([`ReportOptions::evidence`], then what [`FlowReport::add_evidence`]
+//!   adds: live, the final evidence, added when capture ends) and, live, when it is joined
+//!   before that, with the evidence gathered so far that bears on its records
+//!   ([`FlowReport::set_early_evidence`], [`paths::EarlyEvidence`]; see
+//!   [`crate::evidence`]), taken on this thread when the batch is handed over. A run that
+//!   never flushes early writes what it wrote without it.
 //!   Global counters (`FlowTableStats`, plus the process's peak RSS) go to stderr at the end:
 //!   one line of text, or with `=json` one JSON object `{"stats":{...}}`.
 //! - `--follow ID`: the flow's conversation on stdout as it is reassembled ([`follow`]).
@@ -216,6 +222,9 @@ struct Outputs {
     join: bool,
     /// Shared with the batch being joined on the join thread (copied on write).
     evidence: Arc<JoinEvidence>,
+    /// Live evidence gathered so far, asked for each batch joined before
+    /// [`FlowReport::add_evidence`] brings the final evidence (which ends it).
+    early_evidence: Option<Box<dyn paths::EarlyEvidence>>,
     /// Next path id of an inline join (the join thread keeps its own).
     next_path: u64,
     join_stats: crate::join::JoinStats,
@@ -260,6 +269,7 @@ impl FlowReport {
                 error: None,
                 join: opts.join,
                 evidence: Arc::new(opts.evidence),
+                early_evidence: None,
                 next_path: 1,
                 join_stats: crate::join::JoinStats::default(),
                 worker: match opts.flows {
@@ -274,12 +284,21 @@ impl FlowReport {
     }
 
     /// More evidence for the joiner (live conntrack, socket owners, point namespaces); used
-    /// when the held records are joined (at the end, or when the hold cap is reached).
+    /// when the held records are joined (at the end, or when the hold cap is reached). Live,
+    /// this is the final evidence: batches joined from now on get it, and no longer ask the
+    /// early evidence (which would give them the same entries again).
     pub fn add_evidence(&mut self, e: JoinEvidence) {
+        self.outputs.early_evidence = None;
         let ev = Arc::make_mut(&mut self.outputs.evidence);
         ev.conntrack.extend(e.conntrack);
         ev.owners.extend(e.owners);
         ev.point_netns.extend(e.point_netns);
+    }
+
+    /// Live evidence gathered so far, for batches joined before [`FlowReport::add_evidence`]:
+    /// each gets, besides the report's evidence, what `early` gives for its records.
+    pub fn set_early_evidence(&mut self, early: Box<dyn paths::EarlyEvidence>) {
+        self.outputs.early_evidence = Some(early);
     }
 
     /// Calls `hook` with every new flow, on the packet path: it must only queue work.
@@ -371,19 +390,22 @@ impl Outputs {
         if let (true, Some(format)) = (self.join, self.flows) {
             let records = std::mem::take(&mut self.held);
             let bytes = std::mem::replace(&mut self.held_bytes, 0);
+            // A batch joined before the end of a live capture: the evidence gathered so far
+            // for its records, taken now (the final evidence, later, has all of it).
+            let early = self.early_evidence.as_ref().map(|e| e.for_batch(&records));
             // One batch out at a time: the previous one is written first (output in batch
             // order, as inline), then this one is handed over and counted until written.
             self.collect(true)?;
             if let Some(w) = &self.worker {
                 // A send fails only when the thread is gone, and [`Outputs::collect`] has
                 // said so already.
-                w.tx.send((records, self.evidence.clone())).map_err(|_| join_thread_failed())?;
+                w.tx.send((records, self.evidence.clone(), early)).map_err(|_| join_thread_failed())?;
                 self.in_flight = Some(bytes);
                 return Ok(());
             }
             let (r, stats) = paths::join_batch(
                 records,
-                &self.evidence,
+                &evidence_parts(&self.evidence, early.as_ref()),
                 &mut self.next_path,
                 format == FlowsFormat::Json,
                 &mut self.out,
@@ -451,7 +473,13 @@ fn join_thread_failed() -> ReportError {
     ReportError::Output(io::Error::other("the join thread failed"))
 }
 
-type JoinJob = (Vec<FlowRecord>, Arc<JoinEvidence>);
+/// A batch, the report's evidence, and the early evidence for the batch.
+type JoinJob = (Vec<FlowRecord>, Arc<JoinEvidence>, Option<JoinEvidence>);
+
+/// The report's evidence, then a batch's early evidence.
+fn evidence_parts<'a>(evidence: &'a JoinEvidence, early: Option<&'a JoinEvidence>) -> Vec<&'a JoinEvidence> {
+    std::iter::once(evidence).chain(early).collect()
+}
 
 /// What the join thread sends back: output in order, then the end of a batch.
 enum Joined {
@@ -480,9 +508,12 @@ impl JoinWorker {
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut next_path = 1;
-                for (records, evidence) in jobs {
+                for (records, evidence, early) in jobs {
                     let mut out = ChunkOut { buf: Vec::with_capacity(ChunkOut::SIZE * 2), to: &done };
-                    let stats = paths::join_batch(records, &evidence, &mut next_path, json, &mut out);
+                    let parts = evidence_parts(&evidence, early.as_ref());
+                    let stats = paths::join_batch(records, &parts, &mut next_path, json, &mut out);
+                    drop(parts);
+                    drop(early);
                     drop(evidence);
                     let r = stats.0.and_then(|()| out.flush());
                     if done.send(Joined::Done(r, stats.1)).is_err() {
@@ -703,6 +734,118 @@ mod tests {
                 assert!(!inline.is_empty());
                 assert_eq!(String::from_utf8_lossy(&threaded), String::from_utf8_lossy(&inline), "{format:?} {max_held}");
             }
+        }
+    }
+
+    /// The seed captures through a joined report as a live capture goes: flows end as
+    /// frames come (closed ones 1 ms after their last packet, so batches of `max_held / 2`
+    /// are joined while frames keep coming) with the report's evidence `base`, `early` asked
+    /// for each batch joined before the end, and `last` added as the final evidence after
+    /// the last frame (as `pipeline::process_live` does with `LiveEvidence::finish`'s).
+    fn joined_live(
+        thread: bool,
+        max_held: usize,
+        base: JoinEvidence,
+        early: Option<crate::evidence::EvidenceSoFar>,
+        last: Option<JoinEvidence>,
+    ) -> String {
+        use crate::capture::{FrameSource, OfflineReader};
+        let mut flow = FlowConfig { features: true, ..FlowConfig::default() };
+        flow.tcp_closed_timeout = Nanos(1_000_000);
+        let o = ReportOptions {
+            flows: Some(FlowsFormat::Json),
+            follow: None,
+            join: true,
+            join_thread: thread,
+            max_held_records: max_held,
+            flow,
+            evidence: base,
+            ..opts()
+        };
+        let out = Shared::default();
+        let mut report = FlowReport::new(o, Box::new(out.clone()), false).unwrap();
+        if let Some(e) = early {
+            report.set_early_evidence(Box::new(e));
+        }
+        let mut points = Points::default();
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/vm-all.pcapng");
+        let mut r = OfflineReader::open(file, &mut points).unwrap();
+        let mut spare = Vec::new();
+        while let Some(f) = r.next_frame(&mut points, spare).unwrap() {
+            report.frame(&f, &points);
+            spare = f.data;
+        }
+        if let Some(e) = last {
+            report.add_evidence(e);
+        }
+        assert_eq!(report.finish().unwrap(), 0);
+        String::from_utf8(out.0.borrow().clone()).unwrap()
+    }
+
+    /// Live evidence of the seed capture: its conntrack entries (as the watcher gives them:
+    /// no scope), an owner of the socket behind each rewritten entry's original tuple (the
+    /// leg no interface shows) and of each client socket of the forwarders' front legs,
+    /// plus owners and entries of connections the capture does not have; every point in
+    /// the current namespace.
+    fn seed_evidence() -> (Vec<crate::conntrack::CtEntry>, Vec<paths::SocketOwner>, std::collections::HashMap<u32, crate::netns::Netns>) {
+        use crate::join::{Owner, Proto};
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/vm-conntrack.txt")).unwrap();
+        let (mut entries, errors) = crate::conntrack::text::parse_entries(&text);
+        assert!(errors.is_empty() && !entries.is_empty());
+        let owner = |local: std::net::SocketAddr, remote, comm: &str| paths::SocketOwner {
+            netns: crate::netns::Netns::Current,
+            proto: Proto::Tcp,
+            local,
+            remote,
+            owner: Owner { pid: 4242, comm: comm.into() },
+        };
+        let mut owners: Vec<paths::SocketOwner> = entries
+            .iter()
+            .filter(|e| !e.rewrite().is_none())
+            .map(|e| owner(e.orig.src_addr(), e.orig.dst_addr(), "forwarder"))
+            .collect();
+        for e in entries.iter().filter(|e| e.orig.dport == 49700) {
+            owners.push(owner(e.orig.src_addr(), e.orig.dst_addr(), "client"));
+        }
+        // Not in the capture.
+        let mut stranger = entries[0].clone();
+        stranger.orig.sport = 1;
+        stranger.reply.dport = 1;
+        stranger.id = Some(7);
+        owners.push(owner(stranger.orig.src_addr(), stranger.orig.dst_addr(), "stranger"));
+        entries.push(stranger);
+        let netns = (0..16).map(|p| (p, crate::netns::Netns::Current)).collect();
+        (entries, owners, netns)
+    }
+
+    #[test]
+    fn batches_joined_early_get_the_live_evidence_gathered_so_far() {
+        let (entries, owners, netns) = seed_evidence();
+        let all = || JoinEvidence {
+            conntrack: entries.iter().map(|e| (e.clone(), None)).collect(),
+            owners: owners.clone(),
+            point_netns: netns.clone(),
+        };
+        let so_far = || Some(crate::evidence::EvidenceSoFar::holding(entries.clone(), owners.clone(), netns.clone()));
+        let none = JoinEvidence::default;
+        // The oracle: every batch joined with all of the evidence from the start.
+        let known = |max_held| joined_live(false, max_held, all(), None, None);
+        // Never flushed early: the evidence gathered so far is not asked, the output is the
+        // one a live capture without it writes, and the one with all the evidence known.
+        let whole = joined_live(false, 1 << 16, none(), so_far(), Some(all()));
+        assert!(whole.contains("conntrack id=") && whole.contains(r#""comm":"forwarder""#) && whole.contains(r#""comm":"client""#));
+        assert!(!whole.contains("stranger"));
+        assert_eq!(whole, joined_live(false, 1 << 16, none(), None, Some(all())));
+        assert_eq!(whole, known(1 << 16));
+        // Batches of two records, joined while frames come: the final evidence comes after
+        // the early ones, which got none of it (before the evidence gathered so far).
+        let oracle = known(4);
+        assert_ne!(joined_live(false, 4, none(), None, Some(all())), oracle);
+        // With the evidence gathered so far (only what bears on each batch), every batch is
+        // joined as with all of it (nothing missing, nothing twice), inline and on the join
+        // thread alike.
+        for thread in [false, true] {
+            assert_eq!(joined_live(thread, 4, none(), so_far(), Some(all())), oracle, "thread {thread}");
         }
     }
 

@@ -48,6 +48,14 @@ pub struct JoinEvidence {
     pub point_netns: HashMap<u32, Netns>,
 }
 
+/// Evidence for a batch of records joined before a live capture ends (the held records
+/// reached their bound): what was gathered so far that bears on `records`
+/// ([`crate::evidence::EvidenceSoFar`]). Asked once per batch, on the report's thread, when
+/// the batch is handed to the joiner.
+pub trait EarlyEvidence: Send {
+    fn for_batch(&self, records: &[FlowRecord]) -> JoinEvidence;
+}
+
 /// The process holding the socket `local -> remote` in `netns`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketOwner {
@@ -58,15 +66,16 @@ pub struct SocketOwner {
     pub owner: Owner,
 }
 
-/// Joins `records` (see the module docs).
-pub fn join(records: &[FlowRecord], evidence: &JoinEvidence, first_id: u64) -> Model {
+/// Joins `records` (see the module docs) with the evidence of every part of `evidence`,
+/// in order (a point's namespace: the first part that knows it).
+pub fn join(records: &[FlowRecord], evidence: &[&JoinEvidence], first_id: u64) -> Model {
     let mut j = Joiner::new(JoinConfig::default());
     let mut labelled: Vec<u32> = Vec::new();
     for r in records {
         let p = r.info.point_index;
         if let Err(k) = labelled.binary_search(&p) {
             labelled.insert(k, p);
-            j.set_point(p, &*r.info.point, evidence.point_netns.get(&p).cloned());
+            j.set_point(p, &*r.info.point, evidence.iter().find_map(|e| e.point_netns.get(&p)).cloned());
         }
     }
     let mut loose: Vec<&FlowRecord> = Vec::new();
@@ -76,13 +85,13 @@ pub fn join(records: &[FlowRecord], evidence: &JoinEvidence, first_id: u64) -> M
             _ => loose.push(r),
         }
     }
-    for (e, scope) in &evidence.conntrack {
+    for (e, scope) in evidence.iter().flat_map(|e| &e.conntrack) {
         match scope {
             Some(s) => j.add_conntrack_in(e, s),
             None => j.add_conntrack(e),
         }
     }
-    for o in &evidence.owners {
+    for o in evidence.iter().flat_map(|e| &e.owners) {
         j.add_socket_owner(Some(o.netns.clone()), o.proto, o.local, o.remote, o.owner.clone());
     }
     let mut model = j.join();
@@ -95,9 +104,10 @@ pub fn join(records: &[FlowRecord], evidence: &JoinEvidence, first_id: u64) -> M
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
 /// sorted by id first and dropped afterwards (on the join thread, their freeing too). Used
 /// the same way inline and on the report's join thread, so both write the same bytes.
+/// `evidence` as for [`join`].
 pub fn join_batch(
     mut records: Vec<FlowRecord>,
-    evidence: &JoinEvidence,
+    evidence: &[&JoinEvidence],
     next_path: &mut u64,
     json: bool,
     out: &mut dyn std::io::Write,
