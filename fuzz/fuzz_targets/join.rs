@@ -189,6 +189,7 @@ enum Corrupt {
     Counts { c2s: bool, packets: u64, bytes: u64 },
     DataAt { c2s: bool, at: Option<i64> },
     Endpoints { client: u8, server: u8 },
+    End { c2s: bool, at: Option<i32> },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -319,10 +320,10 @@ fn build(o: &ObsSpec) -> ObservationFeatures {
                 f.dirs[d(c2s)].syn = Some(Syn { isn: *isn, ack: *ack, at: *at, tsval: *tsval })
             }
             Corrupt::Segment { c2s, seq, len, at, flags } => {
-                f.dirs[d(c2s)].segments.push(SegmentRecord { seq: *seq, len: *len, at: Rel(*at), flags: *flags });
+                f.dirs[d(c2s)].fuzz_push_segment(SegmentRecord { seq: *seq, len: *len, at: Rel(*at), flags: *flags });
             }
             Corrupt::Datagram { c2s, hash, len, at } => {
-                f.dirs[d(c2s)].datagrams.push(DatagramRecord { hash: *hash, len: *len, at: Rel(*at) });
+                f.dirs[d(c2s)].fuzz_push_datagram(DatagramRecord { hash: *hash, len: *len, at: Rel(*at) });
             }
             Corrupt::Tsval { c2s, value, at } => {
                 f.dirs[d(c2s)].tsvals.push(Stamped { value: *value, at: Rel(*at) });
@@ -338,7 +339,8 @@ fn build(o: &ObsSpec) -> ObservationFeatures {
                 f.dirs[d(c2s)].packets = *packets;
                 f.dirs[d(c2s)].bytes = *bytes;
             }
-            Corrupt::DataAt { c2s, at } => f.dirs[d(c2s)].data_at = *at,
+            Corrupt::DataAt { c2s, at } => f.dirs[d(c2s)].fuzz_set_data_at(*at),
+            Corrupt::End { c2s, at } => f.dirs[d(c2s)].fuzz_set_end(at.map(Rel)),
             Corrupt::Endpoints { client, server } => {
                 f.client = addr(*client);
                 f.server = addr(*server);

@@ -400,6 +400,38 @@ impl DirFeatures {
     }
 }
 
+/// Raw access for the `join` fuzz target (`--cfg fuzzing` builds only): records and times
+/// that no packet sequence would give.
+#[cfg(fuzzing)]
+impl DirFeatures {
+    pub fn fuzz_push_segment(&mut self, r: SegmentRecord) {
+        if let Records::Segments(s) = &mut self.records {
+            s.push(r);
+        }
+    }
+
+    pub fn fuzz_push_datagram(&mut self, r: DatagramRecord) {
+        if let Records::Datagrams(d) = &mut self.records {
+            d.push(r);
+        }
+    }
+
+    pub fn fuzz_set_data_at(&mut self, at: Option<Nanos>) {
+        self.data_at = at.unwrap_or(NO_TIME);
+    }
+
+    /// Marks the direction ended (FIN) at `at`, or not ended.
+    pub fn fuzz_set_end(&mut self, at: Option<Rel>) {
+        match at {
+            Some(at) => {
+                self.ends |= END_FIN;
+                self.end = at;
+            }
+            None => self.ends = 0,
+        }
+    }
+}
+
 /// Which end of an observation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
