@@ -23,7 +23,7 @@
 use super::json::{Details, details};
 use crate::conntrack::CtEntry;
 use crate::flow::FlowRecord;
-use crate::join::model::{Ids, display_opt};
+use crate::join::model::{Ids, addr_opt};
 use crate::join::{
     JoinConfig, JoinKind, Joiner, Leg, LegJoin, Model, Observation, ObservationId, Owner, Path, Proto, Source,
 };
@@ -242,7 +242,7 @@ struct Addr(Option<SocketAddr>);
 
 impl Serialize for Addr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        display_opt(&self.0, s)
+        addr_opt(&self.0, s)
     }
 }
 
