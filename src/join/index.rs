@@ -64,34 +64,34 @@ impl Grouper {
     /// in no particular order.
     pub fn pairs(self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
         // Chain the entries of each key (a hash probe per entry, no sort of everything),
-        // then order each chain (short) by time.
+        // counting them, then order each chain of two or more (short) by time. Most keys
+        // are an entry's own (a tuple, an ISN): their chains are never walked. A chain is
+        // copied out before sorting, so its entries are read once, not on every comparison.
         let es = &self.entries;
-        let mut head: KeyMap<u32> = KeyMap::default();
+        let mut head: KeyMap<(u32, u32)> = KeyMap::default();
         head.reserve(es.len());
         let mut next: Vec<u32> = vec![u32::MAX; es.len()];
         for (i, e) in es.iter().enumerate() {
-            let h = head.entry(e.key).or_insert(u32::MAX);
-            next[i] = *h;
-            *h = i as u32;
+            let h = head.entry(e.key).or_insert((u32::MAX, 0));
+            next[i] = h.0;
+            *h = (i as u32, h.1 + 1);
         }
-        let mut run: Vec<u32> = Vec::new();
-        for &h in head.values() {
-            if next[h as usize] == u32::MAX {
+        let mut run: Vec<Entry> = Vec::new();
+        for &(h, count) in head.values() {
+            if count < 2 {
                 continue;
             }
             run.clear();
             let mut i = h;
             while i != u32::MAX {
-                run.push(i);
+                run.push(es[i as usize]);
                 i = next[i as usize];
             }
-            run.sort_unstable_by_key(|&i| (es[i as usize].from, es[i as usize].item));
-            for (k, &a) in run.iter().enumerate() {
-                let a = &es[a as usize];
+            run.sort_unstable_by_key(|e| (e.from, e.item));
+            for (k, a) in run.iter().enumerate() {
                 let limit = a.until.saturating_add(slack);
                 let mut n = 0;
-                for &b in &run[k + 1..] {
-                    let b = &es[b as usize];
+                for b in &run[k + 1..] {
                     if b.from > limit {
                         break;
                     }

@@ -703,14 +703,18 @@ pub(crate) fn conntrack_plan(
 /// Union-find over observations with per-cluster members.
 pub(crate) struct Clusters {
     parent: Vec<u32>,
+    /// Members of each root; empty for a root that is alone (most observations are, and
+    /// a list each would be an allocation each): its members are `ids[root..=root]`.
     members: Vec<Vec<u32>>,
+    ids: Vec<u32>,
 }
 
 impl Clusters {
     pub fn new(n: usize) -> Clusters {
         Clusters {
             parent: (0..n as u32).collect(),
-            members: (0..n as u32).map(|i| vec![i]).collect(),
+            members: (0..n).map(|_| Vec::new()).collect(),
+            ids: (0..n as u32).collect(),
         }
     }
     pub fn find(&mut self, mut x: u32) -> u32 {
@@ -722,7 +726,12 @@ impl Clusters {
         x
     }
     pub fn members(&self, root: u32) -> &[u32] {
-        &self.members[root as usize]
+        let r = root as usize;
+        if self.members[r].is_empty() {
+            std::slice::from_ref(&self.ids[r])
+        } else {
+            &self.members[r]
+        }
     }
     /// Merges unless the union would hold two observations of the same tuple at the same
     /// point, or more than `max` observations. Returns whether it merged (or was merged).
@@ -731,7 +740,7 @@ impl Clusters {
         if ra == rb {
             return Ok(false);
         }
-        let (ma, mb) = (&self.members[ra as usize], &self.members[rb as usize]);
+        let (ma, mb) = (self.members(ra), self.members(rb));
         if ma.len() + mb.len() > max {
             return Err(());
         }
@@ -752,7 +761,15 @@ impl Clusters {
             (rb, ra)
         };
         let moved = std::mem::take(&mut self.members[small as usize]);
-        self.members[big as usize].extend(moved);
+        let into = &mut self.members[big as usize];
+        if into.is_empty() {
+            into.push(big);
+        }
+        if moved.is_empty() {
+            into.push(small);
+        } else {
+            into.extend(moved);
+        }
         self.parent[small as usize] = big;
         Ok(true)
     }

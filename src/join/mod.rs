@@ -548,14 +548,20 @@ impl<'a> Joiner<'a> {
         // server endpoint at the same point (nearest the server) are two connections to the
         // same server, i.e. two paths that identical bytes chained head to tail (A's last
         // leg -> B's first leg). The weakest hop between them is cut, until none is left.
-        let server_at = |l: usize| -> Option<(u32, SocketAddr)> {
-            let v = sums[l]
-                .views
-                .iter()
-                .rev()
-                .find(|v| v.synthetic(&obs).is_none())?;
-            Some((v.point, canon(v.server(&obs))))
-        };
+        // Each chained leg's server end, found once (chains are walked again after every
+        // cut, and cuts only unchain legs).
+        let servers: Vec<Option<(u32, SocketAddr)>> = sums
+            .iter()
+            .enumerate()
+            .map(|(l, s)| {
+                if prev[l].is_none() && next[l].is_none() {
+                    return None;
+                }
+                let v = s.views.iter().rev().find(|v| v.synthetic(&obs).is_none())?;
+                Some((v.point, canon(v.server(&obs))))
+            })
+            .collect();
+        let server_at = |l: usize| servers[l];
         for head in 0..sums.len() {
             if prev[head].is_some() || next[head].is_none() {
                 continue;
@@ -857,16 +863,7 @@ impl<'a> Joiner<'a> {
         } else {
             JoinKind::Nat
         };
-        let hops = std::mem::take(&mut sum.hops)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (changes, latency))| model::Hop {
-                from: i,
-                to: i + 1,
-                changes,
-                latency,
-            })
-            .collect();
+        let hops = std::mem::take(&mut sum.hops);
         let rewrite = match (views.first(), views.last()) {
             (Some(a), Some(b)) => {
                 let pair = |x: SocketAddr, y: SocketAddr| (x != y).then_some([x, y]);

@@ -79,21 +79,49 @@ pub(crate) fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S
     }
 }
 
-pub(crate) fn display_opt<T: Display, S: Serializer>(
-    v: &Option<T>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+/// A socket address as `Display` writes it (`IP:PORT`, `[IPv6]:PORT`). IPv4 is written
+/// digit by digit: through `fmt` an address costs as much as the rest of an observation's
+/// fields, and there are four per line.
+pub(crate) fn addr<S: Serializer>(a: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
+    let SocketAddr::V4(v4) = a else {
+        return display(a, s);
+    };
+    // "255.255.255.255:65535"
+    let mut b = [0u8; 21];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        b[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b".");
+        }
+        put(digits.format(octet).as_bytes());
+    }
+    put(b":");
+    put(digits.format(v4.port()).as_bytes());
+    s.serialize_str(std::str::from_utf8(&b[..n]).unwrap_or_default())
+}
+
+pub(crate) fn addr_opt<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
     match v {
-        Some(v) => display(v, s),
+        Some(v) => addr(v, s),
         None => s.serialize_none(),
     }
+}
+
+/// A label as its text.
+fn text<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
 }
 
 fn display_pair<S: Serializer>(v: &Option<[SocketAddr; 2]>, s: S) -> Result<S::Ok, S::Error> {
     struct D<'a>(&'a SocketAddr);
     impl Serialize for D<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            display(self.0, s)
+            addr(self.0, s)
         }
     }
     match v {
@@ -124,9 +152,9 @@ pub struct Path {
     /// `tcp` or `udp`.
     pub proto: &'static str,
     /// The first leg's client and the last leg's server, as seen nearest to them.
-    #[serde(serialize_with = "display_opt")]
+    #[serde(serialize_with = "addr_opt")]
     pub client: Option<SocketAddr>,
-    #[serde(serialize_with = "display_opt")]
+    #[serde(serialize_with = "addr_opt")]
     pub server: Option<SocketAddr>,
     pub first: f64,
     pub last: f64,
@@ -180,9 +208,13 @@ pub struct Link {
 
 /// The items that read differently in short form, in order.
 pub(crate) fn distinct(items: impl Iterator<Item = Evidence>) -> Vec<Evidence> {
-    let mut out: Vec<Evidence> = Vec::with_capacity(16);
+    // Allocated at the first item: a leg of one observation has none.
+    let mut out: Vec<Evidence> = Vec::new();
     for e in items {
         if !out.iter().any(|o| o.same_short(&e)) {
+            if out.is_empty() {
+                out.reserve(16);
+            }
             out.push(e);
         }
     }
@@ -323,9 +355,9 @@ impl Source {
 /// A tuple.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Endpoints {
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "addr")]
     pub src: SocketAddr,
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "addr")]
     pub dst: SocketAddr,
 }
 
@@ -343,13 +375,13 @@ pub struct CtRef {
 /// One observation (or two halves at one point, merged) of a leg.
 #[derive(Clone, Debug, Serialize)]
 pub struct Observation {
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "text")]
     pub point: Arc<str>,
     /// Client side as seen here.
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "addr")]
     pub src: SocketAddr,
     /// Server side as seen here.
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "addr")]
     pub dst: SocketAddr,
     /// `[c2s, s2c]`.
     pub packets: [u64; 2],

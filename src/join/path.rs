@@ -39,7 +39,7 @@ pub(crate) struct LegSum<'b> {
     pub proto: Proto,
     pub views: Vec<View>,
     /// Changes and latency between consecutive views.
-    pub hops: Vec<(Vec<super::view::Change>, super::view::Latency)>,
+    pub hops: Vec<super::model::Hop>,
     pub first: Nanos,
     pub last: Nanos,
     /// Connection start at the real view nearest the client / the server.
@@ -51,6 +51,9 @@ pub(crate) struct LegSum<'b> {
     /// Points of the real views nearest the client / the server.
     pub point_near_client: u32,
     pub point_near_server: u32,
+    /// Payload head key of each direction ([`LegSum::keys`]), taken while the digests are
+    /// at hand (in the features, one cache miss each).
+    heads: [Option<u64>; 2],
 }
 
 impl<'b> LegSum<'b> {
@@ -100,6 +103,13 @@ impl<'b> LegSum<'b> {
         let server_owner = views.iter().rev().find_map(|v| owner(v, false));
         let first = views.iter().map(|v| v.first(obs)).min().unwrap_or(0);
         let last = views.iter().map(|v| v.last(obs)).max().unwrap_or(0);
+        let heads = match proto {
+            Proto::Tcp => streams.map(|s| s.digest.and_then(|x| x.index_key())),
+            Proto::Udp => streams.map(|s| {
+                s.datagrams
+                    .and_then(|x| x.datagrams().as_slice().iter().find_map(|g| g.digest()))
+            }),
+        };
         LegSum {
             proto,
             first,
@@ -113,6 +123,7 @@ impl<'b> LegSum<'b> {
             point_near_server: near_server.map_or(0, |v| v.point),
             views,
             hops: Vec::new(),
+            heads,
         }
     }
 
@@ -122,22 +133,14 @@ impl<'b> LegSum<'b> {
     /// its per-direction keys only pair it with legs that show one direction (midstream,
     /// or cut short). UDP: the first datagram digest of each direction.
     fn keys(&self, out: &mut Vec<(u64, bool)>) {
-        let heads: [Option<u64>; 2] = match self.proto {
-            Proto::Tcp => [0, 1].map(|d| self.streams[d].digest.and_then(|x| x.index_key())),
-            Proto::Udp => [0, 1].map(|d| {
-                self.streams[d]
-                    .datagrams
-                    .and_then(|x| x.datagrams().as_slice().iter().find_map(|g| g.digest()))
-            }),
-        };
-        match (self.proto, heads) {
+        match (self.proto, self.heads) {
             (Proto::Tcp, [Some(a), Some(b)]) => {
                 out.push((key(12, a ^ b.rotate_left(29)), true));
                 out.push((key(10, a), false));
                 out.push((key(11, b), false));
             }
             _ => {
-                for (d, h) in heads.iter().enumerate() {
+                for (d, h) in self.heads.iter().enumerate() {
                     if let Some(h) = h {
                         out.push((key(10 + d as u8, *h), true));
                     }

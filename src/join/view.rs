@@ -15,6 +15,7 @@
 use super::evidence::Dir;
 use super::features::{DirFeatures, Nanos};
 use super::leg::{Ob, same_tuple};
+use super::model::Hop;
 use serde::Serialize;
 use std::net::SocketAddr;
 
@@ -87,12 +88,13 @@ impl View {
 }
 
 /// Builds the views of one leg's members (merging complementary halves at one point) and
-/// orders them along the direction of travel.
+/// orders them along the direction of travel; with the hops between consecutive views, as
+/// the model holds them (the leg takes them over without a copy).
 pub(crate) fn views(
     members: &[u32],
     obs: &[Ob<'_>],
     synthetic_orig: &dyn Fn(usize, &Ob<'_>) -> bool,
-) -> (Vec<View>, Vec<(Vec<Change>, Latency)>) {
+) -> (Vec<View>, Vec<Hop>) {
     if let [m] = members {
         let v = View {
             point: obs[*m as usize].point,
@@ -164,7 +166,8 @@ pub(crate) fn views(
         out.sort_by_key(|v| (v.pos, v.point));
         let hops = out
             .windows(2)
-            .map(|w| {
+            .enumerate()
+            .map(|(i, w)| {
                 // Reuse a pair already measured (one end is the reference).
                 let known = |a: &View, b: &View| -> Option<(Samples, Samples)> {
                     (a.c2s == rv.c2s)
@@ -173,7 +176,7 @@ pub(crate) fn views(
                 };
                 let pair = known(&w[0], &w[1])
                     .or_else(|| known(&w[1], &w[0]).map(|(c, s)| (c.negated(), s.negated())));
-                hop(&w[0], &w[1], obs, pair)
+                hop(i, &w[0], &w[1], obs, pair)
             })
             .collect();
         return (out, hops);
@@ -181,7 +184,8 @@ pub(crate) fn views(
     out.sort_by_key(|v| (v.pos, v.point));
     let hops = out
         .windows(2)
-        .map(|w| hop(&w[0], &w[1], obs, None))
+        .enumerate()
+        .map(|(i, w)| hop(i, &w[0], &w[1], obs, None))
         .collect();
     (out, hops)
 }
@@ -348,13 +352,14 @@ pub struct Latency {
     pub samples: u32,
 }
 
-/// Changes and latency from view `u` to the next view `v`.
+/// Changes and latency from view `u` (the leg's view `from`) to the next view `v`.
 fn hop(
+    from: usize,
     u: &View,
     v: &View,
     obs: &[Ob<'_>],
     measured: Option<(Samples, Samples)>,
-) -> (Vec<Change>, Latency) {
+) -> Hop {
     // A synthetic observation has no packets (times, TTLs, MACs) of its own.
     let timed = u.synthetic(obs).is_none() && v.synthetic(obs).is_none();
     let mut ch = Vec::new();
@@ -420,7 +425,12 @@ fn hop(
         s2c_us: s2c.median().map(us),
         samples,
     };
-    (ch, lat)
+    Hop {
+        from,
+        to: from + 1,
+        changes: ch,
+        latency: lat,
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 use super::json::{Details, details};
 use crate::conntrack::CtEntry;
 use crate::flow::FlowRecord;
-use crate::join::model::{Ids, display_opt};
+use crate::join::model::{Ids, addr_opt};
 use crate::join::{
     JoinConfig, JoinKind, Joiner, Leg, LegJoin, Model, Observation, ObservationId, Owner, Path, Proto, Source,
 };
@@ -173,13 +173,15 @@ fn single(r: &FlowRecord) -> Path {
 fn renumber(model: &mut Model, first: u64) {
     let mut order: Vec<(i64, usize)> = model.paths.iter().enumerate().map(|(i, p)| (p.first_ns, i)).collect();
     order.sort_unstable();
-    // Old ids (joiner: 1..=n; singles: 0) -> new ids.
+    // Old ids (joiner: 1..=n; singles: 0) -> new ids, kept only when ambiguity notes refer
+    // to paths (most batches have none).
+    let noted = model.paths.iter().any(|p| !p.ambiguous.is_empty());
     let mut new_of_old: HashMap<u64, u64> = HashMap::new();
     let mut paths: Vec<Option<Path>> = std::mem::take(&mut model.paths).into_iter().map(Some).collect();
     for (k, &(_, i)) in order.iter().enumerate() {
         if let Some(mut p) = paths.get_mut(i).and_then(Option::take) {
             let id = first.saturating_add(k as u64);
-            if p.id != 0 {
+            if noted && p.id != 0 {
                 new_of_old.insert(p.id, id);
             }
             p.id = id;
@@ -252,7 +254,7 @@ struct Addr(Option<SocketAddr>);
 
 impl Serialize for Addr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        display_opt(&self.0, s)
+        addr_opt(&self.0, s)
     }
 }
 
