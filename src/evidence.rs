@@ -865,7 +865,7 @@ fn found_holder(
     queued: &mut std::collections::HashSet<OwnerKey>,
     expanded: &mut std::collections::HashSet<u32>,
     out: &Mutex<OwnerStore>,
-    look: &mut impl FnMut(&Request, &Mutex<OwnerStore>) -> (u8, Option<u32>, bool),
+    look: &mut impl FnMut(&Request, &Mutex<OwnerStore>, bool) -> (u8, Option<u32>, bool),
 ) {
     if expanded.len() >= EXPANDED {
         expanded.clear();
@@ -882,7 +882,9 @@ fn found_holder(
     ids.truncate(SIBLINGS_AT_ONCE);
     for id in ids {
         let Some(p) = pending.get(&id) else { continue };
-        let (rk, holder, _) = look(&p.req, out);
+        // Only what the holder's scan cached: a sibling held by another process waits for
+        // its own retry rather than a process scan here, while connections keep starting.
+        let (rk, holder, _) = look(&p.req, out, true);
         if rk == 3
             && holder == Some(pid)
             && let Some(p) = pending.remove(&id)
@@ -955,7 +957,7 @@ fn attribute(
     let mut expanded: std::collections::HashSet<u32> = std::collections::HashSet::new();
     // One lookup: the rank of the answer, its newest holder, and whether the socket is
     // there without a known holder (worth asking again).
-    let mut look = |r: &Request, out: &Mutex<OwnerStore>| -> (u8, Option<u32>, bool) {
+    let mut look = |r: &Request, out: &Mutex<OwnerStore>, cached_only: bool| -> (u8, Option<u32>, bool) {
         let k = (r.netns.clone(), r.proto, r.local, r.remote);
         let known = if r.deferred { None } else { lock(out).get(&k).map(|(o, rk)| (*rk, o.pid)) };
         if let Some((rk, pid)) = known
@@ -968,7 +970,14 @@ fn attribute(
             Proto::Udp => SocketKey::udp(r.local, r.remote),
         };
         let t0 = Instant::now();
-        let a = index.lookup(&r.netns, &key);
+        let a = if cached_only {
+            match index.lookup_cached(&r.netns, &key) {
+                Some(a) => a,
+                None => return (0, None, false),
+            }
+        } else {
+            index.lookup(&r.netns, &key)
+        };
         let rk = rank(a.matched());
         if debug {
             let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -1052,7 +1061,7 @@ fn attribute(
                 defer(r, &mut pending, &mut due, &mut queued);
                 continue;
             }
-            let (rk, pid, holderless) = look(&r, out);
+            let (rk, pid, holderless) = look(&r, out, false);
             if holderless {
                 // The socket is there but its holder was not found yet: ask again.
                 defer(Request { deferred: true, asked: Instant::now(), ..r }, &mut pending, &mut due, &mut queued);
@@ -1069,7 +1078,7 @@ fn attribute(
         {
             due.pop();
             let Some(mut p) = pending.remove(&id) else { continue };
-            let (rk, pid, holderless) = look(&p.req, out);
+            let (rk, pid, holderless) = look(&p.req, out, false);
             p.tries += 1;
             let settled = rk == 3 && pid.is_some() && pid == p.exact_pid;
             if rk == 3 {

@@ -490,6 +490,23 @@ impl<S: ProcSource> ProcessIndex<S> {
         answer
     }
 
+    /// [`ProcessIndex::lookup`] for a socket whose holder is known already: the socket
+    /// through the kernel (sock_diag), its cached holders verified with one `readlink` each,
+    /// and no process scanned. `None` otherwise (not exact, no cached holder, no sock_diag).
+    /// Microseconds: for the other sockets of a process just scanned (a forwarder's child
+    /// found by its connecting socket holds the accepted one too).
+    pub fn lookup_cached(&mut self, ns: &Netns, key: &SocketKey) -> Option<Attribution> {
+        let Some(Ok((inode, MatchKind::Socket))) = self.kernel_lookup(ns, key) else {
+            return None;
+        };
+        let owners = self.cached_owners(inode)?;
+        let a = Attribution::Owned { owners, inode, matched: MatchKind::Socket };
+        self.stats.lookups += 1;
+        self.stats.attributed += 1;
+        self.remember(ns, key, &a);
+        Some(a)
+    }
+
     fn lookup_live(&mut self, ns: &Netns, key: &SocketKey) -> Attribution {
         // Fast path: the socket is in the rows read last time and a cached owner still holds
         // its inode. Socket inodes are not reused while held and a connected socket's
