@@ -431,11 +431,18 @@ impl<'a> Joiner<'a> {
             };
             synth_meta.push((ei, anchor, point as u32));
         }
-        let mut obs = Vec::with_capacity(real.len() + synth_meta.len());
-        obs.extend_from_slice(&real);
-        for (t, &(ei, anchor, point)) in synth_tuples.iter().zip(&synth_meta) {
-            obs.push(Ob::synthetic(&real[anchor as usize], t, ei, point));
-        }
+        let n_real = real.len();
+        // Without synthetic observations (no conntrack), the real ones are all (no copy).
+        let mut obs = if synth_meta.is_empty() {
+            real
+        } else {
+            let mut obs = Vec::with_capacity(real.len() + synth_meta.len());
+            obs.extend_from_slice(&real);
+            for (t, &(ei, anchor, point)) in synth_tuples.iter().zip(&synth_meta) {
+                obs.push(Ob::synthetic(&real[anchor as usize], t, ei, point));
+            }
+            obs
+        };
         stats.synthetic = synth_meta.len() as u64;
 
         // Leg links: scored candidates, conntrack links, synthetic links.
@@ -447,7 +454,7 @@ impl<'a> Joiner<'a> {
             let ev = Evidence::Conntrack { id: e.id };
             links.push(leg::LegLink {
                 a: anchor,
-                b: (real.len() + i) as u32,
+                b: (n_real + i) as u32,
                 score: evidence::points::CONNTRACK,
                 evidence: {
                     let mut l = evidence::LinkEvidence::default();
