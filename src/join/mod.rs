@@ -526,6 +526,7 @@ impl<'a> Joiner<'a> {
             let (vs, hops) = vs;
             let mut sum = LegSum::new(vs, &obs, &owner_of);
             sum.hops = hops;
+            sum.observations = self.observations_out(&sum.views, &obs, &labels);
             sums.push(sum);
         }
         stats.legs = sums.len() as u64;
@@ -675,7 +676,6 @@ impl<'a> Joiner<'a> {
                         &obs,
                         &links,
                         &link_ids[starts[l as usize]..starts[l as usize + 1]],
-                        &labels,
                     )
                 })
                 .collect();
@@ -784,17 +784,10 @@ impl<'a> Joiner<'a> {
         Model { paths, stats }
     }
 
-    fn leg_out(
-        &self,
-        sum: &mut LegSum<'_>,
-        obs: &[Ob<'_>],
-        links: &[leg::LegLink],
-        mine: &[usize],
-        labels: &[Arc<str>],
-    ) -> Leg {
-        let views = &sum.views;
-        let view_of = |m: u32| views.iter().position(|v| v.c2s == m || v.s2c == m);
-        let observations: Vec<Observation> = views
+    /// The model observations of a leg's views (built with its summary, while their features
+    /// are in the cache).
+    fn observations_out(&self, views: &[View], obs: &[Ob<'_>], labels: &[Arc<str>]) -> Vec<Observation> {
+        views
             .iter()
             .map(|v| {
                 let main = v.main(obs);
@@ -838,7 +831,19 @@ impl<'a> Joiner<'a> {
                     conntrack,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    fn leg_out(
+        &self,
+        sum: &mut LegSum<'_>,
+        obs: &[Ob<'_>],
+        links: &[leg::LegLink],
+        mine: &[usize],
+    ) -> Leg {
+        let views = &sum.views;
+        let view_of = |m: u32| views.iter().position(|v| v.c2s == m || v.s2c == m);
+        let observations = std::mem::take(&mut sum.observations);
         let mut joined: Vec<model::Link> = Vec::with_capacity(mine.len());
         let mut score: Option<i32> = None;
         for &i in mine {
