@@ -63,15 +63,32 @@ impl Grouper {
     /// entries that hit the cap. Pairs are ordered `(earlier, later)`, possibly repeated,
     /// in no particular order.
     pub fn pairs(self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
-        // Chain the entries of each key (a hash probe per entry, no sort of everything),
-        // counting them, then order each chain of two or more (short) by time. Most keys
-        // are an entry's own (a tuple, an ISN): their chains are never walked. A chain is
+        // Chain the entries of each key that may be shared (a hash probe per such entry, no
+        // sort of everything), counting them, then order each chain of two or more (short)
+        // by time. Most keys are an entry's own (a tuple, an ISN): the bitsets below keep
+        // almost all of them out of the map. A chain is
         // copied out before sorting, so its entries are read once, not on every comparison.
         let es = &self.entries;
+        // First, two bitsets over the keys' low bits (a slot seen once, seen twice): an
+        // entry alone in its slot is alone under its key, and never enters the map, which
+        // then holds only the (few) keys that may be shared.
+        let bits = (es.len().max(16) * 4).next_power_of_two();
+        let slot = |k: u64| (k as usize) & (bits - 1);
+        let mut once = vec![0u64; bits / 64];
+        let mut twice = vec![0u64; bits / 64];
+        for e in es {
+            let (w, b) = (slot(e.key) / 64, 1u64 << (slot(e.key) % 64));
+            twice[w] |= once[w] & b;
+            once[w] |= b;
+        }
+        let shared = |k: u64| twice[slot(k) / 64] & (1u64 << (slot(k) % 64)) != 0;
         let mut head: KeyMap<(u32, u32)> = KeyMap::default();
-        head.reserve(es.len());
+        head.reserve(es.iter().filter(|e| shared(e.key)).count());
         let mut next: Vec<u32> = vec![u32::MAX; es.len()];
         for (i, e) in es.iter().enumerate() {
+            if !shared(e.key) {
+                continue;
+            }
             let h = head.entry(e.key).or_insert((u32::MAX, 0));
             next[i] = h.0;
             *h = (i as u32, h.1 + 1);

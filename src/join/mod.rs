@@ -431,11 +431,18 @@ impl<'a> Joiner<'a> {
             };
             synth_meta.push((ei, anchor, point as u32));
         }
-        let mut obs = Vec::with_capacity(real.len() + synth_meta.len());
-        obs.extend_from_slice(&real);
-        for (t, &(ei, anchor, point)) in synth_tuples.iter().zip(&synth_meta) {
-            obs.push(Ob::synthetic(&real[anchor as usize], t, ei, point));
-        }
+        let n_real = real.len();
+        // Without synthetic observations (no conntrack), the real ones are all (no copy).
+        let mut obs = if synth_meta.is_empty() {
+            real
+        } else {
+            let mut obs = Vec::with_capacity(real.len() + synth_meta.len());
+            obs.extend_from_slice(&real);
+            for (t, &(ei, anchor, point)) in synth_tuples.iter().zip(&synth_meta) {
+                obs.push(Ob::synthetic(&real[anchor as usize], t, ei, point));
+            }
+            obs
+        };
         stats.synthetic = synth_meta.len() as u64;
 
         // Leg links: scored candidates, conntrack links, synthetic links.
@@ -447,7 +454,7 @@ impl<'a> Joiner<'a> {
             let ev = Evidence::Conntrack { id: e.id };
             links.push(leg::LegLink {
                 a: anchor,
-                b: (real.len() + i) as u32,
+                b: (n_real + i) as u32,
                 score: evidence::points::CONNTRACK,
                 evidence: {
                     let mut l = evidence::LinkEvidence::default();
@@ -519,6 +526,7 @@ impl<'a> Joiner<'a> {
             let (vs, hops) = vs;
             let mut sum = LegSum::new(vs, &obs, &owner_of);
             sum.hops = hops;
+            sum.observations = self.observations_out(&sum.views, &obs, &labels);
             sums.push(sum);
         }
         stats.legs = sums.len() as u64;
@@ -668,7 +676,6 @@ impl<'a> Joiner<'a> {
                         &obs,
                         &links,
                         &link_ids[starts[l as usize]..starts[l as usize + 1]],
-                        &labels,
                     )
                 })
                 .collect();
@@ -777,17 +784,10 @@ impl<'a> Joiner<'a> {
         Model { paths, stats }
     }
 
-    fn leg_out(
-        &self,
-        sum: &mut LegSum<'_>,
-        obs: &[Ob<'_>],
-        links: &[leg::LegLink],
-        mine: &[usize],
-        labels: &[Arc<str>],
-    ) -> Leg {
-        let views = &sum.views;
-        let view_of = |m: u32| views.iter().position(|v| v.c2s == m || v.s2c == m);
-        let observations: Vec<Observation> = views
+    /// The model observations of a leg's views (built with its summary, while their features
+    /// are in the cache).
+    fn observations_out(&self, views: &[View], obs: &[Ob<'_>], labels: &[Arc<str>]) -> Vec<Observation> {
+        views
             .iter()
             .map(|v| {
                 let main = v.main(obs);
@@ -831,7 +831,19 @@ impl<'a> Joiner<'a> {
                     conntrack,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    fn leg_out(
+        &self,
+        sum: &mut LegSum<'_>,
+        obs: &[Ob<'_>],
+        links: &[leg::LegLink],
+        mine: &[usize],
+    ) -> Leg {
+        let views = &sum.views;
+        let view_of = |m: u32| views.iter().position(|v| v.c2s == m || v.s2c == m);
+        let observations = std::mem::take(&mut sum.observations);
         let mut joined: Vec<model::Link> = Vec::with_capacity(mine.len());
         let mut score: Option<i32> = None;
         for &i in mine {

@@ -51,6 +51,8 @@ pub(crate) struct LegSum<'b> {
     /// Points of the real views nearest the client / the server.
     pub point_near_client: u32,
     pub point_near_server: u32,
+    /// The leg's observations as the model shows them (taken by the model's leg).
+    pub observations: Vec<super::model::Observation>,
     /// Payload head key of each direction ([`LegSum::keys`]), taken while the digests are
     /// at hand (in the features, one cache miss each).
     heads: [Option<u64>; 2],
@@ -123,6 +125,7 @@ impl<'b> LegSum<'b> {
             point_near_server: near_server.map_or(0, |v| v.point),
             views,
             hops: Vec::new(),
+            observations: Vec::new(),
             heads,
         }
     }

@@ -176,8 +176,18 @@ fn renumber(model: &mut Model, first: u64) {
     // Old ids (joiner: 1..=n; singles: 0) -> new ids, kept only when ambiguity notes refer
     // to paths (most batches have none).
     let noted = model.paths.iter().any(|p| !p.ambiguous.is_empty());
+    // The joiner's paths come in that order already (it orders its chains by first packet):
+    // without notes to renumber, they are numbered in place, not moved twice.
+    if !noted && order.iter().enumerate().all(|(k, &(_, i))| k == i) {
+        for (k, p) in model.paths.iter_mut().enumerate() {
+            p.id = first.saturating_add(k as u64);
+        }
+        model.stats.paths = model.paths.len() as u64;
+        return;
+    }
     let mut new_of_old: HashMap<u64, u64> = HashMap::new();
     let mut paths: Vec<Option<Path>> = std::mem::take(&mut model.paths).into_iter().map(Some).collect();
+    model.paths.reserve_exact(paths.len());
     for (k, &(_, i)) in order.iter().enumerate() {
         if let Some(mut p) = paths.get_mut(i).and_then(Option::take) {
             let id = first.saturating_add(k as u64);
