@@ -507,6 +507,44 @@ fn identical_clients_told_apart_by_close_order() {
     assert_eq!(m.stats.path_eliminated, 0, "{m}");
 }
 
+/// Taken from a lab run that went wrong: two clients, identical 100-byte echoes, one
+/// forking forwarder whose children were slow to connect and to pass data on. Times are
+/// those of the capture (µs after A's SYN). Besides the true hops A -> X and B -> Y, the
+/// timeline also fits X -> B and A -> Y: X's request reaches the forwarder's port 52 µs
+/// before B's, and B's reply comes back before X's. X -> B would have the server's
+/// service (8443) forward to the forwarder's (9000) while A -> X has 9000 forward to 8443:
+/// a forwarding loop. The chain A -> X -> B -> Y that the matching preferred was cut at its
+/// weakest hops, which left exactly the wrong one. Hops are counted per pair of services,
+/// and the direction with fewer is dropped.
+#[test]
+fn a_hop_against_the_forwarding_direction_is_dropped() {
+    let mut rng = Rng(91);
+    let data = payload(44, 100);
+    let t0 = 10_000_000_000;
+    #[allow(clippy::too_many_arguments)]
+    let leg = |rng: &mut Rng, client: &str, server: &str, syn: Nanos, c2s: Nanos, s2c: Nanos, fin: [Nanos; 2]| {
+        let mut c = Conn::tcp(rng, client, server, t0 + syn * US, data.clone(), data.clone());
+        c.c2s_data_at = t0 + c2s * US;
+        c.s2c_data_at = t0 + s2c * US;
+        c.fin_at = fin.map(|f| Some(t0 + f * US));
+        c
+    };
+    let a = leg(&mut rng, "10.77.1.1:57952", "10.77.1.2:9000", 0, 376, 21_846, [23_934, 24_558]);
+    let x = leg(&mut rng, "10.77.2.1:37640", "10.77.2.2:8443", 2_353, 17_143, 19_202, [24_433, 24_463]);
+    let b = leg(&mut rng, "10.77.1.1:57964", "10.77.1.2:9000", 4_345, 17_195, 17_602, [17_725, 19_939]);
+    let y = leg(&mut rng, "10.77.2.1:37660", "10.77.2.2:8443", 7_144, 17_367, 17_549, [19_662, 19_721]);
+    let obs: Vec<ObservationFeatures> = [(&a, 0), (&x, 3), (&b, 0), (&y, 3)]
+        .iter()
+        .map(|(c, point)| observe(c, &Sight::at(*point, c, 0)))
+        .collect();
+    let truth = [(0, 0), (0, 1), (1, 0), (1, 1)];
+    let m = join(&obs, &[], |_| {});
+    let r = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
+    assert_eq!(m.stats.path_reversed, 1, "{m}");
+    assert_eq!(m.stats.path_loops_cut, 0, "{m}");
+}
+
 #[test]
 fn identical_clients_apart_in_time_are_told_apart() {
     let (m, truth) = twins(50 * MS, false);

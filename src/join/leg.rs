@@ -116,7 +116,7 @@ fn flipped(f: &ObservationFeatures) -> bool {
     }
 }
 
-fn canon(a: SocketAddr) -> SocketAddr {
+pub(crate) fn canon(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 

@@ -121,7 +121,11 @@
 //! | different processes (`comm`) at the two ends | -30 |
 //! | forwarder ends in different namespaces | -10 |
 //!
-//! and needs [`JoinConfig::path_threshold`] (40). Edges are then chosen as a matching (one
+//! and needs [`JoinConfig::path_threshold`] (40). Forwarding has one direction between two
+//! services: an edge says the service its upstream leg connects to forwards to the one its
+//! downstream leg connects to, and where candidate edges go both ways between the same two
+//! services (a loop; mirrored candidates from one forwarder's own legs), the direction with
+//! fewer edges is dropped ([`path::drop_reversed`]). Edges are then chosen as a matching (one
 //! upstream and one downstream per leg): an edge without rivals is taken; among edges
 //! sharing a leg end, every matching is weighed (`sum(score + 1000)`, so a chain through a
 //! middle leg beats its own skip edge), and only edges common to every matching within
@@ -195,7 +199,7 @@ use crate::capture::Points;
 use crate::conntrack::CtEntry;
 use crate::netns::Netns;
 pub(crate) use index::KeyMap;
-use leg::{Clusters, Ob};
+use leg::{Clusters, Ob, canon};
 pub(crate) use leg::tuple_key;
 use path::LegSum;
 use serde::Serialize;
@@ -282,6 +286,9 @@ pub struct JoinStats {
     pub path_eliminated: u64,
     /// Forwarder hops dropped because their path would pass one listening socket twice.
     pub path_loops_cut: u64,
+    /// Candidate hops dropped because more candidates between the same two services go the
+    /// other way ([`path::drop_reversed`]).
+    pub path_reversed: u64,
 }
 
 /// A capture point as the joiner names it.
@@ -304,10 +311,6 @@ pub struct Joiner<'a> {
 
 /// `(protocol, local, remote)` of a socket, addresses canonical.
 type SocketKey = (Proto, SocketAddr, SocketAddr);
-
-fn canon(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
-}
 
 impl<'a> Joiner<'a> {
     pub fn new(config: JoinConfig) -> Joiner<'a> {
@@ -533,7 +536,8 @@ impl<'a> Joiner<'a> {
 
         // Path edges and the matching.
         let ppairs = path::candidates(&sums, cfg, &mut stats);
-        let (mut edges, near) = path::edges(&sums, &ppairs, &obs, &nss, cfg, &mut stats);
+        let (mut edges, mut near) = path::edges(&sums, &ppairs, &obs, &nss, cfg, &mut stats);
+        path::drop_reversed(&sums, &obs, &mut edges, &mut near, &mut stats);
         stats.path_edges = edges.len() as u64;
         let choice = path::choose(&edges, &near, cfg, &mut stats);
         for &(i, legs) in &choice.eliminated {

@@ -537,6 +537,53 @@ pub(crate) fn edges(
     (out, near)
 }
 
+/// Drops the edges (and near misses) that run against the other edges between the same two
+/// services. An edge `up -> down` says the service `up` connects to (its server end nearest
+/// the server) forwards to the service `down` connects to (nearest the client); a hop the
+/// other way between the same two services would close a forwarding loop, which no sane
+/// setup has. Such mirrored candidates come from one forwarder's own legs: two clients
+/// sending the same bytes through it make the downstream leg of one and the upstream leg
+/// of the next look like a hop from the server's side back to the forwarder's. Of the two
+/// directions the one with fewer candidate edges is dropped (a tie drops nothing: the
+/// matching decides, and the chain loop cut in [`super::Joiner`] stays the backstop).
+pub(crate) fn drop_reversed(
+    legs: &[LegSum<'_>],
+    obs: &[Ob<'_>],
+    edges: &mut Vec<PathEdge>,
+    near: &mut Vec<NearMiss>,
+    stats: &mut JoinStats,
+) {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    let service = |l: u32, near_server: bool| -> Option<SocketAddr> {
+        let l = legs.get(l as usize)?;
+        let real = |v: &&View| v.synthetic(obs).is_none();
+        let v = if near_server {
+            l.views.iter().rev().find(real)
+        } else {
+            l.views.iter().find(real)
+        }?;
+        Some(super::leg::canon(v.server(obs)))
+    };
+    let hop = |up: u32, down: u32| Some((service(up, true)?, service(down, false)?));
+    let mut count: HashMap<(SocketAddr, SocketAddr), u32> = HashMap::new();
+    for e in edges.iter() {
+        if let Some(k) = hop(e.up, e.down) {
+            *count.entry(k).or_default() += 1;
+        }
+    }
+    let against = |up: u32, down: u32| {
+        hop(up, down).is_some_and(|(s, t)| {
+            let n = |k| count.get(&k).copied().unwrap_or(0);
+            s != t && n((t, s)) > n((s, t))
+        })
+    };
+    let before = edges.len();
+    edges.retain(|e| !against(e.up, e.down));
+    stats.path_reversed = (before - edges.len()) as u64;
+    near.retain(|n| !against(n.up, n.down));
+}
+
 /// What the matching decided.
 #[derive(Debug, Default)]
 pub(crate) struct Choice {

@@ -905,6 +905,8 @@ fn add_join_stats(total: &mut crate::join::JoinStats, s: &crate::join::JoinStats
     t.path_groups_exact += s.path_groups_exact;
     t.path_groups_greedy += s.path_groups_greedy;
     t.path_loops_cut += s.path_loops_cut;
+    t.path_eliminated += s.path_eliminated;
+    t.path_reversed += s.path_reversed;
 }
 
 fn report_stats(
