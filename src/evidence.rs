@@ -894,6 +894,15 @@ fn found_holder(
     }
 }
 
+/// Nice value of the attribution thread where it may be raised (see [`attribute`]).
+pub const ATTRIBUTION_NICE: i32 = -10;
+
+/// Runs the calling thread at [`ATTRIBUTION_NICE`] where allowed (CAP_SYS_NICE); else
+/// leaves it as it is.
+pub fn raise_priority() {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), ATTRIBUTION_NICE);
+}
+
 /// Holders remembered as expanded at most (forgotten all at once when full: pids are
 /// reused).
 const EXPANDED: usize = 4096;
@@ -940,6 +949,11 @@ fn attribute(
     shared: Shared<OwnerStore>,
 ) -> OwnerStore {
     use std::cmp::Reverse;
+    // The lookups race short-lived forwarder children (a forked child holds its sockets for
+    // as long as its connection lasts: milliseconds in a lab), and on a busy host a thread
+    // at the default priority can wait 10-30 ms for a core. Where allowed (CAP_SYS_NICE,
+    // e.g. root) this thread, which sleeps between lookups, runs at [`ATTRIBUTION_NICE`].
+    raise_priority();
     let mut index = ProcessIndex::new();
     index.scan_all();
     for ns in &warm {

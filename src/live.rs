@@ -9,7 +9,8 @@
 //!   naming the point. Namespaces are checked before any thread starts.
 //! * Each capture thread joins its point's namespace with `setns(2)` (only that thread moves),
 //!   opens libpcap there, applies snaplen, buffer size, promiscuous mode, `-Q` direction,
-//!   immediate mode and the filter compiled for the handle's link type. The handle is then
+//!   immediate mode and the filter compiled for the handle's link type (a thread that feeds
+//!   socket attribution asks for [`crate::evidence::raise_priority`]). The handle is then
 //!   switched to non-blocking mode and the thread loops: `pcap_dispatch` (every frame of the
 //!   ready ring block in one call, so the block goes back to the kernel at once; one batch
 //!   on the channel) and, when nothing is ready, `poll(2)` on the
@@ -709,6 +710,9 @@ impl HandleSetup {
         let mut spares: Vec<Vec<u8>> = Vec::with_capacity(BATCH_FRAMES);
         let mut paused = false;
         let tap = self.opts.tap.clone();
+        if tap.is_some() {
+            crate::evidence::raise_priority();
+        }
         let mut udp_seen = std::collections::HashSet::new();
         let mut drops_at = Instant::now();
         loop {
