@@ -894,7 +894,8 @@ fn found_holder(
     }
 }
 
-/// Nice value of the attribution thread where it may be raised (see [`attribute`]).
+/// Nice value of the threads that race short-lived processes for their sockets (socket
+/// attribution, and the capture threads that ask for it).
 pub const ATTRIBUTION_NICE: i32 = -10;
 
 /// Runs the calling thread at [`ATTRIBUTION_NICE`] where allowed (CAP_SYS_NICE); else

@@ -125,7 +125,7 @@
 //! services: an edge says the service its upstream leg connects to forwards to the one its
 //! downstream leg connects to, and where candidate edges go both ways between the same two
 //! services (a loop; mirrored candidates from one forwarder's own legs), the direction with
-//! fewer edges is dropped ([`path::drop_reversed`]). Edges are then chosen as a matching (one
+//! fewer edges is dropped (`path::drop_reversed`). Edges are then chosen as a matching (one
 //! upstream and one downstream per leg): an edge without rivals is taken; among edges
 //! sharing a leg end, every matching is weighed (`sum(score + 1000)`, so a chain through a
 //! middle leg beats its own skip edge), and only edges common to every matching within
@@ -287,7 +287,7 @@ pub struct JoinStats {
     /// Forwarder hops dropped because their path would pass one listening socket twice.
     pub path_loops_cut: u64,
     /// Candidate hops dropped because more candidates between the same two services go the
-    /// other way ([`path::drop_reversed`]).
+    /// other way (`path::drop_reversed`).
     pub path_reversed: u64,
 }
 
