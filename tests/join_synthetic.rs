@@ -839,7 +839,14 @@ fn text_tree_of_the_seed_path() {
             },
         );
     });
-    insta::assert_snapshot!(m.to_string());
+    // The tree prints local time: the snapshot holds UTC whatever this machine's zone.
+    let at = |tz: &dyn Fn(i64) -> Option<String>| tz(1_795_928_336).expect("a valid time");
+    let local = at(&|s| {
+        use chrono::TimeZone;
+        chrono::Local.timestamp_opt(s, 0).earliest().map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+    });
+    let utc = at(&|s| chrono::DateTime::from_timestamp(s, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()));
+    insta::assert_snapshot!(m.to_string().replace(&local, &utc));
 }
 
 #[test]

@@ -19,13 +19,14 @@ use super::evidence::fmt_us;
 use super::model::{Leg, Model, Path, Source};
 use std::fmt;
 
+/// A path's start in local time (`TZ`, else `/etc/localtime`), as packet lines print it.
 fn when(ns: i64) -> String {
-    chrono::DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )
-    .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-    .unwrap_or_else(|| ns.to_string())
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_opt(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+        .earliest()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+        .unwrap_or_else(|| ns.to_string())
 }
 
 fn leg(f: &mut fmt::Formatter<'_>, i: usize, l: &Leg) -> fmt::Result {

@@ -7,8 +7,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The binary, printing times in UTC whatever this machine's zone (snapshots hold them).
 pub fn flowtrail() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_flowtrail"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flowtrail"));
+    c.env("TZ", "UTC");
+    c
 }
 
 pub fn root() -> &'static Path {
