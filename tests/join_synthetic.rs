@@ -453,6 +453,32 @@ fn forced_pairing_control_with_every_true_hop_a_candidate() {
     );
 }
 
+/// One leg of [`two_clients`]: client, server, and µs after the first SYN of its SYN, of
+/// the first byte each way, and of each side's FIN.
+type LegAt = (&'static str, &'static str, Nanos, Nanos, Nanos, [Nanos; 2]);
+
+/// Two clients' legs through one forwarder, `[A, X, B, Y]` (X carries A, Y carries B), all
+/// with the same 100 bytes each way; A and B seen at point 0, X and Y at point 3. Without
+/// `fins`, every side ends right after its data. Returns the observations and their truth
+/// `(path, leg)` by observation id.
+fn two_clients(seed: u64, legs: [LegAt; 4], fins: bool) -> (Vec<ObservationFeatures>, [(u64, usize); 4]) {
+    let mut rng = Rng(seed);
+    let data = payload(43, 100);
+    let t0 = 10_000_000_000;
+    let obs = legs
+        .iter()
+        .enumerate()
+        .map(|(i, &(client, server, syn, c2s, s2c, fin))| {
+            let mut c = Conn::tcp(&mut rng, client, server, t0 + syn * US, data.clone(), data.clone());
+            c.c2s_data_at = t0 + c2s * US;
+            c.s2c_data_at = t0 + s2c * US;
+            c.fin_at = if fins { fin.map(|f| Some(t0 + f * US)) } else { [None, None] };
+            observe(&c, &Sight::at(if i % 2 == 0 { 0 } else { 3 }, &c, 0))
+        })
+        .collect();
+    (obs, [(0, 0), (0, 1), (1, 0), (1, 1)])
+}
+
 /// The lab's "identical payloads" case as it often comes out: two clients send the same
 /// bytes through one forking forwarder at the same moment, every pairing is causal for the
 /// bytes and scores alike, and the forwarder's children connect in the other order. What
@@ -461,29 +487,16 @@ fn forced_pairing_control_with_every_true_hop_a_candidate() {
 /// ended it. B can only go to Y, so A goes to X: joined by elimination.
 #[test]
 fn identical_clients_told_apart_by_close_order() {
-    let mut rng = Rng(78);
-    let data = payload(43, 100);
-    let t0 = 10_000_000_000;
-    #[allow(clippy::too_many_arguments)]
-    let leg = |rng: &mut Rng, client: &str, server: &str, syn: Nanos, c2s: Nanos, s2c: Nanos, fin: [Nanos; 2]| {
-        let mut c = Conn::tcp(rng, client, server, syn, data.clone(), data.clone());
-        c.c2s_data_at = c2s;
-        c.s2c_data_at = s2c;
-        c.fin_at = fin.map(Some);
-        c
-    };
-    // Upstream legs: the client half-closes after its reply; the forwarder passes the
-    // server's FIN back.
-    let a = leg(&mut rng, "10.77.1.1:40001", "10.77.1.2:9000", t0, t0 + MS, t0 + 3500 * US, [t0 + 5 * MS, t0 + 5400 * US]);
-    let b = leg(&mut rng, "10.77.1.1:40002", "10.77.1.2:9000", t0 + 20 * US, t0 + MS + 50 * US, t0 + 3600 * US, [t0 + 9 * MS, t0 + 9400 * US]);
-    // Downstream legs: the forwarder passes the client's FIN on; the server then closes.
-    let x = leg(&mut rng, "10.77.2.1:50001", "10.77.2.2:8443", t0 + 300 * US, t0 + 1300 * US, t0 + 3 * MS, [t0 + 5300 * US, t0 + 5350 * US]);
-    let y = leg(&mut rng, "10.77.2.1:50002", "10.77.2.2:8443", t0 + 350 * US, t0 + 1350 * US, t0 + 3200 * US, [t0 + 9300 * US, t0 + 9350 * US]);
-    let obs: Vec<ObservationFeatures> = [(&a, 0), (&x, 3), (&b, 0), (&y, 3)]
-        .iter()
-        .map(|(c, point)| observe(c, &Sight::at(*point, c, 0)))
-        .collect();
-    let truth = [(0, 0), (0, 1), (1, 0), (1, 1)];
+    let legs: [LegAt; 4] = [
+        // Upstream legs: the client half-closes after its reply; the forwarder passes the
+        // server's FIN back. Downstream legs: the forwarder passes the client's FIN on; the
+        // server then closes.
+        ("10.77.1.1:40001", "10.77.1.2:9000", 0, 1000, 3500, [5000, 5400]),
+        ("10.77.2.1:50001", "10.77.2.2:8443", 300, 1300, 3000, [5300, 5350]),
+        ("10.77.1.1:40002", "10.77.1.2:9000", 20, 1050, 3600, [9000, 9400]),
+        ("10.77.2.1:50002", "10.77.2.2:8443", 350, 1350, 3200, [9300, 9350]),
+    ];
+    let (obs, truth) = two_clients(78, legs, true);
     let m = join(&obs, &[], |_| {});
     let r = precision_recall(&m, &|id| truth[id as usize]);
     assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
@@ -493,14 +506,7 @@ fn identical_clients_told_apart_by_close_order() {
     }
     // Without the close order (every leg ends right after its data) nothing separates
     // the two pairings: nothing is joined.
-    let plain: Vec<ObservationFeatures> = [(&a, 0), (&x, 3), (&b, 0), (&y, 3)]
-        .iter()
-        .map(|(c, point)| {
-            let mut c = (*c).clone();
-            c.fin_at = [None, None];
-            observe(&c, &Sight::at(*point, &c, 0))
-        })
-        .collect();
+    let (plain, _) = two_clients(78, legs, false);
     let m = join(&plain, &[], |_| {});
     let (_, _, pp, pr) = precision_recall(&m, &|id| truth[id as usize]);
     assert_eq!((pp, pr), (1.0, 0.0), "{m}");
@@ -518,26 +524,13 @@ fn identical_clients_told_apart_by_close_order() {
 /// and the direction with fewer is dropped.
 #[test]
 fn a_hop_against_the_forwarding_direction_is_dropped() {
-    let mut rng = Rng(91);
-    let data = payload(44, 100);
-    let t0 = 10_000_000_000;
-    #[allow(clippy::too_many_arguments)]
-    let leg = |rng: &mut Rng, client: &str, server: &str, syn: Nanos, c2s: Nanos, s2c: Nanos, fin: [Nanos; 2]| {
-        let mut c = Conn::tcp(rng, client, server, t0 + syn * US, data.clone(), data.clone());
-        c.c2s_data_at = t0 + c2s * US;
-        c.s2c_data_at = t0 + s2c * US;
-        c.fin_at = fin.map(|f| Some(t0 + f * US));
-        c
-    };
-    let a = leg(&mut rng, "10.77.1.1:57952", "10.77.1.2:9000", 0, 376, 21_846, [23_934, 24_558]);
-    let x = leg(&mut rng, "10.77.2.1:37640", "10.77.2.2:8443", 2_353, 17_143, 19_202, [24_433, 24_463]);
-    let b = leg(&mut rng, "10.77.1.1:57964", "10.77.1.2:9000", 4_345, 17_195, 17_602, [17_725, 19_939]);
-    let y = leg(&mut rng, "10.77.2.1:37660", "10.77.2.2:8443", 7_144, 17_367, 17_549, [19_662, 19_721]);
-    let obs: Vec<ObservationFeatures> = [(&a, 0), (&x, 3), (&b, 0), (&y, 3)]
-        .iter()
-        .map(|(c, point)| observe(c, &Sight::at(*point, c, 0)))
-        .collect();
-    let truth = [(0, 0), (0, 1), (1, 0), (1, 1)];
+    let legs: [LegAt; 4] = [
+        ("10.77.1.1:57952", "10.77.1.2:9000", 0, 376, 21_846, [23_934, 24_558]),
+        ("10.77.2.1:37640", "10.77.2.2:8443", 2_353, 17_143, 19_202, [24_433, 24_463]),
+        ("10.77.1.1:57964", "10.77.1.2:9000", 4_345, 17_195, 17_602, [17_725, 19_939]),
+        ("10.77.2.1:37660", "10.77.2.2:8443", 7_144, 17_367, 17_549, [19_662, 19_721]),
+    ];
+    let (obs, truth) = two_clients(91, legs, true);
     let m = join(&obs, &[], |_| {});
     let r = precision_recall(&m, &|id| truth[id as usize]);
     assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
