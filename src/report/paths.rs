@@ -100,6 +100,28 @@ pub fn join(records: &[FlowRecord], evidence: &[&JoinEvidence], first_id: u64) -
     model
 }
 
+/// Where a batch's output goes, a buffer of about [`CHUNK`] bytes at a time.
+pub trait Sink {
+    /// Takes the bytes of `buf`, leaving it empty (with room for the next chunk): written
+    /// and cleared ([`Direct`]), or handed on whole for an empty buffer (the join thread's
+    /// output: its chunks are never copied).
+    fn put(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()>;
+}
+
+/// A [`Sink`] writing to a writer.
+pub struct Direct<'a>(pub &'a mut dyn std::io::Write);
+
+impl Sink for Direct<'_> {
+    fn put(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        self.0.write_all(buf)?;
+        buf.clear();
+        Ok(())
+    }
+}
+
+/// Output is handed to the [`Sink`] once this much is buffered.
+pub const CHUNK: usize = 1 << 16;
+
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
 /// sorted by id first and dropped afterwards (on the join thread, their freeing too). Used
@@ -110,7 +132,7 @@ pub fn join_batch(
     evidence: &[&JoinEvidence],
     next_path: &mut u64,
     json: bool,
-    out: &mut dyn std::io::Write,
+    out: &mut dyn Sink,
 ) -> (std::io::Result<()>, crate::join::JoinStats) {
     // Records end roughly in id order: sorting is cheap, and moves only small records.
     records.sort_unstable_by_key(|r| r.info.id);
@@ -236,17 +258,16 @@ impl<'a> Records<'a> {
     }
 }
 
-/// `--flows=json`: one line per path, built in a buffer handed to `w` every 64 KiB.
-pub fn write_json(w: &mut dyn std::io::Write, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1 << 17);
+/// `--flows=json`: one line per path, built in a buffer handed to `w` every [`CHUNK`] bytes.
+pub fn write_json(w: &mut dyn Sink, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(2 * CHUNK);
     for p in &model.paths {
         write_path(&mut buf, p, records)?;
-        if buf.len() >= 1 << 16 {
-            w.write_all(&buf)?;
-            buf.clear();
+        if buf.len() >= CHUNK {
+            w.put(&mut buf)?;
         }
     }
-    w.write_all(&buf)
+    if buf.is_empty() { Ok(()) } else { w.put(&mut buf) }
 }
 
 fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
@@ -346,12 +367,12 @@ struct ObsOut<'a> {
     details: Option<Details<'a>>,
 }
 
-/// `--flows` text: the tree ([`crate::join`]'s `Display`), handed to `w` every 64 KiB.
-/// `--flows` text: the tree of each path, every captured observation followed by its
-/// record's state, history and analysis (as the table without joins shows them).
-pub fn write_text(w: &mut dyn std::io::Write, model: &mut Model, records: &Records<'_>) -> std::io::Result<()> {
-    use std::fmt::Write;
-    let mut buf = String::with_capacity(1 << 17);
+/// `--flows` text: the tree of each path ([`crate::join`]'s `Display`), every captured
+/// observation followed by its record's state, history and analysis (as the table without
+/// joins shows them), handed to `w` every [`CHUNK`] bytes.
+pub fn write_text(w: &mut dyn Sink, model: &mut Model, records: &Records<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut buf = Vec::with_capacity(2 * CHUNK);
     for p in &mut model.paths {
         for o in p.legs.iter_mut().flat_map(|l| l.observations.iter_mut()) {
             let notes: Vec<String> = o
@@ -374,10 +395,9 @@ pub fn write_text(w: &mut dyn std::io::Write, model: &mut Model, records: &Recor
             }
         }
         let _ = write!(buf, "{p}");
-        if buf.len() >= 1 << 16 {
-            w.write_all(buf.as_bytes())?;
-            buf.clear();
+        if buf.len() >= CHUNK {
+            w.put(&mut buf)?;
         }
     }
-    w.write_all(buf.as_bytes())
+    if buf.is_empty() { Ok(()) } else { w.put(&mut buf) }
 }
