@@ -498,9 +498,10 @@ enum Joined {
 /// The join thread: joins held batches ([`paths::join_batch`]) one at a time, in the order
 /// they are sent, numbering paths across batches as an inline join does; the report thread
 /// writes each batch's output (in order) and keeps at most one batch out. Output comes
-/// back in chunks of about 64 KiB ([`paths::CHUNK`]) through a channel of
+/// back in chunks of about 256 KiB ([`paths::CHUNK`]) through a channel of
 /// [`JoinWorker::CHUNKS`]: the thread waits for the report thread rather than hold a batch's
-/// whole output. The chunks' buffers go back to the thread once written (`spare`), so the
+/// whole output (about a MiB of it out at once; large chunks, so that the two threads wake
+/// each other seldom). The chunks' buffers go back to the thread once written (`spare`), so the
 /// output is neither copied nor allocated again chunk by chunk.
 struct JoinWorker {
     tx: mpsc::Sender<JoinJob>,
@@ -509,7 +510,7 @@ struct JoinWorker {
 }
 
 impl JoinWorker {
-    const CHUNKS: usize = 16;
+    const CHUNKS: usize = 4;
 
     /// `None` when no thread can be started (then batches are joined inline).
     fn spawn(json: bool) -> Option<JoinWorker> {

@@ -120,7 +120,7 @@ impl Sink for Direct<'_> {
 }
 
 /// Output is handed to the [`Sink`] once this much is buffered.
-pub const CHUNK: usize = 1 << 16;
+pub const CHUNK: usize = 1 << 18;
 
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
