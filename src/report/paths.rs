@@ -235,26 +235,38 @@ pub struct Records<'a> {
     /// Sorted by id (the held records come sorted: no copy then).
     sorted: Vec<&'a FlowRecord>,
     all: &'a [FlowRecord],
+    /// Where the record after the last one found is: paths come in order of their first
+    /// packet, which is (nearly) the order of flow ids, so most lookups are this one.
+    next: std::cell::Cell<usize>,
 }
 
 impl<'a> Records<'a> {
     pub fn new(records: &'a [FlowRecord]) -> Records<'a> {
+        let next = std::cell::Cell::new(0);
         if records.is_sorted_by_key(|r| r.info.id) {
-            return Records { sorted: Vec::new(), all: records };
+            return Records { sorted: Vec::new(), all: records, next };
         }
         let mut v: Vec<&FlowRecord> = records.iter().collect();
         v.sort_by_key(|r| r.info.id);
-        Records { sorted: v, all: &[] }
+        Records { sorted: v, all: &[], next }
     }
 
-    /// The record with flow id `id` (a binary search: no hash map of every record).
+    fn at(&self, i: usize) -> Option<&'a FlowRecord> {
+        if self.sorted.is_empty() { self.all.get(i) } else { self.sorted.get(i).copied() }
+    }
+
+    /// The record with flow id `id`: the one after the last found if that is it (records
+    /// are then read in order, not probed all over), else a binary search (no hash map of
+    /// every record).
     fn get(&self, id: &u64) -> Option<&'a FlowRecord> {
-        if self.sorted.is_empty() {
-            let i = self.all.binary_search_by_key(id, |r| r.info.id).ok()?;
-            return self.all.get(i);
-        }
-        let i = self.sorted.binary_search_by_key(id, |r| r.info.id).ok()?;
-        self.sorted.get(i).copied()
+        let hint = self.next.get();
+        let i = match self.at(hint) {
+            Some(r) if r.info.id == *id => hint,
+            _ if self.sorted.is_empty() => self.all.binary_search_by_key(id, |r| r.info.id).ok()?,
+            _ => self.sorted.binary_search_by_key(id, |r| r.info.id).ok()?,
+        };
+        self.next.set(i + 1);
+        self.at(i)
     }
 }
 
