@@ -193,20 +193,20 @@ fn single(r: &FlowRecord) -> Path {
 /// Orders paths by first packet (then the joiner's order) and numbers them from `first`,
 /// keeping the ambiguity notes' references right.
 fn renumber(model: &mut Model, first: u64) {
-    let mut order: Vec<(i64, usize)> = model.paths.iter().enumerate().map(|(i, p)| (p.first_ns, i)).collect();
-    order.sort_unstable();
     // Old ids (joiner: 1..=n; singles: 0) -> new ids, kept only when ambiguity notes refer
     // to paths (most batches have none).
     let noted = model.paths.iter().any(|p| !p.ambiguous.is_empty());
     // The joiner's paths come in that order already (it orders its chains by first packet):
     // without notes to renumber, they are numbered in place, not moved twice.
-    if !noted && order.iter().enumerate().all(|(k, &(_, i))| k == i) {
+    if !noted && model.paths.is_sorted_by_key(|p| p.first_ns) {
         for (k, p) in model.paths.iter_mut().enumerate() {
             p.id = first.saturating_add(k as u64);
         }
         model.stats.paths = model.paths.len() as u64;
         return;
     }
+    let mut order: Vec<(i64, usize)> = model.paths.iter().enumerate().map(|(i, p)| (p.first_ns, i)).collect();
+    order.sort_unstable();
     let mut new_of_old: HashMap<u64, u64> = HashMap::new();
     let mut paths: Vec<Option<Path>> = std::mem::take(&mut model.paths).into_iter().map(Some).collect();
     model.paths.reserve_exact(paths.len());
