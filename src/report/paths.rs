@@ -252,7 +252,11 @@ impl<'a> Records<'a> {
     }
 
     fn at(&self, i: usize) -> Option<&'a FlowRecord> {
-        if self.sorted.is_empty() { self.all.get(i) } else { self.sorted.get(i).copied() }
+        if self.sorted.is_empty() {
+            self.all.get(i)
+        } else {
+            self.sorted.get(i).copied()
+        }
     }
 
     /// The record with flow id `id`: the one after the last found if that is it (records
@@ -279,7 +283,10 @@ pub fn write_json(w: &mut dyn Sink, model: &Model, records: &Records<'_>) -> std
             w.put(&mut buf)?;
         }
     }
-    if buf.is_empty() { Ok(()) } else { w.put(&mut buf) }
+    if buf.is_empty() {
+        return Ok(());
+    }
+    w.put(&mut buf)
 }
 
 fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
@@ -411,5 +418,8 @@ pub fn write_text(w: &mut dyn Sink, model: &mut Model, records: &Records<'_>) ->
             w.put(&mut buf)?;
         }
     }
-    if buf.is_empty() { Ok(()) } else { w.put(&mut buf) }
+    if buf.is_empty() {
+        return Ok(());
+    }
+    w.put(&mut buf)
 }
