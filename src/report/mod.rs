@@ -461,7 +461,7 @@ impl Outputs {
                     self.out.write_all(&out).map_err(ReportError::output)?;
                     // The buffer back to the join thread, for a later chunk (a send fails
                     // only when the thread is gone; the buffer is dropped then).
-                    if out.capacity() <= 4 * paths::CHUNK {
+                    if out.capacity() <= 2 * paths::CHUNK_ROOM {
                         out.clear();
                         let _ = w.spare.send(out);
                     }
@@ -547,7 +547,7 @@ struct ChunkOut<'a> {
 
 impl paths::Sink for ChunkOut<'_> {
     fn put(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
-        let next = self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(2 * paths::CHUNK));
+        let next = self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(paths::CHUNK_ROOM));
         let full = std::mem::replace(buf, next);
         self.to.send(Joined::Chunk(full)).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
     }

@@ -121,6 +121,8 @@ impl Sink for Direct<'_> {
 
 /// Output is handed to the [`Sink`] once this much is buffered.
 pub const CHUNK: usize = 1 << 18;
+/// Room of a chunk's buffer: a chunk ends with the first path line past [`CHUNK`].
+pub const CHUNK_ROOM: usize = CHUNK + CHUNK / 4;
 
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
@@ -276,7 +278,7 @@ impl<'a> Records<'a> {
 
 /// `--flows=json`: one line per path, built in a buffer handed to `w` every [`CHUNK`] bytes.
 pub fn write_json(w: &mut dyn Sink, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(2 * CHUNK);
+    let mut buf = Vec::with_capacity(CHUNK_ROOM);
     for p in &model.paths {
         write_path(&mut buf, p, records)?;
         if buf.len() >= CHUNK {
@@ -391,7 +393,7 @@ struct ObsOut<'a> {
 /// joins shows them), handed to `w` every [`CHUNK`] bytes.
 pub fn write_text(w: &mut dyn Sink, model: &mut Model, records: &Records<'_>) -> std::io::Result<()> {
     use std::io::Write;
-    let mut buf = Vec::with_capacity(2 * CHUNK);
+    let mut buf = Vec::with_capacity(CHUNK_ROOM);
     for p in &mut model.paths {
         for o in p.legs.iter_mut().flat_map(|l| l.observations.iter_mut()) {
             let notes: Vec<String> = o
