@@ -381,19 +381,22 @@ impl DirFeatures {
         if payload_len > 0 && self.data_at == NO_TIME {
             self.data_at = at;
         }
-        self.ttl = Some(match self.ttl {
-            None => TtlRange {
-                first: ip.ttl,
-                min: ip.ttl,
-                max: ip.ttl,
-            },
-            Some(t) => TtlRange {
-                first: t.first,
-                min: t.min.min(ip.ttl),
-                max: t.max.max(ip.ttl),
-            },
-        });
-        if let Some(id) = ip.ip_id {
+        match &mut self.ttl {
+            Some(t) => {
+                t.min = t.min.min(ip.ttl);
+                t.max = t.max.max(ip.ttl);
+            }
+            None => {
+                self.ttl = Some(TtlRange {
+                    first: ip.ttl,
+                    min: ip.ttl,
+                    max: ip.ttl,
+                })
+            }
+        }
+        if let Some(id) = ip.ip_id
+            && !self.ip_ids.is_full()
+        {
             self.ip_ids.push(Stamped { value: id, at: rel });
         }
         rel
@@ -563,7 +566,8 @@ impl ObservationFeatures {
             d.first_ack = Some(tcp.ack);
         }
         if let Some((val, ecr)) = tcp.ts {
-            if d.tsvals.last().is_none_or(|t| t.value != val) {
+            // The first few distinct values only: once they are kept, nothing to compare.
+            if !d.tsvals.is_full() && d.tsvals.last().is_none_or(|t| t.value != val) {
                 d.tsvals.push(Stamped {
                     value: val,
                     at: rel,

@@ -94,6 +94,7 @@ impl Grouper {
             *h = (i as u32, h.1 + 1);
         }
         let mut run: Vec<Entry> = Vec::new();
+        let mut tops: Vec<usize> = Vec::new();
         for &(h, count) in head.values() {
             if count < 2 {
                 continue;
@@ -105,18 +106,38 @@ impl Grouper {
                 i = next[i as usize];
             }
             run.sort_unstable_by_key(|e| (e.from, e.item));
+            // The positions of the entries at their top level: an entry that is not pairs
+            // only with those, and is matched against them alone (a popular short key, a
+            // common request line, is not scanned through entry by entry).
+            tops.clear();
+            tops.extend(run.iter().enumerate().filter(|(_, e)| e.top).map(|(k, _)| k));
             for (k, a) in run.iter().enumerate() {
                 let limit = a.until.saturating_add(slack);
                 let mut n = 0;
-                for b in &run[k + 1..] {
+                let mut emit = |b: &Entry| {
                     if b.from > limit {
-                        break;
+                        return false;
                     }
-                    if b.item != a.item && (a.top || b.top) {
+                    if b.item != a.item {
                         out.push((a.item, b.item));
                         n += 1;
                         if n >= cap {
                             *capped += 1;
+                            return false;
+                        }
+                    }
+                    true
+                };
+                if a.top {
+                    for b in &run[k + 1..] {
+                        if !emit(b) {
+                            break;
+                        }
+                    }
+                } else {
+                    let after = tops.partition_point(|&t| t <= k);
+                    for &t in &tops[after..] {
+                        if !emit(&run[t]) {
                             break;
                         }
                     }
@@ -163,6 +184,42 @@ pub(crate) fn dedup_unordered(pairs: &mut Vec<(u32, u32)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Levels: pairs only where one of the two is at its top level, the same pairs in the
+    /// same order as a scan of every later entry.
+    #[test]
+    fn pairs_need_a_top_entry() {
+        let mut g = Grouper::default();
+        let mut all = Vec::new();
+        for i in 0..40u32 {
+            let (from, top) = (i64::from(i % 7) * 3, i % 3 == 0);
+            g.push_level(key(10, 1), from, from + 5, i, top);
+            all.push((from, i, top));
+        }
+        let mut out = Vec::new();
+        let mut capped = 0;
+        g.pairs(0, 4, &mut out, &mut capped);
+        all.sort_unstable_by_key(|&(from, item, _)| (from, item));
+        let (mut want, mut want_capped) = (Vec::new(), 0);
+        for (k, &(af, ai, at)) in all.iter().enumerate() {
+            let mut n = 0;
+            for &(bf, bi, bt) in &all[k + 1..] {
+                if bf > af + 5 {
+                    break;
+                }
+                if ai != bi && (at || bt) {
+                    want.push((ai, bi));
+                    n += 1;
+                    if n >= 4 {
+                        want_capped += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(out, want);
+        assert_eq!(capped, want_capped);
+    }
 
     #[test]
     fn pairs_share_a_key_and_overlap() {

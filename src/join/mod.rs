@@ -614,14 +614,16 @@ impl<'a> Joiner<'a> {
             }
         }
         // Chains from their heads.
-        let mut chains: Vec<Vec<u32>> = Vec::new();
+        // Every chain's legs in one vector (`chained[range]`, most chains are one leg).
+        let mut chained: Vec<u32> = Vec::with_capacity(sums.len());
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
         let mut placed = vec![false; sums.len()];
         for head in 0..sums.len() {
             if prev[head].is_some() {
                 continue;
             }
-            let mut chain = Vec::with_capacity(4);
-            chain.push(head as u32);
+            let start = chained.len();
+            chained.push(head as u32);
             placed[head] = true;
             let mut cur = head;
             while let Some(ei) = next[cur] {
@@ -630,23 +632,26 @@ impl<'a> Joiner<'a> {
                     break;
                 }
                 placed[d] = true;
-                chain.push(d as u32);
+                chained.push(d as u32);
                 cur = d;
             }
-            chains.push(chain);
+            ranges.push(start..chained.len());
         }
         // Anything left (cannot happen: edges go forward in time) becomes its own path.
         for (i, p) in placed.iter().enumerate() {
             if !p {
-                chains.push(vec![i as u32]);
+                chained.push(i as u32);
+                ranges.push(chained.len() - 1..chained.len());
             }
         }
-        chains.sort_unstable_by_key(|c| {
+        ranges.sort_unstable_by_key(|r| {
+            let c = &chained[r.clone()];
             (
                 c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0),
                 c[0],
             )
         });
+        let chains: Vec<&[u32]> = ranges.iter().map(|r| &chained[r.clone()]).collect();
         let mut path_of_leg = vec![(0u64, 0usize); sums.len()];
         for (pi, c) in chains.iter().enumerate() {
             for (k, &l) in c.iter().enumerate() {

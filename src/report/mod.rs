@@ -408,7 +408,7 @@ impl Outputs {
                 &evidence_parts(&self.evidence, early.as_ref()),
                 &mut self.next_path,
                 format == FlowsFormat::Json,
-                &mut self.out,
+                &mut paths::Direct(&mut self.out),
             );
             add_join_stats(&mut self.join_stats, &stats);
             return r.map_err(ReportError::output);
@@ -457,7 +457,15 @@ impl Outputs {
                 }
             };
             match piece {
-                Joined::Chunk(out) => self.out.write_all(&out).map_err(ReportError::output)?,
+                Joined::Chunk(mut out) => {
+                    self.out.write_all(&out).map_err(ReportError::output)?;
+                    // The buffer back to the join thread, for a later chunk (a send fails
+                    // only when the thread is gone; the buffer is dropped then).
+                    if out.capacity() <= 2 * paths::CHUNK_ROOM {
+                        out.clear();
+                        let _ = w.spare.send(out);
+                    }
+                }
                 Joined::Done(r, stats) => {
                     self.in_flight = None;
                     add_join_stats(&mut self.join_stats, &stats);
@@ -490,66 +498,58 @@ enum Joined {
 /// The join thread: joins held batches ([`paths::join_batch`]) one at a time, in the order
 /// they are sent, numbering paths across batches as an inline join does; the report thread
 /// writes each batch's output (in order) and keeps at most one batch out. Output comes
-/// back in chunks of about 64 KiB through a channel of [`JoinWorker::CHUNKS`]: the thread
-/// waits for the report thread rather than hold a batch's whole output.
+/// back in chunks of about 256 KiB ([`paths::CHUNK`]) through a channel of
+/// [`JoinWorker::CHUNKS`]: the thread waits for the report thread rather than hold a batch's
+/// whole output (about a MiB of it out at once; large chunks, so that the two threads wake
+/// each other seldom). The chunks' buffers go back to the thread once written (`spare`), so the
+/// output is neither copied nor allocated again chunk by chunk.
 struct JoinWorker {
     tx: mpsc::Sender<JoinJob>,
     rx: mpsc::Receiver<Joined>,
+    spare: mpsc::Sender<Vec<u8>>,
 }
 
 impl JoinWorker {
-    const CHUNKS: usize = 16;
+    const CHUNKS: usize = 4;
 
     /// `None` when no thread can be started (then batches are joined inline).
     fn spawn(json: bool) -> Option<JoinWorker> {
         let (tx, jobs) = mpsc::channel::<JoinJob>();
         let (done, rx) = mpsc::sync_channel::<Joined>(JoinWorker::CHUNKS);
+        let (spare, spares) = mpsc::channel::<Vec<u8>>();
         std::thread::Builder::new()
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut next_path = 1;
                 for (records, evidence, early) in jobs {
-                    let mut out = ChunkOut { buf: Vec::with_capacity(ChunkOut::SIZE * 2), to: &done };
+                    let mut out = ChunkOut { to: &done, spares: &spares };
                     let parts = evidence_parts(&evidence, early.as_ref());
                     let stats = paths::join_batch(records, &parts, &mut next_path, json, &mut out);
                     drop(parts);
                     drop(early);
                     drop(evidence);
-                    let r = stats.0.and_then(|()| out.flush());
-                    if done.send(Joined::Done(r, stats.1)).is_err() {
+                    if done.send(Joined::Done(stats.0, stats.1)).is_err() {
                         break;
                     }
                 }
             })
             .ok()?;
-        Some(JoinWorker { tx, rx })
+        Some(JoinWorker { tx, rx, spare })
     }
 }
 
-/// The join thread's output: chunks sent as they fill.
+/// The join thread's output: each chunk sent whole, its buffer replaced by one the report
+/// thread gave back (or a new one).
 struct ChunkOut<'a> {
-    buf: Vec<u8>,
     to: &'a mpsc::SyncSender<Joined>,
+    spares: &'a mpsc::Receiver<Vec<u8>>,
 }
 
-impl ChunkOut<'_> {
-    const SIZE: usize = 1 << 16;
-}
-
-impl Write for ChunkOut<'_> {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= ChunkOut::SIZE {
-            self.flush()?;
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(ChunkOut::SIZE * 2));
-            self.to.send(Joined::Chunk(full)).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
-        }
-        Ok(())
+impl paths::Sink for ChunkOut<'_> {
+    fn put(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        let next = self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(paths::CHUNK_ROOM));
+        let full = std::mem::replace(buf, next);
+        self.to.send(Joined::Chunk(full)).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
     }
 }
 

@@ -100,6 +100,30 @@ pub fn join(records: &[FlowRecord], evidence: &[&JoinEvidence], first_id: u64) -
     model
 }
 
+/// Where a batch's output goes, a buffer of about [`CHUNK`] bytes at a time.
+pub trait Sink {
+    /// Takes the bytes of `buf`, leaving it empty (with room for the next chunk): written
+    /// and cleared ([`Direct`]), or handed on whole for an empty buffer (the join thread's
+    /// output: its chunks are never copied).
+    fn put(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()>;
+}
+
+/// A [`Sink`] writing to a writer.
+pub struct Direct<'a>(pub &'a mut dyn std::io::Write);
+
+impl Sink for Direct<'_> {
+    fn put(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        self.0.write_all(buf)?;
+        buf.clear();
+        Ok(())
+    }
+}
+
+/// Output is handed to the [`Sink`] once this much is buffered.
+pub const CHUNK: usize = 1 << 18;
+/// Room of a chunk's buffer: a chunk ends with the first path line past [`CHUNK`].
+pub const CHUNK_ROOM: usize = CHUNK + CHUNK / 4;
+
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
 /// sorted by id first and dropped afterwards (on the join thread, their freeing too). Used
@@ -110,7 +134,7 @@ pub fn join_batch(
     evidence: &[&JoinEvidence],
     next_path: &mut u64,
     json: bool,
-    out: &mut dyn std::io::Write,
+    out: &mut dyn Sink,
 ) -> (std::io::Result<()>, crate::join::JoinStats) {
     // Records end roughly in id order: sorting is cheap, and moves only small records.
     records.sort_unstable_by_key(|r| r.info.id);
@@ -171,20 +195,20 @@ fn single(r: &FlowRecord) -> Path {
 /// Orders paths by first packet (then the joiner's order) and numbers them from `first`,
 /// keeping the ambiguity notes' references right.
 fn renumber(model: &mut Model, first: u64) {
-    let mut order: Vec<(i64, usize)> = model.paths.iter().enumerate().map(|(i, p)| (p.first_ns, i)).collect();
-    order.sort_unstable();
     // Old ids (joiner: 1..=n; singles: 0) -> new ids, kept only when ambiguity notes refer
     // to paths (most batches have none).
     let noted = model.paths.iter().any(|p| !p.ambiguous.is_empty());
     // The joiner's paths come in that order already (it orders its chains by first packet):
     // without notes to renumber, they are numbered in place, not moved twice.
-    if !noted && order.iter().enumerate().all(|(k, &(_, i))| k == i) {
+    if !noted && model.paths.is_sorted_by_key(|p| p.first_ns) {
         for (k, p) in model.paths.iter_mut().enumerate() {
             p.id = first.saturating_add(k as u64);
         }
         model.stats.paths = model.paths.len() as u64;
         return;
     }
+    let mut order: Vec<(i64, usize)> = model.paths.iter().enumerate().map(|(i, p)| (p.first_ns, i)).collect();
+    order.sort_unstable();
     let mut new_of_old: HashMap<u64, u64> = HashMap::new();
     let mut paths: Vec<Option<Path>> = std::mem::take(&mut model.paths).into_iter().map(Some).collect();
     model.paths.reserve_exact(paths.len());
@@ -213,40 +237,58 @@ pub struct Records<'a> {
     /// Sorted by id (the held records come sorted: no copy then).
     sorted: Vec<&'a FlowRecord>,
     all: &'a [FlowRecord],
+    /// Where the record after the last one found is: paths come in order of their first
+    /// packet, which is (nearly) the order of flow ids, so most lookups are this one.
+    next: std::cell::Cell<usize>,
 }
 
 impl<'a> Records<'a> {
     pub fn new(records: &'a [FlowRecord]) -> Records<'a> {
+        let next = std::cell::Cell::new(0);
         if records.is_sorted_by_key(|r| r.info.id) {
-            return Records { sorted: Vec::new(), all: records };
+            return Records { sorted: Vec::new(), all: records, next };
         }
         let mut v: Vec<&FlowRecord> = records.iter().collect();
         v.sort_by_key(|r| r.info.id);
-        Records { sorted: v, all: &[] }
+        Records { sorted: v, all: &[], next }
     }
 
-    /// The record with flow id `id` (a binary search: no hash map of every record).
-    fn get(&self, id: &u64) -> Option<&'a FlowRecord> {
+    fn at(&self, i: usize) -> Option<&'a FlowRecord> {
         if self.sorted.is_empty() {
-            let i = self.all.binary_search_by_key(id, |r| r.info.id).ok()?;
-            return self.all.get(i);
+            self.all.get(i)
+        } else {
+            self.sorted.get(i).copied()
         }
-        let i = self.sorted.binary_search_by_key(id, |r| r.info.id).ok()?;
-        self.sorted.get(i).copied()
+    }
+
+    /// The record with flow id `id`: the one after the last found if that is it (records
+    /// are then read in order, not probed all over), else a binary search (no hash map of
+    /// every record).
+    fn get(&self, id: &u64) -> Option<&'a FlowRecord> {
+        let hint = self.next.get();
+        let i = match self.at(hint) {
+            Some(r) if r.info.id == *id => hint,
+            _ if self.sorted.is_empty() => self.all.binary_search_by_key(id, |r| r.info.id).ok()?,
+            _ => self.sorted.binary_search_by_key(id, |r| r.info.id).ok()?,
+        };
+        self.next.set(i + 1);
+        self.at(i)
     }
 }
 
-/// `--flows=json`: one line per path, built in a buffer handed to `w` every 64 KiB.
-pub fn write_json(w: &mut dyn std::io::Write, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1 << 17);
+/// `--flows=json`: one line per path, built in a buffer handed to `w` every [`CHUNK`] bytes.
+pub fn write_json(w: &mut dyn Sink, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(CHUNK_ROOM);
     for p in &model.paths {
         write_path(&mut buf, p, records)?;
-        if buf.len() >= 1 << 16 {
-            w.write_all(&buf)?;
-            buf.clear();
+        if buf.len() >= CHUNK {
+            w.put(&mut buf)?;
         }
     }
-    w.write_all(&buf)
+    if buf.is_empty() {
+        return Ok(());
+    }
+    w.put(&mut buf)
 }
 
 fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
@@ -346,12 +388,12 @@ struct ObsOut<'a> {
     details: Option<Details<'a>>,
 }
 
-/// `--flows` text: the tree ([`crate::join`]'s `Display`), handed to `w` every 64 KiB.
-/// `--flows` text: the tree of each path, every captured observation followed by its
-/// record's state, history and analysis (as the table without joins shows them).
-pub fn write_text(w: &mut dyn std::io::Write, model: &mut Model, records: &Records<'_>) -> std::io::Result<()> {
-    use std::fmt::Write;
-    let mut buf = String::with_capacity(1 << 17);
+/// `--flows` text: the tree of each path ([`crate::join`]'s `Display`), every captured
+/// observation followed by its record's state, history and analysis (as the table without
+/// joins shows them), handed to `w` every [`CHUNK`] bytes.
+pub fn write_text(w: &mut dyn Sink, model: &mut Model, records: &Records<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut buf = Vec::with_capacity(CHUNK_ROOM);
     for p in &mut model.paths {
         for o in p.legs.iter_mut().flat_map(|l| l.observations.iter_mut()) {
             let notes: Vec<String> = o
@@ -374,10 +416,12 @@ pub fn write_text(w: &mut dyn std::io::Write, model: &mut Model, records: &Recor
             }
         }
         let _ = write!(buf, "{p}");
-        if buf.len() >= 1 << 16 {
-            w.write_all(buf.as_bytes())?;
-            buf.clear();
+        if buf.len() >= CHUNK {
+            w.put(&mut buf)?;
         }
     }
-    w.write_all(buf.as_bytes())
+    if buf.is_empty() {
+        return Ok(());
+    }
+    w.put(&mut buf)
 }
