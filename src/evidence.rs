@@ -1270,7 +1270,6 @@ mod tests {
             history: String::new(),
             end: crate::flow::EndReason::Eof,
             tcp: None,
-            features: None,
         }
     }
 

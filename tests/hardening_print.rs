@@ -201,7 +201,6 @@ proptest! {
             history: l.clone(),
             end: EndReason::Evicted,
             tcp: None,
-            features: None,
         }).collect();
         let mut out = String::new();
         flowtrail::report::table::write_rows(&mut out, &records, true);

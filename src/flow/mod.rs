@@ -261,21 +261,19 @@ pub struct FlowRecord {
     pub end: EndReason,
     /// TCP's additions (boxed: records wait in memory, and most of their size is here).
     pub tcp: Option<Box<TcpRecord>>,
-    /// The joiner's features of a TCP/UDP observation, when [`FlowConfig::features`].
-    pub features: Option<Box<crate::join::ObservationFeatures>>,
 }
 
 impl FlowRecord {
     /// Heap bytes this record holds (itself, boxed, its history and its gap lists), an upper
     /// bound as the allocator counts them: what a batch of records waiting to be printed
-    /// costs (the report bounds that sum).
+    /// costs (the report bounds that sum, plus [`FlowTable::FEATURES_BYTES`] for the
+    /// features it keeps of a record).
     pub fn heap_bytes(&self) -> usize {
         let block = |n: usize| if n == 0 { 0 } else { (n + 16).div_ceil(16) * 16 };
         let tcp = self.tcp.as_ref().map_or(0, |t| {
             block(std::mem::size_of::<TcpRecord>()) + t.gaps[0].heap_bytes() + t.gaps[1].heap_bytes()
         });
-        let features = if self.features.is_some() { FlowTable::FEATURES_BYTES } else { 0 };
-        std::mem::size_of::<FlowRecord>() + block(self.history.capacity()) + tcp + features
+        std::mem::size_of::<FlowRecord>() + block(self.history.capacity()) + tcp
     }
 }
 
@@ -294,12 +292,14 @@ pub trait FlowObserver {
     /// One UDP datagram's captured payload.
     fn datagram(&mut self, _flow: &FlowInfo, _direction: Direction, _payload: &[u8]) {}
     /// The flow ended; its streams were flushed (their last events came before this).
-    fn flow_ended(&mut self, record: FlowRecord);
+    /// `features`: its joiner features (TCP and UDP flows, when [`FlowConfig::features`]),
+    /// lent: the flow table reuses their room for a later flow.
+    fn flow_ended(&mut self, record: FlowRecord, features: Option<&crate::join::ObservationFeatures>);
 }
 
 /// An observer that keeps every record (tests, tools).
 impl FlowObserver for Vec<FlowRecord> {
-    fn flow_ended(&mut self, record: FlowRecord) {
+    fn flow_ended(&mut self, record: FlowRecord, _features: Option<&crate::join::ObservationFeatures>) {
         self.push(record);
     }
 }

@@ -2,7 +2,11 @@
 //! docs of `crate::flow` for the contract.
 //!
 //! Storage: a slab of flows (`Vec<Option<Flow>>` plus a free list), a hash index from
-//! [`FlowKey`] to slot, and a min-heap of `(deadline, slot, id)` entries.
+//! [`FlowKey`] to slot, and a min-heap of `(deadline, slot, id)` entries. The joiner's
+//! features (when [`FlowConfig::features`]) live in a second vector indexed by slot, not in a
+//! box per flow: a slot's features are rewritten when the slot is reused, and an ended flow's
+//! are lent to [`FlowObserver::flow_ended`] (the report copies them into its batch's block),
+//! so no flow costs an allocation or a free for them.
 //!
 //! Heap invariant: every live flow has exactly one *current* entry, the one whose deadline
 //! equals the flow's `queued` field, and `queued <= ` the flow's real deadline (last packet
@@ -141,8 +145,9 @@ struct Flow {
     state: FlowState,
     /// Deadline of this flow's current heap entry.
     queued: Nanos,
-    /// What the joiner needs (TCP and UDP flows, when [`FlowConfig::features`]).
-    features: Option<Box<ObservationFeatures>>,
+    /// Whether the flow has the joiner's features (TCP and UDP flows, when
+    /// [`FlowConfig::features`]): `FlowTable::features` at its slot.
+    features: bool,
 }
 
 /// A heap entry: `(deadline, slot, flow id)`, smallest deadline first.
@@ -172,6 +177,9 @@ pub struct FlowTable {
     aux: AuxBudget,
     index: HashMap<FlowKey, u32>,
     slab: Vec<Option<Flow>>,
+    /// The joiner's features by slot (empty unless [`FlowConfig::features`]); meaningful for
+    /// the live flows whose `features` is set.
+    features: Vec<ObservationFeatures>,
     free: Vec<u32>,
     heap: BinaryHeap<Entry>,
     clock: Nanos,
@@ -198,8 +206,10 @@ impl FlowTable {
         + std::mem::size_of::<u32>();
 
     /// What the joiner's features add to a TCP or UDP flow when [`FlowConfig::features`] is
-    /// on: the boxed features (fixed size; the flow table never sets their socket owners,
-    /// the only part on the heap, since live owners reach the joiner as evidence).
+    /// on, an upper bound: its slot in the features vector (fixed size; the flow table never
+    /// sets their socket owners, the only part on the heap, since live owners reach the
+    /// joiner as evidence), or its entry in a batch of ended records (the report counts
+    /// this much per record with features).
     pub const FEATURES_BYTES: usize = heap_block(std::mem::size_of::<ObservationFeatures>());
 
     pub fn new(config: FlowConfig) -> FlowTable {
@@ -214,6 +224,7 @@ impl FlowTable {
             aux,
             index: HashMap::with_capacity(reserve),
             slab: Vec::with_capacity(reserve),
+            features: Vec::with_capacity(if config.features { reserve } else { 0 }),
             free: Vec::new(),
             heap: BinaryHeap::with_capacity(if reserve > 0 { 2 * reserve + 4096 } else { 0 }),
             clock: Nanos(i64::MIN),
@@ -245,7 +256,7 @@ impl FlowTable {
     /// The joiner's features of every live flow, `(flow id, features)` in slot order, lent
     /// for a snapshot join (ended flows hand theirs over in [`FlowRecord::features`]).
     pub fn live_features(&self) -> impl Iterator<Item = (u64, &ObservationFeatures)> + '_ {
-        self.slab.iter().flatten().filter_map(|f| f.features.as_deref().map(|x| (f.info.id, x)))
+        self.live_flows_from(0).filter_map(|f| f.features.map(|x| (f.id, x)))
     }
 
     /// The flow the latest frame given to [`FlowTable::frame`] was counted in, and its
@@ -268,7 +279,7 @@ impl FlowTable {
                 id: f.info.id,
                 conn_state: f.conn_state_now(),
                 history: f.history.as_str(),
-                features: f.features.as_deref(),
+                features: if f.features { self.features.get(slot) } else { None },
             })
         })
     }
@@ -301,7 +312,6 @@ impl FlowTable {
             history: f.history.as_str().to_string(),
             end: EndReason::Eof,
             tcp,
-            features: None,
         })
     }
 
@@ -414,17 +424,18 @@ impl FlowTable {
                 self.create(key, side, sender_is_client, state, now, points, obs)
             }
         };
-        let Self { slab, params, aux, stats, .. } = self;
+        let Self { slab, features, params, aux, stats, .. } = self;
         let Some(flow) = slab.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
         let dir = if side == flow.client { 0 } else { 1 };
         self.last = Some((flow.info.id, dir as u8));
-        if let Some(f) = flow.features.as_deref_mut() {
+        let mut features = if flow.features { features.get_mut(slot as usize) } else { None };
+        if let Some(f) = features.as_deref_mut() {
             f.on_link(direction(dir), frame.linktype, &frame.data);
             f.on_tcp(direction(dir), now, ip, t);
         }
-        flow.tcp_packet(dir, t, flags, now, params, aux, obs);
+        flow.tcp_packet(dir, t, flags, now, params, aux, features, obs);
         stats.reassembly_memory_peak = stats.reassembly_memory_peak.max(params.budget.used() as u64);
         self.touch(slot);
     }
@@ -475,7 +486,8 @@ impl FlowTable {
         };
         let dir = if side == flow.client { 0 } else { 1 };
         self.last = Some((flow.info.id, dir as u8));
-        if let (Some(f), Some((ip, u, frame))) = (flow.features.as_deref_mut(), link) {
+        let features = if flow.features { self.features.get_mut(slot as usize) } else { None };
+        if let (Some(f), Some((ip, u, frame))) = (features, link) {
             f.on_link(direction(dir), frame.linktype, &frame.data);
             f.on_udp(direction(dir), now, ip, u);
         }
@@ -528,7 +540,7 @@ impl FlowTable {
         let features = (self.config.features && matches!(key.proto, Proto::Tcp | Proto::Udp)).then(|| {
             let proto = if key.proto == Proto::Tcp { crate::join::Proto::Tcp } else { crate::join::Proto::Udp };
             let addr = |e: super::Endpoint| std::net::SocketAddr::new(e.addr, e.port);
-            Box::new(ObservationFeatures::new(key.point, proto, addr(info.client), addr(info.server)))
+            ObservationFeatures::new(key.point, proto, addr(info.client), addr(info.server))
         });
         let wants_payload = obs.wants_payload(&info);
         let mut history = History::default();
@@ -546,7 +558,7 @@ impl FlowTable {
             history,
             state,
             queued: Nanos(0),
-            features,
+            features: features.is_some(),
         };
         let deadline = flow.deadline(&self.config);
         flow.queued = deadline;
@@ -561,6 +573,17 @@ impl FlowTable {
                 (self.slab.len() - 1) as u32
             }
         };
+        if let Some(f) = features {
+            match self.features.get_mut(slot as usize) {
+                Some(place) => *place = f,
+                None => {
+                    // A new slot, at or past the end (slots of flows without features stay
+                    // as placeholders).
+                    self.features.resize(slot as usize, f.clone());
+                    self.features.push(f);
+                }
+            }
+        }
         self.index.insert(key, slot);
         self.heap.push(Reverse((deadline.0, slot, id)));
         self.stats.flows_created += 1;
@@ -666,7 +689,8 @@ impl FlowTable {
             EndReason::Reused => self.stats.flows_reused += 1,
         }
         self.stats.flows_active = self.index.len() as u64;
-        let record = flow.finish(reason, &mut self.aux, obs);
+        let mut features = if flow.features { self.features.get_mut(slot as usize) } else { None };
+        let record = flow.finish(reason, &mut self.aux, features.as_deref_mut(), obs);
         if let Some(tcp) = &record.tcp {
             for c in &tcp.stream {
                 self.stats.add_stream(c);
@@ -677,7 +701,7 @@ impl FlowTable {
             self.stats.rtt_untracked += u64::from(tcp.analysis.rtt_untracked);
         }
         self.stats.history_truncated += u64::from(flow.history.truncated);
-        obs.flow_ended(record);
+        obs.flow_ended(record, features.as_deref());
     }
 }
 
@@ -730,10 +754,11 @@ impl Flow {
         now: Nanos,
         params: &ReassemblyParams,
         aux: &mut AuxBudget,
+        mut features: Option<&mut ObservationFeatures>,
         obs: &mut impl FlowObserver,
     ) {
         self.count(dir, t.payload_len, now);
-        let Flow { info, history, state, wants_payload, features, .. } = self;
+        let Flow { info, history, state, wants_payload, .. } = self;
         let FlowState::Tcp(tcp) = state else { return };
         let from_orig = dir == 0;
         let len = t.payload_len;
@@ -788,7 +813,7 @@ impl Flow {
             if let Event::Gap { .. } = e {
                 history.gap(d == Direction::ClientToServer);
             }
-            feed(features, d, &e);
+            feed(&mut features, d, &e);
             if wants {
                 obs.stream_event(info, d, &e);
             }
@@ -806,9 +831,15 @@ impl Flow {
     }
 
     /// Flushes the streams and builds the record.
-    fn finish(&mut self, end: EndReason, aux: &mut AuxBudget, obs: &mut impl FlowObserver) -> FlowRecord {
+    fn finish(
+        &mut self,
+        end: EndReason,
+        aux: &mut AuxBudget,
+        mut features: Option<&mut ObservationFeatures>,
+        obs: &mut impl FlowObserver,
+    ) -> FlowRecord {
         let sizes = [self.traffic[0].bytes, self.traffic[1].bytes];
-        let Flow { info, history, state, wants_payload, features, .. } = self;
+        let Flow { info, history, state, wants_payload, .. } = self;
         let (conn_state, tcp_record) = match state {
             FlowState::Tcp(tcp) => {
                 let wants = *wants_payload;
@@ -817,7 +848,7 @@ impl Flow {
                     if let Event::Gap { .. } = e {
                         history.gap(d == Direction::ClientToServer);
                     }
-                    feed(features, d, &e);
+                    feed(&mut features, d, &e);
                     if wants {
                         obs.stream_event(info, d, &e);
                     }
@@ -849,13 +880,12 @@ impl Flow {
             history: self.history.as_str().to_string(),
             end,
             tcp: tcp_record,
-            features: features.take(),
         }
     }
 }
 
 /// A reassembly event to the joiner's digests (Data and Gap; the others carry nothing it uses).
-fn feed(features: &mut Option<Box<ObservationFeatures>>, d: Direction, e: &Event<'_>) {
+fn feed(features: &mut Option<&mut ObservationFeatures>, d: Direction, e: &Event<'_>) {
     let Some(f) = features.as_deref_mut() else {
         return;
     };

@@ -46,12 +46,14 @@
 //!
 //! `dir` is the flow table's own direction relative to the `client` it gave `new`; `now` is
 //! the packet's time ([`At`]: `Timestamp`, `flow::Nanos` or nanoseconds). In
-//! `flow/table.rs` that is: a `features: Option<Box<ObservationFeatures>>` in `Flow` (TCP
-//! and UDP), made in `FlowTable::create` from `FlowInfo` (`point_index`, client and server
-//! endpoints); `on_tcp` in `FlowTable::tcp` once `dir` is known, before `tcp_packet`;
-//! `on_udp` in `FlowTable::datagram` (it needs the `Ip` and `Udp`); the stream hooks in the
-//! reassembly sinks of `Flow::tcp_packet` and `Flow::finish`; the features moved into
-//! `FlowRecord` when a flow ends, and lent from live flows for snapshots.
+//! `flow/table.rs` that is: the features of a TCP or UDP flow in `FlowTable::features` at
+//! the flow's slot (no allocation per flow), made in `FlowTable::create` from `FlowInfo`
+//! (`point_index`, client and server endpoints); `on_tcp` in `FlowTable::tcp` once `dir` is
+//! known, before `tcp_packet`; `on_udp` in `FlowTable::datagram` (it needs the `Ip` and
+//! `Udp`); the stream hooks in the reassembly sinks of `Flow::tcp_packet` and
+//! `Flow::finish`; the features lent with the record to `FlowObserver::flow_ended` when a
+//! flow ends (the report copies them into its batch's block, `report::paths::BatchFeatures`,
+//! which goes with the records to the join thread), and lent from live flows for snapshots.
 //!
 //! ## Leg join: one connection, several points
 //!

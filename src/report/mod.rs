@@ -12,7 +12,12 @@
 //!   memory stays bounded. Joined (`--flows` without `--no-join`), batches close at half
 //!   those bounds and are joined and written on a join thread ([`JoinWorker`]) while frames
 //!   keep coming; the batch out counts against the bounds until its output is written, and
-//!   at most one is out, so held plus joining stay within them. The output (batch order,
+//!   at most one is out, so held plus joining stay within them. The held records' joiner
+//!   features are copied, as their flows end, into one block per batch
+//!   ([`paths::BatchFeatures`], sized once for a batch's bound and counted as
+//!   [`paths::BatchFeatures::ENTRY_BYTES`] per record), which travels with the batch and comes back
+//!   cleared for a later one: no record costs an allocation or a free for its features, on
+//!   either thread. The output (batch order,
 //!   path ids) is the one an inline join of the same batches writes (with `--follow`, which
 //!   shares standard output, batches are joined inline). Each batch is joined with the
 //!   report's evidence ([`ReportOptions::evidence`], then what [`FlowReport::add_evidence`]
@@ -37,6 +42,7 @@ pub mod table;
 
 use crate::capture::{Frame, Points};
 use crate::flow::{FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, FlowTableStats, Nanos, Proto};
+use crate::join::ObservationFeatures;
 use crate::limits::Limits;
 use crate::reassembly::{Direction, Event};
 use follow::{Follow, FollowFormat};
@@ -207,6 +213,10 @@ struct Outputs {
     out: Box<dyn Write>,
     flows: Option<FlowsFormat>,
     held: Vec<FlowRecord>,
+    /// The joiner features of the held records (joined output only).
+    held_features: paths::BatchFeatures,
+    /// A block for the next batch's features: the one of the last batch joined.
+    spare_features: Option<paths::BatchFeatures>,
     max_held: usize,
     /// Bytes the held records hold, their bound, and the most held at once.
     held_bytes: usize,
@@ -257,6 +267,8 @@ impl FlowReport {
                 out,
                 flows: opts.flows,
                 held: Vec::new(),
+                held_features: paths::BatchFeatures::default(),
+                spare_features: None,
                 max_held: opts.max_held_records.max(1),
                 held_bytes: 0,
                 max_held_bytes: opts.max_held_bytes,
@@ -389,6 +401,7 @@ impl Outputs {
         }
         if let (true, Some(format)) = (self.join, self.flows) {
             let records = std::mem::take(&mut self.held);
+            let mut features = std::mem::replace(&mut self.held_features, self.spare_features.take().unwrap_or_default());
             let bytes = std::mem::replace(&mut self.held_bytes, 0);
             // A batch joined before the end of a live capture: the evidence gathered so far
             // for its records, taken now (the final evidence, later, has all of it).
@@ -399,18 +412,20 @@ impl Outputs {
             if let Some(w) = &self.worker {
                 // A send fails only when the thread is gone, and [`Outputs::collect`] has
                 // said so already.
-                w.tx.send((records, self.evidence.clone(), early)).map_err(|_| join_thread_failed())?;
+                w.tx.send((records, features, self.evidence.clone(), early)).map_err(|_| join_thread_failed())?;
                 self.in_flight = Some(bytes);
                 return Ok(());
             }
             let (r, stats) = paths::join_batch(
                 records,
+                &mut features,
                 &evidence_parts(&self.evidence, early.as_ref()),
                 &mut self.next_path,
                 format == FlowsFormat::Json,
                 &mut paths::Direct(&mut self.out),
             );
             add_join_stats(&mut self.join_stats, &stats);
+            self.spare_features = Some(features);
             return r.map_err(ReportError::output);
         }
         // Records end roughly in id order: sorting is cheap, and moves only small records.
@@ -466,8 +481,9 @@ impl Outputs {
                         let _ = w.spare.send(out);
                     }
                 }
-                Joined::Done(r, stats) => {
+                Joined::Done(r, stats, features) => {
                     self.in_flight = None;
+                    self.spare_features = Some(features);
                     add_join_stats(&mut self.join_stats, &stats);
                     r.map_err(ReportError::output)?;
                 }
@@ -481,18 +497,19 @@ fn join_thread_failed() -> ReportError {
     ReportError::Output(io::Error::other("the join thread failed"))
 }
 
-/// A batch, the report's evidence, and the early evidence for the batch.
-type JoinJob = (Vec<FlowRecord>, Arc<JoinEvidence>, Option<JoinEvidence>);
+/// A batch and its features, the report's evidence, and the early evidence for the batch.
+type JoinJob = (Vec<FlowRecord>, paths::BatchFeatures, Arc<JoinEvidence>, Option<JoinEvidence>);
 
 /// The report's evidence, then a batch's early evidence.
 fn evidence_parts<'a>(evidence: &'a JoinEvidence, early: Option<&'a JoinEvidence>) -> Vec<&'a JoinEvidence> {
     std::iter::once(evidence).chain(early).collect()
 }
 
-/// What the join thread sends back: output in order, then the end of a batch.
+/// What the join thread sends back: output in order, then the end of a batch (with its
+/// features' block, cleared, for a later batch).
 enum Joined {
     Chunk(Vec<u8>),
-    Done(io::Result<()>, crate::join::JoinStats),
+    Done(io::Result<()>, crate::join::JoinStats, paths::BatchFeatures),
 }
 
 /// The join thread: joins held batches ([`paths::join_batch`]) one at a time, in the order
@@ -521,14 +538,14 @@ impl JoinWorker {
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut next_path = 1;
-                for (records, evidence, early) in jobs {
+                for (records, mut features, evidence, early) in jobs {
                     let mut out = ChunkOut { to: &done, spares: &spares };
                     let parts = evidence_parts(&evidence, early.as_ref());
-                    let stats = paths::join_batch(records, &parts, &mut next_path, json, &mut out);
+                    let stats = paths::join_batch(records, &mut features, &parts, &mut next_path, json, &mut out);
                     drop(parts);
                     drop(early);
                     drop(evidence);
-                    if done.send(Joined::Done(stats.0, stats.1)).is_err() {
+                    if done.send(Joined::Done(stats.0, stats.1, features)).is_err() {
                         break;
                     }
                 }
@@ -595,7 +612,7 @@ impl FlowObserver for Outputs {
         }
     }
 
-    fn flow_ended(&mut self, record: FlowRecord) {
+    fn flow_ended(&mut self, record: FlowRecord, features: Option<&ObservationFeatures>) {
         if self.error.is_some() {
             return;
         }
@@ -621,10 +638,6 @@ impl FlowObserver for Outputs {
                 self.fail(e);
                 return;
             }
-            self.held_bytes += record.heap_bytes();
-            let out = self.in_flight.unwrap_or(0);
-            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out);
-            self.held.push(record);
             // Joined: batches of half the bounds, so that one batch being joined (counted
             // until written) and the next one filling stay within them together.
             let (records, bytes) = if self.join {
@@ -632,6 +645,22 @@ impl FlowObserver for Outputs {
             } else {
                 (self.max_held, self.max_held_bytes)
             };
+            self.held_bytes += record.heap_bytes();
+            if let (true, Some(f)) = (self.join, features) {
+                if self.held_features.capacity() == 0 {
+                    // Room for a whole batch at once (it never grows by copying): a batch
+                    // closes at `records` records, or once the bytes reach `bytes`, each
+                    // record with features counted as ENTRY_BYTES. Pages are touched only
+                    // as entries are written.
+                    let most = records.min(bytes / paths::BatchFeatures::ENTRY_BYTES + 1);
+                    self.held_features = paths::BatchFeatures::with_capacity(most);
+                }
+                self.held_features.push(record.info.id, f);
+                self.held_bytes += paths::BatchFeatures::ENTRY_BYTES;
+            }
+            let out = self.in_flight.unwrap_or(0);
+            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out);
+            self.held.push(record);
             if self.held.len() >= records || self.held_bytes >= bytes {
                 self.flushed_early += 1;
                 if let Err(e) = self.print_held() {

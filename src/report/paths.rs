@@ -4,9 +4,10 @@
 //!
 //! ## Contract
 //!
-//! * Input: finished [`FlowRecord`]s (TCP and UDP ones carry their
-//!   [`ObservationFeatures`](crate::join::ObservationFeatures), since the report turns
-//!   [`FlowConfig::features`](crate::flow::FlowConfig) on) and [`JoinEvidence`]: conntrack
+//! * Input: finished [`FlowRecord`]s, the [`ObservationFeatures`] of the TCP and UDP ones
+//!   in one [`BatchFeatures`] block (the report turns
+//!   [`FlowConfig::features`](crate::flow::FlowConfig) on, and copies each ended flow's
+//!   features there), and [`JoinEvidence`]: conntrack
 //!   entries (`--conntrack`, or live watchers), socket owners (live attribution), the
 //!   namespace of each live capture point.
 //! * [`join`] returns a [`Model`] holding every record exactly once: TCP/UDP observations as
@@ -25,7 +26,8 @@ use crate::conntrack::CtEntry;
 use crate::flow::FlowRecord;
 use crate::join::model::{Ids, addr_opt};
 use crate::join::{
-    JoinConfig, JoinKind, Joiner, Leg, LegJoin, Model, Observation, ObservationId, Owner, Path, Proto, Source,
+    JoinConfig, JoinKind, Joiner, Leg, LegJoin, Model, Observation, ObservationFeatures, ObservationId, Owner, Path,
+    Proto, Source,
 };
 use crate::netns::Netns;
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -66,9 +68,60 @@ pub struct SocketOwner {
     pub owner: Owner,
 }
 
-/// Joins `records` (see the module docs) with the evidence of every part of `evidence`,
-/// in order (a point's namespace: the first part that knows it).
-pub fn join(records: &[FlowRecord], evidence: &[&JoinEvidence], first_id: u64) -> Model {
+/// The joiner features of a batch's records, in the order their flows ended: one block for
+/// the whole batch, so that no record costs an allocation or a free for them, and the
+/// block is reused batch after batch (the report sizes it once for its batch bound).
+#[derive(Debug, Default)]
+pub struct BatchFeatures {
+    /// Flow id of each entry of `items`.
+    ids: Vec<u64>,
+    items: Vec<ObservationFeatures>,
+}
+
+impl BatchFeatures {
+    /// What one entry costs, an upper bound: the features as the flow table counts them
+    /// ([`FlowTable::FEATURES_BYTES`](crate::flow::FlowTable::FEATURES_BYTES)) and the id.
+    pub const ENTRY_BYTES: usize = crate::flow::FlowTable::FEATURES_BYTES + std::mem::size_of::<u64>();
+
+    pub fn with_capacity(n: usize) -> BatchFeatures {
+        BatchFeatures { ids: Vec::with_capacity(n), items: Vec::with_capacity(n) }
+    }
+
+    /// The features of flow `id` (copied in).
+    pub fn push(&mut self, id: u64, features: &ObservationFeatures) {
+        self.ids.push(id);
+        self.items.push(features.clone());
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.items.capacity()
+    }
+
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.items.clear();
+    }
+
+    /// `(flow id, index)` of every entry, by id.
+    fn by_id(&self) -> Vec<(u64, u32)> {
+        let mut v: Vec<(u64, u32)> = self.ids.iter().enumerate().map(|(i, &id)| (id, i as u32)).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Joins `records`, sorted by id, with their `features` (see the module docs) and the
+/// evidence of every part of `evidence`, in order (a point's namespace: the first part that
+/// knows it).
+fn join(records: &[FlowRecord], features: &BatchFeatures, evidence: &[&JoinEvidence], first_id: u64) -> Model {
     let mut j = Joiner::new(JoinConfig::default());
     let mut labelled: Vec<u32> = Vec::new();
     for r in records {
@@ -79,8 +132,13 @@ pub fn join(records: &[FlowRecord], evidence: &[&JoinEvidence], first_id: u64) -
         }
     }
     let mut loose: Vec<&FlowRecord> = Vec::new();
+    // Both by id: each record's features, if any, are the next entry not before it.
+    let by_id = features.by_id();
+    let mut next = by_id.iter().peekable();
     for r in records {
-        match r.features.as_deref() {
+        while next.next_if(|&&(id, _)| id < r.info.id).is_some() {}
+        let f = next.next_if(|&&(id, _)| id == r.info.id).and_then(|&(_, i)| features.items.get(i as usize));
+        match f {
             Some(f) if !f.is_empty() => j.add_observation(ObservationId(r.info.id), f),
             _ => loose.push(r),
         }
@@ -126,11 +184,12 @@ pub const CHUNK_ROOM: usize = CHUNK + CHUNK / 4;
 
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
-/// sorted by id first and dropped afterwards (on the join thread, their freeing too). Used
-/// the same way inline and on the report's join thread, so both write the same bytes.
-/// `evidence` as for [`join`].
+/// sorted by id first and dropped afterwards (on the join thread, their freeing too); their
+/// features are cleared, their block left for the next batch. Used the same way inline and
+/// on the report's join thread, so both write the same bytes. `evidence` as for [`join`].
 pub fn join_batch(
     mut records: Vec<FlowRecord>,
+    features: &mut BatchFeatures,
     evidence: &[&JoinEvidence],
     next_path: &mut u64,
     json: bool,
@@ -138,7 +197,7 @@ pub fn join_batch(
 ) -> (std::io::Result<()>, crate::join::JoinStats) {
     // Records end roughly in id order: sorting is cheap, and moves only small records.
     records.sort_unstable_by_key(|r| r.info.id);
-    let mut model = join(&records, evidence, *next_path);
+    let mut model = join(&records, features, evidence, *next_path);
     *next_path = next_path.saturating_add(model.paths.len() as u64);
     let r = if json {
         write_json(out, &model, &Records::new(&records))
@@ -148,6 +207,7 @@ pub fn join_batch(
     let stats = model.stats;
     drop(model);
     drop(records);
+    features.clear();
     (r, stats)
 }
 

@@ -92,7 +92,8 @@ impl Default for TuiLimits {
 #[derive(Default)]
 struct FlowTap {
     created: Vec<FlowInfo>,
-    ended: Vec<FlowRecord>,
+    /// Ended flows, with their joiner features when they saw anything.
+    ended: Vec<(FlowRecord, Option<Arc<ObservationFeatures>>)>,
     /// Live: the evidence's new-flow hook (queues the attribution of both sockets).
     hook: Option<Box<dyn FnMut(&FlowInfo) + Send>>,
 }
@@ -105,8 +106,9 @@ impl FlowObserver for FlowTap {
         self.created.push(flow.clone());
         false
     }
-    fn flow_ended(&mut self, record: FlowRecord) {
-        self.ended.push(record);
+    fn flow_ended(&mut self, record: FlowRecord, features: Option<&ObservationFeatures>) {
+        let features = features.filter(|f| !f.is_empty()).map(|f| Arc::new(f.clone()));
+        self.ended.push((record, features));
     }
 }
 /// Frames read before the table's lock is taken to ingest them.
@@ -457,7 +459,7 @@ impl FrameTable {
             self.add_observation(Some(info.id), proto, info.point_index, c, s, ts);
         }
         let ended = std::mem::take(&mut self.tap.ended);
-        for mut r in ended {
+        for (r, features) in ended {
             self.join_dirty = true;
             if let Some(&oi) = self.by_flow.get(&r.info.id) {
                 let o = &mut self.observations[oi as usize];
@@ -467,12 +469,9 @@ impl FrameTable {
                 let g = o.group as usize;
                 self.refresh_group(g);
             }
-            let Some(f) = r.features.take() else { continue };
-            if f.is_empty() {
-                continue;
-            }
+            let Some(f) = features else { continue };
             if self.ended.len() < self.limits.ended_features {
-                self.ended.push((r.info.id, Arc::from(f)));
+                self.ended.push((r.info.id, f));
             } else {
                 self.caps.unjoined += 1;
             }
@@ -971,7 +970,7 @@ impl FlowObserver for StreamReplay {
         self.offsets[side.index()] += payload.len() as u64;
         self.push(StreamChunk::Data { side, offset, bytes: payload.to_vec() });
     }
-    fn flow_ended(&mut self, _record: FlowRecord) {}
+    fn flow_ended(&mut self, _record: FlowRecord, _features: Option<&ObservationFeatures>) {}
 }
 
 /// The shared model: the table (data thread writes, UI reads lazily) and the newest snapshot.
