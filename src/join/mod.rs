@@ -390,6 +390,17 @@ impl<'a> Joiner<'a> {
 
     /// Joins everything added so far.
     pub fn join(&self) -> Model {
+        let mut paths = Vec::new();
+        let stats = self.join_each(|firsts| (1..=firsts.len() as u64).collect(), |p| paths.push(p));
+        Model { paths, stats }
+    }
+
+    /// Joins everything added so far, handing each path to `emit` as soon as it is built
+    /// (a caller writing them out holds one path at a time, not the whole model), in order
+    /// of first packet. `number` gets every path's first packet (ns, in that order, before
+    /// any is built) and returns their ids (the ids ambiguity notes refer to): a caller
+    /// placing other paths between the joiner's numbers them here.
+    pub fn join_each(&self, number: impl FnOnce(&[i64]) -> Vec<u64>, mut emit: impl FnMut(Path)) -> JoinStats {
         let cfg = &self.config;
         let mut stats = JoinStats::default();
         // Dense point ids (capture points in index order, then one per conntrack scope), so
@@ -677,7 +688,51 @@ impl<'a> Joiner<'a> {
             starts[l + 1] += starts[l];
         }
         let link_ids: Vec<usize> = by_leg.iter().map(|x| x.1).collect();
-        let mut paths: Vec<Path> = Vec::with_capacity(chains.len());
+        let firsts: Vec<i64> = chains
+            .iter()
+            .map(|c| c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0))
+            .collect();
+        let ids = number(&firsts);
+        let id_of = |pi: usize| ids.get(pi).copied().unwrap_or(pi as u64 + 1);
+        // Ambiguity notes by path index (few: most batches have none).
+        let mut notes: HashMap<usize, Vec<model::Ambiguity>> = HashMap::new();
+        for &i in &choice.ambiguous {
+            let e = &edges[i];
+            let (up_path, up_leg) = path_of_leg[e.up as usize];
+            let (down_path, down_leg) = path_of_leg[e.down as usize];
+            let (up_pi, down_pi) = (up_path as usize - 1, down_path as usize - 1);
+            let mut note = |pi: usize, leg: usize, side: &'static str, cand: model::Candidate| {
+                let list = notes.entry(pi).or_default();
+                match list.iter_mut().find(|a| a.leg == leg && a.side == side) {
+                    Some(a) => a.candidates.push(cand),
+                    None => list.push(model::Ambiguity {
+                        leg,
+                        side,
+                        candidates: vec![cand],
+                    }),
+                }
+            };
+            note(
+                up_pi,
+                up_leg,
+                "downstream",
+                model::Candidate {
+                    path: id_of(down_pi),
+                    leg: down_leg,
+                    score: e.score,
+                },
+            );
+            note(
+                down_pi,
+                down_leg,
+                "upstream",
+                model::Candidate {
+                    path: id_of(up_pi),
+                    leg: up_leg,
+                    score: e.score,
+                },
+            );
+        }
         for (pi, c) in chains.iter().enumerate() {
             let legs_out: Vec<Leg> = c
                 .iter()
@@ -717,7 +772,7 @@ impl<'a> Joiner<'a> {
                     evidence: std::mem::take(&mut e.evidence),
                 });
             }
-            let first_ns = c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0);
+            let first_ns = firsts[pi];
             let last_ns = c.iter().map(|&l| sums[l as usize].last).max().unwrap_or(0);
             let (fl, ll) = (&sums[c[0] as usize], &sums[c[c.len() - 1] as usize]);
             let client = fl
@@ -733,8 +788,8 @@ impl<'a> Joiner<'a> {
                 .find(|v| v.synthetic(&obs).is_none())
                 .or(ll.views.last())
                 .map(|v| v.server(&obs));
-            paths.push(Path {
-                id: pi as u64 + 1,
+            emit(Path {
+                id: id_of(pi),
                 proto: match fl.proto {
                     Proto::Tcp => "tcp",
                     Proto::Udp => "udp",
@@ -745,54 +800,12 @@ impl<'a> Joiner<'a> {
                 last: model::unix_s(last_ns),
                 legs: legs_out,
                 via,
-                ambiguous: Vec::new(),
+                ambiguous: notes.remove(&pi).unwrap_or_default(),
                 first_ns,
                 last_ns,
             });
         }
-        for &i in &choice.ambiguous {
-            let e = &edges[i];
-            let (up_path, up_leg) = path_of_leg[e.up as usize];
-            let (down_path, down_leg) = path_of_leg[e.down as usize];
-            let mut note = |path: u64, leg: usize, side: &'static str, cand: model::Candidate| {
-                let Some(p) = paths.get_mut(path as usize - 1) else {
-                    return;
-                };
-                match p
-                    .ambiguous
-                    .iter_mut()
-                    .find(|a| a.leg == leg && a.side == side)
-                {
-                    Some(a) => a.candidates.push(cand),
-                    None => p.ambiguous.push(model::Ambiguity {
-                        leg,
-                        side,
-                        candidates: vec![cand],
-                    }),
-                }
-            };
-            note(
-                up_path,
-                up_leg,
-                "downstream",
-                model::Candidate {
-                    path: down_path,
-                    leg: down_leg,
-                    score: e.score,
-                },
-            );
-            note(
-                down_path,
-                down_leg,
-                "upstream",
-                model::Candidate {
-                    path: up_path,
-                    leg: up_leg,
-                    score: e.score,
-                },
-            );
-        }
-        Model { paths, stats }
+        stats
     }
 
     /// The model observations of a leg's views (built with its summary, while their features

@@ -10,13 +10,15 @@
 //!   features there), and [`JoinEvidence`]: conntrack
 //!   entries (`--conntrack`, or live watchers), socket owners (live attribution), the
 //!   namespace of each live capture point.
-//! * [`join`] returns a [`Model`] holding every record exactly once: TCP/UDP observations as
-//!   the joiner placed them, ICMP flows (and anything without features) as paths of one leg
-//!   of one observation. Paths are numbered by first packet from `first_id`.
+//! * [`join_batch`] writes every record exactly once: TCP/UDP observations as the joiner
+//!   placed them, ICMP flows (and anything without features) as paths of one leg of one
+//!   observation. Paths are numbered by first packet from the batch's first id, and written
+//!   one at a time as the joiner builds them ([`Joiner::join_each`]): a batch's output is
+//!   never held as a whole model.
 //! * Ids: an observation's `ids` (JSON) and `#ID` (text) are the flow table's ids, the ones
 //!   `--follow ID` and `--streams` (file names, `index.json`) use. Path ids are a separate
 //!   numbering (`"id"` of a JSON line, `path N` in the tree).
-//! * JSON: [`write_json`] writes the model's shape (see `crate::join::model`) with each
+//! * JSON: each line is the model's shape (see `crate::join::model`) with each
 //!   captured observation's added fields from its record (`duration`, `conn_state`,
 //!   `history`, `end`, `tcp_state`, `isn`, `stream`, `analysis`, `rtt`; see
 //!   `report::json`); for two half observations merged into one, those of the first.
@@ -26,7 +28,7 @@ use crate::conntrack::CtEntry;
 use crate::flow::FlowRecord;
 use crate::join::model::{Ids, addr_opt};
 use crate::join::{
-    JoinConfig, JoinKind, Joiner, Leg, LegJoin, Model, Observation, ObservationFeatures, ObservationId, Owner, Path,
+    JoinConfig, JoinKind, Joiner, Leg, LegJoin, Observation, ObservationFeatures, ObservationId, Owner, Path,
     Proto, Source,
 };
 use crate::netns::Netns;
@@ -118,10 +120,15 @@ impl BatchFeatures {
     }
 }
 
-/// Joins `records`, sorted by id, with their `features` (see the module docs) and the
-/// evidence of every part of `evidence`, in order (a point's namespace: the first part that
-/// knows it).
-fn join(records: &[FlowRecord], features: &BatchFeatures, evidence: &[&JoinEvidence], first_id: u64) -> Model {
+/// A joiner holding `records` (sorted by id) with their `features` (see the module docs)
+/// and the evidence of every part of `evidence`, in order (a point's namespace: the first
+/// part that knows it); and the records it does not hold (no features: ICMP), which become
+/// paths of their own.
+fn joiner<'r>(
+    records: &'r [FlowRecord],
+    features: &'r BatchFeatures,
+    evidence: &[&JoinEvidence],
+) -> (Joiner<'r>, Vec<&'r FlowRecord>) {
     let mut j = Joiner::new(JoinConfig::default());
     let mut labelled: Vec<u32> = Vec::new();
     for r in records {
@@ -152,10 +159,7 @@ fn join(records: &[FlowRecord], features: &BatchFeatures, evidence: &[&JoinEvide
     for o in evidence.iter().flat_map(|e| &e.owners) {
         j.add_socket_owner(Some(o.netns.clone()), o.proto, o.local, o.remote, o.owner.clone());
     }
-    let mut model = j.join();
-    model.paths.extend(loose.into_iter().map(single));
-    renumber(&mut model, first_id);
-    model
+    (j, loose)
 }
 
 /// Where a batch's output goes, a buffer of about [`CHUNK`] bytes at a time.
@@ -186,7 +190,7 @@ pub const CHUNK_ROOM: usize = CHUNK + CHUNK / 4;
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
 /// sorted by id first and dropped afterwards (on the join thread, their freeing too); their
 /// features are cleared, their block left for the next batch. Used the same way inline and
-/// on the report's join thread, so both write the same bytes. `evidence` as for [`join`].
+/// on the report's join thread, so both write the same bytes. `evidence` as for [`joiner`].
 pub fn join_batch(
     mut records: Vec<FlowRecord>,
     features: &mut BatchFeatures,
@@ -197,22 +201,86 @@ pub fn join_batch(
 ) -> (std::io::Result<()>, crate::join::JoinStats) {
     // Records end roughly in id order: sorting is cheap, and moves only small records.
     records.sort_unstable_by_key(|r| r.info.id);
-    let mut model = join(&records, features, evidence, *next_path);
-    *next_path = next_path.saturating_add(model.paths.len() as u64);
-    let r = if json {
-        write_json(out, &model, &Records::new(&records))
-    } else {
-        write_text(out, &mut model, &Records::new(&records))
+    let (r, stats) = {
+        let (j, mut loose) = joiner(&records, features, evidence);
+        // Paths of one record, by first packet (ties: by id, the order they come in).
+        loose.sort_by_key(|r| r.first.0);
+        let first = *next_path;
+        let index = Records::new(&records);
+        let mut w = PathWriter { sink: out, buf: Vec::with_capacity(CHUNK_ROOM), result: Ok(()), json, records: &index };
+        // Paths are numbered by first packet, the joiner's before single records on a tie
+        // (ambiguity notes name the joiner's by these numbers): the two orders merged.
+        let number = |firsts: &[i64]| {
+            let mut k = 0;
+            (0..firsts.len())
+                .map(|i| {
+                    while loose.get(k).is_some_and(|r| r.first.0 < firsts[i]) {
+                        k += 1;
+                    }
+                    first.saturating_add((i + k) as u64)
+                })
+                .collect()
+        };
+        // Written so far: single records (`loose[..singles]`) and joiner paths.
+        let (mut singles, mut joined) = (0usize, 0usize);
+        let mut stats = j.join_each(number, |p| {
+            while loose.get(singles).is_some_and(|r| r.first.0 < p.first_ns) {
+                w.write(single(loose[singles], first.saturating_add((singles + joined) as u64)));
+                singles += 1;
+            }
+            w.write(p);
+            joined += 1;
+        });
+        for &r in &loose[singles..] {
+            w.write(single(r, first.saturating_add((singles + joined) as u64)));
+            singles += 1;
+        }
+        stats.paths = (singles + joined) as u64;
+        *next_path = first.saturating_add(stats.paths);
+        (w.finish(), stats)
     };
-    let stats = model.stats;
-    drop(model);
     drop(records);
     features.clear();
     (r, stats)
 }
 
+/// Writes paths one at a time (`--flows=json` lines, or the `--flows` tree), handing its
+/// buffer to the sink every [`CHUNK`] bytes; after the first error it writes nothing more.
+struct PathWriter<'a, 'r> {
+    sink: &'a mut dyn Sink,
+    buf: Vec<u8>,
+    result: std::io::Result<()>,
+    json: bool,
+    records: &'a Records<'r>,
+}
+
+impl PathWriter<'_, '_> {
+    fn write(&mut self, mut p: Path) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = if self.json {
+            write_path(&mut self.buf, &p, self.records)
+        } else {
+            write_tree(&mut self.buf, &mut p, self.records);
+            Ok(())
+        };
+        if self.result.is_ok() && self.buf.len() >= CHUNK {
+            self.result = self.sink.put(&mut self.buf);
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.result?;
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.sink.put(&mut self.buf)
+    }
+}
+
 /// A record without features (ICMP) as a path of one leg of one observation.
-fn single(r: &FlowRecord) -> Path {
+fn single(r: &FlowRecord, id: u64) -> Path {
     let addr = |e: crate::flow::Endpoint| SocketAddr::new(e.addr, e.port);
     let mut ids = Ids::default();
     ids.push(r.info.id);
@@ -232,7 +300,7 @@ fn single(r: &FlowRecord) -> Path {
         note: None,
     };
     Path {
-        id: 0,
+        id,
         proto: r.info.proto.name(),
         client: Some(src),
         server: Some(dst),
@@ -250,46 +318,6 @@ fn single(r: &FlowRecord) -> Path {
         first_ns: r.first.0,
         last_ns: r.last.0,
     }
-}
-
-/// Orders paths by first packet (then the joiner's order) and numbers them from `first`,
-/// keeping the ambiguity notes' references right.
-fn renumber(model: &mut Model, first: u64) {
-    // Old ids (joiner: 1..=n; singles: 0) -> new ids, kept only when ambiguity notes refer
-    // to paths (most batches have none).
-    let noted = model.paths.iter().any(|p| !p.ambiguous.is_empty());
-    // The joiner's paths come in that order already (it orders its chains by first packet):
-    // without notes to renumber, they are numbered in place, not moved twice.
-    if !noted && model.paths.is_sorted_by_key(|p| p.first_ns) {
-        for (k, p) in model.paths.iter_mut().enumerate() {
-            p.id = first.saturating_add(k as u64);
-        }
-        model.stats.paths = model.paths.len() as u64;
-        return;
-    }
-    let mut order: Vec<(i64, usize)> = model.paths.iter().enumerate().map(|(i, p)| (p.first_ns, i)).collect();
-    order.sort_unstable();
-    let mut new_of_old: HashMap<u64, u64> = HashMap::new();
-    let mut paths: Vec<Option<Path>> = std::mem::take(&mut model.paths).into_iter().map(Some).collect();
-    model.paths.reserve_exact(paths.len());
-    for (k, &(_, i)) in order.iter().enumerate() {
-        if let Some(mut p) = paths.get_mut(i).and_then(Option::take) {
-            let id = first.saturating_add(k as u64);
-            if noted && p.id != 0 {
-                new_of_old.insert(p.id, id);
-            }
-            p.id = id;
-            model.paths.push(p);
-        }
-    }
-    for p in &mut model.paths {
-        for a in &mut p.ambiguous {
-            for c in &mut a.candidates {
-                c.path = new_of_old.get(&c.path).copied().unwrap_or(c.path);
-            }
-        }
-    }
-    model.stats.paths = model.paths.len() as u64;
 }
 
 /// Record index by flow id.
@@ -334,21 +362,6 @@ impl<'a> Records<'a> {
         self.next.set(i + 1);
         self.at(i)
     }
-}
-
-/// `--flows=json`: one line per path, built in a buffer handed to `w` every [`CHUNK`] bytes.
-pub fn write_json(w: &mut dyn Sink, model: &Model, records: &Records<'_>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(CHUNK_ROOM);
-    for p in &model.paths {
-        write_path(&mut buf, p, records)?;
-        if buf.len() >= CHUNK {
-            w.put(&mut buf)?;
-        }
-    }
-    if buf.is_empty() {
-        return Ok(());
-    }
-    w.put(&mut buf)
 }
 
 fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
@@ -448,40 +461,30 @@ struct ObsOut<'a> {
     details: Option<Details<'a>>,
 }
 
-/// `--flows` text: the tree of each path ([`crate::join`]'s `Display`), every captured
+/// `--flows` text: the tree of a path ([`crate::join`]'s `Display`), every captured
 /// observation followed by its record's state, history and analysis (as the table without
-/// joins shows them), handed to `w` every [`CHUNK`] bytes.
-pub fn write_text(w: &mut dyn Sink, model: &mut Model, records: &Records<'_>) -> std::io::Result<()> {
+/// joins shows them).
+fn write_tree(buf: &mut Vec<u8>, p: &mut Path, records: &Records<'_>) {
     use std::io::Write;
-    let mut buf = Vec::with_capacity(CHUNK_ROOM);
-    for p in &mut model.paths {
-        for o in p.legs.iter_mut().flat_map(|l| l.observations.iter_mut()) {
-            let notes: Vec<String> = o
-                .ids
-                .as_slice()
-                .iter()
-                .filter_map(|id| records.get(id))
-                .map(|r| {
-                    let a = super::table::analysis_text(r);
-                    let mut n = format!("{} {}", r.conn_state, if r.history.is_empty() { "-" } else { &r.history });
-                    if a != "-" {
-                        n.push_str("  ");
-                        n.push_str(&a);
-                    }
-                    n
-                })
-                .collect();
-            if !notes.is_empty() {
-                o.note = Some(notes.join(" | ").into());
-            }
-        }
-        let _ = write!(buf, "{p}");
-        if buf.len() >= CHUNK {
-            w.put(&mut buf)?;
+    for o in p.legs.iter_mut().flat_map(|l| l.observations.iter_mut()) {
+        let notes: Vec<String> = o
+            .ids
+            .as_slice()
+            .iter()
+            .filter_map(|id| records.get(id))
+            .map(|r| {
+                let a = super::table::analysis_text(r);
+                let mut n = format!("{} {}", r.conn_state, if r.history.is_empty() { "-" } else { &r.history });
+                if a != "-" {
+                    n.push_str("  ");
+                    n.push_str(&a);
+                }
+                n
+            })
+            .collect();
+        if !notes.is_empty() {
+            o.note = Some(notes.join(" | ").into());
         }
     }
-    if buf.is_empty() {
-        return Ok(());
-    }
-    w.put(&mut buf)
+    let _ = write!(buf, "{p}");
 }
