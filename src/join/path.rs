@@ -10,7 +10,7 @@ use super::evidence::{Dir, Evidence, Scored, points, timing_points};
 use super::features::{DirFeatures, Nanos, Owner, Proto};
 use super::index::{Grouper, key};
 use super::leg::{Ob, datagram_alignment, same_tuple};
-use super::view::View;
+use super::view::{View, Views};
 use super::{JoinConfig, JoinStats};
 use crate::join::digest::{DigestCmp, StreamDigest};
 use crate::netns::Netns;
@@ -37,7 +37,7 @@ pub(crate) struct StreamSum<'b> {
 #[derive(Clone, Debug)]
 pub(crate) struct LegSum<'b> {
     pub proto: Proto,
-    pub views: Vec<View>,
+    pub views: Views,
     /// Changes and latency between consecutive views.
     pub hops: Vec<super::model::Hop>,
     pub first: Nanos,
@@ -60,7 +60,7 @@ pub(crate) struct LegSum<'b> {
 
 impl<'b> LegSum<'b> {
     pub fn new(
-        views: Vec<View>,
+        views: Views,
         obs: &[Ob<'b>],
         owner: &dyn Fn(&View, bool) -> Option<Owner>,
     ) -> LegSum<'b> {

@@ -19,6 +19,9 @@ use super::model::Hop;
 use serde::Serialize;
 use std::net::SocketAddr;
 
+/// A leg's views, most legs have one (kept inline: no allocation per leg).
+pub(crate) type Views = smallvec::SmallVec<[View; 1]>;
+
 /// One or two observations at one point (two when the directions show different tuples).
 #[derive(Clone, Debug)]
 pub(crate) struct View {
@@ -94,7 +97,7 @@ pub(crate) fn views(
     members: &[u32],
     obs: &[Ob<'_>],
     synthetic_orig: &dyn Fn(usize, &Ob<'_>) -> bool,
-) -> (Vec<View>, Vec<Hop>) {
+) -> (Views, Vec<Hop>) {
     if let [m] = members {
         let v = View {
             point: obs[*m as usize].point,
@@ -102,12 +105,12 @@ pub(crate) fn views(
             s2c: *m,
             pos: 0,
         };
-        return (vec![v], Vec::new());
+        return (smallvec::smallvec![v], Vec::new());
     }
     let mut sorted: Vec<u32> = members.to_vec();
     sorted.sort_by_key(|&m| (obs[m as usize].point, m));
     let mut used = vec![false; sorted.len()];
-    let mut out = Vec::with_capacity(sorted.len());
+    let mut out = Views::with_capacity(sorted.len());
     for i in 0..sorted.len() {
         if used[i] {
             continue;
