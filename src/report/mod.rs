@@ -215,8 +215,11 @@ struct Outputs {
     held: Vec<FlowRecord>,
     /// The joiner features of the held records (joined output only).
     held_features: paths::BatchFeatures,
-    /// A block for the next batch's features: the one of the last batch joined.
+    /// A block for the next batch's features, and a vector for its records: those of the
+    /// last batch joined, emptied (the join thread hands them back), so that batch after
+    /// batch neither grows a vector again nor touches fresh pages (two of each at most).
     spare_features: Option<paths::BatchFeatures>,
+    spare_held: Option<Vec<FlowRecord>>,
     max_held: usize,
     /// Bytes the held records hold, their bound, and the most held at once.
     held_bytes: usize,
@@ -269,6 +272,7 @@ impl FlowReport {
                 held: Vec::new(),
                 held_features: paths::BatchFeatures::default(),
                 spare_features: None,
+                spare_held: None,
                 max_held: opts.max_held_records.max(1),
                 held_bytes: 0,
                 max_held_bytes: opts.max_held_bytes,
@@ -400,16 +404,17 @@ impl Outputs {
             return Ok(());
         }
         if let (true, Some(format)) = (self.join, self.flows) {
-            let records = std::mem::take(&mut self.held);
-            let mut features = std::mem::replace(&mut self.held_features, self.spare_features.take().unwrap_or_default());
-            let bytes = std::mem::replace(&mut self.held_bytes, 0);
             // A batch joined before the end of a live capture: the evidence gathered so far
             // for its records, taken now (the final evidence, later, has all of it).
-            let early = self.early_evidence.as_ref().map(|e| e.for_batch(&records));
+            let early = self.early_evidence.as_ref().map(|e| e.for_batch(&self.held));
             // One batch out at a time: the previous one is written first (output in batch
-            // order, as inline), then this one is handed over and counted until written.
+            // order, as inline), which brings its emptied blocks back; then this one is
+            // handed over and counted until written.
             self.collect(true)?;
             if let Some(w) = &self.worker {
+                let records = std::mem::replace(&mut self.held, self.spare_held.take().unwrap_or_default());
+                let features = std::mem::replace(&mut self.held_features, self.spare_features.take().unwrap_or_default());
+                let bytes = std::mem::replace(&mut self.held_bytes, 0);
                 // A send fails only when the thread is gone, and [`Outputs::collect`] has
                 // said so already.
                 w.tx.send((records, features, self.evidence.clone(), early)).map_err(|_| join_thread_failed())?;
@@ -417,15 +422,15 @@ impl Outputs {
                 return Ok(());
             }
             let (r, stats) = paths::join_batch(
-                records,
-                &mut features,
+                &mut self.held,
+                &mut self.held_features,
                 &evidence_parts(&self.evidence, early.as_ref()),
                 &mut self.next_path,
                 format == FlowsFormat::Json,
                 &mut paths::Direct(&mut self.out),
             );
+            self.held_bytes = 0;
             add_join_stats(&mut self.join_stats, &stats);
-            self.spare_features = Some(features);
             return r.map_err(ReportError::output);
         }
         // Records end roughly in id order: sorting is cheap, and moves only small records.
@@ -481,9 +486,10 @@ impl Outputs {
                         let _ = w.spare.send(out);
                     }
                 }
-                Joined::Done(r, stats, features) => {
+                Joined::Done(r, stats, features, records) => {
                     self.in_flight = None;
                     self.spare_features = Some(features);
+                    self.spare_held = Some(records);
                     add_join_stats(&mut self.join_stats, &stats);
                     r.map_err(ReportError::output)?;
                 }
@@ -506,10 +512,10 @@ fn evidence_parts<'a>(evidence: &'a JoinEvidence, early: Option<&'a JoinEvidence
 }
 
 /// What the join thread sends back: output in order, then the end of a batch (with its
-/// features' block, cleared, for a later batch).
+/// features' block and its records' vector, emptied, for a later batch).
 enum Joined {
     Chunk(Vec<u8>),
-    Done(io::Result<()>, crate::join::JoinStats, paths::BatchFeatures),
+    Done(io::Result<()>, crate::join::JoinStats, paths::BatchFeatures, Vec<FlowRecord>),
 }
 
 /// The join thread: joins held batches ([`paths::join_batch`]) one at a time, in the order
@@ -538,14 +544,14 @@ impl JoinWorker {
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut next_path = 1;
-                for (records, mut features, evidence, early) in jobs {
+                for (mut records, mut features, evidence, early) in jobs {
                     let mut out = ChunkOut { to: &done, spares: &spares };
                     let parts = evidence_parts(&evidence, early.as_ref());
-                    let stats = paths::join_batch(records, &mut features, &parts, &mut next_path, json, &mut out);
+                    let stats = paths::join_batch(&mut records, &mut features, &parts, &mut next_path, json, &mut out);
                     drop(parts);
                     drop(early);
                     drop(evidence);
-                    if done.send(Joined::Done(stats.0, stats.1, features)).is_err() {
+                    if done.send(Joined::Done(stats.0, stats.1, features, records)).is_err() {
                         break;
                     }
                 }

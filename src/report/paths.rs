@@ -188,11 +188,11 @@ pub const CHUNK_ROOM: usize = CHUNK + CHUNK / 4;
 
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
-/// sorted by id first and dropped afterwards (on the join thread, their freeing too); their
-/// features are cleared, their block left for the next batch. Used the same way inline and
+/// sorted by id first and dropped afterwards (on the join thread, their freeing too), their
+/// vector and their features' block left empty for a later batch. Used the same way inline and
 /// on the report's join thread, so both write the same bytes. `evidence` as for [`joiner`].
 pub fn join_batch(
-    mut records: Vec<FlowRecord>,
+    records: &mut Vec<FlowRecord>,
     features: &mut BatchFeatures,
     evidence: &[&JoinEvidence],
     next_path: &mut u64,
@@ -202,11 +202,11 @@ pub fn join_batch(
     // Records end roughly in id order: sorting is cheap, and moves only small records.
     records.sort_unstable_by_key(|r| r.info.id);
     let (r, stats) = {
-        let (j, mut loose) = joiner(&records, features, evidence);
+        let (j, mut loose) = joiner(records, features, evidence);
         // Paths of one record, by first packet (ties: by id, the order they come in).
         loose.sort_by_key(|r| r.first.0);
         let first = *next_path;
-        let index = Records::new(&records);
+        let index = Records::new(records);
         let mut w = PathWriter { sink: out, buf: Vec::with_capacity(CHUNK_ROOM), result: Ok(()), json, records: &index };
         // Paths are numbered by first packet, the joiner's before single records on a tie
         // (ambiguity notes name the joiner's by these numbers): the two orders merged.
@@ -239,7 +239,7 @@ pub fn join_batch(
         *next_path = first.saturating_add(stats.paths);
         (w.finish(), stats)
     };
-    drop(records);
+    records.clear();
     features.clear();
     (r, stats)
 }
