@@ -553,10 +553,10 @@ pub(crate) fn drop_reversed(
     near: &mut Vec<NearMiss>,
     stats: &mut JoinStats,
 ) {
-    use std::collections::HashMap;
     use std::net::SocketAddr;
-    let service = |l: u32, near_server: bool| -> Option<SocketAddr> {
-        let l = legs.get(l as usize)?;
+    // Each leg's service as seen nearest its server and nearest its client, found once
+    // (edges share legs), then every hop's pair once per edge.
+    let service = |l: &LegSum<'_>, near_server: bool| -> Option<SocketAddr> {
         let real = |v: &&View| v.synthetic(obs).is_none();
         let v = if near_server {
             l.views.iter().rev().find(real)
@@ -565,8 +565,12 @@ pub(crate) fn drop_reversed(
         }?;
         Some(super::leg::canon(v.server(obs)))
     };
-    let hop = |up: u32, down: u32| Some((service(up, true)?, service(down, false)?));
-    let mut count: HashMap<(SocketAddr, SocketAddr), u32> = HashMap::new();
+    let services: Vec<[Option<SocketAddr>; 2]> = legs.iter().map(|l| [service(l, false), service(l, true)]).collect();
+    let hop = |up: u32, down: u32| {
+        let at = |l: u32, near_server: bool| services.get(l as usize).and_then(|s| s[usize::from(near_server)]);
+        Some((at(up, true)?, at(down, false)?))
+    };
+    let mut count: foldhash::HashMap<(SocketAddr, SocketAddr), u32> = foldhash::HashMap::default();
     for e in edges.iter() {
         if let Some(k) = hop(e.up, e.down) {
             *count.entry(k).or_default() += 1;

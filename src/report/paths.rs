@@ -320,50 +320,47 @@ fn single(r: &FlowRecord, id: u64) -> Path {
     }
 }
 
-/// Record index by flow id.
-pub struct Records<'a> {
-    /// Sorted by id (the held records come sorted: no copy then).
-    sorted: Vec<&'a FlowRecord>,
+/// Record index by flow id, over records sorted by id.
+struct Records<'a> {
     all: &'a [FlowRecord],
-    /// Where the record after the last one found is: paths come in order of their first
-    /// packet, which is (nearly) the order of flow ids, so most lookups are this one.
-    next: std::cell::Cell<usize>,
+    /// Lowest id, and the position + 1 of the record with id `base + i` at `slot[i]` (0:
+    /// none) when ids are dense enough (a batch's ids mostly are: a few slots per record),
+    /// else empty: a binary search then. A path's observations have ids all over the
+    /// batch, so lookups are random and a search misses the cache at every step.
+    base: u64,
+    slot: Vec<u32>,
 }
 
 impl<'a> Records<'a> {
-    pub fn new(records: &'a [FlowRecord]) -> Records<'a> {
-        let next = std::cell::Cell::new(0);
-        if records.is_sorted_by_key(|r| r.info.id) {
-            return Records { sorted: Vec::new(), all: records, next };
-        }
-        let mut v: Vec<&FlowRecord> = records.iter().collect();
-        v.sort_by_key(|r| r.info.id);
-        Records { sorted: v, all: &[], next }
-    }
-
-    fn at(&self, i: usize) -> Option<&'a FlowRecord> {
-        if self.sorted.is_empty() {
-            self.all.get(i)
-        } else {
-            self.sorted.get(i).copied()
-        }
-    }
-
-    /// The record with flow id `id`: the one after the last found if that is it (records
-    /// are then read in order, not probed all over), else a binary search (no hash map of
-    /// every record).
-    fn get(&self, id: &u64) -> Option<&'a FlowRecord> {
-        let hint = self.next.get();
-        let i = match self.at(hint) {
-            Some(r) if r.info.id == *id => hint,
-            _ if self.sorted.is_empty() => self.all.binary_search_by_key(id, |r| r.info.id).ok()?,
-            _ => self.sorted.binary_search_by_key(id, |r| r.info.id).ok()?,
+    fn new(all: &'a [FlowRecord]) -> Records<'a> {
+        debug_assert!(all.is_sorted_by_key(|r| r.info.id));
+        let (Some(first), Some(last)) = (all.first(), all.last()) else {
+            return Records { all, base: 0, slot: Vec::new() };
         };
-        self.next.set(i + 1);
-        self.at(i)
+        let span = last.info.id - first.info.id + 1;
+        let mut slot = Vec::new();
+        if span <= 4 * all.len() as u64 + 64 && all.len() < u32::MAX as usize {
+            slot = vec![0u32; span as usize];
+            for (i, r) in all.iter().enumerate() {
+                slot[(r.info.id - first.info.id) as usize] = i as u32 + 1;
+            }
+        }
+        Records { all, base: first.info.id, slot }
+    }
+
+    /// The record with flow id `id`.
+    fn get(&self, id: &u64) -> Option<&'a FlowRecord> {
+        if self.slot.is_empty() {
+            let i = self.all.binary_search_by_key(id, |r| r.info.id).ok()?;
+            return self.all.get(i);
+        }
+        let at = id.checked_sub(self.base)?;
+        let i = *self.slot.get(usize::try_from(at).ok()?)?;
+        self.all.get(i.checked_sub(1)? as usize)
     }
 }
 
+/// `--flows=json`: one line per path.
 fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
     serde_json::to_writer(&mut *buf, &PathOut { p, r: records }).map_err(std::io::Error::other)?;
     buf.push(b'\n');
