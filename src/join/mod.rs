@@ -391,7 +391,7 @@ impl<'a> Joiner<'a> {
     /// Joins everything added so far.
     pub fn join(&self) -> Model {
         let mut paths = Vec::new();
-        let stats = self.join_each(|firsts| (1..=firsts.len() as u64).collect(), |p| paths.push(p));
+        let (stats, _) = self.join_each(None, |firsts| (1..=firsts.len() as u64).collect(), |p| paths.push(p));
         Model { paths, stats }
     }
 
@@ -400,7 +400,17 @@ impl<'a> Joiner<'a> {
     /// of first packet. `number` gets every path's first packet (ns, in that order, before
     /// any is built) and returns their ids (the ids ambiguity notes refer to): a caller
     /// placing other paths between the joiner's numbers them here.
-    pub fn join_each(&self, number: impl FnOnce(&[i64]) -> Vec<u64>, mut emit: impl FnMut(Path)) -> JoinStats {
+    ///
+    /// With `hold_from`, the paths that have a leg whose last packet is at or after it (ns),
+    /// and those ambiguous with them, are held back: neither numbered nor emitted nor counted
+    /// in the stats; their captured observations are returned, for the caller to join again
+    /// with what comes later (a batch's last connections may join legs not yet ended).
+    pub fn join_each(
+        &self,
+        hold_from: Option<i64>,
+        number: impl FnOnce(&[i64]) -> Vec<u64>,
+        mut emit: impl FnMut(Path),
+    ) -> (JoinStats, Vec<ObservationId>) {
         let cfg = &self.config;
         let mut stats = JoinStats::default();
         // Dense point ids (capture points in index order, then one per conntrack scope), so
@@ -692,8 +702,51 @@ impl<'a> Joiner<'a> {
             .iter()
             .map(|c| c.iter().map(|&l| sums[l as usize].first).min().unwrap_or(0))
             .collect();
-        let ids = number(&firsts);
-        let id_of = |pi: usize| ids.get(pi).copied().unwrap_or(pi as u64 + 1);
+        // Held back (see above): by leg end, then closed over the ambiguity notes, so that
+        // no note names a path not written with it.
+        let mut held = vec![false; chains.len()];
+        let mut held_ids: Vec<ObservationId> = Vec::new();
+        if let Some(from) = hold_from {
+            for (pi, c) in chains.iter().enumerate() {
+                held[pi] = c.iter().any(|&l| sums[l as usize].last >= from);
+            }
+            let path_index = |leg: u32| path_of_leg[leg as usize].0 as usize - 1;
+            loop {
+                let mut changed = false;
+                for &i in &choice.ambiguous {
+                    let (a, b) = (path_index(edges[i].up), path_index(edges[i].down));
+                    if held[a] != held[b] {
+                        (held[a], held[b], changed) = (true, true, true);
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            for (_, c) in chains.iter().enumerate().filter(|(pi, _)| held[*pi]) {
+                stats.paths -= 1;
+                stats.legs -= c.len() as u64;
+                for v in c.iter().flat_map(|&l| sums[l as usize].views.iter()) {
+                    let members: &[u32] = if v.c2s == v.s2c { &[v.c2s] } else { &[v.c2s, v.s2c] };
+                    for &m in members {
+                        match obs[m as usize].id {
+                            Some(id) => {
+                                held_ids.push(id);
+                                stats.observations -= 1;
+                            }
+                            None => stats.synthetic = stats.synthetic.saturating_sub(1),
+                        }
+                    }
+                }
+            }
+        }
+        let emitted: Vec<usize> = (0..chains.len()).filter(|&pi| !held[pi]).collect();
+        let ids = number(&emitted.iter().map(|&pi| firsts[pi]).collect::<Vec<i64>>());
+        let mut id_by_chain = vec![0u64; chains.len()];
+        for (k, &pi) in emitted.iter().enumerate() {
+            id_by_chain[pi] = ids.get(k).copied().unwrap_or(k as u64 + 1);
+        }
+        let id_of = |pi: usize| id_by_chain[pi];
         // Ambiguity notes by path index (few: most batches have none).
         let mut notes: HashMap<usize, Vec<model::Ambiguity>> = HashMap::new();
         for &i in &choice.ambiguous {
@@ -701,6 +754,9 @@ impl<'a> Joiner<'a> {
             let (up_path, up_leg) = path_of_leg[e.up as usize];
             let (down_path, down_leg) = path_of_leg[e.down as usize];
             let (up_pi, down_pi) = (up_path as usize - 1, down_path as usize - 1);
+            if held[up_pi] {
+                continue;
+            }
             let mut note = |pi: usize, leg: usize, side: &'static str, cand: model::Candidate| {
                 let list = notes.entry(pi).or_default();
                 match list.iter_mut().find(|a| a.leg == leg && a.side == side) {
@@ -734,6 +790,9 @@ impl<'a> Joiner<'a> {
             );
         }
         for (pi, c) in chains.iter().enumerate() {
+            if held[pi] {
+                continue;
+            }
             let legs_out: Vec<Leg> = c
                 .iter()
                 .map(|&l| {
@@ -805,7 +864,7 @@ impl<'a> Joiner<'a> {
                 last_ns,
             });
         }
-        stats
+        (stats, held_ids)
     }
 
     /// The model observations of a leg's views (built with its summary, while their features

@@ -9,8 +9,9 @@
 //!   [`ReportOptions::max_held_records`] records or [`ReportOptions::max_held_bytes`] bytes
 //!   ([`FlowRecord::heap_bytes`], gap lists included); beyond that the waiting ones are
 //!   printed early, in id order within the batch (counted: `records_flushed_early`), so
-//!   memory stays bounded. Joined (`--flows` without `--no-join`), batches close at half
-//!   those bounds and are joined and written on a join thread ([`JoinWorker`]) while frames
+//!   memory stays bounded. Joined (`--flows` without `--no-join`), batches close at two
+//!   fifths of those bounds (a batch holds its newest paths back for the next one, see
+//!   [`paths::join_batch`]) and are joined and written on a join thread ([`JoinWorker`]) while frames
 //!   keep coming; the batch out counts against the bounds until its output is written, and
 //!   at most one is out, so held plus joining stay within them. The held records' joiner
 //!   features are copied, as their flows end, into one block per batch
@@ -220,6 +221,11 @@ struct Outputs {
     /// batch neither grows a vector again nor touches fresh pages (two of each at most).
     spare_features: Option<paths::BatchFeatures>,
     spare_held: Option<Vec<FlowRecord>>,
+    /// Records the last joined batch held back ([`paths::join_batch`]), with their bytes
+    /// (as held records count them): they join the next batch when it is handed over, so
+    /// that batches are the same whether joined inline or on the join thread.
+    carried: paths::Carried,
+    carried_bytes: usize,
     max_held: usize,
     /// Bytes the held records hold, their bound, and the most held at once.
     held_bytes: usize,
@@ -273,6 +279,8 @@ impl FlowReport {
                 held_features: paths::BatchFeatures::default(),
                 spare_features: None,
                 spare_held: None,
+                carried: Vec::new(),
+                carried_bytes: 0,
                 max_held: opts.max_held_records.max(1),
                 held_bytes: 0,
                 max_held_bytes: opts.max_held_bytes,
@@ -368,7 +376,7 @@ impl FlowReport {
             return Err(e);
         }
         let o = &mut self.outputs;
-        o.print_held()?;
+        o.print_held(true)?;
         o.collect(true)?;
         o.out.flush().map_err(ReportError::output)?;
         if let Some(s) = o.streams.as_mut() {
@@ -399,39 +407,51 @@ impl Outputs {
     }
 
     /// Prints the waiting records, sorted by id.
-    fn print_held(&mut self) -> Result<(), ReportError> {
-        if self.held.is_empty() {
-            return Ok(());
-        }
+    fn print_held(&mut self, last: bool) -> Result<(), ReportError> {
         if let (true, Some(format)) = (self.join, self.flows) {
+            // One batch out at a time: the previous one is written first (output in batch
+            // order, as inline), which brings its emptied blocks back, and the records it
+            // held back (into this batch); then this one is handed over and counted until
+            // written.
+            self.collect(true)?;
+            for (r, f) in std::mem::take(&mut self.carried) {
+                self.held_bytes += r.heap_bytes();
+                self.hold_features(r.info.id, &f);
+                self.held.push(r);
+            }
+            self.carried_bytes = 0;
+            if self.held.is_empty() {
+                return Ok(());
+            }
             // A batch joined before the end of a live capture: the evidence gathered so far
             // for its records, taken now (the final evidence, later, has all of it).
             let early = self.early_evidence.as_ref().map(|e| e.for_batch(&self.held));
-            // One batch out at a time: the previous one is written first (output in batch
-            // order, as inline), which brings its emptied blocks back; then this one is
-            // handed over and counted until written.
-            self.collect(true)?;
             if let Some(w) = &self.worker {
                 let records = std::mem::replace(&mut self.held, self.spare_held.take().unwrap_or_default());
                 let features = std::mem::replace(&mut self.held_features, self.spare_features.take().unwrap_or_default());
                 let bytes = std::mem::replace(&mut self.held_bytes, 0);
                 // A send fails only when the thread is gone, and [`Outputs::collect`] has
                 // said so already.
-                w.tx.send((records, features, self.evidence.clone(), early)).map_err(|_| join_thread_failed())?;
+                w.tx.send((records, features, self.evidence.clone(), early, last)).map_err(|_| join_thread_failed())?;
                 self.in_flight = Some(bytes);
                 return Ok(());
             }
-            let (r, stats) = paths::join_batch(
+            let (r, stats, carried) = paths::join_batch(
                 &mut self.held,
                 &mut self.held_features,
                 &evidence_parts(&self.evidence, early.as_ref()),
                 &mut self.next_path,
                 format == FlowsFormat::Json,
+                last,
                 &mut paths::Direct(&mut self.out),
             );
             self.held_bytes = 0;
             add_join_stats(&mut self.join_stats, &stats);
+            self.hold_again(carried);
             return r.map_err(ReportError::output);
+        }
+        if self.held.is_empty() {
+            return Ok(());
         }
         // Records end roughly in id order: sorting is cheap, and moves only small records.
         self.held.sort_unstable_by_key(|r| r.info.id);
@@ -486,10 +506,11 @@ impl Outputs {
                         let _ = w.spare.send(out);
                     }
                 }
-                Joined::Done(r, stats, features, records) => {
+                Joined::Done(r, stats, features, records, carried) => {
                     self.in_flight = None;
                     self.spare_features = Some(features);
                     self.spare_held = Some(records);
+                    self.hold_again(carried);
                     add_join_stats(&mut self.join_stats, &stats);
                     r.map_err(ReportError::output)?;
                 }
@@ -499,12 +520,49 @@ impl Outputs {
     }
 }
 
+impl Outputs {
+    /// Records and bytes at which a batch closes. Joined: two fifths of the bounds, so
+    /// that one batch being joined (counted until written, with the records the batch
+    /// before it held back: about a tenth), the next one filling and the records held
+    /// back for it stay within them together.
+    fn batch_bounds(&self) -> (usize, usize) {
+        if self.join {
+            ((self.max_held * 2 / 5).max(1), self.max_held_bytes * 2 / 5)
+        } else {
+            (self.max_held, self.max_held_bytes)
+        }
+    }
+
+    /// Keeps a held record's joiner features in the batch's block.
+    fn hold_features(&mut self, id: u64, f: &crate::join::ObservationFeatures) {
+        if self.held_features.capacity() == 0 {
+            // Room for a whole batch at once (it never grows by copying): a batch closes at
+            // `records` records, or once the bytes reach `bytes`, each record with features
+            // counted as ENTRY_BYTES. Pages are touched only as entries are written.
+            let (records, bytes) = self.batch_bounds();
+            let most = records.min(bytes / paths::BatchFeatures::ENTRY_BYTES + 1);
+            self.held_features = paths::BatchFeatures::with_capacity(most);
+        }
+        self.held_features.push(id, f);
+        self.held_bytes += paths::BatchFeatures::ENTRY_BYTES;
+    }
+
+    /// The records a joined batch held back ([`paths::join_batch`]): kept for the next
+    /// batch, and counted until then.
+    fn hold_again(&mut self, carried: paths::Carried) {
+        self.carried_bytes += carried.iter().map(|(r, _)| r.heap_bytes() + paths::BatchFeatures::ENTRY_BYTES).sum::<usize>();
+        self.carried.extend(carried);
+        let out = self.in_flight.unwrap_or(0);
+        self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out + self.carried_bytes);
+    }
+}
+
 fn join_thread_failed() -> ReportError {
     ReportError::Output(io::Error::other("the join thread failed"))
 }
 
 /// A batch and its features, the report's evidence, and the early evidence for the batch.
-type JoinJob = (Vec<FlowRecord>, paths::BatchFeatures, Arc<JoinEvidence>, Option<JoinEvidence>);
+type JoinJob = (Vec<FlowRecord>, paths::BatchFeatures, Arc<JoinEvidence>, Option<JoinEvidence>, bool);
 
 /// The report's evidence, then a batch's early evidence.
 fn evidence_parts<'a>(evidence: &'a JoinEvidence, early: Option<&'a JoinEvidence>) -> Vec<&'a JoinEvidence> {
@@ -515,7 +573,7 @@ fn evidence_parts<'a>(evidence: &'a JoinEvidence, early: Option<&'a JoinEvidence
 /// features' block and its records' vector, emptied, for a later batch).
 enum Joined {
     Chunk(Vec<u8>),
-    Done(io::Result<()>, crate::join::JoinStats, paths::BatchFeatures, Vec<FlowRecord>),
+    Done(io::Result<()>, crate::join::JoinStats, paths::BatchFeatures, Vec<FlowRecord>, paths::Carried),
 }
 
 /// The join thread: joins held batches ([`paths::join_batch`]) one at a time, in the order
@@ -544,14 +602,14 @@ impl JoinWorker {
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut next_path = 1;
-                for (mut records, mut features, evidence, early) in jobs {
+                for (mut records, mut features, evidence, early, last) in jobs {
                     let mut out = ChunkOut { to: &done, spares: &spares };
                     let parts = evidence_parts(&evidence, early.as_ref());
-                    let stats = paths::join_batch(&mut records, &mut features, &parts, &mut next_path, json, &mut out);
+                    let stats = paths::join_batch(&mut records, &mut features, &parts, &mut next_path, json, last, &mut out);
                     drop(parts);
                     drop(early);
                     drop(evidence);
-                    if done.send(Joined::Done(stats.0, stats.1, features, records)).is_err() {
+                    if done.send(Joined::Done(stats.0, stats.1, features, records, stats.2)).is_err() {
                         break;
                     }
                 }
@@ -644,32 +702,17 @@ impl FlowObserver for Outputs {
                 self.fail(e);
                 return;
             }
-            // Joined: batches of half the bounds, so that one batch being joined (counted
-            // until written) and the next one filling stay within them together.
-            let (records, bytes) = if self.join {
-                ((self.max_held / 2).max(1), self.max_held_bytes / 2)
-            } else {
-                (self.max_held, self.max_held_bytes)
-            };
+            let (records, bytes) = self.batch_bounds();
             self.held_bytes += record.heap_bytes();
             if let (true, Some(f)) = (self.join, features) {
-                if self.held_features.capacity() == 0 {
-                    // Room for a whole batch at once (it never grows by copying): a batch
-                    // closes at `records` records, or once the bytes reach `bytes`, each
-                    // record with features counted as ENTRY_BYTES. Pages are touched only
-                    // as entries are written.
-                    let most = records.min(bytes / paths::BatchFeatures::ENTRY_BYTES + 1);
-                    self.held_features = paths::BatchFeatures::with_capacity(most);
-                }
-                self.held_features.push(record.info.id, f);
-                self.held_bytes += paths::BatchFeatures::ENTRY_BYTES;
+                self.hold_features(record.info.id, f);
             }
             let out = self.in_flight.unwrap_or(0);
-            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out);
+            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out + self.carried_bytes);
             self.held.push(record);
             if self.held.len() >= records || self.held_bytes >= bytes {
                 self.flushed_early += 1;
-                if let Err(e) = self.print_held() {
+                if let Err(e) = self.print_held(false) {
                     self.fail(e);
                 }
             }
@@ -881,6 +924,46 @@ mod tests {
         // thread alike.
         for thread in [false, true] {
             assert_eq!(joined_live(thread, 4, none(), so_far(), Some(all())), oracle, "thread {thread}");
+        }
+    }
+
+    /// The observation ids of each path written (sorted, each path's sorted), numbering and
+    /// order aside.
+    fn path_members(out: &str) -> Vec<Vec<u64>> {
+        let mut paths: Vec<Vec<u64>> = out
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let mut ids: Vec<u64> = v["legs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|g| g["observations"].as_array().unwrap().iter())
+                    .flat_map(|o| o["ids"].as_array().cloned().unwrap_or_default())
+                    .map(|x| x.as_u64().unwrap())
+                    .collect();
+                ids.sort_unstable();
+                ids
+            })
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn paths_ending_across_a_batch_boundary_are_joined_whole() {
+        // Flows end as frames come (1 ms after they close); one batch of all of them is
+        // the oracle: five paths of three observations or more (the seed's, and its
+        // forwarders' other connections).
+        let whole = path_members(&joined_live(false, 1 << 16, JoinEvidence::default(), None, None));
+        assert_eq!(whole.iter().filter(|p| p.len() >= 3).count(), 5, "{whole:?}");
+        // Batches of three records and more: the paths a batch's last records may still
+        // join are held back for the next one, so none is cut at a boundary, inline and on
+        // the join thread alike.
+        for max_held in [8, 12, 32] {
+            let inline = joined_live(false, max_held, JoinEvidence::default(), None, None);
+            assert_eq!(path_members(&inline), whole, "{max_held}");
+            assert_eq!(joined_live(true, max_held, JoinEvidence::default(), None, None), inline, "{max_held}");
         }
     }
 

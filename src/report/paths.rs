@@ -186,23 +186,36 @@ pub const CHUNK: usize = 1 << 18;
 /// Room of a chunk's buffer: a chunk ends with the first path line past [`CHUNK`].
 pub const CHUNK_ROOM: usize = CHUNK + CHUNK / 4;
 
+/// Records held back from a batch, with their features, for the next one (see
+/// [`join_batch`]).
+pub type Carried = Vec<(FlowRecord, ObservationFeatures)>;
+
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
 /// sorted by id first and dropped afterwards (on the join thread, their freeing too), their
 /// vector and their features' block left empty for a later batch. Used the same way inline and
 /// on the report's join thread, so both write the same bytes. `evidence` as for [`joiner`].
+///
+/// Unless the batch is the `last`, the paths that may still grow are held back: those with
+/// a leg whose last packet came within the leg window of the batch's latest one (at most
+/// about the latest quarter of the batch). Their records come back, with their features,
+/// to be joined again with the next batch: a path whose legs end on both sides of a batch
+/// boundary (a forwarder closes one leg as the other one closes, and their records end a
+/// few milliseconds apart) is not cut in two there.
 pub fn join_batch(
     records: &mut Vec<FlowRecord>,
     features: &mut BatchFeatures,
     evidence: &[&JoinEvidence],
     next_path: &mut u64,
     json: bool,
+    last: bool,
     out: &mut dyn Sink,
-) -> (std::io::Result<()>, crate::join::JoinStats) {
+) -> (std::io::Result<()>, crate::join::JoinStats, Carried) {
     // Records end roughly in id order: sorting is cheap, and moves only small records.
     records.sort_unstable_by_key(|r| r.info.id);
-    let (r, stats) = {
+    let (r, stats, held) = {
         let (j, mut loose) = joiner(records, features, evidence);
+        let hold_from = if last { None } else { hold_from(records, j.config().leg_window_ns) };
         // Paths of one record, by first packet (ties: by id, the order they come in).
         loose.sort_by_key(|r| r.first.0);
         let first = *next_path;
@@ -223,7 +236,7 @@ pub fn join_batch(
         };
         // Written so far: single records (`loose[..singles]`) and joiner paths.
         let (mut singles, mut joined) = (0usize, 0usize);
-        let mut stats = j.join_each(number, |p| {
+        let (mut stats, held) = j.join_each(hold_from, number, |p| {
             while loose.get(singles).is_some_and(|r| r.first.0 < p.first_ns) {
                 w.write(single(loose[singles], first.saturating_add((singles + joined) as u64)));
                 singles += 1;
@@ -237,11 +250,41 @@ pub fn join_batch(
         }
         stats.paths = (singles + joined) as u64;
         *next_path = first.saturating_add(stats.paths);
-        (w.finish(), stats)
+        (w.finish(), stats, held)
     };
+    let mut carried = Carried::new();
+    if !held.is_empty() {
+        let mut held: Vec<u64> = held.into_iter().map(|id| id.0).collect();
+        held.sort_unstable();
+        let by_id = features.by_id();
+        let mut kept = Vec::with_capacity(records.len());
+        for r in records.drain(..) {
+            let f = by_id
+                .binary_search_by_key(&r.info.id, |x| x.0)
+                .ok()
+                .and_then(|k| features.items.get(by_id[k].1 as usize));
+            match f {
+                Some(f) if held.binary_search(&r.info.id).is_ok() => carried.push((r, f.clone())),
+                _ => kept.push(r),
+            }
+        }
+        // Dropped here (their freeing on this thread), the vector given back as it was.
+        drop(kept);
+    }
     records.clear();
     features.clear();
-    (r, stats)
+    (r, stats, carried)
+}
+
+/// Where [`join_batch`] starts holding paths back: `window` before the batch's latest
+/// packet, but no earlier than the last packet of its latest quarter (so that most of
+/// every batch is written); `None` for an empty batch.
+fn hold_from(records: &[FlowRecord], window: i64) -> Option<i64> {
+    let mut lasts: Vec<i64> = records.iter().map(|r| r.last.0).collect();
+    let latest = *lasts.iter().max()?;
+    let k = lasts.len() * 3 / 4;
+    let (_, quarter, _) = lasts.select_nth_unstable(k);
+    Some(latest.saturating_sub(window).max(*quarter))
 }
 
 /// Writes paths one at a time (`--flows=json` lines, or the `--flows` tree), handing its
