@@ -426,13 +426,15 @@ impl Outputs {
             // A batch joined before the end of a live capture: the evidence gathered so far
             // for its records, taken now (the final evidence, later, has all of it).
             let early = self.early_evidence.as_ref().map(|e| e.for_batch(&self.held));
+            // Held back for the next batch: a quarter of a batch's bytes at most.
+            let hold = (!last).then(|| self.batch_bounds().1 / 4);
             if let Some(w) = &self.worker {
                 let records = std::mem::replace(&mut self.held, self.spare_held.take().unwrap_or_default());
                 let features = std::mem::replace(&mut self.held_features, self.spare_features.take().unwrap_or_default());
                 let bytes = std::mem::replace(&mut self.held_bytes, 0);
                 // A send fails only when the thread is gone, and [`Outputs::collect`] has
                 // said so already.
-                w.tx.send((records, features, self.evidence.clone(), early, last)).map_err(|_| join_thread_failed())?;
+                w.tx.send((records, features, self.evidence.clone(), early, hold)).map_err(|_| join_thread_failed())?;
                 self.in_flight = Some(bytes);
                 return Ok(());
             }
@@ -442,7 +444,7 @@ impl Outputs {
                 &evidence_parts(&self.evidence, early.as_ref()),
                 &mut self.next_path,
                 format == FlowsFormat::Json,
-                last,
+                hold,
                 &mut paths::Direct(&mut self.out),
             );
             self.held_bytes = 0;
@@ -561,8 +563,9 @@ fn join_thread_failed() -> ReportError {
     ReportError::Output(io::Error::other("the join thread failed"))
 }
 
-/// A batch and its features, the report's evidence, and the early evidence for the batch.
-type JoinJob = (Vec<FlowRecord>, paths::BatchFeatures, Arc<JoinEvidence>, Option<JoinEvidence>, bool);
+/// A batch and its features, the report's evidence, the early evidence for the batch, and
+/// how many bytes of it may be held back for the next one (none: the last batch).
+type JoinJob = (Vec<FlowRecord>, paths::BatchFeatures, Arc<JoinEvidence>, Option<JoinEvidence>, Option<usize>);
 
 /// The report's evidence, then a batch's early evidence.
 fn evidence_parts<'a>(evidence: &'a JoinEvidence, early: Option<&'a JoinEvidence>) -> Vec<&'a JoinEvidence> {
@@ -602,10 +605,10 @@ impl JoinWorker {
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut next_path = 1;
-                for (mut records, mut features, evidence, early, last) in jobs {
+                for (mut records, mut features, evidence, early, hold) in jobs {
                     let mut out = ChunkOut { to: &done, spares: &spares };
                     let parts = evidence_parts(&evidence, early.as_ref());
-                    let stats = paths::join_batch(&mut records, &mut features, &parts, &mut next_path, json, last, &mut out);
+                    let stats = paths::join_batch(&mut records, &mut features, &parts, &mut next_path, json, hold, &mut out);
                     drop(parts);
                     drop(early);
                     drop(evidence);

@@ -196,9 +196,10 @@ pub type Carried = Vec<(FlowRecord, ObservationFeatures)>;
 /// vector and their features' block left empty for a later batch. Used the same way inline and
 /// on the report's join thread, so both write the same bytes. `evidence` as for [`joiner`].
 ///
-/// Unless the batch is the `last`, the paths that may still grow are held back: those with
-/// a leg whose last packet came within the leg window of the batch's latest one (at most
-/// about the latest quarter of the batch). Their records come back, with their features,
+/// With `hold` (every batch but the last), the paths that may still grow are held back:
+/// those with a leg whose last packet came within the leg window of the batch's latest one
+/// (at most about the latest quarter of the batch's records, and `hold` bytes of them as
+/// held records count them). Their records come back, with their features,
 /// to be joined again with the next batch: a path whose legs end on both sides of a batch
 /// boundary (a forwarder closes one leg as the other one closes, and their records end a
 /// few milliseconds apart) is not cut in two there.
@@ -208,14 +209,14 @@ pub fn join_batch(
     evidence: &[&JoinEvidence],
     next_path: &mut u64,
     json: bool,
-    last: bool,
+    hold: Option<usize>,
     out: &mut dyn Sink,
 ) -> (std::io::Result<()>, crate::join::JoinStats, Carried) {
     // Records end roughly in id order: sorting is cheap, and moves only small records.
     records.sort_unstable_by_key(|r| r.info.id);
     let (r, stats, held) = {
         let (j, mut loose) = joiner(records, features, evidence);
-        let hold_from = if last { None } else { hold_from(records, j.config().leg_window_ns) };
+        let hold_from = hold.and_then(|most| hold_from(records, j.config().leg_window_ns, most));
         // Paths of one record, by first packet (ties: by id, the order they come in).
         loose.sort_by_key(|r| r.first.0);
         let first = *next_path;
@@ -277,14 +278,28 @@ pub fn join_batch(
 }
 
 /// Where [`join_batch`] starts holding paths back: `window` before the batch's latest
-/// packet, but no earlier than the last packet of its latest quarter (so that most of
-/// every batch is written); `None` for an empty batch.
-fn hold_from(records: &[FlowRecord], window: i64) -> Option<i64> {
-    let mut lasts: Vec<i64> = records.iter().map(|r| r.last.0).collect();
-    let latest = *lasts.iter().max()?;
-    let k = lasts.len() * 3 / 4;
-    let (_, quarter, _) = lasts.select_nth_unstable(k);
-    Some(latest.saturating_sub(window).max(*quarter))
+/// packet, but no earlier than the last packet of its latest records, a quarter of them at
+/// most and `most` bytes at most (as held records count them), so that most of every batch
+/// is written and what is held back stays bounded; `None` for an empty batch.
+fn hold_from(records: &[FlowRecord], window: i64, most: usize) -> Option<i64> {
+    let mut lasts: Vec<(i64, usize)> = records
+        .iter()
+        .map(|r| (r.last.0, r.heap_bytes() + BatchFeatures::ENTRY_BYTES))
+        .collect();
+    let latest = lasts.iter().map(|l| l.0).max()?;
+    let quarter = lasts.len() - lasts.len() * 3 / 4;
+    lasts.sort_unstable_by(|a, b| b.cmp(a));
+    let (mut count, mut bytes, mut from) = (0, 0, i64::MAX);
+    for &(last, b) in &lasts {
+        if count == quarter || bytes + b > most {
+            break;
+        }
+        (count, bytes, from) = (count + 1, bytes + b, last);
+    }
+    // Holding is by time: a record left out that ends at the same instant as the last one
+    // kept would be held with it, so start just after that instant instead.
+    let from = if count < lasts.len() && lasts[count].0 == from { from.saturating_add(1) } else { from };
+    Some(latest.saturating_sub(window).max(from))
 }
 
 /// Writes paths one at a time (`--flows=json` lines, or the `--flows` tree), handing its
