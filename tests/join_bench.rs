@@ -189,7 +189,7 @@ fn tcp_frame(
 
 /// The corpus as pcap files, one per capture point, from the features' packet records:
 /// re-simulated from the same generator so frames and features agree.
-fn write_pcaps(n: u64, dir: &std::path::Path) -> Vec<String> {
+fn write_pcaps(n: u64, spacing: i64, dir: &std::path::Path) -> Vec<String> {
     use std::io::Write;
     let mut rng = Rng(0x5eed);
     let mut frames: Vec<Vec<(i64, Vec<u8>)>> = vec![Vec::new(); 5];
@@ -199,7 +199,7 @@ fn write_pcaps(n: u64, dir: &std::path::Path) -> Vec<String> {
         let sp = seed_path(
             &mut rng,
             i,
-            1_700_000_000_000_000_000 + i as i64 * 20 * US,
+            1_700_000_000_000_000_000 + i as i64 * spacing,
             size,
         );
         for (leg, s) in &sp.sights {
@@ -562,7 +562,7 @@ fn analysis_overhead() {
     let n = 20_000;
     let dir = std::env::temp_dir().join(format!("flowtrail-join-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let files = write_pcaps(n, &dir);
+    let files = write_pcaps(n, 20 * US, &dir);
     let c = corpus(n);
     // The frames and the simulator's features must agree (same schedule).
     let (_, paths) = analyse(&files, true, &c.cts);
@@ -655,4 +655,65 @@ fn json_profile() {
             out.len() >> 20
         );
     }
+}
+
+/// The real binary on five capture files of seed paths (a new one every `spacing`), joined
+/// with `--max-memory 64M`, so in many batches: the connections whose paths are not written
+/// whole (Truth: `seed_path`'s ports, `10000 + (base + i) % 50000` with base 0 for the first
+/// leg (host-lo), 7919 for the second (host-veth, vm-veth) and 23459 for the third (vm-br0,
+/// node-eth0)), and the stats.
+fn joined_in_batches(n: u64, spacing: i64) -> (Vec<u64>, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("flowtrail-join-batches-{}-{spacing}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = write_pcaps(n, spacing, &dir);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flowtrail"));
+    for f in &files {
+        cmd.arg("-r").arg(f.split_once('=').unwrap().1);
+    }
+    let out = cmd.args(["--flows=json", "--max-memory", "64M"]).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    let base = |point: &str| match point {
+        "host-lo" => 0,
+        "host-veth" | "vm-veth" => 7_919,
+        _ => 23_459,
+    };
+    let mut pieces = vec![0u32; n as usize];
+    let mut whole = vec![false; n as usize];
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let p: serde_json::Value = serde_json::from_str(line).unwrap();
+        let legs = p["legs"].as_array().unwrap();
+        let mut conns = Vec::new();
+        for o in legs.iter().flat_map(|l| l["observations"].as_array().unwrap()) {
+            let port: u64 = o["src"].as_str().unwrap().rsplit_once(':').unwrap().1.parse().unwrap();
+            conns.push((port + 50_000 - 10_000 - base(o["point"].as_str().unwrap())) % 50_000);
+        }
+        conns.dedup();
+        // Never two connections in one path.
+        assert_eq!(conns.len(), 1, "path {}: connections {conns:?}", p["id"]);
+        let observations: usize = legs.iter().map(|l| l["observations"].as_array().unwrap().len()).sum();
+        pieces[conns[0] as usize] += 1;
+        whole[conns[0] as usize] = legs.len() == 3 && observations == 5;
+    }
+    let cut = (0..n).filter(|&i| pieces[i as usize] != 1 || !whole[i as usize]).collect();
+    (cut, stats["stats"].clone())
+}
+
+#[test]
+fn paths_stay_whole_when_joined_in_many_batches() {
+    // A connection every 100 us: what a batch holds back for the next one (a quarter) spans
+    // more than the 3 ms between the ends of one path's legs. Every path is written whole.
+    let (cut, stats) = joined_in_batches(2_000, 100 * US);
+    let batches = stats["records_flushed_early"].as_u64().unwrap();
+    println!("every 100 us: {} of 2000 paths cut, {batches} batches joined early; batch_cut_paths {}", cut.len(), stats["join"]["batch_cut_paths"]);
+    assert!(batches >= 4, "{batches} batches joined before the end: make them smaller");
+    assert!(cut.is_empty(), "{cut:?}");
+    assert_eq!(stats["join"]["paths"], 2_000);
+    // Every 20 us, the quarter is too small: paths are cut, and counted (at least those cut).
+    let (cut, stats) = joined_in_batches(2_000, 20 * US);
+    let counted = stats["join"]["batch_cut_paths"].as_u64().unwrap();
+    println!("every 20 us: {} of 2000 paths cut; batch_cut_paths {counted}", cut.len());
+    assert!(!cut.is_empty() && counted >= cut.len() as u64, "{} cut, {counted} counted", cut.len());
 }

@@ -291,6 +291,10 @@ pub struct JoinStats {
     /// Candidate hops dropped because more candidates between the same two services go the
     /// other way (`path::drop_reversed`).
     pub path_reversed: u64,
+    /// Paths written from a batch joined before the end although a leg of theirs ended
+    /// near the batch's end (see [`Joiner::join_each`]): what a batch may hold back for the
+    /// next one was full. Such a path may lack legs whose records came in the next batch.
+    pub batch_cut_paths: u64,
 }
 
 /// A capture point as the joiner names it.
@@ -300,6 +304,12 @@ pub struct PointInfo {
     /// `None` when unknown (offline files): matches any namespace.
     pub netns: Option<Netns>,
 }
+
+/// How near the end of a batch a path must end to be held back by [`Joiner::join_each`]:
+/// twice the largest spread of the last packets within one of the batch's paths (its
+/// observations' ends, synthetic ones aside: how far apart one connection's legs end), at
+/// least this, at most [`JoinConfig::leg_window_ns`].
+pub const HOLD_WINDOW_MIN_NS: i64 = 10_000_000;
 
 /// Collects the input and joins it (see the module docs).
 #[derive(Debug, Default)]
@@ -401,10 +411,14 @@ impl<'a> Joiner<'a> {
     /// any is built) and returns their ids (the ids ambiguity notes refer to): a caller
     /// placing other paths between the joiner's numbers them here.
     ///
-    /// With `hold_from`, the paths that have a leg whose last packet is at or after it (ns),
-    /// and those ambiguous with them, are held back: neither numbered nor emitted nor counted
-    /// in the stats; their captured observations are returned, for the caller to join again
-    /// with what comes later (a batch's last connections may join legs not yet ended).
+    /// With `hold_from`, the paths that may still grow are held back: those with an
+    /// observation whose last packet is near the batch's latest one (within twice the largest
+    /// spread of ends within a path, [`HOLD_WINDOW_MIN_NS`] at least, the leg window at most)
+    /// and at or after `hold_from` (ns, the caller's bound), with those ambiguous with them.
+    /// They are neither numbered nor emitted nor counted in the stats; their captured
+    /// observations are returned, for the caller to join again with what comes later (a
+    /// batch's last connections may belong with legs not yet ended). The paths near the end
+    /// but before `hold_from` are written, and counted ([`JoinStats::batch_cut_paths`]).
     pub fn join_each(
         &self,
         hold_from: Option<i64>,
@@ -706,9 +720,30 @@ impl<'a> Joiner<'a> {
         // no note names a path not written with it.
         let mut held = vec![false; chains.len()];
         let mut held_ids: Vec<ObservationId> = Vec::new();
-        if let Some(from) = hold_from {
-            for (pi, c) in chains.iter().enumerate() {
-                held[pi] = c.iter().any(|&l| sums[l as usize].last >= from);
+        if let Some(bound) = hold_from {
+            // Each path's latest end and the spread of its observations' ends.
+            let ends: Vec<(i64, i64)> = chains
+                .iter()
+                .map(|c| {
+                    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+                    for v in c.iter().flat_map(|&l| sums[l as usize].views.iter()) {
+                        if v.synthetic(&obs).is_none() {
+                            let last = v.last(&obs);
+                            (lo, hi) = (lo.min(last), hi.max(last));
+                        }
+                    }
+                    if hi < lo { (sums[c[0] as usize].last, 0) } else { (hi, hi - lo) }
+                })
+                .collect();
+            let latest = ends.iter().map(|e| e.0).max().unwrap_or(0);
+            let spread = ends.iter().map(|e| e.1).max().unwrap_or(0);
+            let window = spread.saturating_mul(2).clamp(HOLD_WINDOW_MIN_NS, cfg.leg_window_ns.max(HOLD_WINDOW_MIN_NS));
+            let near = latest.saturating_sub(window);
+            for (pi, &(end, _)) in ends.iter().enumerate() {
+                held[pi] = end >= near.max(bound);
+                if end >= near && !held[pi] {
+                    stats.batch_cut_paths += 1;
+                }
             }
             let path_index = |leg: u32| path_of_leg[leg as usize].0 as usize - 1;
             loop {

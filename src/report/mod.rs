@@ -1037,6 +1037,7 @@ fn add_join_stats(total: &mut crate::join::JoinStats, s: &crate::join::JoinStats
     t.path_loops_cut += s.path_loops_cut;
     t.path_eliminated += s.path_eliminated;
     t.path_reversed += s.path_reversed;
+    t.batch_cut_paths += s.batch_cut_paths;
 }
 
 fn report_stats(

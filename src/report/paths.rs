@@ -197,9 +197,9 @@ pub type Carried = Vec<(FlowRecord, ObservationFeatures)>;
 /// on the report's join thread, so both write the same bytes. `evidence` as for [`joiner`].
 ///
 /// With `hold` (every batch but the last), the paths that may still grow are held back:
-/// those with a leg whose last packet came within the leg window of the batch's latest one
-/// (at most about the latest quarter of the batch's records, and `hold` bytes of them as
-/// held records count them). Their records come back, with their features,
+/// those with an observation whose last packet came near the batch's latest one (see
+/// [`Joiner::join_each`]; at most about the latest quarter of the batch's records, and
+/// `hold` bytes of them as held records count them). Their records come back, with their features,
 /// to be joined again with the next batch: a path whose legs end on both sides of a batch
 /// boundary (a forwarder closes one leg as the other one closes, and their records end a
 /// few milliseconds apart) is not cut in two there.
@@ -216,7 +216,7 @@ pub fn join_batch(
     records.sort_unstable_by_key(|r| r.info.id);
     let (r, stats, held) = {
         let (j, mut loose) = joiner(records, features, evidence);
-        let hold_from = hold.and_then(|most| hold_from(records, j.config().leg_window_ns, most));
+        let hold = hold.and_then(|most| hold_bound(records, most));
         // Paths of one record, by first packet (ties: by id, the order they come in).
         loose.sort_by_key(|r| r.first.0);
         let first = *next_path;
@@ -237,7 +237,7 @@ pub fn join_batch(
         };
         // Written so far: single records (`loose[..singles]`) and joiner paths.
         let (mut singles, mut joined) = (0usize, 0usize);
-        let (mut stats, held) = j.join_each(hold_from, number, |p| {
+        let (mut stats, held) = j.join_each(hold, number, |p| {
             while loose.get(singles).is_some_and(|r| r.first.0 < p.first_ns) {
                 w.write(single(loose[singles], first.saturating_add((singles + joined) as u64)));
                 singles += 1;
@@ -277,16 +277,18 @@ pub fn join_batch(
     (r, stats, carried)
 }
 
-/// Where [`join_batch`] starts holding paths back: `window` before the batch's latest
-/// packet, but no earlier than the last packet of its latest records, a quarter of them at
-/// most and `most` bytes at most (as held records count them), so that most of every batch
-/// is written and what is held back stays bounded; `None` for an empty batch.
-fn hold_from(records: &[FlowRecord], window: i64, most: usize) -> Option<i64> {
+/// How far back [`join_batch`] may hold paths back ([`Joiner::join_each`]): from the last
+/// packet of the batch's latest records, a quarter of them at most and `most` bytes at most
+/// (as held records count them), so that most of every batch is written and what is held
+/// back stays bounded; `None` for an empty batch.
+fn hold_bound(records: &[FlowRecord], most: usize) -> Option<i64> {
     let mut lasts: Vec<(i64, usize)> = records
         .iter()
         .map(|r| (r.last.0, r.heap_bytes() + BatchFeatures::ENTRY_BYTES))
         .collect();
-    let latest = lasts.iter().map(|l| l.0).max()?;
+    if lasts.is_empty() {
+        return None;
+    }
     let quarter = lasts.len() - lasts.len() * 3 / 4;
     lasts.sort_unstable_by(|a, b| b.cmp(a));
     let (mut count, mut bytes, mut from) = (0, 0, i64::MAX);
@@ -298,8 +300,7 @@ fn hold_from(records: &[FlowRecord], window: i64, most: usize) -> Option<i64> {
     }
     // Holding is by time: a record left out that ends at the same instant as the last one
     // kept would be held with it, so start just after that instant instead.
-    let from = if count < lasts.len() && lasts[count].0 == from { from.saturating_add(1) } else { from };
-    Some(latest.saturating_sub(window).max(from))
+    Some(if count < lasts.len() && lasts[count].0 == from { from.saturating_add(1) } else { from })
 }
 
 /// Writes paths one at a time (`--flows=json` lines, or the `--flows` tree), handing its
