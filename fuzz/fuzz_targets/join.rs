@@ -11,7 +11,8 @@
 //! Asserts: no panic; memory during `join` bounded by a linear function of the input (a
 //! counting allocator); every non-empty observation in exactly one leg, nothing else named,
 //! every leg in exactly one path (legs and vias consistent, path ids 1.. in order of first
-//! packet); the text tree and each JSON line are terminal-safe (nothing `escape::text`
+//! packet); joined again holding back the paths near the end (`Joiner::join_each`), every
+//! non-empty observation written or held exactly once; the text tree and each JSON line are terminal-safe (nothing `escape::text`
 //! would change, no control character but the newline ending a line) and each JSON line
 //! parses.
 #![no_main]
@@ -68,6 +69,9 @@ static ALLOC: Counting = Counting;
 #[derive(Arbitrary, Debug)]
 struct Input {
     tiny_config: bool,
+    /// Joins again holding back the paths near the end ([`Joiner::join_each`]), from the
+    /// last packet of this observation (by index) on, or from the start of time.
+    hold: Option<u8>,
     points: Vec<PointSpec>,
     observations: Vec<ObsSpec>,
     conntrack: Vec<CtSpec>,
@@ -470,6 +474,35 @@ fuzz_target!(|input: Input| {
     }
     for (i, f) in observations.iter().enumerate() {
         assert_eq!(seen[i], u32::from(!f.is_empty()), "observation {i} in {} legs", seen[i]);
+    }
+
+    // Holding back: every non-empty observation written or held, exactly once, the held
+    // ones not in the stats; ids numbered as asked, in order.
+    if let Some(h) = input.hold {
+        let from = observations.get(h as usize).map_or(i64::MIN, |f| f.last);
+        let mut written = vec![0u32; observations.len()];
+        let mut paths = 0u64;
+        let (stats, held) = j.join_each(
+            Some(from),
+            |firsts| (1..=firsts.len() as u64).collect(),
+            |p| {
+                paths += 1;
+                assert_eq!(p.id, paths, "held-back join: path ids from 1 in order");
+                for o in p.legs.iter().flat_map(|l| &l.observations) {
+                    for &id in &o.ids {
+                        written[id as usize] += 1;
+                    }
+                }
+            },
+        );
+        for id in &held {
+            written[id.0 as usize] += 1;
+        }
+        for (i, f) in observations.iter().enumerate() {
+            assert_eq!(written[i], u32::from(!f.is_empty()), "held-back join: observation {i} {} times", written[i]);
+        }
+        assert_eq!(stats.paths, paths);
+        assert_eq!(stats.observations + held.len() as u64, model.stats.observations);
     }
 
     // Output: terminal-safe text, parseable terminal-safe JSON lines.
