@@ -140,7 +140,7 @@ impl Captures {
             let log = std::fs::read_to_string(dir.join(format!("{name}.tcpdump.log"))).unwrap_or_default();
             let n = log
                 .lines()
-                .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
+                .find_map(|l| l.strip_suffix(" packets dropped by kernel").or_else(|| l.strip_suffix(" packet dropped by kernel")))
                 .and_then(|n| n.trim().parse().ok());
             v.push((name.to_string(), n.unwrap_or(u64::MAX)));
         }

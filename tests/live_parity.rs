@@ -129,8 +129,13 @@ fn round_of(lab: &Lab, tcpdump: &str, cases: &[Case<'_>], which: &[usize], round
 
     let mut failures = Vec::new();
     let mut dropped = Vec::new();
+    // "N packets dropped by kernel", and "1 packet dropped by kernel" (tcpdump's singular).
     let drops = |stderr: &str| {
-        stderr.lines().any(|l| l.ends_with(" packets dropped by kernel") && !l.trim_start().starts_with("0 ") && !l.contains(": 0 packets"))
+        stderr.lines().any(|l| {
+            (l.ends_with(" packets dropped by kernel") || l.ends_with(" packet dropped by kernel"))
+                && !l.trim_start().starts_with("0 ")
+                && !l.contains(": 0 packets")
+        })
     };
     for p in pairs {
         let (ft, td) = if p.by_count {
