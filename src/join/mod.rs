@@ -758,7 +758,7 @@ impl<'a> Joiner<'a> {
                     break;
                 }
             }
-            for (_, c) in chains.iter().enumerate().filter(|(pi, _)| held[*pi]) {
+            for (c, _) in chains.iter().zip(&held).filter(|(_, h)| **h) {
                 stats.paths -= 1;
                 stats.legs -= c.len() as u64;
                 for v in c.iter().flat_map(|&l| sums[l as usize].views.iter()) {

@@ -554,8 +554,13 @@ impl Outputs {
     fn hold_again(&mut self, carried: paths::Carried) {
         self.carried_bytes += carried.iter().map(|(r, _)| r.heap_bytes() + paths::BatchFeatures::ENTRY_BYTES).sum::<usize>();
         self.carried.extend(carried);
-        let out = self.in_flight.unwrap_or(0);
-        self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out + self.carried_bytes);
+        self.note_held_peak();
+    }
+
+    /// Keeps the most bytes held at once: waiting, out on the join thread, and carried.
+    fn note_held_peak(&mut self) {
+        let now = self.held_bytes + self.in_flight.unwrap_or(0) + self.carried_bytes;
+        self.held_bytes_peak = self.held_bytes_peak.max(now);
     }
 }
 
@@ -710,8 +715,7 @@ impl FlowObserver for Outputs {
             if let (true, Some(f)) = (self.join, features) {
                 self.hold_features(record.info.id, f);
             }
-            let out = self.in_flight.unwrap_or(0);
-            self.held_bytes_peak = self.held_bytes_peak.max(self.held_bytes + out + self.carried_bytes);
+            self.note_held_peak();
             self.held.push(record);
             if self.held.len() >= records || self.held_bytes >= bytes {
                 self.flushed_early += 1;
