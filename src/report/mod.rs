@@ -447,6 +447,7 @@ impl Outputs {
                 hold,
                 &mut paths::Direct(&mut self.out),
             );
+            self.held.clear();
             self.held_bytes = 0;
             add_join_stats(&mut self.join_stats, &stats);
             self.hold_again(carried);
@@ -508,7 +509,10 @@ impl Outputs {
                         let _ = w.spare.send(out);
                     }
                 }
-                Joined::Done(r, stats, features, records, carried) => {
+                Joined::Done(r, stats, features, mut records, carried) => {
+                    // The batch's records are freed here, on the thread that allocated them
+                    // (cheaper for the allocator than freeing them on the join thread).
+                    records.clear();
                     self.in_flight = None;
                     self.spare_features = Some(features);
                     self.spare_held = Some(records);
@@ -578,7 +582,7 @@ fn evidence_parts<'a>(evidence: &'a JoinEvidence, early: Option<&'a JoinEvidence
 }
 
 /// What the join thread sends back: output in order, then the end of a batch (with its
-/// features' block and its records' vector, emptied, for a later batch).
+/// features' block, emptied, and its records' vector, emptied once back, for a later batch).
 enum Joined {
     Chunk(Vec<u8>),
     Done(io::Result<()>, crate::join::JoinStats, paths::BatchFeatures, Vec<FlowRecord>, paths::Carried),

@@ -192,8 +192,9 @@ pub type Carried = Vec<(FlowRecord, ObservationFeatures)>;
 
 /// One batch of finished records joined and written (`--flows=json` lines, or the `--flows`
 /// tree) to `out`, paths numbered from `*next_path` (advanced past them). The records are
-/// sorted by id first and dropped afterwards (on the join thread, their freeing too), their
-/// vector and their features' block left empty for a later batch. Used the same way inline and
+/// sorted by id first; those not held back stay in `records` for the caller to free (on the
+/// thread that allocated them: cheaper for the allocator), the features' block is left empty
+/// for a later batch. Used the same way inline and
 /// on the report's join thread, so both write the same bytes. `evidence` as for [`joiner`].
 ///
 /// With `hold` (every batch but the last), the paths that may still grow are held back:
@@ -258,21 +259,19 @@ pub fn join_batch(
         let mut held: Vec<u64> = held.into_iter().map(|id| id.0).collect();
         held.sort_unstable();
         let by_id = features.by_id();
-        let mut kept = Vec::with_capacity(records.len());
-        for r in records.drain(..) {
-            let f = by_id
-                .binary_search_by_key(&r.info.id, |x| x.0)
+        let feature = |id: u64| {
+            by_id
+                .binary_search_by_key(&id, |x| x.0)
                 .ok()
-                .and_then(|k| features.items.get(by_id[k].1 as usize));
-            match f {
-                Some(f) if held.binary_search(&r.info.id).is_ok() => carried.push((r, f.clone())),
-                _ => kept.push(r),
+                .and_then(|k| features.items.get(by_id[k].1 as usize))
+        };
+        // Taken out in id order; the others stay, for the caller to free.
+        for r in records.extract_if(.., |r| held.binary_search(&r.info.id).is_ok() && feature(r.info.id).is_some()) {
+            if let Some(f) = feature(r.info.id) {
+                carried.push((r, f.clone()));
             }
         }
-        // Dropped here (their freeing on this thread), the vector given back as it was.
-        drop(kept);
     }
-    records.clear();
     features.clear();
     (r, stats, carried)
 }
