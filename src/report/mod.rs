@@ -434,7 +434,8 @@ impl Outputs {
                 let bytes = std::mem::replace(&mut self.held_bytes, 0);
                 // A send fails only when the thread is gone, and [`Outputs::collect`] has
                 // said so already.
-                w.tx.send((records, features, self.evidence.clone(), early, hold)).map_err(|_| join_thread_failed())?;
+                let job = JoinJob { records, features, evidence: self.evidence.clone(), early, hold };
+                w.tx.send(job).map_err(|_| join_thread_failed())?;
                 self.in_flight = Some(bytes);
                 return Ok(());
             }
@@ -572,9 +573,17 @@ fn join_thread_failed() -> ReportError {
     ReportError::Output(io::Error::other("the join thread failed"))
 }
 
-/// A batch and its features, the report's evidence, the early evidence for the batch, and
-/// how many bytes of it may be held back for the next one (none: the last batch).
-type JoinJob = (Vec<FlowRecord>, paths::BatchFeatures, Arc<JoinEvidence>, Option<JoinEvidence>, Option<usize>);
+/// One batch for the join thread.
+struct JoinJob {
+    records: Vec<FlowRecord>,
+    features: paths::BatchFeatures,
+    /// The report's evidence.
+    evidence: Arc<JoinEvidence>,
+    /// The evidence gathered for this batch when it closed (a live capture's early batches).
+    early: Option<JoinEvidence>,
+    /// Bytes of it that may be held back for the next batch (none: the last batch).
+    hold: Option<usize>,
+}
 
 /// The report's evidence, then a batch's early evidence.
 fn evidence_parts<'a>(evidence: &'a JoinEvidence, early: Option<&'a JoinEvidence>) -> Vec<&'a JoinEvidence> {
@@ -614,7 +623,7 @@ impl JoinWorker {
             .name("flowtrail-join".into())
             .spawn(move || {
                 let mut next_path = 1;
-                for (mut records, mut features, evidence, early, hold) in jobs {
+                for JoinJob { mut records, mut features, evidence, early, hold } in jobs {
                     let mut out = ChunkOut { to: &done, spares: &spares };
                     let parts = evidence_parts(&evidence, early.as_ref());
                     let stats = paths::join_batch(&mut records, &mut features, &parts, &mut next_path, json, hold, &mut out);
