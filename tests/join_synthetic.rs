@@ -513,6 +513,40 @@ fn identical_clients_told_apart_by_close_order() {
     assert_eq!(m.stats.path_eliminated, 0, "{m}");
 }
 
+/// Taken from a lab run (times in µs after A's SYN, as captured at the forwarder): two
+/// clients half-close after sending the same request at about the same moment; the forking
+/// forwarder's children connect 7-9 ms later, in the other order. Every pairing is causal
+/// for the bytes, and every close of the wrong one has an end before it: B's close back to
+/// the client (12.58 ms) comes after B's own FIN (7.84 ms), though before X's server FIN
+/// (14.09 ms). But this forwarder passes ends on: had it closed B because of B's FIN, it
+/// would have closed X with it, and it closed X half a millisecond later. So B -> X is
+/// impossible, and both hops are joined by elimination.
+#[test]
+fn a_close_neither_passed_on_nor_both_at_once_rules_a_pairing_out() {
+    let legs: [LegAt; 4] = [
+        ("10.77.1.1:52332", "10.77.1.2:9000", 0, 695, 13_195, [776, 14_173]),
+        ("10.77.2.1:45246", "10.77.2.2:8443", 8_967, 11_251, 11_377, [13_109, 14_088]),
+        ("10.77.1.1:52356", "10.77.1.2:9000", 5_343, 7_814, 12_221, [7_840, 12_576]),
+        ("10.77.2.1:45236", "10.77.2.2:8443", 6_949, 11_263, 11_473, [12_024, 12_089]),
+    ];
+    let (obs, truth) = two_clients(52, legs, true);
+    let m = join(&obs, &[], |_| {});
+    let r = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
+    assert_eq!(m.stats.path_eliminated, 2, "{m}");
+    // A forwarder that closes both legs at once on the client's FIN (B's close back to the
+    // client and X's towards the server within 100 µs) could have closed B on B's own FIN
+    // while X's server had not ended: then nothing rules B -> X out, and nothing is joined
+    // wrongly.
+    let mut both = legs;
+    both[2].5[1] = 13_150;
+    let (obs, truth) = two_clients(52, both, true);
+    let m = join(&obs, &[], |_| {});
+    let (_, _, pp, _) = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!(pp, 1.0, "a wrong path join:\n{m}");
+    assert_eq!(m.stats.path_eliminated, 0, "{m}");
+}
+
 /// Taken from a lab run that went wrong: two clients, identical 100-byte echoes, one
 /// forking forwarder whose children were slow to connect and to pass data on. Times are
 /// those of the capture (µs after A's SYN). Besides the true hops A -> X and B -> Y, the

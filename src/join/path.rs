@@ -430,11 +430,18 @@ fn segments_acausal(reader: &DirFeatures, writer: &DirFeatures) -> Nanos {
 /// Whether the forwarder of `up -> down` closed a leg before anything could have made it
 /// (TCP). The forwarder's closes are the first FIN or RST it sends: downstream towards the
 /// server, upstream back to the client. What makes it close is an end it reads: the
-/// client's on the upstream leg, the server's on the downstream leg (a forwarder passes a
-/// FIN on, or closes both on either). A close is explained by an end on its own leg seen
-/// at the same point before it (within `slack`), or by an end on the other leg, seen at
-/// another point, before it within `doubt` (timestamps of two points). Not judged when
-/// nothing ended.
+/// client's on the upstream leg, the server's on the downstream leg. A forwarder either
+/// passes an end on (a half-close: the client's FIN becomes its FIN towards the server, the
+/// server's its FIN back to the client), or closes both legs on either end. So a close is
+/// explained by an end on the other leg, seen at another point, before it within `doubt`
+/// (timestamps of two points: passed on), or by an end on its own leg seen at the same
+/// point before it (within `slack`) when the forwarder's other close came with it, within
+/// `doubt` (both closed at once; or the other close not seen). Not judged when nothing ended.
+///
+/// A forwarder that passes ends on closes its two legs at two unrelated moments; in a wrong
+/// pairing, its close back to the client can then come before the server's end on the
+/// other leg (it was the server's end on another connection), with only the client's own
+/// end, long before, and no close towards the server with it to explain it.
 ///
 /// An unexplained close happens for the wrong pairing, or for a forwarder that closes on
 /// its own (an idle timeout, a proxy closing after a response), so this is no gate: it only
@@ -448,18 +455,20 @@ fn close_unexplained(up: &LegSum<'_>, down: &LegSum<'_>, slack: Nanos, doubt: Na
     if client_end.is_none() && server_end.is_none() {
         return false;
     }
-    // (the forwarder's close, the end on the same leg, the end on the other leg)
-    [
-        (end(down.streams[c].dir_near_client), server_end, client_end),
-        (end(up.streams[s].dir_near_server), client_end, server_end),
-    ]
-    .into_iter()
-    .any(|(close, same, other)| {
-        close.is_some_and(|t| {
-            !same.is_some_and(|e| e <= t.saturating_add(slack))
-                && !other.is_some_and(|e| e <= t.saturating_add(doubt))
+    let to_server = end(down.streams[c].dir_near_client);
+    let to_client = end(up.streams[s].dir_near_server);
+    // (the forwarder's close, the end on the same leg, the end on the other leg, the
+    // forwarder's close of the other leg)
+    [(to_server, server_end, client_end, to_client), (to_client, client_end, server_end, to_server)]
+        .into_iter()
+        .any(|(close, same, other, other_close)| {
+            close.is_some_and(|t| {
+                let passed_on = other.is_some_and(|e| e <= t.saturating_add(doubt));
+                let both_at_once = same.is_some_and(|e| e <= t.saturating_add(slack))
+                    && other_close.is_none_or(|o| o.abs_diff(t) <= doubt.unsigned_abs());
+                !passed_on && !both_at_once
+            })
         })
-    })
 }
 
 /// First payload of `dir` at the view nearest the forwarder: the server end of an upstream
