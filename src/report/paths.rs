@@ -289,9 +289,15 @@ fn hold_bound(records: &[FlowRecord], most: usize) -> Option<i64> {
         return None;
     }
     let quarter = lasts.len() - lasts.len() * 3 / 4;
-    lasts.sort_unstable_by(|a, b| b.cmp(a));
+    // The latest quarter (and the next record, to compare with), latest first: only they
+    // are sorted.
+    let take = (quarter + 1).min(lasts.len());
+    if take < lasts.len() {
+        lasts.select_nth_unstable_by(take - 1, |a, b| b.cmp(a));
+    }
+    lasts[..take].sort_unstable_by(|a, b| b.cmp(a));
     let (mut count, mut bytes, mut from) = (0, 0, i64::MAX);
-    for &(last, b) in &lasts {
+    for &(last, b) in &lasts[..take] {
         if count == quarter || bytes + b > most {
             break;
         }
