@@ -473,11 +473,10 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
                 .map(|((_, f), _)| f)
                 .collect();
             let (decided, fitting) = decided_by_the_packets(out, &Halves::read(&at_forwarder));
-            if !fitting.is_empty() {
+            if let Some(n) = fitting {
                 println!(
-                    "join_truth {} {mode}: {} ambiguous group(s); pairings of each that every byte and end at the forwarder fits: {fitting:?}",
-                    case.name,
-                    fitting.len()
+                    "join_truth {} {mode}: ways to pair the legs left ambiguous that every byte and end at the forwarder fits: {n}",
+                    case.name
                 );
             }
             assert!(
@@ -850,14 +849,17 @@ fn fits(h: &Halves, up: (SocketAddr, SocketAddr), down: (SocketAddr, SocketAddr)
         })
 }
 
-/// The groups of hops `out` left ambiguous that the packets at the forwarder decide: exactly
-/// one way to pair all the group's upstream legs with its downstream legs [`fits`]. Empty
-/// when every ambiguous group fits two pairings or more (or none: a forwarder closing on its
-/// own), which nothing in the packets can tell apart. Also how many pairings fit, by group.
-fn decided_by_the_packets(out: &[u8], h: &Halves) -> (Vec<String>, Vec<usize>) {
-    // Each leg's tuple by (path, leg); the ambiguity notes as edges upstream -> downstream.
+/// The legs `out` left ambiguous whose partner the packets at the forwarder decide: taking
+/// every upstream leg left ambiguous with every downstream one (the forwarder hands each to
+/// exactly one; legs already joined are out of the game, and no other leg is left unjoined:
+/// `unflagged_splits`), the ways to pair them all that [`fits`] allows all give the leg the
+/// same partner. Empty when every such leg has two partners or more among those pairings
+/// (or no pairing fits at all: a forwarder closing on its own), which nothing in the packets
+/// can tell apart. Also how many pairings fit (when judged).
+fn decided_by_the_packets(out: &[u8], h: &Halves) -> (Vec<String>, Option<usize>) {
+    // Each leg's tuple by (path, leg); the legs on each side of the ambiguity notes.
     let mut tuple: HashMap<(u64, u64), (SocketAddr, SocketAddr)> = HashMap::new();
-    let mut edges: Vec<((u64, u64), (u64, u64))> = Vec::new();
+    let (mut ups, mut downs): (Vec<(u64, u64)>, Vec<(u64, u64)>) = (Vec::new(), Vec::new());
     for line in String::from_utf8_lossy(out).lines() {
         let Ok(p) = serde_json::from_str::<Value>(line) else { continue };
         let id = p["id"].as_u64().unwrap_or(0);
@@ -869,69 +871,52 @@ fn decided_by_the_packets(out: &[u8], h: &Halves) -> (Vec<String>, Vec<usize>) {
         }
         for a in p["ambiguous"].as_array().into_iter().flatten() {
             let me = (id, a["leg"].as_u64().unwrap_or(0));
+            let (mine, theirs) = if a["side"] == "downstream" { (&mut ups, &mut downs) } else { (&mut downs, &mut ups) };
+            mine.push(me);
             for c in a["candidates"].as_array().into_iter().flatten() {
-                let other = (c["path"].as_u64().unwrap_or(0), c["leg"].as_u64().unwrap_or(0));
-                edges.push(if a["side"] == "downstream" { (me, other) } else { (other, me) });
+                theirs.push((c["path"].as_u64().unwrap_or(0), c["leg"].as_u64().unwrap_or(0)));
             }
         }
     }
-    // Connected groups over the legs.
-    let mut group: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut groups: Vec<(Vec<(u64, u64)>, Vec<(u64, u64)>)> = Vec::new();
-    for &(u, d) in &edges {
-        let g = match (group.get(&u).copied(), group.get(&d).copied()) {
-            (Some(a), Some(b)) if a != b => {
-                let (keep, gone) = (a.min(b), a.max(b));
-                let moved = std::mem::take(&mut groups[gone]);
-                for k in moved.0.iter().chain(&moved.1) {
-                    group.insert(*k, keep);
+    for v in [&mut ups, &mut downs] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    if ups.is_empty() || ups.len() != downs.len() || ups.len() > 8 {
+        return (Vec::new(), None); // not one-to-one (or too many to enumerate): not judged
+    }
+    let (Some(u), Some(d)) = (
+        ups.iter().map(|k| tuple.get(k).copied()).collect::<Option<Vec<_>>>(),
+        downs.iter().map(|k| tuple.get(k).copied()).collect::<Option<Vec<_>>>(),
+    ) else {
+        return (Vec::new(), None);
+    };
+    let fit: Vec<Vec<bool>> = u.iter().map(|&a| d.iter().map(|&b| fits(h, a, b)).collect()).collect();
+    // Every pairing that fits (permutations of the downstream legs, at most 8! = 40320):
+    // the partners each upstream leg gets in them.
+    let mut partners: Vec<Vec<usize>> = vec![Vec::new(); u.len()];
+    let mut fitting = 0;
+    let mut perm: Vec<usize> = (0..d.len()).collect();
+    loop {
+        if (0..u.len()).all(|i| fit[i][perm[i]]) {
+            fitting += 1;
+            for (i, &k) in perm.iter().enumerate() {
+                if !partners[i].contains(&k) {
+                    partners[i].push(k);
                 }
-                groups[keep].0.extend(moved.0);
-                groups[keep].1.extend(moved.1);
-                keep
-            }
-            (Some(a), _) | (_, Some(a)) => a,
-            (None, None) => {
-                groups.push(Default::default());
-                groups.len() - 1
-            }
-        };
-        for (k, side) in [(u, 0), (d, 1)] {
-            if group.insert(k, g).is_none() {
-                if side == 0 { groups[g].0.push(k) } else { groups[g].1.push(k) }
             }
         }
+        // Next permutation (lexicographic).
+        let Some(i) = (1..perm.len()).rev().find(|&i| perm[i - 1] < perm[i]) else { break };
+        let j = (i..perm.len()).rev().find(|&j| perm[j] > perm[i - 1]).unwrap();
+        perm.swap(i - 1, j);
+        perm[i..].reverse();
     }
-    let (mut decided, mut counts) = (Vec::new(), Vec::new());
-    for (ups, downs) in groups.iter().filter(|g| !g.0.is_empty()) {
-        if ups.len() != downs.len() || ups.len() > 6 {
-            continue; // not a forwarder's one-to-one group: not judged
-        }
-        let (Some(u), Some(d)) = (
-            ups.iter().map(|k| tuple.get(k).copied()).collect::<Option<Vec<_>>>(),
-            downs.iter().map(|k| tuple.get(k).copied()).collect::<Option<Vec<_>>>(),
-        ) else {
-            continue;
-        };
-        // Pairings that fit: permutations of the downstream legs (at most 6! = 720).
-        let mut fitting = 0;
-        let mut perm: Vec<usize> = (0..d.len()).collect();
-        loop {
-            if (0..u.len()).all(|i| fits(h, u[i], d[perm[i]])) {
-                fitting += 1;
-            }
-            // Next permutation (lexicographic).
-            let Some(i) = (1..perm.len()).rev().find(|&i| perm[i - 1] < perm[i]) else { break };
-            let j = (i..perm.len()).rev().find(|&j| perm[j] > perm[i - 1]).unwrap();
-            perm.swap(i - 1, j);
-            perm[i..].reverse();
-        }
-        counts.push(fitting);
-        if fitting == 1 {
-            decided.push(format!("upstream legs {ups:?}, downstream legs {downs:?} (path, leg): one pairing fits"));
-        }
-    }
-    (decided, counts)
+    let decided = (0..u.len())
+        .filter(|&i| partners[i].len() == 1)
+        .map(|i| format!("upstream leg {:?} can only go to {:?} (path, leg)", ups[i], downs[partners[i][0]]))
+        .collect();
+    (decided, Some(fitting))
 }
 
 // ---------------------------------------------------------------------------------------
