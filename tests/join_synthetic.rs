@@ -479,6 +479,17 @@ fn two_clients(seed: u64, legs: [LegAt; 4], fins: bool) -> (Vec<ObservationFeatu
     (obs, [(0, 0), (0, 1), (1, 0), (1, 1)])
 }
 
+/// [`two_clients`] with `legs` (their ends included), joined: both hops right, both by
+/// elimination. Returns the model and the truth.
+fn joined_by_elimination(seed: u64, legs: [LegAt; 4]) -> (Model, [(u64, usize); 4]) {
+    let (obs, truth) = two_clients(seed, legs, true);
+    let m = join(&obs, &[], |_| {});
+    let r = precision_recall(&m, &|id| truth[id as usize]);
+    assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
+    assert_eq!(m.stats.path_eliminated, 2, "{m}");
+    (m, truth)
+}
+
 /// The lab's "identical payloads" case as it often comes out: two clients send the same
 /// bytes through one forking forwarder at the same moment, every pairing is causal for the
 /// bytes and scores alike, and the forwarder's children connect in the other order. What
@@ -496,11 +507,7 @@ fn identical_clients_told_apart_by_close_order() {
         ("10.77.1.1:40002", "10.77.1.2:9000", 20, 1050, 3600, [9000, 9400]),
         ("10.77.2.1:50002", "10.77.2.2:8443", 350, 1350, 3200, [9300, 9350]),
     ];
-    let (obs, truth) = two_clients(78, legs, true);
-    let m = join(&obs, &[], |_| {});
-    let r = precision_recall(&m, &|id| truth[id as usize]);
-    assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
-    assert_eq!(m.stats.path_eliminated, 2, "{m}");
+    let (m, truth) = joined_by_elimination(78, legs);
     for p in &m.paths {
         assert!(p.via[0].evidence.iter().any(|e| matches!(e.evidence, Evidence::Elimination { legs: 4 })), "{m}");
     }
@@ -529,11 +536,7 @@ fn a_close_neither_passed_on_nor_both_at_once_rules_a_pairing_out() {
         ("10.77.1.1:52356", "10.77.1.2:9000", 5_343, 7_814, 12_221, [7_840, 12_576]),
         ("10.77.2.1:45236", "10.77.2.2:8443", 6_949, 11_263, 11_473, [12_024, 12_089]),
     ];
-    let (obs, truth) = two_clients(52, legs, true);
-    let m = join(&obs, &[], |_| {});
-    let r = precision_recall(&m, &|id| truth[id as usize]);
-    assert_eq!(r, (1.0, 1.0, 1.0, 1.0), "{m}");
-    assert_eq!(m.stats.path_eliminated, 2, "{m}");
+    joined_by_elimination(52, legs);
     // A forwarder that closes both legs at once on the client's FIN (B's close back to the
     // client and X's towards the server within 100 µs) could have closed B on B's own FIN
     // while X's server had not ended: then nothing rules B -> X out, and nothing is joined

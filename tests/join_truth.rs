@@ -783,8 +783,9 @@ impl Halves {
                 let at = flowtrail::join::features::nanos(f.ts);
                 let x = h.entry((SocketAddr::new(ip.src, t.sport), SocketAddr::new(ip.dst, t.dport))).or_default();
                 let has = |flag: u16| t.flags & flag != 0;
-                if has(flowtrail::decode::tcp_flags::SYN) && x.isn.is_none() {
-                    (x.isn, x.syn) = (Some(t.seq), Some(at));
+                // The earliest SYN of the connection, whichever point saw it.
+                if has(flowtrail::decode::tcp_flags::SYN) && x.isn.is_none_or(|i| i == t.seq) {
+                    (x.isn, x.syn) = (Some(t.seq), Some(x.syn.map_or(at, |s: i64| s.min(at))));
                 }
                 if let Some(isn) = x.isn
                     && t.payload_len > 0

@@ -265,8 +265,9 @@ pub fn join_batch(
                 .ok()
                 .and_then(|k| features.items.get(by_id[k].1 as usize))
         };
-        // Taken out in id order; the others stay, for the caller to free.
-        for r in records.extract_if(.., |r| held.binary_search(&r.info.id).is_ok() && feature(r.info.id).is_some()) {
+        // Taken out in id order (every held record has features: the joiner held it); the
+        // others stay, for the caller to free.
+        for r in records.extract_if(.., |r| held.binary_search(&r.info.id).is_ok()) {
             if let Some(f) = feature(r.info.id) {
                 carried.push((r, f.clone()));
             }
