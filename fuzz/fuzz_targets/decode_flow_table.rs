@@ -13,6 +13,7 @@ use arbitrary::Arbitrary;
 use etherparse::PacketBuilder;
 use flowtrail::capture::{Frame, Point, Points, Timestamp};
 use flowtrail::flow::{FlowConfig, FlowInfo, FlowObserver, FlowRecord, FlowTable, Nanos};
+use flowtrail::join::ObservationFeatures;
 use flowtrail::reassembly::{Config, Direction, Event};
 use libfuzzer_sys::fuzz_target;
 use std::collections::{HashMap, HashSet};
@@ -76,7 +77,7 @@ impl FlowObserver for Checker {
         }
     }
 
-    fn flow_ended(&mut self, record: FlowRecord) {
+    fn flow_ended(&mut self, record: FlowRecord, _features: Option<&ObservationFeatures>) {
         assert!(self.ended.insert(record.info.id), "flow {} ended twice", record.info.id);
         if let Some(tcp) = &record.tcp {
             for d in 0..2 {
