@@ -23,6 +23,9 @@ With --baseline BIN, another flowtrail binary (say, an earlier commit's) is time
 rounds, --flows=json and --no-join, and its joining overhead printed next to this one's; with
 --only-flowtrail, tshark, tcpflow and --streams are left out (and so are their checks).
 
+The first two are also timed pinned to one core (taskset -c 0), the case of a machine with
+no core to spare for the join thread, and that overhead is printed too.
+
 usage: bench/flow_bench.py [--connections N] [--runs R] [--keep] [--baseline BIN] [--only-flowtrail]
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, time
@@ -167,6 +170,14 @@ def main():
             ("baseline --flows=json", lambda: [a.baseline, "-r", cap, "--flows=json"], None),
             ("baseline --no-join", lambda: [a.baseline, "-r", cap, "--flows=json", "--no-join"], None),
         ]
+    # The same two on one core (taskset): joining runs on a second thread, so with a core to
+    # spare it costs CPU but hardly any wall time; on one core, wall time pays for it all.
+    taskset = shutil.which("taskset")
+    if taskset:
+        tools += [
+            ("one-core --flows=json", lambda: [taskset, "-c", "0", ft, "-r", cap, "--flows=json"], None),
+            ("one-core --no-join", lambda: [taskset, "-c", "0", ft, "-r", cap, "--flows=json", "--no-join"], None),
+        ]
     best = {}
     results = {name: [] for name, _, _ in tools}
     # Rounds interleave the tools, so a slower stretch of a shared machine hits all alike.
@@ -201,7 +212,7 @@ def main():
     if tshark:
         compare_with_tshark(tshark, cap, flows_of(out_path))
     os.unlink(out_path)
-    for who in ["flowtrail"] + (["baseline"] if a.baseline else []):
+    for who in ["flowtrail"] + (["baseline"] if a.baseline else []) + (["one-core"] if taskset else []):
         j, nj = best[f"{who} --flows=json"], best[f"{who} --no-join"]
         print(f"joining ({who}): --flows=json {j[0]:.2f} s wall / {j[1]:.2f} s cpu / {j[2] / 1024:.0f} MiB, --no-join "
               f"{nj[0]:.2f} s wall / {nj[1]:.2f} s cpu / {nj[2] / 1024:.0f} MiB: overhead {(j[0] / nj[0] - 1) * 100:+.1f}% wall, "
