@@ -209,7 +209,7 @@ impl EvidenceFollower {
                 owner: owner.clone(),
             })
             .collect();
-        v.sort_by(|a, b| (a.local, a.remote).cmp(&(b.local, b.remote)));
+        v.sort_by_key(|o| (o.local, o.remote));
         v
     }
 }
@@ -756,7 +756,7 @@ impl LiveEvidence {
             stats.sockets_attributed += 1;
             ev.owners.push(SocketOwner { netns, proto, local, remote, owner });
         }
-        ev.owners.sort_by(|a, b| (a.local, a.remote).cmp(&(b.local, b.remote)));
+        ev.owners.sort_by_key(|o| (o.local, o.remote));
         (ev, stats)
     }
 }

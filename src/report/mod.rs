@@ -717,7 +717,7 @@ impl FlowObserver for Outputs {
         if self.flows.is_some() {
             // The join thread's finished chunks, looked for every 64 records (the channel
             // bounds what waits; polling it at every record costs more than it gains).
-            if self.held.len() % 64 == 0
+            if self.held.len().is_multiple_of(64)
                 && let Err(e) = self.collect(false)
             {
                 self.fail(e);
@@ -817,8 +817,7 @@ mod tests {
             spare = f.data;
         }
         assert_eq!(report.finish().unwrap(), 0);
-        let bytes = out.0.borrow().clone();
-        bytes
+        out.0.borrow().clone()
     }
 
     #[test]

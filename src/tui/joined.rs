@@ -146,7 +146,7 @@ impl Joined {
         for l in input.loose {
             items.push((l.row.first, l.row, Shown::Loose { entry: l.entry, observations: l.observations }));
         }
-        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items.sort_by_key(|i| i.0);
         let mut rows = Vec::with_capacity(items.len());
         let mut shown = Vec::with_capacity(items.len());
         for (k, (_, mut row, s)) in items.into_iter().enumerate() {
