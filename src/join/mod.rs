@@ -738,7 +738,7 @@ impl<'a> Joiner<'a> {
                             (lo, hi) = (lo.min(last), hi.max(last));
                         }
                     }
-                    if hi < lo { (sums[c[0] as usize].last, 0) } else { (hi, hi - lo) }
+                    if hi < lo { (sums[c[0] as usize].last, 0) } else { (hi, hi.saturating_sub(lo)) }
                 })
                 .collect();
             let latest = ends.iter().map(|e| e.0).max().unwrap_or(0);

@@ -125,6 +125,7 @@ proptest! {
         pkts in proptest::collection::vec(pkt(), 0..60),
         ct in proptest::collection::vec((0u8..6, 0u8..6, any::<bool>()), 0..4),
         owners in proptest::collection::vec((0u8..6, any::<bool>(), 0u32..3), 0..4),
+        hold in prop_oneof![Just(i64::MIN), Just(i64::MAX), 0i64..5_000_000, any::<i64>()],
     ) {
         let mut obs = build(&pkts);
         for (o, client, pid) in owners {
@@ -170,6 +171,22 @@ proptest! {
             prop_assert_eq!(seen[i], u32::from(!f.is_empty()), "observation {} in {:?}", i, m);
         }
         prop_assert!(m.paths.windows(2).all(|w| w[0].first_ns <= w[1].first_ns));
+        // Joined as a batch that holds back what may still grow: every observation is
+        // written or held back, once.
+        let mut written = vec![0u32; obs.len()];
+        let (_, held) = j.join_each(Some(hold), |firsts| (1..=firsts.len() as u64).collect(), |p| {
+            for o in p.legs.iter().flat_map(|l| &l.observations) {
+                for &id in &o.ids {
+                    written[id as usize] += 1;
+                }
+            }
+        });
+        for id in held {
+            written[id.0 as usize] += 1;
+        }
+        for (i, f) in obs.iter().enumerate() {
+            prop_assert_eq!(written[i], u32::from(!f.is_empty()), "observation {} held back from {}", i, hold);
+        }
     }
 }
 
@@ -216,4 +233,35 @@ fn extreme_points_and_times() {
         "{m}"
     );
     let _ = m.paths[0].to_json();
+}
+
+/// The `join` fuzz target's find, shrunk by the property above: held back from the start of
+/// time, a path whose observations end at both extremes of time (the spread of their ends
+/// overflowed a subtraction). Every observation is still written or held back once.
+#[test]
+fn hold_back_with_ends_at_both_extremes() {
+    let p = |obs: u8, t: i64, seq: u32, flags: u8| Pkt {
+        obs,
+        c2s: false,
+        t,
+        seq,
+        ack: 0,
+        flags,
+        ts: None,
+        id: 0,
+        payload: Vec::new(),
+        udp: false,
+    };
+    let obs = build(&[p(3, i64::MIN, 2, 98), p(3, i64::MAX, 0, 0), p(4, i64::MIN, 2, 34)]);
+    let mut j = Joiner::new(JoinConfig::default());
+    for (i, f) in obs.iter().enumerate() {
+        j.add_observation(ObservationId(i as u64), f);
+    }
+    for hold in [i64::MIN, 0, i64::MAX] {
+        let mut seen = 0;
+        let (_, held) = j.join_each(Some(hold), |firsts| (1..=firsts.len() as u64).collect(), |p| {
+            seen += p.legs.iter().flat_map(|l| &l.observations).map(|o| o.ids.len()).sum::<usize>();
+        });
+        assert_eq!(seen + held.len(), obs.iter().filter(|f| !f.is_empty()).count(), "hold {hold}");
+    }
 }
