@@ -30,8 +30,10 @@ for t in "${targets[@]}"; do
   # The wall-clock bound is the fuzzer's own; `timeout` only guards against a hung build.
   timeout $((secs + 600)) cargo fuzz run -a -s none "$t" "corpus/$t" -- \
     -max_total_time="$secs" -max_len=8192 -timeout=10 -print_final_stats=1 >"$log" 2>&1 || rc=$?
-  runs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | tail -1 | awk '{print $2 " runs in " $5 " s"}')
-  [ -n "$runs" ] || runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{print $2 " runs"}' | tail -1)
+  # (`|| true`: a crashed run has no such line, and under `set -e -o pipefail` the failed
+  # grep would end the script before the summary said which target crashed)
+  runs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | tail -1 | awk '{print $2 " runs in " $5 " s"}' || true)
+  [ -n "$runs" ] || runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{print $2 " runs"}' | tail -1 || true)
   files=$(find "corpus/$t" -type f | wc -l)
   after=$(compgen -G "artifacts/$t/crash-*" | wc -l || true)
   if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
