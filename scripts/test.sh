@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cargo test --release --locked -- --test-threads "$(nproc)" "$@"
+# The `checked` profile is release with integer overflow checks (Cargo.toml): an overflow
+# panics the test instead of wrapping silently.
+cargo test --profile checked --locked -- --test-threads "$(nproc)" "$@"
 # The fuzz targets (scripts/fuzz.sh runs them) must keep building as the crate's API changes:
 # type-checked here with the cfg cargo-fuzz sets (about 40 s from scratch).
 RUSTFLAGS="--cfg fuzzing" cargo check --release --locked --manifest-path fuzz/Cargo.toml --bins
