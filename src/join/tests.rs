@@ -167,26 +167,11 @@ proptest! {
             let _ = p.to_json();
             let _ = p.to_string();
         }
-        for (i, f) in obs.iter().enumerate() {
-            prop_assert_eq!(seen[i], u32::from(!f.is_empty()), "observation {} in {:?}", i, m);
-        }
+        prop_assert_eq!(&seen, &once_each(&obs), "in {:?}", m);
         prop_assert!(m.paths.windows(2).all(|w| w[0].first_ns <= w[1].first_ns));
         // Joined as a batch that holds back what may still grow: every observation is
         // written or held back, once.
-        let mut written = vec![0u32; obs.len()];
-        let (_, held) = j.join_each(Some(hold), |firsts| (1..=firsts.len() as u64).collect(), |p| {
-            for o in p.legs.iter().flat_map(|l| &l.observations) {
-                for &id in &o.ids {
-                    written[id as usize] += 1;
-                }
-            }
-        });
-        for id in held {
-            written[id.0 as usize] += 1;
-        }
-        for (i, f) in obs.iter().enumerate() {
-            prop_assert_eq!(written[i], u32::from(!f.is_empty()), "observation {} held back from {}", i, hold);
-        }
+        prop_assert_eq!(written_or_held(&j, obs.len(), hold), once_each(&obs), "held back from {}", hold);
     }
 }
 
@@ -258,10 +243,28 @@ fn hold_back_with_ends_at_both_extremes() {
         j.add_observation(ObservationId(i as u64), f);
     }
     for hold in [i64::MIN, 0, i64::MAX] {
-        let mut seen = 0;
-        let (_, held) = j.join_each(Some(hold), |firsts| (1..=firsts.len() as u64).collect(), |p| {
-            seen += p.legs.iter().flat_map(|l| &l.observations).map(|o| o.ids.len()).sum::<usize>();
-        });
-        assert_eq!(seen + held.len(), obs.iter().filter(|f| !f.is_empty()).count(), "hold {hold}");
+        assert_eq!(written_or_held(&j, obs.len(), hold), once_each(&obs), "hold {hold}");
     }
+}
+
+/// How many times `join_each` with `hold` writes (in a path) or holds back each of the
+/// `n` observations (ids `0..n`).
+fn written_or_held(j: &Joiner, n: usize, hold: i64) -> Vec<u32> {
+    let mut count = vec![0u32; n];
+    let (_, held) = j.join_each(Some(hold), |firsts| (1..=firsts.len() as u64).collect(), |p| {
+        for o in p.legs.iter().flat_map(|l| &l.observations) {
+            for &id in &o.ids {
+                count[id as usize] += 1;
+            }
+        }
+    });
+    for id in held {
+        count[id.0 as usize] += 1;
+    }
+    count
+}
+
+/// Once for each observation that saw anything, never for an empty one.
+fn once_each(obs: &[ObservationFeatures]) -> Vec<u32> {
+    obs.iter().map(|f| u32::from(!f.is_empty())).collect()
 }
