@@ -178,6 +178,15 @@
 //! gets no latency for that hop). Timestamps of all points are assumed to come from one
 //! clock.
 //!
+//! Offline, legs that carry identical bytes through one forwarder can be undecidable: only
+//! time tells them apart, and a forking forwarder's children race. Seen in the lab: two
+//! clients each send 20000 bytes, ~0.6 ms apart (upstream A at .8255, B at .8249); the
+//! forwarder's children connect out in the other order (downstream C at .8229, D at .8253)
+//! and forward to D at .8293 and C at .8305; the replies come back and the clients reset.
+//! Every byte and every end fits both A->D, B->C (the truth, from the forwarder's log) and
+//! A->C, B->D: each forwarded byte after the byte read, each close after an end. Such a
+//! group stays `ambiguous` rather than joined by a guess; live, the owning process decides.
+//!
 //! ## Cost
 //!
 //! Candidate search is hash-based (ISNs, TSvals, tuples, sequence blocks, datagram and
