@@ -158,12 +158,8 @@ proptest! {
             for l in &p.legs {
                 prop_assert!(!l.observations.is_empty());
                 prop_assert_eq!(l.hops.len() + 1, l.observations.len());
-                for o in &l.observations {
-                    for &id in &o.ids {
-                        seen[id as usize] += 1;
-                    }
-                }
             }
+            count_ids(&mut seen, p);
             let _ = p.to_json();
             let _ = p.to_string();
         }
@@ -251,17 +247,20 @@ fn hold_back_with_ends_at_both_extremes() {
 /// `n` observations (ids `0..n`).
 fn written_or_held(j: &Joiner, n: usize, hold: i64) -> Vec<u32> {
     let mut count = vec![0u32; n];
-    let (_, held) = j.join_each(Some(hold), |firsts| (1..=firsts.len() as u64).collect(), |p| {
-        for o in p.legs.iter().flat_map(|l| &l.observations) {
-            for &id in &o.ids {
-                count[id as usize] += 1;
-            }
-        }
-    });
+    let (_, held) = j.join_each(Some(hold), |firsts| (1..=firsts.len() as u64).collect(), |p| count_ids(&mut count, &p));
     for id in held {
         count[id.0 as usize] += 1;
     }
     count
+}
+
+/// Counts each observation id `p` holds into `count`.
+fn count_ids(count: &mut [u32], p: &Path) {
+    for o in p.legs.iter().flat_map(|l| &l.observations) {
+        for &id in &o.ids {
+            count[id as usize] += 1;
+        }
+    }
 }
 
 /// Once for each observation that saw anything, never for an empty one.
