@@ -24,7 +24,8 @@ rounds, --flows=json and --no-join, and its joining overhead printed next to thi
 --only-flowtrail, tshark, tcpflow and --streams are left out (and so are their checks).
 
 The first two are also timed pinned to one core (taskset -c 0), the case of a machine with
-no core to spare for the join thread, and that overhead is printed too.
+no core to spare for a join thread (flowtrail then joins inline), and that overhead is
+printed too.
 
 usage: bench/flow_bench.py [--connections N] [--runs R] [--keep] [--baseline BIN] [--only-flowtrail]
 """
@@ -170,8 +171,9 @@ def main():
             ("baseline --flows=json", lambda: [a.baseline, "-r", cap, "--flows=json"], None),
             ("baseline --no-join", lambda: [a.baseline, "-r", cap, "--flows=json", "--no-join"], None),
         ]
-    # The same two on one core (taskset): joining runs on a second thread, so with a core to
-    # spare it costs CPU but hardly any wall time; on one core, wall time pays for it all.
+    # The same two on one core (taskset): with a core to spare, joining runs on a second
+    # thread and costs CPU but hardly any wall time; on one core (where flowtrail joins
+    # inline, a thread would only take turns with it), wall time pays for it all.
     taskset = shutil.which("taskset")
     if taskset:
         tools += [
