@@ -666,13 +666,33 @@ fn joined_in_batches(n: u64, spacing: i64) -> (Vec<u64>, serde_json::Value) {
     let dir = std::env::temp_dir().join(format!("flowtrail-join-batches-{}-{spacing}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let files = write_pcaps(n, spacing, &dir);
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flowtrail"));
-    for f in &files {
+    let out = in_batches(&files, None);
+    let _ = std::fs::remove_dir_all(&dir);
+    check_batches(n, out)
+}
+
+/// `flowtrail --flows=json --max-memory 64M` on `files`, run through `wrapper` if given
+/// (say, `taskset -c 0`).
+fn in_batches(files: &[String], wrapper: Option<&[&str]>) -> std::process::Output {
+    let bin = env!("CARGO_BIN_EXE_flowtrail");
+    let mut cmd = match wrapper {
+        Some(w) => {
+            let mut c = std::process::Command::new(w[0]);
+            c.args(&w[1..]).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    for f in files {
         cmd.arg("-r").arg(f.split_once('=').unwrap().1);
     }
     let out = cmd.args(["--flows=json", "--max-memory", "64M"]).output().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The cut connections and the stats of [`joined_in_batches`]' run.
+fn check_batches(n: u64, out: std::process::Output) -> (Vec<u64>, serde_json::Value) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stats: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     let base = |point: &str| match point {
@@ -716,4 +736,30 @@ fn paths_stay_whole_when_joined_in_many_batches() {
     let counted = stats["join"]["batch_cut_paths"].as_u64().unwrap();
     println!("every 20 us: {} of 2000 paths cut; batch_cut_paths {counted}", cut.len());
     assert!(!cut.is_empty() && counted >= cut.len() as u64, "{} cut, {counted} counted", cut.len());
+}
+
+/// Pinned to one CPU, flowtrail joins its batches inline instead of on a second thread
+/// (there the thread would only take turns with the capture loop): the output is the same,
+/// byte for byte, and so are the join's stats.
+#[test]
+fn one_cpu_joins_inline_with_the_same_output() {
+    if !std::process::Command::new("taskset").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        println!("SKIP: no taskset (util-linux) to pin flowtrail to one CPU");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("flowtrail-join-one-cpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = write_pcaps(2_000, 100 * US, &dir);
+    let free = in_batches(&files, None);
+    let pinned = in_batches(&files, Some(&["taskset", "-c", "0"]));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(free.stdout == pinned.stdout, "pinned to one CPU, the joined paths differ");
+    let stats = |o: &std::process::Output| -> serde_json::Value {
+        let s = String::from_utf8_lossy(&o.stderr);
+        serde_json::from_str::<serde_json::Value>(s.lines().last().unwrap()).unwrap()["stats"]["join"].clone()
+    };
+    assert_eq!(stats(&free), stats(&pinned));
+    let (cut, s) = check_batches(2_000, pinned);
+    assert!(cut.is_empty(), "{cut:?}");
+    assert!(s["records_flushed_early"].as_u64().unwrap() >= 4, "joined in too few batches: {s}");
 }
