@@ -20,7 +20,8 @@
 //!   cleared for a later one: no record costs an allocation or a free for its features, on
 //!   either thread. The output (batch order,
 //!   path ids) is the one an inline join of the same batches writes (with `--follow`, which
-//!   shares standard output, batches are joined inline). Each batch is joined with the
+//!   shares standard output, batches are joined inline, and so they are when the process
+//!   may run on one CPU only: see [`ReportOptions::join_thread`]). Each batch is joined with the
 //!   report's evidence ([`ReportOptions::evidence`], then what [`FlowReport::add_evidence`]
 //!   adds: live, the final evidence, added when capture ends) and, live, when it is joined
 //!   before that, with the evidence gathered so far that bears on its records
