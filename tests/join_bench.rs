@@ -666,23 +666,19 @@ fn joined_in_batches(n: u64, spacing: i64) -> (Vec<u64>, serde_json::Value) {
     let dir = std::env::temp_dir().join(format!("flowtrail-join-batches-{}-{spacing}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let files = write_pcaps(n, spacing, &dir);
-    let out = in_batches(&files, None);
+    let out = in_batches(&files, false);
     let _ = std::fs::remove_dir_all(&dir);
     check_batches(n, out)
 }
 
-/// `flowtrail --flows=json --max-memory 64M` on `files`, run through `wrapper` if given
-/// (say, `taskset -c 0`).
-fn in_batches(files: &[String], wrapper: Option<&[&str]>) -> std::process::Output {
+/// `flowtrail --flows=json --max-memory 64M` on `files`; with `one_cpu`, pinned to CPU 0
+/// (`taskset -c 0`).
+fn in_batches(files: &[String], one_cpu: bool) -> std::process::Output {
     let bin = env!("CARGO_BIN_EXE_flowtrail");
-    let mut cmd = match wrapper {
-        Some(w) => {
-            let mut c = std::process::Command::new(w[0]);
-            c.args(&w[1..]).arg(bin);
-            c
-        }
-        None => std::process::Command::new(bin),
-    };
+    let mut cmd = std::process::Command::new(if one_cpu { "taskset" } else { bin });
+    if one_cpu {
+        cmd.args(["-c", "0", bin]);
+    }
     for f in files {
         cmd.arg("-r").arg(f.split_once('=').unwrap().1);
     }
@@ -750,8 +746,8 @@ fn one_cpu_joins_inline_with_the_same_output() {
     let dir = std::env::temp_dir().join(format!("flowtrail-join-one-cpu-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let files = write_pcaps(2_000, 100 * US, &dir);
-    let free = in_batches(&files, None);
-    let pinned = in_batches(&files, Some(&["taskset", "-c", "0"]));
+    let free = in_batches(&files, false);
+    let pinned = in_batches(&files, true);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(free.stdout == pinned.stdout, "pinned to one CPU, the joined paths differ");
     let (_, with_thread) = check_batches(2_000, free);
