@@ -334,29 +334,10 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
     for (i, p) in case.points.iter().enumerate() {
         let (ns, dev) = p.split_once('/').unwrap();
         let file = dir.join(format!("p{i}.pcap"));
-        let mut c = Command::new("ip");
-        c.args([
-            "netns",
-            "exec",
-            ns,
-            "timeout",
-            "300",
-            "tcpdump",
-            "-n",
-            "-U",
-            "--immediate-mode",
-            "-B",
-            "32768",
-            "-s",
-            "0",
-            "-i",
-            dev,
-            "-w",
-        ])
-        .arg(&file);
+        let c = common::tcpdump_writer(ns, dev, &file);
         let mut b = Background::spawn(c, dir, &format!("tcpdump{i}"));
         b.wait_for("listening on", 1, Duration::from_secs(20));
-        dumps.push((format!("p{i}"), file, b));
+        dumps.push((format!("p{i}"), dev, file, b));
     }
     ft.wait_for("listening on", case.points.len(), Duration::from_secs(20));
 
@@ -375,23 +356,20 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
         }
         assert!(st.success(), "{}: client failed ({st}): {err}", case.name);
     }
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(common::TCPDUMP_SETTLE);
 
     // 3. Stop: tcpdumps, then flowtrail (which prints the joined paths).
-    for (_, _, b) in dumps.iter_mut() {
+    for (_, _, _, b) in dumps.iter_mut() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(b.pid() as i32), nix::sys::signal::Signal::SIGINT);
     }
     let live = ft.interrupt();
     assert!(live.status.success(), "{}: live flowtrail: {}", case.name, live.stderr);
     let mut files = Vec::new();
-    for (label, file, b) in dumps {
+    for (label, dev, file, b) in dumps {
         let done = b.interrupt();
-        assert!(
-            done.stderr.lines().any(|l| l.trim() == "0 packets dropped by kernel"),
-            "{}: tcpdump on {label} dropped packets: {}",
-            case.name,
-            done.stderr
-        );
+        if let Err(e) = common::tcpdump_wrote_all(dev, &done.stderr) {
+            panic!("{}: at {label}: {e}", case.name);
+        }
         files.push((label, file));
     }
     assert!(
