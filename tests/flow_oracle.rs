@@ -564,3 +564,21 @@ fn streams_under_random_loss_equal_what_was_sent() {
     );
     assert_eq!(tshark_agree, victims.len(), "tshark differs:\n{}", tshark_diff.join("\n"));
 }
+
+/// The check every tcpdump capture of this test and of join_truth passes through: drops,
+/// packets left in the ring at SIGINT, tcpdump's singular, and `lo`'s two copies.
+#[test]
+fn tcpdump_statistics_are_checked() {
+    let stats = |c: &str, r: &str, d: &str| {
+        format!("tcpdump: listening on x\n{c} captured\n{r} received by filter\n{d} dropped by kernel\n")
+    };
+    assert_eq!(tcpdump_wrote_all("veth0", &stats("515 packets", "515 packets", "0 packets")), Ok(515));
+    assert_eq!(tcpdump_wrote_all("veth0", &stats("1 packet", "1 packet", "0 packets")), Ok(1));
+    assert_eq!(tcpdump_wrote_all("lo", &stats("572 packets", "1144 packets", "0 packets")), Ok(572));
+    // Dropped by the kernel (CI, before the ring was V3), and left in an unretired block.
+    assert!(tcpdump_wrote_all("r0", &stats("515 packets", "578 packets", "63 packets")).is_err());
+    assert!(tcpdump_wrote_all("r0", &stats("0 packets", "10 packets", "0 packets")).is_err());
+    assert!(tcpdump_wrote_all("lo", &stats("572 packets", "572 packets", "0 packets")).is_err());
+    // No statistics at all (killed, or never started).
+    assert!(tcpdump_wrote_all("r0", "tcpdump: listening on r0\n").is_err());
+}
