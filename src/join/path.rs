@@ -14,6 +14,7 @@ use super::view::{View, Views};
 use super::{JoinConfig, JoinStats};
 use crate::join::digest::{DigestCmp, StreamDigest};
 use crate::netns::Netns;
+use smallvec::SmallVec;
 
 /// One direction of a leg, summarized over its views.
 #[derive(Clone, Copy, Debug, Default)]
@@ -668,10 +669,10 @@ pub(crate) fn choose(
         .map(|i| (find(&mut parent, i), i))
         .collect();
     order.sort_unstable();
-    let groups = order
-        .chunk_by(|a, b| a.0 == b.0)
-        .map(|g| g.iter().map(|x| x.1).collect::<Vec<usize>>());
-    for g in groups {
+    let mut g: Vec<usize> = Vec::new();
+    for group in order.chunk_by(|a, b| a.0 == b.0) {
+        g.clear();
+        g.extend(group.iter().map(|x| x.1));
         if g.len() == 1 {
             choice.accepted.push(g[0]);
         } else if g.len() <= EXACT_EDGES && exact(edges, &g, margin, &mut choice) {
@@ -865,10 +866,12 @@ impl<'e> Graph<'e> {
 
     /// Whether `to` is downstream of `from` over candidate edges (`from` itself excluded).
     fn reaches(&self, from: u32, to: u32) -> bool {
-        let mut frontier = vec![from];
-        let mut seen: Vec<u32> = vec![from];
+        // On the stack: chains are short (a heap block per call cost more than the search).
+        type Legs = SmallVec<[u32; 8]>;
+        let mut frontier: Legs = smallvec::smallvec![from];
+        let mut seen: Legs = smallvec::smallvec![from];
         for _ in 0..CHAIN_DEPTH {
-            let mut next = Vec::new();
+            let mut next = Legs::new();
             for l in frontier {
                 for &i in self.out_of(l) {
                     let d = self.edges[i].down;
@@ -961,8 +964,9 @@ fn clear_best(edges: &[PathEdge], g: &Graph<'_>, margin: i32, choice: &mut Choic
 
 fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> bool {
     // Every matching, as (weight, edge mask), by depth-first search with the used ends in
-    // bitmasks over the group's own legs (at most 2 * EXACT_EDGES of them).
-    let mut legs: Vec<u32> = Vec::with_capacity(2 * g.len());
+    // bitmasks over the group's own legs (at most 2 * EXACT_EDGES of them). Groups are
+    // mostly a path's two or three edges: the lists stay on the stack then.
+    let mut legs: SmallVec<[u32; 8]> = SmallVec::new();
     for &i in g {
         for l in [edges[i].up, edges[i].down] {
             if !legs.contains(&l) {
@@ -971,7 +975,7 @@ fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> b
         }
     }
     let local = |l: u32| legs.iter().position(|&x| x == l).unwrap_or(0) as u32;
-    let ends: Vec<(u64, u64, i64)> = g
+    let ends: SmallVec<[(u64, u64, i64); 4]> = g
         .iter()
         .map(|&i| {
             (
@@ -981,10 +985,9 @@ fn exact(edges: &[PathEdge], g: &[usize], margin: i32, choice: &mut Choice) -> b
             )
         })
         .collect();
-    let mut found: Vec<(i64, u32)> = Vec::with_capacity(1 << g.len().min(6));
+    let mut found: SmallVec<[(i64, u32); 8]> = SmallVec::new();
     // Iterative DFS: (next edge, used ups, used downs, weight, mask).
-    let mut stack: Vec<(usize, u64, u64, i64, u32)> = Vec::with_capacity(g.len() + 1);
-    stack.push((0, 0, 0, 0, 0));
+    let mut stack: SmallVec<[(usize, u64, u64, i64, u32); 8]> = smallvec::smallvec![(0, 0, 0, 0, 0)];
     while let Some((k, ups, downs, w, mask)) = stack.pop() {
         if k == ends.len() {
             found.push((w, mask));

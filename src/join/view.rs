@@ -107,9 +107,10 @@ pub(crate) fn views(
         };
         return (smallvec::smallvec![v], Vec::new());
     }
-    let mut sorted: Vec<u32> = members.to_vec();
+    // Scratch on the stack: a leg has a few observations (one or two per point).
+    let mut sorted: smallvec::SmallVec<[u32; 8]> = members.iter().copied().collect();
     sorted.sort_by_key(|&m| (obs[m as usize].point, m));
-    let mut used = vec![false; sorted.len()];
+    let mut used: smallvec::SmallVec<[bool; 8]> = smallvec::smallvec![false; sorted.len()];
     let mut out = Views::with_capacity(sorted.len());
     for i in 0..sorted.len() {
         if used[i] {
@@ -151,7 +152,7 @@ pub(crate) fn views(
         .map(|(i, _)| i);
     // Delays measured against the reference, kept for the hops: `(other's c2s member,
     // c2s samples, s2c samples)`, as the other view lags behind the reference.
-    let mut memo: Vec<(u32, Samples, Samples)> = Vec::with_capacity(out.len());
+    let mut memo: smallvec::SmallVec<[(u32, Samples, Samples); 4]> = smallvec::SmallVec::new();
     if let Some(r) = reference {
         let rv = out[r].clone();
         for v in out.iter_mut() {
