@@ -845,23 +845,62 @@ const CHAIN_LEGS: usize = 256;
 /// The candidate edges as a graph: each leg's edges out and in.
 struct Graph<'e> {
     edges: &'e [PathEdge],
-    outs: std::collections::HashMap<u32, Vec<usize>>,
-    ins: std::collections::HashMap<u32, Vec<usize>>,
+    /// Edge indices by upstream leg and by downstream leg, as compressed rows (legs are
+    /// dense indices): leg `l`'s are `idx[at[l]..at[l + 1]]`.
+    outs: Rows,
+    ins: Rows,
+}
+
+struct Rows {
+    at: Vec<u32>,
+    idx: Vec<usize>,
+}
+
+impl Rows {
+    /// Counting sort of the edges by `leg(edge)`; `legs` bounds every leg index.
+    fn new(edges: &[PathEdge], legs: usize, leg: impl Fn(&PathEdge) -> u32) -> Rows {
+        let mut at = vec![0u32; legs + 1];
+        for e in edges {
+            at[leg(e) as usize + 1] += 1;
+        }
+        for l in 0..legs {
+            at[l + 1] += at[l];
+        }
+        let mut fill = at.clone();
+        let mut idx = vec![0usize; edges.len()];
+        for (i, e) in edges.iter().enumerate() {
+            let f = &mut fill[leg(e) as usize];
+            idx[*f as usize] = i;
+            *f += 1;
+        }
+        Rows { at, idx }
+    }
+
+    fn of(&self, l: u32) -> &[usize] {
+        let l = l as usize;
+        match (self.at.get(l), self.at.get(l + 1)) {
+            (Some(&a), Some(&b)) => &self.idx[a as usize..b as usize],
+            _ => &[],
+        }
+    }
 }
 
 impl<'e> Graph<'e> {
     fn new(edges: &'e [PathEdge]) -> Graph<'e> {
-        let mut outs: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
-        let mut ins: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
-        for (i, e) in edges.iter().enumerate() {
-            outs.entry(e.up).or_default().push(i);
-            ins.entry(e.down).or_default().push(i);
+        let legs = edges.iter().map(|e| e.up.max(e.down) as usize + 1).max().unwrap_or(0);
+        Graph {
+            edges,
+            outs: Rows::new(edges, legs, |e| e.up),
+            ins: Rows::new(edges, legs, |e| e.down),
         }
-        Graph { edges, outs, ins }
     }
 
     fn out_of(&self, l: u32) -> &[usize] {
-        self.outs.get(&l).map_or(&[], Vec::as_slice)
+        self.outs.of(l)
+    }
+
+    fn in_of(&self, l: u32) -> &[usize] {
+        self.ins.of(l)
     }
 
     /// Whether `to` is downstream of `from` over candidate edges (`from` itself excluded).
@@ -919,13 +958,13 @@ fn clear_best(edges: &[PathEdge], g: &Graph<'_>, margin: i32, choice: &mut Choic
     if choice.accepted.is_empty() {
         return;
     }
-    let (outs, ins, reaches) = (&g.outs, &g.ins, |a: u32, b: u32| g.reaches(a, b));
+    let reaches = |a: u32, b: u32| g.reaches(a, b);
     let accepted = std::mem::take(&mut choice.accepted);
     for i in accepted {
         let e = &edges[i];
         let mut close: Vec<usize> = Vec::new();
         let mut skip = false;
-        for &j in outs.get(&e.up).map(Vec::as_slice).unwrap_or(&[]) {
+        for &j in g.out_of(e.up) {
             let r = &edges[j];
             if j == i || reaches(e.down, r.down) {
                 continue;
@@ -936,7 +975,7 @@ fn clear_best(edges: &[PathEdge], g: &Graph<'_>, margin: i32, choice: &mut Choic
                 close.push(j);
             }
         }
-        for &j in ins.get(&e.down).map(Vec::as_slice).unwrap_or(&[]) {
+        for &j in g.in_of(e.down) {
             let r = &edges[j];
             if j == i || reaches(r.up, e.up) {
                 continue;
