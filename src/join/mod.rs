@@ -192,10 +192,13 @@
 //! Candidate search is hash-based (ISNs, TSvals, tuples, sequence blocks, datagram and
 //! payload digests; pairs only within the time windows, at most
 //! [`JoinConfig::max_candidates`] per entry and key), never all pairs. Memory: the features
-//! (about 1.2 KiB per observation, fixed), 64 bytes per candidate link, and the model. On
-//! the 2-core development machine (other jobs running) `tests/join_bench.rs` joins 50k
-//! seed-path-like paths (250k observations, 50k conntrack entries) in about 0.6-0.9 s of
-//! CPU time.
+//! (about 1.2 KiB per observation, fixed), 64 bytes per candidate link, and the model.
+//! Scratch lists of a leg or of a conflict group stay on the stack, and the path graph is
+//! indexed by dense leg numbers, not hashed (heap blocks and SipHash were a tenth of the
+//! join's instructions). On the 2-core development machine (other jobs running)
+//! `tests/join_bench.rs` joins 50k seed-path-like paths (250k observations, 50k conntrack
+//! entries) in about 0.65-0.7 s of CPU time, best of three joins in one process (the
+//! first, on memory fresh from the kernel, takes about 0.9-1 s).
 
 pub mod digest;
 pub mod evidence;
