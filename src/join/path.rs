@@ -645,11 +645,7 @@ pub(crate) fn choose(
         }
         x
     }
-    let legs = edges
-        .iter()
-        .map(|e| e.up.max(e.down) as usize + 1)
-        .max()
-        .unwrap_or(0);
+    let legs = graph.legs();
     let mut first_out: Vec<u32> = vec![u32::MAX; legs];
     let mut first_in: Vec<u32> = vec![u32::MAX; legs];
     for (i, e) in edges.iter().enumerate() {
@@ -851,6 +847,7 @@ struct Graph<'e> {
     ins: Rows,
 }
 
+/// Edge indices grouped by one end's leg (a compressed sparse row).
 struct Rows {
     at: Vec<u32>,
     idx: Vec<usize>,
@@ -893,6 +890,11 @@ impl<'e> Graph<'e> {
             outs: Rows::new(edges, legs, |e| e.up),
             ins: Rows::new(edges, legs, |e| e.down),
         }
+    }
+
+    /// One more than the highest leg index of any edge.
+    fn legs(&self) -> usize {
+        self.outs.at.len() - 1
     }
 
     fn out_of(&self, l: u32) -> &[usize] {
