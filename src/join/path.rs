@@ -15,6 +15,7 @@ use super::{JoinConfig, JoinStats};
 use crate::join::digest::{DigestCmp, StreamDigest};
 use crate::netns::Netns;
 use smallvec::SmallVec;
+use std::net::SocketAddr;
 
 /// One direction of a leg, summarized over its views.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,6 +53,11 @@ pub(crate) struct LegSum<'b> {
     /// Points of the real views nearest the client / the server.
     pub point_near_client: u32,
     pub point_near_server: u32,
+    /// The server endpoint as the real views nearest the client / the server show it, with
+    /// their points; `None` for a leg of synthetic observations only. Taken with the
+    /// summary: the path phases ask for it per leg and per edge, and the features it comes
+    /// from are out of the cache by then.
+    pub servers: [Option<(u32, SocketAddr)>; 2],
     /// The leg's observations as the model shows them (taken by the model's leg).
     pub observations: Vec<super::model::Observation>,
     /// Payload head key of each direction ([`LegSum::keys`]), taken while the digests are
@@ -66,8 +72,11 @@ impl<'b> LegSum<'b> {
         owner: &dyn Fn(&View, bool) -> Option<Owner>,
     ) -> LegSum<'b> {
         let is_real = |v: &&View| v.synthetic(obs).is_none();
-        let near_client = views.iter().find(is_real).or(views.first());
-        let near_server = views.iter().rev().find(is_real).or(views.last());
+        let real_near_client = views.iter().find(is_real);
+        let real_near_server = views.iter().rev().find(is_real);
+        let servers = [real_near_client, real_near_server].map(|v| v.map(|v| (v.point, v.server(obs))));
+        let near_client = real_near_client.or(views.first());
+        let near_server = real_near_server.or(views.last());
         let proto = views.first().map_or(Proto::Tcp, |v| v.main(obs).f.proto);
         let mut streams = [StreamSum::default(); 2];
         for dir in Dir::BOTH {
@@ -124,6 +133,7 @@ impl<'b> LegSum<'b> {
             server_owner,
             point_near_client: near_client.map_or(0, |v| v.point),
             point_near_server: near_server.map_or(0, |v| v.point),
+            servers,
             views,
             hops: Vec::new(),
             observations: Vec::new(),
@@ -504,17 +514,10 @@ pub(crate) fn edges(
 ) -> (Vec<PathEdge>, Vec<NearMiss>) {
     let mut out = Vec::new();
     let mut near = Vec::new();
-    // The server nearest the server: legs with the same one at the same point are two
-    // connections to one listening socket, never a forwarder hop (cheap check first).
-    let server: Vec<Option<(u32, std::net::SocketAddr)>> = legs
-        .iter()
-        .map(|l| {
-            let v = l.views.iter().rev().find(|v| v.synthetic(obs).is_none())?;
-            Some((v.point, v.server(obs)))
-        })
-        .collect();
     for &(a, b) in pairs {
-        let (sa, sb) = (server[a as usize], server[b as usize]);
+        // The server nearest the server: legs with the same one at the same point are two
+        // connections to one listening socket, never a forwarder hop (cheap check first).
+        let (sa, sb) = (legs[a as usize].servers[1], legs[b as usize].servers[1]);
         if sa.is_some() && sa == sb {
             stats.path_pairs_same_server += 1;
             continue;
@@ -558,26 +561,17 @@ pub(crate) fn edges(
 /// matching decides, and the chain loop cut in [`super::Joiner`] stays the backstop).
 pub(crate) fn drop_reversed(
     legs: &[LegSum<'_>],
-    obs: &[Ob<'_>],
     edges: &mut Vec<PathEdge>,
     near: &mut Vec<NearMiss>,
     stats: &mut JoinStats,
 ) {
-    use std::net::SocketAddr;
-    // Each leg's service as seen nearest its server and nearest its client, found once
-    // (edges share legs), then every hop's pair once per edge.
-    let service = |l: &LegSum<'_>, near_server: bool| -> Option<SocketAddr> {
-        let real = |v: &&View| v.synthetic(obs).is_none();
-        let v = if near_server {
-            l.views.iter().rev().find(real)
-        } else {
-            l.views.iter().find(real)
-        }?;
-        Some(super::leg::canon(v.server(obs)))
-    };
-    let services: Vec<[Option<SocketAddr>; 2]> = legs.iter().map(|l| [service(l, false), service(l, true)]).collect();
+    // Each leg's service as seen nearest its server and nearest its client
+    // ([`LegSum::servers`]), then every hop's pair once per edge.
     let hop = |up: u32, down: u32| {
-        let at = |l: u32, near_server: bool| services.get(l as usize).and_then(|s| s[usize::from(near_server)]);
+        let at = |l: u32, near_server: bool| {
+            let (_, a) = legs.get(l as usize)?.servers[usize::from(near_server)]?;
+            Some(super::leg::canon(a))
+        };
         Some((at(up, true)?, at(down, false)?))
     };
     let mut count: foldhash::HashMap<(SocketAddr, SocketAddr), u32> = foldhash::HashMap::default();
