@@ -1,9 +1,10 @@
 //! Candidate search: entries keyed by a 64-bit hash of one piece of evidence (an ISN, a
 //! TSval, a tuple, a sequence block, a payload digest), grouped by key, and within a key
-//! paired only with entries that overlap in time. Grouping is a hash join without per-key
-//! allocations (a map from key to the head of a chain threaded through one array), each
-//! chain sorted by time; the pairs emitted per entry are capped, so no bucket (a popular
-//! ISN, a flood of identical requests) can make the search quadratic.
+//! paired only with entries that overlap in time. Grouping is a sort join without per-key
+//! allocations: the entries that may share a key (a bitset over the keys leaves out those
+//! alone) are sorted by key and time, so each key's entries are one run. The pairs emitted
+//! per entry are capped, so no bucket (a popular ISN, a flood of identical requests) can
+//! make the search quadratic.
 
 use super::features::Nanos;
 
@@ -63,15 +64,12 @@ impl Grouper {
     /// entries that hit the cap. Pairs are ordered `(earlier, later)`, possibly repeated,
     /// in no particular order.
     pub fn pairs(self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
-        // Chain the entries of each key that may be shared (a hash probe per such entry, no
-        // sort of everything), counting them, then order each chain of two or more (short)
-        // by time. Most keys are an entry's own (a tuple, an ISN): the bitsets below keep
-        // almost all of them out of the map. A chain is
-        // copied out before sorting, so its entries are read once, not on every comparison.
+        // The entries whose key may be shared, copied out and sorted by key and time: each
+        // key's entries are then one run, read in order (a hash map of chains through the
+        // entries read them in random order, and took 2.5 times as long on 750k entries).
         let es = &self.entries;
         // First, two bitsets over the keys' low bits (a slot seen once, seen twice): an
-        // entry alone in its slot is alone under its key, and never enters the map, which
-        // then holds only the (few) keys that may be shared.
+        // entry alone in its slot is alone under its key, and is left out of the sort.
         let bits = (es.len().max(16) * 4).next_power_of_two();
         let slot = |k: u64| (k as usize) & (bits - 1);
         let mut once = vec![0u64; bits / 64];
@@ -82,30 +80,13 @@ impl Grouper {
             once[w] |= b;
         }
         let shared = |k: u64| twice[slot(k) / 64] & (1u64 << (slot(k) % 64)) != 0;
-        let mut head: KeyMap<(u32, u32)> = KeyMap::default();
-        head.reserve(es.iter().filter(|e| shared(e.key)).count());
-        let mut next: Vec<u32> = vec![u32::MAX; es.len()];
-        for (i, e) in es.iter().enumerate() {
-            if !shared(e.key) {
-                continue;
-            }
-            let h = head.entry(e.key).or_insert((u32::MAX, 0));
-            next[i] = h.0;
-            *h = (i as u32, h.1 + 1);
-        }
-        let mut run: Vec<Entry> = Vec::new();
+        let mut runs: Vec<Entry> = es.iter().filter(|e| shared(e.key)).copied().collect();
+        runs.sort_unstable_by_key(|e| (e.key, e.from, e.item));
         let mut tops: Vec<usize> = Vec::new();
-        for &(h, count) in head.values() {
-            if count < 2 {
+        for run in runs.chunk_by(|a, b| a.key == b.key) {
+            if run.len() < 2 {
                 continue;
             }
-            run.clear();
-            let mut i = h;
-            while i != u32::MAX {
-                run.push(es[i as usize]);
-                i = next[i as usize];
-            }
-            run.sort_unstable_by_key(|e| (e.from, e.item));
             // The positions of the entries at their top level: an entry that is not pairs
             // only with those, and is matched against them alone (a popular short key, a
             // common request line, is not scanned through entry by entry).
