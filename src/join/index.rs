@@ -81,12 +81,15 @@ impl Grouper {
         }
         let shared = |k: u64| twice[slot(k) / 64] & (1u64 << (slot(k) % 64)) != 0;
         let mut runs: Vec<Entry> = es.iter().filter(|e| shared(e.key)).copied().collect();
-        runs.sort_unstable_by_key(|e| (e.key, e.from, e.item));
+        // By key alone (one comparison), then each run (a few entries) by time.
+        runs.sort_unstable_by_key(|e| e.key);
         let mut tops: Vec<usize> = Vec::new();
-        for run in runs.chunk_by(|a, b| a.key == b.key) {
+        for run in runs.chunk_by_mut(|a, b| a.key == b.key) {
             if run.len() < 2 {
                 continue;
             }
+            run.sort_unstable_by_key(|e| (e.from, e.item));
+            let run = &*run;
             // The positions of the entries at their top level: an entry that is not pairs
             // only with those, and is matched against them alone (a popular short key, a
             // common request line, is not scanned through entry by entry).
