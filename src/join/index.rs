@@ -64,27 +64,27 @@ impl Grouper {
     /// entries that hit the cap. Pairs are ordered `(earlier, later)`, possibly repeated,
     /// in no particular order.
     pub fn pairs(self, slack: Nanos, cap: usize, out: &mut Vec<(u32, u32)>, capped: &mut u64) {
-        // The entries whose key may be shared, copied out and sorted by key and time: each
-        // key's entries are then one run, read in order (a hash map of chains through the
-        // entries read them in random order, and took 2.5 times as long on 750k entries).
-        let es = &self.entries;
+        // The entries whose key may be shared, sorted by key in place: each key's entries
+        // are then one run, read in order (a hash map of chains through the entries read
+        // them in random order, and took 2.5 times as long on 750k entries).
+        let mut es = self.entries;
         // First, two bitsets over the keys' low bits (a slot seen once, seen twice): an
         // entry alone in its slot is alone under its key, and is left out of the sort.
         let bits = (es.len().max(16) * 4).next_power_of_two();
         let slot = |k: u64| (k as usize) & (bits - 1);
         let mut once = vec![0u64; bits / 64];
         let mut twice = vec![0u64; bits / 64];
-        for e in es {
+        for e in &es {
             let (w, b) = (slot(e.key) / 64, 1u64 << (slot(e.key) % 64));
             twice[w] |= once[w] & b;
             once[w] |= b;
         }
         let shared = |k: u64| twice[slot(k) / 64] & (1u64 << (slot(k) % 64)) != 0;
-        let mut runs: Vec<Entry> = es.iter().filter(|e| shared(e.key)).copied().collect();
+        es.retain(|e| shared(e.key));
         // By key alone (one comparison), then each run (a few entries) by time.
-        runs.sort_unstable_by_key(|e| e.key);
+        es.sort_unstable_by_key(|e| e.key);
         let mut tops: Vec<usize> = Vec::new();
-        for run in runs.chunk_by_mut(|a, b| a.key == b.key) {
+        for run in es.chunk_by_mut(|a, b| a.key == b.key) {
             if run.len() < 2 {
                 continue;
             }

@@ -576,6 +576,7 @@ impl<'a> Joiner<'a> {
         };
         let mut leg_of_obs = vec![0u32; obs.len()];
         let mut sums: Vec<LegSum<'_>> = Vec::with_capacity(roots.len());
+        let mut ends: Vec<path::Ends> = Vec::with_capacity(roots.len());
         for (li, &r) in roots.iter().enumerate() {
             for &m in clusters.members(r) {
                 leg_of_obs[m as usize] = li as u32;
@@ -585,14 +586,15 @@ impl<'a> Joiner<'a> {
             let mut sum = LegSum::new(vs, &obs, &owner_of);
             sum.hops = hops;
             sum.observations = self.observations_out(&sum.views, &obs, &labels);
+            ends.push(sum.ends());
             sums.push(sum);
         }
         stats.legs = sums.len() as u64;
 
         // Path edges and the matching.
         let ppairs = path::candidates(&sums, cfg, &mut stats);
-        let (mut edges, mut near) = path::edges(&sums, &ppairs, &obs, &nss, cfg, &mut stats);
-        path::drop_reversed(&sums, &mut edges, &mut near, &mut stats);
+        let (mut edges, mut near) = path::edges(&sums, &ends, &ppairs, &obs, &nss, cfg, &mut stats);
+        path::drop_reversed(&ends, &mut edges, &mut near, &mut stats);
         stats.path_edges = edges.len() as u64;
         let choice = path::choose(&edges, &near, cfg, &mut stats);
         for &(i, legs) in &choice.eliminated {
@@ -615,7 +617,7 @@ impl<'a> Joiner<'a> {
         // server endpoint at the same point (nearest the server) are two connections to the
         // same server, i.e. two paths that identical bytes chained head to tail (A's last
         // leg -> B's first leg). The weakest hop between them is cut, until none is left.
-        let server_at = |l: usize| sums[l].servers[1].map(|(p, a)| (p, canon(a)));
+        let server_at = |l: usize| ends[l][1].map(|(p, a)| (p, canon(a)));
         for head in 0..sums.len() {
             if prev[head].is_some() || next[head].is_none() {
                 continue;
@@ -838,6 +840,7 @@ impl<'a> Joiner<'a> {
                 .map(|&l| {
                     self.leg_out(
                         &mut sums[l as usize],
+                        &obs,
                         &links,
                         &link_ids[starts[l as usize]..starts[l as usize + 1]],
                     )
@@ -872,17 +875,20 @@ impl<'a> Joiner<'a> {
             }
             let first_ns = firsts[pi];
             let last_ns = c.iter().map(|&l| sums[l as usize].last).max().unwrap_or(0);
-            let fl = &sums[c[0] as usize];
-            // The ends as the captured observations nearest them show them.
-            let captured = |o: &&Observation| o.source == Source::Capture;
-            let client = legs_out.first().and_then(|l| {
-                let o = &l.observations;
-                o.iter().find(captured).or(o.first()).map(|o| o.src)
-            });
-            let server = legs_out.last().and_then(|l| {
-                let o = &l.observations;
-                o.iter().rev().find(captured).or(o.last()).map(|o| o.dst)
-            });
+            let (fl, ll) = (&sums[c[0] as usize], &sums[c[c.len() - 1] as usize]);
+            let client = fl
+                .views
+                .iter()
+                .find(|v| v.synthetic(&obs).is_none())
+                .or(fl.views.first())
+                .map(|v| v.client(&obs));
+            let server = ll
+                .views
+                .iter()
+                .rev()
+                .find(|v| v.synthetic(&obs).is_none())
+                .or(ll.views.last())
+                .map(|v| v.server(&obs));
             emit(Path {
                 id: id_of(pi),
                 proto: match fl.proto {
@@ -956,6 +962,7 @@ impl<'a> Joiner<'a> {
     fn leg_out(
         &self,
         sum: &mut LegSum<'_>,
+        obs: &[Ob<'_>],
         links: &[leg::LegLink],
         mine: &[usize],
     ) -> Leg {
@@ -978,11 +985,13 @@ impl<'a> Joiner<'a> {
             score = Some(score.map_or(l.score, |s| s.min(l.score)));
         }
         joined.sort_by_key(|l| l.between);
-        // Tuples from the model's observations (one per view, in order), not the features:
-        // those left the cache since the summary was made.
-        let same = observations.iter().all(|o| {
-            let first = (observations[0].src, observations[0].dst);
-            o.reply.is_none() && ((o.src, o.dst) == first || leg::same_tuple((o.src, o.dst), first))
+        let same = views.iter().all(|v| {
+            v.reply(obs).is_none()
+                && ((v.client(obs), v.server(obs)) == (views[0].client(obs), views[0].server(obs))
+                    || leg::same_tuple(
+                        (v.client(obs), v.server(obs)),
+                        (views[0].client(obs), views[0].server(obs)),
+                    ))
         });
         let kind = if views.len() <= 1 && views.iter().all(|v| !v.merged()) {
             JoinKind::None
@@ -992,12 +1001,12 @@ impl<'a> Joiner<'a> {
             JoinKind::Nat
         };
         let hops = std::mem::take(&mut sum.hops);
-        let rewrite = match (observations.first(), observations.last()) {
+        let rewrite = match (views.first(), views.last()) {
             (Some(a), Some(b)) => {
                 let pair = |x: SocketAddr, y: SocketAddr| (x != y).then_some([x, y]);
                 let r = model::Rewrite {
-                    src: pair(a.src, b.src),
-                    dst: pair(a.dst, b.dst),
+                    src: pair(a.client(obs), b.client(obs)),
+                    dst: pair(a.server(obs), b.server(obs)),
                 };
                 (r.src.is_some() || r.dst.is_some()).then(|| Box::new(r))
             }

@@ -10,12 +10,20 @@ use super::evidence::{Dir, Evidence, Scored, points, timing_points};
 use super::features::{DirFeatures, Nanos, Owner, Proto};
 use super::index::{Grouper, key};
 use super::leg::{Ob, datagram_alignment, same_tuple};
+use super::model::{Observation, Source};
 use super::view::{View, Views};
 use super::{JoinConfig, JoinStats};
 use crate::join::digest::{DigestCmp, StreamDigest};
 use crate::netns::Netns;
 use smallvec::SmallVec;
 use std::net::SocketAddr;
+
+/// Per leg ([`LegSum::ends`]): the server endpoint nearest the client and nearest the server,
+/// with the points; `None` for a leg of synthetic observations only. The path phases ask
+/// for it per leg and per edge, when the features it comes from are out of the cache; kept
+/// beside the summaries, not in them (a larger summary slowed the model's output by a
+/// third).
+pub(crate) type Ends = [Option<(u32, SocketAddr)>; 2];
 
 /// One direction of a leg, summarized over its views.
 #[derive(Clone, Copy, Debug, Default)]
@@ -53,13 +61,8 @@ pub(crate) struct LegSum<'b> {
     /// Points of the real views nearest the client / the server.
     pub point_near_client: u32,
     pub point_near_server: u32,
-    /// The server endpoint as the real views nearest the client / the server show it, with
-    /// their points; `None` for a leg of synthetic observations only. Taken with the
-    /// summary: the path phases ask for it per leg and per edge, and the features it comes
-    /// from are out of the cache by then.
-    pub servers: [Option<(u32, SocketAddr)>; 2],
     /// The leg's observations as the model shows them (taken by the model's leg).
-    pub observations: Vec<super::model::Observation>,
+    pub observations: Vec<Observation>,
     /// Payload head key of each direction ([`LegSum::keys`]), taken while the digests are
     /// at hand (in the features, one cache miss each).
     heads: [Option<u64>; 2],
@@ -72,11 +75,8 @@ impl<'b> LegSum<'b> {
         owner: &dyn Fn(&View, bool) -> Option<Owner>,
     ) -> LegSum<'b> {
         let is_real = |v: &&View| v.synthetic(obs).is_none();
-        let real_near_client = views.iter().find(is_real);
-        let real_near_server = views.iter().rev().find(is_real);
-        let servers = [real_near_client, real_near_server].map(|v| v.map(|v| (v.point, v.server(obs))));
-        let near_client = real_near_client.or(views.first());
-        let near_server = real_near_server.or(views.last());
+        let near_client = views.iter().find(is_real).or(views.first());
+        let near_server = views.iter().rev().find(is_real).or(views.last());
         let proto = views.first().map_or(Proto::Tcp, |v| v.main(obs).f.proto);
         let mut streams = [StreamSum::default(); 2];
         for dir in Dir::BOTH {
@@ -133,12 +133,20 @@ impl<'b> LegSum<'b> {
             server_owner,
             point_near_client: near_client.map_or(0, |v| v.point),
             point_near_server: near_server.map_or(0, |v| v.point),
-            servers,
             views,
             hops: Vec::new(),
             observations: Vec::new(),
             heads,
         }
+    }
+
+    /// The server endpoint as the captured views nearest the client and nearest the server
+    /// show it, with their points ([`Ends`]), from the leg's model observations (one per
+    /// view, in order), just made and in the cache.
+    pub fn ends(&self) -> Ends {
+        let ends = self.views.iter().zip(&self.observations);
+        let captured = |(_, o): &(&View, &Observation)| o.source == Source::Capture;
+        [ends.clone().find(captured), ends.rev().find(captured)].map(|end| end.map(|(v, o)| (v.point, o.dst)))
     }
 
     /// The payload keys the path search groups legs by, `(key, pairs on its own)` (see
@@ -506,6 +514,7 @@ pub(crate) struct NearMiss {
 /// returns the near misses.
 pub(crate) fn edges(
     legs: &[LegSum<'_>],
+    ends: &[Ends],
     pairs: &[(u32, u32)],
     obs: &[Ob<'_>],
     netns: &[Option<Netns>],
@@ -517,7 +526,7 @@ pub(crate) fn edges(
     for &(a, b) in pairs {
         // The server nearest the server: legs with the same one at the same point are two
         // connections to one listening socket, never a forwarder hop (cheap check first).
-        let (sa, sb) = (legs[a as usize].servers[1], legs[b as usize].servers[1]);
+        let (sa, sb) = (ends[a as usize][1], ends[b as usize][1]);
         if sa.is_some() && sa == sb {
             stats.path_pairs_same_server += 1;
             continue;
@@ -560,16 +569,16 @@ pub(crate) fn edges(
 /// directions the one with fewer candidate edges is dropped (a tie drops nothing: the
 /// matching decides, and the chain loop cut in [`super::Joiner`] stays the backstop).
 pub(crate) fn drop_reversed(
-    legs: &[LegSum<'_>],
+    ends: &[Ends],
     edges: &mut Vec<PathEdge>,
     near: &mut Vec<NearMiss>,
     stats: &mut JoinStats,
 ) {
     // Each leg's service as seen nearest its server and nearest its client
-    // ([`LegSum::servers`]), then every hop's pair once per edge.
+    // ([`Ends`]), then every hop's pair once per edge.
     let hop = |up: u32, down: u32| {
         let at = |l: u32, near_server: bool| {
-            let (_, a) = legs.get(l as usize)?.servers[usize::from(near_server)]?;
+            let (_, a) = ends.get(l as usize)?[usize::from(near_server)]?;
             Some(super::leg::canon(a))
         };
         Some((at(up, true)?, at(down, false)?))
