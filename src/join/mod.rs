@@ -189,16 +189,18 @@
 //!
 //! ## Cost
 //!
-//! Candidate search is hash-based (ISNs, TSvals, tuples, sequence blocks, datagram and
-//! payload digests; pairs only within the time windows, at most
-//! [`JoinConfig::max_candidates`] per entry and key), never all pairs. Memory: the features
-//! (about 1.2 KiB per observation, fixed), 64 bytes per candidate link, and the model.
+//! Candidate search groups 64-bit keys (ISNs, TSvals, tuples, sequence blocks, datagram
+//! and payload digests) by sorting them, and pairs only within the time windows, at most
+//! [`JoinConfig::max_candidates`] per entry and key, never all pairs. Memory: the features
+//! (816 bytes per observation, fixed), 80 bytes per candidate link, and the model.
 //! Scratch lists of a leg or of a conflict group stay on the stack, and the path graph is
 //! indexed by dense leg numbers, not hashed (heap blocks and SipHash were a tenth of the
-//! join's instructions). On the 2-core development machine (other jobs running)
-//! `tests/join_bench.rs` joins 50k seed-path-like paths (250k observations, 50k conntrack
-//! entries) in about 0.65-0.7 s of CPU time, best of three joins in one process (the
-//! first, on memory fresh from the kernel, takes about 0.9-1 s).
+//! join's instructions). The joiner runs over features that went cold long ago, so what a
+//! phase reads matters more than what it computes: each leg's ends are taken once, with its
+//! summary ([`path::Ends`]), not looked up in the features per candidate edge. On the 2-core
+//! development machine (a noisy VM) `tests/join_bench.rs` joins 50k seed-path-like paths
+//! (250k observations, 50k conntrack entries) in about 0.56-0.65 s, best of three joins in
+//! one process (the first, on memory fresh from the kernel, takes about 0.7-0.8 s).
 
 pub mod digest;
 pub mod evidence;
