@@ -426,7 +426,7 @@ impl<'a> Joiner<'a> {
     }
 
     /// Joins everything added so far, handing each path to `emit` as soon as it is built
-    /// (a caller writing them out holds one path at a time, not the whole model), in order
+    /// (a caller writing them out holds a few paths at a time, not the whole model), in order
     /// of first packet. `number` gets every path's first packet (ns, in that order, before
     /// any is built) and returns their ids (the ids ambiguity notes refer to): a caller
     /// placing other paths between the joiner's numbers them here.

@@ -13,7 +13,7 @@
 //! * [`join_batch`] writes every record exactly once: TCP/UDP observations as the joiner
 //!   placed them, ICMP flows (and anything without features) as paths of one leg of one
 //!   observation. Paths are numbered by first packet from the batch's first id, and written
-//!   one at a time as the joiner builds them ([`Joiner::join_each`]): a batch's output is
+//!   as the joiner builds them ([`Joiner::join_each`]), 64 at a time: a batch's output is
 //!   never held as a whole model.
 //! * Ids: an observation's `ids` (JSON) and `#ID` (text) are the flow table's ids, the ones
 //!   `--follow ID` and `--streams` (file names, `index.json`) use. Path ids are a separate
@@ -309,14 +309,14 @@ fn hold_bound(records: &[FlowRecord], most: usize) -> Option<i64> {
     Some(if count < lasts.len() && lasts[count].0 == from { from.saturating_add(1) } else { from })
 }
 
-/// Writes paths one at a time (`--flows=json` lines, or the `--flows` tree), handing its
-/// buffer to the sink every [`CHUNK`] bytes; after the first error it writes nothing more.
 /// Paths a [`PathWriter`] holds before writing them out.
 const PENDING_PATHS: usize = 64;
 
-/// Writes paths in order, [`PENDING_PATHS`] at a time: the joiner builds a run of paths,
-/// then they are all formatted, so neither loop's code pushes the other's out of the
-/// instruction cache (path by path, the two alternated and tripled its misses).
+/// Writes paths in order (`--flows=json` lines, or the `--flows` tree), [`PENDING_PATHS`]
+/// at a time: the joiner builds a run of paths, then they are all formatted, so neither
+/// loop's code pushes the other's out of the instruction cache (path by path, the two
+/// alternated). Hands its buffer to the sink every [`CHUNK`] bytes; after the first error
+/// it writes nothing more.
 struct PathWriter<'a, 'r> {
     sink: &'a mut dyn Sink,
     buf: Vec<u8>,
