@@ -436,6 +436,10 @@ fn forced_pairing_of_identical_clients_is_not_joined() {
     for p in &m.paths {
         assert!(!p.ambiguous.is_empty(), "path {} not flagged:\n{m}", p.id);
     }
+    // Both pairings fit (one through a near miss): flagged undecidable, with the count.
+    assert_eq!(m.stats.undecidable_hops, m.stats.ambiguous_hops, "{:?}", m.stats);
+    assert!(m.paths.iter().flat_map(|p| &p.ambiguous).all(|a| a.fitting_pairings == Some(2)), "{m}");
+    assert!(m.to_string().contains("undecidable: 2 pairings fit the packets"), "{m}");
 }
 
 #[test]
@@ -518,6 +522,8 @@ fn identical_clients_told_apart_by_close_order() {
     let (_, _, pp, pr) = precision_recall(&m, &|id| truth[id as usize]);
     assert_eq!((pp, pr), (1.0, 0.0), "{m}");
     assert_eq!(m.stats.path_eliminated, 0, "{m}");
+    assert_eq!(m.stats.undecidable_hops, m.stats.ambiguous_hops, "{:?}", m.stats);
+    assert!(m.stats.undecidable_hops > 0, "{:?}", m.stats);
 }
 
 /// Taken from a lab run (times in µs after A's SYN, as captured at the forwarder): two

@@ -463,6 +463,16 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
                 case.name,
                 decided.join("; ")
             );
+            // Where flowtrail calls a hop undecidable, the packets must fit two pairings
+            // or more here too.
+            let claimed = claimed_undecidable(out);
+            if claimed > 0 && let Some(n) = fitting {
+                assert!(
+                    n >= 2,
+                    "{} {mode}: flowtrail calls {claimed} hop(s) undecidable, but only {n} pairing(s) fit the packets",
+                    case.name
+                );
+            }
             [s.leg_p, s.leg_r, s.path_p] == [1.0; 3] && unflagged.is_empty()
         } else {
             [s.leg_p, s.leg_r, s.path_p, s.path_r] == [1.0; 4] && unflagged.is_empty()
@@ -652,10 +662,25 @@ fn ambiguous_hops(out: &[u8]) -> Vec<String> {
                 .flatten()
                 .map(|c| format!("path {} leg {} score {}", c["path"], c["leg"], c["score"]))
                 .collect();
-            v.push(format!("path {} leg {} downstream: {}", p["id"], a["leg"], cands.join(", ")));
+            let why = match a["fitting_pairings"].as_u64() {
+                Some(n) => format!(" (flowtrail: undecidable, {n} pairings fit)"),
+                None => String::new(),
+            };
+            v.push(format!("path {} leg {} downstream: {}{why}", p["id"], a["leg"], cands.join(", ")));
         }
     }
     v
+}
+
+/// Ambiguity notes flowtrail marks undecidable (`fitting_pairings`).
+fn claimed_undecidable(out: &[u8]) -> usize {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|p| {
+            p["ambiguous"].as_array().into_iter().flatten().filter(|a| a["fitting_pairings"].as_u64().is_some()).count()
+        })
+        .sum()
 }
 
 /// Forwarder hops joined, how many of them name one process holding both sockets, and how

@@ -161,7 +161,12 @@
 //! one at another point within the doubt; closing both at once, the two closes within the
 //! doubt of each other. A forwarder that closes on its own (an idle
 //! timeout, a proxy ending a response) makes every pairing of its legs look impossible,
-//! so nothing is eliminated there. A missing join is preferred to a wrong one.
+//! so nothing is eliminated there. A missing join is preferred to a wrong one. When two
+//! or more pairings of such a group use only possible pairings, its hops are
+//! **undecidable** from what the joiner kept of the packets, and say so:
+//! `"fitting_pairings": n` on their `ambiguous` notes (`undecidable: n pairings fit the
+//! packets` in the tree, [`JoinStats::undecidable_hops`]). An ambiguous hop without it had
+//! scores too close to call, or rivals outside its group; nothing is claimed of it.
 //!
 //! Orientation: the joiner calls the sender of the SYN the client, whatever the flow table
 //! said. Observations without a SYN keep the flow table's naming; when two of them match
@@ -185,7 +190,8 @@
 //! and forward to D at .8293 and C at .8305; the replies come back and the clients reset.
 //! Every byte and every end fits both A->D, B->C (the truth, from the forwarder's log) and
 //! A->C, B->D: each forwarded byte after the byte read, each close after an end. Such a
-//! group stays `ambiguous` rather than joined by a guess; live, the owning process decides.
+//! group stays `ambiguous`, marked undecidable (2 pairings fit), rather than joined by a
+//! guess; live, the owning process decides.
 //!
 //! ## Cost
 //!
@@ -299,6 +305,9 @@ pub struct JoinStats {
     pub path_edges: u64,
     pub path_links: u64,
     pub ambiguous_hops: u64,
+    /// Of those, hops that every byte and end kept fits in two pairings or more
+    /// ([`model::Ambiguity::fitting_pairings`]).
+    pub undecidable_hops: u64,
     /// Entries that hit [`JoinConfig::max_candidates`].
     pub capped_candidates: u64,
     pub path_groups_exact: u64,
@@ -608,6 +617,7 @@ impl<'a> Joiner<'a> {
         }
         stats.path_links = choice.accepted.len() as u64;
         stats.ambiguous_hops = choice.ambiguous.len() as u64;
+        stats.undecidable_hops = choice.undecidable.len() as u64;
         let mut next: Vec<Option<usize>> = vec![None; sums.len()];
         let mut prev: Vec<Option<usize>> = vec![None; sums.len()];
         for &i in &choice.accepted {
@@ -801,14 +811,23 @@ impl<'a> Joiner<'a> {
             if held[up_pi] {
                 continue;
             }
+            let fitting = choice
+                .undecidable
+                .binary_search_by_key(&i, |&(k, _)| k)
+                .ok()
+                .map(|k| choice.undecidable[k].1);
             let mut note = |pi: usize, leg: usize, side: &'static str, cand: model::Candidate| {
                 let list = notes.entry(pi).or_default();
                 match list.iter_mut().find(|a| a.leg == leg && a.side == side) {
-                    Some(a) => a.candidates.push(cand),
+                    Some(a) => {
+                        a.candidates.push(cand);
+                        a.fitting_pairings = a.fitting_pairings.max(fitting);
+                    }
                     None => list.push(model::Ambiguity {
                         leg,
                         side,
                         candidates: vec![cand],
+                        fitting_pairings: fitting,
                     }),
                 }
             };

@@ -34,7 +34,9 @@
 //! evidence with values and points: [`LegJoin::evidence`], [`Via::evidence`]); `process` is
 //! `{"client":{"pid":..,"comm":..}|null,"server":..}` when an owner is known; paths with
 //! undecided forwarder hops carry `"ambiguous":[{"leg":i,"side":"upstream|downstream",
-//! "candidates":[{"path":p,"leg":j,"score":s}]}]`.
+//! "candidates":[{"path":p,"leg":j,"score":s}],"fitting_pairings":n}]`, with
+//! `fitting_pairings` only for an undecidable hop: `n` (2 or more) ways to pair the legs of
+//! its group fit every byte and end the joiner kept, so no score could decide it.
 
 use super::evidence::{Evidence, LinkEvidence, Scored, Short};
 use super::features::{Nanos, Owner};
@@ -548,6 +550,11 @@ pub struct Ambiguity {
     pub side: &'static str,
     /// Paths holding the candidate legs, with each candidate's score.
     pub candidates: Vec<Candidate>,
+    /// When the hop is undecidable: how many ways to pair the legs of its group every
+    /// byte and end the joiner kept fits (2 or more; `None`: not known to be undecidable,
+    /// the scores were only too close). Counted up to 1000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fitting_pairings: Option<u32>,
 }
 
 /// A candidate of an [`Ambiguity`].

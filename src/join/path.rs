@@ -610,7 +610,14 @@ pub(crate) struct Choice {
     /// Accepted by elimination ([`eliminate`]), a subset of `accepted`: each with the
     /// number of legs of its group.
     pub eliminated: Vec<(usize, u32)>,
+    /// Ambiguous edges of a group that [`eliminate`] found undecidable, a subset of
+    /// `ambiguous`: each with the number of ways to pair the group's legs that every kept
+    /// byte and end fits (at least 2, at most [`FITTING_MAX`]).
+    pub undecidable: Vec<(usize, u32)>,
 }
+
+/// Ways to pair a group's legs [`eliminate`] counts at most.
+pub(crate) const FITTING_MAX: u32 = 1000;
 
 /// Weight of one edge in a matching: cardinality first (a leg in the middle of a chain needs
 /// both its edges), then score.
@@ -686,6 +693,7 @@ pub(crate) fn choose(
     stats.path_eliminated = choice.eliminated.len() as u64;
     choice.accepted.sort_unstable();
     choice.ambiguous.sort_unstable();
+    choice.undecidable.sort_unstable();
     choice
 }
 
@@ -706,9 +714,12 @@ const ELIMINATION_LEGS: usize = 8;
 /// only pairings broken by more than the doubt are ruled out, so timestamp noise that made a true hop
 /// no candidate keeps its alternative alive. When exactly one way to pair every leg of the
 /// group uses possible pairings only, and all of them are candidate edges, its edges are
-/// taken ([`Evidence::Elimination`](super::evidence::Evidence::Elimination)). Legs that a
-/// taken edge joined already are out of the game (their other candidates are no rivals);
-/// groups whose legs have possible partners outside the group are left as they are.
+/// taken ([`Evidence::Elimination`](super::evidence::Evidence::Elimination)). When two or
+/// more ways do, the group's hops stay ambiguous and are marked *undecidable*, with the
+/// number of ways ([`Choice::undecidable`]): what the packets kept cannot tell them apart,
+/// a better score or margin would only be a guess. Legs that a taken edge joined already
+/// are out of the game (their other candidates are no rivals); groups whose legs have
+/// possible partners outside the group are left as they are (nothing is claimed of them).
 fn eliminate(edges: &[PathEdge], near: &[NearMiss], choice: &mut Choice) {
     use std::collections::{HashMap, HashSet};
     if choice.ambiguous.is_empty() {
@@ -797,30 +808,39 @@ fn eliminate(edges: &[PathEdge], near: &[NearMiss], choice: &mut Choice) {
                 continue 'group;
             }
         }
-        // Perfect matchings of ups to downs over possible pairings (two are enough).
-        let mut found: Vec<Vec<usize>> = Vec::new();
+        // Perfect matchings of ups to downs over possible pairings: the first, and how
+        // many there are (up to FITTING_MAX).
+        let mut first: Option<Vec<usize>> = None;
+        let mut count = 0;
         let mut pick: Vec<usize> = Vec::with_capacity(n);
         fn search(
             possible: &[Vec<Option<Option<usize>>>],
             used: u32,
             pick: &mut Vec<usize>,
-            found: &mut Vec<Vec<usize>>,
+            first: &mut Option<Vec<usize>>,
+            count: &mut u32,
         ) {
             let a = pick.len();
             if a == possible.len() {
-                found.push(pick.clone());
+                first.get_or_insert_with(|| pick.clone());
+                *count += 1;
                 return;
             }
             for b in 0..possible.len() {
-                if used & (1 << b) == 0 && possible[a][b].is_some() && found.len() < 2 {
+                if used & (1 << b) == 0 && possible[a][b].is_some() && *count < FITTING_MAX {
                     pick.push(b);
-                    search(possible, used | (1 << b), pick, found);
+                    search(possible, used | (1 << b), pick, first, count);
                     pick.pop();
                 }
             }
         }
-        search(&possible, 0, &mut pick, &mut found);
-        let [only] = found.as_slice() else { continue };
+        search(&possible, 0, &mut pick, &mut first, &mut count);
+        if count >= 2 {
+            // Undecidable by what the packets kept: say so with each of its hops.
+            choice.undecidable.extend(g.iter().filter(|i| free(i)).map(|&i| (i, count)));
+            continue;
+        }
+        let Some(only) = first else { continue };
         let chosen: Option<Vec<usize>> = only
             .iter()
             .enumerate()
@@ -1140,6 +1160,28 @@ mod tests {
         let c = pick(&edges);
         assert!(c.accepted.is_empty());
         assert_eq!(c.ambiguous, vec![0, 1, 2, 3]);
+        // 0-2, 1-3 and 0-3, 1-2 both fit: undecidable, and said so with every hop.
+        assert_eq!(c.undecidable, vec![(0, 2), (1, 2), (2, 2), (3, 2)]);
+    }
+
+    #[test]
+    fn undecidable_counts_every_fitting_pairing() {
+        // Three upstream legs and three downstream legs, all alike: 3! ways.
+        let mut edges = Vec::new();
+        for up in 0..3 {
+            for down in 3..6 {
+                edges.push(e(up, down, 80));
+            }
+        }
+        let c = pick(&edges);
+        assert!(c.accepted.is_empty());
+        assert_eq!(c.ambiguous.len(), 9);
+        assert!(c.undecidable.iter().all(|&(_, n)| n == 6), "{c:?}");
+        assert_eq!(c.undecidable.len(), 9);
+        // One crossing ruled out by an unexplained close leaves 4 ways.
+        edges[0].close_unexplained = true;
+        let c = pick(&edges);
+        assert!(c.undecidable.iter().all(|&(_, n)| n == 4), "{c:?}");
     }
 
     #[test]
@@ -1153,6 +1195,7 @@ mod tests {
         let c = choose(&edges, &near, &JoinConfig::default(), &mut JoinStats::default());
         assert!(c.accepted.is_empty(), "{c:?}");
         assert_eq!(c.ambiguous, vec![0, 1, 2]);
+        assert_eq!(c.undecidable, vec![(0, 2), (1, 2), (2, 2)]);
     }
 
     #[test]
@@ -1206,10 +1249,13 @@ mod tests {
         let near = [NearMiss { up: 1, down: 4 }];
         let c = choose(&edges, &near, &JoinConfig::default(), &mut JoinStats::default());
         assert!(c.accepted.is_empty(), "{c:?}");
+        // Nor any claim about them: the packets may yet decide them.
+        assert!(c.undecidable.is_empty(), "{c:?}");
         // Unequal sides (three upstream legs, two downstream): no elimination.
         let edges = vec![e(0, 3, 80), e(0, 4, 80), e(1, 4, 80), e(2, 4, 80)];
         let c = pick(&edges);
         assert!(c.accepted.is_empty(), "{c:?}");
+        assert!(c.undecidable.is_empty(), "{c:?}");
     }
 
     #[test]

@@ -148,13 +148,11 @@ impl fmt::Display for Path {
                 .iter()
                 .map(|c| format!("path {} leg {} ({})", c.path, c.leg + 1, c.score))
                 .collect();
-            writeln!(
-                f,
-                "  ambiguous {} of leg {}: {}",
-                a.side,
-                a.leg + 1,
-                c.join(", ")
-            )?;
+            write!(f, "  ambiguous {} of leg {}: {}", a.side, a.leg + 1, c.join(", "))?;
+            match a.fitting_pairings {
+                Some(n) => writeln!(f, "; undecidable: {n} pairings fit the packets")?,
+                None => writeln!(f)?,
+            }
         }
         Ok(())
     }

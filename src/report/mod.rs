@@ -1051,6 +1051,7 @@ fn add_join_stats(total: &mut crate::join::JoinStats, s: &crate::join::JoinStats
     t.path_edges += s.path_edges;
     t.path_links += s.path_links;
     t.ambiguous_hops += s.ambiguous_hops;
+    t.undecidable_hops += s.undecidable_hops;
     t.capped_candidates += s.capped_candidates;
     t.path_groups_exact += s.path_groups_exact;
     t.path_groups_greedy += s.path_groups_greedy;
@@ -1118,8 +1119,8 @@ fn report_stats(
             if let Some(j) = join {
                 eprintln!(
                     "flowtrail: joined {} observations (+{} from conntrack) into {} legs and {} paths; \
-                     {} forwarder hops joined, {} left ambiguous",
-                    j.observations, j.synthetic, j.legs, j.paths, j.path_links, j.ambiguous_hops
+                     {} forwarder hops joined, {} left ambiguous ({} of them undecidable from the packets)",
+                    j.observations, j.synthetic, j.legs, j.paths, j.path_links, j.ambiguous_hops, j.undecidable_hops
                 );
             }
             if let Some(e) = evidence {
