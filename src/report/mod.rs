@@ -1117,10 +1117,15 @@ fn report_stats(
                 o.limits.max_memory >> 20,
             );
             if let Some(j) = join {
+                let undecidable = if j.ambiguous_hops > 0 {
+                    format!(" ({} of them undecidable from the packets)", j.undecidable_hops)
+                } else {
+                    String::new()
+                };
                 eprintln!(
                     "flowtrail: joined {} observations (+{} from conntrack) into {} legs and {} paths; \
-                     {} forwarder hops joined, {} left ambiguous ({} of them undecidable from the packets)",
-                    j.observations, j.synthetic, j.legs, j.paths, j.path_links, j.ambiguous_hops, j.undecidable_hops
+                     {} forwarder hops joined, {} left ambiguous{undecidable}",
+                    j.observations, j.synthetic, j.legs, j.paths, j.path_links, j.ambiguous_hops
                 );
             }
             if let Some(e) = evidence {
