@@ -150,6 +150,9 @@ impl fmt::Display for Path {
                 .collect();
             write!(f, "  ambiguous {} of leg {}: {}", a.side, a.leg + 1, c.join(", "))?;
             match a.fitting_pairings {
+                Some(n) if n >= super::path::FITTING_MAX => {
+                    writeln!(f, "; undecidable: {n} or more pairings fit the packets")?
+                }
                 Some(n) => writeln!(f, "; undecidable: {n} pairings fit the packets")?,
                 None => writeln!(f)?,
             }
