@@ -552,10 +552,24 @@ pub struct Ambiguity {
     pub candidates: Vec<Candidate>,
     /// When the hop is undecidable: how many ways to pair the legs of its group every
     /// byte and end the joiner kept fits (2 or more; `None`: not known to be undecidable,
-    /// the scores were only too close). Counted up to 1000.
+    /// the scores were only too close). Counted up to [`FITTING_MAX`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fitting_pairings: Option<u32>,
 }
+
+impl Ambiguity {
+    /// Why the hop stays undecided when it is undecidable (`undecidable: 2 pairings fit the
+    /// packets`); `None` when its scores were only too close.
+    pub fn undecidable_note(&self) -> Option<String> {
+        let n = self.fitting_pairings?;
+        let more = if n >= FITTING_MAX { " or more" } else { "" };
+        Some(format!("undecidable: {n}{more} pairings fit the packets"))
+    }
+}
+
+/// Ways to pair the legs of an undecidable group counted at most
+/// ([`Ambiguity::fitting_pairings`]).
+pub const FITTING_MAX: u32 = 1000;
 
 /// A candidate of an [`Ambiguity`].
 #[derive(Clone, Debug, Serialize)]

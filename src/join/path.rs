@@ -10,7 +10,7 @@ use super::evidence::{Dir, Evidence, Scored, points, timing_points};
 use super::features::{DirFeatures, Nanos, Owner, Proto};
 use super::index::{Grouper, key};
 use super::leg::{Ob, datagram_alignment, same_tuple};
-use super::model::{Observation, Source};
+use super::model::{FITTING_MAX, Observation, Source};
 use super::view::{View, Views};
 use super::{JoinConfig, JoinStats};
 use crate::join::digest::{DigestCmp, StreamDigest};
@@ -616,8 +616,6 @@ pub(crate) struct Choice {
     pub undecidable: Vec<(usize, u32)>,
 }
 
-/// Ways to pair a group's legs [`eliminate`] counts at most.
-pub(crate) const FITTING_MAX: u32 = 1000;
 
 /// Weight of one edge in a matching: cardinality first (a leg in the middle of a chain needs
 /// both its edges), then score.

@@ -267,3 +267,17 @@ fn count_ids(count: &mut [u32], p: &Path) {
 fn once_each(obs: &[ObservationFeatures]) -> Vec<u32> {
     obs.iter().map(|f| u32::from(!f.is_empty())).collect()
 }
+
+#[test]
+fn undecidable_notes_say_how_many_pairings_fit() {
+    let a = |fitting_pairings| model::Ambiguity { leg: 0, side: "downstream", candidates: Vec::new(), fitting_pairings };
+    assert_eq!(a(None).undecidable_note(), None);
+    assert_eq!(a(Some(2)).undecidable_note().as_deref(), Some("undecidable: 2 pairings fit the packets"));
+    assert_eq!(
+        a(Some(model::FITTING_MAX)).undecidable_note().as_deref(),
+        Some("undecidable: 1000 or more pairings fit the packets")
+    );
+    // JSON: the count only when known.
+    assert!(!serde_json::to_string(&a(None)).unwrap().contains("fitting_pairings"));
+    assert!(serde_json::to_string(&a(Some(2))).unwrap().contains("\"fitting_pairings\":2"));
+}

@@ -149,11 +149,8 @@ impl fmt::Display for Path {
                 .map(|c| format!("path {} leg {} ({})", c.path, c.leg + 1, c.score))
                 .collect();
             write!(f, "  ambiguous {} of leg {}: {}", a.side, a.leg + 1, c.join(", "))?;
-            match a.fitting_pairings {
-                Some(n) if n >= super::path::FITTING_MAX => {
-                    writeln!(f, "; undecidable: {n} or more pairings fit the packets")?
-                }
-                Some(n) => writeln!(f, "; undecidable: {n} pairings fit the packets")?,
+            match a.undecidable_note() {
+                Some(why) => writeln!(f, "; {why}")?,
                 None => writeln!(f)?,
             }
         }

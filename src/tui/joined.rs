@@ -250,10 +250,7 @@ impl Joined {
         for a in &p.ambiguous {
             let c: Vec<String> =
                 a.candidates.iter().map(|c| format!("path {} leg {} score {}", c.path, c.leg + 1, c.score)).collect();
-            let why = match a.fitting_pairings {
-                Some(n) => format!(" (undecidable: {n} pairings fit the packets)"),
-                None => String::new(),
-            };
+            let why = a.undecidable_note().map(|w| format!(" ({w})")).unwrap_or_default();
             notes.push(format!("leg {} {} undecided: {}{why}", a.leg + 1, a.side, c.join(", ")));
         }
         PathDetail { id, proto: proto_of(p.proto), legs, notes }
