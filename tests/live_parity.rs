@@ -152,12 +152,12 @@ fn round_of(lab: &Lab, tcpdump: &str, cases: &[Case<'_>], which: &[usize], round
         };
         assert!(ft.status.success(), "{}: flowtrail {:?}\n{}", p.what, ft.status, ft.stderr);
         assert!(td.status.success(), "{}: tcpdump {:?}\n{}", p.what, td.status, td.stderr);
-        if !p.by_count && (drops(&td.stderr) || drops(&ft.stderr)) {
-            let who: Vec<&str> = [("tcpdump", &td.stderr), ("flowtrail", &ft.stderr)]
-                .into_iter()
-                .filter(|(_, e)| drops(e))
-                .map(|(w, _)| w)
-                .collect();
+        let who: Vec<&str> = [("tcpdump", &td.stderr), ("flowtrail", &ft.stderr)]
+            .into_iter()
+            .filter(|(_, e)| drops(e))
+            .map(|(w, _)| w)
+            .collect();
+        if !p.by_count && !who.is_empty() {
             eprintln!("NOTE {}: kernel drops for {}", p.what, who.join(" and "));
             dropped.push(p.case);
             continue;
