@@ -2,7 +2,8 @@
 """Bounded TCP forwarder for the flowtrail lab: accepts on --listen, waits --delay seconds,
 then connects to --connect and copies bytes both ways (a FIN is passed on as a half-close,
 a reset as a close). One forked process per connection, like `socat fork`, so each pair of
-legs has its own owning process. Logs one JSON line per connection to --log:
+legs has its own owning process. With --fork-delay the parent holds each accepted socket
+alone that long before forking (a busy host's slow fork). Logs one JSON line per connection to --log:
 {"peer": "IP:PORT", "in_local": .., "out_local": .., "out_remote": .., "pid": N,
  "accepted": T, "connected": T}. Exits after --lifetime seconds or --max-conns connections.
 """
@@ -75,6 +76,7 @@ def main():
     p.add_argument("--listen", required=True)
     p.add_argument("--connect", required=True)
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--fork-delay", type=float, default=0.0)
     p.add_argument("--log", required=True)
     p.add_argument("--lifetime", type=float, default=300.0)
     p.add_argument("--max-conns", type=int, default=1000)
@@ -96,6 +98,8 @@ def main():
         except socket.timeout:
             continue
         served += 1
+        if args.fork_delay:
+            time.sleep(args.fork_delay)
         if os.fork() == 0:
             ls.close()
             signal.alarm(int(args.idle * 3 + args.delay + 5))

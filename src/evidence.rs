@@ -28,11 +28,15 @@
 //!   observations that started before the capture (no SYN). The attribution thread looks
 //!   up both sockets of the observation in the capture point's namespace, skipping sockets
 //!   already attributed exactly. The client's socket is looked up at once (at SYN time it
-//!   exists, `SYN_SENT`); the server's is *deferred*: at first only its listener holds the
+//!   exists, `SYN_SENT`), in the point's namespace and in the capture's other namespaces
+//!   (whichever point's thread hands the SYN over first starts the race against a
+//!   short-lived client; answers stay per namespace); the server's is *deferred*: at first only its listener holds the
 //!   connection, and a forwarder's child holds the accepted socket only after `accept` and
 //!   `fork`, for as long as the connection lasts (a few milliseconds, in a lab). So it is
 //!   looked up [`RETRY_FIRST`] after the SYN and again with backoff until two exact answers
-//!   name the same process ([`DEFERRED_TRIES`] at most), and at once when the child shows
+//!   name the same process, one that does not hold the listener too (a forking server's
+//!   parent holds the accepted socket alone until it has forked: 10 ms and more for a
+//!   Python forwarder) ([`DEFERRED_TRIES`] at most), and at once when the child shows
 //!   itself: a connecting socket held by a process not seen before makes the thread look up
 //!   every pending deferred request of that namespace (see [`attribute`]). No lookup reads a
 //!   whole socket table (milliseconds to tens of milliseconds on a host with many sockets,
@@ -855,8 +859,10 @@ fn rank(kind: Option<MatchKind>) -> u8 {
 
 /// A lookup found `pid` holding a socket of `r`'s namespace. The first time a holder shows
 /// itself, every pending request of that namespace is looked up at once (at most
-/// [`SIBLINGS_AT_ONCE`]): a forwarder's child holds its other socket right now, and may be
-/// gone a few milliseconds later. Those found held by `pid` itself are settled.
+/// [`SIBLINGS_AT_ONCE`]), and so is every `provisional` one (out of tries on the listener or
+/// its holder): a forwarder's child holds its other socket right now, and may be gone a few
+/// milliseconds later. Those found held by `pid` itself (and not by the listener's holder)
+/// are settled.
 #[allow(clippy::too_many_arguments)]
 fn found_holder(
     pid: u32,
@@ -864,14 +870,31 @@ fn found_holder(
     pending: &mut HashMap<u64, Pending>,
     queued: &mut std::collections::HashSet<OwnerKey>,
     expanded: &mut std::collections::HashSet<u32>,
+    provisional: &mut std::collections::VecDeque<Request>,
     out: &Mutex<OwnerStore>,
-    look: &mut impl FnMut(&Request, &Mutex<OwnerStore>, bool) -> (u8, Option<u32>, bool),
+    look: &mut impl FnMut(&Request, &Mutex<OwnerStore>, How) -> Looked,
 ) {
     if expanded.len() >= EXPANDED {
         expanded.clear();
     }
     if !expanded.insert(pid) {
         return;
+    }
+    // Accepted sockets whose retries ended on the listener or its holder: the child that
+    // serves one may be this process.
+    let mut i = 0;
+    while i < provisional.len() {
+        let q = &provisional[i];
+        if q.netns != r.netns || q.proto != r.proto || q.local == r.local {
+            i += 1;
+            continue;
+        }
+        let l = look(q, out, How::Cached);
+        if l.rank == 3 && l.pid == Some(pid) && !l.listener_holder {
+            provisional.remove(i);
+        } else {
+            i += 1;
+        }
     }
     let mut ids: Vec<u64> = pending
         .iter()
@@ -884,9 +907,10 @@ fn found_holder(
         let Some(p) = pending.get(&id) else { continue };
         // Only what the holder's scan cached: a sibling held by another process waits for
         // its own retry rather than a process scan here, while connections keep starting.
-        let (rk, holder, _) = look(&p.req, out, true);
-        if rk == 3
-            && holder == Some(pid)
+        let l = look(&p.req, out, How::Cached);
+        if l.rank == 3
+            && l.pid == Some(pid)
+            && !l.listener_holder
             && let Some(p) = pending.remove(&id)
         {
             queued.remove(&(p.req.netns, p.req.proto, p.req.local, p.req.remote));
@@ -916,6 +940,37 @@ pub const DEFERRED_TRIES: u8 = 7;
 /// Pending deferred requests looked up at once when a fresh holder is found (see
 /// [`attribute`]).
 pub const SIBLINGS_AT_ONCE: usize = 256;
+/// Accepted sockets kept at most after their retries ended on the listener or its holder
+/// (the oldest forgotten first), for the child that serves them to claim (see
+/// [`attribute`]).
+pub const PROVISIONAL: usize = 256;
+
+/// How the attribution thread looks a socket up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Through the kernel and the holders, scanning processes if needed; the answer is kept
+    /// whatever it is.
+    Full,
+    /// Only through holders already cached ([`ProcessIndex::lookup_cached`]).
+    Cached,
+    /// As `Full`, in a namespace no point asked about (yet): kept only when found.
+    Probe,
+}
+
+/// One lookup's answer, as the attribution thread uses it.
+struct Looked {
+    /// [`rank`] of the answer.
+    rank: u8,
+    /// The newest holder of the socket, when found.
+    pid: Option<u32>,
+    /// The socket is there but its holder was not found (worth asking again).
+    holderless: bool,
+    /// An exact answer for an accepted socket (a deferred TCP request) whose holder also
+    /// holds the listener on the socket's local address: the parent of a forking server
+    /// holds each accepted socket alone between `accept` and `fork` (Python's `fork` takes
+    /// 10 ms and more), so it is not taken as settled.
+    listener_holder: bool,
+}
 
 /// A deferred request waiting for its next lookup.
 struct Pending {
@@ -933,7 +988,8 @@ struct Pending {
 /// up as they come, before anything else. Deferred ones (the server side of a SYN: at first
 /// only the listener holds the connection; flows the flow table reported) are retried with
 /// backoff, [`RETRY_FIRST`] after they were asked and then twice as long each time, until two
-/// exact answers name the same process or [`DEFERRED_TRIES`] were made: a short connection
+/// exact answers name the same process that does not also hold the listener (see
+/// [`Looked::listener_holder`]) or [`DEFERRED_TRIES`] were made: a short connection
 /// served by a forked child is found while the child holds the accepted socket. Every
 /// lookup goes through the kernel (sock_diag, microseconds) and the cached or freshly probed
 /// holders; nothing here reads a whole socket table, so one lookup never holds up the next.
@@ -972,23 +1028,23 @@ fn attribute(
     let mut expanded: std::collections::HashSet<u32> = std::collections::HashSet::new();
     // One lookup: the rank of the answer, its newest holder, and whether the socket is
     // there without a known holder (worth asking again).
-    let mut look = |r: &Request, out: &Mutex<OwnerStore>, cached_only: bool| -> (u8, Option<u32>, bool) {
+    let mut look = |r: &Request, out: &Mutex<OwnerStore>, how: How| -> Looked {
         let k = (r.netns.clone(), r.proto, r.local, r.remote);
         let known = if r.deferred { None } else { lock(out).get(&k).map(|(o, rk)| (*rk, o.pid)) };
         if let Some((rk, pid)) = known
             && rk >= 3
         {
-            return (rk, Some(pid), false);
+            return Looked { rank: rk, pid: Some(pid), holderless: false, listener_holder: false };
         }
         let key = match r.proto {
             Proto::Tcp => SocketKey::tcp(r.local, r.remote),
             Proto::Udp => SocketKey::udp(r.local, r.remote),
         };
         let t0 = Instant::now();
-        let a = if cached_only {
+        let a = if how == How::Cached {
             match index.lookup_cached(&r.netns, &key) {
                 Some(a) => a,
-                None => return (0, None, false),
+                None => return Looked { rank: 0, pid: None, holderless: false, listener_holder: false },
             }
         } else {
             index.lookup(&r.netns, &key)
@@ -1025,6 +1081,7 @@ fn attribute(
                     *old = (o, rk);
                 }
             }
+            None if how == How::Probe && owner.is_none() => {}
             None => {
                 let unknown = || Owner { pid: 0, comm: String::new() };
                 out.insert(k.clone(), owner.map_or_else(|| (unknown(), 0), |o| (o, rk)));
@@ -1035,10 +1092,18 @@ fn attribute(
         }
         drop(out);
         let holderless = matches!(a, crate::process::Attribution::Unknown(crate::process::UnknownReason::NoOwner));
-        (rk, pid, holderless)
+        // An accepted socket held by its listener's holder: perhaps a parent between
+        // `accept` and `fork` (see [`Looked::listener_holder`]).
+        let listener_holder = r.deferred
+            && r.proto == Proto::Tcp
+            && rk == 3
+            && pid.is_some_and(|pid| index.holds_listener(&r.netns, r.local, pid));
+        Looked { rank: rk, pid, holderless, listener_holder }
     };
     // Deferred keys pending (one retry schedule per socket, however many asked for it).
     let mut queued: std::collections::HashSet<OwnerKey> = std::collections::HashSet::new();
+    // Accepted sockets out of tries on the listener or its holder, oldest first.
+    let mut provisional: std::collections::VecDeque<Request> = std::collections::VecDeque::new();
     let mut defer = |r: Request,
                      pending: &mut HashMap<u64, Pending>,
                      due: &mut std::collections::BinaryHeap<Reverse<(Instant, u64)>>,
@@ -1076,14 +1141,25 @@ fn attribute(
                 defer(r, &mut pending, &mut due, &mut queued);
                 continue;
             }
-            let (rk, pid, holderless) = look(&r, out, false);
-            if holderless {
-                // The socket is there but its holder was not found yet: ask again.
-                defer(Request { deferred: true, asked: Instant::now(), ..r }, &mut pending, &mut due, &mut queued);
-            } else if rk == 3
-                && let Some(pid) = pid
-            {
-                found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, out, &mut look);
+            // The connecting socket in the point's namespace, then in every other namespace
+            // of the capture: a connection is often seen first at a point in another
+            // namespace than its client's (the far end of a veth, whose capture thread may
+            // hand the SYN over a millisecond sooner), and a forwarder's child may be gone
+            // a couple of milliseconds after its SYN. Answers are kept per namespace, so
+            // the other namespaces' lookups only come early; one that finds nothing keeps
+            // nothing.
+            let others = warm.iter().filter(|ns| **ns != r.netns).map(|ns| (Request { netns: ns.clone(), ..r.clone() }, How::Probe));
+            let all: Vec<(Request, How)> = std::iter::once((r.clone(), How::Full)).chain(others).collect();
+            for (r, how) in all {
+                let Looked { rank: rk, pid, holderless, .. } = look(&r, out, how);
+                if holderless {
+                    // The socket is there but its holder was not found yet: ask again.
+                    defer(Request { deferred: true, asked: Instant::now(), ..r }, &mut pending, &mut due, &mut queued);
+                } else if rk == 3
+                    && let Some(pid) = pid
+                {
+                    found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, &mut provisional, out, &mut look);
+                }
             }
             continue;
         }
@@ -1093,9 +1169,13 @@ fn attribute(
         {
             due.pop();
             let Some(mut p) = pending.remove(&id) else { continue };
-            let (rk, pid, holderless) = look(&p.req, out, false);
+            let Looked { rank: rk, pid, holderless, listener_holder } = look(&p.req, out, How::Full);
             p.tries += 1;
-            let settled = rk == 3 && pid.is_some() && pid == p.exact_pid;
+            // Two exact answers naming the same process settle it, unless that process holds
+            // the listener too: a forking server's parent may hold the socket for a while
+            // before its child does (later answers replace it; a server that serves its own
+            // connections is simply asked every time).
+            let settled = rk == 3 && pid.is_some() && pid == p.exact_pid && !listener_holder;
             if rk == 3 {
                 p.exact_pid = pid;
             }
@@ -1110,14 +1190,23 @@ fn attribute(
                 if rk == 3
                     && let Some(pid) = pid
                 {
-                    found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, out, &mut look);
+                    found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, &mut provisional, out, &mut look);
                 }
             } else {
                 queued.remove(&(p.req.netns.clone(), p.req.proto, p.req.local, p.req.remote));
                 if rk == 3
                     && let Some(pid) = pid
                 {
-                    found_holder(pid, &p.req, &mut pending, &mut queued, &mut expanded, out, &mut look);
+                    found_holder(pid, &p.req, &mut pending, &mut queued, &mut expanded, &mut provisional, out, &mut look);
+                }
+                // Out of tries while the listener (a connection not accepted yet) or its
+                // holder still had it: a forking server's accept queue was long, or its
+                // parent slow to fork. Kept for the child to claim when it shows itself.
+                if !settled && (rk == 1 || listener_holder) && p.req.proto == Proto::Tcp {
+                    if provisional.len() >= PROVISIONAL {
+                        provisional.pop_front();
+                    }
+                    provisional.push_back(p.req);
                 }
             }
             continue;

@@ -17,7 +17,8 @@
 //!
 //! Scenarios: the seed path (lab/seedpath.sh), SNAT (MASQUERADE), two DNATs in a row in two
 //! namespaces, UDP through DNAT, IPv6 DNAT (ip6tables), a forwarder that connects only after
-//! 300 ms, and two clients sending identical payloads at the same moment through one
+//! 300 ms (and whose parent forks only 60 ms after each `accept`: the process named for each
+//! accepted socket must be the child that served it, not the parent), and two clients sending identical payloads at the same moment through one
 //! forwarder (joins must not cross).
 //!
 //! Needs root (CI runs as root; elsewhere each test skips with a message), iproute2,
@@ -1147,8 +1148,11 @@ fn ipv6_dnat() {
     });
 }
 
-/// A forwarder in the middle namespace (lab/forwarder.py, one process per connection).
-fn forwarder(c: &Chain, delay: &str) -> (Background, Background, PathBuf) {
+/// The server in the chain's last namespace and a forwarder in the middle one
+/// (lab/forwarder.py, one process per connection): the forwarder's child waits `delay`
+/// seconds before connecting on, its parent `fork_delay` seconds after each `accept` before
+/// forking.
+fn forwarder(c: &Chain, delay: &str, fork_delay: &str) -> (Background, Background, PathBuf) {
     let server = c.daemon(
         2,
         "server",
@@ -1174,6 +1178,8 @@ fn forwarder(c: &Chain, delay: &str) -> (Background, Background, PathBuf) {
             "10.77.2.2:8443",
             "--delay",
             delay,
+            "--fork-delay",
+            fork_delay,
             "--log",
             flog.to_str().unwrap(),
             "--lifetime",
@@ -1186,7 +1192,10 @@ fn forwarder(c: &Chain, delay: &str) -> (Background, Background, PathBuf) {
 #[test]
 fn forwarder_connecting_after_a_delay() {
     let Some(c) = three("delay", false) else { return };
-    let (_server, _fwd, flog) = forwarder(&c, "0.3");
+    // The parent also forks only 60 ms after each `accept`, holding the accepted socket
+    // alone meanwhile (a busy host's fork can take that long): the process named for the
+    // hop must still be the child that serves the connection.
+    let (_server, _fwd, flog) = forwarder(&c, "0.3", "0.06");
     let log = c.dir.join("client.jsonl");
     let client = client_cmd(
         c.ns(0),
@@ -1199,16 +1208,49 @@ fn forwarder_connecting_after_a_delay() {
         points: c.points(),
         ct_ns: Vec::new(),
         clients: vec![client],
-        fwd_logs: vec![flog],
+        fwd_logs: vec![flog.clone()],
         payload_truth: true,
         undecidable_hops: None,
     });
+    let live = std::fs::read(c.dir.join("live.json")).expect("live.json");
+    let wrong = accepted_by_another_process(&live, &flog);
+    assert!(wrong.is_empty(), "delayed forwarder live: accepted sockets not named by the child serving them:\n{}", wrong.join("\n"));
+}
+
+/// Upstream legs through lab/forwarder.py (its `--log`) whose accepted socket, in `out`, is
+/// named for another process than the child that served the connection (the parent holds
+/// it alone until it forks). An unattributed socket is not counted (attribution races
+/// short connections on a busy host).
+fn accepted_by_another_process(out: &[u8], fwd_log: &Path) -> Vec<String> {
+    let mut child: HashMap<String, u64> = HashMap::new();
+    for line in std::fs::read_to_string(fwd_log).unwrap_or_default().lines() {
+        let Ok(r) = serde_json::from_str::<Value>(line) else { continue };
+        if let (Some(peer), Some(pid)) = (r["peer"].as_str(), r["pid"].as_u64()) {
+            child.insert(peer.to_string(), pid);
+        }
+    }
+    assert!(!child.is_empty(), "no connection in {}", fwd_log.display());
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for line in String::from_utf8_lossy(out).lines() {
+        let Ok(p) = serde_json::from_str::<Value>(line) else { continue };
+        for leg in p["legs"].as_array().into_iter().flatten() {
+            let Some(src) = leg["observations"][0]["src"].as_str() else { continue };
+            let (Some(&want), Some(got)) = (child.get(src), leg["process"]["server"]["pid"].as_u64()) else { continue };
+            checked += 1;
+            if got != want {
+                wrong.push(format!("{src}: named {got}, served by {want}"));
+            }
+        }
+    }
+    assert!(checked > 0, "no accepted socket attributed at all");
+    wrong
 }
 
 #[test]
 fn two_clients_identical_payloads_at_once() {
     let Some(c) = three("same", false) else { return };
-    let (_server, _fwd, flog) = forwarder(&c, "0");
+    let (_server, _fwd, flog) = forwarder(&c, "0", "0");
     let at = format!(
         "{:.3}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 1.0

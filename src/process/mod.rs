@@ -27,12 +27,14 @@
 //!    ([`MatchKind::Unconnected`]).
 //! 3. The inode's owners come from `/proc/PID/fd/*` -> `socket:[INODE]` links. This scan is
 //!    the expensive part, so it is cached and incremental: a cached `(pid, fd)` is verified
-//!    with one `readlink`; on a miss the processes are rescanned in tiers, stopping after
-//!    the first tier that holds the inode: (a) processes in the same namespace that are new
-//!    since the last scan or held sockets then (forwarders and their fresh children), (b)
-//!    the other processes in the namespace, (c) every other process (a socket can be passed
-//!    to, or created by a thread of, a process in another namespace). Processes that
-//!    disappeared are dropped from the cache.
+//!    with one `readlink`; on a miss the pids above the newest one known are probed (a
+//!    process forked a moment ago; only those in the socket's namespace are scanned), then
+//!    the processes are rescanned in tiers, stopping after the first tier that holds the
+//!    inode: (a) processes in the same namespace that are new since the last scan or held
+//!    sockets then (forwarders and their fresh children; scanned before the process list is
+//!    read again, then the new ones listed), (b) the other processes in the namespace, (c)
+//!    every other process (a socket can be passed to, or created by a thread of, a process
+//!    in another namespace). Processes that disappeared are dropped from the cache.
 //! 4. When the socket is gone (closed, `TIME_WAIT` rows have no inode) an earlier answer for
 //!    the same key is returned as [`MatchKind::Remembered`] (the last 4096 answers are
 //!    kept), and it is preferred over a mere [`MatchKind::Listener`] match.
@@ -507,6 +509,24 @@ impl<S: ProcSource> ProcessIndex<S> {
         Some(a)
     }
 
+    /// Whether `pid` holds the TCP listener that `local` (an accepted socket's local end)
+    /// belongs to, in `ns`. A server that forks per connection holds each accepted socket
+    /// alone between `accept` and `fork`, so an exact answer naming it may name the parent
+    /// of the process that will serve the connection.
+    pub fn holds_listener(&mut self, ns: &Netns, local: SocketAddr, pid: u32) -> bool {
+        let any = SocketAddr::new(
+            if local.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() },
+            0,
+        );
+        // The kernel answers the listener's own row (remote end unspecified), an exact match.
+        match self.lookup_live(ns, &SocketKey::tcp(local, any)) {
+            Attribution::Owned { matched: MatchKind::Listener | MatchKind::Socket, owners, .. } => {
+                owners.iter().any(|p| p.pid == pid)
+            }
+            _ => false,
+        }
+    }
+
     fn lookup_live(&mut self, ns: &Netns, key: &SocketKey) -> Attribution {
         // Fast path: the socket is in the rows read last time and a cached owner still holds
         // its inode. Socket inodes are not reused while held and a connected socket's
@@ -666,13 +686,29 @@ impl<S: ProcSource> ProcessIndex<S> {
         if let Some(owners) = self.cached_owners(inode) {
             return owners;
         }
-        if let Some(owners) = self.probe_new_pids(inode) {
+        if let Some(owners) = self.probe_new_pids(ns, inode) {
             return owners;
         }
-        self.refresh_pids();
+        // The namespace's known processes that held sockets or are new (a forwarder's child
+        // found through its accepted socket, connecting on now): scanned before the process
+        // list is read again, which takes milliseconds on a busy host.
         let ns_ino = self.ns_inode(ns);
+        let known: HashSet<u32> = self
+            .pids
+            .iter()
+            .filter(|(_, st)| ns_ino.is_some() && st.netns == ns_ino && (st.fresh || !st.sockets.is_empty()))
+            .map(|(&pid, _)| pid)
+            .collect();
+        for &pid in &known {
+            self.scan_pid(pid);
+        }
+        if let Some(v) = self.owners.get(&inode) {
+            let pids: Vec<u32> = v.iter().map(|p| p.0).collect();
+            return self.infos(&pids);
+        }
+        self.refresh_pids();
         let mut tiers: [Vec<u32>; 3] = Default::default();
-        for (&pid, st) in &self.pids {
+        for (&pid, st) in self.pids.iter().filter(|(pid, _)| !known.contains(pid)) {
             let tier = match (ns_ino, st.netns) {
                 (Some(a), Some(b)) if a == b && (st.fresh || !st.sockets.is_empty()) => 0,
                 (Some(a), Some(b)) if a == b => 1,
@@ -698,13 +734,17 @@ impl<S: ProcSource> ProcessIndex<S> {
     /// for this connection has a pid just above every pid seen so far. The pids above the
     /// newest known one are opened directly (a missing one costs one failed `open`), up to
     /// [`PROBE_PIDS`] of them and stopping after [`PROBE_GAP`] missing in a row; each one
-    /// found is scanned and remembered (fresh, as a listing would add it). `None` when none
-    /// of them holds `inode` (after a pid wrap-around, or when the holder is older): the
-    /// tiered rescan follows.
-    fn probe_new_pids(&mut self, inode: u64) -> Option<Vec<ProcessInfo>> {
+    /// found is remembered (fresh, as a listing would add it), and scanned when it lives in
+    /// `ns` (processes in other namespaces, say another lab's or container's, wait for the
+    /// tiered rescan: on a host that starts many processes, scanning them all here took
+    /// milliseconds, while a forwarder's child may be gone by then). `None` when none of the
+    /// scanned ones holds `inode` (after a pid wrap-around, or when the holder is older or
+    /// elsewhere): the tiered rescan follows.
+    fn probe_new_pids(&mut self, ns: &Netns, inode: u64) -> Option<Vec<ProcessInfo>> {
         if self.newest_pid == 0 {
             return None;
         }
+        let ns_ino = self.ns_inode(ns);
         let mut missing = 0;
         let mut pid = self.newest_pid;
         for _ in 0..PROBE_PIDS {
@@ -726,6 +766,9 @@ impl<S: ProcSource> ProcessIndex<S> {
             }
             self.newest_pid = self.newest_pid.max(pid);
             self.pids.insert(pid, PidState { netns: Some(netns), fresh: true, ..PidState::default() });
+            if ns_ino.is_some_and(|n| n != netns) {
+                continue;
+            }
             self.scan_pid(pid);
             if let Some(v) = self.owners.get(&inode) {
                 self.stats.probe_hits += 1;

@@ -192,3 +192,19 @@ fn recorded_proc_round_trips_through_a_directory() {
         assert_eq!(back.tables.get(k), Some(v));
     }
 }
+
+#[test]
+fn listener_holders_are_told_apart_from_a_forked_child_that_closed_it() {
+    let mut h = host();
+    // socat's child 101 closes its copy of the listener, as a forwarder's child usually
+    // does; the parent 100 keeps it.
+    h.procs.get_mut(&101).unwrap().fds.retain(|&(_, inode)| inode != 1000);
+    let mut ix = ProcessIndex::with_source(h);
+    let local = sa("127.0.0.1:49673");
+    assert!(ix.holds_listener(&ns(), local, 100));
+    assert!(!ix.holds_listener(&ns(), local, 101));
+    // The client's own port listens nowhere; the server's wildcard listener covers any
+    // local address on its port.
+    assert!(!ix.holds_listener(&ns(), sa("127.0.0.1:40000"), 50));
+    assert!(ix.holds_listener(&ns(), sa("[::1]:8080"), 200));
+}
