@@ -980,7 +980,14 @@ struct Pending {
     /// The holder of the last exact answer: a second exact answer naming the same process
     /// ends the retries (between `accept` and `fork` the parent alone holds the socket).
     exact_pid: Option<u32>,
+    /// Quick retries made after answers naming the listener's holder (see [`QUICK_TRIES`]).
+    quick: u8,
 }
+
+/// Retries [`RETRY_FIRST`] after an answer naming the listener's holder, before the backoff
+/// goes on: a forking server's child takes the accepted socket over within a millisecond or
+/// so of the parent's `accept` (socat), and may be done with it a few milliseconds later.
+pub const QUICK_TRIES: u8 = 2;
 
 /// The attribution thread.
 ///
@@ -1014,7 +1021,7 @@ fn attribute(
     let mut index = ProcessIndex::new();
     index.scan_all();
     for ns in &warm {
-        let _ = index.sockets(ns, crate::process::SockProto::Tcp);
+        index.warm(ns);
     }
     // Locked per lookup's update, never across a lookup (an [`EvidenceSoFar`] reads it).
     let out: &Mutex<OwnerStore> = &shared;
@@ -1111,7 +1118,7 @@ fn attribute(
         if pending.len() < QUEUE && queued.insert((r.netns.clone(), r.proto, r.local, r.remote)) {
             next_id += 1;
             due.push(Reverse((r.asked + RETRY_FIRST, next_id)));
-            pending.insert(next_id, Pending { req: r, tries: 0, exact_pid: None });
+            pending.insert(next_id, Pending { req: r, tries: 0, exact_pid: None, quick: 0 });
         }
     };
     let mut disconnected = false;
@@ -1183,7 +1190,13 @@ fn attribute(
             // namespace's, or gone: remembered or no inode; a connection the listener has
             // not accepted yet is answered with the listener, rank 1, and asked again).
             if !settled && p.tries < DEFERRED_TRIES && (rk == 1 || rk == 3 || holderless) {
-                let back = RETRY_FIRST * (1u32 << p.tries);
+                let back = if listener_holder && p.quick < QUICK_TRIES {
+                    p.quick += 1;
+                    p.tries -= 1;
+                    RETRY_FIRST
+                } else {
+                    RETRY_FIRST * (1u32 << p.tries)
+                };
                 due.push(Reverse((now + back, id)));
                 let r = p.req.clone();
                 pending.insert(id, p);

@@ -33,8 +33,10 @@
 //!    inode: (a) processes in the same namespace that are new since the last scan or held
 //!    sockets then (forwarders and their fresh children; scanned before the process list is
 //!    read again, then the new ones listed), (b) the other processes in the namespace, (c)
-//!    every other process (a socket can be passed to, or created by a thread of, a process
-//!    in another namespace). Processes that disappeared are dropped from the cache.
+//!    other processes (a socket can be passed to, or created by a thread of, a process in
+//!    another namespace), [`FAR_SCAN`] of them per lookup, round-robin, so that one lookup
+//!    never holds up the next for long. Processes that disappeared are dropped from the
+//!    cache.
 //! 4. When the socket is gone (closed, `TIME_WAIT` rows have no inode) an earlier answer for
 //!    the same key is returned as [`MatchKind::Remembered`] (the last 4096 answers are
 //!    kept), and it is preferred over a mere [`MatchKind::Listener`] match.
@@ -398,7 +400,16 @@ pub struct ProcessIndex<S: ProcSource = LiveProc> {
     /// The highest pid seen (listed or probed): where [`ProcessIndex::probe_new_pids`]
     /// starts.
     newest_pid: u32,
+    /// The last pid of the last tier (c) scan: the next one resumes after it (see
+    /// [`FAR_SCAN`]).
+    far_cursor: u32,
 }
+
+/// Processes of other namespaces (tier (c)) scanned in one lookup at most, round-robin over
+/// lookups: a whole sweep over a host's ~1000 processes took 20 ms, while every other lookup
+/// waited and short connections ended unattributed. A socket held only there is answered
+/// `NoOwner` until the sweep reaches its holder (the attribution thread asks again).
+pub const FAR_SCAN: usize = 128;
 
 impl ProcessIndex<LiveProc> {
     /// An index over the real /proc. Nothing is read until the first lookup.
@@ -425,6 +436,7 @@ impl<S: ProcSource> ProcessIndex<S> {
             remembered_order: VecDeque::new(),
             stats: IndexStats::default(),
             newest_pid: 0,
+            far_cursor: 0,
         }
     }
 
@@ -445,6 +457,16 @@ impl<S: ProcSource> ProcessIndex<S> {
 
     pub fn source_mut(&mut self) -> &mut S {
         &mut self.src
+    }
+
+    /// Opens what lookups in `ns` use (its socket tables, read once, and the sock_diag
+    /// socket) and learns the namespace's inode, so that the first lookup there does not pay
+    /// for entering the namespace (a thread and `setns`: milliseconds).
+    pub fn warm(&mut self, ns: &Netns) {
+        let _ = self.sockets(ns, SockProto::Tcp);
+        let _ = self.ns_inode(ns);
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        let _ = self.src.find_socket(ns, &SocketKey::tcp(nowhere, nowhere));
     }
 
     /// The current socket rows of `ns` for one protocol (IPv4 and IPv6 tables), read now.
@@ -716,7 +738,15 @@ impl<S: ProcSource> ProcessIndex<S> {
             };
             tiers[tier].push(pid);
         }
-        for tier in tiers {
+        let [near, rest, mut far] = tiers;
+        far.sort_unstable();
+        let start = far.partition_point(|&p| p <= self.far_cursor);
+        far.rotate_left(start);
+        far.truncate(FAR_SCAN);
+        if let Some(&last) = far.last() {
+            self.far_cursor = last;
+        }
+        for tier in [near, rest, far] {
             for pid in tier {
                 self.scan_pid(pid);
             }
