@@ -630,7 +630,10 @@ impl LiveEvidence {
         }
         let mut watchers = Vec::new();
         for ns in &namespaces {
-            match ConntrackWatcher::start(ns, WatchOptions::default(), ct_tx.clone()) {
+            // A rewritten connection's pre-NAT socket is looked up when its entry arrives:
+            // the watchers and the conntrack thread race short connections too.
+            let opts = WatchOptions { nice: Some(ATTRIBUTION_NICE), ..WatchOptions::default() };
+            match ConntrackWatcher::start(ns, opts, ct_tx.clone()) {
                 Ok(w) => watchers.push(w),
                 Err(e) => stats.conntrack_unavailable.push(format!("{ns}: {e}")),
             }
@@ -782,6 +785,7 @@ fn collect_conntrack(
     journal: &Journal,
     shared: Shared<CtStore>,
 ) -> (Vec<CtEntry>, u64, u64) {
+    raise_priority();
     let mut lost = 0u64;
     for u in rx {
         let (e, destroy) = match u {
@@ -919,7 +923,7 @@ fn found_holder(
 }
 
 /// Nice value of the threads that race short-lived processes for their sockets (socket
-/// attribution, and the capture threads that ask for it).
+/// attribution, and the capture and conntrack threads that ask for it).
 pub const ATTRIBUTION_NICE: i32 = -10;
 
 /// Runs the calling thread at [`ATTRIBUTION_NICE`] where allowed (CAP_SYS_NICE); else
@@ -940,6 +944,9 @@ pub const DEFERRED_TRIES: u8 = 7;
 /// Pending deferred requests looked up at once when a fresh holder is found (see
 /// [`attribute`]).
 pub const SIBLINGS_AT_ONCE: usize = 256;
+/// Connecting sockets remembered as probed in another namespace at most (forgotten all at
+/// once when full).
+const PROBED: usize = 4096;
 /// Accepted sockets kept at most after their retries ended on the listener or its holder
 /// (the oldest forgotten first), for the child that serves them to claim (see
 /// [`attribute`]).
@@ -1111,6 +1118,8 @@ fn attribute(
     let mut queued: std::collections::HashSet<OwnerKey> = std::collections::HashSet::new();
     // Accepted sockets out of tries on the listener or its holder, oldest first.
     let mut provisional: std::collections::VecDeque<Request> = std::collections::VecDeque::new();
+    // Connecting sockets probed in a namespace no point asked about (cleared when full).
+    let mut probed: std::collections::HashSet<OwnerKey> = std::collections::HashSet::new();
     let mut defer = |r: Request,
                      pending: &mut HashMap<u64, Pending>,
                      due: &mut std::collections::BinaryHeap<Reverse<(Instant, u64)>>,
@@ -1155,9 +1164,19 @@ fn attribute(
             // a couple of milliseconds after its SYN. Answers are kept per namespace, so
             // the other namespaces' lookups only come early; one that finds nothing keeps
             // nothing.
+            // Probed only while the socket is not found: where it was, it lives (the same
+            // tuple in two namespaces is rare), and each (namespace, tuple) is probed once.
             let others = warm.iter().filter(|ns| **ns != r.netns).map(|ns| (Request { netns: ns.clone(), ..r.clone() }, How::Probe));
             let all: Vec<(Request, How)> = std::iter::once((r.clone(), How::Full)).chain(others).collect();
             for (r, how) in all {
+                if how == How::Probe {
+                    if probed.len() >= PROBED {
+                        probed.clear();
+                    }
+                    if !probed.insert((r.netns.clone(), r.proto, r.local, r.remote)) {
+                        continue;
+                    }
+                }
                 let Looked { rank: rk, pid, holderless, .. } = look(&r, out, how);
                 if holderless {
                     // The socket is there but its holder was not found yet: ask again.
@@ -1166,6 +1185,9 @@ fn attribute(
                     && let Some(pid) = pid
                 {
                     found_holder(pid, &r, &mut pending, &mut queued, &mut expanded, &mut provisional, out, &mut look);
+                }
+                if rk == 3 {
+                    break;
                 }
             }
             continue;

@@ -40,11 +40,14 @@ pub struct WatchOptions {
     pub initial_dump: bool,
     /// How often the procfs fallback rereads the table.
     pub poll_interval: Duration,
+    /// Nice value the watcher thread asks for, where allowed (`CAP_SYS_NICE`); `None`
+    /// leaves it as it is.
+    pub nice: Option<i32>,
 }
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions { backend: Backend::Auto, initial_dump: true, poll_interval: Duration::from_millis(200) }
+        WatchOptions { backend: Backend::Auto, initial_dump: true, poll_interval: Duration::from_millis(200), nice: None }
     }
 }
 
@@ -152,12 +155,18 @@ impl ConntrackWatcher {
         let counters = Arc::new(Counters::default());
         let run = Run { ns: ns.clone(), tx, stop: stop.clone(), counters: counters.clone() };
         let initial_dump = opts.initial_dump;
+        let nice = opts.nice;
         let label = ns.label_prefix();
         let handle = std::thread::Builder::new()
             .name(format!("conntrack-{}", label.trim_end_matches('/')))
-            .spawn(move || match source {
-                Source::Netlink { events, dump } => run.netlink(events, dump),
-                Source::Proc { table, interval } => run.proc(table, interval, initial_dump),
+            .spawn(move || {
+                if let Some(n) = nice {
+                    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), n);
+                }
+                match source {
+                    Source::Netlink { events, dump } => run.netlink(events, dump),
+                    Source::Proc { table, interval } => run.proc(table, interval, initial_dump),
+                }
             })
             .map_err(|e| ConntrackError::Thread { ns: ns.clone(), msg: e.to_string() })?;
         Ok(ConntrackWatcher { ns: ns.clone(), backend, fallback, stop, counters, handle: Some(handle) })
