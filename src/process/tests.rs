@@ -208,3 +208,24 @@ fn listener_holders_are_told_apart_from_a_forked_child_that_closed_it() {
     assert!(!ix.holds_listener(&ns(), sa("127.0.0.1:40000"), 50));
     assert!(ix.holds_listener(&ns(), sa("[::1]:8080"), 200));
 }
+
+#[test]
+fn other_namespaces_are_swept_a_slice_per_lookup_until_the_holder_is_found() {
+    // The socket 127.0.0.1:40000 -> 127.0.0.1:49673 (inode 1002) is held only by a process
+    // in another namespace, listed after FAR_SCAN + 50 others there.
+    let mut h = host();
+    h.procs.remove(&50);
+    let p = |fds: &[(u32, u64)]| RecordedPid { netns: OTHER, comm: "worker".into(), cmdline: vec![], fds: fds.to_vec() };
+    for i in 0..FAR_SCAN as u32 + 50 {
+        h.procs.insert(1000 + i, p(&[(3, 500_000 + u64::from(i))]));
+    }
+    let holder = 1000 + FAR_SCAN as u32 + 40;
+    h.procs.insert(holder, p(&[(3, 500_000), (4, 1002)]));
+    let mut ix = ProcessIndex::with_source(h);
+    let key = SocketKey::tcp(sa("127.0.0.1:40000"), sa("127.0.0.1:49673"));
+    // One slice of the other namespace's processes per lookup: not there yet ...
+    assert_eq!(ix.lookup(&ns(), &key), Attribution::Unknown(UnknownReason::NoOwner));
+    // ... then the next slice holds it.
+    let a = ix.lookup(&ns(), &key);
+    assert_eq!(a.to_string(), format!("worker[{holder}]"));
+}
