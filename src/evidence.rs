@@ -1157,15 +1157,13 @@ fn attribute(
                 defer(r, &mut pending, &mut due, &mut queued);
                 continue;
             }
-            // The connecting socket in the point's namespace, then in every other namespace
-            // of the capture: a connection is often seen first at a point in another
-            // namespace than its client's (the far end of a veth, whose capture thread may
-            // hand the SYN over a millisecond sooner), and a forwarder's child may be gone
-            // a couple of milliseconds after its SYN. Answers are kept per namespace, so
-            // the other namespaces' lookups only come early; one that finds nothing keeps
-            // nothing.
-            // Probed only while the socket is not found: where it was, it lives (the same
-            // tuple in two namespaces is rare), and each (namespace, tuple) is probed once.
+            // The connecting socket in the point's namespace, then, until it is found, in
+            // the capture's other namespaces: a connection is often seen first at a point in
+            // another namespace than its client's (the far end of a veth, whose capture
+            // thread may hand the SYN over a millisecond sooner), and a forwarder's child
+            // may be gone a couple of milliseconds after its SYN. Answers are kept per
+            // namespace, so the other namespaces' lookups only come early; one that finds
+            // nothing keeps nothing, and each (namespace, tuple) is probed once.
             let others = warm.iter().filter(|ns| **ns != r.netns).map(|ns| (Request { netns: ns.clone(), ..r.clone() }, How::Probe));
             let all: Vec<(Request, How)> = std::iter::once((r.clone(), How::Full)).chain(others).collect();
             for (r, how) in all {
