@@ -544,6 +544,15 @@ pub struct SocketTap {
 /// UDP tuples a capture thread has asked about already (cleared when full).
 const UDP_SEEN: usize = 4096;
 
+/// Whether `v` is new to `seen`, which remembers at most `max` values (all forgotten at once
+/// when full: asking again now and then costs less than keeping them in order).
+fn first_time<T: std::hash::Hash + Eq>(seen: &mut std::collections::HashSet<T>, v: T, max: usize) -> bool {
+    if seen.len() >= max {
+        seen.clear();
+    }
+    seen.insert(v)
+}
+
 impl SocketTap {
     fn send(&self, r: Request) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -573,10 +582,7 @@ impl SocketTap {
             crate::decode::Transport::Udp(u) => {
                 let (a, b) = (SocketAddr::new(ip.src, u.sport), SocketAddr::new(ip.dst, u.dport));
                 let key = if a <= b { (a, b) } else { (b, a) };
-                if udp_seen.len() >= UDP_SEEN {
-                    udp_seen.clear();
-                }
-                if !udp_seen.insert(key) {
+                if !first_time(udp_seen, key, UDP_SEEN) {
                     return;
                 }
                 (Proto::Udp, a, b)
@@ -878,43 +884,29 @@ fn found_holder(
     out: &Mutex<OwnerStore>,
     look: &mut impl FnMut(&Request, &Mutex<OwnerStore>, How) -> Looked,
 ) {
-    if expanded.len() >= EXPANDED {
-        expanded.clear();
-    }
-    if !expanded.insert(pid) {
+    if !first_time(expanded, pid, EXPANDED) {
         return;
     }
+    let sibling = |q: &Request| q.netns == r.netns && q.proto == r.proto && q.local != r.local;
+    // Only what the holder's scan cached: a sibling held by another process waits for its
+    // own retry rather than a process scan here, while connections keep starting.
+    let claims = |q: &Request, look: &mut dyn FnMut(&Request, &Mutex<OwnerStore>, How) -> Looked| {
+        let l = look(q, out, How::Cached);
+        l.rank == 3 && l.pid == Some(pid) && !l.listener_holder
+    };
     // Accepted sockets whose retries ended on the listener or its holder: the child that
     // serves one may be this process.
-    let mut i = 0;
-    while i < provisional.len() {
-        let q = &provisional[i];
-        if q.netns != r.netns || q.proto != r.proto || q.local == r.local {
-            i += 1;
-            continue;
-        }
-        let l = look(q, out, How::Cached);
-        if l.rank == 3 && l.pid == Some(pid) && !l.listener_holder {
-            provisional.remove(i);
-        } else {
-            i += 1;
-        }
-    }
+    provisional.retain(|q| !(sibling(q) && claims(q, look)));
     let mut ids: Vec<u64> = pending
         .iter()
-        .filter(|(_, p)| p.req.netns == r.netns && p.req.proto == r.proto && p.req.local != r.local)
+        .filter(|(_, p)| sibling(&p.req))
         .map(|(&id, _)| id)
         .collect();
     ids.sort_unstable();
     ids.truncate(SIBLINGS_AT_ONCE);
     for id in ids {
         let Some(p) = pending.get(&id) else { continue };
-        // Only what the holder's scan cached: a sibling held by another process waits for
-        // its own retry rather than a process scan here, while connections keep starting.
-        let l = look(&p.req, out, How::Cached);
-        if l.rank == 3
-            && l.pid == Some(pid)
-            && !l.listener_holder
+        if claims(&p.req, look)
             && let Some(p) = pending.remove(&id)
         {
             queued.remove(&(p.req.netns, p.req.proto, p.req.local, p.req.remote));
@@ -1165,15 +1157,9 @@ fn attribute(
             // namespace, so the other namespaces' lookups only come early; one that finds
             // nothing keeps nothing, and each (namespace, tuple) is probed once.
             let others = warm.iter().filter(|ns| **ns != r.netns).map(|ns| (Request { netns: ns.clone(), ..r.clone() }, How::Probe));
-            let all: Vec<(Request, How)> = std::iter::once((r.clone(), How::Full)).chain(others).collect();
-            for (r, how) in all {
-                if how == How::Probe {
-                    if probed.len() >= PROBED {
-                        probed.clear();
-                    }
-                    if !probed.insert((r.netns.clone(), r.proto, r.local, r.remote)) {
-                        continue;
-                    }
+            for (r, how) in std::iter::once((r.clone(), How::Full)).chain(others) {
+                if how == How::Probe && !first_time(&mut probed, (r.netns.clone(), r.proto, r.local, r.remote), PROBED) {
+                    continue;
                 }
                 let Looked { rank: rk, pid, holderless, .. } = look(&r, out, how);
                 if holderless {
@@ -1197,7 +1183,14 @@ fn attribute(
             due.pop();
             let Some(mut p) = pending.remove(&id) else { continue };
             let Looked { rank: rk, pid, holderless, listener_holder } = look(&p.req, out, How::Full);
-            p.tries += 1;
+            // A quick retry after the listener's holder answered does not count as a try (the
+            // last try is not made quick).
+            let quick = listener_holder && p.quick < QUICK_TRIES && p.tries + 1 < DEFERRED_TRIES;
+            if quick {
+                p.quick += 1;
+            } else {
+                p.tries += 1;
+            }
             // Two exact answers naming the same process settle it, unless that process holds
             // the listener too: a forking server's parent may hold the socket for a while
             // before its child does (later answers replace it; a server that serves its own
@@ -1210,13 +1203,7 @@ fn attribute(
             // namespace's, or gone: remembered or no inode; a connection the listener has
             // not accepted yet is answered with the listener, rank 1, and asked again).
             if !settled && p.tries < DEFERRED_TRIES && (rk == 1 || rk == 3 || holderless) {
-                let back = if listener_holder && p.quick < QUICK_TRIES {
-                    p.quick += 1;
-                    p.tries -= 1;
-                    RETRY_FIRST
-                } else {
-                    RETRY_FIRST * (1u32 << p.tries)
-                };
+                let back = if quick { RETRY_FIRST } else { RETRY_FIRST * (1u32 << p.tries) };
                 due.push(Reverse((now + back, id)));
                 let r = p.req.clone();
                 pending.insert(id, p);

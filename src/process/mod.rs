@@ -206,6 +206,12 @@ impl SocketKey {
     pub fn udp(local: SocketAddr, remote: SocketAddr) -> SocketKey {
         SocketKey { proto: SockProto::Udp, local, remote }
     }
+    /// The TCP listener on `local`: remote end unspecified, in `local`'s family.
+    pub fn listener(local: SocketAddr) -> SocketKey {
+        let any: std::net::IpAddr =
+            if local.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
+        SocketKey::tcp(local, SocketAddr::new(any, 0))
+    }
     /// The same connection from the other end.
     pub fn peer(&self) -> SocketKey {
         SocketKey { proto: self.proto, local: self.remote, remote: self.local }
@@ -536,12 +542,8 @@ impl<S: ProcSource> ProcessIndex<S> {
     /// alone between `accept` and `fork`, so an exact answer naming it may name the parent
     /// of the process that will serve the connection.
     pub fn holds_listener(&mut self, ns: &Netns, local: SocketAddr, pid: u32) -> bool {
-        let any = SocketAddr::new(
-            if local.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() },
-            0,
-        );
         // The kernel answers the listener's own row (remote end unspecified), an exact match.
-        match self.lookup_live(ns, &SocketKey::tcp(local, any)) {
+        match self.lookup_live(ns, &SocketKey::listener(local)) {
             Attribution::Owned { matched: MatchKind::Listener | MatchKind::Socket, owners, .. } => {
                 owners.iter().any(|p| p.pid == pid)
             }
@@ -604,17 +606,12 @@ impl<S: ProcSource> ProcessIndex<S> {
             return Some(Ok((row.inode, MatchKind::Socket)));
         }
         // TIME_WAIT or a request socket: ask for the listener on the local address.
-        if k.proto == SockProto::Tcp {
-            let any = SocketAddr::new(
-                if k.local.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() },
-                0,
-            );
-            if let Some(Ok(Some(l))) = self.src.find_socket(ns, &SocketKey::tcp(key.local, any))
-                && l.inode != 0
-                && l.state == SockState::Listen
-            {
-                return Some(Ok((l.inode, MatchKind::Listener)));
-            }
+        if k.proto == SockProto::Tcp
+            && let Some(Ok(Some(l))) = self.src.find_socket(ns, &SocketKey::listener(key.local))
+            && l.inode != 0
+            && l.state == SockState::Listen
+        {
+            return Some(Ok((l.inode, MatchKind::Listener)));
         }
         Some(Err(UnknownReason::NoInode))
     }
