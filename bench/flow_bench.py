@@ -27,7 +27,14 @@ The first two are also timed pinned to one core (taskset -c 0), the case of a ma
 no core to spare for a join thread (flowtrail then joins inline), and that overhead is
 printed too.
 
+With --instructions, the joining overhead is also counted in instructions: both runs (and
+the baseline's) under valgrind's cachegrind on a 10000-connection capture, the same
+generator's. Times on a shared VM swing by tens of percent between rounds; the count does
+not, so it tells whether a change made joining cheaper. It says nothing of cache misses,
+which the times include.
+
 usage: bench/flow_bench.py [--connections N] [--runs R] [--keep] [--baseline BIN] [--only-flowtrail]
+                           [--instructions]
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, time
 
@@ -102,6 +109,40 @@ def compare_with_tshark(tshark, cap, ours):
         sys.exit("flowtrail's flows differ from tshark's")
 
 
+def capture(bdir, connections):
+    """The generated capture of `connections` TCP connections (made once, then cached)."""
+    cap = os.path.join(bdir, f"flow-{connections}.pcap")
+    if not os.path.exists(cap):
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench/gen_capture.py"), cap,
+                        "--connections", str(connections)], check=True)
+    return cap
+
+
+def instructions(binaries, cap):
+    """Instructions each (name, argv) run executes under cachegrind, two at a time."""
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        print("instructions: skipped (valgrind is not installed: apt-get install -y valgrind)")
+        return None
+    logs, procs, counts = {}, [], {}
+    for name, argv in binaries:
+        logs[name] = os.path.join(os.path.dirname(cap), f"cachegrind-{len(logs)}.log")
+        procs.append((name, subprocess.Popen(
+            [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+             f"--log-file={logs[name]}"] + argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        if len(procs) == 2 or name == binaries[-1][0]:
+            for n, p in procs:
+                if p.wait() != 0:
+                    sys.exit(f"{n} failed under valgrind (see {logs[n]})")
+            procs = []
+    for name, log in logs.items():
+        with open(log) as f:
+            refs = next(l for l in f if "I   refs:" in l or "I refs:" in l)
+        counts[name] = int(refs.split(":")[1].replace(",", "").split()[0])
+        os.unlink(log)
+    return counts
+
+
 def fresh(path):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
@@ -115,6 +156,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the last stream directories")
     ap.add_argument("--baseline", help="another flowtrail binary timed in the same rounds")
     ap.add_argument("--only-flowtrail", action="store_true", help="leave out tshark, tcpflow and --streams")
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count the joining overhead in instructions (cachegrind, 10000 connections)")
     a = ap.parse_args()
     tshark = shutil.which("tshark")
     tcpflow = shutil.which("tcpflow")
@@ -124,10 +167,7 @@ def main():
     ft = os.path.join(ROOT, "target/release/flowtrail")
     bdir = os.path.join(ROOT, "target/bench")
     os.makedirs(bdir, exist_ok=True)
-    cap = os.path.join(bdir, f"flow-{a.connections}.pcap")
-    if not os.path.exists(cap):
-        subprocess.run([sys.executable, os.path.join(ROOT, "bench/gen_capture.py"), cap,
-                        "--connections", str(a.connections)], check=True)
+    cap = capture(bdir, a.connections)
     # Sanity runs (untimed) stream their output to files: this process stays small, so the
     # children forked from it start small (a child's peak RSS counts what it had at fork).
     out_path = os.path.join(bdir, "flows.json")
@@ -230,6 +270,16 @@ def main():
         print(f"joining ({who}), medians of {a.runs} rounds: overhead "
               f"{(med(f'{who} --flows=json', 0) / med(f'{who} --no-join', 0) - 1) * 100:+.1f}% wall, "
               f"{(med(f'{who} --flows=json', 1) / med(f'{who} --no-join', 1) - 1) * 100:+.1f}% cpu")
+    if a.instructions:
+        small = capture(bdir, 10000)
+        runs = [(f"{who} {mode}", [b, "-r", small, "--flows=json"] + extra)
+                for who, b in [("flowtrail", ft)] + ([("baseline", a.baseline)] if a.baseline else [])
+                for mode, extra in (("--flows=json", []), ("--no-join", ["--no-join"]))]
+        counts = instructions(runs, small)
+        for who in ["flowtrail"] + (["baseline"] if a.baseline else []) if counts else []:
+            j, nj = counts[f"{who} --flows=json"], counts[f"{who} --no-join"]
+            print(f"joining ({who}), instructions on {os.path.basename(small)}: --flows=json {j / 1e6:.0f}M, "
+                  f"--no-join {nj / 1e6:.0f}M: overhead {(j / nj - 1) * 100:+.1f}%")
     if a.only_flowtrail:
         return
     print(f"tshark is {best['tshark -z conv,tcp'][0] / base:.1f}x slower than flowtrail --flows=json; "
