@@ -41,6 +41,12 @@
 //!   every pending deferred request of that namespace (see [`attribute`]). No lookup reads a
 //!   whole socket table (milliseconds to tens of milliseconds on a host with many sockets,
 //!   during which every later connection would be over before its turn).
+//!   As root, a fork thread also watches the children of listener holders from their fork
+//!   on ([`crate::process::forks`], the kernel's process connector): each connected TCP
+//!   socket such a child is found holding is stored as an exact answer before its SYN
+//!   reaches this thread (a child may connect and exit within a few milliseconds of its
+//!   fork, sooner than the capture path hands the SYN over on a loaded host). An exact
+//!   answer naming another process than the child's parent is not replaced.
 //!   For every conntrack entry with a rewrite, the socket of its original tuple (the one
 //!   the socket itself sees, before NAT) is looked up in the entry's namespace: that is the
 //!   process behind a leg no interface shows (e.g. a forwarder connecting to a DNATed
@@ -82,6 +88,7 @@ use crate::conntrack::{ConntrackWatcher, CtEntry, CtProto, CtUpdate, WatchOption
 use crate::flow::{FlowInfo, FlowRecord, Proto as FlowProto};
 use crate::join::{Owner, Proto};
 use crate::netns::Netns;
+use crate::process::forks::{ForkStats, ForkWatch, ProcEvents};
 use crate::process::{MatchKind, ProcessIndex, SocketKey};
 use crate::report::paths::{JoinEvidence, SocketOwner};
 use std::collections::HashMap;
@@ -383,6 +390,16 @@ pub struct EvidenceStats {
     /// Conntrack entries and socket owners the evidence share holds at most.
     pub conntrack_max_entries: u64,
     pub owners_max: u64,
+    /// Fork events are watched (the process connector could be opened: root).
+    pub fork_events: bool,
+    /// Children of listener holders watched after their fork, and those not watched
+    /// because [`crate::process::forks::MAX_WATCHED`] were.
+    pub forks_watched: u64,
+    pub forks_skipped: u64,
+    /// Sockets found held by a watched child.
+    pub fork_sockets: u64,
+    /// Times the kernel dropped fork events (a burst filled the socket's buffer).
+    pub fork_events_lost: u64,
 }
 
 /// Conntrack entries by key, in the order first seen, bounded: a new entry past `max`
@@ -604,6 +621,8 @@ pub struct LiveEvidence {
     attr_thread: Option<JoinHandle<OwnerStore>>,
     attr_tx: Option<SyncSender<Request>>,
     stop: Arc<AtomicBool>,
+    fork_thread: Option<JoinHandle<ForkStats>>,
+    fork_stop: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
     point_netns: HashMap<u32, Netns>,
@@ -664,6 +683,19 @@ impl LiveEvidence {
             .name("attribution".into())
             .spawn(move || attribute(attr_rx, attr_stop, warm, &attr_journal, attr_shared))
             .ok();
+        // Fork events (root): a forking server's children are watched from their fork on.
+        let fork_stop = Arc::new(AtomicBool::new(false));
+        let fork_thread = match ProcEvents::open() {
+            Ok(events) => {
+                let (stop, journal, shared) = (fork_stop.clone(), journal.clone(), owner_store.clone());
+                std::thread::Builder::new()
+                    .name("forks".into())
+                    .spawn(move || watch_forks(events, stop, namespaces, &journal, shared))
+                    .ok()
+            }
+            Err(_) => None,
+        };
+        stats.fork_events = fork_thread.is_some();
         LiveEvidence {
             watchers,
             ct_store,
@@ -672,6 +704,8 @@ impl LiveEvidence {
             attr_thread,
             attr_tx: Some(attr_tx),
             stop,
+            fork_thread,
+            fork_stop,
             requests: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
             point_netns: points.iter().cloned().collect(),
@@ -749,6 +783,13 @@ impl LiveEvidence {
         stats.conntrack_entries = entries.len() as u64;
         stats.conntrack_evicted = evicted;
         stats.conntrack_lost_events += lost;
+        // The fork watch ends first: what it finds goes into the store the attribution
+        // thread takes out when it ends.
+        self.fork_stop.store(true, Ordering::Relaxed);
+        if let Some(f) = self.fork_thread.take().and_then(|h| h.join().ok()) {
+            (stats.forks_watched, stats.forks_skipped, stats.fork_sockets, stats.fork_events_lost) =
+                (f.watched, f.skipped, f.sockets, f.overruns);
+        }
         self.attr_tx = None;
         self.stop.store(true, Ordering::Relaxed);
         let owners = self.attr_thread.take().and_then(|h| h.join().ok()).unwrap_or_else(|| OwnerStore::new(1));
@@ -777,6 +818,7 @@ impl LiveEvidence {
 impl Drop for LiveEvidence {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.fork_stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -987,6 +1029,52 @@ struct Pending {
 /// goes on: a forking server's child takes the accepted socket over within a millisecond or
 /// so of the parent's `accept` (socat), and may be done with it a few milliseconds later.
 pub const QUICK_TRIES: u8 = 2;
+
+/// The fork thread: watches the children a listener holder in one of `namespaces` forks
+/// ([`ForkWatch`]) and stores each socket such a child is found holding as an exact answer
+/// (rank 3, as a lookup would), unless an exact answer naming another process than the
+/// child's parent is there already. A connection's SYN then finds its socket's owner
+/// known, however late it reaches the attribution thread and however soon the child exits.
+fn watch_forks(
+    mut events: ProcEvents,
+    stop: Arc<AtomicBool>,
+    namespaces: Vec<Netns>,
+    journal: &Journal,
+    shared: Shared<OwnerStore>,
+) -> ForkStats {
+    raise_priority();
+    let mut watch = ForkWatch::new(&namespaces);
+    // FLOWTRAIL_DEBUG_ATTRIBUTION=1: every fork in a captured namespace and every socket
+    // found on stderr.
+    let debug = std::env::var_os("FLOWTRAIL_DEBUG_ATTRIBUTION").is_some();
+    watch.debug = debug;
+    let mut found = |ns: &Netns, local: SocketAddr, remote: SocketAddr, owner: Owner, parent: u32| {
+        let k = (ns.clone(), Proto::Tcp, local, remote);
+        let mut s = lock(&shared);
+        if debug {
+            eprintln!("flowtrail: fork watch: {ns} tcp {local} -> {remote}: {owner} (parent {parent}), had {:?}", s.get(&k));
+        }
+        if s.get(&k).is_none_or(|(o, rank)| *rank < 3 || o.pid == parent) {
+            s.insert(k.clone(), (owner.clone(), 3));
+            journal.owner(&k, &owner, 3);
+        }
+    };
+    let mut got = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let wait = watch
+            .due()
+            .map_or(Duration::from_millis(50), |t| t.saturating_duration_since(Instant::now()))
+            .min(Duration::from_millis(50));
+        if events.wait(wait, &mut got).is_err() {
+            break;
+        }
+        for e in got.drain(..) {
+            watch.event(e, &mut found);
+        }
+        watch.poll(Instant::now(), &mut found);
+    }
+    ForkStats { overruns: events.overruns, ..watch.stats() }
+}
 
 /// The attribution thread.
 ///

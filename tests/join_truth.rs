@@ -432,6 +432,31 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
     keep("live.json", &live.stdout);
     keep("live.stderr", live.stderr.as_bytes());
     keep("offline.json", &offline.stdout);
+    // The fork watch (root, as in CI): every scenario with a forwarder forks per connection,
+    // so its children must have been watched and their sockets found.
+    let stats: Value = live
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("{\"stats\""))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    let ev = &stats["stats"]["evidence"];
+    let n = |k: &str| ev[k].as_u64().unwrap_or(0);
+    if forwarder_hops(&live.stdout).0 > 0 {
+        println!(
+            "join_truth {} live: fork watch: {} children watched, {} sockets found, {} skipped, events lost {} times",
+            case.name,
+            n("forks_watched"),
+            n("fork_sockets"),
+            n("forks_skipped"),
+            n("fork_events_lost")
+        );
+        assert!(
+            ev["fork_events"] == Value::Bool(true) && n("fork_sockets") > 0,
+            "{}: the forwarder's children were not watched: {ev}",
+            case.name
+        );
+    }
     for (mode, s, out) in [("live", s_live, &live.stdout), ("offline", s_off, &offline.stdout)] {
         let unflagged = unflagged_splits(out, &truth);
         let (hops_all, with_process, by_elimination) = forwarder_hops(out);

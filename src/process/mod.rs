@@ -84,6 +84,7 @@
 //! packet; [`ProcessIndex::scan_all`] warms a cold index at start.
 
 pub mod diag;
+pub mod forks;
 pub mod procfs;
 mod recorded;
 mod source;
@@ -673,7 +674,7 @@ impl<S: ProcSource> ProcessIndex<S> {
         all.len()
     }
 
-    fn ns_inode(&mut self, ns: &Netns) -> Option<u64> {
+    pub(crate) fn ns_inode(&mut self, ns: &Netns) -> Option<u64> {
         if let Some(&i) = self.ns_inodes.get(ns) {
             return Some(i);
         }

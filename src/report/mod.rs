@@ -1129,8 +1129,13 @@ fn report_stats(
                 );
             }
             if let Some(e) = evidence {
+                let forks = if e.fork_events {
+                    format!(", {} forked children watched ({} sockets)", e.forks_watched, e.fork_sockets)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped",
+                    "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped{forks}",
                     e.conntrack_watched,
                     e.conntrack_entries,
                     e.conntrack_unavailable.iter().map(|u| format!("; unavailable: {u}")).collect::<String>(),

@@ -1,0 +1,442 @@
+//! Fork events from the kernel's process connector, and the watch that records the sockets
+//! of a forking server's fresh children while they hold them.
+//!
+//! A forwarder that forks per connection (`socat ... fork`, a forking Python server) serves
+//! each connection from a child that may hold its two sockets for a few milliseconds. The
+//! attribution thread learns of a connection from its SYN, which reaches it 0.5 to 17 ms
+//! after it was sent on a loaded 2-core host (capture and thread latency): by then such a
+//! child may be gone, and nothing in `/proc` says who held the sockets. The kernel announces
+//! every `fork` on the process connector (`NETLINK_CONNECTOR`, `CN_IDX_PROC`; root only) as
+//! it happens, so the watch starts before any packet of the child's connection is seen.
+//!
+//! ```text
+//! nlmsghdr (16) | cn_msg { idx, val, seq, ack, u16 len, u16 flags } (20)
+//!               | proc_event { u32 what, u32 cpu, u64 timestamp_ns,                     (16)
+//!                              fork: u32 parent_pid, parent_tgid, child_pid, child_tgid
+//!                              exit: u32 process_pid, process_tgid, ... }
+//! subscribe: nlmsghdr (NLMSG_DONE) | cn_msg (len 4) | u32 PROC_CN_MCAST_LISTEN
+//! ```
+//!
+//! [`ForkWatch`] keeps the children to watch: those whose parent holds a listening TCP
+//! socket in one of the capture's namespaces (forking servers; not every process a busy host
+//! forks). Each is polled ([`POLL_EVERY`] for the first [`FAST_FOR`], then every
+//! [`POLL_SLOW`], for [`WATCH_FOR`] at most, [`MAX_WATCHED`] children at once, the rest
+//! counted): its socket descriptors are listed and each new one is asked for its addresses
+//! through a duplicate taken with `pidfd_getfd` (`getsockname`, `getpeername`; held for
+//! microseconds and closed). Reading the namespace's socket table instead costs
+//! milliseconds to tens of milliseconds (the kernel walks its whole TCP hash for it), which
+//! is longer than such a child lives. A connected TCP socket is handed to the caller as
+//! `(namespace, local, remote, owner)`; one not connected yet is asked again at the next
+//! poll; listeners and other sockets are skipped. A parent "holds a listener" when one of
+//! its sockets, asked the same way, accepts connections. Pids are those of flowtrail's pid
+//! namespace: a child whose parent in `/proc` is not the one the event names (another pid
+//! namespace) is not watched.
+
+use super::{LiveProc, ProcSource, ProcessIndex};
+use crate::join::Owner;
+use crate::netns::Netns;
+use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_CONNECTOR};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{SockType, SockaddrLike, SockaddrStorage, getpeername, getsockname, getsockopt, sockopt};
+use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+const CN_IDX_PROC: u32 = 1;
+const CN_VAL_PROC: u32 = 1;
+const PROC_CN_MCAST_LISTEN: u32 = 1;
+const NLMSG_DONE: u16 = 3;
+const PROC_EVENT_FORK: u32 = 1;
+const PROC_EVENT_EXIT: u32 = 0x8000_0000;
+/// Where the event data starts: nlmsghdr, cn_msg, then `what`, `cpu`, `timestamp_ns`.
+const EVENT_DATA: usize = 16 + 20 + 16;
+
+/// Children watched at once, at most (a new fork past this is counted, not watched).
+pub const MAX_WATCHED: usize = 256;
+/// How long a child is watched after its fork.
+pub const WATCH_FOR: Duration = Duration::from_millis(200);
+/// Poll interval for the first [`FAST_FOR`] (a forwarder's child connects right after
+/// `fork`, and may be done a couple of milliseconds later).
+pub const POLL_EVERY: Duration = Duration::from_millis(1);
+pub const FAST_FOR: Duration = Duration::from_millis(30);
+/// Poll interval after that.
+pub const POLL_SLOW: Duration = Duration::from_millis(5);
+/// Receive buffer asked for the event socket.
+const RECV_BUFFER: usize = 4 << 20;
+/// How long "this parent holds a listener" is believed before it is checked again.
+const LISTENER_TTL: Duration = Duration::from_secs(1);
+
+/// One event of the process connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcEvent {
+    /// A new process (not a thread): its parent's and its own thread-group id.
+    Fork { parent: u32, child: u32 },
+    /// A process (thread-group leader) ended.
+    Exit { pid: u32 },
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The events in one datagram (several netlink messages may share it); anything short or of
+/// another kind is skipped.
+pub fn parse(buf: &[u8], out: &mut Vec<ProcEvent>) {
+    let mut at = 0;
+    while let Some(len) = u32_at(buf, at) {
+        let len = len as usize;
+        if len < 16 || at + len > buf.len() {
+            return;
+        }
+        let m = &buf[at..at + len];
+        let event = (|| {
+            if u32_at(m, 16)? != CN_IDX_PROC || u32_at(m, 20)? != CN_VAL_PROC {
+                return None;
+            }
+            match u32_at(m, 36)? {
+                PROC_EVENT_FORK => {
+                    let (parent, child_pid, child) =
+                        (u32_at(m, EVENT_DATA + 4)?, u32_at(m, EVENT_DATA + 8)?, u32_at(m, EVENT_DATA + 12)?);
+                    (child_pid == child).then_some(ProcEvent::Fork { parent, child })
+                }
+                PROC_EVENT_EXIT => {
+                    let (pid, tgid) = (u32_at(m, EVENT_DATA)?, u32_at(m, EVENT_DATA + 4)?);
+                    (pid == tgid).then_some(ProcEvent::Exit { pid })
+                }
+                _ => None,
+            }
+        })();
+        out.extend(event);
+        // Messages are 4-byte aligned.
+        at += (len + 3) & !3;
+    }
+}
+
+/// The subscription message.
+fn listen_request() -> [u8; 40] {
+    let mut b = [0u8; 40];
+    b[0..4].copy_from_slice(&40u32.to_ne_bytes());
+    b[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
+    b[12..16].copy_from_slice(&std::process::id().to_ne_bytes());
+    b[16..20].copy_from_slice(&CN_IDX_PROC.to_ne_bytes());
+    b[20..24].copy_from_slice(&CN_VAL_PROC.to_ne_bytes());
+    b[32..34].copy_from_slice(&4u16.to_ne_bytes());
+    b[36..40].copy_from_slice(&PROC_CN_MCAST_LISTEN.to_ne_bytes());
+    b
+}
+
+/// A subscription to the process connector.
+pub struct ProcEvents {
+    sock: Socket,
+    buf: Vec<u8>,
+    /// Times the kernel dropped events (the socket's buffer was full: `ENOBUFS`).
+    pub overruns: u64,
+}
+
+impl ProcEvents {
+    /// Subscribes (needs CAP_NET_ADMIN, and flowtrail's network namespace must be the
+    /// initial one).
+    pub fn open() -> io::Result<ProcEvents> {
+        let mut sock = Socket::new(NETLINK_CONNECTOR)?;
+        // Room for a burst of forks (every fork and exit on the host comes here); the kernel
+        // caps it at net.core.rmem_max.
+        let _ = sock.set_rx_buf_sz(RECV_BUFFER);
+        sock.bind(&NlAddr::new(0, CN_IDX_PROC))?;
+        sock.send(&listen_request(), 0)?;
+        Ok(ProcEvents { sock, buf: vec![0; 64 * 1024], overruns: 0 })
+    }
+
+    /// Waits up to `timeout` for events and appends what arrived (everything queued).
+    pub fn wait(&mut self, timeout: Duration, out: &mut Vec<ProcEvent>) -> io::Result<()> {
+        let ms = u16::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        loop {
+            match self.sock.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT) {
+                Ok(n) => parse(self.buf.get(..n).unwrap_or_default(), out),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ENOBUFS: events were lost (a burst of forks); counted, and what comes next
+                // is read.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.overruns += 1;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Counters of a [`ForkWatch`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkStats {
+    /// Children of listener holders watched.
+    pub watched: u64,
+    /// Such children not watched: [`MAX_WATCHED`] were watched already.
+    pub skipped: u64,
+    /// Sockets found held by a watched child (handed to the caller).
+    pub sockets: u64,
+    /// Times fork events were lost ([`ProcEvents::overruns`]).
+    pub overruns: u64,
+}
+
+struct Child {
+    pid: u32,
+    pidfd: OwnedFd,
+    parent: u32,
+    ns: Netns,
+    forked: Instant,
+    next: Instant,
+    /// Socket inodes already handed over, or not TCP connections.
+    done: HashSet<u64>,
+}
+
+/// What one socket of another process is, asked through a duplicate of its descriptor.
+enum Sock {
+    Listener,
+    Connected(SocketAddr, SocketAddr),
+    /// A TCP socket not connected (yet).
+    Unconnected,
+    /// Not a TCP/IP socket, or gone.
+    Other,
+}
+
+fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    let v6 = std::net::SocketAddrV6::from(*a.as_sockaddr_in6()?);
+    Some(SocketAddr::new(v6.ip().to_canonical(), v6.port()))
+}
+
+/// Descriptor `fd` of the process behind `pidfd`, asked what it is; the duplicate is closed
+/// at once.
+fn ask(pidfd: &OwnedFd, fd: u32) -> Sock {
+    let Ok(dup) = pidfd_getfd(pidfd, fd as i32, PidfdGetfdFlags::empty()) else { return Sock::Other };
+    if getsockopt(&dup, sockopt::SockType).ok() != Some(SockType::Stream) {
+        return Sock::Other;
+    }
+    let Some(local) = getsockname::<SockaddrStorage>(dup.as_raw_fd()).ok().as_ref().and_then(std_addr) else {
+        return Sock::Other;
+    };
+    if getsockopt(&dup, sockopt::AcceptConn).unwrap_or(false) {
+        return Sock::Listener;
+    }
+    match getpeername::<SockaddrStorage>(dup.as_raw_fd()) {
+        Ok(peer) if peer.family().is_some() => std_addr(&peer).map_or(Sock::Other, |r| Sock::Connected(local, r)),
+        _ => Sock::Unconnected,
+    }
+}
+
+fn pidfd(pid: u32) -> Option<OwnedFd> {
+    pidfd_open(Pid::from_raw(i32::try_from(pid).ok()?)?, PidfdFlags::empty()).ok()
+}
+
+/// The children being watched, and what is known of their parents.
+pub struct ForkWatch {
+    src: LiveProc,
+    /// Namespace inode -> the capture's namespace.
+    namespaces: HashMap<u64, Netns>,
+    children: Vec<Child>,
+    /// Parent pid -> (holds a TCP listener in its namespace, checked at).
+    listeners: HashMap<u32, (bool, Instant)>,
+    stats: ForkStats,
+    /// Every fork of a captured namespace on stderr (`FLOWTRAIL_DEBUG_ATTRIBUTION`).
+    pub debug: bool,
+}
+
+impl ForkWatch {
+    /// A watch over children in `namespaces` (their socket tables are opened now).
+    pub fn new(namespaces: &[Netns]) -> ForkWatch {
+        let mut index = ProcessIndex::new();
+        let by_inode = namespaces.iter().filter_map(|ns| Some((index.ns_inode(ns)?, ns.clone()))).collect();
+        ForkWatch {
+            src: LiveProc::new(),
+            namespaces: by_inode,
+            children: Vec::new(),
+            listeners: HashMap::new(),
+            stats: ForkStats::default(),
+            debug: false,
+        }
+    }
+
+    pub fn stats(&self) -> ForkStats {
+        self.stats
+    }
+
+    /// Whether children are watched (the caller then waits at most until [`ForkWatch::due`]).
+    pub fn due(&self) -> Option<Instant> {
+        self.children.iter().map(|c| c.next).min()
+    }
+
+    /// Takes one event: a fork of a listener holder in a captured namespace starts a watch
+    /// (its first poll is made at once, through `found`); an exit ends one.
+    pub fn event(&mut self, e: ProcEvent, found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32)) {
+        match e {
+            ProcEvent::Exit { pid } => self.children.retain(|c| c.pid != pid),
+            ProcEvent::Fork { parent, child } => {
+                let ns = self.src.pid_netns(child);
+                let Some(ns) = ns.as_ref().ok().and_then(|i| self.namespaces.get(i)).cloned() else {
+                    if self.debug {
+                        eprintln!("flowtrail: fork watch: {parent} -> {child}: namespace {ns:?} not captured");
+                    }
+                    return;
+                };
+                // Another pid namespace's numbers name other processes here.
+                let (ppid, listener) = (parent_of(child), self.holds_listener(parent));
+                if self.debug {
+                    eprintln!("flowtrail: fork watch: {parent} -> {child} in {ns}: parent {ppid:?}, listener {listener}");
+                }
+                if ppid != Some(parent) || !listener {
+                    return;
+                }
+                if self.children.len() >= MAX_WATCHED {
+                    self.stats.skipped += 1;
+                    return;
+                }
+                let Some(pidfd) = pidfd(child) else { return };
+                self.stats.watched += 1;
+                let now = Instant::now();
+                self.children.push(Child { pid: child, pidfd, parent, ns, forked: now, next: now, done: HashSet::new() });
+                self.poll(now, found);
+            }
+        }
+    }
+
+    /// Polls every child that is due; drops those gone or watched long enough.
+    pub fn poll(&mut self, now: Instant, found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32)) {
+        let mut children = std::mem::take(&mut self.children);
+        children.retain_mut(|c| {
+            if c.next > now {
+                return true;
+            }
+            let alive = self.poll_child(c, found);
+            let age = now.saturating_duration_since(c.forked);
+            c.next = now + if age < FAST_FOR { POLL_EVERY } else { POLL_SLOW };
+            alive && age < WATCH_FOR
+        });
+        // Events taken while polling could not have added any (one thread).
+        self.children = children;
+    }
+
+    /// One poll of one child; false when it is gone.
+    fn poll_child(&mut self, c: &mut Child, found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32)) -> bool {
+        let Ok(fds) = self.src.socket_fds(c.pid) else { return false };
+        let mut comm = None;
+        for (fd, inode) in fds {
+            if c.done.contains(&inode) {
+                continue;
+            }
+            let (local, remote) = match ask(&c.pidfd, fd) {
+                Sock::Unconnected => continue,
+                Sock::Listener | Sock::Other => {
+                    c.done.insert(inode);
+                    continue;
+                }
+                Sock::Connected(l, r) => (l, r),
+            };
+            c.done.insert(inode);
+            let owner = comm.get_or_insert_with(|| {
+                let raw = self.src.comm(c.pid).unwrap_or_default();
+                Owner { pid: c.pid, comm: String::from_utf8_lossy(&raw).trim_end_matches('\n').to_string() }
+            });
+            self.stats.sockets += 1;
+            found(&c.ns, local, remote, owner.clone(), c.parent);
+        }
+        true
+    }
+
+    /// Whether `pid` holds a listening TCP socket (cached for [`LISTENER_TTL`]).
+    fn holds_listener(&mut self, pid: u32) -> bool {
+        let now = Instant::now();
+        if let Some(&(yes, at)) = self.listeners.get(&pid)
+            && now.saturating_duration_since(at) < LISTENER_TTL
+        {
+            return yes;
+        }
+        let yes = pidfd(pid).is_some_and(|p| {
+            self.src.socket_fds(pid).is_ok_and(|fds| fds.iter().any(|&(fd, _)| matches!(ask(&p, fd), Sock::Listener)))
+        });
+        if self.listeners.len() >= 4096 {
+            self.listeners.clear();
+        }
+        self.listeners.insert(pid, (yes, now));
+        yes
+    }
+}
+
+/// The parent pid `/proc/PID/status` gives.
+fn parent_of(pid: u32) -> Option<u32> {
+    let t = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    t.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(what: u32, data: [u32; 4]) -> Vec<u8> {
+        let mut m = vec![0u8; EVENT_DATA + 24];
+        let len = m.len() as u32;
+        m[0..4].copy_from_slice(&len.to_ne_bytes());
+        m[16..20].copy_from_slice(&CN_IDX_PROC.to_ne_bytes());
+        m[20..24].copy_from_slice(&CN_VAL_PROC.to_ne_bytes());
+        m[36..40].copy_from_slice(&what.to_ne_bytes());
+        for (i, v) in data.iter().enumerate() {
+            m[EVENT_DATA + 4 * i..EVENT_DATA + 4 * i + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        m
+    }
+
+    #[test]
+    fn forks_of_processes_and_exits_of_leaders() {
+        let mut buf = message(PROC_EVENT_FORK, [10, 10, 11, 11]);
+        // A thread: child pid != child tgid.
+        buf.extend(message(PROC_EVENT_FORK, [10, 10, 12, 10]));
+        buf.extend(message(PROC_EVENT_EXIT, [11, 11, 0, 0]));
+        // A thread's exit.
+        buf.extend(message(PROC_EVENT_EXIT, [12, 10, 0, 0]));
+        // Exec: not wanted.
+        buf.extend(message(2, [11, 11, 0, 0]));
+        let mut out = Vec::new();
+        parse(&buf, &mut out);
+        assert_eq!(out, vec![ProcEvent::Fork { parent: 10, child: 11 }, ProcEvent::Exit { pid: 11 }]);
+    }
+
+    #[test]
+    fn short_and_foreign_messages_are_skipped() {
+        let mut out = Vec::new();
+        let m = message(PROC_EVENT_FORK, [1, 1, 2, 2]);
+        for cut in 0..m.len() {
+            parse(&m[..cut], &mut out);
+        }
+        assert!(out.is_empty());
+        let mut other = m.clone();
+        other[16..20].copy_from_slice(&7u32.to_ne_bytes());
+        parse(&other, &mut out);
+        assert!(out.is_empty());
+        // A length that runs past the datagram, or below a header.
+        let mut bad = m.clone();
+        bad[0..4].copy_from_slice(&1000u32.to_ne_bytes());
+        parse(&bad, &mut out);
+        bad[0..4].copy_from_slice(&3u32.to_ne_bytes());
+        parse(&bad, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn subscription_message() {
+        let b = listen_request();
+        assert_eq!(u32_at(&b, 0), Some(40));
+        assert_eq!(u32_at(&b, 16), Some(CN_IDX_PROC));
+        assert_eq!(u32_at(&b, 36), Some(PROC_CN_MCAST_LISTEN));
+    }
+}
