@@ -161,3 +161,61 @@ fn record_proc_fixture() {
     std::fs::write(dir.join("client"), format!("{}\n", stream.local_addr().unwrap())).unwrap();
     eprintln!("recorded {} processes into {}", rec.procs.len(), dir.display());
 }
+
+/// A forwarder's child that served one short connection and exited is named by the fork
+/// watch, with both of its sockets as it saw them, though nothing in /proc is left of it
+/// once the connection is over.
+#[test]
+fn fork_watch_names_a_forwarder_child_that_is_gone() {
+    use flowtrail::process::forks::{ForkWatch, ProcEvents};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let Some(lab) = Lab::up("pfork") else { return };
+    let (host, vm) = (lab.ns("host"), lab.ns("vm"));
+    let entry: std::net::SocketAddr = lab.var("FT_ENTRY").parse().unwrap();
+    // Subscribed before the connection: its children's forks queue from here on.
+    let mut events = ProcEvents::open().unwrap_or_else(|e| panic!("the process connector (root): {e}"));
+    let mut watch = ForkWatch::new(&[host.clone(), vm.clone()]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let pump_stop = stop.clone();
+    let pump = std::thread::spawn(move || {
+        let (mut found, mut got) = (Vec::new(), Vec::new());
+        let mut keep = |ns: &netns::Netns, l, r, o: flowtrail::join::Owner, p| found.push((ns.clone(), l, r, o, p));
+        while !pump_stop.load(Ordering::Relaxed) {
+            let wait = watch.due().map_or(Duration::from_millis(20), |t| t.saturating_duration_since(Instant::now()));
+            events.wait(wait.min(Duration::from_millis(20)), &mut got).unwrap();
+            for e in got.drain(..) {
+                watch.event(e, &mut keep);
+            }
+            watch.poll(Instant::now(), &mut keep);
+        }
+        (found, watch.stats())
+    });
+    let stream = open_seed_connection(&lab);
+    let client = stream.local_addr().unwrap();
+    // Long enough for the watch to see the children on a loaded host (the lookups race
+    // children of a few milliseconds; this test checks what the watch records).
+    std::thread::sleep(Duration::from_millis(100));
+    drop(stream);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (found, stats) = pump.join().unwrap();
+    eprintln!("fork watch: {stats:?}\n{found:#?}");
+    // HOST's child: the accepted socket from the client, and its own connection on.
+    let acc = found.iter().find(|f| f.0 == host && f.1 == entry && f.2 == client).expect("HOST child's accepted socket");
+    let (child, parent) = (acc.3.pid, acc.4);
+    assert_ne!(child, parent);
+    assert_eq!(acc.3.comm, "socat");
+    let out = found.iter().find(|f| f.0 == host && f.3.pid == child && f.2 != client).expect("HOST child's connecting socket");
+    // The VM's child accepted that connection (no NAT between them).
+    let vm_acc = found.iter().find(|f| f.0 == vm && f.2 == out.1).expect("VM child's accepted socket");
+    assert!(found.iter().any(|f| f.0 == vm && f.3.pid == vm_acc.3.pid && f.2 != out.1), "VM child's connecting socket");
+    assert!(stats.watched >= 2 && stats.sockets >= 4, "{stats:?}");
+    // Gone: no process, so no lookup could name it now.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{child}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!std::path::Path::new(&format!("/proc/{child}")).exists(), "the HOST child {child} is still there");
+}

@@ -19,11 +19,13 @@
 //!
 //! [`ForkWatch`] keeps the children to watch: those whose parent holds a listening TCP
 //! socket in one of the capture's namespaces (forking servers; not every process a busy host
-//! forks). Each is polled ([`POLL_EVERY`] for the first [`FAST_FOR`], then every
-//! [`POLL_SLOW`], for [`WATCH_FOR`] at most, [`MAX_WATCHED`] children at once, the rest
-//! counted): its socket descriptors are listed and each new one is asked for its addresses
+//! forks). Each is polled ([`POLL_EVERY`] for the first [`FAST_FOR`] or until it shows two
+//! connections, then every [`POLL_SLOW`], for [`WATCH_FOR`] at most; [`MAX_WATCHED`]
+//! children at once, the rest counted; [`POLL_BUDGET`] polls per millisecond): its socket
+//! descriptors are listed and each new one is asked for its addresses
 //! through a duplicate taken with `pidfd_getfd` (`getsockname`, `getpeername`; held for
-//! microseconds and closed). Reading the namespace's socket table instead costs
+//! microseconds and closed: were the child to close the socket in those microseconds, its
+//! close would complete when the duplicate is closed). Reading the namespace's socket table instead costs
 //! milliseconds to tens of milliseconds (the kernel walks its whole TCP hash for it), which
 //! is longer than such a child lives. A connected TCP socket is handed to the caller as
 //! `(namespace, local, remote, owner)`; one not connected yet is asked again at the next
@@ -64,6 +66,9 @@ pub const POLL_EVERY: Duration = Duration::from_millis(1);
 pub const FAST_FOR: Duration = Duration::from_millis(30);
 /// Poll interval after that.
 pub const POLL_SLOW: Duration = Duration::from_millis(5);
+/// Child polls per millisecond, at most (a poll costs tens of microseconds): under a storm of
+/// forks the watch falls behind rather than take a core.
+pub const POLL_BUDGET: u32 = 4;
 /// Receive buffer asked for the event socket.
 const RECV_BUFFER: usize = 4 << 20;
 /// How long "this parent holds a listener" is believed before it is checked again.
@@ -197,6 +202,8 @@ struct Child {
     next: Instant,
     /// Socket inodes already handed over, or not TCP connections.
     done: HashSet<u64>,
+    /// Connected sockets handed over.
+    found: u32,
 }
 
 /// What one socket of another process is, asked through a duplicate of its descriptor.
@@ -248,6 +255,9 @@ pub struct ForkWatch {
     children: Vec<Child>,
     /// Parent pid -> (holds a TCP listener in its namespace, checked at).
     listeners: HashMap<u32, (bool, Instant)>,
+    /// The current millisecond's start, and the polls made in it.
+    slot: Instant,
+    used: u32,
     stats: ForkStats,
     /// Every fork of a captured namespace on stderr (`FLOWTRAIL_DEBUG_ATTRIBUTION`).
     pub debug: bool,
@@ -263,6 +273,8 @@ impl ForkWatch {
             namespaces: by_inode,
             children: Vec::new(),
             listeners: HashMap::new(),
+            slot: Instant::now(),
+            used: 0,
             stats: ForkStats::default(),
             debug: false,
         }
@@ -274,7 +286,8 @@ impl ForkWatch {
 
     /// Whether children are watched (the caller then waits at most until [`ForkWatch::due`]).
     pub fn due(&self) -> Option<Instant> {
-        self.children.iter().map(|c| c.next).min()
+        let next = self.children.iter().map(|c| c.next).min()?;
+        Some(if self.used >= POLL_BUDGET { next.max(self.slot + Duration::from_millis(1)) } else { next })
     }
 
     /// Takes one event: a fork of a listener holder in a captured namespace starts a watch
@@ -291,11 +304,12 @@ impl ForkWatch {
                     return;
                 };
                 // Another pid namespace's numbers name other processes here.
-                let (ppid, listener) = (parent_of(child), self.holds_listener(parent));
+                let ppid = parent_of(child);
+                let listener = ppid == Some(parent) && self.holds_listener(parent);
                 if self.debug {
                     eprintln!("flowtrail: fork watch: {parent} -> {child} in {ns}: parent {ppid:?}, listener {listener}");
                 }
-                if ppid != Some(parent) || !listener {
+                if !listener {
                     return;
                 }
                 if self.children.len() >= MAX_WATCHED {
@@ -305,22 +319,31 @@ impl ForkWatch {
                 let Some(pidfd) = pidfd(child) else { return };
                 self.stats.watched += 1;
                 let now = Instant::now();
-                self.children.push(Child { pid: child, pidfd, parent, ns, forked: now, next: now, done: HashSet::new() });
+                self.children.push(Child { pid: child, pidfd, parent, ns, forked: now, next: now, done: HashSet::new(), found: 0 });
                 self.poll(now, found);
             }
         }
     }
 
     /// Polls every child that is due; drops those gone or watched long enough.
+    /// At most [`POLL_BUDGET`] polls per millisecond, the most overdue children first.
     pub fn poll(&mut self, now: Instant, found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32)) {
+        if now >= self.slot + Duration::from_millis(1) {
+            (self.slot, self.used) = (now, 0);
+        }
         let mut children = std::mem::take(&mut self.children);
+        children.sort_unstable_by_key(|c| c.next);
         children.retain_mut(|c| {
-            if c.next > now {
+            if c.next > now || self.used >= POLL_BUDGET {
                 return true;
             }
+            self.used += 1;
             let alive = self.poll_child(c, found);
             let age = now.saturating_duration_since(c.forked);
-            c.next = now + if age < FAST_FOR { POLL_EVERY } else { POLL_SLOW };
+            // A forwarder's child shows its two sockets within a few polls; after that, or
+            // after FAST_FOR, it is looked at now and then only.
+            let fast = age < FAST_FOR && c.found < 2;
+            c.next = now + if fast { POLL_EVERY } else { POLL_SLOW };
             alive && age < WATCH_FOR
         });
         // Events taken while polling could not have added any (one thread).
@@ -344,6 +367,7 @@ impl ForkWatch {
                 Sock::Connected(l, r) => (l, r),
             };
             c.done.insert(inode);
+            c.found += 1;
             let owner = comm.get_or_insert_with(|| {
                 let raw = self.src.comm(c.pid).unwrap_or_default();
                 Owner { pid: c.pid, comm: String::from_utf8_lossy(&raw).trim_end_matches('\n').to_string() }
@@ -363,7 +387,11 @@ impl ForkWatch {
             return yes;
         }
         let yes = pidfd(pid).is_some_and(|p| {
-            self.src.socket_fds(pid).is_ok_and(|fds| fds.iter().any(|&(fd, _)| matches!(ask(&p, fd), Sock::Listener)))
+            // A listener is among a server's first descriptors; a process with thousands of
+            // connections is not asked about each.
+            self.src
+                .socket_fds(pid)
+                .is_ok_and(|fds| fds.iter().take(256).any(|&(fd, _)| matches!(ask(&p, fd), Sock::Listener)))
         });
         if self.listeners.len() >= 4096 {
             self.listeners.clear();
