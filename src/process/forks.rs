@@ -30,9 +30,9 @@
 //! is longer than such a child lives. A connected TCP socket is handed to the caller as
 //! `(namespace, local, remote, owner)`; one not connected yet is asked again at the next
 //! poll; listeners and other sockets are skipped. A parent "holds a listener" when one of
-//! its sockets, asked the same way, accepts connections. Pids are those of flowtrail's pid
-//! namespace: a child whose parent in `/proc` is not the one the event names (another pid
-//! namespace) is not watched.
+//! its sockets, asked the same way, accepts connections. The events give pids of the
+//! initial pid namespace: in any other one (a container's) they name other processes in
+//! `/proc`, so there the subscription is refused ([`ProcEvents::open`]).
 
 use super::{LiveProc, ProcSource, ProcessIndex};
 use crate::join::Owner;
@@ -68,7 +68,7 @@ pub const FAST_FOR: Duration = Duration::from_millis(30);
 pub const POLL_SLOW: Duration = Duration::from_millis(5);
 /// Child polls per millisecond, at most (a poll costs tens of microseconds): under a storm of
 /// forks the watch falls behind rather than take a core.
-pub const POLL_BUDGET: u32 = 4;
+pub const POLL_BUDGET: u32 = 8;
 /// Receive buffer asked for the event socket.
 const RECV_BUFFER: usize = 4 << 20;
 /// How long "this parent holds a listener" is believed before it is checked again.
@@ -143,8 +143,12 @@ pub struct ProcEvents {
 
 impl ProcEvents {
     /// Subscribes (needs CAP_NET_ADMIN, and flowtrail's network namespace must be the
-    /// initial one).
+    /// initial one). Refused in a pid namespace other than the initial one.
     pub fn open() -> io::Result<ProcEvents> {
+        let status = std::fs::read_to_string("/proc/self/status")?;
+        if !initial_pid_namespace(&status) {
+            return Err(io::Error::other("not in the initial pid namespace: fork events name other pids"));
+        }
         let mut sock = Socket::new(NETLINK_CONNECTOR)?;
         // Room for a burst of forks (every fork and exit on the host comes here); the kernel
         // caps it at net.core.rmem_max.
@@ -303,11 +307,9 @@ impl ForkWatch {
                     }
                     return;
                 };
-                // Another pid namespace's numbers name other processes here.
-                let ppid = parent_of(child);
-                let listener = ppid == Some(parent) && self.holds_listener(parent);
+                let listener = self.holds_listener(parent);
                 if self.debug {
-                    eprintln!("flowtrail: fork watch: {parent} -> {child} in {ns}: parent {ppid:?}, listener {listener}");
+                    eprintln!("flowtrail: fork watch: {parent} -> {child} in {ns}: listener {listener}");
                 }
                 if !listener {
                     return;
@@ -401,10 +403,11 @@ impl ForkWatch {
     }
 }
 
-/// The parent pid `/proc/PID/status` gives.
-fn parent_of(pid: u32) -> Option<u32> {
-    let t = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    t.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+/// Whether `/proc/self/status` is that of a process in the initial pid namespace: its
+/// `NSpid` line has one pid (one per nested namespace otherwise; kernels before 4.1 have no
+/// such line, and no way to tell: taken as initial).
+fn initial_pid_namespace(status: &str) -> bool {
+    status.lines().find_map(|l| l.strip_prefix("NSpid:")).is_none_or(|v| v.split_whitespace().count() == 1)
 }
 
 #[cfg(test)]
@@ -458,6 +461,13 @@ mod tests {
         bad[0..4].copy_from_slice(&3u32.to_ne_bytes());
         parse(&bad, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn pid_namespace_from_status() {
+        assert!(initial_pid_namespace("Name:\tx\nNSpid:\t1234\nNSpgid:\t1\n"));
+        assert!(!initial_pid_namespace("Name:\tx\nNSpid:\t1234\t7\n"));
+        assert!(initial_pid_namespace("Name:\tx\n"));
     }
 
     #[test]
