@@ -34,7 +34,7 @@
 //! initial pid namespace: in any other one (a container's) they name other processes in
 //! `/proc`, so there the subscription is refused ([`ProcEvents::open`]).
 
-use super::{LiveProc, ProcSource, ProcessIndex};
+use super::{LiveProc, ProcSource};
 use crate::join::Owner;
 use crate::netns::Netns;
 use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_CONNECTOR};
@@ -270,10 +270,10 @@ pub struct ForkWatch {
 impl ForkWatch {
     /// A watch over children in `namespaces` (their socket tables are opened now).
     pub fn new(namespaces: &[Netns]) -> ForkWatch {
-        let mut index = ProcessIndex::new();
-        let by_inode = namespaces.iter().filter_map(|ns| Some((index.ns_inode(ns)?, ns.clone()))).collect();
+        let mut src = LiveProc::new();
+        let by_inode = namespaces.iter().filter_map(|ns| Some((src.netns_inode(ns).ok()?, ns.clone()))).collect();
         ForkWatch {
-            src: LiveProc::new(),
+            src,
             namespaces: by_inode,
             children: Vec::new(),
             listeners: HashMap::new(),
@@ -295,7 +295,8 @@ impl ForkWatch {
     }
 
     /// Takes one event: a fork of a listener holder in a captured namespace starts a watch
-    /// (its first poll is made at once, through `found`); an exit ends one.
+    /// (its first poll is made at once, through `found`, unless this millisecond's polls are
+    /// spent); an exit ends one.
     pub fn event(&mut self, e: ProcEvent, found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32)) {
         match e {
             ProcEvent::Exit { pid } => self.children.retain(|c| c.pid != pid),

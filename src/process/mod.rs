@@ -674,7 +674,7 @@ impl<S: ProcSource> ProcessIndex<S> {
         all.len()
     }
 
-    pub(crate) fn ns_inode(&mut self, ns: &Netns) -> Option<u64> {
+    fn ns_inode(&mut self, ns: &Netns) -> Option<u64> {
         if let Some(&i) = self.ns_inodes.get(ns) {
             return Some(i);
         }
