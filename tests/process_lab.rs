@@ -219,3 +219,65 @@ fn fork_watch_names_a_forwarder_child_that_is_gone() {
     }
     assert!(!std::path::Path::new(&format!("/proc/{child}")).exists(), "the HOST child {child} is still there");
 }
+
+/// A server that runs programs (`fork`, a pause, then `exec`, or an exit without it, as
+/// when `exec` fails) lends its sockets to each child until then: the fork watch must not
+/// name the child as their owner.
+#[test]
+fn fork_watch_leaves_a_servers_sockets_to_the_server() {
+    use flowtrail::process::forks::{ForkWatch, ProcEvents};
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    if !os_lab::prerequisite(nix::unistd::geteuid().is_root(), "the fork watch needs root (the process connector, pidfd_getfd)") {
+        return;
+    }
+    const SERVER: &str = r#"
+import os, socket, sys, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+c = socket.create_connection(l.getsockname()); a, _ = l.accept()
+print(c.getsockname()[1], l.getsockname()[1], flush=True)
+sys.stdin.readline()
+for i in range(10):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.01)
+        if i % 2:
+            os.execv("/bin/true", ["true"])
+        os._exit(127)
+    os.waitpid(pid, 0)
+print("done", flush=True)
+sys.stdin.readline()
+"#;
+    let mut py = Command::new("python3").args(["-c", SERVER]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let ports: Vec<u16> = line.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let (client, server): (std::net::SocketAddr, std::net::SocketAddr) =
+        (([127, 0, 0, 1], ports[0]).into(), ([127, 0, 0, 1], ports[1]).into());
+    let mut events = ProcEvents::open().unwrap_or_else(|e| panic!("the process connector (root): {e}"));
+    let mut watch = ForkWatch::new(&[netns::Netns::Current]);
+    let (mut found, mut got) = (Vec::new(), Vec::new());
+    let mut keep = |ns: &netns::Netns, l, r, o: flowtrail::join::Owner, p| found.push((ns.clone(), l, r, o, p));
+    let mut stdin = py.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(600) {
+        events.wait(Duration::from_millis(1), &mut got).unwrap();
+        for e in got.drain(..) {
+            watch.event(e, &mut keep);
+        }
+        watch.poll(Instant::now(), &mut keep);
+    }
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "done");
+    stdin.write_all(b"end\n").unwrap();
+    py.wait().unwrap();
+    let stats = watch.stats();
+    let ours = [(client, server), (server, client)];
+    let wrong: Vec<_> = found.iter().filter(|f| ours.contains(&(f.1, f.2))).collect();
+    assert!(wrong.is_empty(), "the server's own sockets named after its children: {wrong:?} ({stats:?})");
+    assert!(stats.watched >= 10, "the server's children were not all watched: {stats:?}");
+}

@@ -28,8 +28,13 @@
 //! close would complete when the duplicate is closed). Reading the namespace's socket table instead costs
 //! milliseconds to tens of milliseconds (the kernel walks its whole TCP hash for it), which
 //! is longer than such a child lives. A connected TCP socket is handed to the caller as
-//! `(namespace, local, remote, owner)`; one not connected yet is asked again at the next
-//! poll; listeners and other sockets are skipped. A parent "holds a listener" when one of
+//! `(namespace, local, remote, owner)` once the child is known not to be a program a server
+//! started (`fork` then `exec`, which holds its parent's sockets until the `exec`): when it
+//! exits without having run `exec`, or, while it runs, if it still holds the socket
+//! [`COMMIT_AFTER`] after its fork; and only a socket its parent does not hold (any more: a
+//! forwarder's parent closes its copy of the accepted socket at once). A child that runs
+//! `exec` is dropped with what it was seen holding. A socket not connected yet is asked again at the next poll; listeners and
+//! other sockets are skipped. A parent "holds a listener" when one of
 //! its sockets, asked the same way, accepts connections. The events give pids of the
 //! initial pid namespace: in any other one (a container's) they name other processes in
 //! `/proc`, so there the subscription is refused ([`ProcEvents::open`]).
@@ -52,6 +57,7 @@ const CN_VAL_PROC: u32 = 1;
 const PROC_CN_MCAST_LISTEN: u32 = 1;
 const NLMSG_DONE: u16 = 3;
 const PROC_EVENT_FORK: u32 = 1;
+const PROC_EVENT_EXEC: u32 = 2;
 const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 /// Where the event data starts: nlmsghdr, cn_msg, then `what`, `cpu`, `timestamp_ns`.
 const EVENT_DATA: usize = 16 + 20 + 16;
@@ -66,6 +72,10 @@ pub const POLL_EVERY: Duration = Duration::from_millis(1);
 pub const FAST_FOR: Duration = Duration::from_millis(30);
 /// Poll interval after that.
 pub const POLL_SLOW: Duration = Duration::from_millis(5);
+/// How long after its fork a child's sockets wait before they are handed over while it
+/// runs: a server's child that runs a program (`fork`, then `exec`) holds its parent's
+/// sockets until the `exec`, microseconds to a millisecond or so later, and is dropped then.
+pub const COMMIT_AFTER: Duration = Duration::from_millis(5);
 /// Child polls per millisecond, at most (a poll costs tens of microseconds): under a storm of
 /// forks the watch falls behind rather than take a core.
 pub const POLL_BUDGET: u32 = 8;
@@ -79,6 +89,8 @@ const LISTENER_TTL: Duration = Duration::from_secs(1);
 pub enum ProcEvent {
     /// A new process (not a thread): its parent's and its own thread-group id.
     Fork { parent: u32, child: u32 },
+    /// A process (thread-group leader) ran a new program.
+    Exec { pid: u32 },
     /// A process (thread-group leader) ended.
     Exit { pid: u32 },
 }
@@ -107,9 +119,9 @@ pub fn parse(buf: &[u8], out: &mut Vec<ProcEvent>) {
                         (u32_at(m, EVENT_DATA + 4)?, u32_at(m, EVENT_DATA + 8)?, u32_at(m, EVENT_DATA + 12)?);
                     (child_pid == child).then_some(ProcEvent::Fork { parent, child })
                 }
-                PROC_EVENT_EXIT => {
+                what @ (PROC_EVENT_EXEC | PROC_EVENT_EXIT) => {
                     let (pid, tgid) = (u32_at(m, EVENT_DATA)?, u32_at(m, EVENT_DATA + 4)?);
-                    (pid == tgid).then_some(ProcEvent::Exit { pid })
+                    (pid == tgid).then_some(if what == PROC_EVENT_EXEC { ProcEvent::Exec { pid } } else { ProcEvent::Exit { pid } })
                 }
                 _ => None,
             }
@@ -204,10 +216,16 @@ struct Child {
     ns: Netns,
     forked: Instant,
     next: Instant,
-    /// Socket inodes already handed over, or not TCP connections.
+    /// Socket inodes already seen (connected, or not TCP connections).
     done: HashSet<u64>,
-    /// Connected sockets handed over.
+    /// Connected sockets seen.
     found: u32,
+    /// Connected sockets seen and not handed over yet: `(inode, local, remote)`.
+    pending: Vec<(u64, SocketAddr, SocketAddr)>,
+    /// The child's `comm` (read once, before any `exec`).
+    owner: Option<Owner>,
+    /// `/proc` no longer has it: it is waited for its exit event.
+    gone: bool,
 }
 
 /// What one socket of another process is, asked through a duplicate of its descriptor.
@@ -299,7 +317,17 @@ impl ForkWatch {
     /// spent); an exit ends one.
     pub fn event(&mut self, e: ProcEvent, found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32)) {
         match e {
-            ProcEvent::Exit { pid } => self.children.retain(|c| c.pid != pid),
+            // A program run by a server's child (`fork` then `exec`, a helper): what it held
+            // between the two was its parent's, not its own.
+            ProcEvent::Exec { pid } => self.children.retain(|c| c.pid != pid),
+            // Ended without `exec`: it held what it was seen holding.
+            ProcEvent::Exit { pid } => {
+                if let Some(i) = self.children.iter().position(|c| c.pid == pid) {
+                    let mut c = self.children.swap_remove(i);
+                    let all = std::mem::take(&mut c.pending);
+                    self.hand_over(&mut c, all, found);
+                }
+            }
             ProcEvent::Fork { parent, child } => {
                 let ns = self.src.pid_netns(child);
                 let Some(ns) = ns.as_ref().ok().and_then(|i| self.namespaces.get(i)).cloned() else {
@@ -322,7 +350,19 @@ impl ForkWatch {
                 let Some(pidfd) = pidfd(child) else { return };
                 self.stats.watched += 1;
                 let now = Instant::now();
-                self.children.push(Child { pid: child, pidfd, parent, ns, forked: now, next: now, done: HashSet::new(), found: 0 });
+                self.children.push(Child {
+                    pid: child,
+                    pidfd,
+                    parent,
+                    ns,
+                    forked: now,
+                    next: now,
+                    done: HashSet::new(),
+                    found: 0,
+                    pending: Vec::new(),
+                    owner: None,
+                    gone: false,
+                });
                 self.poll(now, found);
             }
         }
@@ -337,48 +377,82 @@ impl ForkWatch {
         let mut children = std::mem::take(&mut self.children);
         children.sort_unstable_by_key(|c| c.next);
         children.retain_mut(|c| {
+            let age = now.saturating_duration_since(c.forked);
+            if c.gone {
+                return age < WATCH_FOR;
+            }
             if c.next > now || self.used >= POLL_BUDGET {
                 return true;
             }
             self.used += 1;
-            let alive = self.poll_child(c, found);
-            let age = now.saturating_duration_since(c.forked);
+            let alive = self.poll_child(c, age, found);
+            c.gone = !alive;
             // A forwarder's child shows its two sockets within a few polls; after that, or
             // after FAST_FOR, it is looked at now and then only.
             let fast = age < FAST_FOR && c.found < 2;
             c.next = now + if fast { POLL_EVERY } else { POLL_SLOW };
-            alive && age < WATCH_FOR
+            age < WATCH_FOR
         });
         // Events taken while polling could not have added any (one thread).
         self.children = children;
     }
 
-    /// One poll of one child; false when it is gone.
-    fn poll_child(&mut self, c: &mut Child, found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32)) -> bool {
+    /// One poll of one child; false when it is gone. Connected sockets are kept pending;
+    /// from [`COMMIT_AFTER`] on, those the child still holds are handed over (a child that
+    /// `exec`s does so sooner, and is dropped on its exec event); the rest wait for its exit.
+    fn poll_child(
+        &mut self,
+        c: &mut Child,
+        age: Duration,
+        found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32),
+    ) -> bool {
         let Ok(fds) = self.src.socket_fds(c.pid) else { return false };
-        let mut comm = None;
-        for (fd, inode) in fds {
+        for &(fd, inode) in &fds {
             if c.done.contains(&inode) {
                 continue;
             }
-            let (local, remote) = match ask(&c.pidfd, fd) {
+            match ask(&c.pidfd, fd) {
                 Sock::Unconnected => continue,
-                Sock::Listener | Sock::Other => {
-                    c.done.insert(inode);
-                    continue;
+                Sock::Listener | Sock::Other => {}
+                Sock::Connected(l, r) => {
+                    c.found += 1;
+                    c.pending.push((inode, l, r));
+                    if c.owner.is_none() {
+                        let raw = self.src.comm(c.pid).unwrap_or_default();
+                        let comm = String::from_utf8_lossy(&raw).trim_end_matches('\n').to_string();
+                        c.owner = Some(Owner { pid: c.pid, comm });
+                    }
                 }
-                Sock::Connected(l, r) => (l, r),
-            };
+            }
             c.done.insert(inode);
-            c.found += 1;
-            let owner = comm.get_or_insert_with(|| {
-                let raw = self.src.comm(c.pid).unwrap_or_default();
-                Owner { pid: c.pid, comm: String::from_utf8_lossy(&raw).trim_end_matches('\n').to_string() }
-            });
+        }
+        if age >= COMMIT_AFTER && !c.pending.is_empty() {
+            let (held, rest) = std::mem::take(&mut c.pending).into_iter().partition(|p| fds.iter().any(|f| f.1 == p.0));
+            c.pending = rest;
+            self.hand_over(c, held, found);
+        }
+        true
+    }
+
+    /// Hands over the sockets the child's parent does not hold (any more): a forwarder's
+    /// parent closes its copy of the accepted socket right after `fork`, while a server
+    /// whose child was to run a program (and failed, or has not yet) still holds its own.
+    fn hand_over(
+        &mut self,
+        c: &mut Child,
+        sockets: Vec<(u64, SocketAddr, SocketAddr)>,
+        found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32),
+    ) {
+        let Some(owner) = &c.owner else { return };
+        if sockets.is_empty() {
+            return;
+        }
+        let parents: HashSet<u64> =
+            self.src.socket_fds(c.parent).map(|f| f.into_iter().map(|(_, i)| i).collect()).unwrap_or_default();
+        for (_, local, remote) in sockets.into_iter().filter(|s| !parents.contains(&s.0)) {
             self.stats.sockets += 1;
             found(&c.ns, local, remote, owner.clone(), c.parent);
         }
-        true
     }
 
     /// Whether `pid` holds a listening TCP socket (cached for [`LISTENER_TTL`]).
@@ -436,11 +510,15 @@ mod tests {
         buf.extend(message(PROC_EVENT_EXIT, [11, 11, 0, 0]));
         // A thread's exit.
         buf.extend(message(PROC_EVENT_EXIT, [12, 10, 0, 0]));
-        // Exec: not wanted.
-        buf.extend(message(2, [11, 11, 0, 0]));
+        buf.extend(message(PROC_EVENT_EXEC, [11, 11, 0, 0]));
+        // Another kind (uid change): not wanted.
+        buf.extend(message(4, [11, 11, 0, 0]));
         let mut out = Vec::new();
         parse(&buf, &mut out);
-        assert_eq!(out, vec![ProcEvent::Fork { parent: 10, child: 11 }, ProcEvent::Exit { pid: 11 }]);
+        assert_eq!(
+            out,
+            vec![ProcEvent::Fork { parent: 10, child: 11 }, ProcEvent::Exit { pid: 11 }, ProcEvent::Exec { pid: 11 }]
+        );
     }
 
     #[test]
