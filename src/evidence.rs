@@ -1030,6 +1030,12 @@ struct Pending {
 /// so of the parent's `accept` (socat), and may be done with it a few milliseconds later.
 pub const QUICK_TRIES: u8 = 2;
 
+/// `FLOWTRAIL_DEBUG_ATTRIBUTION=1`: the attribution and fork threads report what they do on
+/// stderr.
+fn debug_attribution() -> bool {
+    std::env::var_os("FLOWTRAIL_DEBUG_ATTRIBUTION").is_some()
+}
+
 /// The fork thread: watches the children a listener holder in one of `namespaces` forks
 /// ([`ForkWatch`]) and stores each socket such a child is found holding as an exact answer
 /// (rank 3, as a lookup would), unless an exact answer naming another process than the
@@ -1044,9 +1050,8 @@ fn watch_forks(
 ) -> ForkStats {
     raise_priority();
     let mut watch = ForkWatch::new(&namespaces);
-    // FLOWTRAIL_DEBUG_ATTRIBUTION=1: every fork in a captured namespace and every socket
-    // found on stderr.
-    let debug = std::env::var_os("FLOWTRAIL_DEBUG_ATTRIBUTION").is_some();
+    // Every fork in a captured namespace and every socket found on stderr.
+    let debug = debug_attribution();
     watch.debug = debug;
     let mut found = |ns: &Netns, local: SocketAddr, remote: SocketAddr, owner: Owner, parent: u32| {
         let k = (ns.clone(), Proto::Tcp, local, remote);
@@ -1059,20 +1064,7 @@ fn watch_forks(
             journal.owner(&k, &owner, 3);
         }
     };
-    let mut got = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let wait = watch
-            .due()
-            .map_or(Duration::from_millis(50), |t| t.saturating_duration_since(Instant::now()))
-            .min(Duration::from_millis(50));
-        if events.wait(wait, &mut got).is_err() {
-            break;
-        }
-        for e in got.drain(..) {
-            watch.event(e, &mut found);
-        }
-        watch.poll(Instant::now(), &mut found);
-    }
+    while !stop.load(Ordering::Relaxed) && watch.step(&mut events, Duration::from_millis(50), &mut found).is_ok() {}
     ForkStats { overruns: events.overruns, ..watch.stats() }
 }
 
@@ -1116,8 +1108,8 @@ fn attribute(
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     let mut due: std::collections::BinaryHeap<Reverse<(Instant, u64)>> = std::collections::BinaryHeap::new();
     let mut next_id = 0u64;
-    // FLOWTRAIL_DEBUG_ATTRIBUTION=1: every lookup and its answer on stderr.
-    let debug = std::env::var_os("FLOWTRAIL_DEBUG_ATTRIBUTION").is_some();
+    // Every lookup and its answer on stderr.
+    let debug = debug_attribution();
     // Holders whose namespace's pending requests were looked up already.
     let mut expanded: std::collections::HashSet<u32> = std::collections::HashSet::new();
     // One lookup: the rank of the answer, its newest holder, and whether the socket is

@@ -180,15 +180,10 @@ fn fork_watch_names_a_forwarder_child_that_is_gone() {
     let stop = Arc::new(AtomicBool::new(false));
     let pump_stop = stop.clone();
     let pump = std::thread::spawn(move || {
-        let (mut found, mut got) = (Vec::new(), Vec::new());
+        let mut found = Vec::new();
         let mut keep = |ns: &netns::Netns, l, r, o: flowtrail::join::Owner, p| found.push((ns.clone(), l, r, o, p));
         while !pump_stop.load(Ordering::Relaxed) {
-            let wait = watch.due().map_or(Duration::from_millis(20), |t| t.saturating_duration_since(Instant::now()));
-            events.wait(wait.min(Duration::from_millis(20)), &mut got).unwrap();
-            for e in got.drain(..) {
-                watch.event(e, &mut keep);
-            }
-            watch.poll(Instant::now(), &mut keep);
+            watch.step(&mut events, Duration::from_millis(20), &mut keep).unwrap();
         }
         (found, watch.stats())
     });
@@ -258,17 +253,13 @@ sys.stdin.readline()
         (([127, 0, 0, 1], ports[0]).into(), ([127, 0, 0, 1], ports[1]).into());
     let mut events = ProcEvents::open().unwrap_or_else(|e| panic!("the process connector (root): {e}"));
     let mut watch = ForkWatch::new(&[netns::Netns::Current]);
-    let (mut found, mut got) = (Vec::new(), Vec::new());
+    let mut found = Vec::new();
     let mut keep = |ns: &netns::Netns, l, r, o: flowtrail::join::Owner, p| found.push((ns.clone(), l, r, o, p));
     let mut stdin = py.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(600) {
-        events.wait(Duration::from_millis(1), &mut got).unwrap();
-        for e in got.drain(..) {
-            watch.event(e, &mut keep);
-        }
-        watch.poll(Instant::now(), &mut keep);
+        watch.step(&mut events, Duration::from_millis(1), &mut keep).unwrap();
     }
     line.clear();
     out.read_line(&mut line).unwrap();

@@ -242,8 +242,7 @@ fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = a.as_sockaddr_in() {
         return Some(SocketAddr::V4((*v4).into()));
     }
-    let v6 = std::net::SocketAddrV6::from(*a.as_sockaddr_in6()?);
-    Some(SocketAddr::new(v6.ip().to_canonical(), v6.port()))
+    Some(super::canon(std::net::SocketAddrV6::from(*a.as_sockaddr_in6()?).into()))
 }
 
 /// Descriptor `fd` of the process behind `pidfd`, asked what it is; the duplicate is closed
@@ -281,6 +280,8 @@ pub struct ForkWatch {
     slot: Instant,
     used: u32,
     stats: ForkStats,
+    /// Events taken in a [`ForkWatch::step`] (kept for its room).
+    got: Vec<ProcEvent>,
     /// Every fork of a captured namespace on stderr (`FLOWTRAIL_DEBUG_ATTRIBUTION`).
     pub debug: bool,
 }
@@ -298,12 +299,32 @@ impl ForkWatch {
             slot: Instant::now(),
             used: 0,
             stats: ForkStats::default(),
+            got: Vec::new(),
             debug: false,
         }
     }
 
     pub fn stats(&self) -> ForkStats {
         self.stats
+    }
+
+    /// One turn of the watch: waits for `events` (at most `longest`, less when a poll is
+    /// due), takes what came ([`ForkWatch::event`]), then polls ([`ForkWatch::poll`]).
+    pub fn step(
+        &mut self,
+        events: &mut ProcEvents,
+        longest: Duration,
+        found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32),
+    ) -> io::Result<()> {
+        let wait = self.due().map_or(longest, |t| t.saturating_duration_since(Instant::now())).min(longest);
+        let mut got = std::mem::take(&mut self.got);
+        let r = events.wait(wait, &mut got);
+        for e in got.drain(..) {
+            self.event(e, found);
+        }
+        self.got = got;
+        self.poll(Instant::now(), found);
+        r
     }
 
     /// Whether children are watched (the caller then waits at most until [`ForkWatch::due`]).
@@ -325,7 +346,7 @@ impl ForkWatch {
                 if let Some(i) = self.children.iter().position(|c| c.pid == pid) {
                     let mut c = self.children.swap_remove(i);
                     let all = std::mem::take(&mut c.pending);
-                    self.hand_over(&mut c, all, found);
+                    self.hand_over(&c, all, found);
                 }
             }
             ProcEvent::Fork { parent, child } => {
@@ -418,8 +439,7 @@ impl ForkWatch {
                     c.found += 1;
                     c.pending.push((inode, l, r));
                     if c.owner.is_none() {
-                        let raw = self.src.comm(c.pid).unwrap_or_default();
-                        let comm = String::from_utf8_lossy(&raw).trim_end_matches('\n').to_string();
+                        let comm = super::procfs::parse_comm(&self.src.comm(c.pid).unwrap_or_default());
                         c.owner = Some(Owner { pid: c.pid, comm });
                     }
                 }
@@ -439,7 +459,7 @@ impl ForkWatch {
     /// whose child was to run a program (and failed, or has not yet) still holds its own.
     fn hand_over(
         &mut self,
-        c: &mut Child,
+        c: &Child,
         sockets: Vec<(u64, SocketAddr, SocketAddr)>,
         found: &mut impl FnMut(&Netns, SocketAddr, SocketAddr, Owner, u32),
     ) {
