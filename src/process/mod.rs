@@ -27,8 +27,9 @@
 //!    ([`MatchKind::Unconnected`]).
 //! 3. The inode's owners come from `/proc/PID/fd/*` -> `socket:[INODE]` links. This scan is
 //!    the expensive part, so it is cached and incremental: a cached `(pid, fd)` is verified
-//!    with one `readlink`; on a miss the pids above the newest one known are probed (a
-//!    process forked a moment ago; only those in the socket's namespace are scanned), then
+//!    with one `readlink`; on a miss the pids above the newest one known, up to the last
+//!    one the kernel handed out (`/proc/loadavg`), are probed (a process forked a moment
+//!    ago; only those in the socket's namespace are scanned), then
 //!    the processes are rescanned in tiers, stopping after the first tier that holds the
 //!    inode: (a) processes in the same namespace that are new since the last scan or held
 //!    sockets then (forwarders and their fresh children; scanned before the process list is
@@ -761,7 +762,8 @@ impl<S: ProcSource> ProcessIndex<S> {
     /// then): the kernel hands out pids in increasing order, so a forwarder's child forked
     /// for this connection has a pid just above every pid seen so far. The pids above the
     /// newest known one are opened directly (a missing one costs one failed `open`), up to
-    /// [`PROBE_PIDS`] of them and stopping after [`PROBE_GAP`] missing in a row; each one
+    /// the last pid handed out (when the source knows it) and [`PROBE_PIDS`] of them,
+    /// stopping after [`PROBE_GAP`] missing in a row; each one
     /// found is remembered (fresh, as a listing would add it), and scanned when it lives in
     /// `ns` (processes in other namespaces, say another lab's or container's, wait for the
     /// tiered rescan: on a host that starts many processes, scanning them all here took
@@ -772,11 +774,22 @@ impl<S: ProcSource> ProcessIndex<S> {
         if self.newest_pid == 0 {
             return None;
         }
+        // Nothing newer than the last pid handed out: without this bound a lookup whose
+        // holder is an older process (a forwarder's child connecting on after a delay) first
+        // spent PROBE_GAP failed opens (~0.3 ms) on pids that do not exist, while the
+        // socket of a short connection was closing.
+        let last = self.src.last_pid();
+        if last.is_some_and(|l| l <= self.newest_pid) {
+            return None;
+        }
         let ns_ino = self.ns_inode(ns);
         let mut missing = 0;
         let mut pid = self.newest_pid;
         for _ in 0..PROBE_PIDS {
             pid = pid.checked_add(1)?;
+            if last.is_some_and(|l| pid > l) {
+                break;
+            }
             if self.pids.contains_key(&pid) {
                 missing = 0;
                 continue;

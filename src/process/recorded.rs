@@ -34,6 +34,8 @@ pub struct RecordedProc {
     pub procs: BTreeMap<u32, RecordedPid>,
     /// `/proc/PID/fd` directories read so far (to check the scan strategy).
     pub fd_dirs_read: usize,
+    /// Network namespaces of pids asked for (a probe for new pids asks for each).
+    pub netns_asked: usize,
 }
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> io::Error {
@@ -161,6 +163,7 @@ impl ProcSource for RecordedProc {
     }
 
     fn pid_netns(&mut self, pid: u32) -> io::Result<u64> {
+        self.netns_asked += 1;
         self.procs.get(&pid).map(|p| p.netns).ok_or_else(|| Self::gone(pid))
     }
 
@@ -176,6 +179,11 @@ impl ProcSource for RecordedProc {
             .find(|(f, _)| *f == fd)
             .map(|&(_, ino)| Some(ino))
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such fd"))
+    }
+
+    /// The highest recorded pid, as if the kernel had handed out none since.
+    fn last_pid(&mut self) -> Option<u32> {
+        self.procs.keys().next_back().copied()
     }
 
     fn comm(&mut self, pid: u32) -> io::Result<Vec<u8>> {

@@ -37,6 +37,11 @@ pub trait ProcSource {
     }
     /// Lets go of whatever the source keeps open for `ns`.
     fn forget_namespace(&mut self, _ns: &Netns) {}
+    /// The pid the kernel handed out last, when known: no process is newer, so a probe for
+    /// new pids stops there.
+    fn last_pid(&mut self) -> Option<u32> {
+        None
+    }
     /// Whether `pid` names a process (a thread-group leader), not another thread of one:
     /// `/proc/TID` answers for threads too, though `/proc` does not list them.
     fn is_process(&mut self, _pid: u32) -> bool {
@@ -192,6 +197,13 @@ impl ProcSource for LiveProc {
             }
         }
         Ok(out)
+    }
+
+    /// `/proc/loadavg`'s last field: the pid most recently created (a process's or a
+    /// thread's) in our pid namespace.
+    fn last_pid(&mut self) -> Option<u32> {
+        let t = std::fs::read_to_string("/proc/loadavg").ok()?;
+        t.split_ascii_whitespace().last()?.parse().ok()
     }
 
     fn is_process(&mut self, pid: u32) -> bool {
