@@ -85,6 +85,13 @@ pub fn parse_socket_link(target: &str) -> Option<u64> {
     target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
+/// The lowest descriptor number not in `fds` (the one the kernel hands out next).
+pub fn lowest_free(mut fds: Vec<u32>) -> u32 {
+    fds.sort_unstable();
+    fds.dedup();
+    fds.iter().zip(0u32..).find(|&(&fd, i)| fd != i).map_or(fds.len() as u32, |(_, i)| i)
+}
+
 /// `net:[INODE]` -> INODE.
 pub fn parse_netns_link(target: &str) -> Option<u64> {
     target.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
@@ -158,6 +165,10 @@ mod tests {
             assert_eq!(parse_socket_link(bad), None, "{bad}");
         }
         assert_eq!(parse_netns_link("net:[4026531840]"), Some(4026531840));
+        assert_eq!(lowest_free(vec![]), 0);
+        assert_eq!(lowest_free(vec![2, 0, 1, 1]), 3);
+        assert_eq!(lowest_free(vec![0, 1, 2, 4, 5]), 3);
+        assert_eq!(lowest_free(vec![3, 4]), 0);
         assert_eq!(parse_netns_link("mnt:[4026531840]"), None);
         assert_eq!(parse_cmdline(b"socat\0-d\0TCP4-LISTEN:1\0"), ["socat", "-d", "TCP4-LISTEN:1"]);
         assert_eq!(parse_cmdline(b"nginx: worker process"), ["nginx: worker process"]);

@@ -172,6 +172,13 @@ impl ProcSource for RecordedProc {
         self.procs.get(&pid).map(|p| p.fds.clone()).ok_or_else(|| Self::gone(pid))
     }
 
+    /// The recorded descriptors are taken for all the process has.
+    fn fd_listing(&mut self, pid: u32) -> io::Result<(Vec<(u32, u64)>, Option<u32>)> {
+        let fds = self.socket_fds(pid)?;
+        let free = super::procfs::lowest_free(fds.iter().map(|&(fd, _)| fd).collect());
+        Ok((fds, Some(free)))
+    }
+
     fn fd_socket(&mut self, pid: u32, fd: u32) -> io::Result<Option<u64>> {
         let p = self.procs.get(&pid).ok_or_else(|| Self::gone(pid))?;
         p.fds

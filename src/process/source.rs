@@ -23,6 +23,12 @@ pub trait ProcSource {
     fn pid_netns(&mut self, pid: u32) -> io::Result<u64>;
     /// `(fd, inode)` of every socket the process has open.
     fn socket_fds(&mut self, pid: u32) -> io::Result<Vec<(u32, u64)>>;
+    /// [`Self::socket_fds`] and the lowest descriptor number free at the time: where the
+    /// process's next socket goes (POSIX hands out the lowest free number). `None` when
+    /// the source cannot tell.
+    fn fd_listing(&mut self, pid: u32) -> io::Result<(Vec<(u32, u64)>, Option<u32>)> {
+        Ok((self.socket_fds(pid)?, None))
+    }
     /// The socket inode behind one descriptor (`None`: not a socket).
     fn fd_socket(&mut self, pid: u32, fd: u32) -> io::Result<Option<u64>>;
     /// `/proc/PID/comm`, raw.
@@ -184,11 +190,17 @@ impl ProcSource for LiveProc {
     }
 
     fn socket_fds(&mut self, pid: u32) -> io::Result<Vec<(u32, u64)>> {
+        self.fd_listing(pid).map(|(sockets, _)| sockets)
+    }
+
+    fn fd_listing(&mut self, pid: u32) -> io::Result<(Vec<(u32, u64)>, Option<u32>)> {
         let dir = format!("/proc/{pid}/fd");
         let mut out = Vec::new();
+        let mut all = Vec::new();
         for e in std::fs::read_dir(&dir)? {
             let Ok(e) = e else { continue };
             let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            all.push(fd);
             // The descriptor may be closed meanwhile: skip it.
             if let Ok(t) = std::fs::read_link(e.path())
                 && let Some(inode) = procfs::parse_socket_link(&t.to_string_lossy())
@@ -196,7 +208,7 @@ impl ProcSource for LiveProc {
                 out.push((fd, inode));
             }
         }
-        Ok(out)
+        Ok((out, Some(procfs::lowest_free(all))))
     }
 
     /// `/proc/loadavg`'s last field: the pid most recently created (a process's or a

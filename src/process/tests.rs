@@ -231,21 +231,33 @@ fn other_namespaces_are_swept_a_slice_per_lookup_until_the_holder_is_found() {
 }
 
 #[test]
-fn a_known_process_connecting_on_is_found_without_probing_pids_never_handed_out() {
+fn a_known_process_connecting_on_is_found_on_its_lowest_free_descriptor_first() {
     let mut ix = ProcessIndex::with_source(host());
     ix.scan_all();
-    // socat's child 101 opens a second outgoing connection; no process is newer than 200.
+    // socat's child 101 (descriptors 5, 6, 7: the recorded ones are all it has, so 0 is the
+    // lowest free) opens a second outgoing connection; no process is newer than 200.
     let src = ix.source_mut();
-    src.tables.get_mut(&(ns(), NetTable::ALL[0])).unwrap().push_str(&line(9, "192.168.65.1:38900", "192.168.65.2:49700", 2, 1010));
-    src.procs.get_mut(&101).unwrap().fds.push((8, 1010));
-    let asked = src.netns_asked;
+    let tcp = src.tables.get_mut(&(ns(), NetTable::ALL[0])).unwrap();
+    tcp.push_str(&line(9, "192.168.65.1:38900", "192.168.65.2:49700", 2, 1010));
+    tcp.push_str(&line(10, "192.168.65.1:38901", "192.168.65.2:49700", 2, 1011));
+    src.procs.get_mut(&101).unwrap().fds.push((0, 1010));
+    let (asked, read) = (src.netns_asked, src.fd_dirs_read);
     let a = ix.lookup(&ns(), &SocketKey::tcp(sa("192.168.65.1:38900"), sa("192.168.65.2:49700")));
     assert_eq!(a.to_string(), "socat[101]");
-    assert_eq!(ix.source_mut().netns_asked - asked, 0, "pids above the last one handed out were probed");
-    // A child forked since is still probed for, up to the last pid and no further.
     let src = ix.source_mut();
-    src.tables.get_mut(&(ns(), NetTable::ALL[0])).unwrap().push_str(&line(10, "127.0.0.1:49673", "127.0.0.1:40010", 1, 1011));
-    src.procs.insert(203, RecordedPid { netns: HOST, comm: "socat".into(), cmdline: vec![], fds: vec![(6, 1011)] });
+    assert_eq!((src.netns_asked - asked, src.fd_dirs_read - read), (0, 0), "probed or rescanned");
+    // One that is not on the lowest free descriptor (say, moved with dup2) takes a rescan
+    // of the namespace's socket holders, still without probing pids never handed out.
+    src.procs.get_mut(&101).unwrap().fds.push((9, 1011));
+    let (asked, read) = (src.netns_asked, src.fd_dirs_read);
+    let a = ix.lookup(&ns(), &SocketKey::tcp(sa("192.168.65.1:38901"), sa("192.168.65.2:49700")));
+    assert_eq!(a.to_string(), "socat[101]");
+    let src = ix.source_mut();
+    assert_eq!(src.netns_asked - asked, 0, "pids above the last one handed out were probed");
+    assert!(src.fd_dirs_read - read >= 1);
+    // A child forked since is still probed for, up to the last pid and no further.
+    src.tables.get_mut(&(ns(), NetTable::ALL[0])).unwrap().push_str(&line(11, "127.0.0.1:49673", "127.0.0.1:40010", 1, 1012));
+    src.procs.insert(203, RecordedPid { netns: HOST, comm: "socat".into(), cmdline: vec![], fds: vec![(6, 1012)] });
     let asked = src.netns_asked;
     let a = ix.lookup(&ns(), &SocketKey::tcp(sa("127.0.0.1:49673"), sa("127.0.0.1:40010")));
     assert_eq!(a.to_string(), "socat[203]");
