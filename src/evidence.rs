@@ -21,8 +21,9 @@
 //! * Requests come from two places, each one `try_send` to a bounded queue ([`QUEUE`]; a
 //!   full queue drops the request and counts it, `attribution_dropped`): the capture
 //!   threads ([`SocketTap`], in `LiveOptions::tap`) on every SYN without ACK and on the
-//!   first datagram of a UDP tuple, as soon as libpcap hands the frame over (live joins
-//!   run in immediate mode, so that is within a millisecond or so, while the flow table
+//!   first datagram of a UDP tuple, as soon as libpcap hands the frame over (each point
+//!   has a small immediate-mode handle for these, see `live::TRIGGER_FILTER`, so that is
+//!   within a millisecond or so, while the flow table
 //!   sees frames only after the reorder window: a connection of a few milliseconds is
 //!   over by then); and the flow table's new-flow hook ([`LiveEvidence::hook`]) for
 //!   observations that started before the capture (no SYN). The attribution thread looks
@@ -833,7 +834,7 @@ fn collect_conntrack(
     journal: &Journal,
     shared: Shared<CtStore>,
 ) -> (Vec<CtEntry>, u64, u64) {
-    raise_priority();
+    raise_priority(ATTRIBUTION_NICE);
     let mut lost = 0u64;
     for u in rx {
         let (e, destroy) = match u {
@@ -956,14 +957,19 @@ fn found_holder(
     }
 }
 
-/// Nice value of the threads that race short-lived processes for their sockets (socket
-/// attribution, and the capture and conntrack threads that ask for it).
+/// Nice value of the threads that race short-lived processes for their sockets (the
+/// capture threads that tap connection starts, the fork watch and the conntrack threads).
 pub const ATTRIBUTION_NICE: i32 = -10;
 
-/// Runs the calling thread at [`ATTRIBUTION_NICE`] where allowed (CAP_SYS_NICE); else
-/// leaves it as it is.
-pub fn raise_priority() {
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), ATTRIBUTION_NICE);
+/// Nice value of the socket attribution thread itself: above the threads that feed it, so
+/// that a request does not wait for a core behind them (a capture thread handles a whole
+/// ring block at once); a short connection's socket is gone a millisecond after its SYN.
+/// Its lookups take tens of microseconds, one or a few per new connection.
+pub const LOOKUP_NICE: i32 = -15;
+
+/// Runs the calling thread at `nice` where allowed (CAP_SYS_NICE); else leaves it as it is.
+pub fn raise_priority(nice: i32) {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
 }
 
 /// Holders remembered as expanded at most (forgotten all at once when full: pids are
@@ -1048,7 +1054,7 @@ fn watch_forks(
     journal: &Journal,
     shared: Shared<OwnerStore>,
 ) -> ForkStats {
-    raise_priority();
+    raise_priority(ATTRIBUTION_NICE);
     let mut watch = ForkWatch::new(&namespaces);
     // Every fork in a captured namespace and every socket found on stderr.
     let debug = debug_attribution();
@@ -1095,8 +1101,8 @@ fn attribute(
     // The lookups race short-lived forwarder children (a forked child holds its sockets for
     // as long as its connection lasts: milliseconds in a lab), and on a busy host a thread
     // at the default priority can wait 10-30 ms for a core. Where allowed (CAP_SYS_NICE,
-    // e.g. root) this thread, which sleeps between lookups, runs at [`ATTRIBUTION_NICE`].
-    raise_priority();
+    // e.g. root) this thread, which sleeps between lookups, runs at [`LOOKUP_NICE`].
+    raise_priority(LOOKUP_NICE);
     let mut index = ProcessIndex::new();
     index.scan_all();
     for ns in &warm {

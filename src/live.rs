@@ -10,7 +10,9 @@
 //! * Each capture thread joins its point's namespace with `setns(2)` (only that thread moves),
 //!   opens libpcap there, applies snaplen, buffer size, promiscuous mode, `-Q` direction,
 //!   immediate mode and the filter compiled for the handle's link type (a thread that feeds
-//!   socket attribution asks for [`crate::evidence::raise_priority`]). The handle is then
+//!   socket attribution asks for [`crate::evidence::ATTRIBUTION_NICE`], and the first
+//!   thread of each point opens a second, small immediate-mode handle for connection starts
+//!   only, polled beside the first: [`TRIGGER_FILTER`]). The handle is then
 //!   switched to non-blocking mode and the thread loops: `pcap_dispatch` (every frame of the
 //!   ready ring block in one call, so the block goes back to the kernel at once; one batch
 //!   on the channel) and, when nothing is ready, `poll(2)` on the
@@ -394,7 +396,7 @@ impl LiveCapture {
                 (None, false) => vec![None],
             };
             let mut linktype = 0;
-            for dir in dirs {
+            for (k, dir) in dirs.into_iter().enumerate() {
                 let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Ready>(1);
                 let h = HandleSetup {
                     spec: spec.clone(),
@@ -405,6 +407,7 @@ impl LiveCapture {
                     point: index,
                     source: cap.threads.len(),
                     watermarks: specs.len() > 1,
+                    trigger: opts.tap.is_some() && k == 0,
                 };
                 let ctl = Control {
                     stop: cap.stop.clone(),
@@ -668,6 +671,8 @@ struct HandleSetup {
     source: usize,
     /// Several handles feed the reorderer: send watermarks when idle.
     watermarks: bool,
+    /// Open the point's connection-starts handle for the tap (one per point).
+    trigger: bool,
 }
 
 /// What a capture thread shares with the others.
@@ -711,8 +716,18 @@ impl HandleSetup {
         let mut paused = false;
         let tap = self.opts.tap.clone();
         if tap.is_some() {
-            crate::evidence::raise_priority();
+            crate::evidence::raise_priority(crate::evidence::ATTRIBUTION_NICE);
         }
+        // The tap reads connection starts from their own handle when there is one, else
+        // from this handle's frames (late by up to a block timeout without immediate mode).
+        let mut trigger = None;
+        if self.trigger && tap.is_some() {
+            match self.open_trigger() {
+                Ok(t) => trigger = Some(t),
+                Err(e) => eprintln!("flowtrail: {e}; process attribution sees connection starts late"),
+            }
+        }
+        let tap_frames = if trigger.is_some() { None } else { tap.clone() };
         let mut udp_seen = std::collections::HashSet::new();
         let mut drops_at = Instant::now();
         loop {
@@ -731,6 +746,13 @@ impl HandleSetup {
             }
             if stopped_at.is_none() && ctl.stop.is_stopped() {
                 stopped_at = Some(Instant::now());
+            }
+            if let (Some(tr), Some(t)) = (&mut trigger, &tap) {
+                // Every connection start waiting; a failing handle is given up (the data
+                // frames are not tapped then: attribution just learns less).
+                if tr.dispatch(None, |p| t.frame(&self.spec.netns, linktype, p.data, &mut udp_seen)).is_err() {
+                    trigger = None;
+                }
             }
             if spares.len() < BATCH_FRAMES / 4 {
                 ctl.pool.take(&mut spares, BATCH_FRAMES);
@@ -756,7 +778,7 @@ impl HandleSetup {
                 if discard_before.is_some_and(|t| ts < t) {
                     return;
                 }
-                if let Some(t) = &tap {
+                if let Some(t) = &tap_frames {
                     t.frame(&self.spec.netns, linktype, p.data, &mut udp_seen);
                 }
                 let mut data = spares.pop().unwrap_or_default();
@@ -806,7 +828,10 @@ impl HandleSetup {
                         None => POLL_MS,
                     };
                     let fd = std::os::fd::AsFd::as_fd(&cap);
-                    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                    let mut fds = vec![nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                    if let Some(tr) = &trigger {
+                        fds.push(nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(tr), nix::poll::PollFlags::POLLIN));
+                    }
                     let _ = nix::poll::poll(&mut fds, wait);
                 }
                 Err(e) => {
@@ -900,6 +925,51 @@ impl HandleSetup {
         Ok((cap, discard_before))
     }
 }
+
+impl HandleSetup {
+    /// The point's connection-starts handle for process attribution (called on the capture
+    /// thread, already in the point's namespace): TCP SYNs without ACK and UDP datagrams
+    /// (the tap keeps the first of each tuple), the user's filter and `-Q` applied, in
+    /// immediate mode so that each arrives within microseconds, and cut to
+    /// [`TRIGGER_SNAPLEN`] bytes so that libpcap's ring of fixed-size frames holds thousands
+    /// of them. The data handle then needs no immediate mode, whose ring would hold only 8
+    /// to 32 frames of the snapshot length: a thread that waited a few milliseconds for a
+    /// core lost frames under a storm of short connections.
+    fn open_trigger(&self) -> Result<pcap::Capture<pcap::Active>, LiveError> {
+        let label = format!("{} (connection starts)", self.label);
+        let err = |e: pcap::Error| LiveError::Open { label: label.clone(), msg: open_message(&self.spec, e) };
+        let o = &self.opts;
+        let mut cap = pcap::Capture::from_device(self.spec.iface.as_str())
+            .map_err(err)?
+            .snaplen(TRIGGER_SNAPLEN as i32)
+            .promisc(o.promisc)
+            .immediate_mode(true)
+            .timeout(i32::from(POLL_MS))
+            .open()
+            .map_err(err)?;
+        if self.spec.iface == "any" {
+            cap.set_datalink(pcap::Linktype(LINKTYPE_LINUX_SLL2 as i32)).map_err(err)?;
+        }
+        if let Some(d) = o.direction {
+            cap.direction(if d == Direction::In { pcap::Direction::In } else { pcap::Direction::Out }).map_err(err)?;
+        }
+        let expr = match &o.filter {
+            Some(f) => format!("({f}) and ({TRIGGER_FILTER})"),
+            None => TRIGGER_FILTER.to_string(),
+        };
+        cap.filter(&expr, true).map_err(|e| LiveError::Filter { label: label.clone(), msg: e.to_string() })?;
+        cap.setnonblock().map_err(err)
+    }
+}
+
+/// What the connection-starts handle captures: TCP SYNs without ACK (IPv4; IPv6 with TCP
+/// right after the fixed header) and UDP.
+pub const TRIGGER_FILTER: &str =
+    "(tcp[tcpflags] & (tcp-syn|tcp-ack)) == tcp-syn or (ip6 and ip6[6] == 6 and (ip6[53] & 0x12) == 0x02) or udp";
+
+/// Bytes the connection-starts handle keeps of each frame: the link, IP and TCP or UDP
+/// headers with options are all the tap decodes.
+pub const TRIGGER_SNAPLEN: u32 = 256;
 
 /// A libpcap program as the kernel takes it (SO_ATTACH_FILTER), with libpcap's own fix for
 /// memory-mapped capture: a constant non-zero return becomes [`MAXIMUM_SNAPLEN`] so the

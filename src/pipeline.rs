@@ -220,8 +220,9 @@ fn run_live(args: &Args) -> i32 {
     let printing = to_stdout || args.print;
     let to_terminal = std::io::IsTerminal::is_terminal(&io::stdout());
     let several = specs.len() > 1;
-    // Joined --flows: conntrack of every namespace captured in, and socket owners. Frames
-    // come at once (immediate mode), so connection starts are attributed while they last.
+    // Joined --flows: conntrack of every namespace captured in, and socket owners. Connection
+    // starts come at once (each point's own immediate-mode handle for them, see
+    // `live::TRIGGER_FILTER`), so they are attributed while they last.
     let joining = args.flows.is_some() && !args.no_join;
     let evidence = joining.then(|| {
         let pts: Vec<(u32, crate::netns::Netns)> =
@@ -234,7 +235,7 @@ fn run_live(args: &Args) -> i32 {
         promisc: !args.no_promisc,
         direction,
         // Not forced for several points: the reorder window covers the ring's block timeout.
-        immediate: args.immediate || args.line_buffered || (printing && to_terminal) || joining,
+        immediate: args.immediate || args.line_buffered || (printing && to_terminal),
         nano: args.want_nano(),
         filter: expr,
         directions: several,

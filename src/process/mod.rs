@@ -397,6 +397,10 @@ struct PidState {
 pub const PROBE_PIDS: u32 = 256;
 pub const PROBE_GAP: u32 = 48;
 
+/// Known socket holders whose lowest free descriptor one lookup reads at most (newest
+/// first; ~5 us each).
+pub const FREE_FD_CHECKS: usize = 64;
+
 /// How many answers [`ProcessIndex`] remembers for sockets that are gone.
 pub const REMEMBERED: usize = 4096;
 
@@ -774,12 +778,16 @@ impl<S: ProcSource> ProcessIndex<S> {
     /// socket, is found this way while a short connection's socket still exists.
     fn lowest_free_fds(&mut self, ns: &Netns, inode: u64) -> Option<Vec<ProcessInfo>> {
         let ns_ino = self.ns_inode(ns)?;
-        let candidates: Vec<(u32, u32)> = self
+        let mut candidates: Vec<(u32, u32)> = self
             .pids
             .iter()
             .filter(|(_, st)| st.netns == Some(ns_ino) && !st.sockets.is_empty())
             .filter_map(|(&pid, st)| Some((pid, st.free_fd?)))
             .collect();
+        // Newest first, and not so many that a host's namespace full of socket holders
+        // delays the probe for a child forked a moment ago.
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        candidates.truncate(FREE_FD_CHECKS);
         for (pid, fd) in candidates {
             if !matches!(self.src.fd_socket(pid, fd), Ok(Some(i)) if i == inode) {
                 continue;

@@ -173,7 +173,7 @@ impl ProcSource for RecordedProc {
     }
 
     /// The recorded descriptors are taken for all the process has.
-    fn fd_listing(&mut self, pid: u32) -> io::Result<(Vec<(u32, u64)>, Option<u32>)> {
+    fn fd_listing(&mut self, pid: u32) -> io::Result<super::source::FdListing> {
         let fds = self.socket_fds(pid)?;
         let free = super::procfs::lowest_free(fds.iter().map(|&(fd, _)| fd).collect());
         Ok((fds, Some(free)))

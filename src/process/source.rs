@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
+/// A process's socket descriptors `(fd, inode)` and its lowest free descriptor number.
+pub type FdListing = (Vec<(u32, u64)>, Option<u32>);
+
 /// What process attribution reads from /proc.
 pub trait ProcSource {
     /// The text of one socket table of `ns`.
@@ -26,7 +29,7 @@ pub trait ProcSource {
     /// [`Self::socket_fds`] and the lowest descriptor number free at the time: where the
     /// process's next socket goes (POSIX hands out the lowest free number). `None` when
     /// the source cannot tell.
-    fn fd_listing(&mut self, pid: u32) -> io::Result<(Vec<(u32, u64)>, Option<u32>)> {
+    fn fd_listing(&mut self, pid: u32) -> io::Result<FdListing> {
         Ok((self.socket_fds(pid)?, None))
     }
     /// The socket inode behind one descriptor (`None`: not a socket).
@@ -193,7 +196,7 @@ impl ProcSource for LiveProc {
         self.fd_listing(pid).map(|(sockets, _)| sockets)
     }
 
-    fn fd_listing(&mut self, pid: u32) -> io::Result<(Vec<(u32, u64)>, Option<u32>)> {
+    fn fd_listing(&mut self, pid: u32) -> io::Result<FdListing> {
         let dir = format!("/proc/{pid}/fd");
         let mut out = Vec::new();
         let mut all = Vec::new();
