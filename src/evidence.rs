@@ -401,6 +401,11 @@ pub struct EvidenceStats {
     pub fork_sockets: u64,
     /// Times the kernel dropped fork events (a burst filled the socket's buffer).
     pub fork_events_lost: u64,
+    /// Points whose connection starts came from their own immediate-mode handle (see
+    /// `live::TRIGGER_FILTER`), and frames the kernel dropped on those handles (connection
+    /// starts not asked about at once).
+    pub connection_start_handles: u64,
+    pub connection_starts_dropped: u64,
 }
 
 /// Conntrack entries by key, in the order first seen, bounded: a new entry past `max`
@@ -557,6 +562,8 @@ pub struct SocketTap {
     tx: SyncSender<Request>,
     requests: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
+    /// `[connection-start handles, frames their rings dropped]`.
+    starts: Arc<[AtomicU64; 2]>,
 }
 
 /// UDP tuples a capture thread has asked about already (cleared when full).
@@ -577,6 +584,16 @@ impl SocketTap {
         if self.tx.try_send(r).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A capture thread opened its point's connection-start handle.
+    pub fn start_handle_opened(&self) {
+        self.starts[0].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The kernel dropped `n` frames on a connection-start handle.
+    pub fn starts_dropped(&self, n: u64) {
+        self.starts[1].fetch_add(n, Ordering::Relaxed);
     }
 
     /// One captured frame at a point in `netns`: a SYN without ACK queues both of its
@@ -626,6 +643,7 @@ pub struct LiveEvidence {
     fork_stop: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
+    starts: Arc<[AtomicU64; 2]>,
     point_netns: HashMap<u32, Netns>,
     stats: EvidenceStats,
     journal: Arc<Journal>,
@@ -709,6 +727,7 @@ impl LiveEvidence {
             fork_stop,
             requests: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
+            starts: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
             point_netns: points.iter().cloned().collect(),
             stats,
             journal,
@@ -739,7 +758,12 @@ impl LiveEvidence {
 
     /// The capture threads' tap (`LiveOptions::tap`).
     pub fn tap(&self) -> Option<SocketTap> {
-        Some(SocketTap { tx: self.attr_tx.clone()?, requests: self.requests.clone(), dropped: self.dropped.clone() })
+        Some(SocketTap {
+            tx: self.attr_tx.clone()?,
+            requests: self.requests.clone(),
+            dropped: self.dropped.clone(),
+            starts: self.starts.clone(),
+        })
     }
 
     /// The new-flow hook for [`crate::report::FlowReport::on_new_flow`]: queues the
@@ -798,6 +822,8 @@ impl LiveEvidence {
         let owners = owners.map;
         stats.attribution_requests = self.requests.load(Ordering::Relaxed);
         stats.attribution_dropped = self.dropped.load(Ordering::Relaxed);
+        stats.connection_start_handles = self.starts[0].load(Ordering::Relaxed);
+        stats.connection_starts_dropped = self.starts[1].load(Ordering::Relaxed);
         let mut ev = JoinEvidence {
             conntrack: entries.into_iter().map(|e| (e, None)).collect(),
             owners: Vec::with_capacity(owners.len()),

@@ -694,6 +694,20 @@ impl HandleSetup {
         };
         let mut error = None;
         let linktype = cap.get_datalink().0 as u32;
+        // The tap reads connection starts from their own handle when there is one, else
+        // from this handle's frames (late by up to a block timeout without immediate mode).
+        // Opened before the start is reported: `-Z` drops privileges then, and traffic may
+        // begin.
+        let mut trigger = None;
+        if let (true, Some(tp)) = (self.trigger, &self.opts.tap) {
+            match self.open_trigger() {
+                Ok(t) => {
+                    tp.start_handle_opened();
+                    trigger = Some(t);
+                }
+                Err(e) => eprintln!("flowtrail: {e}; process attribution sees connection starts late"),
+            }
+        }
         let _ = ready.send(Ok(linktype));
         drop(ready);
         let direction = if self.stamp_direction { self.dir.unwrap_or_default() } else { Direction::Unknown };
@@ -718,16 +732,7 @@ impl HandleSetup {
         if tap.is_some() {
             crate::evidence::raise_priority(crate::evidence::ATTRIBUTION_NICE);
         }
-        // The tap reads connection starts from their own handle when there is one, else
-        // from this handle's frames (late by up to a block timeout without immediate mode).
-        let mut trigger = None;
-        if self.trigger && tap.is_some() {
-            match self.open_trigger() {
-                Ok(t) => trigger = Some(t),
-                Err(e) => eprintln!("flowtrail: {e}; process attribution sees connection starts late"),
-            }
-        }
-        let tap_frames = if trigger.is_some() { None } else { tap.clone() };
+        let mut tap_frames = if trigger.is_some() { None } else { tap.clone() };
         let mut udp_seen = std::collections::HashSet::new();
         let mut drops_at = Instant::now();
         loop {
@@ -748,10 +753,11 @@ impl HandleSetup {
                 stopped_at = Some(Instant::now());
             }
             if let (Some(tr), Some(t)) = (&mut trigger, &tap) {
-                // Every connection start waiting; a failing handle is given up (the data
-                // frames are not tapped then: attribution just learns less).
+                // Every connection start waiting; a failing handle is given up for the
+                // data frames.
                 if tr.dispatch(None, |p| t.frame(&self.spec.netns, linktype, p.data, &mut udp_seen)).is_err() {
                     trigger = None;
+                    tap_frames = tap.clone();
                 }
             }
             if spares.len() < BATCH_FRAMES / 4 {
@@ -845,6 +851,11 @@ impl HandleSetup {
                 }
             }
         }
+        if let (Some(tr), Some(t)) = (&mut trigger, &tap)
+            && let Ok(st) = tr.stats()
+        {
+            t.starts_dropped(u64::from(st.dropped));
+        }
         let s = cap.stats().unwrap_or(pcap::Stat { received: 0, dropped: 0, if_dropped: 0 });
         let stats = PointStats {
             captured,
@@ -924,9 +935,7 @@ impl HandleSetup {
         let cap = cap.setnonblock().map_err(err)?;
         Ok((cap, discard_before))
     }
-}
 
-impl HandleSetup {
     /// The point's connection-starts handle for process attribution (called on the capture
     /// thread, already in the point's namespace): TCP SYNs without ACK and UDP datagrams
     /// (the tap keeps the first of each tuple), the user's filter and `-Q` applied, in

@@ -457,6 +457,14 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
             case.name
         );
     }
+    // Each point's connection starts came from its own immediate-mode handle (the packets
+    // through the ordinary ring), and it lost none of them.
+    assert_eq!(
+        (n("connection_start_handles"), n("connection_starts_dropped")),
+        (case.points.len() as u64, 0),
+        "{}: connection-start handles: {ev}",
+        case.name
+    );
     for (mode, s, out) in [("live", s_live, &live.stdout), ("offline", s_off, &offline.stdout)] {
         let unflagged = unflagged_splits(out, &truth);
         let (hops_all, with_process, by_elimination) = forwarder_hops(out);

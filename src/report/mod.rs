@@ -1134,8 +1134,13 @@ fn report_stats(
                 } else {
                     String::new()
                 };
+                let starts = if e.connection_starts_dropped > 0 {
+                    format!(", {} connection starts dropped by kernel", e.connection_starts_dropped)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped{forks}",
+                    "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped{starts}{forks}",
                     e.conntrack_watched,
                     e.conntrack_entries,
                     e.conntrack_unavailable.iter().map(|u| format!("; unavailable: {u}")).collect::<String>(),
