@@ -165,11 +165,11 @@ mod tests {
             assert_eq!(parse_socket_link(bad), None, "{bad}");
         }
         assert_eq!(parse_netns_link("net:[4026531840]"), Some(4026531840));
+        assert_eq!(parse_netns_link("mnt:[4026531840]"), None);
         assert_eq!(lowest_free(vec![]), 0);
         assert_eq!(lowest_free(vec![2, 0, 1, 1]), 3);
         assert_eq!(lowest_free(vec![0, 1, 2, 4, 5]), 3);
         assert_eq!(lowest_free(vec![3, 4]), 0);
-        assert_eq!(parse_netns_link("mnt:[4026531840]"), None);
         assert_eq!(parse_cmdline(b"socat\0-d\0TCP4-LISTEN:1\0"), ["socat", "-d", "TCP4-LISTEN:1"]);
         assert_eq!(parse_cmdline(b"nginx: worker process"), ["nginx: worker process"]);
         assert!(parse_cmdline(b"").is_empty() && parse_cmdline(b"\0").is_empty());
