@@ -1314,6 +1314,49 @@ pub fn now() -> Timestamp {
 mod tests {
     use super::*;
 
+    /// The connection-start filter, run by libpcap over the bundled samples (IPv4 and IPv6
+    /// TCP, UDP), passes every SYN without ACK and every UDP datagram, cut to
+    /// [`TRIGGER_SNAPLEN`] bytes that still decode, and nothing else but later fragments of
+    /// UDP datagrams (which the tap skips).
+    #[test]
+    fn trigger_filter_passes_connection_starts_and_udp_only() {
+        use crate::decode::{decode, tcp_flags, Transport};
+        let start = |linktype: u32, data: &[u8]| match decode(linktype, data).transport {
+            Transport::Tcp(t) => t.has(tcp_flags::SYN) && !t.has(tcp_flags::ACK),
+            Transport::Udp(_) => true,
+            _ => false,
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+        let mut syns = 0;
+        for name in ["host-lo.pcap", "tcp6.pcap", "udp.pcap", "udp6.pcap"] {
+            let path = dir.join(name);
+            let mut all = pcap::Capture::from_file(&path).unwrap();
+            let linktype = all.get_datalink().0 as u32;
+            let mut want = 0;
+            while let Ok(p) = all.next_packet() {
+                want += usize::from(start(linktype, p.data));
+            }
+            let mut cut = pcap::Capture::from_file(&path).unwrap();
+            cut.filter(TRIGGER_FILTER, true).unwrap();
+            let mut got = 0;
+            while let Ok(p) = cut.next_packet() {
+                let data = &p.data[..p.data.len().min(TRIGGER_SNAPLEN as usize)];
+                if start(linktype, data) {
+                    got += 1;
+                } else {
+                    let t = decode(linktype, data).transport;
+                    assert!(matches!(t, Transport::Other { proto: 17 }), "{name}: a frame that starts nothing passed");
+                }
+            }
+            assert_eq!(got, want, "{name}");
+            assert!(want > 0, "{name}: no connection starts to test with");
+            if name.starts_with("host") || name.starts_with("tcp") {
+                syns += want;
+            }
+        }
+        assert!(syns >= 2, "both IPv4 and IPv6 SYNs");
+    }
+
     fn frame(point: usize, sec: i64, nsec: u32) -> Frame {
         Frame {
             point,
