@@ -38,9 +38,8 @@
 //!    read again, then the new ones listed), (b) the other processes in the namespace, (c)
 //!    other processes (a socket can be passed to, or created by a thread of, a process in
 //!    another namespace), [`FAR_SCAN`] of them per lookup, round-robin, so that one lookup
-//!    never holds up the next for long. An exactly matched socket is asked for again (sock_diag)
-//!    before the process list is read and before tier (c): once it is closed the rescan
-//!    stops. Processes that disappeared are dropped from the cache.
+//!    never holds up the next for long. Processes that disappeared are dropped from the
+//!    cache.
 //! 4. When the socket is gone (closed, `TIME_WAIT` rows have no inode) an earlier answer for
 //!    the same key is returned as [`MatchKind::Remembered`] (the last 4096 answers are
 //!    kept), and it is preferred over a mere [`MatchKind::Listener`] match.
@@ -362,8 +361,6 @@ pub struct IndexStats {
     pub probe_hits: u64,
     /// Lookups answered by a known process's lowest free descriptor of its last scan.
     pub free_fd_hits: u64,
-    /// Rescans cut short because the socket was closed meanwhile.
-    pub gone_during_scan: u64,
 }
 
 /// How much a [`ProcessIndex`] holds (see [`ProcessIndex::sizes`]).
@@ -588,7 +585,7 @@ impl<S: ProcSource> ProcessIndex<S> {
             Ok(found) => found,
             Err(reason) => return Attribution::Unknown(reason),
         };
-        let owners = self.owners_of(ns, inode, (matched == MatchKind::Socket).then_some(key));
+        let owners = self.owners_of(ns, inode);
         if owners.is_empty() {
             Attribution::Unknown(UnknownReason::NoOwner)
         } else {
@@ -717,11 +714,7 @@ impl<S: ProcSource> ProcessIndex<S> {
     }
 
     /// The processes holding `inode`: cached and verified, else found by a tiered rescan.
-    /// For a socket matched exactly (`exact`), the rescan stops once the kernel no longer
-    /// has it: a short connection's socket closed while its holder was looked for would
-    /// otherwise cost the whole process list and a slice of the other namespaces'
-    /// processes (milliseconds, while the next connections wait).
-    fn owners_of(&mut self, ns: &Netns, inode: u64, exact: Option<&SocketKey>) -> Vec<ProcessInfo> {
+    fn owners_of(&mut self, ns: &Netns, inode: u64) -> Vec<ProcessInfo> {
         if let Some(owners) = self.cached_owners(inode) {
             return owners;
         }
@@ -748,9 +741,6 @@ impl<S: ProcSource> ProcessIndex<S> {
             let pids: Vec<u32> = v.iter().map(|p| p.0).collect();
             return self.infos(&pids);
         }
-        if self.socket_gone(ns, exact, inode) {
-            return Vec::new();
-        }
         self.refresh_pids();
         let mut tiers: [Vec<u32>; 3] = Default::default();
         for (&pid, st) in self.pids.iter().filter(|(pid, _)| !known.contains(pid)) {
@@ -766,15 +756,10 @@ impl<S: ProcSource> ProcessIndex<S> {
         let start = far.partition_point(|&p| p <= self.far_cursor);
         far.rotate_left(start);
         far.truncate(FAR_SCAN);
-        for (i, tier) in [near, rest, far].into_iter().enumerate() {
-            if i == 2 {
-                if self.socket_gone(ns, exact, inode) {
-                    return Vec::new();
-                }
-                if let Some(&last) = tier.last() {
-                    self.far_cursor = last;
-                }
-            }
+        if let Some(&last) = far.last() {
+            self.far_cursor = last;
+        }
+        for tier in [near, rest, far] {
             for pid in tier {
                 self.scan_pid(pid);
             }
@@ -784,20 +769,6 @@ impl<S: ProcSource> ProcessIndex<S> {
             }
         }
         Vec::new()
-    }
-
-    /// Whether the exactly matched socket `key` (`inode`) is gone now, by the kernel's
-    /// lookup; false without one (the scan goes on).
-    fn socket_gone(&mut self, ns: &Netns, key: Option<&SocketKey>, inode: u64) -> bool {
-        let gone = match key.and_then(|k| self.src.find_socket(ns, k)) {
-            Some(Ok(Some(row))) => row.inode != inode,
-            Some(Ok(None)) => true,
-            _ => false,
-        };
-        if gone {
-            self.stats.gone_during_scan += 1;
-        }
-        gone
     }
 
     /// The fast path for a socket that a process of `ns` holding sockets made since its

@@ -36,11 +36,6 @@ pub struct RecordedProc {
     pub fd_dirs_read: usize,
     /// Network namespaces of pids asked for (a probe for new pids asks for each).
     pub netns_asked: usize,
-    /// Answer [`ProcSource::find_socket`] from the tables (exact rows only), as sock_diag.
-    pub diag: bool,
-    /// `(n, inode)`: once `n` descriptor directories were read, the rows of `inode` leave
-    /// the tables (a socket closed in the middle of a lookup).
-    pub vanish: Option<(usize, u64)>,
 }
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> io::Error {
@@ -174,13 +169,6 @@ impl ProcSource for RecordedProc {
 
     fn socket_fds(&mut self, pid: u32) -> io::Result<Vec<(u32, u64)>> {
         self.fd_dirs_read += 1;
-        if let Some((n, inode)) = self.vanish
-            && self.fd_dirs_read >= n
-        {
-            for text in self.tables.values_mut() {
-                *text = text.lines().filter(|l| super::procfs::parse_net_line(l, super::SockProto::Tcp).is_none_or(|r| r.inode != inode)).map(|l| format!("{l}\n")).collect();
-            }
-        }
         self.procs.get(&pid).map(|p| p.fds.clone()).ok_or_else(|| Self::gone(pid))
     }
 
@@ -198,19 +186,6 @@ impl ProcSource for RecordedProc {
             .find(|(f, _)| *f == fd)
             .map(|&(_, ino)| Some(ino))
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such fd"))
-    }
-
-    fn find_socket(&mut self, ns: &Netns, key: &super::SocketKey) -> Option<io::Result<Option<super::SocketRow>>> {
-        if !self.diag {
-            return None;
-        }
-        let k = key.canonical();
-        let rows = NetTable::ALL
-            .into_iter()
-            .filter(|t| t.proto == k.proto)
-            .filter_map(|t| self.tables.get(&(ns.clone(), t)))
-            .flat_map(|text| super::procfs::parse_net_table(text, k.proto).0);
-        Some(Ok(rows.into_iter().find(|r| super::SocketKey { proto: r.proto, local: r.local, remote: r.remote }.canonical() == k)))
     }
 
     /// The highest recorded pid, as if the kernel had handed out none since.

@@ -263,25 +263,3 @@ fn a_known_process_connecting_on_is_found_on_its_lowest_free_descriptor_first() 
     assert_eq!(a.to_string(), "socat[203]");
     assert_eq!(ix.source_mut().netns_asked - asked, 3, "201, 202 (gone) and 203");
 }
-
-#[test]
-fn a_socket_closed_during_the_rescan_ends_it_before_the_other_namespaces() {
-    // 127.0.0.1:7 -> 127.0.0.1:8 (inode 77) is held only by init, in another namespace
-    // (tier (c)); the kernel lookup is available, and the socket closes as soon as the
-    // first descriptor directory of the rescan has been read.
-    let mut h = host();
-    h.tables.get_mut(&(ns(), NetTable::ALL[0])).unwrap().push_str(&line(10, "127.0.0.1:7", "127.0.0.1:8", 1, 77));
-    h.procs.get_mut(&1).unwrap().fds.push((9, 77));
-    h.diag = true;
-    let mut ix = ProcessIndex::with_source(h.clone());
-    ix.source_mut().vanish = Some((1, 77));
-    let key = SocketKey::tcp(sa("127.0.0.1:7"), sa("127.0.0.1:8"));
-    assert_eq!(ix.lookup(&ns(), &key), Attribution::Unknown(UnknownReason::NoOwner));
-    assert_eq!(ix.stats().gone_during_scan, 1);
-    // init's descriptors were never read: the scan stopped before the other namespaces.
-    assert!(ix.source_mut().fd_dirs_read < ix.source_mut().procs.len(), "{}", ix.source_mut().fd_dirs_read);
-    // While the socket stays, the same rescan goes on to the other namespaces and finds it.
-    let mut ix = ProcessIndex::with_source(h);
-    assert_eq!(ix.lookup(&ns(), &key).to_string(), "init[1]");
-    assert_eq!(ix.stats().gone_during_scan, 0);
-}
