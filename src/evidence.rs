@@ -562,8 +562,15 @@ pub struct SocketTap {
     tx: SyncSender<Request>,
     requests: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
-    /// `[connection-start handles, frames their rings dropped]`.
-    starts: Arc<[AtomicU64; 2]>,
+    starts: Arc<StartCounts>,
+}
+
+/// Counters of the connection-start handles (see `live::TRIGGER_FILTER`).
+#[derive(Debug, Default)]
+struct StartCounts {
+    handles: AtomicU64,
+    /// Frames the kernel dropped on those handles' rings.
+    dropped: AtomicU64,
 }
 
 /// UDP tuples a capture thread has asked about already (cleared when full).
@@ -588,12 +595,12 @@ impl SocketTap {
 
     /// A capture thread opened its point's connection-start handle.
     pub fn start_handle_opened(&self) {
-        self.starts[0].fetch_add(1, Ordering::Relaxed);
+        self.starts.handles.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The kernel dropped `n` frames on a connection-start handle.
     pub fn starts_dropped(&self, n: u64) {
-        self.starts[1].fetch_add(n, Ordering::Relaxed);
+        self.starts.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     /// One captured frame at a point in `netns`: a SYN without ACK queues both of its
@@ -643,7 +650,7 @@ pub struct LiveEvidence {
     fork_stop: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
-    starts: Arc<[AtomicU64; 2]>,
+    starts: Arc<StartCounts>,
     point_netns: HashMap<u32, Netns>,
     stats: EvidenceStats,
     journal: Arc<Journal>,
@@ -727,7 +734,7 @@ impl LiveEvidence {
             fork_stop,
             requests: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
-            starts: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
+            starts: Arc::default(),
             point_netns: points.iter().cloned().collect(),
             stats,
             journal,
@@ -822,8 +829,8 @@ impl LiveEvidence {
         let owners = owners.map;
         stats.attribution_requests = self.requests.load(Ordering::Relaxed);
         stats.attribution_dropped = self.dropped.load(Ordering::Relaxed);
-        stats.connection_start_handles = self.starts[0].load(Ordering::Relaxed);
-        stats.connection_starts_dropped = self.starts[1].load(Ordering::Relaxed);
+        stats.connection_start_handles = self.starts.handles.load(Ordering::Relaxed);
+        stats.connection_starts_dropped = self.starts.dropped.load(Ordering::Relaxed);
         let mut ev = JoinEvidence {
             conntrack: entries.into_iter().map(|e| (e, None)).collect(),
             owners: Vec::with_capacity(owners.len()),

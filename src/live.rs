@@ -407,7 +407,7 @@ impl LiveCapture {
                     point: index,
                     source: cap.threads.len(),
                     watermarks: specs.len() > 1,
-                    trigger: opts.tap.is_some() && k == 0,
+                    trigger: k == 0,
                 };
                 let ctl = Control {
                     stop: cap.stop.clone(),
@@ -671,7 +671,8 @@ struct HandleSetup {
     source: usize,
     /// Several handles feed the reorderer: send watermarks when idle.
     watermarks: bool,
-    /// Open the point's connection-starts handle for the tap (one per point).
+    /// The point's first handle: it opens the connection-starts handle when there is a
+    /// tap (one per point).
     trigger: bool,
 }
 
