@@ -1134,11 +1134,17 @@ fn report_stats(
                 } else {
                     String::new()
                 };
-                let starts = if e.connection_starts_dropped > 0 {
+                let mut starts = if e.connection_starts_dropped > 0 {
                     format!(", {} connection starts dropped by kernel", e.connection_starts_dropped)
                 } else {
                     String::new()
                 };
+                if e.realtime_rests > 0 {
+                    starts.push_str(&format!(
+                        ", attribution left real-time {} times (over half a core)",
+                        e.realtime_rests
+                    ));
+                }
                 eprintln!(
                     "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped{starts}{forks}",
                     e.conntrack_watched,
