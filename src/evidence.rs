@@ -48,6 +48,7 @@
 //!   reaches this thread (a child may connect and exit within a few milliseconds of its
 //!   fork, sooner than the capture path hands the SYN over on a loaded host). An exact
 //!   answer naming another process than the child's parent is not replaced.
+//!   Both threads run real-time where allowed, guarded against taking a core ([`Urgent`]).
 //!   For every conntrack entry with a rewrite, the socket of its original tuple (the one
 //!   the socket itself sees, before NAT) is looked up in the entry's namespace: that is the
 //!   process behind a leg no interface shows (e.g. a forwarder connecting to a DNATed
