@@ -1105,7 +1105,8 @@ impl Urgent {
         }
         let cpu = thread_cpu();
         if cpu.saturating_sub(self.cpu_at) * 2 > passed {
-            // Back to an ordinary thread (the policy change resets the nice value).
+            // Back to an ordinary thread; the library sets a nice value along with the
+            // policy (the highest, where allowed): ours again.
             set_realtime(false);
             raise_priority(self.nice);
             self.resting_until = Some(now + URGENT_REST);
