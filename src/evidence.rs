@@ -48,7 +48,8 @@
 //!   reaches this thread (a child may connect and exit within a few milliseconds of its
 //!   fork, sooner than the capture path hands the SYN over on a loaded host). An exact
 //!   answer naming another process than the child's parent is not replaced.
-//!   Both threads run real-time where allowed, guarded against taking a core ([`Urgent`]).
+//!   Both threads, the conntrack watchers and their collector run real-time where
+//!   allowed, guarded against taking a core ([`Urgent`]).
 //!   For every conntrack entry with a rewrite, the socket of its original tuple (the one
 //!   the socket itself sees, before NAT) is looked up in the entry's namespace: that is the
 //!   process behind a leg no interface shows (e.g. a forwarder connecting to a DNATed
@@ -91,6 +92,7 @@ use crate::flow::{FlowInfo, FlowRecord, Proto as FlowProto};
 use crate::join::{Owner, Proto};
 use crate::netns::Netns;
 use crate::process::forks::{ForkStats, ForkWatch, ProcEvents};
+use crate::priority::{RealtimeCounts, Urgent};
 use crate::process::{MatchKind, ProcessIndex, SocketKey};
 use crate::report::paths::{JoinEvidence, SocketOwner};
 use std::collections::HashMap;
@@ -407,9 +409,10 @@ pub struct EvidenceStats {
     /// starts not asked about at once).
     pub connection_start_handles: u64,
     pub connection_starts_dropped: u64,
-    /// Evidence threads that ran real-time (the attribution thread and the fork watch, where
-    /// allowed: see [`Urgent`]), and times one of them gave it up for [`URGENT_REST`]
-    /// because it used more than half a core.
+    /// Evidence threads that ran real-time (where allowed, see [`Urgent`]: the attribution
+    /// thread, the fork watch, each conntrack watcher and their collector), and times one
+    /// of them gave it up for [`crate::priority::URGENT_REST`] because it used more than
+    /// half a core.
     pub realtime_threads: u64,
     pub realtime_rests: u64,
 }
@@ -686,11 +689,16 @@ impl LiveEvidence {
                 namespaces.push(ns.clone());
             }
         }
+        let realtime = Arc::new(RealtimeCounts::default());
         let mut watchers = Vec::new();
         for ns in &namespaces {
             // A rewritten connection's pre-NAT socket is looked up when its entry arrives:
             // the watchers and the conntrack thread race short connections too.
-            let opts = WatchOptions { nice: Some(ATTRIBUTION_NICE), ..WatchOptions::default() };
+            let opts = WatchOptions {
+                nice: Some(ATTRIBUTION_NICE),
+                realtime: Some(realtime.clone()),
+                ..WatchOptions::default()
+            };
             match ConntrackWatcher::start(ns, opts, ct_tx.clone()) {
                 Ok(w) => watchers.push(w),
                 Err(e) => stats.conntrack_unavailable.push(format!("{ns}: {e}")),
@@ -704,15 +712,15 @@ impl LiveEvidence {
         let ct_store = Arc::new(Mutex::new(CtStore::new(max_entries)));
         let owner_store = Arc::new(Mutex::new(OwnerStore::new(max_owners)));
         let ct_shared = ct_store.clone();
+        let ct_realtime = realtime.clone();
         let ct_thread = std::thread::Builder::new()
             .name("conntrack".into())
-            .spawn(move || collect_conntrack(ct_rx, ct_attr, &ct_journal, ct_shared))
+            .spawn(move || collect_conntrack(ct_rx, ct_attr, &ct_journal, ct_shared, ct_realtime))
             .ok();
         let attr_stop = stop.clone();
         let warm = namespaces.clone();
         let attr_journal = journal.clone();
         let attr_shared = owner_store.clone();
-        let realtime = Arc::new(RealtimeCounts::default());
         let attr_realtime = realtime.clone();
         let attr_thread = std::thread::Builder::new()
             .name("attribution".into())
@@ -842,8 +850,8 @@ impl LiveEvidence {
         stats.attribution_dropped = self.dropped.load(Ordering::Relaxed);
         stats.connection_start_handles = self.starts.handles.load(Ordering::Relaxed);
         stats.connection_starts_dropped = self.starts.dropped.load(Ordering::Relaxed);
-        stats.realtime_threads = self.realtime.threads.load(Ordering::Relaxed);
-        stats.realtime_rests = self.realtime.rests.load(Ordering::Relaxed);
+        stats.realtime_threads = self.realtime.threads();
+        stats.realtime_rests = self.realtime.rests();
         let mut ev = JoinEvidence {
             conntrack: entries.into_iter().map(|e| (e, None)).collect(),
             owners: Vec::with_capacity(owners.len()),
@@ -879,10 +887,12 @@ fn collect_conntrack(
     attr: SyncSender<Request>,
     journal: &Journal,
     shared: Shared<CtStore>,
+    realtime: Arc<RealtimeCounts>,
 ) -> (Vec<CtEntry>, u64, u64) {
-    raise_priority(ATTRIBUTION_NICE);
+    let mut urgent = Urgent::start(ATTRIBUTION_NICE, realtime);
     let mut lost = 0u64;
     for u in rx {
+        urgent.tick();
         let (e, destroy) = match u {
             CtUpdate::Entry(e) => (e, false),
             CtUpdate::Event(ev) => (ev.entry, ev.kind == crate::conntrack::CtEventKind::Destroy),
@@ -1012,109 +1022,6 @@ pub const ATTRIBUTION_NICE: i32 = -10;
 /// ring block at once); a short connection's socket is gone a millisecond after its SYN.
 /// Its lookups take tens of microseconds, one or a few per new connection.
 pub const LOOKUP_NICE: i32 = -15;
-
-/// Runs the calling thread at `nice` where allowed (CAP_SYS_NICE); else leaves it as it is.
-pub fn raise_priority(nice: i32) {
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice);
-}
-
-/// Threads run real-time ([`Urgent`]), and times one went back to its nice value for a
-/// while because it used more than half a core.
-#[derive(Default)]
-pub struct RealtimeCounts {
-    threads: AtomicU64,
-    rests: AtomicU64,
-}
-
-/// How often an [`Urgent`] thread checks the CPU time it used, and for how long it gives up
-/// real-time scheduling when that was more than half of the window.
-pub const URGENT_WINDOW: Duration = Duration::from_millis(100);
-pub const URGENT_REST: Duration = Duration::from_secs(1);
-
-/// Scheduling of a thread that sleeps between jobs of microseconds and must start each one
-/// at once: the attribution thread, whose lookups race forked children that hold their
-/// sockets for a millisecond or two, and the fork watch. Measured on the seed lab (2 cores,
-/// seven capture points, seven tcpdumps beside): at nice -15 alone the lookup thread still
-/// waited a median 2-6 ms for a core behind the capture threads, and the forwarder's process
-/// was named on 94.6% of the hops; real-time, 98.3%.
-///
-/// Where allowed (CAP_SYS_NICE) the thread runs `SCHED_FIFO` at the lowest real-time
-/// priority, ahead of every ordinary thread, else at `nice` alone. Guarded: once per
-/// [`URGENT_WINDOW`] (when the thread's loop turns) it compares the CPU time it used with
-/// the time passed; above half (a storm of connections or forks), it goes back to `nice`
-/// for [`URGENT_REST`] and counts it, so it never takes a core from the capture threads
-/// for long.
-pub struct Urgent {
-    nice: i32,
-    counts: Arc<RealtimeCounts>,
-    /// Real-time was granted at the start (so it may be asked for again after a rest).
-    allowed: bool,
-    window: Instant,
-    cpu_at: Duration,
-    resting_until: Option<Instant>,
-}
-
-fn set_realtime(on: bool) -> bool {
-    use thread_priority::{
-        NormalThreadSchedulePolicy, RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-        set_thread_priority_and_policy, thread_native_id,
-    };
-    let policy = if on {
-        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo)
-    } else {
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
-    };
-    set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, policy).is_ok()
-}
-
-/// CPU time the calling thread used.
-fn thread_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0))
-}
-
-impl Urgent {
-    /// Raises the calling thread (see the type's docs).
-    pub fn start(nice: i32, counts: Arc<RealtimeCounts>) -> Urgent {
-        raise_priority(nice);
-        let allowed = set_realtime(true);
-        if allowed {
-            counts.threads.fetch_add(1, Ordering::Relaxed);
-        }
-        Urgent { nice, counts, allowed, window: Instant::now(), cpu_at: thread_cpu(), resting_until: None }
-    }
-
-    /// Once per turn of the thread's loop: the guard (a clock read, and a CPU time read
-    /// once per window).
-    pub fn tick(&mut self) {
-        if !self.allowed {
-            return;
-        }
-        let now = Instant::now();
-        if let Some(until) = self.resting_until {
-            if now >= until {
-                self.resting_until = None;
-                set_realtime(true);
-                (self.window, self.cpu_at) = (now, thread_cpu());
-            }
-            return;
-        }
-        let passed = now.saturating_duration_since(self.window);
-        if passed < URGENT_WINDOW {
-            return;
-        }
-        let cpu = thread_cpu();
-        if cpu.saturating_sub(self.cpu_at) * 2 > passed {
-            // Back to an ordinary thread; the library sets a nice value along with the
-            // policy (the highest, where allowed): ours again.
-            set_realtime(false);
-            raise_priority(self.nice);
-            self.resting_until = Some(now + URGENT_REST);
-            self.counts.rests.fetch_add(1, Ordering::Relaxed);
-        }
-        (self.window, self.cpu_at) = (now, cpu);
-    }
-}
 
 /// Holders remembered as expanded at most (forgotten all at once when full: pids are
 /// reused).
@@ -1538,7 +1445,7 @@ mod tests {
         }
         drop(tx);
         let (attr, _attr_rx) = sync_channel(QUEUE);
-        let (entries, _, evicted) = collect_conntrack(rx, attr, &Journal::default(), Arc::new(Mutex::new(CtStore::new(max))));
+        let (entries, _, evicted) = collect_conntrack(rx, attr, &Journal::default(), Arc::new(Mutex::new(CtStore::new(max))), Arc::default());
         (entries.iter().map(|e| e.id.unwrap()).collect(), evicted)
     }
 
@@ -1715,7 +1622,7 @@ mod tests {
         tx.send(event(CtEventKind::New, 1)).unwrap();
         drop(tx);
         let (attr, _attr_rx) = sync_channel(QUEUE);
-        let (entries, _, _) = collect_conntrack(rx, attr, &Journal::default(), shared.clone());
+        let (entries, _, _) = collect_conntrack(rx, attr, &Journal::default(), shared.clone(), Arc::default());
         assert_eq!((entries.len(), lock(&shared).map.len()), (1, 0));
     }
 
@@ -1726,45 +1633,5 @@ mod tests {
         assert!(e >= 9_000 && o >= 35_000, "{e} {o}");
         assert_eq!(evidence_caps(0), (1, 1));
         assert_eq!(evidence_caps(usize::MAX / 2), (MAX_ENTRIES, MAX_OWNERS));
-    }
-
-    #[test]
-    fn a_realtime_thread_that_uses_over_half_a_core_rests_at_its_nice_value_then_resumes() {
-        use thread_priority::{RealtimeThreadSchedulePolicy as Rt, ThreadSchedulePolicy as Policy, thread_schedule_policy};
-        let counts = Arc::new(RealtimeCounts::default());
-        let c = counts.clone();
-        let seen = std::thread::spawn(move || {
-            let mut u = Urgent::start(-5, c.clone());
-            if c.threads.load(Ordering::Relaxed) == 0 {
-                return None;
-            }
-            let during = thread_schedule_policy().ok();
-            // All CPU until the guard steps in (one window), at most 2 s.
-            let t0 = Instant::now();
-            while c.rests.load(Ordering::Relaxed) == 0 && t0.elapsed() < Duration::from_secs(2) {
-                u.tick();
-            }
-            let spun = t0.elapsed();
-            let resting = thread_schedule_policy().ok();
-            let nice = rustix::process::getpriority_process(Some(rustix::thread::gettid())).ok();
-            // Idle through the rest: real-time again at the next turn after it.
-            std::thread::sleep(URGENT_REST + Duration::from_millis(20));
-            u.tick();
-            Some((during, spun, resting, nice, thread_schedule_policy().ok()))
-        })
-        .join()
-        .unwrap();
-        let Some((during, spun, resting, nice, resumed)) = seen else {
-            let msg = "real-time scheduling refused (needs CAP_SYS_NICE: root)";
-            assert!(std::env::var("CI").is_err(), "{msg}");
-            eprintln!("SKIP: {msg}");
-            return;
-        };
-        assert_eq!(during, Some(Policy::Realtime(Rt::Fifo)));
-        assert_eq!(counts.rests.load(Ordering::Relaxed), 1, "spun {spun:?}");
-        assert!(spun >= URGENT_WINDOW && spun < URGENT_WINDOW * 5, "{spun:?}");
-        assert!(matches!(resting, Some(Policy::Normal(_))), "{resting:?}");
-        assert_eq!(nice, Some(-5));
-        assert_eq!(resumed, Some(Policy::Realtime(Rt::Fifo)));
     }
 }

@@ -35,6 +35,7 @@ pub mod live;
 pub mod netns;
 pub mod pipeline;
 pub mod print;
+pub mod priority;
 pub mod process;
 pub mod reassembly;
 pub mod report;

@@ -731,7 +731,7 @@ impl HandleSetup {
         let mut paused = false;
         let tap = self.opts.tap.clone();
         if tap.is_some() {
-            crate::evidence::raise_priority(crate::evidence::ATTRIBUTION_NICE);
+            crate::priority::raise_priority(crate::evidence::ATTRIBUTION_NICE);
         }
         let mut tap_frames = if trigger.is_some() { None } else { tap.clone() };
         let mut udp_seen = std::collections::HashSet::new();

@@ -456,8 +456,9 @@ fn run_case(case: Case<'_>) -> (Score, Score) {
             "{}: the forwarder's children were not watched: {ev}",
             case.name
         );
-        // Root: the attribution thread and the fork watch run real-time (guarded).
-        assert_eq!(n("realtime_threads"), 2, "{}: {ev}", case.name);
+        // Root: the attribution thread, the fork watch, the conntrack collector and each
+        // conntrack watcher run real-time (guarded).
+        assert_eq!(n("realtime_threads"), 3 + n("conntrack_watched"), "{}: {ev}", case.name);
     }
     // Each point's connection starts came from its own immediate-mode handle (the packets
     // through the ordinary ring), and it lost none of them.

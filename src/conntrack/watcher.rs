@@ -5,6 +5,7 @@ use super::source::{CtSocket, ProcTable, Recv};
 use super::wire::{self, CtMessage};
 use super::{Backend, ConntrackError, CtEntry, CtEvent, CtEventKind, CtProto, CtTuple, EventOrigin};
 use crate::netns::Netns;
+use crate::priority::{RealtimeCounts, Urgent, raise_priority};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,11 +44,20 @@ pub struct WatchOptions {
     /// Nice value the watcher thread asks for, where allowed (`CAP_SYS_NICE`); `None`
     /// leaves it as it is.
     pub nice: Option<i32>,
+    /// Run the thread real-time where allowed, guarded, counted here
+    /// ([`crate::priority::Urgent`]; at `nice` when it rests or is not allowed).
+    pub realtime: Option<Arc<RealtimeCounts>>,
 }
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions { backend: Backend::Auto, initial_dump: true, poll_interval: Duration::from_millis(200), nice: None }
+        WatchOptions {
+            backend: Backend::Auto,
+            initial_dump: true,
+            poll_interval: Duration::from_millis(200),
+            nice: None,
+            realtime: None,
+        }
     }
 }
 
@@ -153,15 +163,18 @@ impl ConntrackWatcher {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
-        let run = Run { ns: ns.clone(), tx, stop: stop.clone(), counters: counters.clone() };
+        let mut run = Run { ns: ns.clone(), tx, stop: stop.clone(), counters: counters.clone(), urgent: None };
         let initial_dump = opts.initial_dump;
         let nice = opts.nice;
+        let realtime = opts.realtime;
         let label = ns.label_prefix();
         let handle = std::thread::Builder::new()
             .name(format!("conntrack-{}", label.trim_end_matches('/')))
             .spawn(move || {
-                if let Some(n) = nice {
-                    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), n);
+                match (realtime, nice) {
+                    (Some(counts), n) => run.urgent = Some(Urgent::start(n.unwrap_or(0), counts)),
+                    (None, Some(n)) => raise_priority(n),
+                    (None, None) => {}
                 }
                 match source {
                     Source::Netlink { events, dump } => run.netlink(events, dump),
@@ -220,6 +233,7 @@ struct Run {
     tx: SyncSender<CtUpdate>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
+    urgent: Option<Urgent>,
 }
 
 impl Run {
@@ -239,7 +253,7 @@ impl Run {
         }
     }
 
-    fn netlink(self, mut events: CtSocket, dump: Option<CtSocket>) {
+    fn netlink(mut self, mut events: CtSocket, dump: Option<CtSocket>) {
         if let Some(mut d) = dump {
             match d.dump_raw() {
                 Ok((_, dump)) => {
@@ -263,6 +277,9 @@ impl Run {
             }
         }
         while !self.stopped() {
+            if let Some(u) = &mut self.urgent {
+                u.tick();
+            }
             let data = match events.recv(STOP_POLL) {
                 Ok(Recv::Idle) => continue,
                 Ok(Recv::Overrun) => {
@@ -307,10 +324,13 @@ impl Run {
         }
     }
 
-    fn proc(self, mut table: ProcTable, interval: Duration, initial_dump: bool) {
+    fn proc(mut self, mut table: ProcTable, interval: Duration, initial_dump: bool) {
         let mut prev: HashMap<Key, CtEntry> = HashMap::new();
         let mut first = true;
         while !self.stopped() {
+            if let Some(u) = &mut self.urgent {
+                u.tick();
+            }
             let started = Instant::now();
             bump(&self.counters.polls);
             match table.read() {
