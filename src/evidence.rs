@@ -410,7 +410,7 @@ pub struct EvidenceStats {
     pub connection_start_handles: u64,
     pub connection_starts_dropped: u64,
     /// Evidence threads that ran real-time (where allowed, see [`Urgent`]: the attribution
-    /// thread, the fork watch, each conntrack watcher and their collector), and times one
+    /// thread, the fork watch, each conntrack watcher on netlink and their collector), and times one
     /// of them gave it up for [`crate::priority::URGENT_REST`] because it used more than
     /// half a core.
     pub realtime_threads: u64,
@@ -1159,12 +1159,15 @@ fn attribute(
     // at the default priority can wait 10-30 ms for a core. Where allowed (CAP_SYS_NICE,
     // e.g. root) this thread, which sleeps between lookups, runs real-time, guarded
     // ([`Urgent`]), else at [`LOOKUP_NICE`].
-    let mut urgent = Urgent::start(LOOKUP_NICE, realtime);
+    // The warm-up (every process's descriptors: tens of milliseconds on a busy host) runs at
+    // the nice value; real-time is for the short lookups after it.
+    crate::priority::raise_priority(LOOKUP_NICE);
     let mut index = ProcessIndex::new();
     index.scan_all();
     for ns in &warm {
         index.warm(ns);
     }
+    let mut urgent = Urgent::start(LOOKUP_NICE, realtime);
     // Locked per lookup's update, never across a lookup (an [`EvidenceSoFar`] reads it).
     let out: &Mutex<OwnerStore> = &shared;
     // Deferred requests by id, and their due times.

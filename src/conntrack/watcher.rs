@@ -45,7 +45,8 @@ pub struct WatchOptions {
     /// leaves it as it is.
     pub nice: Option<i32>,
     /// Run the thread real-time where allowed, guarded, counted here
-    /// ([`crate::priority::Urgent`]; at `nice` when it rests or is not allowed).
+    /// ([`crate::priority::Urgent`]; at `nice` when it rests or is not allowed): netlink
+    /// events only, after the initial dump (the procfs fallback stays at `nice`).
     pub realtime: Option<Arc<RealtimeCounts>>,
 }
 
@@ -163,7 +164,7 @@ impl ConntrackWatcher {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
-        let mut run = Run { ns: ns.clone(), tx, stop: stop.clone(), counters: counters.clone(), urgent: None };
+        let run = Run { ns: ns.clone(), tx, stop: stop.clone(), counters: counters.clone() };
         let initial_dump = opts.initial_dump;
         let nice = opts.nice;
         let realtime = opts.realtime;
@@ -171,13 +172,15 @@ impl ConntrackWatcher {
         let handle = std::thread::Builder::new()
             .name(format!("conntrack-{}", label.trim_end_matches('/')))
             .spawn(move || {
-                match (realtime, nice) {
-                    (Some(counts), n) => run.urgent = Some(Urgent::start(n.unwrap_or(0), counts)),
-                    (None, Some(n)) => raise_priority(n),
-                    (None, None) => {}
+                if let Some(n) = nice {
+                    raise_priority(n);
                 }
                 match source {
-                    Source::Netlink { events, dump } => run.netlink(events, dump),
+                    // Real-time (where asked) once the initial dump is done: the events are
+                    // short jobs, the dump of a large table is not.
+                    Source::Netlink { events, dump } => run.netlink(events, dump, realtime.map(|c| (nice.unwrap_or(0), c))),
+                    // The procfs fallback rereads the whole table each time: not a short
+                    // job, so never real-time.
                     Source::Proc { table, interval } => run.proc(table, interval, initial_dump),
                 }
             })
@@ -233,7 +236,6 @@ struct Run {
     tx: SyncSender<CtUpdate>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
-    urgent: Option<Urgent>,
 }
 
 impl Run {
@@ -253,7 +255,8 @@ impl Run {
         }
     }
 
-    fn netlink(mut self, mut events: CtSocket, dump: Option<CtSocket>) {
+    /// Events (after the dump, if asked); `realtime`: `(nice, counts)` for [`Urgent`].
+    fn netlink(self, mut events: CtSocket, dump: Option<CtSocket>, realtime: Option<(i32, Arc<RealtimeCounts>)>) {
         if let Some(mut d) = dump {
             match d.dump_raw() {
                 Ok((_, dump)) => {
@@ -276,8 +279,9 @@ impl Run {
                 }
             }
         }
+        let mut urgent = realtime.map(|(nice, counts)| Urgent::start(nice, counts));
         while !self.stopped() {
-            if let Some(u) = &mut self.urgent {
+            if let Some(u) = &mut urgent {
                 u.tick();
             }
             let data = match events.recv(STOP_POLL) {
@@ -324,13 +328,10 @@ impl Run {
         }
     }
 
-    fn proc(mut self, mut table: ProcTable, interval: Duration, initial_dump: bool) {
+    fn proc(self, mut table: ProcTable, interval: Duration, initial_dump: bool) {
         let mut prev: HashMap<Key, CtEntry> = HashMap::new();
         let mut first = true;
         while !self.stopped() {
-            if let Some(u) = &mut self.urgent {
-                u.tick();
-            }
             let started = Instant::now();
             bump(&self.counters.polls);
             match table.read() {
