@@ -835,11 +835,10 @@ impl HandleSetup {
                         None => POLL_MS,
                     };
                     let fd = std::os::fd::AsFd::as_fd(&cap);
-                    let mut fds = vec![nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-                    if let Some(tr) = &trigger {
-                        fds.push(nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(tr), nix::poll::PollFlags::POLLIN));
-                    }
-                    let _ = nix::poll::poll(&mut fds, wait);
+                    let tr = trigger.as_ref().map_or(fd, std::os::fd::AsFd::as_fd);
+                    let mut fds = [fd, tr].map(|f| nix::poll::PollFd::new(f, nix::poll::PollFlags::POLLIN));
+                    let n = if trigger.is_some() { 2 } else { 1 };
+                    let _ = nix::poll::poll(&mut fds[..n], wait);
                 }
                 Err(e) => {
                     if !ctl.abort.load(Ordering::Relaxed) {

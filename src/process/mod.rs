@@ -798,9 +798,7 @@ impl<S: ProcSource> ProcessIndex<S> {
             st.free_fd = None;
             st.sockets.push((fd, inode));
             st.sockets.sort_unstable();
-            let v = self.owners.entry(inode).or_default();
-            v.push((pid, fd));
-            v.sort_unstable();
+            hold(&mut self.owners, inode, pid, fd);
             return Some(self.infos(&[pid]));
         }
         None
@@ -917,11 +915,7 @@ impl<S: ProcSource> ProcessIndex<S> {
                     st.info = read_info(&mut self.src, pid);
                 }
                 for &(fd, inode) in &socks {
-                    let v = self.owners.entry(inode).or_default();
-                    if !v.contains(&(pid, fd)) {
-                        v.push((pid, fd));
-                        v.sort_unstable();
-                    }
+                    hold(&mut self.owners, inode, pid, fd);
                 }
                 st.sockets = socks;
             }
@@ -952,6 +946,15 @@ impl<S: ProcSource> ProcessIndex<S> {
             out.extend(info);
         }
         out
+    }
+}
+
+/// Records that `pid` holds `inode` on descriptor `fd` (the holders of each inode are kept
+/// sorted, each once).
+fn hold(owners: &mut HashMap<u64, Vec<(u32, u32)>>, inode: u64, pid: u32, fd: u32) {
+    let v = owners.entry(inode).or_default();
+    if let Err(at) = v.binary_search(&(pid, fd)) {
+        v.insert(at, (pid, fd));
     }
 }
 
