@@ -80,12 +80,23 @@ pub enum Side {
 
 /// The bidirectional key of one observation: point, protocol, and the two endpoints in
 /// canonical order (`lo <= hi`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// `Hash` writes the key as one 48-byte block (see [`FlowKey::packed`]): the flow table
+/// hashes a key for every packet with std's keyed SipHash (hostile traffic cannot aim at
+/// one bucket), and the derived `Hash`, ten small writes, cost more than decoding the
+/// packet; one write of the same fields costs a fifth of that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     pub point: u32,
     pub proto: Proto,
     pub lo: Endpoint,
     pub hi: Endpoint,
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write(&self.packed());
+    }
 }
 
 impl FlowKey {
@@ -96,6 +107,30 @@ impl FlowKey {
         } else {
             (FlowKey { point, proto, lo: dst, hi: src }, Side::Hi)
         }
+    }
+
+    /// Every field in 48 bytes: point, protocol, each endpoint's family and port, then
+    /// each address (IPv4 in the first 4 of its 16 bytes). Equal keys pack equally, and
+    /// the family bytes keep an IPv4 address apart from an IPv6 one with the same bytes.
+    fn packed(&self) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[..4].copy_from_slice(&self.point.to_le_bytes());
+        b[4] = self.proto as u8;
+        for (i, e) in [self.lo, self.hi].into_iter().enumerate() {
+            let at = 8 + 16 * i;
+            let (family, bytes): (u8, [u8; 16]) = match e.addr {
+                IpAddr::V4(a) => {
+                    let mut v = [0u8; 16];
+                    v[..4].copy_from_slice(&a.octets());
+                    (4, v)
+                }
+                IpAddr::V6(a) => (6, a.octets()),
+            };
+            b[5 + i] = family;
+            b[at..at + 16].copy_from_slice(&bytes);
+            b[40 + 2 * i..42 + 2 * i].copy_from_slice(&e.port.to_le_bytes());
+        }
+        b
     }
 
     pub const fn endpoint(&self, side: Side) -> Endpoint {
@@ -173,6 +208,33 @@ mod tests {
         assert_eq!(k1.endpoint(s1), a);
         let (k3, _) = FlowKey::of_packet(4, Proto::Tcp, a, b);
         assert_ne!(k1, k3, "another point is another observation");
+    }
+
+    #[test]
+    fn packed_keys_tell_every_field_apart() {
+        let base = FlowKey::of_packet(1, Proto::Tcp, ep("10.0.0.1", 80), ep("10.0.0.2", 40000)).0;
+        let variants = [
+            FlowKey { point: 2, ..base },
+            FlowKey { proto: Proto::Udp, ..base },
+            FlowKey { lo: ep("10.0.0.3", 80), ..base },
+            FlowKey { lo: ep("10.0.0.1", 81), ..base },
+            FlowKey { hi: ep("10.0.0.2", 40001), ..base },
+            // The same 4 bytes as IPv6 (`a00:1::`), and IPv4-mapped: other keys.
+            FlowKey { lo: ep("a00:1::", 80), ..base },
+            FlowKey { lo: ep("::ffff:10.0.0.1", 80), ..base },
+            // Ports swapped between the endpoints.
+            FlowKey { lo: ep("10.0.0.1", 40000), hi: ep("10.0.0.2", 80), ..base },
+        ];
+        let mut seen = vec![base.packed()];
+        for v in variants {
+            assert_ne!(v, base);
+            assert!(!seen.contains(&v.packed()), "{v:?} packs like an earlier key");
+            seen.push(v.packed());
+        }
+        // Both directions: one key, one hash.
+        let rs = std::hash::RandomState::new();
+        let again = FlowKey::of_packet(1, Proto::Tcp, ep("10.0.0.2", 40000), ep("10.0.0.1", 80)).0;
+        assert_eq!(std::hash::BuildHasher::hash_one(&rs, base), std::hash::BuildHasher::hash_one(&rs, again));
     }
 
     #[test]
