@@ -1,9 +1,10 @@
 //! Fuzz the lax frame decoder (`flowtrail::decode::decode`) with arbitrary bytes under every
 //! link type it knows. Asserts: no panic; what it returns is consistent with the input (the
-//! captured payload is part of the frame and no longer than the length on the wire).
+//! captured payload is part of the frame and no longer than the length on the wire); the
+//! direct path gives what etherparse's `LaxSlicedPacket` path gives (`decode_sliced`).
 #![no_main]
 
-use flowtrail::decode::{Transport, decode, linktype};
+use flowtrail::decode::{Transport, decode, decode_sliced, linktype};
 use libfuzzer_sys::fuzz_target;
 
 const LINKTYPES: [u32; 11] = [
@@ -24,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, frame)) = data.split_first() else { return };
     let lt = LINKTYPES[usize::from(which) % LINKTYPES.len()];
     let d = decode(lt, frame);
+    assert_eq!(d, decode_sliced(lt, frame));
     match d.transport {
         Transport::Tcp(t) => {
             assert!(d.ip.is_some());
