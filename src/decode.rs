@@ -124,7 +124,8 @@ impl Decoded<'_> {
 /// it but without carrying that large struct through every layer (moving it cost more than
 /// the parsing); anything else (VLAN tags, MACsec, ARP, other ether types) goes through
 /// `LaxSlicedPacket` ([`decode_sliced`]). The two give the same answer on every frame
-/// (`direct_slicing_matches_the_sliced_packet`, and the `decode` fuzz target asserts it).
+/// (`tests/decode_paths.rs` on the bundled captures, the tcpdump corpus and cut and corrupted
+/// frames; the `decode` fuzz target asserts it too).
 pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
     match linktype {
         linktype::EN10MB => match Ethernet2Slice::from_slice_without_fcs(data) {
