@@ -25,7 +25,7 @@ rounds, --flows=json and --no-join, and its joining overhead printed next to thi
 
 The first two are also timed pinned to one core (taskset -c 0), the case of a machine with
 no core to spare for a join thread (flowtrail then joins inline), and that overhead is
-printed too.
+printed too (and the baseline's, with --baseline).
 
 With --instructions, the joining overhead is also counted in instructions: both runs (and
 the baseline's) under valgrind's cachegrind on a 10000-connection capture, the same
@@ -220,6 +220,15 @@ def main():
             ("one-core --flows=json", lambda: [taskset, "-c", "0", ft, "-r", cap, "--flows=json"], None),
             ("one-core --no-join", lambda: [taskset, "-c", "0", ft, "-r", cap, "--flows=json", "--no-join"], None),
         ]
+        if a.baseline:
+            # The ratio alone hides which side moved: a faster --no-join raises the same
+            # joining cost's share. Both builds' one-core seconds side by side show it.
+            tools += [
+                ("baseline one-core --flows=json",
+                 lambda: [taskset, "-c", "0", a.baseline, "-r", cap, "--flows=json"], None),
+                ("baseline one-core --no-join",
+                 lambda: [taskset, "-c", "0", a.baseline, "-r", cap, "--flows=json", "--no-join"], None),
+            ]
     best = {}
     results = {name: [] for name, _, _ in tools}
     # Rounds interleave the tools, so a slower stretch of a shared machine hits all alike.
@@ -259,7 +268,9 @@ def main():
     if tshark:
         compare_with_tshark(tshark, cap, flows_of(out_path))
     os.unlink(out_path)
-    for who in ["flowtrail"] + (["baseline"] if a.baseline else []) + (["one-core"] if taskset else []):
+    whos = ["flowtrail"] + (["baseline"] if a.baseline else []) + (["one-core"] if taskset else [])
+    whos += ["baseline one-core"] if taskset and a.baseline else []
+    for who in whos:
         j, nj = best[f"{who} --flows=json"], best[f"{who} --no-join"]
         print(f"joining ({who}): --flows=json {j[0]:.2f} s wall / {j[1]:.2f} s cpu / {j[2] / 1024:.0f} MiB, --no-join "
               f"{nj[0]:.2f} s wall / {nj[1]:.2f} s cpu / {nj[2] / 1024:.0f} MiB: overhead {(j[0] / nj[0] - 1) * 100:+.1f}% wall, "
