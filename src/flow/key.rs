@@ -84,8 +84,8 @@ pub enum Side {
 /// `Hash` writes the key as one 48-byte block (see [`FlowKey::packed`]): the flow table
 /// hashes a key for every packet with std's keyed SipHash (hostile traffic cannot aim at
 /// one bucket; foldhash, faster, says itself it is not for long-running programs whose
-/// input an attacker crafts, which a live capture is), and the derived `Hash`, ten small
-/// writes, cost more than decoding the packet; one write of the same fields costs about
+/// input an attacker crafts, which a live capture is). The derived `Hash`, ten small
+/// writes, took 13% of a flow analysis' instructions; one write of the same fields costs
 /// half as much.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
