@@ -127,51 +127,57 @@ impl Decoded<'_> {
 /// (`tests/decode_paths.rs` on the bundled captures, the tcpdump corpus and cut and corrupted
 /// frames; the `decode` fuzz target asserts it too).
 pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
-    match linktype {
-        linktype::EN10MB => match Ethernet2Slice::from_slice_without_fcs(data) {
-            Ok(e) => after_ether_type(e.ether_type(), e.payload_slice(), data, linktype),
-            Err(_) => Decoded::EMPTY,
+    let Some(l) = link(linktype, data) else { return Decoded::EMPTY };
+    let is_ip = |et: EtherType| matches!(et, EtherType::IPV4 | EtherType::IPV6);
+    let ip = match l {
+        Link::Ethernet(frame) => match Ethernet2Slice::from_slice_without_fcs(frame) {
+            Ok(e) if is_ip(e.ether_type()) => Some(e.payload_slice()),
+            _ => None,
         },
-        linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => {
-            from_ip(data)
-        }
-        linktype::LINUX_SLL => ether_at(data, 14, 16, linktype),
-        linktype::LINUX_SLL2 => ether_at(data, 0, 20, linktype),
-        linktype::NULL | linktype::LOOP => match null_family(data) {
-            Some(2 | 24 | 28 | 30) => from_ip(&data[4..]),
-            _ => Decoded::EMPTY,
-        },
-        _ => Decoded::EMPTY,
+        Link::EtherType(et, payload) => is_ip(et).then_some(payload),
+        Link::Ip(packet) => Some(packet),
+    };
+    match ip {
+        Some(packet) => from_ip(packet),
+        None => sliced(l),
     }
 }
 
 /// [`decode`] through etherparse's `LaxSlicedPacket` for every frame: the reference the
 /// direct path is checked against, and the path for frames it does not take.
 pub fn decode_sliced(linktype: u32, data: &[u8]) -> Decoded<'_> {
-    let sliced = match linktype {
-        linktype::EN10MB => LaxSlicedPacket::from_ethernet(data).ok(),
+    link(linktype, data).map_or(Decoded::EMPTY, sliced)
+}
+
+/// What follows a frame's link header, by link type (the one place that knows them).
+#[derive(Clone, Copy)]
+enum Link<'a> {
+    /// An Ethernet frame (EN10MB), its header included.
+    Ethernet(&'a [u8]),
+    /// A payload whose ether type the link header gave (Linux SLL and SLL2).
+    EtherType(EtherType, &'a [u8]),
+    /// An IP packet (raw IP; NULL and LOOP with an IP address family).
+    Ip(&'a [u8]),
+}
+
+fn link(linktype: u32, data: &[u8]) -> Option<Link<'_>> {
+    // Linux SLL and SLL2: the ether type at `at`, the payload from `hdr`.
+    let ether_type_at = |at: usize, hdr: usize| {
+        let et = data.get(at..at + 2)?;
+        Some(Link::EtherType(EtherType(u16::from_be_bytes([et[0], et[1]])), data.get(hdr..)?))
+    };
+    match linktype {
+        linktype::EN10MB => Some(Link::Ethernet(data)),
         linktype::RAW | linktype::RAW_12 | linktype::RAW_14 | linktype::IPV4 | linktype::IPV6 => {
-            LaxSlicedPacket::from_ip(data).ok()
+            Some(Link::Ip(data))
         }
-        linktype::LINUX_SLL | linktype::LINUX_SLL2 => {
-            let (at, hdr) = if linktype == linktype::LINUX_SLL { (14, 16) } else { (0, 20) };
-            match (data.get(at..at + 2), data.get(hdr..)) {
-                (Some(et), Some(payload)) => Some(LaxSlicedPacket::from_ether_type(
-                    EtherType(u16::from_be_bytes([et[0], et[1]])),
-                    payload,
-                )),
-                _ => None,
-            }
-        }
+        linktype::LINUX_SLL => ether_type_at(14, 16),
+        linktype::LINUX_SLL2 => ether_type_at(0, 20),
         linktype::NULL | linktype::LOOP => match null_family(data) {
-            Some(2 | 24 | 28 | 30) => LaxSlicedPacket::from_ip(&data[4..]).ok(),
+            Some(2 | 24 | 28 | 30) => Some(Link::Ip(&data[4..])),
             _ => None,
         },
         _ => None,
-    };
-    match sliced {
-        Some(s) => from_sliced(&s),
-        None => Decoded::EMPTY,
     }
 }
 
@@ -186,22 +192,14 @@ fn null_family(data: &[u8]) -> Option<u32> {
     })
 }
 
-/// A frame whose ether type was found at `at`, with the payload starting at `hdr`.
-fn ether_at(data: &[u8], at: usize, hdr: usize, linktype: u32) -> Decoded<'_> {
-    match (data.get(at..at + 2), data.get(hdr..)) {
-        (Some(et), Some(payload)) => {
-            after_ether_type(EtherType(u16::from_be_bytes([et[0], et[1]])), payload, data, linktype)
-        }
-        _ => Decoded::EMPTY,
-    }
-}
-
-/// The payload of a link header: IP directly, anything else through [`decode_sliced`].
-fn after_ether_type<'a>(ether_type: EtherType, payload: &'a [u8], frame: &'a [u8], linktype: u32) -> Decoded<'a> {
-    match ether_type {
-        EtherType::IPV4 | EtherType::IPV6 => from_ip(payload),
-        _ => decode_sliced(linktype, frame),
-    }
+/// Everything after the link header through `LaxSlicedPacket`.
+fn sliced(l: Link<'_>) -> Decoded<'_> {
+    let s = match l {
+        Link::Ethernet(frame) => LaxSlicedPacket::from_ethernet(frame).ok(),
+        Link::EtherType(et, payload) => Some(LaxSlicedPacket::from_ether_type(et, payload)),
+        Link::Ip(packet) => LaxSlicedPacket::from_ip(packet).ok(),
+    };
+    s.map_or(Decoded::EMPTY, |s| from_sliced(&s))
 }
 
 /// An IP packet and what it carries, sliced as `LaxSlicedPacket` slices it: no transport
