@@ -889,7 +889,7 @@ fn collect_conntrack(
     shared: Shared<CtStore>,
     realtime: Arc<RealtimeCounts>,
 ) -> (Vec<CtEntry>, u64, u64) {
-    let mut urgent = Urgent::start(ATTRIBUTION_NICE, realtime);
+    let mut urgent = Urgent::start(Some(ATTRIBUTION_NICE), realtime);
     let mut lost = 0u64;
     for u in rx {
         urgent.tick();
@@ -1107,7 +1107,7 @@ fn watch_forks(
     realtime: Arc<RealtimeCounts>,
 ) -> ForkStats {
     // It must see a child's sockets within the millisecond or two the child may live.
-    let mut urgent = Urgent::start(ATTRIBUTION_NICE, realtime);
+    let mut urgent = Urgent::start(Some(ATTRIBUTION_NICE), realtime);
     let mut watch = ForkWatch::new(&namespaces);
     // Every fork in a captured namespace and every socket found on stderr.
     let debug = debug_attribution();
@@ -1167,7 +1167,7 @@ fn attribute(
     for ns in &warm {
         index.warm(ns);
     }
-    let mut urgent = Urgent::start(LOOKUP_NICE, realtime);
+    let mut urgent = Urgent::start(None, realtime);
     // Locked per lookup's update, never across a lookup (an [`EvidenceSoFar`] reads it).
     let out: &Mutex<OwnerStore> = &shared;
     // Deferred requests by id, and their due times.

@@ -55,6 +55,7 @@ pub const URGENT_REST: Duration = Duration::from_secs(1);
 /// for [`URGENT_REST`] and counts it, so it never takes a core from the capture threads
 /// for long.
 pub struct Urgent {
+    /// The nice value it rests at (the one in effect when it started).
     nice: i32,
     counts: Arc<RealtimeCounts>,
     /// Real-time was granted at the start (so it may be asked for again after a rest).
@@ -84,9 +85,14 @@ fn thread_cpu() -> Duration {
 }
 
 impl Urgent {
-    /// Raises the calling thread (see the type's docs).
-    pub fn start(nice: i32, counts: Arc<RealtimeCounts>) -> Urgent {
-        raise_priority(nice);
+    /// Raises the calling thread (see the type's docs): to `nice` first if given, and rests
+    /// at the nice value then in effect (`None`: a caller that set it already, or that
+    /// leaves it as it is).
+    pub fn start(nice: Option<i32>, counts: Arc<RealtimeCounts>) -> Urgent {
+        if let Some(n) = nice {
+            raise_priority(n);
+        }
+        let nice = rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap_or(0);
         let allowed = set_realtime(true);
         if allowed {
             counts.threads.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +142,7 @@ mod tests {
         let counts = Arc::new(RealtimeCounts::default());
         let c = counts.clone();
         let seen = std::thread::spawn(move || {
-            let mut u = Urgent::start(-5, c.clone());
+            let mut u = Urgent::start(Some(-5), c.clone());
             if c.threads.load(Ordering::Relaxed) == 0 {
                 return None;
             }

@@ -178,7 +178,7 @@ impl ConntrackWatcher {
                 match source {
                     // Real-time (where asked) once the initial dump is done: the events are
                     // short jobs, the dump of a large table is not.
-                    Source::Netlink { events, dump } => run.netlink(events, dump, realtime.map(|c| (nice.unwrap_or(0), c))),
+                    Source::Netlink { events, dump } => run.netlink(events, dump, realtime),
                     // The procfs fallback rereads the whole table each time: not a short
                     // job, so never real-time.
                     Source::Proc { table, interval } => run.proc(table, interval, initial_dump),
@@ -255,8 +255,9 @@ impl Run {
         }
     }
 
-    /// Events (after the dump, if asked); `realtime`: `(nice, counts)` for [`Urgent`].
-    fn netlink(self, mut events: CtSocket, dump: Option<CtSocket>, realtime: Option<(i32, Arc<RealtimeCounts>)>) {
+    /// Events (after the dump, if asked); `realtime`: run them real-time ([`Urgent`], resting
+    /// at the nice value the thread set at its start).
+    fn netlink(self, mut events: CtSocket, dump: Option<CtSocket>, realtime: Option<Arc<RealtimeCounts>>) {
         if let Some(mut d) = dump {
             match d.dump_raw() {
                 Ok((_, dump)) => {
@@ -279,7 +280,7 @@ impl Run {
                 }
             }
         }
-        let mut urgent = realtime.map(|(nice, counts)| Urgent::start(nice, counts));
+        let mut urgent = realtime.map(|counts| Urgent::start(None, counts));
         while !self.stopped() {
             if let Some(u) = &mut urgent {
                 u.tick();

@@ -1134,19 +1134,19 @@ fn report_stats(
                 } else {
                     String::new()
                 };
-                let mut starts = if e.connection_starts_dropped > 0 {
+                let starts = if e.connection_starts_dropped > 0 {
                     format!(", {} connection starts dropped by kernel", e.connection_starts_dropped)
                 } else {
                     String::new()
                 };
-                if e.realtime_rests > 0 {
-                    starts.push_str(&format!(
-                        ", attribution left real-time {} times (over half a core)",
-                        e.realtime_rests
-                    ));
-                }
+                // Any evidence thread (attribution, fork watch, conntrack) counts its rests.
+                let rests = if e.realtime_rests > 0 {
+                    format!(", evidence threads left real-time {} times (over half a core)", e.realtime_rests)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped{starts}{forks}",
+                    "flowtrail: evidence: conntrack of {} namespaces ({} entries{}), {} sockets attributed, {} unknown, {} requests dropped{starts}{rests}{forks}",
                     e.conntrack_watched,
                     e.conntrack_entries,
                     e.conntrack_unavailable.iter().map(|u| format!("; unavailable: {u}")).collect::<String>(),
