@@ -81,9 +81,10 @@ pub(crate) fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S
     }
 }
 
-/// A socket address as `Display` writes it (`IP:PORT`, `[IPv6]:PORT`). IPv4 is written
-/// digit by digit: through `fmt` an address costs as much as the rest of an observation's
-/// fields, and there are four per line.
+/// A socket address as `Display` writes it (`IP:PORT`, `[IPv6]:PORT`), for the joiner's model
+/// and every flow record's endpoints ([`crate::flow::Endpoint`]). IPv4 is written digit by
+/// digit: through `fmt` an address costs as much as the rest of an observation's fields,
+/// and there are four per line.
 pub(crate) fn addr<S: Serializer>(a: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
     let SocketAddr::V4(v4) = a else {
         return display(a, s);
