@@ -92,19 +92,29 @@ pub(crate) fn addr<S: Serializer>(a: &SocketAddr, s: S) -> Result<S::Ok, S::Erro
     // "255.255.255.255:65535"
     let mut b = [0u8; 21];
     let mut n = 0;
-    let mut put = |bytes: &[u8]| {
-        b[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
-    };
-    let mut digits = itoa::Buffer::new();
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+    // Octets straight from their digits (a copy of itoa's text was a memcpy call each).
+    for (i, o) in v4.ip().octets().into_iter().enumerate() {
         if i > 0 {
-            put(b".");
+            b[n] = b'.';
+            n += 1;
         }
-        put(digits.format(octet).as_bytes());
+        if o >= 100 {
+            b[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            b[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        b[n] = b'0' + o % 10;
+        n += 1;
     }
-    put(b":");
-    put(digits.format(v4.port()).as_bytes());
+    b[n] = b':';
+    n += 1;
+    let mut digits = itoa::Buffer::new();
+    let port = digits.format(v4.port()).as_bytes();
+    b[n..n + port.len()].copy_from_slice(port);
+    n += port.len();
     s.serialize_str(std::str::from_utf8(&b[..n]).unwrap_or_default())
 }
 
@@ -620,5 +630,29 @@ mod tests {
     fn unix_seconds() {
         assert_eq!(unix_s(1_500_000_000), 1.5);
         assert_eq!(unix_s(-500_000_000), -0.5);
+    }
+
+    /// The JSON text of an address is `Display`'s, for every octet width and port width.
+    #[test]
+    fn addresses_as_display_writes_them() {
+        struct A(SocketAddr);
+        impl Serialize for A {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                addr(&self.0, s)
+            }
+        }
+        let mut n = 0;
+        for octet in [0u8, 7, 9, 10, 42, 99, 100, 199, 200, 255] {
+            for port in [0u16, 5, 10, 99, 100, 999, 1000, 9999, 10000, 65535] {
+                for a in [
+                    SocketAddr::from(([octet, 255 - octet, 1, octet / 3], port)),
+                    SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, u16::from(octet), 1], port)),
+                ] {
+                    assert_eq!(serde_json::to_string(&A(a)).unwrap(), format!("\"{a}\""));
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 200);
     }
 }
