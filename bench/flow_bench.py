@@ -275,12 +275,15 @@ def main():
         print(f"joining ({who}): --flows=json {j[0]:.2f} s wall / {j[1]:.2f} s cpu / {j[2] / 1024:.0f} MiB, --no-join "
               f"{nj[0]:.2f} s wall / {nj[1]:.2f} s cpu / {nj[2] / 1024:.0f} MiB: overhead {(j[0] / nj[0] - 1) * 100:+.1f}% wall, "
               f"{(j[1] / nj[1] - 1) * 100:+.1f}% cpu (target: at most +20%)")
-        # Best-of figures swing by a few points on a shared machine; the medians of the
-        # rounds (same interleaving) are the steadier reading of the same overhead.
-        med = lambda name, k: statistics.median(r[k] for r in results[name])
-        print(f"joining ({who}), medians of {a.runs} rounds: overhead "
-              f"{(med(f'{who} --flows=json', 0) / med(f'{who} --no-join', 0) - 1) * 100:+.1f}% wall, "
-              f"{(med(f'{who} --flows=json', 1) / med(f'{who} --no-join', 1) - 1) * 100:+.1f}% cpu")
+        # Best-of figures swing by a few points on a shared machine, and so do the medians of
+        # each side taken apart (a slow stretch that hits one side's runs more than the
+        # other's moved the one-core reading from +20% to +60% between runs). Each round
+        # times both sides close together: the median of the rounds' own ratios is the
+        # steadier reading of the same overhead.
+        paired = lambda k: statistics.median(
+            j[k] / nj[k] for j, nj in zip(results[f"{who} --flows=json"], results[f"{who} --no-join"]))
+        print(f"joining ({who}), median of {a.runs} rounds' ratios: overhead "
+              f"{(paired(0) - 1) * 100:+.1f}% wall, {(paired(1) - 1) * 100:+.1f}% cpu")
     if a.instructions:
         small = capture(bdir, 10000)
         runs = [(f"{who} {mode}", [b, "-r", small, "--flows=json"] + extra)
