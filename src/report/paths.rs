@@ -213,9 +213,10 @@ pub fn join_batch(
     hold: Option<usize>,
     out: &mut dyn Sink,
 ) -> (std::io::Result<()>, crate::join::JoinStats, Carried) {
-    // Records end roughly in id order (ids by first packet): a stable sort merges the runs
-    // it finds (the unstable one partitioned them, at 2.5 times the cost).
-    records.sort_by_key(|r| r.info.id);
+    // Records end roughly in id order: sorting is cheap, and moves only small records. In
+    // place: the stable sort merges the runs it finds in a third of the instructions, but
+    // with a scratch copy of up to the whole batch that no memory bound counts.
+    records.sort_unstable_by_key(|r| r.info.id);
     let (r, stats, held) = {
         let (j, mut loose) = joiner(records, features, evidence);
         let hold = hold.and_then(|most| hold_bound(records, most));
