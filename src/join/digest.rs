@@ -41,9 +41,9 @@ const BLOCK: usize = 16;
 
 /// One 16-byte block into the accumulator: a 64x64->128 multiply of the block's keyed words,
 /// the first also keyed by the accumulator (so block order matters), folded, plus both
-/// factors again, so that a factor of zero (a word equal to a key) cannot erase the
-/// accumulator or the other word. The multiply is the only serial step worth speaking of;
-/// [`Lanes`] runs two such chains side by side.
+/// factors again, so that a zero factor (a word that cancels its key) still leaves the other
+/// factor in the result rather than zero. The multiply is the only serial step worth
+/// speaking of; [`Lanes`] runs two such chains side by side.
 fn absorb(acc: u64, w0: u64, w1: u64) -> u64 {
     let (a, b) = (w0 ^ acc ^ P2, w1 ^ P3);
     let m = u128::from(a).wrapping_mul(u128::from(b));
