@@ -459,9 +459,7 @@ impl<'a> Records<'a> {
 
 /// `--flows=json`: one line per path.
 fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *buf, &PathOut { p, r: records }).map_err(std::io::Error::other)?;
-    buf.push(b'\n');
-    Ok(())
+    super::json::line(buf, &PathOut { p, r: records })
 }
 
 struct PathOut<'a> {
