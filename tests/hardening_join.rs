@@ -170,6 +170,11 @@ fn conntrack_files_with_garbage_and_hostile_labels() {
                 assert_eq!(paths.len(), 2, "{out}");
             }
         }
+        // A scope starting with '-' (found by the proptest below, which passed it as a
+        // separate argument that clap took for a flag): given as `--conntrack=-=FILE`.
+        let (ok, out, err) = run_flows(&["-r".into(), r.clone(), format.into(), format!("--conntrack=-={mixed}")]);
+        assert!(ok, "{err}");
+        assert!(out.contains("-/conntrack"), "{out}");
         // Nothing usable: an error naming the file (escaped), exit status 1 or 2, no output.
         for file in [&only_garbage, &hostile_name, &dir.join("missing.txt").to_string_lossy().into_owned()] {
             let (ok, out, err) = run_flows(&["-r".into(), r.clone(), format.into(), "--conntrack".into(), file.clone()]);
@@ -217,7 +222,9 @@ proptest! {
         let r = if label.is_empty() { pcap.display().to_string() } else { format!("{label}={}", pcap.display()) };
         let spec = if scope.is_empty() || scope.contains(['/', '=', '\0']) { file.display().to_string() } else { format!("{scope}={}", file.display()) };
         let fmt = if json { "--flows=json" } else { "--flows" };
-        let (ok, out, err) = run_flows(&["-r".into(), r, fmt.into(), "--conntrack".into(), spec]);
+        // One argument: a scope may start with '-' ("-=FILE" on its own is an unknown flag
+        // to clap, as it would be to the user).
+        let (ok, out, err) = run_flows(&["-r".into(), r, fmt.into(), format!("--conntrack={spec}")]);
         if ok {
             prop_assert!(!out.is_empty());
         } else {
