@@ -16,6 +16,7 @@
 //!    -> join (legs across points: conntrack/, ISN/IP-ID/TS/payload evidence;
 //!             paths across forwarders: byte streams + owning process: process/)
 //!    -> model snapshots -> tui/ (`--tui`, ratatui)
+//! (json.rs: the JSON text every JSON output shares: one line writer, addresses)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod flow;
 pub mod hexdump;
 pub mod hostinfo;
 pub mod join;
+pub mod json;
 pub mod limits;
 pub mod live;
 pub mod netns;

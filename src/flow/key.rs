@@ -65,11 +65,11 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// As `Display` writes it, formatted the way the joiner's model writes addresses (the
+/// As `Display` writes it, through [`crate::json::addr`] like every address in JSON (the
 /// same text, at a fraction of `collect_str`'s cost).
 impl serde::Serialize for Endpoint {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::join::model::addr(&std::net::SocketAddr::new(self.addr, self.port), s)
+        crate::json::addr(&std::net::SocketAddr::new(self.addr, self.port), s)
     }
 }
 

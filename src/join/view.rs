@@ -340,7 +340,7 @@ impl Serialize for Value {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Value::Ttl(t) => s.serialize_u8(*t),
-            v => super::model::display(v, s),
+            v => crate::json::display(v, s),
         }
     }
 }

@@ -184,38 +184,5 @@ pub fn write_record(out: &mut Vec<u8>, record: &FlowRecord) -> std::io::Result<(
         }],
         via: [],
     };
-    line(out, &path)
-}
-
-/// Appends `value` as one JSON line (with the newline) to `out`: every `--flows=json` line
-/// (a record, a joined path). serde_json writes each comma, colon and quote on its own; into
-/// a `Vec<u8>` each of those was a `memcpy` call ([`Bytes`] pushes them).
-pub(crate) fn line<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> std::io::Result<()> {
-    serde_json::to_writer(Bytes(out), value).map_err(std::io::Error::other)?;
-    out.push(b'\n');
-    Ok(())
-}
-
-/// A `Vec<u8>` writer that pushes single bytes instead of copying them.
-struct Bytes<'a>(&'a mut Vec<u8>);
-
-impl std::io::Write for Bytes<'_> {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    #[inline]
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match buf {
-            [b] => self.0.push(*b),
-            _ => self.0.extend_from_slice(buf),
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    crate::json::line(out, &path)
 }

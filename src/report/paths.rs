@@ -26,7 +26,8 @@
 use super::json::{Details, details};
 use crate::conntrack::CtEntry;
 use crate::flow::FlowRecord;
-use crate::join::model::{Ids, addr_opt};
+use crate::join::model::Ids;
+use crate::json::addr_opt;
 use crate::join::{
     JoinConfig, JoinKind, Joiner, Leg, LegJoin, Observation, ObservationFeatures, ObservationId, Owner, Path,
     Proto, Source,
@@ -459,7 +460,7 @@ impl<'a> Records<'a> {
 
 /// `--flows=json`: one line per path.
 fn write_path(buf: &mut Vec<u8>, p: &Path, records: &Records<'_>) -> std::io::Result<()> {
-    super::json::line(buf, &PathOut { p, r: records })
+    crate::json::line(buf, &PathOut { p, r: records })
 }
 
 struct PathOut<'a> {
