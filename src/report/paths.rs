@@ -27,11 +27,11 @@ use super::json::{Details, details};
 use crate::conntrack::CtEntry;
 use crate::flow::FlowRecord;
 use crate::join::model::Ids;
-use crate::json::addr_opt;
 use crate::join::{
     JoinConfig, JoinKind, Joiner, Leg, LegJoin, Observation, ObservationFeatures, ObservationId, Owner, Path,
     Proto, Source,
 };
+use crate::json::addr_opt;
 use crate::netns::Netns;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
