@@ -205,13 +205,13 @@ fn write_pcaps(n: u64, spacing: i64, dir: &std::path::Path) -> Vec<String> {
         );
         for (leg, s) in &sp.sights {
             let c = &sp.legs[*leg];
-            for p in packet_list(c) {
-                let at = if p.0 == 0 {
-                    p.1 + s.delay
+            for p in packets(c) {
+                let at = if p.dir == 0 {
+                    p.at + s.delay
                 } else {
-                    p.1 - s.delay
+                    p.at - s.delay
                 };
-                let (src, dst) = if p.0 == 0 {
+                let (src, dst) = if p.dir == 0 {
                     (s.client, s.server)
                 } else {
                     (s.server, s.client)
@@ -221,12 +221,12 @@ fn write_pcaps(n: u64, spacing: i64, dir: &std::path::Path) -> Vec<String> {
                     src,
                     dst,
                     64,
-                    p.6,
-                    p.2,
-                    p.3,
-                    p.4,
-                    p.5,
-                    &c.payload[p.0][p.7.clone()],
+                    p.ipid,
+                    p.seq,
+                    p.ack,
+                    p.flags,
+                    (p.tsval, p.tsecr),
+                    &c.payload[p.dir][p.data.clone()],
                 );
                 frames[s.point as usize].push((at, buf.clone()));
             }
@@ -252,132 +252,6 @@ fn write_pcaps(n: u64, spacing: i64, dir: &std::path::Path) -> Vec<String> {
         files.push(format!("{}={}", SEED_POINTS[k], path.display()));
     }
     files
-}
-
-/// `(dir, at, seq, ack, flags, (tsval, tsecr), ipid, payload range)` of a connection's
-/// packets, as the simulator sends them.
-type Pkt = (
-    usize,
-    i64,
-    u32,
-    u32,
-    u16,
-    (u32, u32),
-    u16,
-    std::ops::Range<usize>,
-);
-fn packet_list(c: &Conn) -> Vec<Pkt> {
-    // Re-derive the packets through the features hooks' inverse: simulate with a recording
-    // sight and read the segment records back would lose pure ACKs; instead mirror the
-    // simulator's schedule (kept in sync with join_support::packets by this test's check).
-    let (ci, si) = (c.isn[0], c.isn[1]);
-    let mut v: Vec<Pkt> = Vec::new();
-    let mut ids = c.ipid;
-    let mut id = |d: usize| {
-        ids[d] = ids[d].wrapping_add(1);
-        ids[d]
-    };
-    let tsv = |d: usize, at: i64| c.tsval[d].wrapping_add(((at - c.syn_at).max(0) / MS) as u32);
-    let ack = tcp_flags::ACK;
-    let t0 = c.syn_at;
-    let mut push =
-        |d: usize, at: i64, seq: u32, a: u32, flags: u16, r: std::ops::Range<usize>, ipid: u16| {
-            let ecr = if flags == tcp_flags::SYN {
-                0
-            } else {
-                tsv(1 - d, at - 10 * US)
-            };
-            v.push((d, at, seq, a, flags, (tsv(d, at), ecr), ipid, r));
-        };
-    push(0, t0, ci, 0, tcp_flags::SYN, 0..0, id(0));
-    push(
-        1,
-        t0 + 10 * US,
-        si,
-        ci.wrapping_add(1),
-        tcp_flags::SYN | ack,
-        0..0,
-        0,
-    );
-    push(
-        0,
-        t0 + 20 * US,
-        ci.wrapping_add(1),
-        si.wrapping_add(1),
-        ack,
-        0..0,
-        id(0),
-    );
-    let (lc, ls) = (c.payload[0].len(), c.payload[1].len());
-    let mut at = c.c2s_data_at;
-    let mut off = 0;
-    while off < lc {
-        let end = (off + c.mss).min(lc);
-        push(
-            0,
-            at,
-            ci.wrapping_add(1 + off as u32),
-            si.wrapping_add(1),
-            ack | tcp_flags::PSH,
-            off..end,
-            id(0),
-        );
-        off = end;
-        at += 10 * US;
-    }
-    push(
-        1,
-        at + 5 * US,
-        si.wrapping_add(1),
-        ci.wrapping_add(1 + lc as u32),
-        ack,
-        0..0,
-        id(1),
-    );
-    push(
-        0,
-        at + 10 * US,
-        ci.wrapping_add(1 + lc as u32),
-        si.wrapping_add(1),
-        ack | tcp_flags::FIN,
-        0..0,
-        id(0),
-    );
-    let mut at = c.s2c_data_at.max(at + 20 * US);
-    let mut off = 0;
-    while off < ls {
-        let end = (off + c.mss).min(ls);
-        push(
-            1,
-            at,
-            si.wrapping_add(1 + off as u32),
-            ci.wrapping_add(2 + lc as u32),
-            ack | tcp_flags::PSH,
-            off..end,
-            id(1),
-        );
-        off = end;
-        at += 10 * US;
-    }
-    push(
-        1,
-        at,
-        si.wrapping_add(1 + ls as u32),
-        ci.wrapping_add(2 + lc as u32),
-        ack | tcp_flags::FIN,
-        0..0,
-        id(1),
-    );
-    push(
-        0,
-        at + 10 * US,
-        ci.wrapping_add(2 + lc as u32),
-        si.wrapping_add(2 + ls as u32),
-        ack,
-        0..0,
-        id(0),
-    );
-    v
 }
 
 struct Flow {

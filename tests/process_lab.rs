@@ -4,42 +4,12 @@ mod os_lab;
 
 use flowtrail::netns;
 use flowtrail::process::{
-    Attribution, LiveProc, MatchKind, NetTable, ProcSource, ProcessError, ProcessIndex, RecordedProc, SockProto, SockState,
+    Attribution, LiveProc, MatchKind, ProcSource, ProcessIndex, RecordedProc, SockProto, SockState,
     SocketKey, UnknownReason, procfs,
 };
-use os_lab::{Lab, check_seed_owners, open_seed_connection, seed_sockets};
+use os_lab::{Lab, TablesOnly, check_seed_owners, open_seed_connection, seed_sockets};
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Instant;
-
-/// The real /proc without the kernel socket lookup: attribution from the tables only.
-struct TablesOnly(LiveProc);
-
-impl ProcSource for TablesOnly {
-    fn net_table(&mut self, ns: &netns::Netns, t: NetTable) -> Result<String, ProcessError> {
-        self.0.net_table(ns, t)
-    }
-    fn netns_inode(&mut self, ns: &netns::Netns) -> Result<u64, ProcessError> {
-        self.0.netns_inode(ns)
-    }
-    fn pids(&mut self) -> std::io::Result<Vec<u32>> {
-        self.0.pids()
-    }
-    fn pid_netns(&mut self, pid: u32) -> std::io::Result<u64> {
-        self.0.pid_netns(pid)
-    }
-    fn socket_fds(&mut self, pid: u32) -> std::io::Result<Vec<(u32, u64)>> {
-        self.0.socket_fds(pid)
-    }
-    fn fd_socket(&mut self, pid: u32, fd: u32) -> std::io::Result<Option<u64>> {
-        self.0.fd_socket(pid, fd)
-    }
-    fn comm(&mut self, pid: u32) -> std::io::Result<Vec<u8>> {
-        self.0.comm(pid)
-    }
-    fn cmdline(&mut self, pid: u32) -> std::io::Result<Vec<u8>> {
-        self.0.cmdline(pid)
-    }
-}
 
 fn listeners(text: &str) -> Vec<std::net::SocketAddr> {
     procfs::parse_net_table(text, SockProto::Tcp).0.into_iter().filter(|r| r.state == SockState::Listen).map(|r| r.local).collect()

@@ -45,36 +45,6 @@ impl Drop for Sleepers {
     }
 }
 
-/// The real /proc without sock_diag.
-struct TablesOnly(flowtrail::process::LiveProc);
-
-impl ProcSource for TablesOnly {
-    fn net_table(&mut self, ns: &flowtrail::netns::Netns, t: flowtrail::process::NetTable) -> Result<String, flowtrail::process::ProcessError> {
-        self.0.net_table(ns, t)
-    }
-    fn netns_inode(&mut self, ns: &flowtrail::netns::Netns) -> Result<u64, flowtrail::process::ProcessError> {
-        self.0.netns_inode(ns)
-    }
-    fn pids(&mut self) -> std::io::Result<Vec<u32>> {
-        self.0.pids()
-    }
-    fn pid_netns(&mut self, pid: u32) -> std::io::Result<u64> {
-        self.0.pid_netns(pid)
-    }
-    fn socket_fds(&mut self, pid: u32) -> std::io::Result<Vec<(u32, u64)>> {
-        self.0.socket_fds(pid)
-    }
-    fn fd_socket(&mut self, pid: u32, fd: u32) -> std::io::Result<Option<u64>> {
-        self.0.fd_socket(pid, fd)
-    }
-    fn comm(&mut self, pid: u32) -> std::io::Result<Vec<u8>> {
-        self.0.comm(pid)
-    }
-    fn cmdline(&mut self, pid: u32) -> std::io::Result<Vec<u8>> {
-        self.0.cmdline(pid)
-    }
-}
-
 fn time<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let v = f();
@@ -152,7 +122,7 @@ fn scan_cost_with_a_thousand_processes() {
     eprintln!("{:?}", cold.stats());
 
     // The same with the tables only (no sock_diag): every miss reads tcp+tcp6.
-    let mut tables = ProcessIndex::with_source(TablesOnly(flowtrail::process::LiveProc::new()));
+    let mut tables = ProcessIndex::with_source(os_lab::TablesOnly(flowtrail::process::LiveProc::new()));
     tables.scan_all();
     drop(stream);
     std::thread::sleep(Duration::from_millis(300));

@@ -171,19 +171,23 @@ impl Sight {
     }
 }
 
-struct Packet {
-    dir: usize,
-    at: Nanos,
-    seq: u32,
-    ack: u32,
-    flags: u16,
-    tsval: u32,
-    tsecr: u32,
-    ipid: u16,
-    data: std::ops::Range<usize>,
+/// One packet of a [`Conn`] as the simulator sends it (`dir` 0: client to server; `data`:
+/// the range of `payload[dir]` it carries).
+pub struct Packet {
+    pub dir: usize,
+    pub at: Nanos,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u16,
+    pub tsval: u32,
+    pub tsecr: u32,
+    pub ipid: u16,
+    pub data: std::ops::Range<usize>,
 }
 
-fn packets(c: &Conn) -> Vec<Packet> {
+/// Every packet of `c`, in the order sent: the schedule [`observe`] feeds the hooks and the
+/// join benchmark writes to its pcaps.
+pub fn packets(c: &Conn) -> Vec<Packet> {
     let mut v = Vec::new();
     let (ci, si) = (c.isn[0], c.isn[1]);
     let tick = |at: Nanos| ((at - c.syn_at).max(0) / MS) as u32;

@@ -34,6 +34,37 @@ pub fn have_tool(tool: &str) -> bool {
         .any(|d| d.join(tool).is_file())
 }
 
+/// The real /proc without sock_diag ([`ProcSource::find_socket`] left at "not available"):
+/// every lookup reads the socket tables, the path a kernel without sock_diag takes.
+pub struct TablesOnly(pub LiveProc);
+
+impl ProcSource for TablesOnly {
+    fn net_table(&mut self, ns: &Netns, t: NetTable) -> Result<String, ProcessError> {
+        self.0.net_table(ns, t)
+    }
+    fn netns_inode(&mut self, ns: &Netns) -> Result<u64, ProcessError> {
+        self.0.netns_inode(ns)
+    }
+    fn pids(&mut self) -> std::io::Result<Vec<u32>> {
+        self.0.pids()
+    }
+    fn pid_netns(&mut self, pid: u32) -> std::io::Result<u64> {
+        self.0.pid_netns(pid)
+    }
+    fn socket_fds(&mut self, pid: u32) -> std::io::Result<Vec<(u32, u64)>> {
+        self.0.socket_fds(pid)
+    }
+    fn fd_socket(&mut self, pid: u32, fd: u32) -> std::io::Result<Option<u64>> {
+        self.0.fd_socket(pid, fd)
+    }
+    fn comm(&mut self, pid: u32) -> std::io::Result<Vec<u8>> {
+        self.0.comm(pid)
+    }
+    fn cmdline(&mut self, pid: u32) -> std::io::Result<Vec<u8>> {
+        self.0.cmdline(pid)
+    }
+}
+
 /// A running lab, torn down on drop (also when the test panics).
 pub struct Lab {
     pub id: String,
@@ -117,7 +148,9 @@ impl Drop for Lab {
     }
 }
 
-use flowtrail::process::{Attribution, MatchKind, ProcSource, ProcessIndex, SockProto, SockState, SocketKey};
+use flowtrail::process::{
+    Attribution, LiveProc, MatchKind, NetTable, ProcSource, ProcessError, ProcessIndex, SockProto, SockState, SocketKey,
+};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
