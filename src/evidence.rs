@@ -1412,27 +1412,16 @@ fn debug_sizes() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conntrack::{CtEvent, CtEventKind, CtStatus, CtTuple, EventOrigin};
+    use crate::conntrack::{CtEvent, CtEventKind, CtTuple, EventOrigin};
 
     fn entry(id: u32) -> CtEntry {
         let a: SocketAddr = format!("10.0.0.1:{}", 1000 + id).parse().unwrap();
         let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
-        let t = |s: SocketAddr, d: SocketAddr| CtTuple { src: s.ip(), dst: d.ip(), sport: s.port(), dport: d.port(), icmp: None };
         CtEntry {
             netns: Netns::Named("ev".into()),
             id: Some(id),
-            proto: CtProto::Tcp,
-            orig: t(a, b),
-            reply: t(b, a),
-            tcp_state: None,
-            status: CtStatus::default(),
             timeout_s: Some(100),
-            mark: None,
-            zone: None,
-            use_count: None,
-            counters: None,
-            start_ns: None,
-            stop_ns: None,
+            ..CtEntry::new(CtProto::Tcp, CtTuple::between(a, b), CtTuple::between(b, a))
         }
     }
 
@@ -1535,8 +1524,8 @@ mod tests {
 
     /// An entry of `orig` rewritten to `reply` (reply direction), in namespace `ns`.
     fn nat(id: u32, ns: &str, orig: (&str, &str), reply: (&str, &str)) -> CtEntry {
-        let t = |s: SocketAddr, d: SocketAddr| CtTuple { src: s.ip(), dst: d.ip(), sport: s.port(), dport: d.port(), icmp: None };
-        CtEntry { netns: Netns::Named(ns.into()), orig: t(sa(orig.0), sa(orig.1)), reply: t(sa(reply.0), sa(reply.1)), ..entry(id) }
+        let t = |(s, d): (&str, &str)| CtTuple::between(sa(s), sa(d));
+        CtEntry { netns: Netns::Named(ns.into()), orig: t(orig), reply: t(reply), ..entry(id) }
     }
 
     #[test]

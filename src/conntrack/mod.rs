@@ -169,6 +169,10 @@ pub struct CtTuple {
 }
 
 impl CtTuple {
+    /// The tuple from `src` to `dst` (ports: TCP, UDP and other protocols with ports).
+    pub fn between(src: SocketAddr, dst: SocketAddr) -> CtTuple {
+        CtTuple { src: src.ip(), dst: dst.ip(), sport: src.port(), dport: dst.port(), icmp: None }
+    }
     pub fn src_addr(&self) -> SocketAddr {
         SocketAddr::new(self.src, self.sport)
     }
@@ -364,6 +368,27 @@ impl fmt::Display for Rewrite {
 }
 
 impl CtEntry {
+    /// An entry of the current namespace that knows only its tuples: no id, state, status,
+    /// timeout, counters or times.
+    pub fn new(proto: CtProto, orig: CtTuple, reply: CtTuple) -> CtEntry {
+        CtEntry {
+            netns: Netns::Current,
+            id: None,
+            proto,
+            orig,
+            reply,
+            tcp_state: None,
+            status: CtStatus::default(),
+            timeout_s: None,
+            mark: None,
+            zone: None,
+            use_count: None,
+            counters: None,
+            start_ns: None,
+            stop_ns: None,
+        }
+    }
+
     /// Which tuple rewrite happened (see [`Rewrite`]). Ports count too: a DNAT that keeps
     /// the address but changes the port is a DNAT.
     pub fn rewrite(&self) -> Rewrite {
@@ -521,28 +546,11 @@ mod tests {
     use super::*;
 
     fn t(s: &str, d: &str) -> CtTuple {
-        let s: SocketAddr = s.parse().unwrap();
-        let d: SocketAddr = d.parse().unwrap();
-        CtTuple { src: s.ip(), dst: d.ip(), sport: s.port(), dport: d.port(), icmp: None }
+        CtTuple::between(s.parse().unwrap(), d.parse().unwrap())
     }
 
     fn entry(orig: CtTuple, reply: CtTuple) -> CtEntry {
-        CtEntry {
-            netns: Netns::Current,
-            id: None,
-            proto: CtProto::Tcp,
-            orig,
-            reply,
-            tcp_state: None,
-            status: CtStatus::default(),
-            timeout_s: None,
-            mark: None,
-            zone: None,
-            use_count: None,
-            counters: None,
-            start_ns: None,
-            stop_ns: None,
-        }
+        CtEntry::new(CtProto::Tcp, orig, reply)
     }
 
     #[test]
