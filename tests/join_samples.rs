@@ -337,20 +337,21 @@ fn check_seed(m: &Model, x: &Extractor, lo: &str, veth: [&str; 2], leg3: [&str; 
     let _ = x;
 }
 
-#[test]
-fn seed_path_samples() {
+/// The seed path's capture points, one bundled pcap each.
+const SEED_SAMPLES: [&str; 7] = ["host-lo", "host-veth", "vm-veth", "vm-lo", "vm-br0", "vm-brport", "node-eth0"];
+
+/// The seven seed pcaps read.
+fn seed_samples() -> Extractor {
     let mut x = Extractor::default();
-    for f in [
-        "host-lo",
-        "host-veth",
-        "vm-veth",
-        "vm-lo",
-        "vm-br0",
-        "vm-brport",
-        "node-eth0",
-    ] {
+    for f in SEED_SAMPLES {
         x.read(&sample(&format!("{f}.pcap")), None);
     }
+    x
+}
+
+#[test]
+fn seed_path_samples() {
+    let x = seed_samples();
     let cts = conntrack("vm-conntrack.txt");
     let mut j = x.joiner();
     for e in &cts {
@@ -381,18 +382,7 @@ fn seed_path_samples() {
 
 #[test]
 fn seed_path_samples_without_conntrack() {
-    let mut x = Extractor::default();
-    for f in [
-        "host-lo",
-        "host-veth",
-        "vm-veth",
-        "vm-lo",
-        "vm-br0",
-        "vm-brport",
-        "node-eth0",
-    ] {
-        x.read(&sample(&format!("{f}.pcap")), None);
-    }
+    let x = seed_samples();
     let m = x.joiner().join();
     let s = score(&m, &seed_truth(&x));
     report("seed path (7 pcaps, no conntrack)", &m, s);
@@ -604,10 +594,9 @@ fn udp6_through_nat66_with_conntrack() {
 /// vm-brport + node-eth0.
 #[test]
 fn cli_flows_on_the_seed_samples_one_path_per_connection() {
-    let points = ["host-lo", "host-veth", "vm-veth", "vm-lo", "vm-br0", "vm-brport", "node-eth0"];
     let run = |flows: &str| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_flowtrail"));
-        for p in points {
+        for p in SEED_SAMPLES {
             c.arg("-r").arg(sample(&format!("{p}.pcap")));
         }
         c.arg("--conntrack").arg(format!("vm={}", sample("vm-conntrack.txt"))).arg(flows);
