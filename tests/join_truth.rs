@@ -206,11 +206,29 @@ impl Chain {
     }
 
     /// `iptables` (or `ip6tables` when `v6`) inside namespace `i`.
-    fn nat(&self, i: usize, v6: bool, rule: &[&str]) {
+    /// Adds `rule` (iptables words, or ip6tables' with `v6`) to namespace `i`'s nat table.
+    fn nat(&self, i: usize, v6: bool, rule: &str) {
         let t = if v6 { &self.ip6tables } else { &self.iptables };
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.names[i], t, "-t", "nat"]).args(rule);
+        c.args(["netns", "exec", &self.names[i], t, "-t", "nat"]).args(rule.split_whitespace());
         run(&mut c);
+    }
+
+    /// One lab/client.py in the first namespace with `client_args` (its log in the chain's
+    /// directory), through the chain's NAT: the truth comes from payloads and the conntrack
+    /// of the namespaces `ct` (indices).
+    fn run_nat_case(&self, name: &str, ct: &[usize], client_args: &[&str]) {
+        let client = client_cmd(self.ns(0), client_args, &self.dir.join("client.jsonl"));
+        run_case(Case {
+            name,
+            dir: &self.dir,
+            points: self.points(),
+            ct_ns: ct.iter().map(|&i| self.ns(i).to_string()).collect(),
+            clients: vec![client],
+            fwd_logs: Vec::new(),
+            payload_truth: true,
+            undecidable_hops: None,
+        });
     }
 
     /// Every veth end as a capture point `NETNS/IFACE`, in chain order.
@@ -1014,109 +1032,36 @@ fn three(tag: &str, v6: bool) -> Option<Chain> {
 #[test]
 fn snat_masquerade() {
     let Some(c) = three("snat", false) else { return };
-    c.nat(1, false, &["-A", "POSTROUTING", "-o", "r1", "-j", "MASQUERADE"]);
+    c.nat(1, false, "-A POSTROUTING -o r1 -j MASQUERADE");
     let _server = c.echo_server(2, "--tcp", "10.77.2.2:8443");
-    let log = c.dir.join("client.jsonl");
-    let client = client_cmd(
-        c.ns(0),
+    c.run_nat_case(
+        "snat",
+        &[1],
         &["--connect", "10.77.2.2:8443", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES],
-        &log,
     );
-    run_case(Case {
-        name: "snat",
-        dir: &c.dir,
-        points: c.points(),
-        ct_ns: vec![c.ns(1).to_string()],
-        clients: vec![client],
-        fwd_logs: Vec::new(),
-        payload_truth: true,
-        undecidable_hops: None,
-    });
 }
 
 #[test]
 fn two_dnats_in_two_namespaces() {
     let Some(c) = Chain::new("dnat2", 3, false) else { return };
-    c.nat(
-        1,
-        false,
-        &[
-            "-A",
-            "PREROUTING",
-            "-p",
-            "tcp",
-            "-d",
-            "10.77.1.2",
-            "--dport",
-            "80",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.77.2.2:81",
-        ],
-    );
-    c.nat(
-        2,
-        false,
-        &[
-            "-A",
-            "PREROUTING",
-            "-p",
-            "tcp",
-            "-d",
-            "10.77.2.2",
-            "--dport",
-            "81",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.77.3.2:8443",
-        ],
-    );
+    c.nat(1, false, "-A PREROUTING -p tcp -d 10.77.1.2 --dport 80 -j DNAT --to-destination 10.77.2.2:81");
+    c.nat(2, false, "-A PREROUTING -p tcp -d 10.77.2.2 --dport 81 -j DNAT --to-destination 10.77.3.2:8443");
     let _server = c.echo_server(3, "--tcp", "10.77.3.2:8443");
-    let log = c.dir.join("client.jsonl");
-    let client = client_cmd(
-        c.ns(0),
+    c.run_nat_case(
+        "two dnats",
+        &[1, 2],
         &["--connect", "10.77.1.2:80", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES],
-        &log,
     );
-    run_case(Case {
-        name: "two dnats",
-        dir: &c.dir,
-        points: c.points(),
-        ct_ns: vec![c.ns(1).to_string(), c.ns(2).to_string()],
-        clients: vec![client],
-        fwd_logs: Vec::new(),
-        payload_truth: true,
-        undecidable_hops: None,
-    });
 }
 
 #[test]
 fn udp_through_dnat() {
     let Some(c) = three("udp", false) else { return };
-    c.nat(
-        1,
-        false,
-        &[
-            "-A",
-            "PREROUTING",
-            "-p",
-            "udp",
-            "-d",
-            "10.77.1.2",
-            "--dport",
-            "5353",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "10.77.2.2:41000",
-        ],
-    );
+    c.nat(1, false, "-A PREROUTING -p udp -d 10.77.1.2 --dport 5353 -j DNAT --to-destination 10.77.2.2:41000");
     let _server = c.echo_server(2, "--udp", "10.77.2.2:41000");
-    let log = c.dir.join("client.jsonl");
-    let client = client_cmd(
-        c.ns(0),
+    c.run_nat_case(
+        "udp dnat",
+        &[1],
         &[
             "--udp",
             "--connect",
@@ -1130,58 +1075,19 @@ fn udp_through_dnat() {
             "--size",
             "200,1200,40",
         ],
-        &log,
     );
-    run_case(Case {
-        name: "udp dnat",
-        dir: &c.dir,
-        points: c.points(),
-        ct_ns: vec![c.ns(1).to_string()],
-        clients: vec![client],
-        fwd_logs: Vec::new(),
-        payload_truth: true,
-        undecidable_hops: None,
-    });
 }
 
 #[test]
 fn ipv6_dnat() {
     let Some(c) = three("v6", true) else { return };
-    c.nat(
-        1,
-        true,
-        &[
-            "-A",
-            "PREROUTING",
-            "-p",
-            "tcp",
-            "-d",
-            "fd77:1::2",
-            "--dport",
-            "80",
-            "-j",
-            "DNAT",
-            "--to-destination",
-            "[fd77:2::2]:8443",
-        ],
-    );
+    c.nat(1, true, "-A PREROUTING -p tcp -d fd77:1::2 --dport 80 -j DNAT --to-destination [fd77:2::2]:8443");
     let _server = c.echo_server(2, "--tcp", "[fd77:2::2]:8443");
-    let log = c.dir.join("client.jsonl");
-    let client = client_cmd(
-        c.ns(0),
+    c.run_nat_case(
+        "ipv6 dnat",
+        &[1],
         &["--connect", "[fd77:1::2]:80", "-n", "40", "--parallel", "8", "--size", SIZES, "--mode", MODES],
-        &log,
     );
-    run_case(Case {
-        name: "ipv6 dnat",
-        dir: &c.dir,
-        points: c.points(),
-        ct_ns: vec![c.ns(1).to_string()],
-        clients: vec![client],
-        fwd_logs: Vec::new(),
-        payload_truth: true,
-        undecidable_hops: None,
-    });
 }
 
 /// The server in the chain's last namespace and a forwarder in the middle one
