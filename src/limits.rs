@@ -9,7 +9,7 @@
 //! | 30 %  | reassembly budget (all streams' out-of-order data)     | stream skips ahead, gap (`stream_budget_skips`) |
 //! |       | per-stream buffer: `min(1 MiB, budget / 32)`           | stream skips ahead, gap (`stream_cap_skips`) |
 //! | 8 %   | side tables (RTT segments, gap lists)                  | not remembered (`aux_refusals`, `rtt_untracked`, `gaps_unlisted`) |
-//! | 8 %   | finished records waiting for the `--flows` output (joined: batches of half, one joined on a thread while the next fills, counted until written) | printed early (`records_flushed_early`)   |
+//! | 8 %   | finished records waiting for the `--flows` output (joined: batches of two fifths, one joined on a thread while the next fills, counted until written) | printed early (`records_flushed_early`)   |
 //! | 8 %   | live frames between capture threads and the pipeline (and, within it, up to half for recycled frame buffers) | capture pauses; the kernel drops and counts |
 //! | 4 %   | printer's TCP relative-sequence table                  | table cleared (as tcpdump's would restart) |
 //! | 4 %   | live evidence of joined `--flows`: conntrack entries (1/3), socket owners (2/3) | oldest evicted (`conntrack_evicted`, `owners_evicted`) |
