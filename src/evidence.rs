@@ -39,7 +39,7 @@
 //!   parent holds the accepted socket alone until it has forked: 10 ms and more for a
 //!   Python forwarder) ([`DEFERRED_TRIES`] at most), and at once when the child shows
 //!   itself: a connecting socket held by a process not seen before makes the thread look up
-//!   every pending deferred request of that namespace (see [`attribute`]). No lookup reads a
+//!   every pending deferred request of that namespace (see `attribute`). No lookup reads a
 //!   whole socket table (milliseconds to tens of milliseconds on a host with many sockets,
 //!   during which every later connection would be over before its turn).
 //!   As root, a fork thread also watches the children of listener holders from their fork
@@ -1033,14 +1033,14 @@ pub const RETRY_FIRST: Duration = Duration::from_millis(2);
 /// Lookups of one deferred request at most.
 pub const DEFERRED_TRIES: u8 = 7;
 /// Pending deferred requests looked up at once when a fresh holder is found (see
-/// [`attribute`]).
+/// `attribute`).
 pub const SIBLINGS_AT_ONCE: usize = 256;
 /// Connecting sockets remembered as probed in another namespace at most (forgotten all at
 /// once when full).
 const PROBED: usize = 4096;
 /// Accepted sockets kept at most after their retries ended on the listener or its holder
 /// (the oldest forgotten first), for the child that serves them to claim (see
-/// [`attribute`]).
+/// `attribute`).
 pub const PROVISIONAL: usize = 256;
 
 /// How the attribution thread looks a socket up.

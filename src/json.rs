@@ -1,5 +1,5 @@
 //! JSON text that every JSON output shares: one line per value through one writer
-//! ([`line`]), and the few values written as strings by hand rather than through serde's
+//! ([`line()`]), and the few values written as strings by hand rather than through serde's
 //! `Display` path ([`addr`], [`addr_opt`], [`display`]). The record shapes live with their
 //! outputs (`report::json` for `--no-join` records, `join::model` for joined paths); the
 //! flow table's endpoints ([`crate::flow::Endpoint`]) serialize through [`addr`] as well, so
@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 /// Appends `value` as one JSON line (with the newline) to `out`: every `--flows=json` line
 /// (a record, a joined path). serde_json writes each comma, colon and quote on its own; into
-/// a `Vec<u8>` each of those was a `memcpy` call ([`Bytes`] pushes them).
+/// a `Vec<u8>` each of those was a `memcpy` call (`Bytes` pushes them).
 pub fn line<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> std::io::Result<()> {
     serde_json::to_writer(Bytes(out), value).map_err(std::io::Error::other)?;
     out.push(b'\n');

@@ -83,7 +83,7 @@ pub enum Side {
 /// The bidirectional key of one observation: point, protocol, and the two endpoints in
 /// canonical order (`lo <= hi`).
 ///
-/// `Hash` writes the key as one 48-byte block (see [`FlowKey::packed`]): the flow table
+/// `Hash` writes the key as one 48-byte block (see `FlowKey::packed`): the flow table
 /// hashes a key for every packet with std's keyed SipHash (hostile traffic cannot aim at
 /// one bucket; foldhash, faster, says itself it is not for long-running programs whose
 /// input an attacker crafts, which a live capture is). The derived `Hash`, ten small

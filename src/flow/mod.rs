@@ -40,7 +40,7 @@
 //!   (`crate::limits`); side-table memory is charged by allocation size (capacity plus the
 //!   allocator's header), so the budgets say what the allocator holds. Reassembly memory is bounded per direction
 //!   ([`Config::max_buffered`](crate::reassembly::Config)) and globally (one shared
-//!   [`Budget`](crate::reassembly::Budget)); see `crate::reassembly` for what a cap does to a
+//!   [`Budget`]); see `crate::reassembly` for what a cap does to a
 //!   stream (a declared gap, never silent loss). Per-flow side tables (unacknowledged
 //!   segments for RTTs, gap lists) draw from one [`AuxBudget`]; what does not fit is counted,
 //!   not stored. History strings are capped at 32 letters.
@@ -160,9 +160,9 @@ pub struct FlowConfig {
     /// Flows to reserve room for up front (0: grow on demand). At most `max_flows` is used.
     pub reserve_flows: usize,
     /// Keep an [`ObservationFeatures`](crate::join::ObservationFeatures) per TCP and UDP
-    /// flow for the joiner (about 1.2 KiB each, fixed; bounded with the flows by
-    /// `max_flows`), handed over in [`FlowRecord::features`] and lent from live flows by
-    /// [`FlowTable::live_features`].
+    /// flow for the joiner ([`FlowTable::FEATURES_BYTES`] each, fixed; bounded with the
+    /// flows by `max_flows`), lent with each ended flow's record to
+    /// [`FlowObserver::flow_ended`] and from live flows by [`FlowTable::live_features`].
     pub features: bool,
 }
 

@@ -254,7 +254,7 @@ impl FlowTable {
     }
 
     /// The joiner's features of every live flow, `(flow id, features)` in slot order, lent
-    /// for a snapshot join (ended flows hand theirs over in [`FlowRecord::features`]).
+    /// for a snapshot join (an ended flow lends its own to [`FlowObserver::flow_ended`]).
     pub fn live_features(&self) -> impl Iterator<Item = (u64, &ObservationFeatures)> + '_ {
         self.live_flows_from(0).filter_map(|f| f.features.map(|x| (f.id, x)))
     }

@@ -712,7 +712,7 @@ const ELIMINATION_LEGS: usize = 8;
 /// only pairings broken by more than the doubt are ruled out, so timestamp noise that made a true hop
 /// no candidate keeps its alternative alive. When exactly one way to pair every leg of the
 /// group uses possible pairings only, and all of them are candidate edges, its edges are
-/// taken ([`Evidence::Elimination`](super::evidence::Evidence::Elimination)). When two or
+/// taken ([`Evidence::Elimination`]). When two or
 /// more ways do, the group's hops stay ambiguous and are marked *undecidable*, with the
 /// number of ways ([`Choice::undecidable`]): what the packets kept cannot tell them apart,
 /// a better score or margin would only be a guess. Legs that a taken edge joined already

@@ -2,7 +2,7 @@
 //! IPV4, IPV6; and the ethertype dispatch shared by them.
 //!
 //! Each printer returns the link header length tcpdump records in `ndo_ll_hdr_len` (where
-//! `-x`/`-X`/`-A` start); [`print`] turns a truncation (`Err(Trunc)`) into the ` [|proto]`
+//! `-x`/`-X`/`-A` start); [`print()`] turns a truncation (`Err(Trunc)`) into the ` [|proto]`
 //! marker and a header length of 0, as tcpdump's `pretty_print_packet` does.
 
 use super::{Ctx, PResult, get_be16, get_be32, get_bytes, get_u8, ip};

@@ -11,7 +11,7 @@
 //!   printed early, in id order within the batch (counted: `records_flushed_early`), so
 //!   memory stays bounded. Joined (`--flows` without `--no-join`), batches close at two
 //!   fifths of those bounds (a batch holds its newest paths back for the next one, see
-//!   [`paths::join_batch`]) and are joined and written on a join thread ([`JoinWorker`]) while frames
+//!   [`paths::join_batch`]) and are joined and written on a join thread (`JoinWorker`) while frames
 //!   keep coming; the batch out counts against the bounds until its output is written, and
 //!   at most one is out, so held plus joining stay within them. The held records' joiner
 //!   features are copied, as their flows end, into one block per batch
@@ -83,7 +83,7 @@ pub struct ReportOptions {
     /// Offline evidence for the joiner (`--conntrack`).
     pub evidence: JoinEvidence,
     /// Join held batches on a second thread while frames keep coming (see
-    /// [`Outputs::print_held`]); off with `--follow`, whose output shares standard output,
+    /// `Outputs::print_held`); off with `--follow`, whose output shares standard output,
     /// and when the process may run on one CPU only (`taskset`, a cgroup quota, a one-core
     /// VM): there the two threads would only take turns on it, each evicting the other's
     /// data from the caches (the flow benchmark's capture pinned to one core, LTO build,

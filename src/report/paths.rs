@@ -196,7 +196,7 @@ pub type Carried = Vec<(FlowRecord, ObservationFeatures)>;
 /// sorted by id first; those not held back stay in `records` for the caller to free (on the
 /// thread that allocated them: cheaper for the allocator), the features' block is left empty
 /// for a later batch. Used the same way inline and
-/// on the report's join thread, so both write the same bytes. `evidence` as for [`joiner`].
+/// on the report's join thread, so both write the same bytes. `evidence` as for `joiner`.
 ///
 /// With `hold` (every batch but the last), the paths that may still grow are held back:
 /// those with an observation whose last packet came near the batch's latest one (see

@@ -9,7 +9,7 @@
 //!   changed (never per frame). `paths.selected < order.len()` whenever `order` is not empty,
 //!   and the selected path is followed by id across snapshots.
 //! * Every scroll offset keeps its selection visible for the current terminal size (pane
-//!   heights come from the same pure [`areas`](crate::tui::areas) function render uses).
+//!   heights come from the same pure [`areas`] function render uses).
 //! * Per-path data (detail, stream, packets, dump) is asked from the [`ModelSource`] only
 //!   when the path view opens, the selection changes, or the selected path's row changed in
 //!   a new snapshot.
