@@ -34,8 +34,9 @@ pub fn have_tool(tool: &str) -> bool {
         .any(|d| d.join(tool).is_file())
 }
 
-/// The real /proc without sock_diag ([`ProcSource::find_socket`] left at "not available"):
-/// every lookup reads the socket tables, the path a kernel without sock_diag takes.
+/// The real /proc through the required [`ProcSource`] methods only: no sock_diag
+/// ([`ProcSource::find_socket`] says "not available", so every lookup reads the socket
+/// tables) and the trait's defaults for the rest (descriptor listings, the last pid).
 pub struct TablesOnly(pub LiveProc);
 
 impl ProcSource for TablesOnly {
