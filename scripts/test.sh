@@ -13,5 +13,5 @@ cargo test --profile checked --locked -- --test-threads "$(nproc)" "$@"
 # type-checked here with the cfg cargo-fuzz sets (about 40 s from scratch).
 RUSTFLAGS="--cfg fuzzing" cargo check --release --locked --manifest-path fuzz/Cargo.toml --bins
 # The API docs (module docs hold the design: README, "Layout") must not point at items that
-# are gone or private: every intra-doc link resolves (about 40 s).
+# are gone or private: every intra-doc link resolves (about 30 s from scratch).
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -q

@@ -166,9 +166,9 @@ pub struct Outcome {
 /// 1. every `-i` spec is parsed and the filter text read (bad spec: message, exit 1);
 /// 2. SIGINT/SIGTERM handlers are installed (a first signal asks the capture to stop and
 ///    drain; a second one while shutting down exits at once with 130);
-/// 3. every handle is opened in its namespace ([`crate::live::LiveCapture::start`]); a missing interface
-///    or namespace, a permission problem or a filter that does not compile: one message,
-///    exit 1, nothing captured;
+/// 3. every handle is opened in its namespace ([`crate::live::LiveCapture::start`]); a
+///    missing interface or namespace, a permission problem or a filter that does not
+///    compile: one message, exit 1, nothing captured;
 /// 4. `-Z USER` drops privileges (every handle is open by now);
 /// 5. tcpdump's stderr preamble: `verbose output suppressed ...` when printing without
 ///    `-v` (and without `-w`), then one `listening on LABEL, link-type ..., snapshot length N

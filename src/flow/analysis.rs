@@ -32,8 +32,7 @@
 //! SYN/ACK, and per direction the data/ACK RTT: the time from a segment to the first ACK that
 //! acknowledges exactly its end (Wireshark's `ack_rtt`), as min/avg/max. The unacknowledged
 //! segments needed for that are kept per direction up to [`MAX_UNACKED`] entries, drawing
-//! from the table's [`AuxBudget`]; segments not kept get no RTT sample
-//! (counted).
+//! from the table's [`AuxBudget`]; segments not kept get no RTT sample (counted).
 //!
 //! Sequence numbers use Wireshark's conventions: 0 means "not known yet" for `nextseq`,
 //! `lastack` and `maxseqtobeacked`.

@@ -38,9 +38,9 @@
 //!   `flows_evicted`. A live flow costs at most [`FlowTable::BYTES_PER_FLOW`] outside the two
 //!   budgets below, which is how `--max-memory` turns memory into a flow cap
 //!   (`crate::limits`); side-table memory is charged by allocation size (capacity plus the
-//!   allocator's header), so the budgets say what the allocator holds. Reassembly memory is bounded per direction
-//!   ([`Config::max_buffered`](crate::reassembly::Config)) and globally (one shared
-//!   [`Budget`]); see `crate::reassembly` for what a cap does to a
+//!   allocator's header), so the budgets say what the allocator holds. Reassembly memory is
+//!   bounded per direction ([`Config::max_buffered`](crate::reassembly::Config)) and
+//!   globally (one shared [`Budget`]); see `crate::reassembly` for what a cap does to a
 //!   stream (a declared gap, never silent loss). Per-flow side tables (unacknowledged
 //!   segments for RTTs, gap lists) draw from one [`AuxBudget`]; what does not fit is counted,
 //!   not stored. History strings are capped at 32 letters.

@@ -205,8 +205,8 @@
 //! phase reads matters more than what it computes: each leg's ends are taken once, with its
 //! summary (`path::Ends`), not looked up in the features per candidate edge. On the 2-core
 //! development machine (a noisy VM) `tests/join_bench.rs` joins 50k seed-path-like paths
-//! (250k observations, 50k conntrack entries) in about 0.56-0.65 s, best of three joins in
-//! one process (the first, on memory fresh from the kernel, takes about 0.7-0.8 s).
+//! (250k observations, 50k conntrack entries) in about 0.52-0.65 s, best of three joins in
+//! one process (the first, on memory fresh from the kernel, takes about 0.6-0.7 s).
 
 pub mod digest;
 pub mod evidence;

@@ -709,13 +709,13 @@ const ELIMINATION_LEGS: usize = 8;
 /// are distinct and equal in number, at most [`ELIMINATION_LEGS`] each. A pairing of two
 /// of its legs is *possible* when it is a candidate edge whose closes are explained
 /// ([`close_unexplained`]), or a near miss (acausal by at most the doubt, [`NearMiss`]);
-/// only pairings broken by more than the doubt are ruled out, so timestamp noise that made a true hop
-/// no candidate keeps its alternative alive. When exactly one way to pair every leg of the
-/// group uses possible pairings only, and all of them are candidate edges, its edges are
-/// taken ([`Evidence::Elimination`]). When two or
-/// more ways do, the group's hops stay ambiguous and are marked *undecidable*, with the
-/// number of ways ([`Choice::undecidable`]): what the packets kept cannot tell them apart,
-/// a better score or margin would only be a guess. Legs that a taken edge joined already
+/// only pairings broken by more than the doubt are ruled out, so timestamp noise that made a
+/// true hop no candidate keeps its alternative alive. When exactly one way to pair every leg
+/// of the group uses possible pairings only, and all of them are candidate edges, its edges
+/// are taken ([`Evidence::Elimination`]). When two or more ways do, the group's hops stay
+/// ambiguous and are marked *undecidable*, with the number of ways
+/// ([`Choice::undecidable`]): what the packets kept cannot tell them apart, a better score
+/// or margin would only be a guess. Legs that a taken edge joined already
 /// are out of the game (their other candidates are no rivals); groups whose legs have
 /// possible partners outside the group are left as they are (nothing is claimed of them).
 fn eliminate(edges: &[PathEdge], near: &[NearMiss], choice: &mut Choice) {

@@ -11,20 +11,20 @@
 //!   printed early, in id order within the batch (counted: `records_flushed_early`), so
 //!   memory stays bounded. Joined (`--flows` without `--no-join`), batches close at two
 //!   fifths of those bounds (a batch holds its newest paths back for the next one, see
-//!   [`paths::join_batch`]) and are joined and written on a join thread (`JoinWorker`) while frames
-//!   keep coming; the batch out counts against the bounds until its output is written, and
-//!   at most one is out, so held plus joining stay within them. The held records' joiner
-//!   features are copied, as their flows end, into one block per batch
+//!   [`paths::join_batch`]) and are joined and written on a join thread (`JoinWorker`)
+//!   while frames keep coming; the batch out counts against the bounds until its output is
+//!   written, and at most one is out, so held plus joining stay within them. The held
+//!   records' joiner features are copied, as their flows end, into one block per batch
 //!   ([`paths::BatchFeatures`], sized once for a batch's bound and counted as
-//!   [`paths::BatchFeatures::ENTRY_BYTES`] per record), which travels with the batch and comes back
-//!   cleared for a later one: no record costs an allocation or a free for its features, on
-//!   either thread. The output (batch order,
-//!   path ids) is the one an inline join of the same batches writes (with `--follow`, which
-//!   shares standard output, batches are joined inline, and so they are when the process
-//!   may run on one CPU only: see [`ReportOptions::join_thread`]). Each batch is joined with the
-//!   report's evidence ([`ReportOptions::evidence`], then what [`FlowReport::add_evidence`]
-//!   adds: live, the final evidence, added when capture ends) and, live, when it is joined
-//!   before that, with the evidence gathered so far that bears on its records
+//!   [`paths::BatchFeatures::ENTRY_BYTES`] per record), which travels with the batch and
+//!   comes back cleared for a later one: no record costs an allocation or a free for its
+//!   features, on either thread. The output (batch order, path ids) is the one an inline
+//!   join of the same batches writes (with `--follow`, which shares standard output,
+//!   batches are joined inline, and so they are when the process may run on one CPU only:
+//!   see [`ReportOptions::join_thread`]). Each batch is joined with the report's evidence
+//!   ([`ReportOptions::evidence`], then what [`FlowReport::add_evidence`] adds: live, the
+//!   final evidence, added when capture ends) and, live, when it is joined before that,
+//!   with the evidence gathered so far that bears on its records
 //!   ([`FlowReport::set_early_evidence`], [`paths::EarlyEvidence`]; see
 //!   [`crate::evidence`]), taken on this thread when the batch is handed over. A run that
 //!   never flushes early writes what it wrote without it.

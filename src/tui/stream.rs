@@ -4,8 +4,8 @@
 //!
 //! The stream is laid out into [`StreamLine`]s in `update` (when it loads, the format
 //! changes or the pane is resized), so drawing only slices the visible lines. Every payload
-//! byte goes through [`escape::payload_ascii`] or is written
-//! in hex: nothing raw reaches the terminal.
+//! byte goes through [`escape::payload_ascii`] or is written in hex: nothing raw reaches
+//! the terminal.
 
 use super::app::{App, Pane, PathState, StreamFormat};
 use super::escape;
